@@ -1,0 +1,1 @@
+"""seismo models: autoencoders, training, artifacts and evaluation."""

@@ -1,0 +1,19 @@
+"""The exception hierarchy shared by every seismo package.
+
+``SeismoError`` is the one root: the CLI catches it and prints its message as a
+single line, so every message must read well on its own.
+"""
+
+from __future__ import annotations
+
+
+class SeismoError(Exception):
+    """Root of every error seismo raises on purpose."""
+
+
+class DataError(SeismoError):
+    """A training or evaluation data file cannot be read or has the wrong shape."""
+
+
+class ArtifactError(SeismoError):
+    """A model artifact is missing, corrupt, or incompatible with this seismo."""

@@ -1,0 +1,1 @@
+"""seismo stream: Kafka and Redis wiring, the scorer, the CLI."""

@@ -1,0 +1,182 @@
+"""The ``seismo`` command line.
+
+Every command turns a :class:`~stream.errors.SeismoError` into one line on
+stderr and exit status 1; a usage error exits 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stream.errors import ConfigError, SeismoError
+
+app = typer.Typer(
+    name="seismo",
+    help="Streaming anomaly detection for sensor events on Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Opt = typer.Option
+
+
+def parse_pairs(pairs: list[str] | None) -> dict[str, str] | None:
+    """Parse repeated ``KEY=VALUE`` options.
+
+    >>> parse_pairs(["security.protocol=SASL_SSL", "sasl.mechanism=PLAIN"])
+    {'security.protocol': 'SASL_SSL', 'sasl.mechanism': 'PLAIN'}
+    >>> parse_pairs(["oops"])
+    Traceback (most recent call last):
+    ...
+    stream.errors.ConfigError: --kafka-config expects KEY=VALUE, got 'oops'
+    """
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--kafka-config expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def setup_logging(level: str) -> None:
+    """Log lines to stderr, one per event."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def install_stop_handlers() -> threading.Event:
+    """SIGTERM/SIGINT set the returned event: finish the batch, commit, leave."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        logging.getLogger("seismo").info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+@app.command()
+def score(
+    model: Annotated[Path | None, Opt(help="Model artifact directory [env SEISMO_MODEL].")] = None,
+    bootstrap_servers: Annotated[str | None, Opt(help="Kafka bootstrap servers.")] = None,
+    input_topic: Annotated[str | None, Opt("--input-topic", "--topic", help="Event topic.")] = None,
+    alerts_topic: Annotated[str | None, Opt(help="Alerts topic.")] = None,
+    scores_topic: Annotated[str | None, Opt(help="Optional per-event scores topic.")] = None,
+    dlq_topic: Annotated[str | None, Opt(help="Dead-letter topic.")] = None,
+    group_id: Annotated[str | None, Opt(help="Consumer group id.")] = None,
+    redis_url: Annotated[str | None, Opt(help="Redis URL (password allowed).")] = None,
+    redis_prefix: Annotated[str | None, Opt(help="Prefix of Redis keys.")] = None,
+    device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
+    max_batch: Annotated[int | None, Opt(help="Most events per micro-batch.")] = None,
+    linger_ms: Annotated[int | None, Opt(help="Longest wait for a batch to fill (ms).")] = None,
+    k: Annotated[float | None, Opt("--k", help="Threshold = mean + k*std.")] = None,
+    min_samples: Annotated[int | None, Opt(help="Warm-up scores before the rolling threshold.")] = None,
+    learn_anomalies: Annotated[
+        bool | None, Opt("--learn-anomalies/--no-learn-anomalies", help="Fold flagged scores in.")
+    ] = None,
+    stats_window: Annotated[int | None, Opt(help="Memory of the rolling statistics.")] = None,
+    max_message_bytes: Annotated[int | None, Opt(help="Larger events are dead-lettered.")] = None,
+    flush_timeout_s: Annotated[float | None, Opt(help="Delivery confirmation timeout.")] = None,
+    metrics_port: Annotated[int | None, Opt(help="Prometheus port (0 = off).")] = None,
+    metrics_host: Annotated[str | None, Opt(help="Metrics bind address.")] = None,
+    kafka_config: Annotated[
+        list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable (SASL/TLS...).")
+    ] = None,
+    log_level: Annotated[str | None, Opt(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    config: Annotated[Path | None, Opt(help="TOML config file (flags and env win).")] = None,
+) -> None:
+    """Score events from Kafka and publish alerts (runs until SIGTERM/SIGINT)."""
+    from stream.service import run_scorer
+    from stream.settings import load_settings
+
+    given = dict(locals())
+    given.pop("config")
+    given["kafka_config"] = parse_pairs(kafka_config)
+    settings = load_settings(given, config_file=config)
+    setup_logging(settings.log_level)
+    run_scorer(settings, install_stop_handlers())
+
+
+@app.command()
+def train(
+    data: Annotated[Path, Opt(help="Training data: .npz (key X), .csv or .parquet.")],
+    out: Annotated[Path, Opt(help="Artifact directory to write.")],
+    epochs: Annotated[int, Opt(help="Most training epochs.")] = 60,
+    seed: Annotated[int, Opt(help="Random seed.")] = 0,
+    hidden: Annotated[str | None, Opt(help="Hidden sizes, e.g. 64,16 (default from d).")] = None,
+    name: Annotated[str, Opt(help="Model name (namespaces Redis statistics).")] = "seismo",
+    exclude_labelled: Annotated[bool, Opt(help="Drop rows whose label y is 1.")] = False,
+    label_column: Annotated[str | None, Opt(help="CSV/parquet label column.")] = None,
+    batch_size: Annotated[int, Opt(help="Minibatch size.")] = 256,
+    patience: Annotated[int, Opt(help="Early-stopping patience (epochs).")] = 6,
+    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Train a dense autoencoder and write a self-describing artifact."""
+    from stream.train_cmd import run_train
+
+    run_train(
+        data=data,
+        out=out,
+        epochs=epochs,
+        seed=seed,
+        hidden=hidden,
+        name=name,
+        exclude_labelled=exclude_labelled,
+        label_column=label_column,
+        batch_size=batch_size,
+        patience=patience,
+        device=device,
+    )
+
+
+@app.command()
+def produce(
+    topic: Annotated[str, Opt(help="Topic to publish to.")],
+    data: Annotated[Path, Opt(help="Rows to publish: .npz, .csv or .parquet.")],
+    bootstrap_servers: Annotated[str, Opt(help="Kafka bootstrap servers.")] = "127.0.0.1:9092",
+    rate: Annotated[float, Opt(help="Events per second (0 = as fast as possible).")] = 0.0,
+    device_column: Annotated[str | None, Opt(help="CSV/parquet column holding device ids.")] = None,
+    devices: Annotated[int, Opt(help="Without --device-column: spread rows over N devices.")] = 1,
+    label_column: Annotated[str | None, Opt(help="Column to leave out of the values.")] = None,
+    limit: Annotated[int | None, Opt(help="Publish at most N rows.")] = None,
+    kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
+) -> None:
+    """Publish the rows of a file as events following the contract (id = row index)."""
+    from stream.replay import run_produce
+
+    run_produce(
+        topic=topic,
+        data=data,
+        bootstrap_servers=bootstrap_servers,
+        rate=rate,
+        device_column=device_column,
+        devices=devices,
+        label_column=label_column,
+        limit=limit,
+        kafka_config=parse_pairs(kafka_config) or {},
+    )
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors, no tracebacks for known failures."""
+    try:
+        app()
+    except SeismoError as exc:
+        print(f"seismo: error: {exc}", file=sys.stderr)
+        sys.exit(1)

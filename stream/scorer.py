@@ -1,0 +1,214 @@
+"""The scoring loop: micro-batches in, alerts out, at least once.
+
+:class:`Scorer` only moves data between Kafka, the model, the threshold rule
+and Redis; the logic lives in :mod:`stream.codec`, :mod:`stream.threshold` and
+:mod:`stream.alerts`. It runs in one thread, so a rebalance (served inside
+``consume``) never happens while a batch is in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from models.artifact import Artifact
+from stream.alerts import (
+    ScoredBatch,
+    Source,
+    alert_records,
+    dead_letter_headers,
+    score_records,
+)
+from stream.codec import DecodedBatch, decode_batch
+from stream.kafka_io import ConfirmingProducer, split_errors
+from stream.metrics import ScorerMetrics
+from stream.redis_stats import SharedStats
+from stream.settings import ScorerSettings
+from stream.threshold import ThresholdRule, learnable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one call of :meth:`Scorer.process` did."""
+
+    consumed: int
+    scored: int
+    dead_lettered: int
+    alerts: int
+
+
+def _timestamps(messages: Sequence[Message], now_ms: int) -> list[int]:
+    out = []
+    for m in messages:
+        kind, ts = m.timestamp()
+        out.append(now_ms if kind == TIMESTAMP_NOT_AVAILABLE else ts)
+    return out
+
+
+def commit_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets that commit a batch: the highest offset + 1 of each partition."""
+    top: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic(), m.partition())
+        top[key] = max(top.get(key, -1), m.offset())
+    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
+
+
+class Scorer:
+    """Score micro-batches from a subscribed consumer and publish the results."""
+
+    def __init__(
+        self,
+        *,
+        settings: ScorerSettings,
+        artifact: Artifact,
+        consumer: Consumer,
+        producer: ConfirmingProducer,
+        stats: SharedStats,
+        metrics: ScorerMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.artifact = artifact
+        self.consumer = consumer
+        self.producer = producer
+        self.stats = stats
+        self.metrics = metrics
+        self.clock = clock
+        self.rule = ThresholdRule(k=settings.k, min_samples=settings.min_samples)
+        self._redis_errors_seen = 0
+        metrics.model_info.labels(artifact.name, artifact.version).set(1)
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume and process batches until ``stop`` is set.
+
+        A batch closes when ``max_batch`` messages arrived or ``linger_ms``
+        passed; the batch in flight when ``stop`` is set is finished first.
+        """
+        linger_s = self.settings.linger_ms / 1000
+        while not stop.is_set():
+            messages = self.consumer.consume(
+                num_messages=self.settings.max_batch, timeout=linger_s
+            )
+            if messages:
+                self.process(messages)
+            else:
+                self.producer.poll()
+
+    def process(self, raw: Sequence[Message]) -> BatchResult:
+        """Score one micro-batch and hand it on, at least once.
+
+        The order below is what makes a crash at any point lose nothing:
+
+        1. Decode and validate; score the valid rows; judge them against the
+           threshold from the shared statistics (read from Redis).
+        2. Produce alerts, scores (if enabled) and dead letters.
+        3. Flush and confirm delivery; on failure raise ``DeliveryError``
+           *without committing*, so the batch is consumed again after restart.
+        4. Merge the batch's normal scores into the Redis statistics.
+        5. Commit the batch's offsets synchronously.
+
+        A crash before step 5 replays the batch: alerts reappear with the same
+        ``alert_id`` (deduplicate on it) and step 4 may count a batch twice in
+        the rolling statistics, which only nudges them. Nothing is lost.
+        """
+        started = time.perf_counter()
+        messages, errors = split_errors(raw)
+        if errors:
+            self.metrics.kafka_errors.inc(len(errors))
+            log.warning("consume error: %s", errors[0].str())
+        if not messages:
+            return BatchResult(0, 0, 0, 0)
+        sources = [Source(m.topic(), m.partition(), m.offset()) for m in messages]
+        now_ms = int(self.clock() * 1000)
+        decoded = decode_batch(
+            [m.value() for m in messages],
+            kafka_timestamps=_timestamps(messages, now_ms),
+            n_features=self.artifact.n_features,
+            max_bytes=self.settings.max_message_bytes,
+        )
+        scored = self._score(decoded, sources)  # 1
+        n_alerts = self._publish(scored, messages, sources)  # 2
+        self.producer.flush(self.settings.flush_timeout_s)  # 3
+        self.stats.merge(  # 4
+            learnable(scored.scores, scored.flags, self.settings.learn_anomalies)
+        )
+        self._commit(messages)  # 5
+        self._observe(scored, len(messages), n_alerts, started)
+        return BatchResult(len(messages), len(decoded), len(decoded.rejected), n_alerts)
+
+    def _score(self, decoded: DecodedBatch, sources: Sequence[Source]) -> ScoredBatch:
+        scores, feature_errors = self.artifact.detector.score_with_features(decoded.values)
+        stats, source = self.stats.read()
+        threshold = self.rule.current(stats, self.artifact.calibration, source)
+        flags, zscores = threshold.classify(scores)
+        return ScoredBatch(
+            decoded=decoded,
+            sources=sources,
+            scores=scores,
+            feature_errors=feature_errors,
+            flags=flags,
+            zscores=zscores,
+            threshold=threshold,
+            model_version=self.artifact.version,
+            feature_names=self.artifact.feature_names,
+        )
+
+    def _publish(
+        self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source]
+    ) -> int:
+        s = self.settings
+        detected_at = int(self.clock() * 1000)
+        alerts = alert_records(scored, detected_at)
+        for record in alerts:
+            self.producer.send(s.alerts_topic, orjson.dumps(record), record["device_id"].encode())
+            self.metrics.event_to_alert.observe(max(detected_at - record["ts"], 0) / 1000)
+        if s.scores_topic:
+            for record in score_records(scored):
+                self.producer.send(s.scores_topic, orjson.dumps(record), record["device_id"].encode())
+        for rejected in scored.decoded.rejected:
+            msg = messages[rejected.index]
+            headers = list(msg.headers() or []) + dead_letter_headers(
+                rejected.reason, sources[rejected.index]
+            )
+            self.producer.send(s.dlq_topic, msg.value() or b"", msg.key(), headers)
+        return len(alerts)
+
+    def _commit(self, messages: Sequence[Message]) -> None:
+        try:
+            self.consumer.commit(offsets=commit_offsets(messages), asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance took the partitions: their new owner re-scores the batch
+            # (duplicates, never loss), so carry on.
+            self.metrics.kafka_errors.inc()
+            log.warning("offset commit failed, batch will be redelivered: %s", exc)
+
+    def _observe(self, scored: ScoredBatch, consumed: int, alerts: int, started: float) -> None:
+        m, t = self.metrics, scored.threshold
+        m.consumed.inc(consumed)
+        m.scored.inc(len(scored.decoded))
+        m.dead_lettered.inc(len(scored.decoded.rejected))
+        m.alerts.inc(alerts)
+        m.batch_size.observe(consumed)
+        m.batch_latency.observe(time.perf_counter() - started)
+        m.threshold.set(t.value)
+        m.threshold_mean.set(t.mean)
+        m.threshold_std.set(t.std)
+        m.redis_errors.inc(self.stats.errors - self._redis_errors_seen)
+        self._redis_errors_seen = self.stats.errors
+
+

@@ -1,0 +1,156 @@
+"""Decoding and validation: any bytes in, a vector or a dead-letter reason out."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.codec import DecodedBatch, decode_batch, encode_event, parse_timestamp
+
+D = 4
+
+
+def decode(*values: bytes | None, n_features: int = D, max_bytes: int = 4096) -> DecodedBatch:
+    return decode_batch(
+        list(values), kafka_timestamps=[777] * len(values), n_features=n_features,
+        max_bytes=max_bytes,
+    )
+
+
+def reason(value: bytes | None, **kw) -> str:
+    batch = decode(value, **kw)
+    assert len(batch) == 0, "expected a rejection"
+    return batch.rejected[0].reason
+
+
+def event(**fields) -> bytes:
+    base = {"device_id": "pump-1", "values": [1.0, 2.0, 3.0, 4.0]}
+    base.update(fields)
+    return orjson.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+def test_valid_event_decodes_to_float32_row_with_metadata():
+    batch = decode(event(ts=1_700_000_000_000, id="e-9"))
+    assert batch.values.dtype == np.float32
+    assert batch.values.tolist() == [[1.0, 2.0, 3.0, 4.0]]
+    assert batch.device_ids == ["pump-1"]
+    assert batch.event_ids == ["e-9"]
+    assert batch.timestamps.tolist() == [1_700_000_000_000]
+    assert batch.rejected == []
+
+
+def test_missing_ts_falls_back_to_kafka_timestamp_and_int_id_is_accepted():
+    batch = decode(event(id=12))
+    assert batch.timestamps.tolist() == [777]
+    assert batch.event_ids == ["12"]
+
+
+def test_iso_timestamp_is_parsed_as_utc_epoch_ms():
+    batch = decode(event(ts="2024-01-01T00:00:00Z"))
+    assert batch.timestamps.tolist() == [1_704_067_200_000]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "empty message value (tombstone)"),
+        (b"", "empty message value (tombstone)"),
+        (b"{not json", "invalid JSON"),
+        (b"\xff\xfe{}", "invalid UTF-8"),
+        (b"[1, 2]", "event is not a JSON object"),
+        (event(device_id=...), "missing field 'device_id'"),
+        (event(device_id=""), "field 'device_id' must be a non-empty string"),
+        (event(device_id=5), "field 'device_id' must be a non-empty string"),
+        (event(values=...), "missing field 'values'"),
+        (event(values="1,2,3,4"), "field 'values' must be an array of numbers"),
+        (event(values=[1, 2, 3]), "expected 4 values, got 3"),
+        (event(values=[1, 2, "3", 4]), "field 'values' must be an array of numbers"),
+        (event(values=[1, 2, True, 4]), "field 'values' must be an array of numbers"),
+        (event(values=[1, 2, [3], 4]), "field 'values' must be an array of numbers"),
+        (event(values=[1, 2, None, 4]), "field 'values' must be an array of numbers"),
+        (event(values=[1, 2, 1e300, 4]), "non-finite value in 'values' (NaN, Inf or beyond float32 range)"),
+        (event(ts=True), "field 'ts' must be epoch milliseconds (integer) or an ISO-8601 string"),
+        (event(ts=-5), "field 'ts' out of range: -5"),
+        (event(ts="yesterday"), "field 'ts' is not an ISO-8601 time: 'yesterday'"),
+        (event(id=""), "field 'id' must be a non-empty string"),
+        (event(id="x" * 300), "field 'id' longer than 256 characters"),
+    ],
+)
+def test_each_invalid_event_gets_its_reason(value, expected):
+    assert reason(value) == expected
+
+
+def test_nan_and_infinity_literals_are_rejected():
+    for raw in (b'{"device_id":"d","values":[NaN,1,2,3]}', b'{"device_id":"d","values":[Infinity,1,2,3]}'):
+        assert reason(raw) in {"invalid JSON", "non-finite value in 'values' (NaN, Inf or beyond float32 range)"}
+
+
+def test_oversize_message_is_rejected_before_parsing():
+    big = event(pad="x" * 5000)
+    assert reason(big) == f"message of {len(big)} bytes exceeds the limit of 4096"
+
+
+def test_deeply_nested_json_is_rejected_not_crashing():
+    nested = b"[" * 100_000 + b"]" * 100_000
+    assert reason(nested, max_bytes=1_000_000) in {"invalid JSON", "event is not a JSON object"}
+
+
+def test_batch_keeps_good_rows_around_bad_ones_in_order():
+    batch = decode(event(id="a"), b"junk", event(id="b"), event(values=[1]), event(id="c"))
+    assert batch.rows.tolist() == [0, 2, 4]
+    assert batch.event_ids == ["a", "b", "c"]
+    assert [r.index for r in batch.rejected] == [1, 3]
+
+
+def test_input_bytes_are_not_mutated_and_empty_batch_is_empty():
+    raw = bytearray(event())
+    copy = bytes(raw)
+    decode(bytes(raw))
+    assert bytes(raw) == copy
+    empty = decode()
+    assert empty.values.shape == (0, D) and empty.rejected == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.binary(max_size=200)), max_size=20))
+def test_any_bytes_give_rows_or_reasons_never_an_exception(values):
+    batch = decode(*values)
+    seen = sorted(batch.rows.tolist() + [r.index for r in batch.rejected])
+    assert seen == list(range(len(values)))
+    assert batch.values.shape == (len(batch.rows), D)
+    assert np.isfinite(batch.values).all()
+    assert all(r.reason for r in batch.rejected)
+
+
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1), st.floats(allow_nan=False), st.text(max_size=10))
+json_value = st.recursive(json_leaf, lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=8), c, max_size=5), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["device_id", "values", "ts", "id", "x"]), json_value, max_size=5))
+def test_any_json_object_gives_a_row_or_a_reason(obj):
+    batch = decode(orjson.dumps(obj))
+    assert len(batch) + len(batch.rejected) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(min_size=1, max_size=30),
+    st.lists(st.floats(min_value=-1e30, max_value=1e30, allow_nan=False), min_size=D, max_size=D),
+    st.integers(min_value=0, max_value=2**45),
+)
+def test_encoded_events_round_trip(device, values, ts):
+    batch = decode(encode_event(device, values, ts=ts, event_id="i"))
+    assert batch.device_ids == [device]
+    assert batch.timestamps.tolist() == [ts]
+    np.testing.assert_allclose(batch.values[0], np.float32(values), rtol=1e-6)
+
+
+def test_parse_timestamp_floors_sub_millisecond_iso():
+    assert parse_timestamp("1970-01-01T00:00:00.0019+00:00") == 1
+    assert math.isclose(parse_timestamp("1970-01-01T00:00:01"), 1000)

@@ -1,0 +1,86 @@
+"""Settings: precedence, validation messages, secrets."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from stream.cli import parse_pairs
+from stream.errors import ConfigError
+from stream.kafka_io import CONSUMER_DEFAULTS, PINNED_CONSUMER, client_config
+from stream.settings import load_settings
+
+
+def test_defaults_match_the_documented_contract():
+    s = load_settings({"model": "m"}, env={})
+    assert (s.input_topic, s.alerts_topic, s.dlq_topic, s.scores_topic) == (
+        "sensor-events", "anomalies", "sensor-events.dlq", None)
+    assert (s.k, s.max_batch, s.linger_ms, s.learn_anomalies, s.device) == (3.0, 1024, 50, False, "auto")
+
+
+def test_cli_beats_env_beats_file_beats_default(tmp_path):
+    cfg = tmp_path / "seismo.toml"
+    cfg.write_text('model = "from-file"\nk = 4.5\nmax_batch = 10\nlinger_ms = 7\n')
+    env = {"SEISMO_K": "5.5", "SEISMO_MAX_BATCH": "20"}
+    s = load_settings({"max_batch": 30}, config_file=cfg, env=env)
+    assert s.max_batch == 30          # flag
+    assert s.k == 5.5                 # env over file
+    assert s.linger_ms == 7           # file over default
+    assert str(s.model) == "from-file"
+    assert s.min_samples == 1000      # default
+
+
+def test_env_carries_kafka_config_as_json_and_is_case_insensitive():
+    s = load_settings({"model": "m"}, env={"seismo_kafka_config": '{"security.protocol": "SASL_SSL"}'})
+    assert s.kafka_config == {"security.protocol": "SASL_SSL"}
+
+
+@pytest.mark.parametrize(
+    ("given", "needle"),
+    [
+        ({"model": "m", "k": -1}, "invalid setting k (SEISMO_K)"),
+        ({"model": "m", "linger_ms": "soon"}, "invalid setting linger_ms (SEISMO_LINGER_MS)"),
+        ({"model": "m", "no_such_thing": 1}, "no_such_thing"),
+        ({}, "invalid setting model (SEISMO_MODEL): Field required"),
+    ],
+)
+def test_bad_settings_give_one_line_naming_the_setting(given, needle):
+    with pytest.raises(ConfigError) as info:
+        load_settings(given, env={})
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings({"model": "m"}, config_file=tmp_path / "nope.toml", env={})
+
+
+def test_secrets_are_masked_in_the_loggable_view_and_repr(caplog):
+    s = load_settings(
+        {"model": "m", "redis_url": "rediss://u:hunter2@r:6380/0",
+         "kafka_config": {"sasl.password": "hunter2", "sasl.username": "bob"}},
+        env={},
+    )
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("t").info("settings %s %r", s.redacted(), s)
+    assert "hunter2" not in caplog.text
+    assert "bob" in caplog.text
+    assert s.redis_url.get_secret_value() == "rediss://u:hunter2@r:6380/0"
+
+
+def test_user_kafka_config_passes_through_but_cannot_turn_on_auto_commit():
+    config = client_config(
+        "b:1", CONSUMER_DEFAULTS,
+        {"enable.auto.commit": "true", "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"},
+        PINNED_CONSUMER,
+    )
+    assert config["enable.auto.commit"] is False
+    assert config["security.protocol"] == "SASL_SSL"
+    assert config["bootstrap.servers"] == "b:1"
+
+
+def test_kafka_config_pairs_keep_equals_signs_in_values():
+    assert parse_pairs(["sasl.jaas.config=a=b"]) == {"sasl.jaas.config": "a=b"}
+    assert parse_pairs(None) is None

@@ -1,0 +1,73 @@
+"""The threshold rule: warm-up, classification, anomaly protection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.calibration import Calibration
+from stream.stats import RunningStats
+from stream.threshold import ThresholdRule, learnable
+
+CAL = Calibration(count=500, mean=1.0, std=0.2, quantiles={})
+
+
+def test_threshold_comes_from_calibration_until_min_samples():
+    rule = ThresholdRule(k=3.0, min_samples=100)
+    warm = rule.current(RunningStats.from_scores(np.full(99, 50.0)), CAL)
+    assert warm.source == "calibration"
+    assert warm.value == pytest.approx(1.6)
+
+
+def test_threshold_follows_rolling_stats_after_warm_up():
+    rule = ThresholdRule(k=2.0, min_samples=100)
+    scores = np.random.default_rng(1).normal(5.0, 0.5, 1000)
+    t = rule.current(RunningStats.from_scores(scores), CAL, source="local")
+    assert t.source == "local"
+    assert t.value == pytest.approx(scores.mean() + 2.0 * scores.std())
+    assert (t.mean, t.std, t.k) == pytest.approx((scores.mean(), scores.std(), 2.0))
+
+
+def test_min_samples_zero_uses_stats_immediately_even_empty():
+    t = ThresholdRule(k=3.0, min_samples=0).current(RunningStats(), CAL)
+    assert t.source == "redis" and t.value == 0.0
+
+
+def test_classify_flags_strictly_above_and_zscores_match():
+    t = ThresholdRule(k=3.0, min_samples=10**9).current(RunningStats(), CAL)
+    scores = np.array([0.8, t.value, t.value + 1e-6, 3.0])
+    flags, z = t.classify(scores)
+    assert flags.tolist() == [False, False, True, True]
+    np.testing.assert_allclose(z, (scores - 1.0) / 0.2)
+
+
+def test_zero_std_does_not_divide_by_zero():
+    t = ThresholdRule(k=3.0, min_samples=1).current(RunningStats.from_scores([2.0, 2.0]), CAL)
+    flags, z = t.classify(np.array([2.0, 2.5]))
+    assert flags.tolist() == [False, True]
+    assert np.isfinite(z).all()
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_flagged_scores_are_kept_out_of_the_statistics_unless_asked(learn):
+    scores = np.array([1.0, 1.2, 0.9, 40.0, 55.0])
+    flags = scores > 10
+    stats = learnable(scores, flags, learn_anomalies=learn)
+    expected = scores if learn else scores[:3]
+    assert stats.count == len(expected)
+    assert stats.mean == pytest.approx(expected.mean())
+
+
+def test_protected_threshold_does_not_drift_up_during_an_anomaly_burst():
+    rule = ThresholdRule(k=3.0, min_samples=10)
+    rng = np.random.default_rng(2)
+    results = {}
+    for learn in (False, True):
+        state = RunningStats.from_scores(rng.normal(1.0, 0.1, 1000))
+        for _ in range(20):
+            t = rule.current(state, CAL)
+            burst = rng.normal(5.0, 0.1, 200)
+            flags, _ = t.classify(burst)
+            state = state.merge(learnable(burst, flags, learn))
+        results[learn] = rule.current(state, CAL).value
+    assert results[False] < 1.5 < results[True]
