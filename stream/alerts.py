@@ -49,6 +49,11 @@ def alert_id(src: Source) -> str:
     return f"{src.topic}:{src.partition}:{src.offset}"
 
 
+def _short(x: np.floating) -> float:
+    """A float32 error as the shortest float that reads back the same (tidy JSON)."""
+    return float(f"{float(x):.7g}")
+
+
 def top_features(
     errors: np.ndarray, names: Sequence[str], n: int = 3
 ) -> list[dict[str, Any]]:
@@ -64,7 +69,7 @@ def top_features(
     n = min(n, errors.shape[0])
     idx = np.argpartition(-errors, n - 1)[:n] if n else np.array([], dtype=np.int64)
     idx = idx[np.argsort(-errors[idx], kind="stable")]
-    return [{"index": int(i), "name": names[i], "error": float(errors[i])} for i in idx]
+    return [{"index": int(i), "name": names[i], "error": _short(errors[i])} for i in idx]
 
 
 @dataclass(frozen=True)

@@ -117,14 +117,14 @@ def score(
 def train(
     data: Annotated[Path, Opt(help="Training data: .npz (key X), .csv or .parquet.")],
     out: Annotated[Path, Opt(help="Artifact directory to write.")],
-    epochs: Annotated[int, Opt(help="Most training epochs.")] = 60,
+    epochs: Annotated[int, Opt(help="Most training epochs.")] = 100,
     seed: Annotated[int, Opt(help="Random seed.")] = 0,
     hidden: Annotated[str | None, Opt(help="Hidden sizes, e.g. 64,16 (default from d).")] = None,
     name: Annotated[str, Opt(help="Model name (namespaces Redis statistics).")] = "seismo",
     exclude_labelled: Annotated[bool, Opt(help="Drop rows whose label y is 1.")] = False,
     label_column: Annotated[str | None, Opt(help="CSV/parquet label column.")] = None,
-    batch_size: Annotated[int, Opt(help="Minibatch size.")] = 256,
-    patience: Annotated[int, Opt(help="Early-stopping patience (epochs).")] = 6,
+    batch_size: Annotated[int, Opt(help="Minibatch size.")] = 64,
+    patience: Annotated[int, Opt(help="Early-stopping patience (epochs).")] = 8,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Train a dense autoencoder and write a self-describing artifact."""

@@ -25,7 +25,7 @@ Examples
 array([[1., 2.]], dtype=float32)
 >>> batch.rows.tolist(), batch.device_ids, batch.timestamps.tolist()
 ([0], ['d1'], [1000])
->>> [(r.index, r.reason) for r in batch.rejected]
+>>> [(r.index, r.reason.split(":")[0]) for r in batch.rejected]
 [(1, 'invalid JSON'), (2, 'empty message value (tombstone)')]
 """
 
@@ -194,8 +194,9 @@ def decode_event(value: bytes | None, n_features: int, max_bytes: int) -> _Event
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        reason = "invalid UTF-8" if "UTF-8" in str(exc) else "invalid JSON"
-        raise EventError(reason) from None
+        detail = str(exc)
+        reason = "invalid UTF-8" if "UTF-8" in detail else f"invalid JSON: {detail}"
+        raise EventError(reason[:200]) from None
     if not isinstance(obj, dict):
         raise EventError("event is not a JSON object")
     device_id = _identifier(obj, "device_id", required=True)

@@ -19,8 +19,7 @@ Examples
 (3.5, 'redis')
 >>> flags, z = t.classify(np.array([1.0, 3.4, 3.6], dtype=np.float32))
 >>> flags.tolist(), z.round(2).tolist()
-[False, False, True]
-[-2.0, 2.8, 3.2]
+([False, False, True], [-2.0, 2.8, 3.2])
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def parse_hidden(text: str | None, n_features: int) -> tuple[int, ...]:
     >>> parse_hidden("250,10", 784)
     (250, 10)
     >>> parse_hidden(None, 16)
-    (8, 4)
+    (32, 8)
     >>> parse_hidden("a,b", 16)
     Traceback (most recent call last):
     ...

@@ -82,12 +82,13 @@ def test_iso_timestamp_is_parsed_as_utc_epoch_ms():
     ],
 )
 def test_each_invalid_event_gets_its_reason(value, expected):
-    assert reason(value) == expected
+    assert reason(value).split(":")[0] == expected.split(":")[0]
+    assert reason(value).startswith(expected)
 
 
 def test_nan_and_infinity_literals_are_rejected():
     for raw in (b'{"device_id":"d","values":[NaN,1,2,3]}', b'{"device_id":"d","values":[Infinity,1,2,3]}'):
-        assert reason(raw) in {"invalid JSON", "non-finite value in 'values' (NaN, Inf or beyond float32 range)"}
+        assert reason(raw) .split(":")[0] == "invalid JSON"
 
 
 def test_oversize_message_is_rejected_before_parsing():
@@ -97,7 +98,7 @@ def test_oversize_message_is_rejected_before_parsing():
 
 def test_deeply_nested_json_is_rejected_not_crashing():
     nested = b"[" * 100_000 + b"]" * 100_000
-    assert reason(nested, max_bytes=1_000_000) in {"invalid JSON", "event is not a JSON object"}
+    assert reason(nested, max_bytes=1_000_000).startswith(("invalid JSON", "event is not a JSON object"))
 
 
 def test_batch_keeps_good_rows_around_bad_ones_in_order():

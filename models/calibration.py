@@ -1,0 +1,107 @@
+"""Statistics of the reconstruction error on held-out normal rows.
+
+They ship inside the model artifact so a threshold can start from them before
+any live traffic has been seen.
+
+Examples
+--------
+>>> import numpy as np
+>>> cal = Calibration.from_scores(np.array([1.0, 2.0, 3.0, 4.0]))
+>>> cal.count, cal.mean, round(cal.std, 4)
+(4, 2.5, 1.118)
+>>> cal.quantiles["0.5"]
+2.5
+>>> round(cal.threshold(3.0), 4)
+5.8541
+>>> Calibration.from_dict(cal.to_dict()) == cal
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.errors import DataError
+
+QUANTILES: tuple[str, ...] = ("0.5", "0.9", "0.95", "0.99", "0.999")
+"""Quantile levels recorded, as the string keys used in ``config.json``."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Summary of anomaly scores (higher = more anomalous) on normal data.
+
+    Parameters
+    ----------
+    count : int
+        Number of scores summarised.
+    mean : float
+        Mean score.
+    std : float
+        Population standard deviation (ddof=0) of the scores.
+    quantiles : dict of str to float
+        Linear-interpolated quantiles keyed by level, see `QUANTILES`.
+    """
+
+    count: int
+    mean: float
+    std: float
+    quantiles: dict[str, float]
+
+    @classmethod
+    def from_scores(cls, scores: np.ndarray) -> Calibration:
+        """Summarise a 1-D array of finite scores of shape ``(n,)``, ``n >= 1``.
+
+        Statistics are computed in float64 whatever the input dtype.
+        """
+        values = np.asarray(scores, dtype=np.float64)
+        if values.ndim != 1 or values.size == 0:
+            raise DataError(f"calibration needs a non-empty 1-D score array, got {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise DataError("calibration scores contain NaN or Inf")
+        levels = np.array([float(q) for q in QUANTILES])
+        qs = np.quantile(values, levels)
+        return cls(
+            count=int(values.size),
+            mean=float(values.mean()),
+            std=float(values.std()),
+            quantiles={key: float(q) for key, q in zip(QUANTILES, qs, strict=True)},
+        )
+
+    def threshold(self, k: float) -> float:
+        """Return ``mean + k * std``, the score above which a row is ``k`` sigmas out.
+
+        Examples
+        --------
+        >>> Calibration(count=2, mean=1.0, std=0.5, quantiles={}).threshold(2)
+        2.0
+        """
+        return self.mean + k * self.std
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict; `from_dict` reverses it."""
+        return {
+            "count": self.count,
+            "mean": self.mean,
+            "std": self.std,
+            "quantiles": dict(self.quantiles),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        """Rebuild from `to_dict` output; raises `DataError` if fields are missing or bad."""
+        try:
+            count = data["count"]
+            quantiles = {str(k): float(v) for k, v in dict(data["quantiles"]).items()}
+            mean, std = float(data["mean"]), float(data["std"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"invalid calibration: {exc!r}") from exc
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise DataError(f"invalid calibration: count must be a positive integer, got {count!r}")
+        if not all(np.isfinite([mean, std, *quantiles.values()])) or std < 0:
+            raise DataError("invalid calibration: mean, std and quantiles must be finite, std >= 0")
+        return cls(count=count, mean=mean, std=std, quantiles=quantiles)

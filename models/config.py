@@ -1,0 +1,217 @@
+"""Hyperparameters of the autoencoder and of its training, as frozen dataclasses.
+
+Nothing here imports torch: a config is plain data that travels inside the
+model artifact (``config.json``) and is validated once, when it is built.
+
+Examples
+--------
+>>> cfg = DenseConfig(n_features=16, hidden=default_hidden(16))
+>>> cfg
+DenseConfig(n_features=16, hidden=(32, 8), activation='relu', output_activation=None)
+>>> DenseConfig.from_dict(cfg.to_dict()) == cfg
+True
+>>> DenseConfig.arch
+'dense'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from models.errors import SeismoError
+
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu")
+"""Activation names a config may use; ``models.dense`` maps them to modules."""
+
+LOSSES: tuple[str, ...] = ("mse", "mae", "huber")
+"""Training losses ``TrainConfig.loss`` may name. Scoring is always squared error."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if not _is_int(value) or value <= 0:  # type: ignore[operator]
+        raise SeismoError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_activation(name: str, value: object) -> None:
+    if value not in ACTIVATIONS:
+        known = ", ".join(ACTIVATIONS)
+        raise SeismoError(f"{name} {value!r} is not one of: {known}")
+
+
+def _known_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SeismoError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    return {k: v for k, v in data.items() if k in names}
+
+
+def default_hidden(n_features: int) -> tuple[int, ...]:
+    """Pick hidden layer widths for a dense autoencoder of ``n_features`` inputs.
+
+    The bottleneck is ``clamp(n_features // 2, 1, 32)``: narrower than the
+    input (so the model cannot learn the identity) but wide enough for the
+    few latent factors that drive correlated sensor channels. The first hidden
+    layer is ``clamp(2 * n_features, 16, 256)``, overcomplete for small inputs,
+    which trains faster and more reliably.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features ``d``.
+
+    Returns
+    -------
+    tuple of int
+        ``(first, bottleneck)``.
+
+    Examples
+    --------
+    >>> default_hidden(8)
+    (16, 4)
+    >>> default_hidden(16)
+    (32, 8)
+    >>> default_hidden(21)
+    (42, 10)
+    >>> default_hidden(784)
+    (256, 32)
+    >>> default_hidden(3)
+    (16, 1)
+    """
+    _check_positive_int("n_features", n_features)
+    bottleneck = min(max(n_features // 2, 1), 32)
+    first = min(max(2 * n_features, 16), 256)
+    return (first, bottleneck)
+
+
+@dataclass(frozen=True)
+class DenseConfig:
+    """Architecture of a fully connected autoencoder.
+
+    Parameters
+    ----------
+    n_features : int
+        Input and output width ``d``.
+    hidden : tuple of int
+        Encoder widths, outermost first; the last is the (linear) bottleneck.
+        The decoder mirrors them back to ``n_features``.
+    activation : str
+        Activation between hidden layers, one of `ACTIVATIONS`.
+    output_activation : str or None
+        Optional activation on the reconstruction; ``None`` keeps it linear,
+        which suits standardised inputs.
+    """
+
+    arch: ClassVar[str] = "dense"
+
+    n_features: int
+    hidden: tuple[int, ...]
+    activation: str = "relu"
+    output_activation: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive_int("n_features", self.n_features)
+        if isinstance(self.hidden, list):
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+        if not isinstance(self.hidden, tuple) or not self.hidden:
+            raise SeismoError(f"hidden must be a non-empty tuple of widths, got {self.hidden!r}")
+        for width in self.hidden:
+            _check_positive_int("hidden layer width", width)
+        _check_activation("activation", self.activation)
+        if self.output_activation is not None:
+            _check_activation("output_activation", self.output_activation)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict; `from_dict` reverses it."""
+        data = asdict(self)
+        data["hidden"] = list(self.hidden)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DenseConfig:
+        """Build a config from `to_dict` output; raises `SeismoError` if invalid."""
+        kwargs = _known_fields(cls, data)
+        if isinstance(kwargs.get("hidden"), list):
+            kwargs["hidden"] = tuple(kwargs["hidden"])
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise SeismoError(f"invalid {cls.__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of `models.training.train_autoencoder`.
+
+    Parameters
+    ----------
+    epochs : int
+        Upper bound on passes over the training rows.
+    batch_size : int
+        Rows per optimiser step.
+    lr : float
+        Adam learning rate.
+    weight_decay : float
+        Adam L2 penalty.
+    val_fraction : float
+        Share of rows held out, in ``(0, 1)``; they drive early stopping and the
+        calibration of the score.
+    patience : int
+        Stop after this many epochs without a lower validation loss.
+    seed : int
+        Seeds torch and the shuffling, so a run is repeatable on one device.
+    loss : str
+        Training loss, one of `LOSSES`.
+
+    Examples
+    --------
+    >>> TrainConfig(epochs=5).epochs
+    5
+    >>> TrainConfig(val_fraction=1.0)
+    Traceback (most recent call last):
+    ...
+    models.errors.SeismoError: val_fraction must be in (0, 1), got 1.0
+    """
+
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    patience: int = 8
+    seed: int = 0
+    loss: str = "mse"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            _check_positive_int(name, getattr(self, name))
+        if not _is_int(self.seed) or self.seed < 0:
+            raise SeismoError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not _is_real(self.lr) or self.lr <= 0:
+            raise SeismoError(f"lr must be a positive number, got {self.lr!r}")
+        if not _is_real(self.weight_decay) or self.weight_decay < 0:
+            raise SeismoError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if not _is_real(self.val_fraction) or not 0 < self.val_fraction < 1:
+            raise SeismoError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.loss not in LOSSES:
+            raise SeismoError(f"loss {self.loss!r} is not one of: {', '.join(LOSSES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict; `from_dict` reverses it."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build a config from `to_dict` output; raises `SeismoError` if invalid."""
+        return cls(**_known_fields(cls, data))

@@ -1,0 +1,244 @@
+"""Loading training and evaluation tables from ``.npz``, ``.csv`` and ``.parquet`` files.
+
+Every problem with a file (unknown extension, missing file, non-numeric
+values, NaN/Inf, bad labels) is raised as a one-line `DataError` naming the
+file and, where it can, the row and column.
+
+Examples
+--------
+>>> import tempfile
+>>> from pathlib import Path
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     path = Path(tmp) / "sensors.csv"
+...     _ = path.write_text("temp,vib,label\\n20.5,0.1,0\\n21.0,0.2,0\\n90.0,3.0,1\\n")
+...     table = load_table(path, label_column="label")
+...     normal = load_table(path, label_column="label", exclude_labelled=True)
+>>> table.feature_names, table.x.shape, table.y.tolist()
+(['temp', 'vib'], (3, 2), [0, 0, 1])
+>>> normal.x.shape
+(2, 2)
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import DataError
+
+Loaded = tuple[np.ndarray, np.ndarray | None, list[str]]
+"""What a format reader returns: raw features (n, d), raw labels (n,) or None, names."""
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A numeric table of rows to train on or score.
+
+    Attributes
+    ----------
+    x : numpy.ndarray
+        Shape ``(n, d)``, float32, finite.
+    y : numpy.ndarray or None
+        Shape ``(n,)``, int64 labels: 0 = normal, 1 = anomaly.
+    feature_names : list of str
+        ``d`` unique column names.
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None
+    feature_names: list[str]
+
+
+def _is_numeric(array: np.ndarray) -> bool:
+    """Bool, integer or real floating dtype."""
+    return array.dtype.kind in "biuf"
+
+
+def _read_npz(path: Path, label_column: str | None) -> Loaded:
+    """``X`` holds the features; labels come from ``label_column`` (default ``y``) if present."""
+    label_key = label_column or "y"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "X" not in archive.files:
+                raise DataError(f"{path} has no array 'X' (found: {', '.join(archive.files)})")
+            if label_column is not None and label_key not in archive.files:
+                raise DataError(f"{path} has no label array {label_key!r}")
+            x = archive["X"]
+            y = archive[label_key] if label_key in archive.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path} as .npz: {exc}") from exc
+    n_features = x.shape[1] if x.ndim == 2 else 0
+    return x, y, [f"f{i}" for i in range(n_features)]
+
+
+def _locate_csv_problem(path: Path, n_columns: int) -> str | None:
+    """Find the first line whose cells are not ``n_columns`` numbers; slow, errors only."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        for line_no, row in enumerate(csv.reader(handle), start=1):
+            if line_no == 1 or not row:
+                continue
+            if len(row) != n_columns:
+                return f"line {line_no} has {len(row)} columns, the header has {n_columns}"
+            for column, cell in enumerate(row, start=1):
+                try:
+                    float(cell)
+                except ValueError:
+                    return f"line {line_no}, column {column}: {cell!r} is not a number"
+    return None
+
+
+def _label_split(
+    matrix: np.ndarray, names: list[str], label_column: str | None, path: Path
+) -> Loaded:
+    """Pull ``label_column`` (if any) out of ``matrix`` as the label vector."""
+    if label_column is None:
+        return matrix, None, names
+    if label_column not in names:
+        raise DataError(f"{path} has no label column {label_column!r} (columns: {names})")
+    index = names.index(label_column)
+    features = [n for n in names if n != label_column]
+    return np.delete(matrix, index, axis=1), matrix[:, index], features
+
+
+def _read_csv(path: Path, label_column: str | None) -> Loaded:
+    """Comma-separated, one header row of names, every cell numeric."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            matrix = np.loadtxt(
+                path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64, quotechar='"'
+            )
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    except ValueError as exc:
+        problem = _locate_csv_problem(path, len(header)) or str(exc)
+        raise DataError(f"{path}: {problem}") from exc
+    if not header:
+        raise DataError(f"{path} is empty; expected a header row of column names")
+    if matrix.size == 0:
+        raise DataError(f"{path} has a header but no data rows")
+    if matrix.shape[1] != len(header):
+        raise DataError(f"{path}: rows have {matrix.shape[1]} columns, header has {len(header)}")
+    return _label_split(matrix, [name.strip() for name in header], label_column, path)
+
+
+def _read_parquet(path: Path, label_column: str | None) -> Loaded:
+    """Every column numeric (integer, float or boolean) without nulls."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise DataError(f"reading {path} needs pyarrow: pip install 'seismo[parquet]'") from exc
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path} as parquet: {exc}") from exc
+    columns = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if not (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        ):
+            raise DataError(f"{path}: column {name!r} has non-numeric type {kind}")
+        if column.null_count:
+            raise DataError(f"{path}: column {name!r} has {column.null_count} missing value(s)")
+        columns.append(column.to_numpy().astype(np.float64))
+    if not columns or table.num_rows == 0:
+        raise DataError(f"{path} has no data (shape {table.num_rows} x {table.num_columns})")
+    return _label_split(np.column_stack(columns), list(table.column_names), label_column, path)
+
+
+_READERS: dict[str, Callable[[Path, str | None], Loaded]] = {
+    ".npz": _read_npz,
+    ".csv": _read_csv,
+    ".parquet": _read_parquet,
+}
+
+
+def _check_features(path: Path, x: np.ndarray, names: list[str]) -> np.ndarray:
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(f"{path}: features must have shape (n, d) with n, d >= 1, got {x.shape}")
+    if not _is_numeric(x):
+        raise DataError(f"{path}: features must be numeric, got dtype {x.dtype}")
+    if len(set(names)) != len(names) or not all(names):
+        raise DataError(f"{path}: column names must be unique and non-empty, got {names}")
+    with np.errstate(over="ignore"):  # overflow becomes Inf, reported just below
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+    bad = ~np.isfinite(x32)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise DataError(
+            f"{path}: NaN or Inf (or a value too large for float32) in data row {row}, "
+            f"column {names[col]!r}"
+        )
+    return x32
+
+
+def _check_labels(path: Path, y: np.ndarray, n_rows: int) -> np.ndarray:
+    if y.ndim != 1 or y.shape[0] != n_rows or not _is_numeric(y):
+        raise DataError(f"{path}: labels must be numeric with shape ({n_rows},), got {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise DataError(f"{path}: labels must be 0 (normal) or 1 (anomaly)")
+    return y.astype(np.int64)
+
+
+def load_table(
+    path: str | os.PathLike[str],
+    *,
+    label_column: str | None = None,
+    exclude_labelled: bool = False,
+) -> Table:
+    """Read a numeric table, optionally with 0/1 anomaly labels.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.npz`` (array ``X``, optional labels ``y``; features named ``f0``,
+        ``f1``, ...), ``.csv`` (header row of names) or ``.parquet`` (needs
+        pyarrow).
+    label_column : str, optional
+        CSV/parquet column holding the labels; it is not a feature. For
+        ``.npz`` it names the label array (default ``y``, read if present).
+    exclude_labelled : bool
+        Drop rows labelled 1 (anomalies), e.g. to train on normal rows only.
+
+    Returns
+    -------
+    Table
+
+    Raises
+    ------
+    DataError
+        Unknown extension, missing file, non-numeric data, NaN/Inf, bad labels.
+    """
+    source = Path(path)
+    reader = _READERS.get(source.suffix.lower())
+    if reader is None:
+        known = ", ".join(_READERS)
+        raise DataError(f"unsupported data file {source}: expected one of {known}")
+    if not source.exists():
+        raise DataError(f"data file not found: {source}")
+    if not source.is_file():
+        raise DataError(f"data path {source} is not a file")
+    raw_x, raw_y, names = reader(source, label_column)
+    x = _check_features(source, raw_x, names)
+    y = None if raw_y is None else _check_labels(source, raw_y, x.shape[0])
+    if exclude_labelled:
+        if y is None:
+            raise DataError(
+                f"{source}: exclude_labelled needs labels (label_column, or 'y' in .npz)"
+            )
+        keep = y != 1
+        if not keep.any():
+            raise DataError(f"{source}: every row is labelled 1; nothing left to train on")
+        x, y = x[keep], y[keep]
+    return Table(x=x, y=y, feature_names=names)

@@ -1,0 +1,84 @@
+"""Architecture registry: the name stored in an artifact -> config and module classes.
+
+A new architecture (sparse, denoising, vae, conv1d, lstm, ...) registers one
+`Architecture` here. Its config class is a frozen dataclass with a class-level
+``arch`` name, an ``n_features`` field and ``to_dict``/``from_dict``; its module
+class is a `torch.nn.Module` built from that config alone.
+
+Examples
+--------
+>>> sorted(ARCHITECTURES)
+['dense']
+>>> spec = get_architecture("dense")
+>>> cfg = spec.config_cls.from_dict({"n_features": 4, "hidden": [2]})
+>>> type(spec.build(cfg)).__name__
+'DenseAutoencoder'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple, Protocol
+
+from torch import nn
+
+from models.config import DenseConfig
+from models.dense import DenseAutoencoder
+from models.errors import SeismoError
+
+
+class ModelConfig(Protocol):
+    """What every architecture's config provides."""
+
+    arch: ClassVar[str]
+
+    @property
+    def n_features(self) -> int:
+        """Input width ``d``."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields for ``config.json``."""
+        ...
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Inverse of `to_dict`; raises `SeismoError` when invalid."""
+        ...
+
+
+class Architecture(NamedTuple):
+    """A registered architecture: its config class and its module class."""
+
+    config_cls: type[ModelConfig]
+    module_cls: type[nn.Module]
+
+    def build(self, config: ModelConfig) -> nn.Module:
+        """Instantiate a freshly initialised module for ``config``."""
+        if not isinstance(config, self.config_cls):
+            raise SeismoError(
+                f"{self.module_cls.__name__} needs a {self.config_cls.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        return self.module_cls(config)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    DenseConfig.arch: Architecture(DenseConfig, DenseAutoencoder),
+}
+"""Every architecture seismo can train and load, by the name artifacts record."""
+
+
+def get_architecture(arch: str) -> Architecture:
+    """Look up an architecture by name.
+
+    Raises
+    ------
+    SeismoError
+        If ``arch`` is not registered; the message lists the known names.
+    """
+    try:
+        return ARCHITECTURES[arch]
+    except (KeyError, TypeError) as exc:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise SeismoError(f"unknown architecture {arch!r} (known: {known})") from exc

@@ -1,0 +1,232 @@
+"""Training an autoencoder on normal rows, with early stopping on held-out rows.
+
+Examples
+--------
+>>> import numpy as np
+>>> from models.config import TrainConfig
+>>> x = np.random.default_rng(0).normal(size=(64, 6))
+>>> result = train_autoencoder(x, train=TrainConfig(epochs=2), device="cpu")
+>>> result.summary["epochs_run"], result.summary["n_train"], result.summary["n_val"]
+(2, 58, 6)
+>>> result.val_scores.shape
+(6,)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.config import DenseConfig, TrainConfig, default_hidden
+from models.detector import CHUNK_ROWS, AutoencoderDetector
+from models.device import select_device, to_device
+from models.errors import DataError, SeismoError
+from models.registry import ModelConfig, get_architecture
+from models.scaler import StandardScaler
+
+MIN_ROWS = 10
+"""Fewest rows `train_autoencoder` accepts (at least one goes to validation)."""
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ProgressFn = Callable[[int, float, float], None]
+
+_LOSS_FNS: dict[str, LossFn] = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}
+
+
+@dataclass
+class TrainResult:
+    """What `train_autoencoder` returns.
+
+    Attributes
+    ----------
+    detector : AutoencoderDetector
+        The model with its best-validation weights, in eval mode.
+    summary : dict
+        ``epochs_run``, ``best_epoch``, ``train_loss`` and ``val_loss`` (both at
+        the best epoch), ``n_train``, ``n_val``, ``seconds``, ``device`` and
+        ``train_config`` (the `TrainConfig` as a dict).
+    val_scores : numpy.ndarray
+        Shape ``(n_val,)``: anomaly scores of the held-out rows, for calibration.
+    """
+
+    detector: AutoencoderDetector
+    summary: dict[str, Any]
+    val_scores: np.ndarray
+
+
+@dataclass
+class _Fit:
+    epochs_run: int = 0
+    best_epoch: int = 0
+    best_train: float = math.inf
+    best_val: float = math.inf
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _check_training_data(x: np.ndarray) -> np.ndarray:
+    try:
+        array = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"training data must be numeric: {exc}") from exc
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise DataError(f"training data must have shape (n, d) with d >= 1, got {array.shape}")
+    if array.shape[0] < MIN_ROWS:
+        raise DataError(f"need at least {MIN_ROWS} rows to train, got {array.shape[0]}")
+    bad_rows = int(np.count_nonzero(~np.isfinite(array).all(axis=1)))
+    if bad_rows:
+        raise DataError(f"training data has {bad_rows} row(s) with NaN or Inf; clean them first")
+    return array
+
+
+def _resolve_config(config: ModelConfig | None, n_features: int) -> ModelConfig:
+    if config is None:
+        return DenseConfig(n_features=n_features, hidden=default_hidden(n_features))
+    if config.n_features != n_features:
+        raise DataError(f"model config expects {config.n_features} features, data has {n_features}")
+    return config
+
+
+def _split(n: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle ``range(n)`` and cut it into (train, validation) index arrays."""
+    order = rng.permutation(n)
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _train_epoch(
+    module: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> float:
+    """One pass over ``x`` in shuffled minibatches; returns the row-weighted mean loss."""
+    module.train()
+    order = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    total = torch.zeros((), device=x.device)
+    for start in range(0, len(x), batch_size):
+        batch = x[order[start : start + batch_size]]
+        optimiser.zero_grad(set_to_none=True)
+        loss = loss_fn(module(batch), batch)
+        loss.backward()
+        optimiser.step()
+        total += loss.detach() * len(batch)
+    return float(total) / len(x)
+
+
+def _evaluate(module: nn.Module, loss_fn: LossFn, x: torch.Tensor) -> float:
+    """Row-weighted mean loss of ``x`` in eval mode, without gradients."""
+    module.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for start in range(0, len(x), CHUNK_ROWS):
+            batch = x[start : start + CHUNK_ROWS]
+            total += float(loss_fn(module(batch), batch)) * len(batch)
+    return total / len(x)
+
+
+def _fit(
+    module: nn.Module,
+    x_train: torch.Tensor,
+    x_val: torch.Tensor,
+    train: TrainConfig,
+    rng: np.random.Generator,
+    progress: ProgressFn | None,
+) -> _Fit:
+    """Run epochs until ``train.epochs`` or ``train.patience`` epochs without improvement."""
+    optimiser = torch.optim.Adam(module.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    loss_fn = _LOSS_FNS[train.loss]
+    fit = _Fit()
+    for epoch in range(1, train.epochs + 1):
+        train_loss = _train_epoch(module, optimiser, loss_fn, x_train, train.batch_size, rng)
+        val_loss = _evaluate(module, loss_fn, x_val)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise SeismoError(f"training diverged at epoch {epoch} (loss is not finite); lower lr")
+        fit.epochs_run = epoch
+        if progress is not None:
+            progress(epoch, train_loss, val_loss)
+        if val_loss < fit.best_val:
+            fit.best_epoch, fit.best_train, fit.best_val = epoch, train_loss, val_loss
+            fit.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        elif epoch - fit.best_epoch >= train.patience:
+            break
+    return fit
+
+
+def train_autoencoder(
+    x: np.ndarray,
+    *,
+    config: ModelConfig | None = None,
+    train: TrainConfig = TrainConfig(),
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Fit a scaler and an autoencoder to rows assumed (mostly) normal.
+
+    Steps: seed torch and a numpy generator with ``train.seed``; shuffle and
+    hold out ``train.val_fraction`` of the rows; fit the scaler on the training
+    part only; train with Adam in minibatches; stop early when the validation
+    loss has not improved for ``train.patience`` epochs and restore the best
+    weights; score the held-out rows for calibration.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(n, d)``, ``n >= MIN_ROWS``, finite; not modified.
+    config : ModelConfig, optional
+        Architecture; defaults to a `DenseConfig` with `default_hidden(d)`.
+    train : TrainConfig
+        Optimisation hyperparameters.
+    device : str
+        Passed to `models.device.select_device`.
+    progress : callable, optional
+        Called after every epoch as ``progress(epoch, train_loss, val_loss)``,
+        ``epoch`` counting from 1.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    DataError
+        Non-numeric, non-2-D, too few rows, NaN/Inf, or a config for another width.
+    SeismoError
+        Unknown device, or the loss diverged.
+    """
+    started = time.perf_counter()
+    data = _check_training_data(x)
+    model_config = _resolve_config(config, data.shape[1])
+    target = select_device(device)
+    torch.manual_seed(train.seed)
+    rng = np.random.default_rng(train.seed)
+    train_idx, val_idx = _split(len(data), train.val_fraction, rng)
+    scaler = StandardScaler.fit(data[train_idx])
+    module = get_architecture(model_config.arch).build(model_config).to(target)
+    x_train = to_device(scaler.transform(data[train_idx]), target)
+    x_val = to_device(scaler.transform(data[val_idx]), target)
+    fit = _fit(module, x_train, x_val, train, rng, progress)
+    module.load_state_dict(fit.best_state)
+    detector = AutoencoderDetector(module, scaler, config=model_config, device=target)
+    val_scores = detector.score_batch(data[val_idx])
+    summary: dict[str, Any] = {
+        "epochs_run": fit.epochs_run,
+        "best_epoch": fit.best_epoch,
+        "train_loss": fit.best_train,
+        "val_loss": fit.best_val,
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "seconds": round(time.perf_counter() - started, 3),
+        "device": str(target),
+        "train_config": train.to_dict(),
+    }
+    return TrainResult(detector=detector, summary=summary, val_scores=val_scores)
