@@ -13,6 +13,8 @@ Examples
 2.5
 >>> round(cal.threshold(3.0), 4)
 5.8541
+>>> round(cal.log_mean, 4), round(cal.log_std, 4)
+(0.7945, 0.5206)
 >>> Calibration.from_dict(cal.to_dict()) == cal
 True
 """
@@ -30,6 +32,21 @@ from models.errors import DataError
 QUANTILES: tuple[str, ...] = ("0.5", "0.9", "0.95", "0.99", "0.999")
 """Quantile levels recorded, as the string keys used in ``config.json``."""
 
+LOG_FLOOR = 1e-30
+"""Scores are floored here before taking logs (a perfect reconstruction scores 0)."""
+
+
+def log_scores(scores: np.ndarray) -> np.ndarray:
+    """Natural log of non-negative scores, in float64, floored at `LOG_FLOOR`.
+
+    Reconstruction errors are positive and right-skewed (roughly log-normal),
+    so their logs are close to Gaussian: mean + k * std is meaningful there.
+
+    >>> float(log_scores(np.array([1.0]))[0]), bool(log_scores(np.array([0.0]))[0] < -60)
+    (0.0, True)
+    """
+    return np.log(np.maximum(np.asarray(scores, dtype=np.float64), LOG_FLOOR))
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -45,12 +62,16 @@ class Calibration:
         Population standard deviation (ddof=0) of the scores.
     quantiles : dict of str to float
         Linear-interpolated quantiles keyed by level, see `QUANTILES`.
+    log_mean, log_std : float
+        Mean and population std of `log_scores` of the same scores.
     """
 
     count: int
     mean: float
     std: float
     quantiles: dict[str, float]
+    log_mean: float
+    log_std: float
 
     @classmethod
     def from_scores(cls, scores: np.ndarray) -> Calibration:
@@ -70,6 +91,8 @@ class Calibration:
             mean=float(values.mean()),
             std=float(values.std()),
             quantiles={key: float(q) for key, q in zip(QUANTILES, qs, strict=True)},
+            log_mean=float(log_scores(values).mean()),
+            log_std=float(log_scores(values).std()),
         )
 
     def threshold(self, k: float) -> float:
@@ -77,7 +100,8 @@ class Calibration:
 
         Examples
         --------
-        >>> Calibration(count=2, mean=1.0, std=0.5, quantiles={}).threshold(2)
+        >>> Calibration(count=2, mean=1.0, std=0.5, quantiles={}, log_mean=0.0,
+        ...             log_std=0.1).threshold(2)
         2.0
         """
         return self.mean + k * self.std
@@ -89,6 +113,8 @@ class Calibration:
             "mean": self.mean,
             "std": self.std,
             "quantiles": dict(self.quantiles),
+            "log_mean": self.log_mean,
+            "log_std": self.log_std,
         }
 
     @classmethod
@@ -98,10 +124,14 @@ class Calibration:
             count = data["count"]
             quantiles = {str(k): float(v) for k, v in dict(data["quantiles"]).items()}
             mean, std = float(data["mean"]), float(data["std"])
+            log_mean, log_std = float(data["log_mean"]), float(data["log_std"])
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"invalid calibration: {exc!r}") from exc
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise DataError(f"invalid calibration: count must be a positive integer, got {count!r}")
-        if not all(np.isfinite([mean, std, *quantiles.values()])) or std < 0:
-            raise DataError("invalid calibration: mean, std and quantiles must be finite, std >= 0")
-        return cls(count=count, mean=mean, std=std, quantiles=quantiles)
+        if not all(np.isfinite([mean, std, log_mean, log_std, *quantiles.values()])) or min(
+            std, log_std
+        ) < 0:
+            raise DataError("invalid calibration: statistics must be finite, std >= 0")
+        return cls(count=count, mean=mean, std=std, quantiles=quantiles, log_mean=log_mean,
+                   log_std=log_std)

@@ -119,6 +119,7 @@ def alert_records(batch: ScoredBatch, detected_at_ms: int) -> list[dict[str, Any
             k=t.k,
             zscore=float(batch.zscores[i]),
             threshold_source=t.source,
+            threshold_space=t.space,
             top_features=top_features(batch.feature_errors[i], batch.feature_names),
         )
         out.append(record)

@@ -86,6 +86,9 @@ def score(
     max_batch: Annotated[int | None, Opt(help="Most events per micro-batch.")] = None,
     linger_ms: Annotated[int | None, Opt(help="Longest wait for a batch to fill (ms).")] = None,
     k: Annotated[float | None, Opt("--k", help="Threshold = mean + k*std.")] = None,
+    threshold_space: Annotated[
+        str | None, Opt(help="log (default) or linear: where mean/std are computed.")
+    ] = None,
     min_samples: Annotated[int | None, Opt(help="Warm-up scores before the rolling threshold.")] = None,
     learn_anomalies: Annotated[
         bool | None, Opt("--learn-anomalies/--no-learn-anomalies", help="Fold flagged scores in.")
@@ -102,11 +105,11 @@ def score(
     config: Annotated[Path | None, Opt(help="TOML config file (flags and env win).")] = None,
 ) -> None:
     """Score events from Kafka and publish alerts (runs until SIGTERM/SIGINT)."""
+    given = dict(locals())  # first statement: exactly the options
+    given.pop("config")
     from stream.service import run_scorer
     from stream.settings import load_settings
 
-    given = dict(locals())
-    given.pop("config")
     given["kafka_config"] = parse_pairs(kafka_config)
     settings = load_settings(given, config_file=config)
     setup_logging(settings.log_level)

@@ -6,8 +6,8 @@ server-side in one Lua script, so concurrent merges from several scorers never
 lose an update; its arithmetic is :meth:`stream.stats.RunningStats.merge`
 (the tests compare the two).
 
-The hash lives at ``{prefix}:stats:{model_name}:{model_version}``: statistics
-of one model version never judge another's scores.
+The hash lives at ``{prefix}:stats:{model_name}:{model_version}:{space}``:
+statistics of one model version (or score space) never judge another's scores.
 """
 
 from __future__ import annotations
@@ -57,13 +57,13 @@ return out
 """
 
 
-def stats_key(prefix: str, model_name: str, model_version: str) -> str:
-    """The Redis key of a model version's statistics.
+def stats_key(prefix: str, model_name: str, model_version: str, space: str) -> str:
+    """The Redis key of a model version's statistics in a score space.
 
-    >>> stats_key("seismo", "pumps", "dense-20261123T000000-abcd1234")
-    'seismo:stats:pumps:dense-20261123T000000-abcd1234'
+    >>> stats_key("seismo", "pumps", "dense-20261123T000000-abcd1234", "log")
+    'seismo:stats:pumps:dense-20261123T000000-abcd1234:log'
     """
-    return f"{prefix}:stats:{model_name}:{model_version}"
+    return f"{prefix}:stats:{model_name}:{model_version}:{space}"
 
 
 def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:

@@ -89,7 +89,9 @@ class Scorer:
         self.stats = stats
         self.metrics = metrics
         self.clock = clock
-        self.rule = ThresholdRule(k=settings.k, min_samples=settings.min_samples)
+        self.rule = ThresholdRule(
+            k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space
+        )
         self._redis_errors_seen = 0
         metrics.model_info.labels(artifact.name, artifact.version).set(1)
 
@@ -145,7 +147,7 @@ class Scorer:
         n_alerts = self._publish(scored, messages, sources)  # 2
         self.producer.flush(self.settings.flush_timeout_s)  # 3
         self.stats.merge(  # 4
-            learnable(scored.scores, scored.flags, self.settings.learn_anomalies)
+            learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space)
         )
         self._commit(messages)  # 5
         self._observe(scored, len(messages), n_alerts, started)

@@ -59,7 +59,9 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
     with ExitStack() as stack:
         client = connect(settings.redis_url.get_secret_value())
         stack.callback(client.close)
-        key = stats_key(settings.redis_prefix, artifact.name, artifact.version)
+        key = stats_key(
+            settings.redis_prefix, artifact.name, artifact.version, settings.threshold_space
+        )
         stats = SharedStats(RedisStats(client, key, settings.stats_window))
         config = client_config(
             settings.bootstrap_servers,

@@ -74,6 +74,10 @@ class ScorerSettings(BaseSettings):
         50, ge=1, le=60_000, description="Longest wait for a micro-batch to fill (ms)."
     )
     k: float = Field(3.0, gt=0, description="Threshold = mean + k * std of recent scores.")
+    threshold_space: Literal["log", "linear"] = Field(
+        "log",
+        description="Statistics of log(score) (default; errors are right-skewed) or raw scores.",
+    )
     min_samples: int = Field(
         1000, ge=0, description="Scores seen before the rolling threshold replaces calibration."
     )

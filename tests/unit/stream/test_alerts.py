@@ -16,6 +16,7 @@ from stream.codec import decode_batch, encode_event
 from stream.threshold import Threshold
 
 ALERT_FIELDS = {
+    "threshold_source", "threshold_space",
     "alert_id", "event_id", "device_id", "ts", "detected_at", "score", "threshold", "mean",
     "std", "zscore", "model_version", "source", "top_features",
 }

@@ -9,18 +9,18 @@ from models.calibration import Calibration
 from stream.stats import RunningStats
 from stream.threshold import ThresholdRule, learnable
 
-CAL = Calibration(count=500, mean=1.0, std=0.2, quantiles={})
+CAL = Calibration(count=500, mean=1.0, std=0.2, quantiles={}, log_mean=0.0, log_std=0.2)
 
 
 def test_threshold_comes_from_calibration_until_min_samples():
-    rule = ThresholdRule(k=3.0, min_samples=100)
+    rule = ThresholdRule(k=3.0, min_samples=100, space="linear")
     warm = rule.current(RunningStats.from_scores(np.full(99, 50.0)), CAL)
     assert warm.source == "calibration"
     assert warm.value == pytest.approx(1.6)
 
 
 def test_threshold_follows_rolling_stats_after_warm_up():
-    rule = ThresholdRule(k=2.0, min_samples=100)
+    rule = ThresholdRule(k=2.0, min_samples=100, space="linear")
     scores = np.random.default_rng(1).normal(5.0, 0.5, 1000)
     t = rule.current(RunningStats.from_scores(scores), CAL, source="local")
     assert t.source == "local"
@@ -29,12 +29,12 @@ def test_threshold_follows_rolling_stats_after_warm_up():
 
 
 def test_min_samples_zero_uses_stats_immediately_even_empty():
-    t = ThresholdRule(k=3.0, min_samples=0).current(RunningStats(), CAL)
+    t = ThresholdRule(k=3.0, min_samples=0, space="linear").current(RunningStats(), CAL)
     assert t.source == "redis" and t.value == 0.0
 
 
 def test_classify_flags_strictly_above_and_zscores_match():
-    t = ThresholdRule(k=3.0, min_samples=10**9).current(RunningStats(), CAL)
+    t = ThresholdRule(k=3.0, min_samples=10**9, space="linear").current(RunningStats(), CAL)
     scores = np.array([0.8, t.value, t.value + 1e-6, 3.0])
     flags, z = t.classify(scores)
     assert flags.tolist() == [False, False, True, True]
@@ -42,7 +42,7 @@ def test_classify_flags_strictly_above_and_zscores_match():
 
 
 def test_zero_std_does_not_divide_by_zero():
-    t = ThresholdRule(k=3.0, min_samples=1).current(RunningStats.from_scores([2.0, 2.0]), CAL)
+    t = ThresholdRule(k=3.0, min_samples=1, space="linear").current(RunningStats.from_scores([2.0, 2.0]), CAL)
     flags, z = t.classify(np.array([2.0, 2.5]))
     assert flags.tolist() == [False, True]
     assert np.isfinite(z).all()
@@ -59,7 +59,7 @@ def test_flagged_scores_are_kept_out_of_the_statistics_unless_asked(learn):
 
 
 def test_protected_threshold_does_not_drift_up_during_an_anomaly_burst():
-    rule = ThresholdRule(k=3.0, min_samples=10)
+    rule = ThresholdRule(k=3.0, min_samples=10, space="linear")
     rng = np.random.default_rng(2)
     results = {}
     for learn in (False, True):
@@ -71,3 +71,31 @@ def test_protected_threshold_does_not_drift_up_during_an_anomaly_burst():
             state = state.merge(learnable(burst, flags, learn))
         results[learn] = rule.current(state, CAL).value
     assert results[False] < 1.5 < results[True]
+
+
+def test_log_space_threshold_is_exp_of_log_statistics_and_classifies_consistently():
+    rng = np.random.default_rng(3)
+    scores = np.exp(rng.normal(-2.0, 0.5, 5000))
+    rule = ThresholdRule(k=3.0, min_samples=100, space="log")
+    t = rule.current(learnable(scores, np.zeros(5000, bool), False, "log"), CAL)
+    assert t.space == "log" and t.source == "redis"
+    assert t.mean == pytest.approx(np.log(scores).mean())
+    assert t.value == pytest.approx(np.exp(np.log(scores).mean() + 3 * np.log(scores).std()))
+    flags, z = t.classify(scores)
+    assert flags.tolist() == (scores > t.value).tolist()
+    assert (flags == (z > 3.0)).all()
+    assert 0.0005 < flags.mean() < 0.004  # ~0.13% for a log-normal
+
+
+def test_log_space_warm_up_uses_log_calibration():
+    t = ThresholdRule(k=3.0, min_samples=100, space="log").current(RunningStats(), CAL)
+    assert t.source == "calibration"
+    assert t.value == pytest.approx(np.exp(0.0 + 3 * 0.2))
+
+
+def test_log_space_handles_zero_scores():
+    t = ThresholdRule(k=3.0, min_samples=0, space="log").current(
+        RunningStats.from_scores(np.log([0.5, 1.0, 2.0])), CAL)
+    flags, z = t.classify(np.array([0.0, 1.0, 1e6]))
+    assert flags.tolist() == [False, False, True]
+    assert np.isfinite(z).all()
