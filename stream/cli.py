@@ -89,7 +89,9 @@ def score(
     threshold_space: Annotated[
         str | None, Opt(help="log (default) or linear: where mean/std are computed.")
     ] = None,
-    min_samples: Annotated[int | None, Opt(help="Warm-up scores before the rolling threshold.")] = None,
+    min_samples: Annotated[
+        int | None, Opt(help="Warm-up scores before the rolling threshold.")
+    ] = None,
     learn_anomalies: Annotated[
         bool | None, Opt("--learn-anomalies/--no-learn-anomalies", help="Fold flagged scores in.")
     ] = None,

@@ -108,7 +108,7 @@ class ConfirmingProducer:
         topic: str,
         value: bytes,
         key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
         retries: int = 100,
     ) -> None:
         """Queue one message; on a full local queue, serve callbacks and retry (bounded)."""

@@ -59,12 +59,21 @@ def _timestamps(messages: Sequence[Message], now_ms: int) -> list[int]:
     return out
 
 
+def source_of(message: Message) -> Source:
+    """Where a consumed message came from (topic, partition, offset)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("a consumed message without topic, partition or offset")
+    return Source(topic, partition, offset)
+
+
 def commit_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     """The offsets that commit a batch: the highest offset + 1 of each partition."""
     top: dict[tuple[str, int], int] = {}
     for m in messages:
-        key = (m.topic(), m.partition())
-        top[key] = max(top.get(key, -1), m.offset())
+        src = source_of(m)
+        key = (src.topic, src.partition)
+        top[key] = max(top.get(key, -1), src.offset)
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
 
 
@@ -135,7 +144,7 @@ class Scorer:
             log.warning("consume error: %s", errors[0].str())
         if not messages:
             return BatchResult(0, 0, 0, 0)
-        sources = [Source(m.topic(), m.partition(), m.offset()) for m in messages]
+        sources = [source_of(m) for m in messages]
         now_ms = int(self.clock() * 1000)
         decoded = decode_batch(
             [m.value() for m in messages],
@@ -181,10 +190,15 @@ class Scorer:
             self.metrics.event_to_alert.observe(max(detected_at - record["ts"], 0) / 1000)
         if s.scores_topic:
             for record in score_records(scored):
-                self.producer.send(s.scores_topic, orjson.dumps(record), record["device_id"].encode())
+                key = record["device_id"].encode()
+                self.producer.send(s.scores_topic, orjson.dumps(record), key)
         for rejected in scored.decoded.rejected:
             msg = messages[rejected.index]
-            headers = list(msg.headers() or []) + dead_letter_headers(
+            original = msg.headers() or []
+            headers: list[tuple[str, str | bytes | None]] = (
+                list(original.items()) if isinstance(original, dict) else list(original)
+            )
+            headers += dead_letter_headers(
                 rejected.reason, sources[rejected.index]
             )
             self.producer.send(s.dlq_topic, msg.value() or b"", msg.key(), headers)

@@ -48,8 +48,12 @@ def read_topic(
     With ``idle_s`` it keeps reading until nothing new arrived for that long
     after ``until`` held (to catch unexpected extra records).
     """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(bootstrap, topic)])
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+    )
+    consumer.assign(
+        [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(bootstrap, topic)]
+    )
     records: list[Record] = []
     deadline = time.monotonic() + timeout_s
     last_new = time.monotonic()
@@ -59,7 +63,9 @@ def read_topic(
             for m in batch:
                 if m.error():
                     continue
-                records.append(Record(m.key(), m.value(), dict(m.headers() or []), m.partition(), m.offset()))
+                records.append(
+                    Record(m.key(), m.value(), dict(m.headers() or []), m.partition(), m.offset())
+                )
                 last_new = time.monotonic()
             if until(records) and time.monotonic() - last_new >= idle_s:
                 break
@@ -68,9 +74,13 @@ def read_topic(
     return records
 
 
-def produce_values(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> dict[int, int]:
+def produce_values(
+    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]
+) -> dict[int, int]:
     """Produce (key, value) pairs; return the end offset (last + 1) of each partition written."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
+    )
     ends: dict[int, int] = {}
     failures: list[str] = []
 
@@ -95,9 +105,13 @@ def produce_values(bootstrap: str, topic: str, messages: list[tuple[bytes | None
 
 def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """The group's committed offset per partition (-1001 = none)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     try:
-        tps = consumer.committed([TopicPartition(topic, p) for p in partitions(bootstrap, topic)], timeout=10)
+        tps = consumer.committed(
+            [TopicPartition(topic, p) for p in partitions(bootstrap, topic)], timeout=10
+        )
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in tps}

@@ -27,7 +27,9 @@ def run_seismo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def start_seismo(*args: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     fh = log.open("a")
-    return subprocess.Popen([*seismo_command(), *args], stdout=fh, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(
+        [*seismo_command(), *args], stdout=fh, stderr=subprocess.STDOUT, env=env
+    )
 
 
 def running(proc: subprocess.Popen, log: Path):
@@ -35,7 +37,9 @@ def running(proc: subprocess.Popen, log: Path):
 
     def check(_records=None) -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"seismo exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"seismo exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            )
         return False
 
     return check

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import models.artifact as artifact_module
-from models.config import default_hidden
 from models.artifact import Artifact, build_artifact, load_artifact, save_artifact
+from models.config import default_hidden
 from models.errors import ArtifactError
 from models.training import TrainResult
 
@@ -245,7 +245,9 @@ def test_corrupt_weights_with_matching_checksum(saved: Path) -> None:
 
 def test_weights_that_do_not_fit_the_config(saved: Path) -> None:
     rewrite(saved, lambda d: d["model"].update(hidden=[32, 7]))
-    with pytest.raises(ArtifactError, match=r"has shape \(8, 32\), the model config needs \(7, 32\)"):
+    with pytest.raises(
+        ArtifactError, match=r"has shape \(8, 32\), the model config needs \(7, 32\)"
+    ):
         load_artifact(saved)
     rewrite(saved, lambda d: d["model"].update(hidden=[32]))
     with pytest.raises(ArtifactError, match="unexpected"):

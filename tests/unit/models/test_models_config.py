@@ -15,7 +15,15 @@ from models.registry import ARCHITECTURES, get_architecture
 
 @pytest.mark.parametrize(
     ("n_features", "expected"),
-    [(1, (16, 1)), (2, (16, 1)), (8, (16, 4)), (16, (32, 8)), (21, (42, 10)), (100, (200, 32)), (784, (256, 32))],
+    [
+        (1, (16, 1)),
+        (2, (16, 1)),
+        (8, (16, 4)),
+        (16, (32, 8)),
+        (21, (42, 10)),
+        (100, (200, 32)),
+        (784, (256, 32)),
+    ],
 )
 def test_default_hidden(n_features: int, expected: tuple[int, int]) -> None:
     assert default_hidden(n_features) == expected

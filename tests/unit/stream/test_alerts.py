@@ -16,11 +16,32 @@ from stream.codec import decode_batch, encode_event
 from stream.threshold import Threshold
 
 ALERT_FIELDS = {
-    "threshold_source", "threshold_space",
-    "alert_id", "event_id", "device_id", "ts", "detected_at", "score", "threshold", "mean",
-    "std", "zscore", "model_version", "source", "top_features",
+    "threshold_source",
+    "threshold_space",
+    "alert_id",
+    "event_id",
+    "device_id",
+    "ts",
+    "detected_at",
+    "score",
+    "threshold",
+    "mean",
+    "std",
+    "zscore",
+    "model_version",
+    "source",
+    "top_features",
 }
-SCORE_FIELDS = {"event_id", "device_id", "ts", "score", "threshold", "is_anomaly", "model_version", "source"}
+SCORE_FIELDS = {
+    "event_id",
+    "device_id",
+    "ts",
+    "score",
+    "threshold",
+    "is_anomaly",
+    "model_version",
+    "source",
+}
 
 
 def scored_batch() -> ScoredBatch:

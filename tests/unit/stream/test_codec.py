@@ -17,7 +17,9 @@ D = 4
 
 def decode(*values: bytes | None, n_features: int = D, max_bytes: int = 4096) -> DecodedBatch:
     return decode_batch(
-        list(values), kafka_timestamps=[777] * len(values), n_features=n_features,
+        list(values),
+        kafka_timestamps=[777] * len(values),
+        n_features=n_features,
         max_bytes=max_bytes,
     )
 
@@ -73,7 +75,10 @@ def test_iso_timestamp_is_parsed_as_utc_epoch_ms():
         (event(values=[1, 2, True, 4]), "field 'values' must be an array of numbers"),
         (event(values=[1, 2, [3], 4]), "field 'values' must be an array of numbers"),
         (event(values=[1, 2, None, 4]), "field 'values' must be an array of numbers"),
-        (event(values=[1, 2, 1e300, 4]), "non-finite value in 'values' (NaN, Inf or beyond float32 range)"),
+        (
+            event(values=[1, 2, 1e300, 4]),
+            "non-finite value in 'values' (NaN, Inf or beyond float32 range)",
+        ),
         (event(ts=True), "field 'ts' must be epoch milliseconds (integer) or an ISO-8601 string"),
         (event(ts=-5), "field 'ts' out of range: -5"),
         (event(ts="yesterday"), "field 'ts' is not an ISO-8601 time: 'yesterday'"),
@@ -87,8 +92,11 @@ def test_each_invalid_event_gets_its_reason(value, expected):
 
 
 def test_nan_and_infinity_literals_are_rejected():
-    for raw in (b'{"device_id":"d","values":[NaN,1,2,3]}', b'{"device_id":"d","values":[Infinity,1,2,3]}'):
-        assert reason(raw) .split(":")[0] == "invalid JSON"
+    for raw in (
+        b'{"device_id":"d","values":[NaN,1,2,3]}',
+        b'{"device_id":"d","values":[Infinity,1,2,3]}',
+    ):
+        assert reason(raw).split(":")[0] == "invalid JSON"
 
 
 def test_oversize_message_is_rejected_before_parsing():
@@ -98,7 +106,9 @@ def test_oversize_message_is_rejected_before_parsing():
 
 def test_deeply_nested_json_is_rejected_not_crashing():
     nested = b"[" * 100_000 + b"]" * 100_000
-    assert reason(nested, max_bytes=1_000_000).startswith(("invalid JSON", "event is not a JSON object"))
+    assert reason(nested, max_bytes=1_000_000).startswith(
+        ("invalid JSON", "event is not a JSON object")
+    )
 
 
 def test_batch_keeps_good_rows_around_bad_ones_in_order():
@@ -128,12 +138,26 @@ def test_any_bytes_give_rows_or_reasons_never_an_exception(values):
     assert all(r.reason for r in batch.rejected)
 
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1), st.floats(allow_nan=False), st.text(max_size=10))
-json_value = st.recursive(json_leaf, lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=8), c, max_size=5), max_leaves=20)
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=10),
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=8), c, max_size=5),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["device_id", "values", "ts", "id", "x"]), json_value, max_size=5))
+@given(
+    st.dictionaries(
+        st.sampled_from(["device_id", "values", "ts", "id", "x"]), json_value, max_size=5
+    )
+)
 def test_any_json_object_gives_a_row_or_a_reason(obj):
     batch = decode(orjson.dumps(obj))
     assert len(batch) + len(batch.rejected) == 1

@@ -15,8 +15,18 @@ from stream.settings import load_settings
 def test_defaults_match_the_documented_contract():
     s = load_settings({"model": "m"}, env={})
     assert (s.input_topic, s.alerts_topic, s.dlq_topic, s.scores_topic) == (
-        "sensor-events", "anomalies", "sensor-events.dlq", None)
-    assert (s.k, s.max_batch, s.linger_ms, s.learn_anomalies, s.device) == (3.0, 1024, 50, False, "auto")
+        "sensor-events",
+        "anomalies",
+        "sensor-events.dlq",
+        None,
+    )
+    assert (s.k, s.max_batch, s.linger_ms, s.learn_anomalies, s.device) == (
+        3.0,
+        1024,
+        50,
+        False,
+        "auto",
+    )
 
 
 def test_cli_beats_env_beats_file_beats_default(tmp_path):
@@ -24,15 +34,17 @@ def test_cli_beats_env_beats_file_beats_default(tmp_path):
     cfg.write_text('model = "from-file"\nk = 4.5\nmax_batch = 10\nlinger_ms = 7\n')
     env = {"SEISMO_K": "5.5", "SEISMO_MAX_BATCH": "20"}
     s = load_settings({"max_batch": 30}, config_file=cfg, env=env)
-    assert s.max_batch == 30          # flag
-    assert s.k == 5.5                 # env over file
-    assert s.linger_ms == 7           # file over default
+    assert s.max_batch == 30  # flag
+    assert s.k == 5.5  # env over file
+    assert s.linger_ms == 7  # file over default
     assert str(s.model) == "from-file"
-    assert s.min_samples == 1000      # default
+    assert s.min_samples == 1000  # default
 
 
 def test_env_carries_kafka_config_as_json_and_is_case_insensitive():
-    s = load_settings({"model": "m"}, env={"seismo_kafka_config": '{"security.protocol": "SASL_SSL"}'})
+    s = load_settings(
+        {"model": "m"}, env={"seismo_kafka_config": '{"security.protocol": "SASL_SSL"}'}
+    )
     assert s.kafka_config == {"security.protocol": "SASL_SSL"}
 
 
@@ -59,8 +71,11 @@ def test_missing_config_file_is_a_clear_error(tmp_path):
 
 def test_secrets_are_masked_in_the_loggable_view_and_repr(caplog):
     s = load_settings(
-        {"model": "m", "redis_url": "rediss://u:hunter2@r:6380/0",
-         "kafka_config": {"sasl.password": "hunter2", "sasl.username": "bob"}},
+        {
+            "model": "m",
+            "redis_url": "rediss://u:hunter2@r:6380/0",
+            "kafka_config": {"sasl.password": "hunter2", "sasl.username": "bob"},
+        },
         env={},
     )
     with caplog.at_level(logging.INFO):
@@ -72,8 +87,13 @@ def test_secrets_are_masked_in_the_loggable_view_and_repr(caplog):
 
 def test_user_kafka_config_passes_through_but_cannot_turn_on_auto_commit():
     config = client_config(
-        "b:1", CONSUMER_DEFAULTS,
-        {"enable.auto.commit": "true", "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"},
+        "b:1",
+        CONSUMER_DEFAULTS,
+        {
+            "enable.auto.commit": "true",
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+        },
         PINNED_CONSUMER,
     )
     assert config["enable.auto.commit"] is False

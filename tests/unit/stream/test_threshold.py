@@ -42,7 +42,9 @@ def test_classify_flags_strictly_above_and_zscores_match():
 
 
 def test_zero_std_does_not_divide_by_zero():
-    t = ThresholdRule(k=3.0, min_samples=1, space="linear").current(RunningStats.from_scores([2.0, 2.0]), CAL)
+    t = ThresholdRule(k=3.0, min_samples=1, space="linear").current(
+        RunningStats.from_scores([2.0, 2.0]), CAL
+    )
     flags, z = t.classify(np.array([2.0, 2.5]))
     assert flags.tolist() == [False, True]
     assert np.isfinite(z).all()
@@ -95,7 +97,8 @@ def test_log_space_warm_up_uses_log_calibration():
 
 def test_log_space_handles_zero_scores():
     t = ThresholdRule(k=3.0, min_samples=0, space="log").current(
-        RunningStats.from_scores(np.log([0.5, 1.0, 2.0])), CAL)
+        RunningStats.from_scores(np.log([0.5, 1.0, 2.0])), CAL
+    )
     flags, z = t.classify(np.array([0.0, 1.0, 1e6]))
     assert flags.tolist() == [False, False, True]
     assert np.isfinite(z).all()
