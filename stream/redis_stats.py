@@ -13,6 +13,7 @@ statistics of one model version (or score space) never judge another's scores.
 from __future__ import annotations
 
 import logging
+import re
 
 import redis
 
@@ -90,10 +91,16 @@ def _redact(url: str) -> str:
     'redis://user:***@db:6379/0'
     >>> _redact("redis://127.0.0.1:6379")
     'redis://127.0.0.1:6379'
+    >>> _redact("redis://db:6379/0?password=s3cret&db=1")
+    'redis://db:6379/0?password=***&db=1'
     """
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return url
+    # redis-py also takes the password from the query string (?password=...).
+    rest = re.sub(r"([?&]password=)[^&#]*", r"\1***", rest)
+    if "@" not in rest:
+        return f"{scheme}://{rest}"
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0] if ":" in creds else ""
     return f"{scheme}://{user}:***@{host}"
