@@ -15,8 +15,8 @@ Examples
 ...     normal = load_table(path, label_column="label", exclude_labelled=True)
 >>> table.feature_names, table.x.shape, table.y.tolist()
 (['temp', 'vib'], (3, 2), [0, 0, 1])
->>> normal.x.shape
-(2, 2)
+>>> normal.x.shape, normal.n_excluded
+((2, 2), 1)
 """
 
 from __future__ import annotations
@@ -49,11 +49,15 @@ class Table:
         Shape ``(n,)``, int64 labels: 0 = normal, 1 = anomaly.
     feature_names : list of str
         ``d`` unique column names.
+    n_excluded : int
+        Rows of the file left out because they were labelled 1
+        (``exclude_labelled``); the file held ``n + n_excluded`` rows.
     """
 
     x: np.ndarray
     y: np.ndarray | None
     feature_names: list[str]
+    n_excluded: int = 0
 
 
 def _is_numeric(array: np.ndarray) -> bool:
@@ -232,6 +236,7 @@ def load_table(
     raw_x, raw_y, names = reader(source, label_column)
     x = _check_features(source, raw_x, names)
     y = None if raw_y is None else _check_labels(source, raw_y, x.shape[0])
+    n_read = x.shape[0]
     if exclude_labelled:
         if y is None:
             raise DataError(
@@ -241,4 +246,4 @@ def load_table(
         if not keep.any():
             raise DataError(f"{source}: every row is labelled 1; nothing left to train on")
         x, y = x[keep], y[keep]
-    return Table(x=x, y=y, feature_names=names)
+    return Table(x=x, y=y, feature_names=names, n_excluded=n_read - x.shape[0])

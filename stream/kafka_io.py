@@ -1,8 +1,10 @@
 """Thin confluent-kafka wrappers: configs, a confirming producer, broker checks.
 
 Every client seismo creates goes through :func:`client_config`, so the
-user's ``--kafka-config`` settings (SASL, TLS, timeouts...) reach all of them.
-``msg.error()`` is checked in one place: :func:`split_errors`.
+user's ``--kafka-config`` settings (SASL, TLS, timeouts...) reach all of them,
+and librdkafka's own log lines go through Python logging (logger
+``stream.librdkafka``) instead of raw to stderr. ``msg.error()`` is checked in
+one place: :func:`split_errors`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import ClusterMetadata
 
 from stream.errors import DeliveryError, ServiceError
 
 log = logging.getLogger(__name__)
+#: Where librdkafka's log lines go (served by the clients' poll/consume calls).
+RDKAFKA_LOG = logging.getLogger("stream.librdkafka")
+#: Longest single metadata request while :func:`check_topics` waits for a broker.
+METADATA_SLICE_S = 0.25
 
 #: Consumer settings seismo relies on for at-least-once delivery.
 CONSUMER_DEFAULTS: dict[str, Any] = {
@@ -44,13 +51,16 @@ def client_config(
 ) -> dict[str, Any]:
     """Merge defaults, the user's pass-through settings, and pinned settings.
 
-    >>> client_config("b:9092", {"acks": "all", "linger.ms": 5}, {"linger.ms": "20"})
+    The ``logger`` entry sends librdkafka's log lines to :data:`RDKAFKA_LOG`.
+
+    >>> config = client_config("b:9092", {"acks": "all", "linger.ms": 5}, {"linger.ms": "20"})
+    >>> {k: v for k, v in config.items() if k != "logger"}
     {'acks': 'all', 'linger.ms': '20', 'bootstrap.servers': 'b:9092'}
     >>> client_config("b:9092", CONSUMER_DEFAULTS, {"enable.auto.commit": "true"},
     ...               PINNED_CONSUMER)["enable.auto.commit"]
     False
     """
-    config = {**defaults, **extra, "bootstrap.servers": bootstrap_servers}
+    config = {"logger": RDKAFKA_LOG, **defaults, **extra, "bootstrap.servers": bootstrap_servers}
     for key in pinned:
         config[key] = defaults[key]
     return config
@@ -71,12 +81,81 @@ def split_errors(messages: Sequence[Message]) -> tuple[list[Message], list[Kafka
     return good, errors
 
 
-def check_topics(consumer: Consumer, topics: Sequence[str], timeout_s: float = 10.0) -> None:
-    """Fail fast, with one clear line, when the broker or a topic is missing."""
-    try:
-        metadata = consumer.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise ServiceError(f"Kafka broker unreachable: {exc.args[0].str()}") from exc
+class BrokerErrors:
+    """An ``error_cb`` that remembers whether librdkafka gave up on every broker.
+
+    librdkafka retries unreachable brokers forever; the only early sign that
+    none will answer is an ``_ALL_BROKERS_DOWN`` (or authentication, or fatal)
+    error. Only the latest cause is kept, so a long-running client does not
+    accumulate errors. Pass an instance as ``config["error_cb"]``.
+
+    >>> errors = BrokerErrors()
+    >>> errors(KafkaError(KafkaError._TRANSPORT, "b:1/bootstrap: Connection refused"))
+    >>> errors.reason() is None
+    True
+    >>> errors(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+    >>> errors.reason()
+    'b:1/bootstrap: Connection refused'
+    """
+
+    DECISIVE = (KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION)
+
+    def __init__(self) -> None:
+        self.cause: str | None = None
+        self.decided = False
+
+    def __call__(self, err: KafkaError) -> None:
+        """Record one error event."""
+        if err.code() != KafkaError._ALL_BROKERS_DOWN or self.cause is None:
+            self.cause = err.str()
+        self.decided = self.decided or err.code() in self.DECISIVE or err.fatal()
+
+    def reason(self) -> str | None:
+        """Why no broker can be used, once librdkafka is sure of it; else ``None``."""
+        return self.cause if self.decided else None
+
+
+def cluster_metadata(
+    client: Consumer | Producer, timeout_s: float, errors: BrokerErrors | None = None
+) -> ClusterMetadata:
+    """The cluster's metadata, waiting at most ``timeout_s``.
+
+    The wait is cut into short requests; between them the client's callbacks
+    are served, so with ``errors`` (the client's ``error_cb``) an unreachable
+    cluster is reported as soon as librdkafka finds every broker down, not
+    only when the time is up. Call it before a consumer subscribes: serving
+    callbacks polls the client.
+
+    Raises
+    ------
+    ServiceError
+        No broker answered: every one is down, or ``timeout_s`` passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return client.list_topics(timeout=max(min(left, METADATA_SLICE_S), 0.001))
+        except KafkaException as exc:
+            client.poll(0)  # serves error_cb and the log lines
+            reason = errors.reason() if errors is not None else None
+            if reason is None and time.monotonic() < deadline:
+                continue
+            detail = reason or f"no metadata within {timeout_s:g} s ({exc.args[0].str()})"
+            raise ServiceError(f"Kafka broker unreachable: {detail}") from exc
+
+
+def check_topics(
+    consumer: Consumer | Producer,
+    topics: Sequence[str],
+    timeout_s: float = 10.0,
+    errors: BrokerErrors | None = None,
+) -> None:
+    """Fail fast, with one clear line, when the broker or a topic is missing.
+
+    Waits at most ``timeout_s`` for the broker (see :func:`cluster_metadata`).
+    """
+    metadata = cluster_metadata(consumer, timeout_s, errors)
     missing = [t for t in topics if t not in metadata.topics]
     if missing:
         raise ServiceError(
@@ -94,8 +173,13 @@ class ConfirmingProducer:
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self._producer = Producer(config)
+        self.errors = BrokerErrors()
+        self._producer = Producer({**config, "error_cb": self.errors})
         self._failures: list[str] = []
+
+    def check_broker(self, topics: Sequence[str] = (), timeout_s: float = 10.0) -> None:
+        """Fail fast, with one clear line, when no broker answers or a topic is missing."""
+        check_topics(self._producer, topics, timeout_s, self.errors)
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:

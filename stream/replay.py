@@ -27,20 +27,46 @@ def read_rows(
         return load_table(path, label_column=label_column).x, None
     if path.suffix.lower() != ".csv":
         raise DataError("--device-column is supported for .csv files")
-    with path.open(newline="") as fh:
+    try:
+        return _read_device_csv(path, device_column, label_column)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+
+
+def _read_device_csv(
+    path: Path, device_column: str, label_column: str | None
+) -> tuple[np.ndarray, list[str]]:
+    """A CSV's numeric columns as float32 ``(n, d)`` rows, and its ``device_column``.
+
+    Held to :func:`models.data.load_table`'s rules: a header (a UTF-8 BOM is
+    ignored), at least one data row, every value a finite number.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        fields = reader.fieldnames or []
+        fields = [f for f in reader.fieldnames or [] if f is not None]
         if device_column not in fields:
             raise DataError(f"{path}: no column {device_column!r} (columns: {', '.join(fields)})")
         names = [f for f in fields if f not in (device_column, label_column)]
-        devices, rows = [], []
-        for line, row in enumerate(reader, start=2):
-            devices.append(row[device_column])
+        devices, rows, lines = [], [], []
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if not row[device_column]:
+                raise DataError(f"{where}: no device id in column {device_column!r}")
             try:
                 rows.append([float(row[f]) for f in names])
             except (TypeError, ValueError):
-                raise DataError(f"{path}:{line}: non-numeric value") from None
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(names)), devices
+                raise DataError(f"{where}: non-numeric or missing value") from None
+            devices.append(row[device_column])
+            lines.append(reader.line_num)
+    if not rows:
+        raise DataError(f"{path} has a header but no data rows")
+    with np.errstate(over="ignore"):  # overflow becomes Inf, reported just below
+        x = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(names))
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if bad.size:
+        line = lines[bad[0]]
+        raise DataError(f"{path}:{line}: NaN or Inf (or a value too large for float32)")
+    return x, devices
 
 
 def device_ids(n: int, given: Sequence[str] | None, devices: int) -> Iterator[str]:
@@ -74,6 +100,7 @@ def run_produce(
     producer = ConfirmingProducer(
         client_config(bootstrap_servers, PRODUCER_DEFAULTS, kafka_config)
     )
+    producer.check_broker([topic])
     start = time.monotonic()
     for i, device in zip(range(n), device_ids(n, given, devices), strict=False):
         if rate > 0:

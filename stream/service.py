@@ -1,8 +1,9 @@
 """Start-up and shutdown of a scorer process: open every client, check, close.
 
 Every start-up failure (broker or Redis unreachable, topic or model missing,
-model unusable) raises a :class:`~stream.errors.SeismoError` with one clear
-line, which the CLI prints without a traceback.
+model unusable or of another dimension than the newest input events) raises a
+:class:`~stream.errors.SeismoError` with one clear line, which the CLI prints
+without a traceback.
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from models.artifact import load_artifact
+from models.errors import ArtifactError
 from stream.kafka_io import (
     CONSUMER_DEFAULTS,
     PINNED_CONSUMER,
     PRODUCER_DEFAULTS,
+    BrokerErrors,
     ConfirmingProducer,
     check_topics,
     client_config,
 )
 from stream.metrics import ScorerMetrics
+from stream.preflight import dimension_mismatch, latest_values
 from stream.redis_stats import RedisStats, SharedStats, connect, stats_key
 from stream.scorer import Scorer
 from stream.settings import ScorerSettings
@@ -38,6 +42,16 @@ def _log_assignment(verb: str) -> Any:
         log.info("partitions %s: %s", verb, names)
 
     return callback
+
+
+def check_model_fits(settings: ScorerSettings, n_features: int) -> None:
+    """Refuse to start when the newest input events cannot fit the model."""
+    config = client_config(settings.bootstrap_servers, {}, settings.kafka_config)
+    mismatch = dimension_mismatch(latest_values(config, settings.input_topic), n_features)
+    if mismatch:
+        raise ArtifactError(
+            f"model {settings.model} does not fit topic {settings.input_topic}: {mismatch}"
+        )
 
 
 def output_topics(settings: ScorerSettings) -> list[str]:
@@ -69,9 +83,11 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
             settings.kafka_config,
             PINNED_CONSUMER,
         )
-        consumer = Consumer(config)
+        errors = BrokerErrors()
+        consumer = Consumer({**config, "error_cb": errors})
         stack.callback(consumer.close)
-        check_topics(consumer, [settings.input_topic, *output_topics(settings)])
+        check_topics(consumer, [settings.input_topic, *output_topics(settings)], errors=errors)
+        check_model_fits(settings, artifact.n_features)
         producer = ConfirmingProducer(
             client_config(settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config)
         )

@@ -1,0 +1,239 @@
+"""`seismo score` start-up failures, run as a subprocess against real Kafka and Redis.
+
+Each broken piece (broker, Redis, model, topic, option) must end the process
+quickly with a non-zero status and exactly one ``seismo: error:`` line, the
+last line on stderr, without a traceback and without leaking a Redis password.
+One control case, with nothing broken, shows that the same command line
+otherwise starts and stops cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import pytest
+
+from stream.embedded import free_port
+from tests.kafka_tools import create_topics, produce_values
+from tests.pipes import run_seismo, start_seismo, stop, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis]
+
+#: A hang guard, not a speed goal: a failing start-up must end (imports included).
+START_UP_LIMIT_S = 30.0
+#: Hard bound on each subprocess: a hang fails the test instead of blocking it.
+RUN_TIMEOUT_S = 60.0
+PASSWORD = "s3cret"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model (4 features) trained once by `seismo train`."""
+    root = tmp_path_factory.mktemp("startup-model")
+    data = root / "normal.npz"
+    np.savez(data, X=np.random.default_rng(0).normal(size=(600, 4)).astype(np.float32))
+    done = run_seismo(
+        "train", "--data", str(data), "--out", str(root / "model"), "--epochs", "3",
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr
+    return root / "model"
+
+
+@pytest.fixture
+def topics(topic_name: str) -> dict[str, str]:
+    """Names of this test's input, alerts and dead-letter topics (not created)."""
+    return {role: f"{topic_name}-{role}" for role in ("input", "alerts", "dlq")}
+
+
+@pytest.fixture
+def all_topics(kafka_bootstrap: str, topics: dict[str, str]) -> dict[str, str]:
+    """The same topics, created on the broker."""
+    create_topics(kafka_bootstrap, {name: 1 for name in topics.values()})
+    return topics
+
+
+@pytest.fixture
+def silent_broker() -> Iterator[str]:
+    """``host:port`` of a socket that accepts connections and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def score_args(
+    model: Path, bootstrap: str, redis_url: str, topics: dict[str, str], group: str
+) -> list[str]:
+    return [
+        "score",
+        "--model", str(model),
+        "--bootstrap-servers", bootstrap,
+        "--redis-url", redis_url,
+        "--redis-prefix", f"test-{group}",
+        "--input-topic", topics["input"],
+        "--alerts-topic", topics["alerts"],
+        "--dlq-topic", topics["dlq"],
+        "--group-id", group,
+        "--metrics-port", "0",
+        "--kafka-config", "session.timeout.ms=6000",
+    ]  # fmt: skip
+
+
+def fail_to_start(args: list[str], expected: str, case: str) -> str:
+    """Run ``seismo`` expecting a clean start-up failure; return its error line."""
+    started = time.monotonic()
+    try:
+        done = run_seismo(*args, timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{case}: seismo still running after {RUN_TIMEOUT_S:g} s", pytrace=False)
+    elapsed = time.monotonic() - started
+    print(f"\n{case}: exit {done.returncode} after {elapsed:.2f} s")
+    stderr = done.stderr
+    assert done.returncode != 0, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = stderr.splitlines()
+    errors = [line for line in lines if line.startswith("seismo: error:")]
+    assert len(errors) == 1, stderr[-3000:]
+    assert lines[-1] == errors[0], "the error line must end the output"
+    assert expected in errors[0], errors[0]
+    assert elapsed < START_UP_LIMIT_S, f"{case} took {elapsed:.1f} s to fail"
+    return errors[0]
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` as its Redis password (``redis://:pw@host:port/db``)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f":{password}@{parts.hostname}:{parts.port}"))
+
+
+def test_broker_with_nothing_listening(model_dir, redis_url, topics, group_id):
+    bootstrap = f"127.0.0.1:{free_port()}"
+    args = score_args(model_dir, bootstrap, redis_url, topics, group_id)
+    line = fail_to_start(args, "Kafka broker unreachable", "broker refusing connections")
+    assert bootstrap in line
+
+
+def test_broker_that_never_answers(model_dir, redis_url, topics, group_id, silent_broker):
+    args = score_args(model_dir, silent_broker, redis_url, topics, group_id)
+    fail_to_start(args, "Kafka broker unreachable: no metadata within", "broker never answering")
+
+
+def test_redis_unreachable_without_leaking_its_password(
+    model_dir, kafka_bootstrap, all_topics, group_id
+):
+    url = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"
+    args = score_args(model_dir, kafka_bootstrap, url, all_topics, group_id)
+    line = fail_to_start(args, "Redis at redis://:***@127.0.0.1:", "Redis unreachable")
+    assert "unreachable" in line
+
+
+def test_redis_password_never_reaches_stderr(
+    model_dir, kafka_bootstrap, redis_url, topics, group_id
+):
+    """Redis answers (with or without the password); the missing topics stop the start."""
+    url = with_password(redis_url, PASSWORD)
+    args = score_args(model_dir, kafka_bootstrap, url, topics, group_id)
+    started = time.monotonic()
+    done = run_seismo(*args, "--log-level", "DEBUG", timeout=RUN_TIMEOUT_S)
+    print(f"\npassword case: exit {done.returncode} after {time.monotonic() - started:.2f} s")
+    assert done.returncode != 0
+    assert done.stderr.splitlines()[-1].startswith("seismo: error:"), done.stderr[-3000:]
+    assert PASSWORD not in done.stderr + done.stdout
+
+
+def test_model_directory_missing(kafka_bootstrap, redis_url, all_topics, group_id, tmp_path):
+    missing = tmp_path / "no-such-model"
+    args = score_args(missing, kafka_bootstrap, redis_url, all_topics, group_id)
+    line = fail_to_start(args, "model artifact not found", "model missing")
+    assert str(missing) in line
+
+
+def _drop_config(model: Path) -> None:
+    (model / "config.json").unlink()
+
+
+def _garble_config(model: Path) -> None:
+    (model / "config.json").write_text('{"format_version": 1, "arch":')
+
+
+def _alter_weights(model: Path) -> None:
+    weights = model / "model.safetensors"
+    payload = bytearray(weights.read_bytes())
+    payload[-1] ^= 0xFF
+    weights.write_bytes(bytes(payload))
+
+
+def _foreign_format(model: Path) -> None:
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "format_version": 99}))
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "expected"),
+    [
+        (_drop_config, "has no config.json"),
+        (_garble_config, "is not valid JSON"),
+        (_alter_weights, "checksum mismatch"),
+        (_foreign_format, "unsupported format_version 99"),
+    ],
+    ids=["config-missing", "config-garbled", "weights-altered", "format-unknown"],
+)
+def test_model_directory_corrupt(
+    corrupt, expected, model_dir, kafka_bootstrap, redis_url, all_topics, group_id, tmp_path
+):
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    corrupt(model)
+    args = score_args(model, kafka_bootstrap, redis_url, all_topics, group_id)
+    fail_to_start(args, expected, f"model corrupt ({corrupt.__name__})")
+
+
+def test_input_topic_missing(model_dir, kafka_bootstrap, redis_url, topics, group_id):
+    create_topics(kafka_bootstrap, {topics["alerts"]: 1, topics["dlq"]: 1})
+    args = score_args(model_dir, kafka_bootstrap, redis_url, topics, group_id)
+    line = fail_to_start(args, "do not exist on the broker", "input topic missing")
+    assert topics["input"] in line
+    assert topics["alerts"] not in line and topics["dlq"] not in line
+
+
+def test_model_of_another_dimension_than_the_topic(
+    model_dir, kafka_bootstrap, redis_url, all_topics, group_id
+):
+    event = {"device_id": "d", "values": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
+    produce_values(kafka_bootstrap, all_topics["input"], [(b"d", json.dumps(event).encode())])
+    args = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id)
+    line = fail_to_start(args, "events carry 6 values, the model expects 4", "dimension mismatch")
+    assert all_topics["input"] in line
+
+
+def test_malformed_kafka_config(model_dir, kafka_bootstrap, redis_url, all_topics, group_id):
+    args = [*score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id)]
+    args += ["--kafka-config", "oops"]
+    fail_to_start(args, "--kafka-config expects KEY=VALUE, got 'oops'", "bad --kafka-config")
+
+
+def test_control_nothing_broken_starts_and_stops_cleanly(
+    model_dir, kafka_bootstrap, redis_url, all_topics, group_id, tmp_path
+):
+    log = tmp_path / "scorer.log"
+    proc = start_seismo(
+        *score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id), log=log
+    )
+    try:
+        assert wait_for(
+            lambda: proc.poll() is not None or "partitions assigned" in log.read_text(), 30
+        ), log.read_text()[-3000:]
+        assert proc.poll() is None, log.read_text()[-3000:]
+    finally:
+        code = stop(proc)
+    assert code == 0, log.read_text()[-3000:]
+    assert "scorer stopped cleanly" in log.read_text()
