@@ -190,7 +190,7 @@ class ConfirmingProducer:
     def send(
         self,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         key: bytes | None = None,
         headers: list[tuple[str, str | bytes | None]] | None = None,
         retries: int = 100,

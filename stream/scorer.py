@@ -201,7 +201,7 @@ class Scorer:
             headers += dead_letter_headers(
                 rejected.reason, sources[rejected.index]
             )
-            self.producer.send(s.dlq_topic, msg.value() or b"", msg.key(), headers)
+            self.producer.send(s.dlq_topic, msg.value(), msg.key(), headers)
         return len(alerts)
 
     def _commit(self, messages: Sequence[Message]) -> None:

@@ -1,0 +1,327 @@
+"""The scorer in-process against a real Kafka broker and a real Redis.
+
+Each test opens a :class:`~stream.scorer.Scorer` with
+:func:`stream.service.open_scorer` on its own topics, consumer group and Redis
+prefix, then checks what reached the output topics, the metrics, the committed
+offsets and the shared statistics. The batching tests drive ``run()`` in a
+thread; the others call ``process()`` on batches of a known make-up.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from confluent_kafka import Message, Producer
+
+from models.artifact import build_artifact, save_artifact
+from models.config import TrainConfig
+from models.training import train_autoencoder
+from stream.alerts import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
+from stream.codec import encode_event
+from stream.metrics import ScorerMetrics
+from stream.redis_stats import stats_key
+from stream.scorer import BatchResult, Scorer
+from stream.service import open_scorer
+from stream.settings import ScorerSettings, load_settings
+from tests.kafka_tools import Record, committed, create_topics, read_topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis]
+
+FEATURES = ["temp", "pressure", "flow", "vibration"]
+_BASIS = np.random.default_rng(1234).normal(size=(2, len(FEATURES)))
+#: Longest wait for ``run()`` to return once its stop event is set.
+STOP_BOUND_S = 10.0
+
+Headers = list[tuple[str, bytes | None]]
+Outgoing = tuple[bytes | None, bytes | None, Headers]
+
+
+def normal_rows(n: int, seed: int) -> np.ndarray:
+    """Rows near a 2-dimensional subspace of R^4: the model's idea of normal."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 2)) @ _BASIS + 0.1 * rng.normal(size=(n, len(FEATURES)))
+
+
+def anomalous_rows(n: int, seed: int) -> np.ndarray:
+    """Normal rows pushed 50 standard deviations off, in alternating directions."""
+    std = normal_rows(1000, seed=0).std(axis=0)
+    return normal_rows(n, seed) + 50 * std * np.array([1, -1, 1, -1])
+
+
+def events(rows: np.ndarray, tag: str) -> list[Outgoing]:
+    """One event per row, keyed by device, with ids ``{tag}-{i}``."""
+    return [
+        (f"dev-{i % 10}".encode(), encode_event(f"dev-{i % 10}", row, event_id=f"{tag}-{i}"), [])
+        for i, row in enumerate(rows)
+    ]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model (d=4) trained once for the module."""
+    result = train_autoencoder(
+        normal_rows(400, seed=1),
+        train=TrainConfig(epochs=30, batch_size=32, lr=3e-3, patience=5, seed=0),
+        device="cpu",
+    )
+    artifact = build_artifact(result, name="itest", feature_names=FEATURES)
+    return save_artifact(artifact, tmp_path_factory.mktemp("scorer-model") / "model")
+
+
+@dataclass(frozen=True)
+class Streams:
+    """One test's topics, consumer group and Redis prefix, and the settings over them."""
+
+    bootstrap: str
+    redis_url: str
+    topic: str
+    group_id: str
+    redis_prefix: str
+    model: Path
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.topic}.alerts"
+
+    @property
+    def scores(self) -> str:
+        return f"{self.topic}.scores"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.topic}.dlq"
+
+    def create(self, partitions: int = 1) -> None:
+        create_topics(
+            self.bootstrap,
+            {self.topic: partitions, self.alerts: partitions, self.scores: partitions, self.dlq: 1},
+        )
+
+    def settings(self, **overrides: object) -> ScorerSettings:
+        given = dict(
+            model=self.model, device="cpu", bootstrap_servers=self.bootstrap,
+            input_topic=self.topic, alerts_topic=self.alerts, scores_topic=self.scores,
+            dlq_topic=self.dlq, group_id=self.group_id, redis_url=self.redis_url,
+            redis_prefix=self.redis_prefix, metrics_port=0,
+            kafka_config={"session.timeout.ms": "6000"},
+        )
+        return load_settings({**given, **overrides}, env={})
+
+    def produce(self, messages: list[Outgoing]) -> list[tuple[int, int]]:
+        """Produce (key, value, headers) in order; return each one's (partition, offset)."""
+        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
+        where: dict[int, tuple[int, int]] = {}
+
+        def delivered(i: int):
+            def on_delivery(err, msg: Message) -> None:
+                assert err is None, err
+                where[i] = (msg.partition(), msg.offset())
+
+            return on_delivery
+
+        for i, (key, value, headers) in enumerate(messages):
+            producer.produce(self.topic, value, key, headers=headers, on_delivery=delivered(i))
+        assert producer.flush(30) == 0
+        return [where[i] for i in range(len(messages))]
+
+    def read(self, topic: str, count: int) -> list[Record]:
+        """All records of ``topic``, which must be ``count`` (half a second idle checks)."""
+        records = read_topic(
+            self.bootstrap, topic, until=lambda r: len(r) >= count, timeout_s=30, idle_s=0.5
+        )
+        assert len(records) == count, f"{topic}: {len(records)} records, expected {count}"
+        return records
+
+
+@pytest.fixture
+def streams(
+    kafka_bootstrap: str, redis_url: str, topic_name: str, group_id: str,
+    redis_key_prefix: str, redis_client: redis.Redis, model_dir: Path,
+) -> Streams:
+    """Uses ``redis_client`` so the test's Redis keys are deleted afterwards."""
+    return Streams(
+        kafka_bootstrap, redis_url, topic_name, group_id, redis_key_prefix.rstrip(":"), model_dir
+    )
+
+
+@contextmanager
+def running(scorer: Scorer) -> Iterator[list[BatchResult]]:
+    """Run the scorer in a thread, recording what each ``process()`` call did.
+
+    On leaving, stop it and wait (bounded) for ``run()`` to return.
+    """
+    results: list[BatchResult] = []
+    failures: list[BaseException] = []
+    process, stop = scorer.process, threading.Event()
+
+    def record(raw):
+        results.append(process(raw))
+        return results[-1]
+
+    def target() -> None:
+        try:
+            scorer.run(stop)
+        except BaseException as exc:
+            failures.append(exc)
+
+    scorer.process = record  # type: ignore[method-assign]
+    thread = threading.Thread(target=target, name="scorer", daemon=True)
+    thread.start()
+    try:
+        yield results
+    finally:
+        stop.set()
+        thread.join(STOP_BOUND_S)
+        if failures:
+            raise failures[0]
+    assert not thread.is_alive(), f"run() still running {STOP_BOUND_S} s after stop was set"
+
+
+def consume(scorer: Scorer, count: int, timeout_s: float = 30.0) -> list[Message]:
+    """Exactly the next ``count`` messages from the scorer's own consumer."""
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    while len(messages) < count and time.monotonic() < deadline:
+        batch = scorer.consumer.consume(num_messages=count - len(messages), timeout=0.5)
+        messages += [m for m in batch if m.error() is None]
+    assert len(messages) == count, f"consumed {len(messages)} of {count} messages"
+    return messages
+
+
+def shared_stats(client: redis.Redis, scorer: Scorer) -> dict[str, float]:
+    s, a = scorer.settings, scorer.artifact
+    key = stats_key(s.redis_prefix, a.name, a.version, s.threshold_space)
+    return {k.decode(): float(v) for k, v in client.hgetall(key).items()}
+
+
+def test_run_bounds_batches_by_max_batch_and_scores_every_event_once(streams: Streams) -> None:
+    streams.create(partitions=2)
+    positions = streams.produce(events(normal_rows(250, seed=2), "e"))
+    assert {p for p, _ in positions} == {0, 1}
+    with open_scorer(streams.settings(max_batch=64), ScorerMetrics()) as scorer:
+        with running(scorer) as batches:
+            streams.read(streams.scores, 250)  # wait until every event is scored
+        scores = [r.json() for r in streams.read(streams.scores, 250)]  # none twice
+        n_alerts = sum(s["is_anomaly"] for s in scores)
+        streams.read(streams.alerts, n_alerts)
+        sample = scorer.metrics.registry.get_sample_value
+
+        assert all(b.consumed <= 64 for b in batches) and len(batches) >= math.ceil(250 / 64)
+        assert sum(b.consumed for b in batches) == 250
+        sources = sorted((s["source"]["partition"], s["source"]["offset"]) for s in scores)
+        assert sources == sorted(positions)
+        assert sample("seismo_events_consumed_total") == 250
+        assert sample("seismo_events_scored_total") == 250
+        assert sample("seismo_events_dead_lettered_total") == 0
+        assert sample("seismo_alerts_total") == n_alerts
+        assert sample("seismo_batch_size_count") == len(batches)
+        assert sample("seismo_batch_size_sum") == 250
+    ends = {p: max(o for q, o in positions if q == p) + 1 for p in (0, 1)}
+    assert committed(streams.bootstrap, streams.group_id, streams.topic) == ends
+
+
+def test_run_closes_a_partial_batch_after_linger(streams: Streams) -> None:
+    streams.create()
+    streams.produce(events(normal_rows(10, seed=3), "e"))
+    settings = streams.settings(max_batch=1000, linger_ms=100)
+    with open_scorer(settings, ScorerMetrics()) as scorer, running(scorer) as batches:
+        streams.read(streams.scores, 10)
+    assert [b.consumed for b in batches] == [10]
+    assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: 10}
+
+
+def test_dead_letters_keep_key_value_and_headers_and_the_rest_is_scored(
+    streams: Streams,
+) -> None:
+    streams.create()
+    valid = events(normal_rows(3, seed=4), "ok")
+    bad: list[Outgoing] = [
+        (b"k-json", b"not json", [("trace-id", b"t-1"), ("origin", b"plant-a")]),
+        (b"k-count", encode_event("d", [1.0, 2.0]), [("trace-id", b"t-2"), ("empty", None)]),
+        (None, b'{"values": [1, 2, 3, 4]}', []),
+        (b"k-big", b'{"pad": "' + b"x" * 300 + b'"}', [("trace-id", b"t-4")]),
+        (b"k-tomb", None, [("trace-id", b"t-5")]),
+    ]
+    outgoing = [valid[0], bad[0], bad[1], valid[1], bad[2], bad[3], valid[2], bad[4]]
+    positions = streams.produce(outgoing)
+    with open_scorer(streams.settings(max_message_bytes=256), ScorerMetrics()) as scorer:
+        result = scorer.process(consume(scorer, len(outgoing)))
+
+    assert (result.consumed, result.scored, result.dead_lettered) == (8, 3, 5)
+    scores = [r.json() for r in streams.read(streams.scores, 3)]
+    assert [s["event_id"] for s in scores] == ["ok-0", "ok-1", "ok-2"]
+    letters = streams.read(streams.dlq, 5)
+    reasons = [
+        "invalid JSON", "expected 4 values", "missing field 'device_id'", "exceeds", "tombstone"
+    ]
+    for (key, value, headers), (partition, offset), letter, reason in zip(
+        bad, [positions[i] for i in (1, 2, 4, 5, 7)], letters, reasons, strict=True
+    ):
+        assert (letter.key, letter.value) == (key, value)
+        assert list(letter.headers.items())[: len(headers)] == headers
+        assert list(letter.headers)[len(headers) :] == [H_ERROR, H_TOPIC, H_PARTITION, H_OFFSET]
+        assert reason in letter.headers[H_ERROR].decode()
+        assert letter.headers[H_TOPIC] == streams.topic.encode()
+        assert letter.headers[H_PARTITION] == str(partition).encode()
+        assert letter.headers[H_OFFSET] == str(offset).encode()
+
+
+def test_warm_up_uses_calibration_then_redis_and_alerts_carry_their_context(
+    streams: Streams,
+) -> None:
+    streams.create()
+    first = events(normal_rows(30, seed=5), "a") + events(anomalous_rows(1, seed=6), "x1")
+    second = events(normal_rows(60, seed=7), "b")
+    third = events(anomalous_rows(1, seed=8), "x2")
+    positions = streams.produce(first + second + third)
+    with open_scorer(streams.settings(min_samples=50, k=3.0), ScorerMetrics()) as scorer:
+        for batch in (first, second, third):
+            scorer.process(consume(scorer, len(batch)))
+        artifact = scorer.artifact
+
+    cal = artifact.calibration
+    calibrated = math.exp(cal.log_mean + 3.0 * cal.log_std)
+    scores = [r.json() for r in streams.read(streams.scores, 92)]
+    assert all(s["threshold"] == pytest.approx(calibrated, rel=1e-12) for s in scores[:91])
+    alerts = {a["event_id"]: a for a in (r.json() for r in streams.read(streams.alerts, 2))}
+    warm, settled = alerts["x1-0"], alerts["x2-0"]
+    assert (warm["threshold_source"], warm["mean"], warm["std"]) == (
+        "calibration", cal.log_mean, cal.log_std
+    )
+    assert settled["threshold_source"] == "redis"
+    assert settled["threshold"] == scores[91]["threshold"] != pytest.approx(calibrated)
+    for alert, (partition, offset) in ((warm, positions[30]), (settled, positions[-1])):
+        assert alert["alert_id"] == f"{streams.topic}:{partition}:{offset}"
+        assert alert["model_version"] == artifact.version
+        assert alert["zscore"] > alert["k"] == 3.0
+        assert [set(f) for f in alert["top_features"]] == [{"index", "name", "error"}] * 3
+        assert all(FEATURES[f["index"]] == f["name"] for f in alert["top_features"])
+
+
+@pytest.mark.parametrize("learn_anomalies", [False, True])
+def test_learn_anomalies_decides_whether_flagged_scores_reach_redis(
+    streams: Streams, redis_client: redis.Redis, learn_anomalies: bool
+) -> None:
+    streams.create()
+    outgoing = events(normal_rows(40, seed=9), "n") + events(anomalous_rows(5, seed=10), "x")
+    streams.produce(outgoing)
+    settings = streams.settings(learn_anomalies=learn_anomalies)
+    with open_scorer(settings, ScorerMetrics()) as scorer:
+        result = scorer.process(consume(scorer, len(outgoing)))
+        stats = shared_stats(redis_client, scorer)
+
+    scores = [r.json() for r in streams.read(streams.scores, 45)]
+    assert {s["event_id"] for s in scores if s["is_anomaly"]} >= {f"x-{i}" for i in range(5)}
+    assert result.alerts == sum(s["is_anomaly"] for s in scores)
+    kept = [s["score"] for s in scores if learn_anomalies or not s["is_anomaly"]]
+    assert stats["count"] == len(kept) == (45 if learn_anomalies else 45 - result.alerts)
+    assert stats["mean"] == pytest.approx(np.log(kept).mean(), rel=1e-9)

@@ -1,0 +1,89 @@
+"""The scorer's pure helpers over a consumed batch: sources, timestamps, commit offsets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    TIMESTAMP_NOT_AVAILABLE,
+)
+
+from stream.alerts import Source
+from stream.scorer import _timestamps, commit_offsets, source_of
+
+
+@dataclass(frozen=True)
+class FakeMessage:
+    """The few accessors of ``confluent_kafka.Message`` the helpers read."""
+
+    _topic: str | None = "events"
+    _partition: int | None = 0
+    _offset: int | None = 0
+    _timestamp: tuple[int, int] = (TIMESTAMP_CREATE_TIME, 0)
+
+    def topic(self) -> str | None:
+        return self._topic
+
+    def partition(self) -> int | None:
+        return self._partition
+
+    def offset(self) -> int | None:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return self._timestamp
+
+
+def test_source_of_reads_topic_partition_offset():
+    assert source_of(FakeMessage("events", 3, 41)) == Source("events", 3, 41)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [FakeMessage(_topic=None), FakeMessage(_partition=None), FakeMessage(_offset=None)],
+)
+def test_source_of_refuses_a_message_without_a_position(message):
+    with pytest.raises(ValueError, match="without topic, partition or offset"):
+        source_of(message)
+
+
+def test_source_of_accepts_partition_and_offset_zero():
+    assert source_of(FakeMessage("t", 0, 0)) == Source("t", 0, 0)
+
+
+def test_commit_offsets_are_highest_offset_plus_one_per_partition_sorted():
+    batch = [
+        FakeMessage("b", 1, 7),
+        FakeMessage("a", 0, 12),
+        FakeMessage("b", 1, 5),
+        FakeMessage("a", 2, 0),
+        FakeMessage("a", 0, 10),
+        FakeMessage("b", 0, 3),
+    ]
+    offsets = [(tp.topic, tp.partition, tp.offset) for tp in commit_offsets(batch)]
+    assert offsets == [("a", 0, 13), ("a", 2, 1), ("b", 0, 4), ("b", 1, 8)]
+
+
+def test_commit_offsets_of_an_empty_batch_is_empty():
+    assert commit_offsets([]) == []
+
+
+def test_commit_offsets_refuse_a_message_without_a_position():
+    with pytest.raises(ValueError):
+        commit_offsets([FakeMessage("a", 0, 1), FakeMessage(_offset=None)])
+
+
+def test_timestamps_use_kafka_time_and_fall_back_to_now_when_unavailable():
+    batch = [
+        FakeMessage(_timestamp=(TIMESTAMP_CREATE_TIME, 1_000)),
+        FakeMessage(_timestamp=(TIMESTAMP_NOT_AVAILABLE, -1)),
+        FakeMessage(_timestamp=(TIMESTAMP_LOG_APPEND_TIME, 3_000)),
+    ]
+    assert _timestamps(batch, now_ms=99_000) == [1_000, 99_000, 3_000]
+
+
+def test_timestamps_of_an_empty_batch_is_empty():
+    assert _timestamps([], now_ms=5) == []
