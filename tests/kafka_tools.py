@@ -8,7 +8,11 @@ from dataclasses import dataclass
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+
+from stream.embedded import create_topics
+
+__all__ = ["Record", "committed", "create_topics", "partitions", "produce_values", "read_topic"]
 
 
 @dataclass(frozen=True)
@@ -21,13 +25,6 @@ class Record:
 
     def json(self) -> dict:
         return orjson.loads(self.value)
-
-
-def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(t, n, 1) for t, n in topics.items()])
-    for future in futures.values():
-        future.result(timeout=15)
 
 
 def partitions(bootstrap: str, topic: str) -> list[int]:
