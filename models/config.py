@@ -26,8 +26,12 @@ from models.errors import SeismoError
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu")
 """Activation names a config may use; ``models.dense`` maps them to modules."""
 
-LOSSES: tuple[str, ...] = ("mse", "mae", "huber")
-"""Training losses ``TrainConfig.loss`` may name. Scoring is always squared error."""
+LOSSES: tuple[str, ...] = ("mse", "mae", "huber", "bce")
+"""Training losses ``TrainConfig.loss`` may name (``bce`` needs outputs in [0, 1]:
+a sigmoid output activation and ``scaling="minmax"`` or data already in [0, 1])."""
+
+SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
+"""Feature scalings ``TrainConfig.scaling`` may name (see `models.scaler.fit_scaler`)."""
 
 
 def _is_int(value: object) -> bool:
@@ -173,6 +177,8 @@ class TrainConfig:
         Seeds torch and the shuffling, so a run is repeatable on one device.
     loss : str
         Training loss, one of `LOSSES`.
+    scaling : str
+        Feature scaling fitted on the training rows, one of `SCALINGS`.
 
     Examples
     --------
@@ -192,6 +198,7 @@ class TrainConfig:
     patience: int = 8
     seed: int = 0
     loss: str = "mse"
+    scaling: str = "standard"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -206,6 +213,8 @@ class TrainConfig:
             raise SeismoError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.loss not in LOSSES:
             raise SeismoError(f"loss {self.loss!r} is not one of: {', '.join(LOSSES)}")
+        if self.scaling not in SCALINGS:
+            raise SeismoError(f"scaling {self.scaling!r} is not one of: {', '.join(SCALINGS)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict; `from_dict` reverses it."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.base import Autoencoder
 from models.config import DenseConfig
 
 
@@ -55,7 +56,7 @@ def _stack(widths: list[int], activation: str, last: str | None) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
-class DenseAutoencoder(nn.Module):
+class DenseAutoencoder(Autoencoder):
     """Mirror-image MLP autoencoder.
 
     The encoder maps ``n_features -> hidden[0] -> ... -> hidden[-1]`` with the

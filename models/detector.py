@@ -30,6 +30,10 @@ from models.errors import DataError, SeismoError
 from models.registry import ModelConfig
 from models.scaler import StandardScaler
 
+SCORES: tuple[str, ...] = ("mse", "mae", "elbo")
+"""How a row's score is formed: mean squared or absolute error over features, or
+MSE plus the module's `~models.base.Autoencoder.row_penalty` (a VAE's KL term)."""
+
 CHUNK_ROWS = 65536
 """Default rows per forward pass; bounds device memory for very large inputs."""
 
@@ -77,6 +81,9 @@ class AutoencoderDetector:
         self.scaler = scaler
         self.config = config
         self.chunk_rows = chunk_rows
+        self.score_kind: str = getattr(config, "score", "mse")
+        if self.score_kind not in SCORES:
+            raise SeismoError(f"score {self.score_kind!r} is not one of: {', '.join(SCORES)}")
 
     @property
     def arch(self) -> str:
@@ -104,7 +111,7 @@ class AutoencoderDetector:
         return self.score_with_features(x)[1]
 
     def score_batch(self, x: np.ndarray) -> np.ndarray:
-        """Anomaly score per row: mean squared error over features.
+        """Anomaly score per row: mean squared (or absolute, see `SCORES`) error.
 
         Parameters
         ----------
@@ -151,8 +158,19 @@ class AutoencoderDetector:
             for start in range(0, n, self.chunk_rows):
                 stop = min(start + self.chunk_rows, n)
                 batch = to_device(self.scaler.transform(array[start:stop]), self.device)
-                squared = (self.module(batch) - batch).square()
-                scores[start:stop] = squared.mean(dim=1).cpu().numpy()
+                per_feature, rows = self._errors(batch)
+                scores[start:stop] = rows.cpu().numpy()
                 if errors is not None:
-                    errors[start:stop] = squared.cpu().numpy()
+                    errors[start:stop] = per_feature.cpu().numpy()
         return scores, errors
+
+    def _errors(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-feature errors ``(m, d)`` and row scores ``(m,)`` of one standardised chunk."""
+        diff = self.module(batch) - batch
+        per_feature = diff.abs() if self.score_kind == "mae" else diff.square()
+        rows = per_feature.mean(dim=1)
+        if self.score_kind == "elbo":
+            penalty = getattr(self.module, "row_penalty", lambda _x: None)(batch)
+            if penalty is not None:
+                rows = rows + penalty
+        return per_feature, rows

@@ -3,7 +3,9 @@
 A new architecture (sparse, denoising, vae, conv1d, lstm, ...) registers one
 `Architecture` here. Its config class is a frozen dataclass with a class-level
 ``arch`` name, an ``n_features`` field and ``to_dict``/``from_dict``; its module
-class is a `torch.nn.Module` built from that config alone.
+class is a `models.base.Autoencoder` built from that config alone. A config may
+have a ``score`` field (``mse``, ``mae``, or ``elbo`` where the module has a
+`~models.base.Autoencoder.row_penalty`); without one, rows score by MSE.
 
 Examples
 --------
@@ -20,8 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple, Protocol
 
-from torch import nn
-
+from models.base import Autoencoder
 from models.config import DenseConfig
 from models.dense import DenseAutoencoder
 from models.errors import SeismoError
@@ -51,9 +52,9 @@ class Architecture(NamedTuple):
     """A registered architecture: its config class and its module class."""
 
     config_cls: type[ModelConfig]
-    module_cls: type[nn.Module]
+    module_cls: type[Autoencoder]
 
-    def build(self, config: ModelConfig) -> nn.Module:
+    def build(self, config: ModelConfig) -> Autoencoder:
         """Instantiate a freshly initialised module for ``config``."""
         if not isinstance(config, self.config_cls):
             raise SeismoError(

@@ -142,3 +142,32 @@ class StandardScaler:
             return cls(mean=data["mean"], scale=data["scale"])
         except KeyError as exc:
             raise DataError(f"scaler is missing {exc.args[0]!r}") from exc
+
+
+SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
+"""How `fit_scaler` maps features: zero mean/unit variance, onto [0, 1], or as is."""
+
+
+def fit_scaler(x: np.ndarray, scaling: str = "standard") -> StandardScaler:
+    """Fit a scaler of the given kind; every kind is a `StandardScaler` (mean, scale).
+
+    ``minmax`` maps the training range onto [0, 1] (for sigmoid outputs and
+    binary cross-entropy); ``none`` leaves values unchanged (pixels in [0, 1]).
+
+    Examples
+    --------
+    >>> x = np.array([[0.0, 10.0], [2.0, 30.0]])
+    >>> fit_scaler(x, "minmax").transform(x).tolist()
+    [[0.0, 0.0], [1.0, 1.0]]
+    >>> fit_scaler(x, "none").transform(x).tolist()
+    [[0.0, 10.0], [2.0, 30.0]]
+    """
+    if scaling == "standard":
+        return StandardScaler.fit(x)
+    array = _as_matrix(x)
+    if scaling == "minmax":
+        low, span = array.min(axis=0), np.ptp(array, axis=0)
+        return StandardScaler(mean=low, scale=np.where(span > 0, span, 1.0))
+    if scaling == "none":
+        return StandardScaler(mean=np.zeros(array.shape[1]), scale=np.ones(array.shape[1]))
+    raise DataError(f"scaling {scaling!r} is not one of: {', '.join(SCALINGS)}")

@@ -23,22 +23,26 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from models.base import Autoencoder, LossFn
 from models.config import DenseConfig, TrainConfig, default_hidden
 from models.detector import CHUNK_ROWS, AutoencoderDetector
 from models.device import select_device, to_device
 from models.errors import DataError, SeismoError
 from models.registry import ModelConfig, get_architecture
-from models.scaler import StandardScaler
+from models.scaler import fit_scaler
 
 MIN_ROWS = 10
 """Fewest rows `train_autoencoder` accepts (at least one goes to validation)."""
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, float, float], None]
 
-_LOSS_FNS: dict[str, LossFn] = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}
+_LOSS_FNS: dict[str, LossFn] = {
+    "mse": F.mse_loss,
+    "mae": F.l1_loss,
+    "huber": F.huber_loss,
+    "bce": F.binary_cross_entropy,
+}
 
 
 @dataclass
@@ -102,7 +106,7 @@ def _split(n: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.nd
 
 
 def _train_epoch(
-    module: nn.Module,
+    module: Autoencoder,
     optimiser: torch.optim.Optimizer,
     loss_fn: LossFn,
     x: torch.Tensor,
@@ -116,26 +120,26 @@ def _train_epoch(
     for start in range(0, len(x), batch_size):
         batch = x[order[start : start + batch_size]]
         optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(module(batch), batch)
+        loss = module.training_loss(batch, loss_fn)
         loss.backward()
         optimiser.step()
         total += loss.detach() * len(batch)
     return float(total) / len(x)
 
 
-def _evaluate(module: nn.Module, loss_fn: LossFn, x: torch.Tensor) -> float:
-    """Row-weighted mean loss of ``x`` in eval mode, without gradients."""
+def _evaluate(module: Autoencoder, loss_fn: LossFn, x: torch.Tensor) -> float:
+    """Row-weighted mean training objective of ``x`` in eval mode, without gradients."""
     module.eval()
     total = 0.0
     with torch.inference_mode():
         for start in range(0, len(x), CHUNK_ROWS):
             batch = x[start : start + CHUNK_ROWS]
-            total += float(loss_fn(module(batch), batch)) * len(batch)
+            total += float(module.training_loss(batch, loss_fn)) * len(batch)
     return total / len(x)
 
 
 def _fit(
-    module: nn.Module,
+    module: Autoencoder,
     x_train: torch.Tensor,
     x_val: torch.Tensor,
     train: TrainConfig,
@@ -210,7 +214,7 @@ def train_autoencoder(
     torch.manual_seed(train.seed)
     rng = np.random.default_rng(train.seed)
     train_idx, val_idx = _split(len(data), train.val_fraction, rng)
-    scaler = StandardScaler.fit(data[train_idx])
+    scaler = fit_scaler(data[train_idx], train.scaling)
     module = get_architecture(model_config.arch).build(model_config).to(target)
     x_train = to_device(scaler.transform(data[train_idx]), target)
     x_val = to_device(scaler.transform(data[val_idx]), target)

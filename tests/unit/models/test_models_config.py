@@ -104,7 +104,8 @@ def test_train_config_defaults_and_round_trip() -> None:
         {"val_fraction": 1.0},
         {"patience": 0},
         {"seed": -1},
-        {"loss": "bce"},
+        {"loss": "cross-entropy"},
+        {"scaling": "robust"},
     ],
 )
 def test_train_config_validation(kwargs: dict[str, Any]) -> None:
