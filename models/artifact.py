@@ -114,6 +114,7 @@ def build_artifact(
     name: str = "seismo",
     feature_names: list[str] | None = None,
     training_window: Mapping[str, Any] | None = None,
+    contamination: float | None = None,
 ) -> Artifact:
     """Package a training result: calibration, version id and metadata.
 
@@ -128,6 +129,9 @@ def build_artifact(
     training_window : mapping, optional
         JSON-able description of the training data (e.g. topic, offsets, time
         range); stored as-is.
+    contamination : float, optional
+        Known share of anomalies in the training rows: also store the
+        threshold that flags that share of the training scores.
 
     Returns
     -------
@@ -140,13 +144,16 @@ def build_artifact(
         feature_names = [f"f{i}" for i in range(detector.n_features)]
     now = datetime.now(UTC).replace(microsecond=0)
     digest = hashlib.sha256(_weights_bytes(detector)).hexdigest()
+    calibration = Calibration.from_scores(result.val_scores)
+    if contamination is not None:
+        calibration = calibration.with_contamination(result.train_scores, contamination)
     return Artifact(
         detector=detector,
         name=name,
         version=f"{detector.arch}-{now:%Y%m%dT%H%M%S}-{digest[:8]}",
         created_at=now.isoformat(),
         feature_names=_check_feature_names(feature_names, detector.n_features),
-        calibration=Calibration.from_scores(result.val_scores),
+        calibration=calibration,
         training={
             "summary": dict(result.summary),
             "window": dict(training_window) if training_window is not None else None,

@@ -22,7 +22,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,12 @@ class Calibration:
         Linear-interpolated quantiles keyed by level, see `QUANTILES`.
     log_mean, log_std : float
         Mean and population std of `log_scores` of the same scores.
+    contamination : float or None
+        A known share of anomalies in the training data, if one was given.
+    contamination_threshold : float or None
+        The ``1 - contamination`` quantile of the *training* scores: the
+        threshold that flags that share of the training rows (the classic
+        "known contamination" rule), stored beside the mean/std calibration.
     """
 
     count: int
@@ -72,6 +78,8 @@ class Calibration:
     quantiles: dict[str, float]
     log_mean: float
     log_std: float
+    contamination: float | None = None
+    contamination_threshold: float | None = None
 
     @classmethod
     def from_scores(cls, scores: np.ndarray) -> Calibration:
@@ -95,6 +103,27 @@ class Calibration:
             log_std=float(log_scores(values).std()),
         )
 
+    def with_contamination(self, train_scores: np.ndarray, ratio: float) -> Calibration:
+        """A copy that also holds the threshold flagging ``ratio`` of ``train_scores``.
+
+        Examples
+        --------
+        >>> cal = Calibration.from_scores(np.array([1.0, 2.0]))
+        >>> cal.with_contamination(np.arange(1001.0), 0.01).contamination_threshold
+        990.0
+        >>> cal.with_contamination(np.arange(10.0), 0.0)
+        Traceback (most recent call last):
+        ...
+        models.errors.DataError: contamination must be in (0, 0.5), got 0.0
+        """
+        if not 0 < ratio < 0.5:
+            raise DataError(f"contamination must be in (0, 0.5), got {ratio!r}")
+        values = np.asarray(train_scores, dtype=np.float64)
+        if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
+            raise DataError("contamination needs a non-empty 1-D array of finite scores")
+        threshold = float(np.quantile(values, 1.0 - ratio))
+        return replace(self, contamination=float(ratio), contamination_threshold=threshold)
+
     def threshold(self, k: float) -> float:
         """Return ``mean + k * std``, the score above which a row is ``k`` sigmas out.
 
@@ -115,6 +144,8 @@ class Calibration:
             "quantiles": dict(self.quantiles),
             "log_mean": self.log_mean,
             "log_std": self.log_std,
+            "contamination": self.contamination,
+            "contamination_threshold": self.contamination_threshold,
         }
 
     @classmethod
@@ -125,6 +156,8 @@ class Calibration:
             quantiles = {str(k): float(v) for k, v in dict(data["quantiles"]).items()}
             mean, std = float(data["mean"]), float(data["std"])
             log_mean, log_std = float(data["log_mean"]), float(data["log_std"])
+            contamination = _optional_float(data.get("contamination"))
+            contamination_threshold = _optional_float(data.get("contamination_threshold"))
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"invalid calibration: {exc!r}") from exc
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
@@ -134,4 +167,15 @@ class Calibration:
         ) < 0:
             raise DataError("invalid calibration: statistics must be finite, std >= 0")
         return cls(count=count, mean=mean, std=std, quantiles=quantiles, log_mean=log_mean,
-                   log_std=log_std)
+                   log_std=log_std, contamination=contamination,
+                   contamination_threshold=contamination_threshold)
+
+
+def _optional_float(value: Any) -> float | None:
+    """``None`` stays ``None``; anything else must be a finite number."""
+    if value is None:
+        return None
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number

@@ -59,11 +59,15 @@ class TrainResult:
         ``train_config`` (the `TrainConfig` as a dict).
     val_scores : numpy.ndarray
         Shape ``(n_val,)``: anomaly scores of the held-out rows, for calibration.
+    train_scores : numpy.ndarray
+        Shape ``(n_train,)``: anomaly scores of the training rows (for a
+        threshold from a known contamination ratio).
     """
 
     detector: AutoencoderDetector
     summary: dict[str, Any]
     val_scores: np.ndarray
+    train_scores: np.ndarray
 
 
 @dataclass
@@ -233,4 +237,9 @@ def train_autoencoder(
         "device": str(target),
         "train_config": train.to_dict(),
     }
-    return TrainResult(detector=detector, summary=summary, val_scores=val_scores)
+    return TrainResult(
+        detector=detector,
+        summary=summary,
+        val_scores=val_scores,
+        train_scores=detector.score_batch(data[train_idx]),
+    )

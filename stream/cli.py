@@ -122,31 +122,64 @@ def score(
 def train(
     data: Annotated[Path, Opt(help="Training data: .npz (key X), .csv or .parquet.")],
     out: Annotated[Path, Opt(help="Artifact directory to write.")],
-    epochs: Annotated[int, Opt(help="Most training epochs.")] = 100,
+    arch: Annotated[str, Opt(help="dense, sparse, denoising, vae, conv1d or lstm.")] = "dense",
+    epochs: Annotated[int | None, Opt(help="Most training epochs.")] = None,
     seed: Annotated[int, Opt(help="Random seed.")] = 0,
     hidden: Annotated[str | None, Opt(help="Hidden sizes, e.g. 64,16 (default from d).")] = None,
+    activation: Annotated[str | None, Opt(help="relu, tanh, sigmoid, gelu, ...")] = None,
+    output_activation: Annotated[
+        str | None, Opt(help="Output activation, e.g. sigmoid for [0,1] data.")
+    ] = None,
+    loss: Annotated[str | None, Opt(help="Training loss: mse, mae, huber or bce.")] = None,
+    score: Annotated[str | None, Opt(help="Row score: mse, mae (vae: also elbo).")] = None,
+    scaling: Annotated[str | None, Opt(help="standard, minmax or none.")] = None,
+    penalty: Annotated[str | None, Opt(help="sparse: l1 or kl.")] = None,
+    penalty_weight: Annotated[float | None, Opt(help="sparse: weight of the penalty.")] = None,
+    sparsity_target: Annotated[float | None, Opt(help="sparse kl: target activation.")] = None,
+    noise: Annotated[str | None, Opt(help="denoising: gaussian or mask.")] = None,
+    noise_level: Annotated[float | None, Opt(help="denoising: std or mask share.")] = None,
+    kl_weight: Annotated[float | None, Opt(help="vae: weight of the KL term.")] = None,
+    window: Annotated[int | None, Opt(help="conv1d/lstm: time steps per row.")] = None,
+    channels: Annotated[int | None, Opt(help="conv1d/lstm: channels (default d/window).")] = None,
+    filters: Annotated[str | None, Opt(help="conv1d: filters per layer, e.g. 16,8.")] = None,
+    kernel_size: Annotated[int | None, Opt(help="conv1d: kernel size (odd).")] = None,
+    latent: Annotated[int | None, Opt(help="conv1d/lstm: latent size.")] = None,
+    layers: Annotated[int | None, Opt(help="lstm: stacked layers.")] = None,
+    lr: Annotated[float | None, Opt(help="Adam learning rate.")] = None,
+    weight_decay: Annotated[float | None, Opt(help="Adam weight decay.")] = None,
+    batch_size: Annotated[int | None, Opt(help="Minibatch size.")] = None,
+    patience: Annotated[int | None, Opt(help="Early-stopping patience (epochs).")] = None,
+    contamination: Annotated[
+        float | None, Opt(help="Known anomaly share of the data: also store that threshold.")
+    ] = None,
     name: Annotated[str, Opt(help="Model name (namespaces Redis statistics).")] = "seismo",
     exclude_labelled: Annotated[bool, Opt(help="Drop rows whose label y is 1.")] = False,
     label_column: Annotated[str | None, Opt(help="CSV/parquet label column.")] = None,
-    batch_size: Annotated[int, Opt(help="Minibatch size.")] = 64,
-    patience: Annotated[int, Opt(help="Early-stopping patience (epochs).")] = 8,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Train a dense autoencoder and write a self-describing artifact."""
+    """Train an autoencoder and write a self-describing artifact."""
     from stream.train_cmd import run_train
 
     run_train(
         data=data,
         out=out,
-        epochs=epochs,
-        seed=seed,
-        hidden=hidden,
+        arch=arch,
+        arch_options=dict(
+            hidden=hidden, activation=activation, output_activation=output_activation,
+            score=score, penalty=penalty, penalty_weight=penalty_weight,
+            sparsity_target=sparsity_target, noise=noise, noise_level=noise_level,
+            kl_weight=kl_weight, window=window, channels=channels, filters=filters,
+            kernel_size=kernel_size, latent=latent, layers=layers,
+        ),  # fmt: skip
+        train_options=dict(
+            epochs=epochs, seed=seed, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+            patience=patience, loss=loss, scaling=scaling,
+        ),  # fmt: skip
         name=name,
         exclude_labelled=exclude_labelled,
         label_column=label_column,
-        batch_size=batch_size,
-        patience=patience,
         device=device,
+        contamination=contamination,
     )
 
 

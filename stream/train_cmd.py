@@ -1,38 +1,115 @@
-"""``seismo train``: fit a dense autoencoder on a file and write its artifact."""
+"""``seismo train``: fit an autoencoder on a file and write its artifact.
+
+The architecture (``--arch``) is any name in `models.registry.ARCHITECTURES`;
+the command-line options that shape it map onto fields of that
+architecture's config (see `ARCH_FLAGS`). An option that the chosen
+architecture does not have is an error, never silently ignored.
+"""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from models.artifact import build_artifact, save_artifact
-from models.config import DenseConfig, TrainConfig, default_hidden
+from models.config import TrainConfig, default_hidden
 from models.data import load_table
+from models.errors import SeismoError
+from models.registry import ModelConfig, get_architecture
 from models.training import TrainResult, train_autoencoder
 from stream.errors import ArtifactError, ConfigError
 
+#: Command-line option -> config field, for options that shape an architecture.
+ARCH_FLAGS: dict[str, str] = {
+    "hidden": "hidden",
+    "activation": "activation",
+    "output_activation": "output_activation",
+    "score": "score",
+    "penalty": "penalty",
+    "penalty_weight": "weight",
+    "sparsity_target": "target",
+    "noise": "noise",
+    "noise_level": "noise_level",
+    "kl_weight": "kl_weight",
+    "window": "window",
+    "channels": "channels",
+    "filters": "filters",
+    "kernel_size": "kernel_size",
+    "latent": "latent",
+    "layers": "layers",
+}
 
-def parse_hidden(text: str | None, n_features: int) -> tuple[int, ...]:
-    """Hidden layer sizes from ``"64,16"``, or the default for ``n_features``.
 
-    >>> parse_hidden("250,10", 784)
-    (250, 10)
-    >>> parse_hidden(None, 16)
-    (32, 8)
-    >>> parse_hidden("a,b", 16)
-    Traceback (most recent call last):
-    ...
-    stream.errors.ConfigError: --hidden expects comma-separated integers, got 'a,b'
+def parse_widths(flag: str, text: str) -> tuple[int, ...]:
+    """Comma-separated positive integers, e.g. ``"64,16"``.
+
+    >>> parse_widths("--filters", "16,8")
+    (16, 8)
     """
-    if text is None:
-        return default_hidden(n_features)
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise ConfigError(f"--hidden expects comma-separated integers, got {text!r}") from None
+        raise ConfigError(f"{flag} expects comma-separated integers, got {text!r}") from None
+
+
+def build_config(arch: str, n_features: int, options: dict[str, Any]) -> ModelConfig:
+    """The config of ``arch`` for ``n_features`` inputs from the given CLI options.
+
+    ``options`` maps `ARCH_FLAGS` keys to values (``None`` = not given).
+    Dense-like architectures get `default_hidden` unless ``hidden`` is given;
+    sequence architectures need ``window`` and derive ``channels`` from it.
+
+    >>> build_config("dense", 16, {"hidden": "8,2"}).hidden
+    (8, 2)
+    >>> build_config("dense", 16, {"window": 4})
+    Traceback (most recent call last):
+    ...
+    stream.errors.ConfigError: --window does not apply to --arch dense
+    """
+    try:
+        spec = get_architecture(arch)
+    except SeismoError as exc:
+        raise ConfigError(str(exc)) from None
+    names = {f.name for f in fields(spec.config_cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for option, value in options.items():
+        if value is None:
+            continue
+        field = ARCH_FLAGS[option]
+        if field not in names:
+            flag = "--" + option.replace("_", "-")
+            raise ConfigError(f"{flag} does not apply to --arch {arch}")
+        values[field] = parse_widths(f"--{option}", value) if option in WIDTHS else value
+    if "window" in names:
+        _sequence_shape(values, n_features)
+    else:
+        values.setdefault("hidden", default_hidden(n_features))
+    if "n_features" in names:
+        values["n_features"] = n_features
+    try:
+        return spec.config_cls.from_dict(values)
+    except SeismoError as exc:
+        raise ConfigError(f"--arch {arch}: {exc}") from None
+
+
+WIDTHS = ("hidden", "filters")
+
+
+def _sequence_shape(values: dict[str, Any], n_features: int) -> None:
+    """Fill ``channels`` from ``window`` (rows are flattened windows, time-major)."""
+    window = values.get("window")
+    if window is None:
+        raise ConfigError("--window is required for sequence architectures")
+    channels = values.setdefault("channels", n_features // window if window else 0)
+    if window * channels != n_features:
+        raise ConfigError(
+            f"--window {window} x --channels {channels} must equal the {n_features} features"
+        )
 
 
 def check_out_dir(out: Path) -> None:
@@ -52,7 +129,7 @@ def check_out_dir(out: Path) -> None:
 
 
 def fit_with_progress(
-    x: np.ndarray, config: DenseConfig, train_cfg: TrainConfig, device: str, console: Console
+    x: np.ndarray, config: ModelConfig, train_cfg: TrainConfig, device: str, console: Console
 ) -> TrainResult:
     """Train on ``x`` (n, d) with a progress bar of epochs and losses on ``console``."""
     with Progress(
@@ -73,40 +150,59 @@ def fit_with_progress(
         )
 
 
+def describe(config: ModelConfig) -> str:
+    """A one-line description of a model config, for the console.
+
+    >>> from models.config import DenseConfig
+    >>> describe(DenseConfig(n_features=784, hidden=(64, 16)))
+    'dense autoencoder 784-64-16-64-784'
+    """
+    hidden = getattr(config, "hidden", None)
+    if isinstance(hidden, tuple):
+        d = config.n_features
+        shape = "-".join(str(w) for w in (d, *hidden, *reversed(hidden[:-1]), d))
+        return f"{config.arch} autoencoder {shape}"
+    return f"{config.arch} autoencoder {config.to_dict()}"
+
+
 def run_train(
     *,
     data: Path,
     out: Path,
-    epochs: int,
-    seed: int,
-    hidden: str | None,
+    arch: str,
+    arch_options: dict[str, Any],
+    train_options: dict[str, Any],
     name: str,
     exclude_labelled: bool,
     label_column: str | None,
-    batch_size: int,
-    patience: int,
     device: str,
+    contamination: float | None = None,
 ) -> Path:
     """Load, train with a progress bar, calibrate, and save; return the artifact dir.
 
-    The artifact's training window records the source file, the rows trained
-    on (``rows``, training plus validation split) and the labelled rows left
-    out by ``exclude_labelled`` (``rows_excluded``).
+    ``arch_options`` are `ARCH_FLAGS` values, ``train_options`` `TrainConfig`
+    fields (``None`` = default). The artifact's training window records the
+    source file, the rows trained on (``rows``, training plus validation
+    split) and the labelled rows left out by ``exclude_labelled``
+    (``rows_excluded``).
     """
     check_out_dir(out)
     console = Console(stderr=True)
     table = load_table(data, label_column=label_column, exclude_labelled=exclude_labelled)
     n, d = table.x.shape
-    config = DenseConfig(n_features=d, hidden=parse_hidden(hidden, d))
-    train_cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, patience=patience)
-    shape = "-".join(str(w) for w in (d, *config.hidden, *reversed(config.hidden[:-1]), d))
-    console.print(f"training dense autoencoder {shape} on {n} rows of {data}")
+    config = build_config(arch, d, arch_options)
+    try:
+        train_cfg = TrainConfig(**{k: v for k, v in train_options.items() if v is not None})
+    except SeismoError as exc:
+        raise ConfigError(str(exc)) from None
+    console.print(f"training {describe(config)} on {n} rows of {data}")
     result = fit_with_progress(table.x, config, train_cfg, device, console)
     artifact = build_artifact(
         result,
         name=name,
         feature_names=table.feature_names,
         training_window={"source": str(data), "rows": n, "rows_excluded": table.n_excluded},
+        contamination=contamination,
     )
     path = save_artifact(artifact, out)
     cal = artifact.calibration

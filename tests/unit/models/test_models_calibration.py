@@ -70,3 +70,18 @@ def test_quantiles_are_ordered_and_bounded(scores: np.ndarray) -> None:
     assert values == sorted(values)
     assert scores.min() <= values[0] and values[-1] <= scores.max()
     assert cal.std >= 0
+
+
+def test_contamination_threshold_flags_that_share_of_training_scores() -> None:
+    train_scores = np.random.default_rng(3).lognormal(size=50_000)
+    cal = Calibration.from_scores(train_scores[:1000]).with_contamination(train_scores, 10 / 50_000)
+    flagged = int((train_scores > cal.contamination_threshold).sum())
+    assert flagged == 10
+    assert Calibration.from_dict(cal.to_dict()) == cal
+
+
+def test_calibration_without_contamination_still_loads_old_artifacts() -> None:
+    cal = Calibration.from_scores(np.array([1.0, 2.0, 3.0]))
+    old = {k: v for k, v in cal.to_dict().items() if not k.startswith("contamination")}
+    assert Calibration.from_dict(old) == cal
+    assert cal.contamination is None and cal.contamination_threshold is None
