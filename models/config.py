@@ -33,6 +33,10 @@ a sigmoid output activation and ``scaling="minmax"`` or data already in [0, 1]).
 SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
 """Feature scalings ``TrainConfig.scaling`` may name (see `models.scaler.fit_scaler`)."""
 
+RECONSTRUCTION_SCORES: tuple[str, ...] = ("mse", "mae")
+"""Score kinds of every architecture; ``elbo`` (`models.detector.SCORES`) also
+needs a module with a row penalty, such as the VAE."""
+
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -51,6 +55,16 @@ def _check_activation(name: str, value: object) -> None:
     if value not in ACTIVATIONS:
         known = ", ".join(ACTIVATIONS)
         raise SeismoError(f"{name} {value!r} is not one of: {known}")
+
+
+def _check_non_negative(name: str, value: object) -> None:
+    if not _is_real(value) or value < 0:  # type: ignore[operator]
+        raise SeismoError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SeismoError(f"{name} {value!r} is not one of: {', '.join(choices)}")
 
 
 def _known_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:

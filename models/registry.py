@@ -2,15 +2,17 @@
 
 A new architecture (sparse, denoising, vae, conv1d, lstm, ...) registers one
 `Architecture` here. Its config class is a frozen dataclass with a class-level
-``arch`` name, an ``n_features`` field and ``to_dict``/``from_dict``; its module
+``arch`` name, an ``n_features`` attribute and ``to_dict``/``from_dict``; its module
 class is a `models.base.Autoencoder` built from that config alone. A config may
 have a ``score`` field (``mse``, ``mae``, or ``elbo`` where the module has a
 `~models.base.Autoencoder.row_penalty`); without one, rows score by MSE.
 
 Examples
 --------
->>> sorted(ARCHITECTURES)
-['dense']
+>>> {"dense", "conv1d", "lstm"} <= set(ARCHITECTURES)
+True
+>>> {"sparse", "denoising", "vae"} <= set(ARCHITECTURES)
+True
 >>> spec = get_architecture("dense")
 >>> cfg = spec.config_cls.from_dict({"n_features": 4, "hidden": [2]})
 >>> type(spec.build(cfg)).__name__
@@ -24,8 +26,13 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 from models.base import Autoencoder
 from models.config import DenseConfig
+from models.conv1d import Conv1dAutoencoder, Conv1dConfig
+from models.denoising import DenoisingAutoencoder, DenoisingConfig
 from models.dense import DenseAutoencoder
 from models.errors import SeismoError
+from models.lstm import LSTMAutoencoder, LSTMConfig
+from models.sparse import SparseAutoencoder, SparseConfig
+from models.vae import VAEConfig, VariationalAutoencoder
 
 
 class ModelConfig(Protocol):
@@ -56,7 +63,7 @@ class Architecture(NamedTuple):
 
     def build(self, config: ModelConfig) -> Autoencoder:
         """Instantiate a freshly initialised module for ``config``."""
-        if not isinstance(config, self.config_cls):
+        if type(config) is not self.config_cls:
             raise SeismoError(
                 f"{self.module_cls.__name__} needs a {self.config_cls.__name__}, "
                 f"got {type(config).__name__}"
@@ -66,6 +73,11 @@ class Architecture(NamedTuple):
 
 ARCHITECTURES: dict[str, Architecture] = {
     DenseConfig.arch: Architecture(DenseConfig, DenseAutoencoder),
+    Conv1dConfig.arch: Architecture(Conv1dConfig, Conv1dAutoencoder),
+    LSTMConfig.arch: Architecture(LSTMConfig, LSTMAutoencoder),
+    SparseConfig.arch: Architecture(SparseConfig, SparseAutoencoder),
+    DenoisingConfig.arch: Architecture(DenoisingConfig, DenoisingAutoencoder),
+    VAEConfig.arch: Architecture(VAEConfig, VariationalAutoencoder),
 }
 """Every architecture seismo can train and load, by the name artifacts record."""
 

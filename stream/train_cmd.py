@@ -75,7 +75,8 @@ def build_config(arch: str, n_features: int, options: dict[str, Any]) -> ModelCo
         spec = get_architecture(arch)
     except SeismoError as exc:
         raise ConfigError(str(exc)) from None
-    names = {f.name for f in fields(spec.config_cls)}  # type: ignore[arg-type]
+    types = {f.name: str(f.type) for f in fields(spec.config_cls)}  # type: ignore[arg-type]
+    names = set(types)
     values: dict[str, Any] = {}
     for option, value in options.items():
         if value is None:
@@ -84,7 +85,7 @@ def build_config(arch: str, n_features: int, options: dict[str, Any]) -> ModelCo
         if field not in names:
             flag = "--" + option.replace("_", "-")
             raise ConfigError(f"{flag} does not apply to --arch {arch}")
-        values[field] = parse_widths(f"--{option}", value) if option in WIDTHS else value
+        values[field] = _parse_option(option, value, types[field])
     if "window" in names:
         _sequence_shape(values, n_features)
     else:
@@ -98,6 +99,22 @@ def build_config(arch: str, n_features: int, options: dict[str, Any]) -> ModelCo
 
 
 WIDTHS = ("hidden", "filters")
+
+
+def _parse_option(option: str, value: Any, field_type: str) -> Any:
+    """``--hidden``/``--filters`` text as a tuple of widths, or one int where the field is one.
+
+    >>> _parse_option("hidden", "64,16", "tuple[int, ...]"), _parse_option("hidden", "32", "int")
+    ((64, 16), 32)
+    """
+    if option not in WIDTHS or not isinstance(value, str):
+        return value
+    widths = parse_widths(f"--{option}", value)
+    if field_type.startswith("tuple"):
+        return widths
+    if len(widths) != 1:
+        raise ConfigError(f"--{option} takes one integer for this architecture, got {value!r}")
+    return widths[0]
 
 
 def _sequence_shape(values: dict[str, Any], n_features: int) -> None:

@@ -194,7 +194,7 @@ def test_invalid_config_json(saved: Path, text: str) -> None:
     [
         (lambda d: d.update(format_version=2), "unsupported format_version 2"),
         (lambda d: d.pop("format_version"), "unsupported format_version None"),
-        (lambda d: d.update(arch="lstm"), "unknown architecture 'lstm'"),
+        (lambda d: d.update(arch="gru"), "unknown architecture 'gru'"),
         (lambda d: d.pop("model"), "no 'model' field"),
         (lambda d: d["model"].update(activation="swish"), "field 'model' is invalid"),
         (lambda d: d["scaler"].update(scale=[1.0]), "field 'scaler' is invalid"),

@@ -40,3 +40,32 @@ def test_bad_options_are_one_line_config_errors(arch, options, message) -> None:
 
 def test_none_means_not_given() -> None:
     assert build_config("dense", 8, {"kl_weight": None, "window": None}).n_features == 8
+
+
+@pytest.mark.parametrize(
+    ("arch", "options", "expected"),
+    [
+        ("sparse", {"penalty": "kl", "penalty_weight": 0.1, "sparsity_target": 0.05}, {}),
+        ("denoising", {"noise": "mask", "noise_level": 0.3}, {}),
+        ("vae", {"hidden": "16,2", "kl_weight": 0.5, "score": "elbo"}, {"hidden": (16, 2)}),
+        ("conv1d", {"window": 4, "filters": "8,4", "kernel_size": 3}, {"channels": 2}),
+        ("lstm", {"window": 2, "hidden": "32", "latent": 4}, {"channels": 4, "hidden": 32}),
+    ],
+)
+def test_every_family_member_is_reachable_from_the_cli(arch, options, expected) -> None:
+    config = build_config(arch, 8, options)
+    assert config.arch == arch and config.n_features == 8
+    data = config.to_dict()
+    for key, value in expected.items():
+        assert getattr(config, key) == value, key
+    for option, value in options.items():
+        if option not in ("hidden", "filters"):
+            field = {"penalty_weight": "weight", "sparsity_target": "target"}.get(option, option)
+            assert data[field] == value, option
+
+
+def test_sequence_shape_must_divide_the_features() -> None:
+    with pytest.raises(ConfigError, match="--window 3 x --channels 2 must equal the 8 features"):
+        build_config("lstm", 8, {"window": 3})
+    with pytest.raises(ConfigError, match="--window is required"):
+        build_config("conv1d", 8, {})
