@@ -175,7 +175,13 @@ class TrainConfig:
     Parameters
     ----------
     epochs : int
-        Upper bound on passes over the training rows.
+        Upper bound on passes over the training rows. The default, 10 (as
+        PyOD's ``AutoEncoder``), is deliberately short: training data taken
+        from a live stream holds some anomalies, and the longer an
+        autoencoder trains the better it learns to reconstruct them too,
+        which hides them (on the ODDS sets, 100 epochs lost 0.02-0.18
+        ROC-AUC against 10; see ``docs/benchmarks.md``). Clean data with
+        fine structure may want more (``seismo train --epochs``).
     batch_size : int
         Rows per optimiser step.
     lr : float
@@ -204,7 +210,7 @@ class TrainConfig:
     models.errors.SeismoError: val_fraction must be in (0, 1), got 1.0
     """
 
-    epochs: int = 100
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0

@@ -17,3 +17,7 @@ class DataError(SeismoError):
 
 class ArtifactError(SeismoError):
     """A model artifact is missing, corrupt, or incompatible with this seismo."""
+
+
+class ReportError(SeismoError):
+    """An evaluation report cannot be written (e.g. matplotlib is not installed)."""

@@ -211,6 +211,68 @@ def produce(
     )
 
 
+@app.command()
+def evaluate(
+    model: Annotated[Path, Opt(help="Model artifact directory.")],
+    data: Annotated[Path, Opt(help="Labelled rows: .npz (X, y), .csv or .parquet.")],
+    report: Annotated[Path | None, Opt(help="Write index.html + PNG plots here.")] = None,
+    as_json: Annotated[bool, Opt("--json", help="Print one JSON object on stdout.")] = False,
+    label_column: Annotated[str | None, Opt(help="Label column (.npz key, default y).")] = None,
+    k: Annotated[float, Opt("--k", help="Calibration threshold = mean + k*std.")] = 3.0,
+    threshold_space: Annotated[str, Opt(help="log or linear: where mean/std apply.")] = "log",
+    threshold: Annotated[str, Opt(help="calibration or contamination.")] = "calibration",
+    image_shape: Annotated[
+        str | None, Opt(help="HxW of image rows for the report (784 -> 28x28).")
+    ] = None,
+    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Score a labelled file and report ROC-AUC, PR-AUC, precision, recall, F1."""
+    from stream.evaluate_cmd import run_evaluate
+
+    run_evaluate(
+        model=model,
+        data=data,
+        report=report,
+        as_json=as_json,
+        label_column=label_column,
+        k=k,
+        threshold_space=threshold_space,
+        threshold=threshold,
+        image_shape_text=image_shape,
+        device=device,
+    )
+
+
+@app.command("benchmark-odds")
+def benchmark_odds(
+    data_dir: Annotated[
+        Path | None, Opt(help="Folder of ODDS .npz files [default $SEISMO_DATA/odds].")
+    ] = None,
+    seeds: Annotated[int, Opt(help="Splits per data set (seeds 0..N-1).")] = 10,
+    datasets: Annotated[
+        str | None, Opt(help="Comma-separated, e.g. cardio,shuttle [default: six sets].")
+    ] = None,
+    out: Annotated[Path | None, Opt(help="Markdown file whose section is rewritten.")] = Path(
+        "docs/benchmarks.md"
+    ),
+    json_path: Annotated[Path | None, Opt("--json", help="Also write runs as JSON.")] = None,
+    no_pyod: Annotated[bool, Opt("--no-pyod", help="Only seismo (no PyOD baselines).")] = False,
+    device: Annotated[str, Opt(help="auto, cpu or cuda (seismo's model).")] = "auto",
+) -> None:
+    """Benchmark seismo's default model against PyOD on ODDS outlier sets."""
+    from stream.bench_odds_cmd import run_benchmark_odds
+
+    run_benchmark_odds(
+        data_dir=data_dir,
+        seeds=seeds,
+        datasets=datasets,
+        out=out,
+        json_path=json_path,
+        with_pyod=not no_pyod,
+        device=device,
+    )
+
+
 def main() -> None:
     """Console-script entry point: one-line errors, no tracebacks for known failures."""
     try:
