@@ -16,7 +16,7 @@ Examples
 >>> x = np.random.default_rng(0).normal(size=(40, 3))
 >>> result = train_autoencoder(x, train=TrainConfig(epochs=1), device="cpu")
 >>> artifact = build_artifact(result, name="demo")
->>> artifact.feature_names, artifact.version.startswith("dense-")
+>>> artifact.feature_names, artifact.version.startswith("vae-")
 (['f0', 'f1', 'f2'], True)
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     saved = save_artifact(artifact, Path(tmp) / "model")

@@ -75,7 +75,8 @@ class VAEConfig(DenseConfig):
         below 1 favours reconstruction (a beta-VAE with beta < 1), 0 leaves the
         posterior unregularised.
     score : str
-        ``"mse"``, ``"mae"``, or ``"elbo"`` (MSE plus the per-row scaled KL).
+        ``"elbo"`` (default: MSE plus the per-row scaled KL, the VAE's own
+        measure of how unlikely a row is), ``"mse"`` or ``"mae"``.
 
     Examples
     --------
@@ -90,7 +91,7 @@ class VAEConfig(DenseConfig):
     arch: ClassVar[str] = "vae"
 
     kl_weight: float = 1.0
-    score: str = "mse"
+    score: str = "elbo"
 
     def __post_init__(self) -> None:
         super().__post_init__()

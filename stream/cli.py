@@ -122,7 +122,7 @@ def score(
 def train(
     data: Annotated[Path, Opt(help="Training data: .npz (key X), .csv or .parquet.")],
     out: Annotated[Path, Opt(help="Artifact directory to write.")],
-    arch: Annotated[str, Opt(help="dense, sparse, denoising, vae, conv1d or lstm.")] = "dense",
+    arch: Annotated[str, Opt(help="vae, dense, sparse, denoising, conv1d or lstm.")] = "vae",
     epochs: Annotated[int | None, Opt(help="Most training epochs.")] = None,
     seed: Annotated[int, Opt(help="Random seed.")] = 0,
     hidden: Annotated[str | None, Opt(help="Hidden sizes, e.g. 64,16 (default from d).")] = None,

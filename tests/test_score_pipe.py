@@ -40,13 +40,21 @@ MALFORMED: list[tuple[bytes | None, str]] = [
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    """A model trained by `seismo train` on generated normal sensor data."""
+    """A dense model trained by `seismo train` on generated normal sensor data.
+
+    The training rows are clean, so the dense autoencoder (the README's advice
+    for clean data) rather than the default VAE, which is chosen for training
+    data that holds anomalies: on this pipe the VAE ranks as well (ROC-AUC 1.0
+    offline) but its k = 3 threshold gave precision 0.78 against 0.94.
+    """
     root = tmp_path_factory.mktemp("pipe-model")
     data = root / "normal.npz"
     np.savez(data, X=SensorData().normal(6000, seed=1))
+    out = str(root / "model")
     done = run_seismo(
-        "train", "--data", str(data), "--out", str(root / "model"), "--epochs", "60", "--seed", "0"
-    )
+        "train", "--data", str(data), "--out", out, "--arch", "dense", "--epochs", "60",
+        "--seed", "0",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return root / "model"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import TrainConfig
+from models.config import DenseConfig, TrainConfig, default_hidden
 from models.training import TrainResult, train_autoencoder
 
 N_FEATURES = 16
@@ -62,5 +62,6 @@ def inliers() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def trained(inliers: np.ndarray) -> TrainResult:
-    """One model trained once per session; tests must not mutate it."""
-    return train_autoencoder(inliers, train=FAST_TRAIN, device="cpu")
+    """One dense model (MSE-scored) trained once per session; tests must not mutate it."""
+    config = DenseConfig(n_features=inliers.shape[1], hidden=default_hidden(inliers.shape[1]))
+    return train_autoencoder(inliers, config=config, train=FAST_TRAIN, device="cpu")

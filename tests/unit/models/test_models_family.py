@@ -64,7 +64,7 @@ VARIANTS: dict[str, ModelConfig] = {
     "sparse-kl": SparseConfig(n_features=D, hidden=(16, 3), penalty="kl"),
     "denoising-gaussian": DenoisingConfig(n_features=D, hidden=(16, 3), noise="gaussian"),
     "denoising-mask": DenoisingConfig(n_features=D, hidden=(16, 3), noise="mask"),
-    "vae-mse": VAEConfig(n_features=D, hidden=(16, 3)),
+    "vae-mse": VAEConfig(n_features=D, hidden=(16, 3), score="mse"),
     "vae-elbo": VAEConfig(n_features=D, hidden=(16, 3), score="elbo", kl_weight=0.5),
 }
 """The family's configurations that the shared behaviour tests train."""
@@ -153,7 +153,7 @@ def test_defaults() -> None:
     noisy = DenoisingConfig(n_features=4, hidden=(2,))
     assert (noisy.noise, noisy.noise_level, noisy.score) == ("gaussian", 0.2, "mse")
     vae = VAEConfig(n_features=4, hidden=(2,))
-    assert (vae.kl_weight, vae.score) == (1.0, "mse")
+    assert (vae.kl_weight, vae.score) == (1.0, "elbo")
     assert (SparseConfig.arch, DenoisingConfig.arch, VAEConfig.arch) == (
         "sparse",
         "denoising",
