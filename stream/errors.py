@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DeliveryError",
+    "RegistryError",
     "SeismoError",
     "ServiceError",
 ]
@@ -24,3 +25,7 @@ class ConfigError(SeismoError):
 
 class DeliveryError(SeismoError):
     """Produced messages were not confirmed by the broker."""
+
+
+class RegistryError(SeismoError):
+    """A model version is unknown, fails verification, or the registry pointer cannot move."""

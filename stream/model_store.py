@@ -1,0 +1,284 @@
+"""The model registry: an artifact store directory plus a Redis pointer per model name.
+
+Store layout (a local directory shared by the services)::
+
+    {root}/{name}/{version}/    an artifact directory as written by save_artifact
+    {root}/{name}/.{version}.*  staging and trash; never a version
+
+Redis (``prefix`` as in :mod:`stream.redis_stats`)::
+
+    {prefix}:model:{name}:current   string: the version that serves
+    {prefix}:model:{name}:history   list: versions that were current, most recent first
+    {prefix}:model:{name}:events    pub/sub channel: each new current version
+
+Publishing is atomic in this order:
+
+1. the artifact is written into a hidden staging directory (``save_artifact``
+   writes and fsyncs its files there);
+2. the staged copy is verified with ``load_artifact`` (weights checksum,
+   shapes, name and version);
+3. it is renamed into ``{root}/{name}/{version}``;
+4. one Lua script sets the pointer, pushes the history and publishes the event;
+5. versions beyond ``keep`` are pruned, never the current one.
+
+A crash or a failed verification before step 4 leaves the pointer, and so the
+serving version, as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from models.artifact import CONFIG_FILE, Artifact, load_artifact, save_artifact
+from models.errors import ArtifactError
+from stream.errors import RegistryError
+from stream.model_versions import (
+    StoredVersion,
+    check_component,
+    check_keep,
+    choose_prune,
+    current_key,
+    decode,
+    events_channel,
+    history_key,
+    is_component,
+    newest_first,
+    parse_history,
+    rollback_target,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEEP = 5
+"""Versions kept per model name unless told otherwise (the current one always)."""
+HISTORY_CAP = 100
+"""Longest history list kept in Redis."""
+
+#: KEYS = current, history; ARGV = version, events channel, history cap.
+MOVE_LUA = """
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('LREM', KEYS[2], 0, ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 1
+"""
+
+#: KEYS = current, history; ARGV = expected current, target, events channel.
+#: Moves back only if nobody moved the pointer since it was read; returns 1 or 0.
+ROLLBACK_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local h = redis.call('LRANGE', KEYS[2], 0, -1)
+for i = 1, #h - 1 do
+  if h[i] == ARGV[1] then
+    if h[i + 1] ~= ARGV[2] then return 0 end
+    redis.call('LTRIM', KEYS[2], i, -1)
+    redis.call('SET', KEYS[1], ARGV[2])
+    redis.call('PUBLISH', ARGV[3], ARGV[2])
+    return 1
+  end
+end
+return 0
+"""
+
+Hook = Callable[[Path], None]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A version in the store, as listed."""
+
+    version: str
+    created_at: str
+    current: bool
+
+
+class ModelRegistry:
+    """Versions of models in ``root`` and their current pointers in Redis.
+
+    Parameters
+    ----------
+    root : path
+        The artifact store directory (created on first publish).
+    client : redis.Redis
+        A connected client (see :func:`stream.redis_stats.connect`).
+    prefix : str
+        Prefix of the Redis keys, e.g. ``"seismo"``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], client: redis.Redis, prefix: str) -> None:
+        self.root = Path(root)
+        self.client = client
+        self.prefix = prefix
+        self._move = client.register_script(MOVE_LUA)
+        self._rollback = client.register_script(ROLLBACK_LUA)
+
+    def path(self, name: str, version: str) -> Path:
+        """The directory of one version (it may not exist)."""
+        name = check_component(name, "model name")
+        return self.root / name / check_component(version, "version")
+
+    def current(self, name: str) -> str | None:
+        """The version that serves ``name``, or ``None`` before the first publish."""
+        return decode(
+            self.client.get(current_key(self.prefix, check_component(name, "model name")))
+        )
+
+    def history(self, name: str) -> list[str]:
+        """Versions that were current, most recent first."""
+        raw = self.client.lrange(
+            history_key(self.prefix, check_component(name, "model name")), 0, -1
+        )
+        return parse_history(raw)
+
+    def list_versions(self, name: str) -> list[VersionInfo]:
+        """Versions of ``name`` in the store, newest first, the current one marked."""
+        current = self.current(name)
+        return [
+            VersionInfo(v.version, v.created_at, v.version == current)
+            for v in newest_first(self._scan(name))
+        ]
+
+    def publish(
+        self,
+        artifact: Artifact,
+        *,
+        keep: int | None = DEFAULT_KEEP,
+        before_verify: Hook | None = None,
+    ) -> str:
+        """Store ``artifact``, verify it, point its name at it; return the version.
+
+        ``before_verify`` is called with the staged copy before verification (a
+        fault-injection point for tests). A version already in the store is
+        verified again and reused. ``keep=None`` prunes nothing.
+        """
+        if keep is not None:
+            check_keep(keep)
+        name = check_component(artifact.name, "model name")
+        target = self.path(name, artifact.version)
+        if target.exists():
+            self.verify(name, artifact.version)
+        else:
+            self._store(artifact, target, before_verify)
+        self._point(name, artifact.version)
+        log.info("published %s version %s", name, artifact.version)
+        if keep is not None:
+            self.prune(name, keep)
+        return artifact.version
+
+    def promote(self, name: str, version: str, *, keep: int | None = None) -> str:
+        """Point ``name`` at a stored ``version`` after verifying it."""
+        self.verify(name, version)
+        self._point(name, version)
+        if keep is not None:
+            self.prune(name, keep)
+        return version
+
+    def rollback(self, name: str) -> str:
+        """Point ``name`` back at the version that was current before; return it."""
+        current = self.current(name)
+        if current is None:
+            raise RegistryError(f"{name} has no current version to roll back from")
+        target = rollback_target(self.history(name), current)
+        self.verify(name, target)
+        keys = [current_key(self.prefix, name), history_key(self.prefix, name)]
+        moved = self._rollback(keys=keys, args=[current, target, events_channel(self.prefix, name)])
+        if not moved:
+            raise RegistryError(f"{name}: the pointer moved during the rollback; try again")
+        return target
+
+    def verify(self, name: str, version: str) -> Artifact:
+        """Load a stored version, checking its checksum, name and version."""
+        return _verify(self.path(name, version), name, version)
+
+    def prune(self, name: str, keep: int) -> list[str]:
+        """Delete all but the ``keep`` newest versions, never the current one."""
+        newest = [v.version for v in newest_first(self._scan(name))]
+        doomed = choose_prune(newest, keep, [self.current(name)])
+        if not doomed:
+            return []
+        with self.client.pipeline(transaction=True) as pipe:
+            for version in doomed:
+                pipe.lrem(history_key(self.prefix, name), 0, version)
+            pipe.execute()
+        for version in doomed:
+            _remove(self.path(name, version))
+        log.info("pruned %s versions %s", name, ", ".join(doomed))
+        return doomed
+
+    def _point(self, name: str, version: str) -> None:
+        keys = [current_key(self.prefix, name), history_key(self.prefix, name)]
+        self._move(keys=keys, args=[version, events_channel(self.prefix, name), HISTORY_CAP])
+
+    def _store(self, artifact: Artifact, target: Path, before_verify: Hook | None) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent)
+        )
+        try:
+            staged = save_artifact(artifact, staging / target.name)
+            if before_verify is not None:
+                before_verify(staged)
+            _verify(staged, artifact.name, artifact.version)
+            os.rename(staged, target)
+        except OSError as exc:
+            where = f"{artifact.name} version {artifact.version}"
+            raise RegistryError(f"cannot store {where}: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _scan(self, name: str) -> list[StoredVersion]:
+        folder = self.root / check_component(name, "model name")
+        if not folder.is_dir():
+            return []
+        return [_describe(p) for p in folder.iterdir() if p.is_dir() and is_component(p.name)]
+
+
+def publish(
+    artifact: Artifact,
+    root: str | os.PathLike[str],
+    client: redis.Redis,
+    prefix: str,
+    *,
+    keep: int | None = DEFAULT_KEEP,
+) -> str:
+    """Store, verify and point at ``artifact`` (see :meth:`ModelRegistry.publish`)."""
+    return ModelRegistry(root, client, prefix).publish(artifact, keep=keep)
+
+
+def _verify(path: Path, name: str, version: str) -> Artifact:
+    if not path.is_dir():
+        raise RegistryError(f"{name} has no version {version} in the store ({path})")
+    try:
+        artifact = load_artifact(path, device="cpu")
+    except ArtifactError as exc:
+        raise RegistryError(f"refusing {name} version {version}: {exc}") from exc
+    if (artifact.name, artifact.version) != (name, version):
+        raise RegistryError(f"refusing {path}: it holds {artifact.name} version {artifact.version}")
+    return artifact
+
+
+def _describe(path: Path) -> StoredVersion:
+    config = path / CONFIG_FILE
+    try:
+        created = json.loads(config.read_text(encoding="utf-8")).get("created_at", "")
+        stored_ns = config.stat().st_mtime_ns
+    except (OSError, ValueError, AttributeError):
+        created, stored_ns = "", 0
+    return StoredVersion(path.name, created if isinstance(created, str) else "", stored_ns)
+
+
+def _remove(path: Path) -> None:
+    """Rename out of sight first, so a half-deleted directory never lists as a version."""
+    trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".trash", dir=path.parent))
+    os.rename(path, trash / path.name)
+    shutil.rmtree(trash, ignore_errors=True)

@@ -1,0 +1,218 @@
+"""The model registry (:mod:`stream.model_store`) against a real Redis and tmp stores.
+
+Each test writes under its own ``redis_key_prefix`` and its own store
+directory; the artifacts are tiny models trained once per module.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from models.artifact import WEIGHTS_FILE, Artifact, build_artifact, save_artifact
+from models.config import TrainConfig
+from models.training import train_autoencoder
+from stream.errors import RegistryError
+from stream.model_store import ModelRegistry, publish
+from stream.model_versions import events_channel, history_key
+from tests.pipes import run_seismo
+
+pytestmark = pytest.mark.redis
+
+NAME = "pumps"
+
+
+def _artifact(seed: int) -> Artifact:
+    x = np.random.default_rng(seed).normal(size=(60, 4)).astype(np.float32)
+    result = train_autoencoder(x, train=TrainConfig(epochs=1, seed=seed), device="cpu")
+    return build_artifact(result, name=NAME)
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> list[Artifact]:
+    """Three versions of one model name, distinct weights (so distinct versions)."""
+    made = [_artifact(seed) for seed in range(3)]
+    assert len({a.version for a in made}) == 3
+    return made
+
+
+@pytest.fixture
+def registry(tmp_path: Path, redis_client: redis.Redis, redis_key_prefix: str) -> ModelRegistry:
+    return ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix)
+
+
+def flip_byte(path: Path, offset: int = -1) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def assert_one_line(exc: BaseException) -> None:
+    assert str(exc) and "\n" not in str(exc), str(exc)
+
+
+def test_publish_two_versions_moves_pointer_and_history(
+    registry: ModelRegistry, artifacts: list[Artifact]
+) -> None:
+    v1, v2 = artifacts[0].version, artifacts[1].version
+    assert registry.current(NAME) is None
+    assert registry.publish(artifacts[0]) == v1
+    assert registry.publish(artifacts[1]) == v2
+
+    assert registry.current(NAME) == v2
+    assert registry.history(NAME) == [v2, v1]
+    listed = registry.list_versions(NAME)
+    assert [(v.version, v.current) for v in listed] == [(v2, True), (v1, False)]
+    assert registry.verify(NAME, v2).version == v2
+    stored = sorted(p.name for p in (registry.root / NAME).iterdir())
+    assert stored == sorted([v1, v2])  # no staging left behind
+
+
+def test_module_level_publish_and_republish_is_idempotent(
+    tmp_path: Path, redis_client: redis.Redis, redis_key_prefix: str, artifacts: list[Artifact]
+) -> None:
+    version = publish(artifacts[0], tmp_path, redis_client, redis_key_prefix)
+    assert publish(artifacts[0], tmp_path, redis_client, redis_key_prefix) == version
+    registry = ModelRegistry(tmp_path, redis_client, redis_key_prefix)
+    assert registry.history(NAME) == [version]
+
+
+def test_rollback_returns_to_the_previous_version(
+    registry: ModelRegistry, artifacts: list[Artifact]
+) -> None:
+    v1, v2 = (registry.publish(a) for a in artifacts[:2])
+    assert registry.rollback(NAME) == v1
+    assert registry.current(NAME) == v1
+    assert registry.history(NAME) == [v1]
+    with pytest.raises(RegistryError, match="nothing to roll back to") as info:
+        registry.rollback(NAME)
+    assert_one_line(info.value)
+    assert registry.current(NAME) == v1
+    assert (registry.root / NAME / v2).is_dir()  # still stored: promote can bring it back
+    assert registry.promote(NAME, v2) == v2
+    assert registry.history(NAME) == [v2, v1]
+
+
+def test_promote_refuses_unknown_and_corrupt_versions(
+    registry: ModelRegistry, artifacts: list[Artifact]
+) -> None:
+    v1, v2 = (registry.publish(a) for a in artifacts[:2])
+    with pytest.raises(RegistryError, match="has no version") as info:
+        registry.promote(NAME, "vae-20000101T000000-deadbeef")
+    assert_one_line(info.value)
+
+    flip_byte(registry.root / NAME / v1 / WEIGHTS_FILE)
+    with pytest.raises(RegistryError, match="refusing") as info:
+        registry.promote(NAME, v1)
+    assert_one_line(info.value)
+    assert registry.current(NAME) == v2
+    assert registry.history(NAME) == [v2, v1]
+
+    with pytest.raises(RegistryError, match="refusing"):
+        registry.rollback(NAME)  # the rollback target is the corrupt one
+    assert registry.current(NAME) == v2
+
+
+def test_failed_verification_leaves_the_old_version_serving(
+    registry: ModelRegistry, artifacts: list[Artifact]
+) -> None:
+    """A publish that dies before the pointer moves changes nothing that serves."""
+    v1 = registry.publish(artifacts[0])
+    old_dir = registry.root / NAME / v1
+    old_files = {p.name: p.read_bytes() for p in old_dir.iterdir()}
+
+    def corrupt(staged: Path) -> None:
+        flip_byte(staged / WEIGHTS_FILE, offset=len((staged / WEIGHTS_FILE).read_bytes()) // 2)
+
+    with pytest.raises(RegistryError, match="refusing") as info:
+        registry.publish(artifacts[1], before_verify=corrupt)
+    assert_one_line(info.value)
+
+    def crash(_staged: Path) -> None:
+        raise KeyboardInterrupt  # the process is killed between write and pointer move
+
+    with pytest.raises(KeyboardInterrupt):
+        registry.publish(artifacts[1], before_verify=crash)
+
+    assert registry.current(NAME) == v1
+    assert registry.history(NAME) == [v1]
+    assert [p.name for p in (registry.root / NAME).iterdir()] == [v1]  # no staging left
+    assert {p.name: p.read_bytes() for p in old_dir.iterdir()} == old_files
+    assert registry.verify(NAME, v1).version == v1
+
+
+def test_keep_prunes_old_versions_but_never_the_current(
+    registry: ModelRegistry, artifacts: list[Artifact], redis_client: redis.Redis
+) -> None:
+    v0, v1, v2 = (a.version for a in artifacts)
+    for artifact in artifacts:
+        registry.publish(artifact, keep=None)
+    assert sorted(p.name for p in (registry.root / NAME).iterdir()) == sorted([v0, v1, v2])
+    registry.promote(NAME, v0)  # the oldest is now current
+
+    assert registry.prune(NAME, keep=1) == [v1]  # v2 is the newest, v0 is current
+    assert sorted(p.name for p in (registry.root / NAME).iterdir()) == sorted([v0, v2])
+    assert registry.current(NAME) == v0
+    assert registry.verify(NAME, v0).version == v0
+    raw = redis_client.lrange(history_key(registry.prefix, NAME), 0, -1)
+    assert v1.encode() not in raw  # history never points at a pruned version
+
+    registry.promote(NAME, v2, keep=1)
+    assert [p.name for p in (registry.root / NAME).iterdir()] == [v2]
+    assert registry.list_versions(NAME)[0].current
+
+
+def test_subscriber_receives_each_new_version(
+    registry: ModelRegistry, artifacts: list[Artifact], redis_client: redis.Redis
+) -> None:
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(events_channel(registry.prefix, NAME))
+    try:
+        confirmed = pubsub.get_message(timeout=5)
+        assert confirmed is not None and confirmed["type"] == "subscribe"
+        v1, v2 = (registry.publish(a) for a in artifacts[:2])
+        registry.rollback(NAME)
+        received: list[bytes] = []
+        deadline = time.monotonic() + 10
+        while len(received) < 3 and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=1)
+            if message is not None and message["type"] == "message":
+                received.append(message["data"])
+        assert received == [v1.encode(), v2.encode(), v1.encode()]
+    finally:
+        pubsub.close()
+
+
+@pytest.mark.pipe
+def test_cli_publish_list_rollback(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis, redis_key_prefix: str,
+    artifacts: list[Artifact],
+) -> None:
+    store = tmp_path / "store"
+    dirs = [save_artifact(a, tmp_path / f"trained-{i}") for i, a in enumerate(artifacts[:2])]
+    v1, v2 = artifacts[0].version, artifacts[1].version
+    common = ["--store", str(store), "--redis-url", redis_url, "--redis-prefix", redis_key_prefix]
+
+    def ok(*args: str) -> str:
+        done = run_seismo("models", *args, *common, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    assert ok("publish", "--model", str(dirs[0])).strip() == f"{NAME} -> {v1}"
+    failed = run_seismo("models", "rollback", "--name", NAME, *common, timeout=120)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    lines = failed.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seismo: error: nothing to roll back"), lines
+
+    ok("publish", "--model", str(dirs[1]), "--keep", "2")
+    assert ok("list", "--name", NAME).splitlines() == [
+        f"* {v2}  {artifacts[1].created_at}",
+        f"  {v1}  {artifacts[0].created_at}",
+    ]
+    assert ok("rollback", "--name", NAME).strip() == f"{NAME} -> {v1}"
+    assert ModelRegistry(store, redis_client, redis_key_prefix).current(NAME) == v1
+    assert ok("promote", "--name", NAME, "--version", v2).strip() == f"{NAME} -> {v2}"
