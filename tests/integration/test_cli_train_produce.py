@@ -54,7 +54,9 @@ def assert_self_describing(config: dict, names: list[str]) -> None:
     assert config["feature_names"] == names
     assert config["model"]["n_features"] == len(names)
     assert len(config["scaler"]["mean"]) == len(config["scaler"]["scale"]) == len(names)
-    assert config["version"].startswith("dense-") and config["created_at"]
+    # the default architecture: a VAE scored by its ELBO (README, "Detection quality")
+    assert config["version"].startswith("vae-") and config["created_at"]
+    assert config["model"]["score"] == "elbo"
     assert {"mean", "std"} <= set(config["calibration"])
     assert config["training"]["summary"]["epochs_run"] >= 1
 
