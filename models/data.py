@@ -25,7 +25,7 @@ import csv
 import os
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,3 +247,16 @@ def load_table(
             raise DataError(f"{source}: every row is labelled 1; nothing left to train on")
         x, y = x[keep], y[keep]
     return Table(x=x, y=y, feature_names=names, n_excluded=n_read - x.shape[0])
+
+
+def shared_data_dir(subdir: str, env: Mapping[str, str] | None = None) -> Path:
+    """Where the public benchmark data lives: ``$SEISMO_DATA/<subdir>``, else
+    ``<repository root>/../shared/data/<subdir>``.
+
+    >>> shared_data_dir("odds", {"SEISMO_DATA": "/data"}).as_posix()
+    '/data/odds'
+    """
+    environ = os.environ if env is None else env
+    root = environ.get("SEISMO_DATA")
+    base = Path(root) if root else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return base / subdir

@@ -21,10 +21,12 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
-from torch import nn
 
+from models.base import Autoencoder
 from models.device import select_device, to_device
 from models.errors import DataError, SeismoError
 from models.registry import ModelConfig
@@ -48,7 +50,7 @@ class AutoencoderDetector:
 
     Parameters
     ----------
-    module : torch.nn.Module
+    module : models.base.Autoencoder
         A trained autoencoder mapping ``(m, d)`` to ``(m, d)``.
     scaler : StandardScaler
         Standardisation fitted on the training rows.
@@ -62,7 +64,7 @@ class AutoencoderDetector:
 
     def __init__(
         self,
-        module: nn.Module,
+        module: Autoencoder,
         scaler: StandardScaler,
         *,
         config: ModelConfig,
@@ -148,21 +150,53 @@ class AutoencoderDetector:
             raise DataError(f"row {first} (of {len(array)}) contains NaN or Inf")
         return array
 
-    def _run(self, x: np.ndarray, *, with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def map_rows(
+        self,
+        x: np.ndarray,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        width: int | None = None,
+    ) -> np.ndarray:
+        """Apply ``fn`` to the scaled rows of ``x`` in chunks, in eval mode, without gradients.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Shape ``(n, d)``, finite values; not modified.
+        fn : callable
+            Maps a scaled chunk ``(m, d)`` on the device to ``(m, ...)``; each
+            output row is flattened.
+        width : int, optional
+            Columns of the result, required only when ``n`` may be 0.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n, width)``, float32.
+        """
         array = self._validate(x)
-        n = array.shape[0]
-        scores = np.empty(n, dtype=np.float32)
-        errors = np.empty((n, self.n_features), dtype=np.float32) if with_features else None
+        n = len(array)
+        out = None if width is None else np.empty((n, width), dtype=np.float32)
         self.module.eval()
         with torch.inference_mode():
             for start in range(0, n, self.chunk_rows):
                 stop = min(start + self.chunk_rows, n)
-                batch = to_device(self.scaler.transform(array[start:stop]), self.device)
-                per_feature, rows = self._errors(batch)
-                scores[start:stop] = rows.cpu().numpy()
-                if errors is not None:
-                    errors[start:stop] = per_feature.cpu().numpy()
-        return scores, errors
+                chunk = fn(to_device(self.scaler.transform(array[start:stop]), self.device))
+                values = chunk.reshape(stop - start, -1).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((n, values.shape[1]), dtype=np.float32)
+                out[start:stop] = values
+        return np.empty((0, 0), dtype=np.float32) if out is None else out
+
+    def _run(self, x: np.ndarray, *, with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Row scores and, if asked, per-feature errors: one forward pass per chunk."""
+
+        def chunk(batch: torch.Tensor) -> torch.Tensor:
+            per_feature, rows = self._errors(batch)
+            return torch.cat([rows[:, None], per_feature], dim=1) if with_features else rows
+
+        out = self.map_rows(x, chunk, width=1 + self.n_features if with_features else 1)
+        scores = np.ascontiguousarray(out[:, 0])
+        return scores, (np.ascontiguousarray(out[:, 1:]) if with_features else None)
 
     def _errors(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-feature errors ``(m, d)`` and row scores ``(m,)`` of one standardised chunk."""
@@ -170,7 +204,7 @@ class AutoencoderDetector:
         per_feature = diff.abs() if self.score_kind == "mae" else diff.square()
         rows = per_feature.mean(dim=1)
         if self.score_kind == "elbo":
-            penalty = getattr(self.module, "row_penalty", lambda _x: None)(batch)
+            penalty = self.module.row_penalty(batch)
             if penalty is not None:
                 rows = rows + penalty
         return per_feature, rows

@@ -256,10 +256,10 @@ def select_threshold(
     models.errors.ArtifactError: the model has no contamination threshold; use the calibration one
     """
     if choice == "contamination":
-        value = getattr(calibration, "contamination_threshold", None)
+        value = calibration.contamination_threshold
         if value is None:
             raise ArtifactError("the model has no contamination threshold; use the calibration one")
-        ratio = getattr(calibration, "contamination", None)
+        ratio = calibration.contamination
         return float(value), f"contamination {ratio:g} of training scores flagged"
     if space == "log":
         value = float(np.exp(calibration.log_mean + k * calibration.log_std))

@@ -21,34 +21,19 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from models.detector import AutoencoderDetector
-from models.device import to_device
 from models.errors import DataError
 
 
-def _map_rows(
-    detector: AutoencoderDetector, x: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor]
-) -> np.ndarray:
-    """Apply ``fn`` to scaled chunks of ``x`` (n, d); rows of the results are flattened."""
+def _nonempty(x: np.ndarray) -> np.ndarray:
     array = np.asarray(x, dtype=np.float64)
-    if array.ndim != 2 or array.shape[1] != detector.n_features:
-        raise DataError(f"expected rows of shape (n, {detector.n_features}), got {array.shape}")
-    if not len(array):
+    if array.ndim == 2 and not len(array):
         raise DataError("no rows to encode or reconstruct")
-    parts = []
-    detector.module.eval()
-    with torch.inference_mode():
-        for start in range(0, len(array), detector.chunk_rows):
-            chunk = detector.scaler.transform(array[start : start + detector.chunk_rows])
-            out = fn(to_device(chunk, detector.device))
-            parts.append(out.reshape(len(chunk), -1).float().cpu().numpy())
-    return np.concatenate(parts)
+    return array
 
 
 def latent_codes(detector: AutoencoderDetector, x: np.ndarray) -> np.ndarray:
@@ -57,15 +42,12 @@ def latent_codes(detector: AutoencoderDetector, x: np.ndarray) -> np.ndarray:
     Codes of more than two dimensions per row (e.g. convolutional feature
     maps) are flattened to ``k`` columns.
     """
-    encode = getattr(detector.module, "encode", None)
-    if encode is None:
-        raise DataError(f"the {detector.arch} module has no encode(): no latent codes")
-    return _map_rows(detector, x, encode)
+    return detector.map_rows(_nonempty(x), detector.module.encode)
 
 
 def reconstruct(detector: AutoencoderDetector, x: np.ndarray) -> np.ndarray:
     """Reconstructions of rows ``(n, d)`` in the original units (float64)."""
-    scaled = _map_rows(detector, x, detector.module)
+    scaled = detector.map_rows(_nonempty(x), detector.module)
     return detector.scaler.inverse_transform(scaled)
 
 

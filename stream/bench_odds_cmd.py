@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from models.data import shared_data_dir
 from models.odds_bench import DATASETS, Run, Summary, markdown_tables, run_benchmark, summarise
 from models.odds_detectors import SEISMO, build_detectors, pyod_version
 from stream.errors import ConfigError
@@ -33,10 +34,7 @@ DOC_TITLE = "# Benchmarks\n\nOne section per benchmark, each rewritten by the co
 
 def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$SEISMO_DATA/odds``, else ``<repo root>/../shared/data/odds``."""
-    environ = os.environ if env is None else env
-    root = environ.get("SEISMO_DATA")
-    base = Path(root) if root else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return base / "odds"
+    return shared_data_dir("odds", env)
 
 
 def dataset_file(data_dir: Path, name: str) -> Path:

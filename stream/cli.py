@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from stream import defaults
 from stream.errors import ConfigError, SeismoError
 
 app = typer.Typer(
@@ -285,15 +286,14 @@ RedisUrlOpt = Annotated[
     str, Opt(envvar="SEISMO_REDIS_URL", help="Redis URL (password allowed).")
 ]
 RedisPrefixOpt = Annotated[str, Opt(envvar="SEISMO_REDIS_PREFIX", help="Prefix of Redis keys.")]
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @models_app.command("list")
 def models_list(
     store: StoreOpt,
     name: NameOpt,
-    redis_url: RedisUrlOpt = DEFAULT_REDIS_URL,
-    redis_prefix: RedisPrefixOpt = "seismo",
+    redis_url: RedisUrlOpt = defaults.REDIS_URL,
+    redis_prefix: RedisPrefixOpt = defaults.REDIS_PREFIX,
 ) -> None:
     """List stored versions, newest first; * marks the current one."""
     from stream.models_cmd import run_list
@@ -306,8 +306,8 @@ def models_publish(
     store: StoreOpt,
     model: Annotated[Path, Opt(help="Trained artifact directory to copy in.")],
     keep: Annotated[int, Opt(help="Versions kept per name (the current one always).")] = 5,
-    redis_url: RedisUrlOpt = DEFAULT_REDIS_URL,
-    redis_prefix: RedisPrefixOpt = "seismo",
+    redis_url: RedisUrlOpt = defaults.REDIS_URL,
+    redis_prefix: RedisPrefixOpt = defaults.REDIS_PREFIX,
 ) -> None:
     """Copy an artifact into the store, verify it, and make it current."""
     from stream.models_cmd import run_publish
@@ -320,8 +320,8 @@ def models_promote(
     store: StoreOpt,
     name: NameOpt,
     version: Annotated[str, Opt(help="Stored version to make current.")],
-    redis_url: RedisUrlOpt = DEFAULT_REDIS_URL,
-    redis_prefix: RedisPrefixOpt = "seismo",
+    redis_url: RedisUrlOpt = defaults.REDIS_URL,
+    redis_prefix: RedisPrefixOpt = defaults.REDIS_PREFIX,
 ) -> None:
     """Make a stored version current after verifying its checksum."""
     from stream.models_cmd import run_promote
@@ -333,8 +333,8 @@ def models_promote(
 def models_rollback(
     store: StoreOpt,
     name: NameOpt,
-    redis_url: RedisUrlOpt = DEFAULT_REDIS_URL,
-    redis_prefix: RedisPrefixOpt = "seismo",
+    redis_url: RedisUrlOpt = defaults.REDIS_URL,
+    redis_prefix: RedisPrefixOpt = defaults.REDIS_PREFIX,
 ) -> None:
     """Make the previously current version current again."""
     from stream.models_cmd import run_rollback

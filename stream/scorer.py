@@ -67,11 +67,10 @@ def source_of(message: Message) -> Source:
     return Source(topic, partition, offset)
 
 
-def commit_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+def commit_offsets(sources: Sequence[Source]) -> list[TopicPartition]:
     """The offsets that commit a batch: the highest offset + 1 of each partition."""
     top: dict[tuple[str, int], int] = {}
-    for m in messages:
-        src = source_of(m)
+    for src in sources:
         key = (src.topic, src.partition)
         top[key] = max(top.get(key, -1), src.offset)
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
@@ -158,7 +157,7 @@ class Scorer:
         self.stats.merge(  # 4
             learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space)
         )
-        self._commit(messages)  # 5
+        self._commit(sources)  # 5
         self._observe(scored, len(messages), n_alerts, started)
         return BatchResult(len(messages), len(decoded), len(decoded.rejected), n_alerts)
 
@@ -204,9 +203,9 @@ class Scorer:
             self.producer.send(s.dlq_topic, msg.value(), msg.key(), headers)
         return len(alerts)
 
-    def _commit(self, messages: Sequence[Message]) -> None:
+    def _commit(self, sources: Sequence[Source]) -> None:
         try:
-            self.consumer.commit(offsets=commit_offsets(messages), asynchronous=False)
+            self.consumer.commit(offsets=commit_offsets(sources), asynchronous=False)
         except KafkaException as exc:
             # A rebalance took the partitions: their new owner re-scores the batch
             # (duplicates, never loss), so carry on.

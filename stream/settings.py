@@ -31,6 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from stream import defaults
 from stream.codec import DEFAULT_MAX_MESSAGE_BYTES
 from stream.errors import ConfigError
 
@@ -62,10 +63,12 @@ class ScorerSettings(BaseSettings):
         "env var as a JSON object.",
     )
     redis_url: SecretStr = Field(
-        SecretStr("redis://127.0.0.1:6379/0"),
+        SecretStr(defaults.REDIS_URL),
         description="Redis URL; may carry a password; rediss:// for TLS.",
     )
-    redis_prefix: str = Field("seismo", description="Prefix of every Redis key seismo writes.")
+    redis_prefix: str = Field(
+        defaults.REDIS_PREFIX, description="Prefix of every Redis key seismo writes."
+    )
     device: str = Field("auto", description="Torch device: auto (CUDA if available), cpu, cuda.")
     max_batch: int = Field(
         1024, ge=1, le=1_000_000, description="Most events per micro-batch (bounds memory)."

@@ -10,23 +10,18 @@ cancer set (malignant = anomaly).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from models.artifact import build_artifact
+from models.data import shared_data_dir
 from models.evaluation import Evaluation, evaluate, select_threshold
 from models.odds_bench import stratified_split
 from models.training import train_autoencoder
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def cardio() -> tuple[str, np.ndarray, np.ndarray]:
-    base = Path(os.environ.get("SEISMO_DATA", ROOT.parent / "shared" / "data"))
-    path = base / "odds" / "6_cardio.npz"
+    path = shared_data_dir("odds") / "6_cardio.npz"
     if path.exists():
         with np.load(path) as data:
             return "cardio", data["X"].astype(np.float64), data["y"].astype(np.int64)

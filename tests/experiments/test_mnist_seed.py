@@ -12,21 +12,19 @@ Uses the original MNIST files in ``$SEISMO_DATA/mnist`` (default
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models.config import DenseConfig, TrainConfig
+from models.data import shared_data_dir
 from models.idx import MNIST_FILES, load_mnist
 from models.training import train_autoencoder
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def mnist_dir() -> Path | None:
-    base = Path(os.environ.get("SEISMO_DATA", ROOT.parent / "shared" / "data")) / "mnist"
+    base = shared_data_dir("mnist")
     return base if all((base / f).exists() for f in MNIST_FILES["train"]) else None
 
 

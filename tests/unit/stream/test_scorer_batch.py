@@ -63,7 +63,8 @@ def test_commit_offsets_are_highest_offset_plus_one_per_partition_sorted():
         FakeMessage("a", 0, 10),
         FakeMessage("b", 0, 3),
     ]
-    offsets = [(tp.topic, tp.partition, tp.offset) for tp in commit_offsets(batch)]
+    committed = commit_offsets([source_of(m) for m in batch])
+    offsets = [(tp.topic, tp.partition, tp.offset) for tp in committed]
     assert offsets == [("a", 0, 13), ("a", 2, 1), ("b", 0, 4), ("b", 1, 8)]
 
 
@@ -73,7 +74,7 @@ def test_commit_offsets_of_an_empty_batch_is_empty():
 
 def test_commit_offsets_refuse_a_message_without_a_position():
     with pytest.raises(ValueError):
-        commit_offsets([FakeMessage("a", 0, 1), FakeMessage(_offset=None)])
+        commit_offsets([source_of(m) for m in (FakeMessage("a", 0, 1), FakeMessage(_offset=None))])
 
 
 def test_timestamps_use_kafka_time_and_fall_back_to_now_when_unavailable():
