@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stream import defaults
+from stream.cli_models import models_app
 from stream.errors import ConfigError, SeismoError
 
 app = typer.Typer(
@@ -75,6 +75,20 @@ def install_stop_handlers() -> threading.Event:
 @app.command()
 def score(
     model: Annotated[Path | None, Opt(help="Model artifact directory [env SEISMO_MODEL].")] = None,
+    model_store: Annotated[
+        Path | None, Opt(help="Or a model registry store: serve its current version, hot-swap.")
+    ] = None,
+    model_name: Annotated[str | None, Opt(help="Model name in the registry.")] = None,
+    model_poll_s: Annotated[
+        float | None, Opt(help="Registry pointer poll period (bounded staleness, s).")
+    ] = None,
+    drift_m: Annotated[
+        float | None, Opt(help="Drift trigger: rolling mean > calibration mean + m*std.")
+    ] = None,
+    drift_window: Annotated[int | None, Opt(help="Drift trigger: scores in the mean.")] = None,
+    drift_cooldown_s: Annotated[
+        float | None, Opt(help="Drift trigger: seconds before asking again.")
+    ] = None,
     bootstrap_servers: Annotated[str | None, Opt(help="Kafka bootstrap servers.")] = None,
     input_topic: Annotated[str | None, Opt("--input-topic", "--topic", help="Event topic.")] = None,
     alerts_topic: Annotated[str | None, Opt(help="Alerts topic.")] = None,
@@ -274,72 +288,58 @@ def benchmark_odds(
     )
 
 
-models_app = typer.Typer(
-    help="The model registry: stored versions and the current pointer in Redis.",
-    no_args_is_help=True,
-)
+@app.command()
+def retrain(
+    model_store: Annotated[Path | None, Opt(help="Model registry store directory.")] = None,
+    model_name: Annotated[str | None, Opt(help="Model name to keep current.")] = None,
+    bootstrap_servers: Annotated[str | None, Opt(help="Kafka bootstrap servers.")] = None,
+    input_topic: Annotated[str | None, Opt("--input-topic", "--topic", help="Event topic.")] = None,
+    redis_url: Annotated[str | None, Opt(help="Redis URL (password allowed).")] = None,
+    redis_prefix: Annotated[str | None, Opt(help="Prefix of Redis keys.")] = None,
+    interval_s: Annotated[
+        float | None, Opt("--interval", "--interval-s", help="Seconds between retrains.")
+    ] = None,
+    window_size: Annotated[int | None, Opt(help="Newest events kept per device group.")] = None,
+    max_groups: Annotated[int | None, Opt(help="Device groups kept in the window.")] = None,
+    group_by: Annotated[str | None, Opt(help="prefix (pump-7 -> pump), device or none.")] = None,
+    backfill: Annotated[int | None, Opt(help="Events per partition read back at start.")] = None,
+    min_train_size: Annotated[int | None, Opt(help="Fewest events to train on.")] = None,
+    holdout_fraction: Annotated[float | None, Opt(help="Newest share held back.")] = None,
+    include_flagged: Annotated[
+        bool | None, Opt("--include-flagged/--exclude-flagged", help="Train on flagged events.")
+    ] = None,
+    k: Annotated[float | None, Opt("--k", help="The scorers' k.")] = None,
+    threshold_space: Annotated[str | None, Opt(help="The scorers' space: log or linear.")] = None,
+    min_samples: Annotated[int | None, Opt(help="The scorers' warm-up length.")] = None,
+    max_alert_rate: Annotated[float | None, Opt(help="Gate: most false-alert rate.")] = None,
+    p99_margin: Annotated[float | None, Opt(help="Gate: p99 z-score margin.")] = None,
+    regime_share: Annotated[float | None, Opt(help="Flagged share meaning a new regime.")] = None,
+    min_agreement: Annotated[float | None, Opt(help="Gate: share of anomalies kept.")] = None,
+    epochs: Annotated[int | None, Opt(help="Override the champion's epochs.")] = None,
+    keep: Annotated[int | None, Opt(help="Versions kept in the store.")] = None,
+    device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
+    lease_ttl_s: Annotated[float | None, Opt(help="Lease expiry (s).")] = None,
+    metrics_port: Annotated[int | None, Opt(help="Prometheus port (0 = off).")] = None,
+    metrics_host: Annotated[str | None, Opt(help="Metrics bind address.")] = None,
+    kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
+    log_level: Annotated[str | None, Opt(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    once: Annotated[bool, Opt("--once", help="One round now; print its result as JSON.")] = False,
+    config: Annotated[Path | None, Opt(help="TOML config file (flags and env win).")] = None,
+) -> None:
+    """Retrain on recent events and promote challengers that pass the gate (sidecar)."""
+    given = dict(locals())  # first statement: exactly the options
+    given.pop("config")
+    given.pop("once")
+    from stream.retrain_cmd import run_retrain
+    from stream.retrain_settings import load_retrain_settings
+
+    given["kafka_config"] = parse_pairs(kafka_config)
+    settings = load_retrain_settings(given, config_file=config)
+    setup_logging(settings.log_level)
+    run_retrain(settings, install_stop_handlers(), once=once, echo=typer.echo)
+
+
 app.add_typer(models_app, name="models")
-
-StoreOpt = Annotated[Path, Opt("--store", help="Artifact store directory.")]
-NameOpt = Annotated[str, Opt("--name", help="Model name.")]
-RedisUrlOpt = Annotated[
-    str, Opt(envvar="SEISMO_REDIS_URL", help="Redis URL (password allowed).")
-]
-RedisPrefixOpt = Annotated[str, Opt(envvar="SEISMO_REDIS_PREFIX", help="Prefix of Redis keys.")]
-
-
-@models_app.command("list")
-def models_list(
-    store: StoreOpt,
-    name: NameOpt,
-    redis_url: RedisUrlOpt = defaults.REDIS_URL,
-    redis_prefix: RedisPrefixOpt = defaults.REDIS_PREFIX,
-) -> None:
-    """List stored versions, newest first; * marks the current one."""
-    from stream.models_cmd import run_list
-
-    run_list(store, name, redis_url, redis_prefix, typer.echo)
-
-
-@models_app.command("publish")
-def models_publish(
-    store: StoreOpt,
-    model: Annotated[Path, Opt(help="Trained artifact directory to copy in.")],
-    keep: Annotated[int, Opt(help="Versions kept per name (the current one always).")] = 5,
-    redis_url: RedisUrlOpt = defaults.REDIS_URL,
-    redis_prefix: RedisPrefixOpt = defaults.REDIS_PREFIX,
-) -> None:
-    """Copy an artifact into the store, verify it, and make it current."""
-    from stream.models_cmd import run_publish
-
-    run_publish(store, model, keep, redis_url, redis_prefix, typer.echo)
-
-
-@models_app.command("promote")
-def models_promote(
-    store: StoreOpt,
-    name: NameOpt,
-    version: Annotated[str, Opt(help="Stored version to make current.")],
-    redis_url: RedisUrlOpt = defaults.REDIS_URL,
-    redis_prefix: RedisPrefixOpt = defaults.REDIS_PREFIX,
-) -> None:
-    """Make a stored version current after verifying its checksum."""
-    from stream.models_cmd import run_promote
-
-    run_promote(store, name, version, redis_url, redis_prefix, typer.echo)
-
-
-@models_app.command("rollback")
-def models_rollback(
-    store: StoreOpt,
-    name: NameOpt,
-    redis_url: RedisUrlOpt = defaults.REDIS_URL,
-    redis_prefix: RedisPrefixOpt = defaults.REDIS_PREFIX,
-) -> None:
-    """Make the previously current version current again."""
-    from stream.models_cmd import run_rollback
-
-    run_rollback(store, name, redis_url, redis_prefix, typer.echo)
 
 
 def main() -> None:

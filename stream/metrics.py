@@ -48,6 +48,58 @@ class ScorerMetrics:
         self.kafka_errors = Counter(
             "seismo_kafka_errors", "Kafka errors (consume or commit).", registry=r
         )
+        self.model_swaps = Counter(
+            "seismo_model_swaps", "Model versions swapped in without a restart.", registry=r
+        )
+        self.model_swap_failures = Counter(
+            "seismo_model_swap_failures", "New versions refused (unloadable, wrong d).", registry=r
+        )
+        self.drift_requests = Counter(
+            "seismo_drift_retrain_requests", "Retrains requested by the drift trigger.", registry=r
+        )
+
+    def set_model(self, name: str, version: str) -> None:
+        """Mark ``version`` as the model served (and no other)."""
+        self.model_info.clear()
+        self.model_info.labels(name, version).set(1)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose ``/metrics`` over HTTP (in a daemon thread)."""
+        start_http_server(port, addr=host, registry=self.registry)
+
+
+class RetrainerMetrics:
+    """Counters and gauges of one retraining sidecar."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.attempted = Counter(
+            "seismo_retrains_attempted", "Retrain rounds started, by trigger.", ["trigger"],
+            registry=r,
+        )  # fmt: skip
+        self.promoted = Counter("seismo_retrains_promoted", "Challengers promoted.", registry=r)
+        self.rejected = Counter(
+            "seismo_retrains_rejected", "Challengers rejected, by reason.", ["reason"], registry=r
+        )
+        self.seconds = Histogram(
+            "seismo_retrain_seconds",
+            "Time of one round (training and judging).",
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
+        self.window_events = Gauge(
+            "seismo_retrain_window_events", "Events in the training window.", registry=r
+        )
+        self.model_info = Gauge(
+            "seismo_model_info", "Current model version (value 1).", ["name", "version"],
+            registry=r,
+        )  # fmt: skip
+
+    def set_model(self, name: str, version: str) -> None:
+        """Mark ``version`` as the current one of ``name`` (and no other)."""
+        self.model_info.clear()
+        self.model_info.labels(name, version).set(1)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP (in a daemon thread)."""

@@ -196,9 +196,9 @@ class ModelRegistry:
             raise RegistryError(f"{name}: the pointer moved during the rollback; try again")
         return target
 
-    def verify(self, name: str, version: str) -> Artifact:
-        """Load a stored version, checking its checksum, name and version."""
-        return _verify(self.path(name, version), name, version)
+    def verify(self, name: str, version: str, *, device: str = "cpu") -> Artifact:
+        """Load a stored version onto ``device``, checking its checksum, name and version."""
+        return _verify(self.path(name, version), name, version, device)
 
     def prune(self, name: str, keep: int) -> list[str]:
         """Delete all but the ``keep`` newest versions, never the current one."""
@@ -255,11 +255,11 @@ def publish(
     return ModelRegistry(root, client, prefix).publish(artifact, keep=keep)
 
 
-def _verify(path: Path, name: str, version: str) -> Artifact:
+def _verify(path: Path, name: str, version: str, device: str = "cpu") -> Artifact:
     if not path.is_dir():
         raise RegistryError(f"{name} has no version {version} in the store ({path})")
     try:
-        artifact = load_artifact(path, device="cpu")
+        artifact = load_artifact(path, device=device)
     except ArtifactError as exc:
         raise RegistryError(f"refusing {name} version {version}: {exc}") from exc
     if (artifact.name, artifact.version) != (name, version):

@@ -16,6 +16,7 @@ from models.artifact import load_artifact
 from stream.errors import ServiceError
 from stream.model_store import ModelRegistry, VersionInfo
 from stream.redis_stats import connect
+from stream.retrain_requests import request_retrain
 
 Echo = Callable[[str], None]
 
@@ -73,3 +74,17 @@ def run_rollback(store: Path, name: str, redis_url: str, redis_prefix: str, echo
     with open_registry(store, redis_url, redis_prefix) as registry:
         version = registry.rollback(name)
     echo(f"{name} -> {version}")
+
+
+def run_request_retrain(
+    name: str, reason: str, redis_url: str, redis_prefix: str, echo: Echo
+) -> None:
+    """Leave a retrain request for the retrainer of ``name``."""
+    client = connect(redis_url)
+    try:
+        request_retrain(client, redis_prefix, name, reason=reason, by="seismo models")
+    except redis.RedisError as exc:
+        raise ServiceError(f"Redis failed while requesting a retrain: {exc}") from exc
+    finally:
+        client.close()
+    echo(f"retrain of {name} requested")

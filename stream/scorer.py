@@ -32,11 +32,13 @@ from stream.alerts import (
     score_records,
 )
 from stream.codec import DecodedBatch, decode_batch
+from stream.drift import DriftMonitor
 from stream.kafka_io import ConfirmingProducer, split_errors
 from stream.metrics import ScorerMetrics
+from stream.model_watch import ModelWatcher
 from stream.redis_stats import SharedStats
 from stream.settings import ScorerSettings
-from stream.threshold import ThresholdRule, learnable
+from stream.threshold import ThresholdRule, learnable, to_space
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,20 @@ def commit_offsets(sources: Sequence[Source]) -> list[TopicPartition]:
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
 
 
+StatsFactory = Callable[[Artifact], SharedStats]
+"""The shared statistics of a model version (each version has its own)."""
+DriftCallback = Callable[[Artifact], None]
+"""Called when the scores of the model serving have drifted from its calibration."""
+
+
 class Scorer:
-    """Score micro-batches from a subscribed consumer and publish the results."""
+    """Score micro-batches from a subscribed consumer and publish the results.
+
+    With a ``watcher`` (a model registry), a new model version is swapped in
+    between two batches, with statistics of its own from ``stats_for``. With
+    ``on_drift``, the scores' drift from the model's calibration (see
+    :mod:`stream.drift`) is reported through it.
+    """
 
     def __init__(
         self,
@@ -89,6 +103,9 @@ class Scorer:
         stats: SharedStats,
         metrics: ScorerMetrics,
         clock: Callable[[], float] = time.time,
+        watcher: ModelWatcher | None = None,
+        stats_for: StatsFactory | None = None,
+        on_drift: DriftCallback | None = None,
     ) -> None:
         self.settings = settings
         self.artifact = artifact
@@ -97,11 +114,42 @@ class Scorer:
         self.stats = stats
         self.metrics = metrics
         self.clock = clock
+        self.watcher = watcher
+        self.stats_for = stats_for
+        self.on_drift = on_drift
         self.rule = ThresholdRule(
             k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space
         )
         self._redis_errors_seen = 0
-        metrics.model_info.labels(artifact.name, artifact.version).set(1)
+        self.drift = self._drift_monitor(artifact)
+        metrics.set_model(artifact.name, artifact.version)
+
+    def _drift_monitor(self, artifact: Artifact) -> DriftMonitor | None:
+        s, cal = self.settings, artifact.calibration
+        if not s.drift_m or self.on_drift is None:
+            return None
+        if s.threshold_space == "log":
+            return DriftMonitor(cal.log_mean, cal.log_std, s.drift_m, s.drift_window)
+        return DriftMonitor(cal.mean, cal.std, s.drift_m, s.drift_window)
+
+    def swap_if_ready(self) -> bool:
+        """Swap in a new model version if the watcher has one loaded; call between batches.
+
+        The new version's threshold statistics start from its own calibration:
+        they live under a key of their own, so an old version's statistics
+        never judge a new model's scores.
+        """
+        new = self.watcher.take() if self.watcher is not None else None
+        if new is None or self.stats_for is None:
+            return False
+        old, self.artifact = self.artifact, new
+        self.stats = self.stats_for(new)
+        self._redis_errors_seen = 0
+        self.drift = self._drift_monitor(new)
+        self.metrics.set_model(new.name, new.version)
+        self.metrics.model_swaps.inc()
+        log.info("model swapped: %s version %s -> %s", new.name, old.version, new.version)
+        return True
 
     def run(self, stop: threading.Event) -> None:
         """Consume and process batches until ``stop`` is set.
@@ -111,6 +159,7 @@ class Scorer:
         """
         linger_s = self.settings.linger_ms / 1000
         while not stop.is_set():
+            self.swap_if_ready()
             messages = self.consumer.consume(
                 num_messages=self.settings.max_batch, timeout=linger_s
             )
@@ -152,6 +201,7 @@ class Scorer:
             max_bytes=self.settings.max_message_bytes,
         )
         scored = self._score(decoded, sources)  # 1
+        self._watch_drift(scored)
         n_alerts = self._publish(scored, messages, sources)  # 2
         self.producer.flush(self.settings.flush_timeout_s)  # 3
         self.stats.merge(  # 4
@@ -177,6 +227,14 @@ class Scorer:
             model_version=self.artifact.version,
             feature_names=self.artifact.feature_names,
         )
+
+    def _watch_drift(self, scored: ScoredBatch) -> None:
+        if self.drift is None or self.on_drift is None or not len(scored.scores):
+            return
+        if self.drift.observe(to_space(scored.scores, self.rule.space)):
+            log.warning("scores of %s version %s drifted from its calibration",
+                        self.artifact.name, self.artifact.version)
+            self.on_drift(self.artifact)
 
     def _publish(
         self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source]

@@ -9,15 +9,20 @@ without a traceback.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
+import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from models.artifact import load_artifact
+from models.artifact import Artifact, load_artifact
 from models.errors import ArtifactError
+from stream.errors import RegistryError
 from stream.kafka_io import (
     CONSUMER_DEFAULTS,
     PINNED_CONSUMER,
@@ -28,9 +33,12 @@ from stream.kafka_io import (
     client_config,
 )
 from stream.metrics import ScorerMetrics
+from stream.model_store import ModelRegistry
+from stream.model_watch import ModelWatcher
 from stream.preflight import dimension_mismatch, latest_values
 from stream.redis_stats import RedisStats, SharedStats, connect, stats_key
-from stream.scorer import Scorer
+from stream.retrain_requests import request_retrain
+from stream.scorer import DriftCallback, Scorer, StatsFactory
 from stream.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
@@ -50,7 +58,8 @@ def check_model_fits(settings: ScorerSettings, n_features: int) -> None:
     mismatch = dimension_mismatch(latest_values(config, settings.input_topic), n_features)
     if mismatch:
         raise ArtifactError(
-            f"model {settings.model} does not fit topic {settings.input_topic}: {mismatch}"
+            f"model {settings.model or settings.model_name} does not fit topic "
+            f"{settings.input_topic}: {mismatch}"
         )
 
 
@@ -60,23 +69,78 @@ def output_topics(settings: ScorerSettings) -> list[str]:
     return topics + ([settings.scores_topic] if settings.scores_topic else [])
 
 
+def _stats_factory(settings: ScorerSettings, client: redis.Redis) -> StatsFactory:
+    def stats_for(artifact: Artifact) -> SharedStats:
+        key = stats_key(
+            settings.redis_prefix, artifact.name, artifact.version, settings.threshold_space
+        )
+        return SharedStats(RedisStats(client, key, settings.stats_window))
+
+    return stats_for
+
+
+def _drift_reporter(
+    settings: ScorerSettings, client: redis.Redis, metrics: ScorerMetrics
+) -> DriftCallback:
+    """Ask the retrainer for a retrain, once per cool-down across every scorer."""
+    by = f"{socket.gethostname()}:{os.getpid()}"
+
+    def report(artifact: Artifact) -> None:
+        try:
+            made = request_retrain(
+                client, settings.redis_prefix, artifact.name,
+                reason=f"drift of {artifact.version}", by=by,
+                cooldown_s=settings.drift_cooldown_s,
+            )  # fmt: skip
+        except redis.RedisError as exc:
+            log.warning("could not request a retrain after drift: %s", exc)
+            return
+        if made:
+            metrics.drift_requests.inc()
+            log.info("requested a retrain of %s (drift)", artifact.name)
+
+    return report
+
+
+def _serving_model(
+    settings: ScorerSettings, client: redis.Redis, stack: ExitStack, metrics: ScorerMetrics
+) -> tuple[Artifact, ModelWatcher | None]:
+    """The model to serve, and with a registry the watcher that brings new versions."""
+    if settings.model is not None:
+        return load_artifact(settings.model, device=settings.device), None
+    registry = ModelRegistry(settings.model_store or Path("."), client, settings.redis_prefix)
+    version = registry.current(settings.model_name)
+    if version is None:
+        raise RegistryError(
+            f"{settings.model_name} has no current version in {settings.model_store}; "
+            "publish one first (seismo models publish)"
+        )
+    artifact = registry.verify(settings.model_name, version, device=settings.device)
+    watcher = ModelWatcher(
+        registry, settings.model_name, serving=version, n_features=artifact.n_features,
+        poll_s=settings.model_poll_s, device=settings.device,
+        on_refused=lambda _v, _r: metrics.model_swap_failures.inc(),
+    )  # fmt: skip
+    stack.callback(watcher.stop)
+    watcher.start()
+    return artifact, watcher
+
+
 @contextmanager
 def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) -> Iterator[Scorer]:
-    """Open the model, Redis and Kafka clients; close them all on exit.
+    """Open Redis, the model (a directory or the registry) and Kafka; close them all on exit.
 
     On exit the consumer leaves its group (``close``) without committing
     anything beyond what the scorer committed.
     """
-    artifact = load_artifact(settings.model, device=settings.device)
-    log.info("model %s version %s (%d features) on %s", artifact.name, artifact.version,
-             artifact.n_features, artifact.detector.device)
+    metrics = metrics or ScorerMetrics()
     with ExitStack() as stack:
         client = connect(settings.redis_url.get_secret_value())
         stack.callback(client.close)
-        key = stats_key(
-            settings.redis_prefix, artifact.name, artifact.version, settings.threshold_space
-        )
-        stats = SharedStats(RedisStats(client, key, settings.stats_window))
+        artifact, watcher = _serving_model(settings, client, stack, metrics)
+        log.info("model %s version %s (%d features) on %s", artifact.name, artifact.version,
+                 artifact.n_features, artifact.detector.device)
+        stats_for = _stats_factory(settings, client)
         config = client_config(
             settings.bootstrap_servers,
             {**CONSUMER_DEFAULTS, "group.id": settings.group_id},
@@ -91,7 +155,6 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         producer = ConfirmingProducer(
             client_config(settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config)
         )
-        metrics = metrics or ScorerMetrics()
         if settings.metrics_port:
             metrics.serve(settings.metrics_port, settings.metrics_host)
         consumer.subscribe(
@@ -104,8 +167,11 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
             artifact=artifact,
             consumer=consumer,
             producer=producer,
-            stats=stats,
+            stats=stats_for(artifact),
             metrics=metrics,
+            watcher=watcher,
+            stats_for=stats_for,
+            on_drift=_drift_reporter(settings, client, metrics),
         )
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,7 +36,19 @@ from stream.codec import DEFAULT_MAX_MESSAGE_BYTES
 from stream.errors import ConfigError
 
 ENV_PREFIX = "SEISMO_"
+S = TypeVar("S", bound=BaseSettings)
 _SECRET_WORDS = ("password", "secret", "token", "key")
+
+
+def redact_kafka_config(config: Mapping[str, str]) -> dict[str, str]:
+    """``config`` with the values of secret-looking keys masked.
+
+    >>> redact_kafka_config({"sasl.password": "x", "sasl.mechanism": "PLAIN"})
+    {'sasl.password': '***', 'sasl.mechanism': 'PLAIN'}
+    """
+    return {
+        k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in config.items()
+    }
 
 
 class ScorerSettings(BaseSettings):
@@ -44,7 +56,36 @@ class ScorerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    model: Path = Field(description="Model artifact directory (written by `seismo train`).")
+    model: Path | None = Field(
+        None,
+        description="Model artifact directory (written by `seismo train`); served as it is. "
+        "Give this or model_store.",
+    )
+    model_store: Path | None = Field(
+        None,
+        description="Model registry store (`seismo models`): serve the current version of "
+        "model_name and swap to each new one without stopping.",
+    )
+    model_name: str = Field("seismo", description="Model name in the registry (model_store).")
+    model_poll_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="With model_store: longest time a new version can go unnoticed when its "
+        "pub/sub notification is lost (the pointer is polled this often).",
+    )
+    drift_m: float = Field(
+        1.0,
+        ge=0,
+        description="Drift trigger: ask for a retrain when the rolling mean score stays above "
+        "calibration mean + drift_m * std (threshold space) for drift_window scores; 0 = off.",
+    )
+    drift_window: int = Field(
+        2000, ge=10, description="Scores in the drift trigger's rolling mean and its persistence."
+    )
+    drift_cooldown_s: float = Field(
+        600.0, ge=0, description="After a drift request, no scorer asks again for this long."
+    )
     bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
     )
@@ -116,25 +157,30 @@ class ScorerSettings(BaseSettings):
         """
         out = self.model_dump()
         out["redis_url"] = str(self.redis_url)
-        out["kafka_config"] = {
-            k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v)
-            for k, v in self.kafka_config.items()
-        }
-        out["model"] = str(self.model)
+        out["kafka_config"] = redact_kafka_config(self.kafka_config)
+        for name in ("model", "model_store"):
+            out[name] = None if out[name] is None else str(out[name])
         return out
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> ScorerSettings:
+        if (self.model is None) == (self.model_store is None):
+            raise ValueError(
+                "give exactly one of model (SEISMO_MODEL, an artifact directory) and "
+                "model_store (SEISMO_MODEL_STORE, a registry, with model_name)"
+            )
+        return self
 
     def __repr_args__(self) -> Any:
         """``repr`` shows the redacted view, so a logged settings object leaks nothing."""
         return list(self.redacted().items())
 
 
-def _with_sources(config_file: Path | None, env: Mapping[str, str]) -> type[ScorerSettings]:
-    """A settings class reading the given env mapping and TOML file."""
+def _with_sources(base: type[S], config_file: Path | None, env: Mapping[str, str]) -> type[S]:
+    """A subclass of ``base`` reading the given env mapping and TOML file."""
 
-    class _Loaded(ScorerSettings):
-        model_config = SettingsConfigDict(
-            **{**ScorerSettings.model_config, "toml_file": config_file}
-        )
+    class _Loaded(base):  # type: ignore[valid-type,misc]
+        model_config = SettingsConfigDict(**{**base.model_config, "toml_file": config_file})
 
         @classmethod
         def settings_customise_sources(
@@ -177,10 +223,23 @@ def load_settings(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ScorerSettings:
-    """Validate the settings once, turning every problem into a one-line ConfigError.
+    """Validate the scorer's settings once (see :func:`load`)."""
+    return load(ScorerSettings, cli, config_file=config_file, env=env)
+
+
+def load(
+    cls: type[S],
+    cli: Mapping[str, Any],
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> S:
+    """Validate settings of class ``cls`` once, turning every problem into a one-line ConfigError.
 
     Parameters
     ----------
+    cls : type
+        A settings class with ``env_prefix`` ``SEISMO_``.
     cli : mapping
         Values given on the command line (``None`` values are ignored).
     config_file : Path, optional
@@ -191,12 +250,15 @@ def load_settings(
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file {config_file} does not exist")
     given = {k: v for k, v in cli.items() if v is not None}
-    cls = _with_sources(config_file, os.environ if env is None else env)
+    loaded = _with_sources(cls, config_file, os.environ if env is None else env)
     try:
-        return cls(**given)
+        return loaded(**given)
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = ".".join(str(p) for p in err["loc"]) or "?"
+        name = ".".join(str(p) for p in err["loc"])
+        if not name:
+            message = err["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"invalid settings: {message}") from None
         field = name.split(".")[0]
         raise ConfigError(
             f"invalid setting {name} ({ENV_PREFIX}{field.upper()}): {err['msg']}"

@@ -54,7 +54,8 @@ def test_env_carries_kafka_config_as_json_and_is_case_insensitive():
         ({"model": "m", "k": -1}, "invalid setting k (SEISMO_K)"),
         ({"model": "m", "linger_ms": "soon"}, "invalid setting linger_ms (SEISMO_LINGER_MS)"),
         ({"model": "m", "no_such_thing": 1}, "no_such_thing"),
-        ({}, "invalid setting model (SEISMO_MODEL): Field required"),
+        ({}, "give exactly one of model (SEISMO_MODEL"),
+            ({"model": "m", "model_store": "s"}, "give exactly one of model (SEISMO_MODEL"),
     ],
 )
 def test_bad_settings_give_one_line_naming_the_setting(given, needle):

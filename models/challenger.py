@@ -1,0 +1,84 @@
+"""Training a challenger like its champion: same architecture, same settings.
+
+The champion's artifact records its model config and its `TrainConfig`; a
+challenger is trained on new rows with both, except for what the caller
+overrides (``epochs``, ``seed``), and keeps the champion's name and feature
+names, so the scorers can swap to it unchanged.
+
+Examples
+--------
+>>> import numpy as np
+>>> from models.config import DenseConfig, TrainConfig
+>>> from models.training import train_autoencoder
+>>> from models.artifact import build_artifact
+>>> x = np.random.default_rng(0).normal(size=(80, 4))
+>>> result = train_autoencoder(x, config=DenseConfig(n_features=4, hidden=(6, 2)),
+...                            train=TrainConfig(epochs=2), device="cpu")
+>>> champion = build_artifact(result, name="pumps", feature_names=["a", "b", "c", "d"])
+>>> challenger = train_challenger(champion, x + 1.0, window={"events": 80}, device="cpu")
+>>> challenger.name, challenger.feature_names
+('pumps', ['a', 'b', 'c', 'd'])
+>>> challenger.detector.config == champion.detector.config
+True
+>>> challenger.training["summary"]["train_config"]["epochs"], challenger.training["window"]
+(2, {'events': 80})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from models.artifact import Artifact, build_artifact
+from models.config import TrainConfig
+from models.training import train_autoencoder
+
+
+def champion_train_config(champion: Artifact) -> TrainConfig:
+    """The `TrainConfig` the champion was trained with (defaults where it is not recorded)."""
+    recorded = champion.training.get("summary", {}).get("train_config")
+    return TrainConfig.from_dict(recorded) if isinstance(recorded, Mapping) else TrainConfig()
+
+
+def train_challenger(
+    champion: Artifact,
+    x: np.ndarray,
+    *,
+    window: Mapping[str, Any],
+    epochs: int | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+) -> Artifact:
+    """Train a model of the champion's kind on ``x`` ``(n, d)`` and package it.
+
+    Parameters
+    ----------
+    champion : Artifact
+        The model serving now; its architecture, config, training settings,
+        name and feature names are reused.
+    x : numpy.ndarray
+        Training rows, ``(n, d)`` with the champion's ``d``.
+    window : mapping
+        JSON-able description of the training window, stored in the artifact.
+    epochs, seed : int, optional
+        Override the champion's training settings.
+    device : str
+        Where to train (see `models.device.select_device`).
+    """
+    train = champion_train_config(champion)
+    if epochs is not None:
+        train = replace(train, epochs=epochs)
+    if seed is not None:
+        train = replace(train, seed=seed)
+    result = train_autoencoder(x, config=champion.detector.config, train=train, device=device)
+    contamination = champion.calibration.contamination
+    return build_artifact(
+        result,
+        name=champion.name,
+        feature_names=list(champion.feature_names),
+        training_window=window,
+        contamination=contamination,
+    )

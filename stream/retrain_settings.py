@@ -1,0 +1,139 @@
+"""Settings of ``seismo retrain``, the retraining sidecar: one frozen, typed object.
+
+Same rules as :mod:`stream.settings`: flags > ``SEISMO_*`` environment
+variables > ``--config`` TOML file > defaults, validated once at start-up by
+:func:`load_retrain_settings`. Names shared with the scorer (Kafka, Redis,
+topics, ``k``, the threshold space, ``min_samples``) read the same variables,
+so one environment configures both.
+
+Examples
+--------
+>>> s = load_retrain_settings({"model_store": "/models"}, env={})
+>>> s.model_name, s.interval_s, s.min_train_size, s.group_by, s.scorer_group_id
+('seismo', 3600.0, 1000, 'prefix', 'seismo-scorer')
+>>> load_retrain_settings({"model_store": "/m", "holdout_fraction": 0.9}, env={})
+Traceback (most recent call last):
+...
+stream.errors.ConfigError: invalid setting holdout_fraction (SEISMO_HOLDOUT_FRACTION): Input should be less than or equal to 0.5
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream import defaults
+from stream.promotion import GatePolicy
+from stream.settings import ENV_PREFIX, load, redact_kafka_config
+
+
+class RetrainSettings(BaseSettings):
+    """Settings of ``seismo retrain``; each field's env var is ``SEISMO_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    model_store: Path = Field(description="Model registry store directory (`seismo models`).")
+    model_name: str = Field("seismo", description="Model name to keep current.")
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    input_topic: str = Field("sensor-events", description="Topic of sensor events to learn from.")
+    scorer_group_id: str = Field(
+        "seismo-scorer", description="The scorers' consumer group (reported in the window)."
+    )
+    kafka_config: dict[str, str] = Field(
+        default_factory=dict, description="Extra librdkafka settings (SASL/TLS...), JSON in env."
+    )
+    redis_url: SecretStr = Field(SecretStr(defaults.REDIS_URL), description="Redis URL.")
+    redis_prefix: str = Field(defaults.REDIS_PREFIX, description="Prefix of every Redis key.")
+    interval_s: float = Field(
+        3600.0, gt=0, description="Seconds between scheduled retrains (drift requests come sooner)."
+    )
+    window_size: int = Field(
+        10_000, ge=10, le=10_000_000, description="Newest events kept per device group."
+    )
+    max_groups: int = Field(1000, ge=1, description="Device groups kept in the window.")
+    group_by: Literal["prefix", "device", "none"] = Field(
+        "prefix",
+        description="Window groups: device-id prefix (pump-7 -> pump), device id, or none.",
+    )
+    backfill: int | None = Field(
+        None,
+        ge=0,
+        description="Events per partition read back at start (default: window_size).",
+    )
+    min_train_size: int = Field(
+        1000, ge=10, description="Fewest training events a challenger may be trained on."
+    )
+    holdout_fraction: float = Field(
+        0.2, gt=0, le=0.5, description="Newest share of the window held back to judge both models."
+    )
+    include_flagged: bool = Field(
+        False,
+        description="Train on events the champion flags too (off: they are left out, "
+        "unless the champion flags most recent events, i.e. a new regime).",
+    )
+    k: float = Field(3.0, gt=0, description="The scorers' k: threshold = mean + k * std.")
+    threshold_space: Literal["log", "linear"] = Field("log", description="The scorers' space.")
+    min_samples: int = Field(1000, ge=0, description="The scorers' warm-up length.")
+    max_alert_rate: float = Field(
+        0.02, gt=0, lt=1, description="Gate: most false alerts of the challenger on recent normal."
+    )
+    p99_margin: float = Field(0.5, ge=0, description="Gate: p99 z-score margin over the champion.")
+    regime_share: float = Field(
+        0.5, gt=0, lt=1, description="Champion flags more than this share of recent events: "
+        "a new regime.",
+    )
+    min_agreement: float = Field(
+        0.5, ge=0, le=1, description="Gate: share of the champion's anomalies still flagged."
+    )
+    epochs: int | None = Field(None, ge=1, description="Override the champion's epochs.")
+    keep: int = Field(5, ge=1, description="Versions kept in the store (the current one always).")
+    device: str = Field("auto", description="Torch device for training: auto, cpu, cuda.")
+    max_message_bytes: int = Field(1_048_576, ge=64, description="Larger events are skipped.")
+    lease_ttl_s: float = Field(
+        60.0, gt=1, description="A retrainer that stops renewing loses its lease after this long."
+    )
+    metrics_port: int | None = Field(9465, ge=0, le=65535, description="Metrics port (0 = off).")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")
+
+    @property
+    def policy(self) -> GatePolicy:
+        """The promotion gate these settings describe."""
+        return GatePolicy(
+            min_train_size=self.min_train_size,
+            max_alert_rate=self.max_alert_rate,
+            p99_margin=self.p99_margin,
+            regime_share=self.regime_share,
+            min_agreement=self.min_agreement,
+        )
+
+    @property
+    def backfill_events(self) -> int:
+        """Events per partition to read back at start."""
+        return self.window_size if self.backfill is None else self.backfill
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict safe to log: secrets masked."""
+        out = self.model_dump()
+        out["redis_url"] = str(self.redis_url)
+        out["kafka_config"] = redact_kafka_config(self.kafka_config)
+        out["model_store"] = str(self.model_store)
+        return out
+
+    def __repr_args__(self) -> Any:
+        """``repr`` shows the redacted view."""
+        return list(self.redacted().items())
+
+
+def load_retrain_settings(
+    cli: Mapping[str, Any],
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RetrainSettings:
+    """Validate the retrainer's settings once; problems become one-line ConfigErrors."""
+    return load(RetrainSettings, cli, config_file=config_file, env=env)
