@@ -107,7 +107,7 @@ def default_config(n_features: int) -> ModelConfig:
 
     >>> default_config(8)
     VAEConfig(n_features=8, hidden=(16, 4), activation='relu', output_activation=None, \
-kl_weight=1.0, score='elbo')
+kl_weight=0.25, score='elbo')
     """
     return VAEConfig(n_features=n_features, hidden=default_hidden(n_features))
 

@@ -10,7 +10,9 @@ flags:
   slice): the events it flags are taken as anomalies and the rest as recent
   normal data. The challenger must (1) raise no more false alerts than
   ``max_alert_rate`` on the recent normal events, (2) have a 99th-percentile
-  z-score there no worse than the champion's plus ``p99_margin``, and
+  z-score there at most ``p99_margin`` above the champion's or ``k``,
+  whichever is larger (the champion's recent normal events are, by their
+  definition, the ones below its threshold), and
   (3) still flag at least ``min_agreement`` of the champion's anomalies
   (checked once there are ``min_anomalies`` of them). A challenger trained on
   a window poisoned with anomalies learns to reconstruct them and fails (3).
@@ -62,8 +64,8 @@ class GatePolicy:
     """Thresholds of the promotion gate (see the module docstring)."""
 
     min_train_size: int = 1000
-    max_alert_rate: float = 0.02
-    p99_margin: float = 0.5
+    max_alert_rate: float = 0.03
+    p99_margin: float = 1.0
     regime_share: float = 0.5
     min_agreement: float = 0.5
     min_anomalies: int = 10
@@ -132,6 +134,7 @@ def decide(
         "challenger_p99_z": _p99(challenger_z[normal]),
         "agreement": agreement,
         "champion_anomalies": int(flagged.sum()),
+        "k": float(k),
     }
     reason = _first_failure(metrics, policy)
     return Decision(reason is None, reason or "promoted", metrics)
@@ -144,7 +147,7 @@ def _first_failure(m: dict[str, Any], policy: GatePolicy) -> str | None:
         return "empty_holdout"
     if m["challenger_alert_rate"] > policy.max_alert_rate:
         return "alerts_too_often"
-    if m["challenger_p99_z"] > m["champion_p99_z"] + policy.p99_margin:
+    if m["challenger_p99_z"] > max(m["champion_p99_z"], m["k"]) + policy.p99_margin:
         return "worse_p99"
     checks_anomalies = not m["regime_change"] and m["champion_anomalies"] >= policy.min_anomalies
     if checks_anomalies and m["agreement"] < policy.min_agreement:

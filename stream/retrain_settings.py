@@ -79,9 +79,11 @@ class RetrainSettings(BaseSettings):
     threshold_space: Literal["log", "linear"] = Field("log", description="The scorers' space.")
     min_samples: int = Field(1000, ge=0, description="The scorers' warm-up length.")
     max_alert_rate: float = Field(
-        0.02, gt=0, lt=1, description="Gate: most false alerts of the challenger on recent normal."
+        0.03, gt=0, lt=1, description="Gate: most false alerts of the challenger on recent normal."
     )
-    p99_margin: float = Field(0.5, ge=0, description="Gate: p99 z-score margin over the champion.")
+    p99_margin: float = Field(
+        1.0, ge=0, description="Gate: p99 z-score margin over the champion's (or k)."
+    )
     regime_share: float = Field(
         0.5, gt=0, lt=1, description="Champion flags more than this share of recent events: "
         "a new regime.",

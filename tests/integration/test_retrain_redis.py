@@ -1,0 +1,125 @@
+"""Retrain requests, the retrainer lease and the scorer's model watcher, against a real Redis."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from models.artifact import Artifact, build_artifact
+from models.config import DenseConfig, TrainConfig
+from models.training import train_autoencoder
+from stream.model_store import ModelRegistry
+from stream.model_versions import current_key
+from stream.model_watch import ModelWatcher
+from stream.retrain_requests import Lease, lease_key, request_retrain, take_request
+from tests.pipes import wait_for
+
+pytestmark = pytest.mark.redis
+
+NAME = "pumps"
+
+
+def _artifact(seed: int, d: int = 4) -> Artifact:
+    x = np.random.default_rng(seed).normal(size=(60, d)).astype(np.float32)
+    config = DenseConfig(n_features=d, hidden=(4, 2))
+    result = train_autoencoder(x, config=config, train=TrainConfig(epochs=1, seed=seed),
+                               device="cpu")  # fmt: skip
+    return build_artifact(result, name=NAME)
+
+
+@pytest.fixture(scope="module")
+def versions() -> list[Artifact]:
+    made = [_artifact(0), _artifact(1), _artifact(2, d=5)]
+    assert len({a.version for a in made}) == 3
+    return made
+
+
+@pytest.fixture
+def registry(tmp_path: Path, redis_client: redis.Redis, redis_key_prefix: str) -> ModelRegistry:
+    return ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix)
+
+
+def test_several_scorers_asking_within_the_cooldown_make_one_request(
+    redis_client, redis_key_prefix
+):
+    made = [
+        request_retrain(redis_client, redis_key_prefix, NAME, reason="drift", by=f"scorer-{i}",
+                        cooldown_s=30)  # fmt: skip
+        for i in range(5)
+    ]
+    assert made == [True, False, False, False, False]
+    request = take_request(redis_client, redis_key_prefix, NAME)
+    assert request is not None and request["reason"] == "drift" and request["by"] == "scorer-0"
+    assert take_request(redis_client, redis_key_prefix, NAME) is None, "served once"
+
+
+def test_a_request_is_made_again_after_the_cooldown(redis_client, redis_key_prefix):
+    ask = dict(reason="drift", by="s", cooldown_s=0.2)
+    assert request_retrain(redis_client, redis_key_prefix, NAME, **ask)
+    assert not request_retrain(redis_client, redis_key_prefix, NAME, **ask)
+    time.sleep(0.3)
+    assert request_retrain(redis_client, redis_key_prefix, NAME, **ask)
+
+
+def test_only_one_retrainer_holds_the_lease_until_it_expires_or_is_released(
+    redis_client, redis_key_prefix
+):
+    key = lease_key(redis_key_prefix, NAME)
+    first, second = Lease(redis_client, key, "a", 0.5), Lease(redis_client, key, "b", 0.5)
+    assert first.acquire() and first.acquire(), "the holder renews"
+    assert not second.acquire()
+    first.release()
+    assert second.acquire() and not first.acquire()
+    time.sleep(0.6)  # b stopped renewing
+    assert first.acquire()
+    second.release()  # not b's any more: nothing happens
+    assert redis_client.get(key) == b"a"
+
+
+def test_watcher_loads_each_new_version_and_refuses_another_width(registry, versions):
+    v1, v2, wide = versions
+    registry.publish(v1)
+    refused: list[str] = []
+    watcher = ModelWatcher(registry, NAME, serving=v1.version, n_features=4, poll_s=30,
+                           on_refused=lambda v, _r: refused.append(v)).start()  # fmt: skip
+    try:
+        time.sleep(0.3)  # subscribed
+        registry.publish(v2)
+        taken: list[Artifact] = []
+        assert wait_for(lambda: bool(taken.append(watcher.take()) or taken[-1]), 10), (
+            "the pub/sub notification wakes the watcher long before its 30 s poll"
+        )
+        assert taken[-1].version == v2.version
+        rows = np.ones((3, 4))
+        np.testing.assert_allclose(
+            taken[-1].detector.score_batch(rows), v2.detector.score_batch(rows)
+        )
+        assert watcher.take() is None, "taken once"
+        registry.publish(wide)
+        assert wait_for(lambda: refused == [wide.version], 10)
+        assert watcher.take() is None, "a model of another width is never offered"
+    finally:
+        watcher.stop()
+
+
+def test_watcher_polls_when_the_notification_is_lost(registry, versions, redis_client,
+                                                     redis_key_prefix):  # fmt: skip
+    v1, v2, _ = versions
+    registry.publish(v2)
+    registry.publish(v1)  # v2 is stored; v1 serves
+    watcher = ModelWatcher(registry, NAME, serving=v1.version, n_features=4, poll_s=0.5)
+    watcher.start()
+    try:
+        time.sleep(0.3)
+        assert watcher.take() is None
+        # Move the pointer without a notification (as if the message were lost).
+        redis_client.set(current_key(redis_key_prefix, NAME), v2.version)
+        ready: list[Artifact | None] = []
+        assert wait_for(lambda: bool(ready.append(watcher.take()) or ready[-1]), 10)
+        assert ready[-1].version == v2.version
+    finally:
+        watcher.stop()
