@@ -40,7 +40,9 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-REQUIRED_SERVICES = {"kafka", "redis", "init", "trainer", "scorer", "prometheus"}
+REQUIRED_SERVICES = {
+    "kafka", "redis", "init", "trainer", "publish", "scorer", "retrainer", "prometheus"
+}
 # Bind mounts the user provides (documented in docker-compose.yml), not in the repo.
 USER_PROVIDED = {"./data"}
 SEISMO = typer.main.get_command(cli.app)  # the real CLI as a click group
@@ -257,12 +259,16 @@ def test_dependencies_wait_for_health_and_jobs(services: dict[str, dict[str, Any
     assert services["init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     wanted = {
         "init": "service_completed_successfully",
-        "trainer": "service_completed_successfully",
+        "publish": "service_completed_successfully",
         "redis": "service_healthy",
     }
-    depends = services["scorer"]["depends_on"]
-    for name, condition in wanted.items():
-        assert depends[name]["condition"] == condition, name
+    for service in ("scorer", "retrainer"):
+        depends = services[service]["depends_on"]
+        for name, condition in wanted.items():
+            assert depends[name]["condition"] == condition, (service, name)
+    assert services["publish"]["depends_on"]["trainer"]["condition"] == (
+        "service_completed_successfully"
+    )
 
 
 def test_kafka_listeners_are_consistent(services: dict[str, dict[str, Any]]) -> None:
@@ -281,7 +287,10 @@ def test_kafka_listeners_are_consistent(services: dict[str, dict[str, Any]]) -> 
 # --- compose: the seismo commands -------------------------------------------------
 
 
-@pytest.mark.parametrize(("service", "command"), [("trainer", "train"), ("scorer", "score")])
+@pytest.mark.parametrize(
+    ("service", "command"),
+    [("trainer", "train"), ("scorer", "score"), ("retrainer", "retrain"), ("publish", "models")],
+)
 def test_seismo_commands_parse_with_the_real_cli(
     services: dict[str, dict[str, Any]], service: str, command: str
 ) -> None:
@@ -306,17 +315,24 @@ def test_the_cli_check_rejects_bad_commands(argv: list[str], error: str) -> None
         parse_seismo(argv)
 
 
-def test_trainer_writes_what_the_scorer_loads(
+def test_trainer_writes_what_is_published_to_the_store_the_scorer_and_retrainer_use(
     services: dict[str, dict[str, Any]], stages: list[list[tuple[str, str]]]
 ) -> None:
     trainer = services["trainer"]
     out = parse_seismo(only_invocation(trainer, "seismo")).params["out"]
-    model = scorer_settings(services, stages).model
-    assert Path(out) == model
     # Train only when the artifact is missing: the check looks for its config file.
     assert f"{out}/{CONFIG_FILE}" in as_argv(trainer["command"])[0]
+    publish = only_invocation(services["publish"], "seismo")
+    assert publish[:3] == ["seismo", "models", "publish"]
+    published = SEISMO.commands["models"].commands["publish"].make_context("publish", publish[3:])
+    assert Path(published.params["model"]) == Path(out)
+    store = published.params["store"]
+    assert scorer_settings(services, stages).model_store == store
+    retrain = parse_seismo(only_invocation(services["retrainer"], "seismo")).params
+    assert Path(retrain["model_store"]) == store
     volume = {target: source for source, target in mounts(trainer)}["/models"]
-    assert (volume, "/models") in mounts(services["scorer"])
+    for service in ("publish", "scorer", "retrainer"):
+        assert (volume, "/models") in mounts(services[service]), service
 
 
 def test_scorer_topics_are_created_by_init(
