@@ -132,6 +132,9 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
     assert scorer_code == 0 and retrainer_code == 0, (scorer_log.read_text()[-2000:],
                                                       retrainer_log.read_text()[-2000:])
     scorer_text, retrainer_text = scorer_log.read_text(), retrainer_log.read_text()
+    rounds = [line for line in retrainer_text.splitlines()
+              if "retrain (" in line or "promoted pipe" in line or "rejected (" in line]
+    print("\n" + "\n".join(line[-900:] for line in rounds))
     assert "requested a retrain of pipe (drift)" in scorer_text
     assert f"retrain (drift of {v1})" in retrainer_text
     assert f"promoted pipe version {v2}" in retrainer_text
