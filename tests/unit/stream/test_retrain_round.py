@@ -1,0 +1,70 @@
+"""One retraining round on hand-made windows: exclusion of flagged events, regimes, gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.artifact import Artifact, build_artifact
+from models.config import DenseConfig, TrainConfig
+from models.training import train_autoencoder
+from stream.promotion import GatePolicy
+from stream.reservoir import Window
+from stream.retrain_round import RoundOptions, run_round
+from stream.stats import RunningStats
+from stream.threshold import ThresholdRule
+from tests.pipes import SensorData
+
+A, B = SensorData(seed=7), SensorData(seed=8)
+OPTIONS = RoundOptions(epochs=20, device="cpu")
+POLICY = GatePolicy(min_train_size=500)
+
+
+@pytest.fixture(scope="module")
+def champion() -> Artifact:
+    result = train_autoencoder(
+        A.normal(3000, seed=1), config=DenseConfig(n_features=8, hidden=(16, 4)),
+        train=TrainConfig(epochs=20), device="cpu",
+    )  # fmt: skip
+    return build_artifact(result, name="round")
+
+
+def window_of(x: np.ndarray) -> Window:
+    n = len(x)
+    return Window(x.astype(np.float32), np.arange(n), np.zeros(n, np.int64), np.arange(n))
+
+
+def threshold(champion: Artifact):
+    return ThresholdRule(k=3.0, min_samples=1, space="log").current(
+        RunningStats(), champion.calibration
+    )
+
+
+def test_flagged_events_are_left_out_of_training_and_a_good_challenger_wins(champion):
+    x = A.normal(2500, seed=2)
+    spikes = np.arange(0, 2500, 50)
+    x[spikes, 0] += 8 * x[:, 0].std()
+    result = run_round(champion, window_of(x), threshold(champion), options=OPTIONS,
+                       policy=POLICY, trigger="test")  # fmt: skip
+    window = result.challenger.training["window"]
+    assert result.decision.promote, result.summary()
+    assert window["excluded_flagged"] >= 0.9 * 40 and not window["regime_change"]
+    assert window["trigger"] == "test" and window["events"] == 2000 - window["excluded_flagged"]
+
+
+def test_a_new_regime_keeps_the_flagged_events_and_learns_it(champion):
+    x = np.concatenate([A.normal(1000, seed=3), B.normal(2000, seed=4)])
+    result = run_round(champion, window_of(x), threshold(champion), options=OPTIONS,
+                       policy=POLICY, trigger="drift")  # fmt: skip
+    summary = result.summary()
+    assert summary["regime_change"] and summary["champion_alert_rate"] > 0.9
+    assert result.challenger.training["window"]["excluded_flagged"] == 0
+    assert result.decision.promote, summary
+    assert summary["challenger_alert_rate"] <= POLICY.max_alert_rate
+
+
+def test_too_little_data_trains_nothing(champion):
+    result = run_round(champion, window_of(A.normal(400, seed=5)), threshold(champion),
+                       options=OPTIONS, policy=POLICY, trigger="interval")  # fmt: skip
+    assert result.challenger is None
+    assert (result.decision.promote, result.decision.reason) == (False, "too_little_data")
