@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from stream import defaults
 from stream.promotion import GatePolicy
-from stream.settings import ENV_PREFIX, load, redact_kafka_config
+from stream.settings import ENV_PREFIX, RedactedSettings, load
 
 
-class RetrainSettings(BaseSettings):
+class RetrainSettings(RedactedSettings):
     """Settings of ``seismo retrain``; each field's env var is ``SEISMO_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
@@ -118,17 +118,6 @@ class RetrainSettings(BaseSettings):
         """Events per partition to read back at start."""
         return self.window_size if self.backfill is None else self.backfill
 
-    def redacted(self) -> dict[str, Any]:
-        """The settings as a dict safe to log: secrets masked."""
-        out = self.model_dump()
-        out["redis_url"] = str(self.redis_url)
-        out["kafka_config"] = redact_kafka_config(self.kafka_config)
-        out["model_store"] = str(self.model_store)
-        return out
-
-    def __repr_args__(self) -> Any:
-        """``repr`` shows the redacted view."""
-        return list(self.redacted().items())
 
 
 def load_retrain_settings(

@@ -51,7 +51,29 @@ def redact_kafka_config(config: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-class ScorerSettings(BaseSettings):
+class RedactedSettings(BaseSettings):
+    """Settings whose ``redacted()`` view and ``repr`` mask every secret.
+
+    Secret fields (``SecretStr``) show as asterisks, secret-looking
+    ``kafka_config`` keys as ``***``, paths as text.
+    """
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict safe to log: secrets masked."""
+        out = self.model_dump()
+        for name, value in out.items():
+            if isinstance(value, SecretStr | Path):
+                out[name] = str(value)
+        if "kafka_config" in out:
+            out["kafka_config"] = redact_kafka_config(out["kafka_config"])
+        return out
+
+    def __repr_args__(self) -> Any:
+        """``repr`` shows the redacted view, so a logged settings object leaks nothing."""
+        return list(self.redacted().items())
+
+
+class ScorerSettings(RedactedSettings):
     """Settings of ``seismo score``; each field's env var is ``SEISMO_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
@@ -152,15 +174,10 @@ class ScorerSettings(BaseSettings):
 
         >>> s = load_settings({"model": "m", "kafka_config": {"sasl.password": "x"},
         ...                    "redis_url": "redis://:pw@h:1/0"}, env={})
-        >>> s.redacted()["kafka_config"], s.redacted()["redis_url"]
-        ({'sasl.password': '***'}, '**********')
+        >>> s.redacted()["kafka_config"], s.redacted()["redis_url"], s.redacted()["model"]
+        ({'sasl.password': '***'}, '**********', 'm')
         """
-        out = self.model_dump()
-        out["redis_url"] = str(self.redis_url)
-        out["kafka_config"] = redact_kafka_config(self.kafka_config)
-        for name in ("model", "model_store"):
-            out[name] = None if out[name] is None else str(out[name])
-        return out
+        return super().redacted()
 
     @model_validator(mode="after")
     def _one_model_source(self) -> ScorerSettings:
@@ -170,11 +187,6 @@ class ScorerSettings(BaseSettings):
                 "model_store (SEISMO_MODEL_STORE, a registry, with model_name)"
             )
         return self
-
-    def __repr_args__(self) -> Any:
-        """``repr`` shows the redacted view, so a logged settings object leaks nothing."""
-        return list(self.redacted().items())
-
 
 def _with_sources(base: type[S], config_file: Path | None, env: Mapping[str, str]) -> type[S]:
     """A subclass of ``base`` reading the given env mapping and TOML file."""
