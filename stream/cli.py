@@ -76,9 +76,12 @@ def install_stop_handlers() -> threading.Event:
 def score(
     model: Annotated[Path | None, Opt(help="Model artifact directory [env SEISMO_MODEL].")] = None,
     model_store: Annotated[
-        Path | None, Opt(help="Or a model registry store: serve its current version, hot-swap.")
+        str | None, Opt(help="Or a registry store (directory or fsspec URL): serve, hot-swap.")
     ] = None,
     model_name: Annotated[str | None, Opt(help="Model name in the registry.")] = None,
+    model_cache_dir: Annotated[
+        Path | None, Opt(help="Local copies of a URL store's versions.")
+    ] = None,
     model_poll_s: Annotated[
         float | None, Opt(help="Registry pointer poll period (bounded staleness, s).")
     ] = None,
@@ -290,8 +293,13 @@ def benchmark_odds(
 
 @app.command()
 def retrain(
-    model_store: Annotated[Path | None, Opt(help="Model registry store directory.")] = None,
+    model_store: Annotated[
+        str | None, Opt(help="Model registry store: a directory or an fsspec URL.")
+    ] = None,
     model_name: Annotated[str | None, Opt(help="Model name to keep current.")] = None,
+    model_cache_dir: Annotated[
+        Path | None, Opt(help="Local copies of a URL store's versions.")
+    ] = None,
     bootstrap_servers: Annotated[str | None, Opt(help="Kafka bootstrap servers.")] = None,
     input_topic: Annotated[str | None, Opt("--input-topic", "--topic", help="Event topic.")] = None,
     redis_url: Annotated[str | None, Opt(help="Redis URL (password allowed).")] = None,

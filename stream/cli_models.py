@@ -16,7 +16,9 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 
-StoreOpt = Annotated[Path, Opt("--store", help="Artifact store directory.")]
+StoreOpt = Annotated[
+    str, Opt("--store", help="Artifact store: a directory or an fsspec URL (s3://bucket/models).")
+]
 NameOpt = Annotated[str, Opt("--name", help="Model name.")]
 RedisUrlOpt = Annotated[
     str, Opt(envvar="SEISMO_REDIS_URL", help="Redis URL (password allowed).")

@@ -1,6 +1,7 @@
-"""The model registry: an artifact store directory plus a Redis pointer per model name.
+"""The model registry: an artifact store plus a Redis pointer per model name.
 
-Store layout (a local directory shared by the services)::
+Store layout (a local directory shared by the services, or any fsspec URL such
+as ``s3://bucket/models``; see :mod:`stream.artifact_store`)::
 
     {root}/{name}/{version}/    an artifact directory as written by save_artifact
     {root}/{name}/.{version}.*  staging and trash; never a version
@@ -13,10 +14,10 @@ Redis (``prefix`` as in :mod:`stream.redis_stats`)::
 
 Publishing is atomic in this order:
 
-1. the artifact is written into a hidden staging directory (``save_artifact``
-   writes and fsyncs its files there);
-2. the staged copy is verified with ``load_artifact`` (weights checksum,
-   shapes, name and version);
+1. the artifact is written locally (``save_artifact``) and verified with
+   ``load_artifact`` (weights checksum, shapes, name and version);
+2. it is copied into a hidden staging name in the store and the staged copy is
+   verified again (for a URL store, as downloaded back);
 3. it is renamed into ``{root}/{name}/{version}``;
 4. one Lua script sets the pointer, pushes the history and publishes the event;
 5. versions beyond ``keep`` are pruned, never the current one.
@@ -27,10 +28,8 @@ serving version, as it was.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,11 +37,11 @@ from pathlib import Path
 
 import redis
 
-from models.artifact import CONFIG_FILE, Artifact, load_artifact, save_artifact
+from models.artifact import Artifact, load_artifact, save_artifact
 from models.errors import ArtifactError
+from stream.artifact_store import ArtifactStore, open_store
 from stream.errors import RegistryError
 from stream.model_versions import (
-    StoredVersion,
     check_component,
     check_keep,
     choose_prune,
@@ -50,7 +49,6 @@ from stream.model_versions import (
     decode,
     events_channel,
     history_key,
-    is_component,
     newest_first,
     parse_history,
     rollback_target,
@@ -103,29 +101,42 @@ class VersionInfo:
 
 
 class ModelRegistry:
-    """Versions of models in ``root`` and their current pointers in Redis.
+    """Versions of models in an artifact store and their current pointers in Redis.
 
     Parameters
     ----------
-    root : path
-        The artifact store directory (created on first publish).
+    store : path, URL or ArtifactStore
+        The artifact store: a directory (created on first publish), an fsspec
+        URL (``s3://bucket/models``; its package, e.g. s3fs, installed), or a
+        store object (:mod:`stream.artifact_store`).
     client : redis.Redis
         A connected client (see :func:`stream.redis_stats.connect`).
     prefix : str
         Prefix of the Redis keys, e.g. ``"seismo"``.
+    cache_dir : path, optional
+        Where a URL store's versions are downloaded to for loading.
     """
 
-    def __init__(self, root: str | os.PathLike[str], client: redis.Redis, prefix: str) -> None:
-        self.root = Path(root)
+    def __init__(
+        self,
+        store: str | os.PathLike[str] | ArtifactStore,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if isinstance(store, str | os.PathLike):
+            store = open_store(store, cache_dir=cache_dir)
+        self.store: ArtifactStore = store
         self.client = client
         self.prefix = prefix
         self._move = client.register_script(MOVE_LUA)
         self._rollback = client.register_script(ROLLBACK_LUA)
 
-    def path(self, name: str, version: str) -> Path:
-        """The directory of one version (it may not exist)."""
-        name = check_component(name, "model name")
-        return self.root / name / check_component(version, "version")
+    @property
+    def location(self) -> str:
+        """The store's directory or URL, for messages."""
+        return self.store.location
 
     def current(self, name: str) -> str | None:
         """The version that serves ``name``, or ``None`` before the first publish."""
@@ -145,7 +156,7 @@ class ModelRegistry:
         current = self.current(name)
         return [
             VersionInfo(v.version, v.created_at, v.version == current)
-            for v in newest_first(self._scan(name))
+            for v in newest_first(self.store.scan(check_component(name, "model name")))
         ]
 
     def publish(
@@ -157,23 +168,24 @@ class ModelRegistry:
     ) -> str:
         """Store ``artifact``, verify it, point its name at it; return the version.
 
-        ``before_verify`` is called with the staged copy before verification (a
-        fault-injection point for tests). A version already in the store is
-        verified again and reused. ``keep=None`` prunes nothing.
+        ``before_verify`` is called with the staged copy in the store before
+        its verification (a fault-injection point for tests). A version
+        already in the store is verified again and reused. ``keep=None``
+        prunes nothing.
         """
         if keep is not None:
             check_keep(keep)
         name = check_component(artifact.name, "model name")
-        target = self.path(name, artifact.version)
-        if target.exists():
-            self.verify(name, artifact.version)
+        version = check_component(artifact.version, "version")
+        if self.store.exists(name, version):
+            self.verify(name, version)
         else:
-            self._store(artifact, target, before_verify)
-        self._point(name, artifact.version)
-        log.info("published %s version %s", name, artifact.version)
+            self._store(artifact, before_verify)
+        self._point(name, version)
+        log.info("published %s version %s to %s", name, version, self.location)
         if keep is not None:
             self.prune(name, keep)
-        return artifact.version
+        return version
 
     def promote(self, name: str, version: str, *, keep: int | None = None) -> str:
         """Point ``name`` at a stored ``version`` after verifying it."""
@@ -197,12 +209,30 @@ class ModelRegistry:
         return target
 
     def verify(self, name: str, version: str, *, device: str = "cpu") -> Artifact:
-        """Load a stored version onto ``device``, checking its checksum, name and version."""
-        return _verify(self.path(name, version), name, version, device)
+        """Load a stored version onto ``device``, checking its checksum, name and version.
+
+        From a URL store it loads the cached copy, and downloads it again once
+        if that copy fails verification.
+        """
+        name = check_component(name, "model name")
+        version = check_component(version, "version")
+        try:
+            if not self.store.exists(name, version):
+                raise RegistryError(f"{name} has no version {version} in {self.location}")
+            path = self.store.fetch(name, version)
+            try:
+                return _verify(path, name, version, device)
+            except RegistryError as exc:
+                if not self.store.caches:
+                    raise
+                log.warning("%s; downloading it again from %s", exc, self.location)
+            return _verify(self.store.fetch(name, version, refresh=True), name, version, device)
+        except OSError as exc:
+            raise RegistryError(f"cannot fetch {name} version {version}: {exc}") from exc
 
     def prune(self, name: str, keep: int) -> list[str]:
         """Delete all but the ``keep`` newest versions, never the current one."""
-        newest = [v.version for v in newest_first(self._scan(name))]
+        newest = [v.version for v in newest_first(self.store.scan(name))]
         doomed = choose_prune(newest, keep, [self.current(name)])
         if not doomed:
             return []
@@ -211,7 +241,7 @@ class ModelRegistry:
                 pipe.lrem(history_key(self.prefix, name), 0, version)
             pipe.execute()
         for version in doomed:
-            _remove(self.path(name, version))
+            self.store.remove(name, version)
         log.info("pruned %s versions %s", name, ", ".join(doomed))
         return doomed
 
@@ -219,28 +249,21 @@ class ModelRegistry:
         keys = [current_key(self.prefix, name), history_key(self.prefix, name)]
         self._move(keys=keys, args=[version, events_channel(self.prefix, name), HISTORY_CAP])
 
-    def _store(self, artifact: Artifact, target: Path, before_verify: Hook | None) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent)
-        )
-        try:
-            staged = save_artifact(artifact, staging / target.name)
+    def _store(self, artifact: Artifact, before_verify: Hook | None) -> None:
+        name, version = artifact.name, artifact.version
+
+        def check(staged: Path) -> None:
             if before_verify is not None:
                 before_verify(staged)
-            _verify(staged, artifact.name, artifact.version)
-            os.rename(staged, target)
-        except OSError as exc:
-            where = f"{artifact.name} version {artifact.version}"
-            raise RegistryError(f"cannot store {where}: {exc}") from exc
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            _verify(staged, name, version)
 
-    def _scan(self, name: str) -> list[StoredVersion]:
-        folder = self.root / check_component(name, "model name")
-        if not folder.is_dir():
-            return []
-        return [_describe(p) for p in folder.iterdir() if p.is_dir() and is_component(p.name)]
+        try:
+            with tempfile.TemporaryDirectory(prefix="seismo-publish-") as tmp:
+                local = save_artifact(artifact, Path(tmp) / version)
+                _verify(local, name, version)
+                self.store.put(local, name, version, check)
+        except OSError as exc:
+            raise RegistryError(f"cannot store {name} version {version}: {exc}") from exc
 
 
 def publish(
@@ -265,20 +288,3 @@ def _verify(path: Path, name: str, version: str, device: str = "cpu") -> Artifac
     if (artifact.name, artifact.version) != (name, version):
         raise RegistryError(f"refusing {path}: it holds {artifact.name} version {artifact.version}")
     return artifact
-
-
-def _describe(path: Path) -> StoredVersion:
-    config = path / CONFIG_FILE
-    try:
-        created = json.loads(config.read_text(encoding="utf-8")).get("created_at", "")
-        stored_ns = config.stat().st_mtime_ns
-    except (OSError, ValueError, AttributeError):
-        created, stored_ns = "", 0
-    return StoredVersion(path.name, created if isinstance(created, str) else "", stored_ns)
-
-
-def _remove(path: Path) -> None:
-    """Rename out of sight first, so a half-deleted directory never lists as a version."""
-    trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".trash", dir=path.parent))
-    os.rename(path, trash / path.name)
-    shutil.rmtree(trash, ignore_errors=True)

@@ -22,7 +22,7 @@ Echo = Callable[[str], None]
 
 
 @contextmanager
-def open_registry(store: Path, redis_url: str, redis_prefix: str) -> Iterator[ModelRegistry]:
+def open_registry(store: str, redis_url: str, redis_prefix: str) -> Iterator[ModelRegistry]:
     """A registry on ``store`` and the Redis at ``redis_url``; Redis errors become one line."""
     client = connect(redis_url)
     try:
@@ -43,7 +43,7 @@ def format_versions(versions: list[VersionInfo]) -> list[str]:
     return [f"{'*' if v.current else ' '} {v.version}  {v.created_at or '-'}" for v in versions]
 
 
-def run_list(store: Path, name: str, redis_url: str, redis_prefix: str, echo: Echo) -> None:
+def run_list(store: str, name: str, redis_url: str, redis_prefix: str, echo: Echo) -> None:
     """Print the stored versions of ``name``."""
     with open_registry(store, redis_url, redis_prefix) as registry:
         for line in format_versions(registry.list_versions(name)):
@@ -51,7 +51,7 @@ def run_list(store: Path, name: str, redis_url: str, redis_prefix: str, echo: Ec
 
 
 def run_publish(
-    store: Path, model: Path, keep: int, redis_url: str, redis_prefix: str, echo: Echo
+    store: str, model: Path, keep: int, redis_url: str, redis_prefix: str, echo: Echo
 ) -> None:
     """Copy the artifact at ``model`` into the store and point its name at it."""
     artifact = load_artifact(model, device="cpu")
@@ -61,7 +61,7 @@ def run_publish(
 
 
 def run_promote(
-    store: Path, name: str, version: str, redis_url: str, redis_prefix: str, echo: Echo
+    store: str, name: str, version: str, redis_url: str, redis_prefix: str, echo: Echo
 ) -> None:
     """Point ``name`` at a stored, verified ``version``."""
     with open_registry(store, redis_url, redis_prefix) as registry:
@@ -69,7 +69,7 @@ def run_promote(
     echo(f"{name} -> {version}")
 
 
-def run_rollback(store: Path, name: str, redis_url: str, redis_prefix: str, echo: Echo) -> None:
+def run_rollback(store: str, name: str, redis_url: str, redis_prefix: str, echo: Echo) -> None:
     """Point ``name`` back at its previous version."""
     with open_registry(store, redis_url, redis_prefix) as registry:
         version = registry.rollback(name)

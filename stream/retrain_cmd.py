@@ -37,7 +37,9 @@ def open_retrainer(settings: RetrainSettings) -> Iterator[Retrainer]:
     with ExitStack() as stack:
         client = connect(settings.redis_url.get_secret_value())
         stack.callback(client.close)
-        registry = ModelRegistry(settings.model_store, client, settings.redis_prefix)
+        registry = ModelRegistry(
+            settings.model_store, client, settings.redis_prefix, cache_dir=settings.model_cache_dir
+        )
         errors = BrokerErrors()
         consumer = Consumer(
             {

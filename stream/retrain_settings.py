@@ -36,7 +36,13 @@ class RetrainSettings(RedactedSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    model_store: Path = Field(description="Model registry store directory (`seismo models`).")
+    model_store: str = Field(
+        min_length=1,
+        description="Model registry store (`seismo models`): a directory or an fsspec URL.",
+    )
+    model_cache_dir: Path | None = Field(
+        None, description="With a URL model_store: where versions are downloaded to."
+    )
     model_name: str = Field("seismo", description="Model name to keep current.")
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     input_topic: str = Field("sensor-events", description="Topic of sensor events to learn from.")

@@ -14,7 +14,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -108,7 +107,10 @@ def _serving_model(
     """The model to serve, and with a registry the watcher that brings new versions."""
     if settings.model is not None:
         return load_artifact(settings.model, device=settings.device), None
-    registry = ModelRegistry(settings.model_store or Path("."), client, settings.redis_prefix)
+    registry = ModelRegistry(
+        settings.model_store or ".", client, settings.redis_prefix,
+        cache_dir=settings.model_cache_dir,
+    )
     version = registry.current(settings.model_name)
     if version is None:
         raise RegistryError(

@@ -83,10 +83,17 @@ class ScorerSettings(RedactedSettings):
         description="Model artifact directory (written by `seismo train`); served as it is. "
         "Give this or model_store.",
     )
-    model_store: Path | None = Field(
+    model_store: str | None = Field(
         None,
-        description="Model registry store (`seismo models`): serve the current version of "
-        "model_name and swap to each new one without stopping.",
+        min_length=1,
+        description="Model registry store (`seismo models`), a directory or an fsspec URL "
+        "(s3://bucket/models): serve the current version of model_name and swap to each new "
+        "one without stopping.",
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="With a URL model_store: where versions are downloaded to "
+        "(default ~/.cache/seismo/artifacts).",
     )
     model_name: str = Field("seismo", description="Model name in the registry (model_store).")
     model_poll_s: float = Field(

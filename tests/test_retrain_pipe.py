@@ -46,7 +46,7 @@ def champion_dir(tmp_path_factory) -> Path:
     return root / "model"
 
 
-def publish(store: Path, model: Path, redis_url: str, prefix: str) -> str:
+def publish(store: Path | str, model: Path, redis_url: str, prefix: str) -> str:
     done = run_seismo(
         "models", "publish", "--store", str(store), "--model", str(model),
         "--redis-url", redis_url, "--redis-prefix", prefix,
@@ -85,10 +85,12 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
     topics = {k: f"{k}-{tag}" for k in ("events", "alerts", "scores", "dlq")}
     create_topics(kafka_bootstrap, {topics["events"]: 2, topics["alerts"]: 2,
                                     topics["scores"]: 2, topics["dlq"]: 1})  # fmt: skip
-    prefix, store = f"rt-{tag}", tmp_path / "store"
+    # The store is a file:// URL: the scorer and the sidecar reach it through fsspec,
+    # as they would an s3:// bucket, each loading from its own download cache.
+    prefix, store = f"rt-{tag}", (tmp_path / "store").as_uri()
     v1 = publish(store, champion_dir, redis_url, prefix)
     common = ["--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url,
-              "--redis-prefix", prefix, "--model-store", str(store), "--model-name", MODEL_NAME,
+              "--redis-prefix", prefix, "--model-store", store, "--model-name", MODEL_NAME,
               "--kafka-config", "session.timeout.ms=6000"]  # fmt: skip
     scorer_log, retrainer_log = tmp_path / "scorer.log", tmp_path / "retrainer.log"
     scorer = start_seismo(
@@ -96,12 +98,13 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
         "--scores-topic", topics["scores"], "--dlq-topic", topics["dlq"],
         "--group-id", f"g-{tag}", "--metrics-port", "0", "--min-samples", "500",
         "--model-poll-s", "2", "--drift-window", "500", "--drift-cooldown-s", "3",
+        "--model-cache-dir", str(tmp_path / "scorer-cache"),
         log=scorer_log,
     )  # fmt: skip
     retrainer = start_seismo(
         "retrain", *common, "--input-topic", topics["events"], "--interval", "3600",
         "--window-size", "3000", "--group-by", "none", "--min-train-size", "1000",
-        "--metrics-port", "0",
+        "--metrics-port", "0", "--model-cache-dir", str(tmp_path / "retrainer-cache"),
         log=retrainer_log,
     )  # fmt: skip
     scorer_alive, retrainer_alive = running(scorer, scorer_log), running(retrainer, retrainer_log)
@@ -169,6 +172,10 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
     alerts = read_topic(kafka_bootstrap, topics["alerts"], until=lambda r: False, timeout_s=5)
     after_swap = [a.json() for a in alerts if int(a.json()["event_id"]) >= N_A + N_B]
     assert after_swap and {a["model_version"] for a in after_swap} == {v2}
+    # Both loaded each version from their own copy of the URL store.
+    for cache in ("scorer-cache", "retrainer-cache"):
+        assert (tmp_path / cache / MODEL_NAME / v1).is_dir(), cache
+    assert (tmp_path / "scorer-cache" / MODEL_NAME / v2).is_dir()
 
 
 def test_challenger_from_a_poisoned_window_is_rejected(

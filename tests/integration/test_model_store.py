@@ -1,7 +1,11 @@
 """The model registry (:mod:`stream.model_store`) against a real Redis and tmp stores.
 
 Each test writes under its own ``redis_key_prefix`` and its own store
-directory; the artifacts are tiny models trained once per module.
+directory; the artifacts are tiny models trained once per module. Every
+registry test runs twice: on a plain directory (:class:`LocalStore`) and on the
+same kind of directory reached through fsspec as a ``file://`` URL
+(:class:`FsspecStore`, with its download cache), the code path of ``s3://`` and
+the other object stores.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import redis
 from models.artifact import WEIGHTS_FILE, Artifact, build_artifact, save_artifact
 from models.config import TrainConfig
 from models.training import train_autoencoder
-from stream.errors import RegistryError
+from stream.artifact_store import FsspecStore, LocalStore
+from stream.errors import ConfigError, RegistryError
 from stream.model_store import ModelRegistry, publish
 from stream.model_versions import events_channel, history_key
 from tests.pipes import run_seismo
@@ -40,9 +45,32 @@ def artifacts() -> list[Artifact]:
     return made
 
 
-@pytest.fixture
-def registry(tmp_path: Path, redis_client: redis.Redis, redis_key_prefix: str) -> ModelRegistry:
-    return ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix)
+STORE_KINDS = ["directory", "fsspec-url"]
+
+
+def store_location(kind: str, root: Path) -> str:
+    return str(root) if kind == "directory" else root.as_uri()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def registry(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    redis_client: redis.Redis,
+    redis_key_prefix: str,
+) -> ModelRegistry:
+    location = store_location(request.param, tmp_path / "store")
+    made = ModelRegistry(location, redis_client, redis_key_prefix, cache_dir=tmp_path / "cache")
+    expected = LocalStore if request.param == "directory" else FsspecStore
+    assert type(made.store) is expected
+    return made
+
+
+def stored(registry: ModelRegistry) -> Path:
+    """The directory that holds the registry's versions, whichever store reaches it."""
+    store = registry.store
+    assert isinstance(store, LocalStore | FsspecStore)
+    return Path(store.root)
 
 
 def flip_byte(path: Path, offset: int = -1) -> None:
@@ -68,16 +96,22 @@ def test_publish_two_versions_moves_pointer_and_history(
     listed = registry.list_versions(NAME)
     assert [(v.version, v.current) for v in listed] == [(v2, True), (v1, False)]
     assert registry.verify(NAME, v2).version == v2
-    stored = sorted(p.name for p in (registry.root / NAME).iterdir())
-    assert stored == sorted([v1, v2])  # no staging left behind
+    names = sorted(p.name for p in (stored(registry) / NAME).iterdir())
+    assert names == sorted([v1, v2])  # no staging left behind
 
 
+@pytest.mark.parametrize("kind", STORE_KINDS)
 def test_module_level_publish_and_republish_is_idempotent(
-    tmp_path: Path, redis_client: redis.Redis, redis_key_prefix: str, artifacts: list[Artifact]
+    kind: str,
+    tmp_path: Path,
+    redis_client: redis.Redis,
+    redis_key_prefix: str,
+    artifacts: list[Artifact],
 ) -> None:
-    version = publish(artifacts[0], tmp_path, redis_client, redis_key_prefix)
-    assert publish(artifacts[0], tmp_path, redis_client, redis_key_prefix) == version
-    registry = ModelRegistry(tmp_path, redis_client, redis_key_prefix)
+    location = store_location(kind, tmp_path)
+    version = publish(artifacts[0], location, redis_client, redis_key_prefix)
+    assert publish(artifacts[0], location, redis_client, redis_key_prefix) == version
+    registry = ModelRegistry(location, redis_client, redis_key_prefix)
     assert registry.history(NAME) == [version]
 
 
@@ -92,7 +126,7 @@ def test_rollback_returns_to_the_previous_version(
         registry.rollback(NAME)
     assert_one_line(info.value)
     assert registry.current(NAME) == v1
-    assert (registry.root / NAME / v2).is_dir()  # still stored: promote can bring it back
+    assert (stored(registry) / NAME / v2).is_dir()  # still stored: promote can bring it back
     assert registry.promote(NAME, v2) == v2
     assert registry.history(NAME) == [v2, v1]
 
@@ -105,7 +139,7 @@ def test_promote_refuses_unknown_and_corrupt_versions(
         registry.promote(NAME, "vae-20000101T000000-deadbeef")
     assert_one_line(info.value)
 
-    flip_byte(registry.root / NAME / v1 / WEIGHTS_FILE)
+    flip_byte(stored(registry) / NAME / v1 / WEIGHTS_FILE)
     with pytest.raises(RegistryError, match="refusing") as info:
         registry.promote(NAME, v1)
     assert_one_line(info.value)
@@ -122,7 +156,7 @@ def test_failed_verification_leaves_the_old_version_serving(
 ) -> None:
     """A publish that dies before the pointer moves changes nothing that serves."""
     v1 = registry.publish(artifacts[0])
-    old_dir = registry.root / NAME / v1
+    old_dir = stored(registry) / NAME / v1
     old_files = {p.name: p.read_bytes() for p in old_dir.iterdir()}
 
     def corrupt(staged: Path) -> None:
@@ -140,7 +174,7 @@ def test_failed_verification_leaves_the_old_version_serving(
 
     assert registry.current(NAME) == v1
     assert registry.history(NAME) == [v1]
-    assert [p.name for p in (registry.root / NAME).iterdir()] == [v1]  # no staging left
+    assert [p.name for p in (stored(registry) / NAME).iterdir()] == [v1]  # no staging left
     assert {p.name: p.read_bytes() for p in old_dir.iterdir()} == old_files
     assert registry.verify(NAME, v1).version == v1
 
@@ -151,18 +185,18 @@ def test_keep_prunes_old_versions_but_never_the_current(
     v0, v1, v2 = (a.version for a in artifacts)
     for artifact in artifacts:
         registry.publish(artifact, keep=None)
-    assert sorted(p.name for p in (registry.root / NAME).iterdir()) == sorted([v0, v1, v2])
+    assert sorted(p.name for p in (stored(registry) / NAME).iterdir()) == sorted([v0, v1, v2])
     registry.promote(NAME, v0)  # the oldest is now current
 
     assert registry.prune(NAME, keep=1) == [v1]  # v2 is the newest, v0 is current
-    assert sorted(p.name for p in (registry.root / NAME).iterdir()) == sorted([v0, v2])
+    assert sorted(p.name for p in (stored(registry) / NAME).iterdir()) == sorted([v0, v2])
     assert registry.current(NAME) == v0
     assert registry.verify(NAME, v0).version == v0
     raw = redis_client.lrange(history_key(registry.prefix, NAME), 0, -1)
     assert v1.encode() not in raw  # history never points at a pruned version
 
     registry.promote(NAME, v2, keep=1)
-    assert [p.name for p in (registry.root / NAME).iterdir()] == [v2]
+    assert [p.name for p in (stored(registry) / NAME).iterdir()] == [v2]
     assert registry.list_versions(NAME)[0].current
 
 
@@ -188,11 +222,16 @@ def test_subscriber_receives_each_new_version(
 
 
 @pytest.mark.pipe
+@pytest.mark.parametrize("kind", STORE_KINDS)
 def test_cli_publish_list_rollback(
-    tmp_path: Path, redis_url: str, redis_client: redis.Redis, redis_key_prefix: str,
+    kind: str,
+    tmp_path: Path,
+    redis_url: str,
+    redis_client: redis.Redis,
+    redis_key_prefix: str,
     artifacts: list[Artifact],
 ) -> None:
-    store = tmp_path / "store"
+    store = store_location(kind, tmp_path / "store")
     dirs = [save_artifact(a, tmp_path / f"trained-{i}") for i, a in enumerate(artifacts[:2])]
     v1, v2 = artifacts[0].version, artifacts[1].version
     common = ["--store", str(store), "--redis-url", redis_url, "--redis-prefix", redis_key_prefix]
@@ -216,3 +255,45 @@ def test_cli_publish_list_rollback(
     assert ok("rollback", "--name", NAME).strip() == f"{NAME} -> {v1}"
     assert ModelRegistry(store, redis_client, redis_key_prefix).current(NAME) == v1
     assert ok("promote", "--name", NAME, "--version", v2).strip() == f"{NAME} -> {v2}"
+
+
+def test_url_store_downloads_a_corrupt_cached_copy_again(
+    tmp_path: Path, redis_client: redis.Redis, redis_key_prefix: str, artifacts: list[Artifact]
+) -> None:
+    """A damaged local copy of a URL store's version is replaced, not served nor fatal."""
+    registry = ModelRegistry(
+        (tmp_path / "store").as_uri(), redis_client, redis_key_prefix, cache_dir=tmp_path / "cache"
+    )
+    v1 = registry.publish(artifacts[0])
+    assert not (tmp_path / "cache" / NAME / v1).exists()  # publishing verifies in a temp dir
+    assert registry.verify(NAME, v1).version == v1
+    cached = tmp_path / "cache" / NAME / v1 / WEIGHTS_FILE
+    assert cached.is_file()
+    flip_byte(cached, offset=len(cached.read_bytes()) // 2)
+    assert registry.verify(NAME, v1).version == v1
+    assert cached.read_bytes() == (tmp_path / "store" / NAME / v1 / WEIGHTS_FILE).read_bytes()
+
+
+def test_memory_url_store_publishes_lists_and_prunes(
+    redis_client: redis.Redis, redis_key_prefix: str, artifacts: list[Artifact], tmp_path: Path
+) -> None:
+    """fsspec's in-memory filesystem: no local directory behind the store at all."""
+    url = f"memory://seismo-test/{redis_key_prefix.replace(':', '-')}"
+    registry = ModelRegistry(url, redis_client, redis_key_prefix, cache_dir=tmp_path / "cache")
+    versions = [registry.publish(a, keep=2) for a in artifacts]
+    assert [v.version for v in registry.list_versions(NAME)] == versions[:0:-1]
+    assert registry.current(NAME) == versions[-1]
+    assert registry.verify(NAME, versions[-1]).version == versions[-1]
+    store = registry.store
+    assert isinstance(store, FsspecStore)
+    listed = store.fs.ls(f"{store.root}/{NAME}", detail=False)
+    names = {p.rstrip("/").rsplit("/", 1)[-1] for p in listed}
+    assert names == set(versions[1:])  # pruned, and no staging prefix left
+
+
+def test_unknown_url_protocol_is_a_one_line_config_error(
+    redis_client: redis.Redis, redis_key_prefix: str
+) -> None:
+    with pytest.raises(ConfigError, match="no protocol 'nosuch'") as info:
+        ModelRegistry("nosuch://bucket/models", redis_client, redis_key_prefix)
+    assert_one_line(info.value)

@@ -329,7 +329,7 @@ def test_trainer_writes_what_is_published_to_the_store_the_scorer_and_retrainer_
     store = published.params["store"]
     assert scorer_settings(services, stages).model_store == store
     retrain = parse_seismo(only_invocation(services["retrainer"], "seismo")).params
-    assert Path(retrain["model_store"]) == store
+    assert retrain["model_store"] == store
     volume = {target: source for source, target in mounts(trainer)}["/models"]
     for service in ("publish", "scorer", "retrainer"):
         assert (volume, "/models") in mounts(services[service]), service
