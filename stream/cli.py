@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from stream.cli_demo import demo, simulate
 from stream.cli_models import models_app
 from stream.errors import ConfigError, SeismoError
 
@@ -347,6 +348,8 @@ def retrain(
     run_retrain(settings, install_stop_handlers(), once=once, echo=typer.echo)
 
 
+app.command()(simulate)
+app.command()(demo)
 app.add_typer(models_app, name="models")
 
 

@@ -262,9 +262,11 @@ class _Server:
         self.log_path = Path(path)
         with os.fdopen(fd, "wb") as log_file:
             try:
+                # Own session: a Ctrl-C in the terminal reaches the owner (seismo
+                # demo), which drains and stops its servers in order, not these first.
                 self._proc = subprocess.Popen(
                     self._command(binary), stdin=subprocess.DEVNULL, stdout=log_file,
-                    stderr=subprocess.STDOUT,
+                    stderr=subprocess.STDOUT, start_new_session=True,
                 )
             except OSError as exc:
                 self.stop()
