@@ -47,10 +47,15 @@ def simulate(
     ] = None,
     seed: Annotated[int, Opt(help="Random seed (same seed, same stream).")] = 0,
     kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
+    write_normal: Annotated[
+        Path | None,
+        Opt(help="Instead: write normal readings of the same fleet to this CSV (for training)."),
+    ] = None,
+    days: Annotated[float, Opt(help="With --write-normal: simulated days to write.")] = 1.0,
 ) -> None:
     """Publish simulated pump telemetry with labelled anomalies to Kafka."""
     from stream.cli import install_stop_handlers, parse_pairs
-    from stream.simulate_cmd import run_simulate
+    from stream.simulate_cmd import run_simulate, write_normal_csv
     from stream.simulation import SimulationConfig
 
     try:
@@ -60,6 +65,10 @@ def simulate(
         )  # fmt: skip
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if write_normal is not None:
+        rows = write_normal_csv(config, write_normal, days)
+        typer.echo(f"wrote {rows} normal readings of {devices} devices to {write_normal}")
+        return
     if rate <= 0:
         raise ConfigError("--rate must be positive")
     run_simulate(

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import orjson
 
+from stream.errors import ConfigError
 from stream.kafka_io import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
+from stream.sim_plant import CHANNELS
 from stream.simulation import Simulation, SimulationConfig, Tick
 
 log = logging.getLogger(__name__)
@@ -121,6 +124,16 @@ class SimulationPublisher:
         finally:
             self.finish()
         return self.totals
+
+
+def write_normal_csv(config: SimulationConfig, path: Path, days: float = 1.0) -> int:
+    """Write ``days`` simulated days of normal readings (header: channel names); the rows."""
+    if days <= 0:
+        raise ConfigError("--days must be positive")
+    x = Simulation(config).warmup_data(days)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, x, delimiter=",", header=",".join(CHANNELS), comments="", fmt="%.5f")
+    return len(x)
 
 
 def run_simulate(
