@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "pumps"
 DRAIN_S = 20.0
+ASSIGN_TIMEOUT_S = 60.0
 GRACE_TICKS = 20
 HEADLESS_EVERY_S = 5.0
 
@@ -233,11 +234,22 @@ class Demo:
             self.echo("started " + ", ".join(f"the {n} (pid {c.pid})" for n, c in children.items()))
             watcher = self._watch(bootstrap, topics)
             stack.callback(watcher.stop)
+            self._wait_until_assigned(children["scorer"])
             started = time.monotonic()
             self._stream(bootstrap, topics, children, port, started)
             elapsed = time.monotonic() - started
             self._drain(children)
         return self._finish(elapsed)
+
+    def _wait_until_assigned(self, scorer: SeismoChild) -> None:
+        """Start the stream once the scorer owns its partitions (its log says so)."""
+        deadline = time.monotonic() + ASSIGN_TIMEOUT_S
+        while time.monotonic() < deadline and not self.stop.is_set():
+            scorer.check_alive()
+            if "partitions assigned" in scorer.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        log.warning("the scorer has no partitions after %g s; streaming anyway", ASSIGN_TIMEOUT_S)
 
     def _create_topics(self, bootstrap: str, topics: Topics) -> None:
         n = self.options.partitions

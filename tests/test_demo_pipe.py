@@ -1,0 +1,134 @@
+"""``seismo demo`` end to end: embedded Kafka and Redis, simulator, scorer, sidecar.
+
+The demo starts everything itself (no fixture services): the test only runs
+the command, watches which processes it starts, and reads what it writes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.pipes import seismo_command, start_seismo, wait_for
+
+pytestmark = [pytest.mark.pipe, pytest.mark.kafka, pytest.mark.redis]
+
+
+def children_of(pid: int) -> set[int]:
+    """PIDs whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.add(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Watch:
+    """Runs ``seismo demo`` and remembers every process it started."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.log = tmp_path / "demo.log"
+        self.out = tmp_path / "runs"
+        self.proc = start_seismo("demo", "--no-tty", "--out-dir", str(self.out), *args,
+                                 log=self.log)  # fmt: skip
+        self.started: set[int] = set()
+
+    def poll(self) -> bool:
+        """Record children; True once the demo has exited."""
+        if self.proc.poll() is None:
+            self.started |= children_of(self.proc.pid)
+        return self.proc.poll() is not None
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while not self.poll():
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise AssertionError(f"demo still running: {self.text()[-3000:]}")
+            time.sleep(0.2)
+        return self.proc.returncode
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def summary(self) -> dict:
+        [path] = list(self.out.glob("*/summary.json"))
+        return orjson.loads(path.read_bytes())
+
+    def assert_nothing_left(self) -> None:
+        assert len(self.started) >= 4, f"expected Kafka, Redis, scorer, retrainer: {self.started}"
+        assert wait_for(lambda: not any(alive(p) for p in self.started), timeout=10), [
+            p for p in self.started if alive(p)
+        ]
+
+
+def test_headless_demo_detects_the_injected_anomalies_and_cleans_up(tmp_path: Path) -> None:
+    demo = Watch(tmp_path, "--duration", "60")
+    try:
+        code = demo.wait(timeout=300)
+    finally:
+        if demo.proc.poll() is None:
+            demo.proc.kill()
+    text = demo.text()
+    assert code == 0, text[-3000:]
+    assert re.search(r"\d+s produced \d+ scored \d+ alerts \d+", text), text[-2000:]
+    summary = demo.summary()
+    print(f"\ndemo summary: { {k: v for k, v in summary.items() if k != 'by_kind'} }")
+    print(f"by kind: {summary['by_kind']}")
+    assert summary["events"] == summary["produced"] > 10_000  # every event scored
+    assert summary["episodes"] >= 8
+    assert summary["recall"] >= 0.8, summary
+    assert summary["precision"] >= 0.8, summary
+    assert summary["mean_time_to_detect_s"] is not None
+    report = next(demo.out.glob("*/report.html")).read_text()
+    assert report.count("<svg") >= 2 and "pump-" in report
+    demo.assert_nothing_left()
+
+
+def test_ctrl_c_ends_the_demo_with_a_summary_and_no_process_left(tmp_path: Path) -> None:
+    demo = Watch(tmp_path, "--duration", "0", "--devices", "5", "--rate", "500")
+    try:
+        streaming = lambda: demo.poll() or re.search(r"scored [1-9]", demo.text()) is not None  # noqa: E731
+        assert wait_for(streaming, timeout=180), demo.text()[-3000:]
+        assert demo.proc.poll() is None, demo.text()[-3000:]
+        demo.poll()
+        demo.proc.send_signal(signal.SIGINT)
+        code = demo.wait(timeout=120)
+    finally:
+        if demo.proc.poll() is None:
+            demo.proc.kill()
+    assert code == 0, demo.text()[-3000:]
+    assert "summary" in demo.text()
+    assert demo.summary()["events"] > 0
+    demo.assert_nothing_left()
+
+
+def test_demo_refuses_bad_options_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*seismo_command(), "demo", "--scenario", "chaos", "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["seismo: error: scenario must be steady or drift"]
