@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "pumps"
 DRAIN_S = 20.0
+DAY_S = 30.0
+"""Seconds of a simulated day, at any rate."""
+DRIFT_COOLDOWN_S = 20.0
 ASSIGN_TIMEOUT_S = 60.0
 GRACE_TICKS = 20
 HEADLESS_EVERY_S = 5.0
@@ -139,7 +142,7 @@ def simulation_config(options: DemoOptions) -> SimulationConfig:
     return SimulationConfig(
         devices=options.devices,
         anomaly_rate=options.anomaly_rate,
-        day_ticks=max(int(30 * options.ticks_per_s), 10),
+        day_ticks=max(int(DAY_S * options.ticks_per_s), 10),
         seed=options.seed,
         first_anomaly_tick=int(2 * options.ticks_per_s),
         drift_at_tick=drift_at,
@@ -191,10 +194,14 @@ def child_commands(
               "--input-topic", topics.events, *_pairs(options.kafka_config)]  # fmt: skip
     scorer = ["score", *common, "--alerts-topic", topics.alerts, "--scores-topic", topics.scores,
               "--dlq-topic", topics.dlq, "--group-id", f"seismo-demo-{prefix}",
-              "--metrics-port", str(metrics_port), "--model-poll-s", "5"]  # fmt: skip
+              "--metrics-port", str(metrics_port), "--model-poll-s", "5",
+              "--drift-cooldown-s", f"{DRIFT_COOLDOWN_S:g}"]  # fmt: skip
+    # The window holds one simulated day (30 s) of every pump: a challenger must
+    # know the whole daily cycle of the new regime before it can pass the gate.
+    window = int(options.rate * DAY_S)
     retrainer = ["retrain", *common, "--interval", f"{options.retrain_interval_s:g}",
-                 "--metrics-port", "0", "--window-size", "4000", "--min-train-size", "2000",
-                 "--group-by", "none"]  # fmt: skip
+                 "--metrics-port", "0", "--window-size", str(window),
+                 "--min-train-size", str(window // 4), "--group-by", "none"]  # fmt: skip
     return {"scorer": scorer, "retrainer": retrainer}
 
 

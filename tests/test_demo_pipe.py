@@ -54,11 +54,18 @@ class Watch:
         self.proc = start_seismo("demo", "--no-tty", "--out-dir", str(self.out), *args,
                                  log=self.log)  # fmt: skip
         self.started: set[int] = set()
+        self.commands: dict[int, str] = {}
 
     def poll(self) -> bool:
-        """Record children; True once the demo has exited."""
+        """Record children and their command lines; True once the demo has exited."""
         if self.proc.poll() is None:
-            self.started |= children_of(self.proc.pid)
+            for pid in children_of(self.proc.pid) - self.started:
+                self.started.add(pid)
+                try:
+                    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    raw = b""
+                self.commands[pid] = raw.replace(b"\0", b" ").decode(errors="replace")
         return self.proc.poll() is not None
 
     def wait(self, timeout: float) -> int:
@@ -78,7 +85,9 @@ class Watch:
         return orjson.loads(path.read_bytes())
 
     def assert_nothing_left(self) -> None:
-        assert len(self.started) >= 4, f"expected Kafka, Redis, scorer, retrainer: {self.started}"
+        joined = " | ".join(self.commands.values())
+        for part in ("tansu", "redis-server", "stream score", "stream retrain"):
+            assert part in joined, f"expected Kafka, Redis, scorer, retrainer: {joined}"
         assert wait_for(lambda: not any(alive(p) for p in self.started), timeout=10), [
             p for p in self.started if alive(p)
         ]
@@ -132,3 +141,37 @@ def test_demo_refuses_bad_options_in_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["seismo: error: scenario must be steady or drift"]
+
+
+def test_demo_uses_given_kafka_and_redis_with_topics_of_its_own(
+    kafka_bootstrap: str, redis_url: str, redis_client, tmp_path: Path
+) -> None:
+    """With --bootstrap-servers/--redis-url nothing is embedded; topics carry the run id."""
+    from confluent_kafka.admin import AdminClient
+
+    from tests.kafka_tools import read_topic
+
+    demo = Watch(tmp_path, "--duration", "15", "--devices", "4", "--rate", "400",
+                 "--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url)  # fmt: skip
+    try:
+        code = demo.wait(timeout=240)
+    finally:
+        if demo.proc.poll() is None:
+            demo.proc.kill()
+    text = demo.text()
+    assert code == 0, text[-3000:]
+    assert "embedded" not in text
+    [run_dir] = list(demo.out.iterdir())
+    topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    suffix = f"-demo-{run_dir.name}"
+    for name in ("sensor-events", "anomalies", "sensor-scores", "sensor-labels"):
+        assert f"{name}{suffix}" in topics, sorted(topics)
+    summary = demo.summary()
+    scores = read_topic(kafka_bootstrap, f"sensor-scores{suffix}", timeout_s=30,
+                        until=lambda r: len(r) >= summary["events"])  # fmt: skip
+    assert len(scores) == summary["events"] == summary["produced"] > 0
+    assert redis_client.get(f"seismo-demo-{run_dir.name}:model:pumps:current") is not None
+    joined = " | ".join(demo.commands.values())
+    assert "stream score" in joined and "stream retrain" in joined, joined
+    assert "tansu" not in joined and "redis-server" not in joined, joined  # nothing embedded
+    assert wait_for(lambda: not any(alive(p) for p in demo.started), timeout=10)
