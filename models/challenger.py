@@ -26,7 +26,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +35,10 @@ import numpy as np
 from models.artifact import Artifact, build_artifact
 from models.config import TrainConfig
 from models.training import train_autoencoder
+
+
+class TrainingStopped(Exception):  # noqa: N818 - not an error: a shutdown
+    """Training ended early because the process is stopping (see ``should_stop``)."""
 
 
 def champion_train_config(champion: Artifact) -> TrainConfig:
@@ -51,6 +55,7 @@ def train_challenger(
     epochs: int | None = None,
     seed: int | None = None,
     device: str = "auto",
+    should_stop: Callable[[], bool] | None = None,
 ) -> Artifact:
     """Train a model of the champion's kind on ``x`` ``(n, d)`` and package it.
 
@@ -67,13 +72,22 @@ def train_challenger(
         Override the champion's training settings.
     device : str
         Where to train (see `models.device.select_device`).
+    should_stop : callable, optional
+        Asked after every epoch; when it returns true, training ends by
+        raising `TrainingStopped` (the process is shutting down).
     """
     train = champion_train_config(champion)
     if epochs is not None:
         train = replace(train, epochs=epochs)
     if seed is not None:
         train = replace(train, seed=seed)
-    result = train_autoencoder(x, config=champion.detector.config, train=train, device=device)
+    def progress(epoch: int, _train_loss: float, _val_loss: float) -> None:
+        if should_stop is not None and should_stop():
+            raise TrainingStopped(f"challenger training stopped after epoch {epoch}")
+
+    result = train_autoencoder(
+        x, config=champion.detector.config, train=train, device=device, progress=progress
+    )
     contamination = champion.calibration.contamination
     return build_artifact(
         result,

@@ -58,6 +58,8 @@ DRAIN_S = 20.0
 DAY_S = 30.0
 """Seconds of a simulated day, at any rate."""
 DRIFT_COOLDOWN_S = 20.0
+RETRAIN_EPOCHS = 15
+"""Challengers train shorter than the first model: a round must fit in the demo."""
 ASSIGN_TIMEOUT_S = 60.0
 GRACE_TICKS = 20
 HEADLESS_EVERY_S = 5.0
@@ -201,7 +203,8 @@ def child_commands(
     window = int(options.rate * DAY_S)
     retrainer = ["retrain", *common, "--interval", f"{options.retrain_interval_s:g}",
                  "--metrics-port", "0", "--window-size", str(window),
-                 "--min-train-size", str(window // 4), "--group-by", "none"]  # fmt: skip
+                 "--min-train-size", str(window // 4), "--group-by", "none",
+                 "--epochs", str(RETRAIN_EPOCHS)]  # fmt: skip
     return {"scorer": scorer, "retrainer": retrainer}
 
 

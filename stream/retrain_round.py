@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,8 @@ class RoundOptions:
     epochs: int | None = None
     seed: int = 0
     device: str = "auto"
+    should_stop: Callable[[], bool] | None = None
+    """Asked after each training epoch; true ends the round (``TrainingStopped``)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def run_round(
     try:
         challenger = train_challenger(
             champion, train.values, window=describe, epochs=options.epochs,
-            seed=options.seed, device=options.device,
+            seed=options.seed, device=options.device, should_stop=options.should_stop,
         )  # fmt: skip
     except SeismoError as exc:
         log.warning("challenger training failed: %s", exc)

@@ -27,6 +27,7 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from models.artifact import Artifact
+from models.challenger import TrainingStopped
 from stream.codec import decode_batch
 from stream.errors import RegistryError
 from stream.kafka_io import split_errors
@@ -86,6 +87,7 @@ class Retrainer:
         )
         self.rounds = 0
         self._last_round = clock()
+        self._stop: threading.Event | None = None
 
     def assign(self) -> None:
         """Assign every partition of the input topic, ``backfill`` events before its end."""
@@ -164,6 +166,7 @@ class Retrainer:
         options = RoundOptions(
             holdout_fraction=s.holdout_fraction, include_flagged=s.include_flagged, k=s.k,
             space=s.threshold_space, epochs=s.epochs, seed=self.rounds, device=s.device,
+            should_stop=None if self._stop is None else self._stop.is_set,
         )  # fmt: skip
         result = run_round(
             champion, self.reservoir.window(), self._champion_threshold(champion),
@@ -182,14 +185,21 @@ class Retrainer:
         return result
 
     def run(self, stop: threading.Event) -> None:
-        """Fill the window and run rounds when due, until ``stop`` is set."""
+        """Fill the window and run rounds when due, until ``stop`` is set.
+
+        A stop during training abandons the round within one epoch.
+        """
+        self._stop = stop
         while not stop.is_set():
             self.fill(max_s=1.0)
             if not self.lease.acquire():
                 continue  # another retrainer is active; keep the window warm
             trigger = self.due()
             if trigger is not None:
-                self.attempt(trigger)
+                try:
+                    self.attempt(trigger)
+                except TrainingStopped as exc:
+                    log.info("stopping: round abandoned (%s)", exc)
         self.lease.release()
 
     def _load_champion(self) -> Artifact:

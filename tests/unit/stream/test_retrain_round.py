@@ -68,3 +68,21 @@ def test_too_little_data_trains_nothing(champion):
                        options=OPTIONS, policy=POLICY, trigger="interval")  # fmt: skip
     assert result.challenger is None
     assert (result.decision.promote, result.decision.reason) == (False, "too_little_data")
+
+
+def test_a_stop_during_training_abandons_the_round_within_an_epoch(champion) -> None:
+    from dataclasses import replace
+
+    from models.challenger import TrainingStopped
+
+    asked: list[int] = []
+
+    def stopping() -> bool:
+        asked.append(1)
+        return len(asked) >= 2  # the process stops during the second epoch
+
+    options = replace(OPTIONS, should_stop=stopping)
+    with pytest.raises(TrainingStopped, match="after epoch 2"):
+        run_round(champion, window_of(A.normal(2000, seed=5)), threshold(champion),
+                  options=options, policy=POLICY, trigger="test")  # fmt: skip
+    assert len(asked) == 2
