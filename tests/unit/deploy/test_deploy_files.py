@@ -1,19 +1,22 @@
 """Static checks of the container files: docker-compose.yml, deploy/Dockerfile,
-deploy/prometheus/prometheus.yml and .dockerignore.
+deploy/Dockerfile.cuda, deploy/prometheus/prometheus.yml and .dockerignore.
 
 No Docker engine runs in CI, so nothing here builds or starts a container. The
 files are read and checked against the repository and against seismo itself:
-every ``seismo`` command in the compose file is parsed by the real CLI (unknown
-or missing flags fail), the scorer's effective settings (flags, then the
-image's and the service's ``SEISMO_*`` variables, then defaults) are loaded with
-``load_settings``, and its topics and metrics port are compared with what
-``init`` creates and what Prometheus scrapes.
+every ``seismo`` command in the compose file, list-form or inside a shell
+script, is parsed by the real CLI (unknown or missing flags fail); the
+trainer's script is run by ``/bin/sh`` with a stand-in ``seismo`` to check
+which training it picks; the scorers' and the retrainer's effective settings
+(flags, then the image's and the service's ``SEISMO_*`` variables, then
+defaults) are loaded as the CLI loads them, and their topics and metrics ports
+are compared with what ``init`` creates and what Prometheus scrapes.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -22,32 +25,58 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 import yaml
+from deploy_support import (
+    COMPOSE,
+    DOCKERFILE,
+    DOCKERFILE_CUDA,
+    DOCKERFILES,
+    DOCKERIGNORE,
+    PROMETHEUS,
+    ROOT,
+    as_argv,
+    build_args,
+    click_errors,
+    container_env,
+    environment,
+    expand_args,
+    image_env,
+    interpolate,
+    invocations,
+    is_bind,
+    load_compose,
+    mounts,
+    only_invocation,
+    parse_seismo,
+    prometheus_targets,
+    read_stages,
+    service_dockerfile,
+    settings_of,
+)
 
 from models.artifact import CONFIG_FILE
-from stream import cli
-from stream.settings import ScorerSettings, load_settings
-
-try:  # the click that typer runs on: newer typers vendor their own copy
-    from typer._click import exceptions as click_errors
-except ImportError:
-    from click import exceptions as click_errors
-
-ROOT = Path(__file__).resolve().parents[3]
-COMPOSE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
-DOCKERIGNORE = ROOT / ".dockerignore"
+from stream.codec import decode_event
+from stream.retrain_settings import RetrainSettings
+from stream.settings import ScorerSettings
+from stream.simulate_cmd import write_normal_csv
+from stream.simulation import Simulation, SimulationConfig
 
 REQUIRED_SERVICES = {
-    "kafka", "redis", "init", "trainer", "publish", "scorer", "retrainer", "prometheus"
-}
+    "kafka", "redis", "init", "simulator", "trainer", "publish", "scorer", "scorer-gpu",
+    "retrainer", "prometheus", "grafana",
+}  # fmt: skip
 # Bind mounts the user provides (documented in docker-compose.yml), not in the repo.
 USER_PROVIDED = {"./data"}
-SEISMO = typer.main.get_command(cli.app)  # the real CLI as a click group
-SHELLS = {"/bin/sh", "sh", "/bin/bash", "bash"}
-SEPARATORS = {";", "&&", "||", "|", "&", "(", ")"}
+SCORERS = ("scorer", "scorer-gpu")
+LONG_RUNNING = {"score", "retrain", "simulate"}
+
+COMPOSE_DATA = load_compose()
+#: Every (service, argv) of a seismo command in the compose file.
+SEISMO_CALLS = [
+    (name, argv)
+    for name, service in COMPOSE_DATA["services"].items()
+    for argv in invocations(service, "seismo")
+]
 
 
 # --- readers --------------------------------------------------------------------
@@ -55,7 +84,7 @@ SEPARATORS = {";", "&&", "||", "|", "&", "(", ")"}
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())
+    return load_compose()
 
 
 @pytest.fixture(scope="module")
@@ -63,125 +92,9 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return compose["services"]
 
 
-def dockerfile_stages(text: str) -> list[list[tuple[str, str]]]:
-    """Instructions ``(KEYWORD, arguments)`` of each build stage, continuations joined."""
-    stages: list[list[tuple[str, str]]] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, args = (pending + line).partition(" ")
-        pending = ""
-        if keyword.upper() == "FROM":
-            stages.append([])
-        stages[-1].append((keyword.upper(), " ".join(args.split())))
-    return stages
-
-
-@pytest.fixture(scope="module")
-def stages() -> list[list[tuple[str, str]]]:
-    return dockerfile_stages(DOCKERFILE.read_text())
-
-
-def image_env(stage: list[tuple[str, str]]) -> dict[str, str]:
-    """The ``ENV`` variables (``KEY=VALUE`` form) a stage sets."""
-    env: dict[str, str] = {}
-    for keyword, args in stage:
-        if keyword == "ENV":
-            for pair in shlex.split(args):
-                key, sep, value = pair.partition("=")
-                assert sep, f"ENV {args!r}: use the KEY=VALUE form"
-                env[key] = value
-    return env
-
-
-def as_argv(value: str | list[Any] | None) -> list[str]:
-    """A compose ``command``/``entrypoint``: compose splits a string like a shell."""
-    if value is None:
-        return []
-    return shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
-
-
-def shell_commands(script: str) -> list[list[str]]:
-    """The simple commands of a shell script (lines, ``;``, ``&&``, ``|``... split)."""
-    commands: list[list[str]] = []
-    for line in script.replace("\\\n", " ").splitlines():
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        current: list[str] = []
-        for token in lexer:
-            if token in SEPARATORS:
-                commands.append(current)
-                current = []
-            else:
-                current.append(token)
-        commands.append(current)
-    return [c for c in commands if c]
-
-
-def invocations(service: dict[str, Any], program: str) -> list[list[str]]:
-    """Every ``program ...`` argv the service runs, from its entrypoint and command.
-
-    No entrypoint on a service built from deploy/Dockerfile means the image's
-    ``ENTRYPOINT ["seismo"]``; a shell entrypoint runs the one-string command.
-    """
-    entrypoint = as_argv(service.get("entrypoint"))
-    command = as_argv(service.get("command"))
-    if not entrypoint:
-        assert "build" in service, "only the seismo image's entrypoint is known here"
-        argvs = [["seismo", *command]]
-    else:
-        assert entrypoint[0] in SHELLS and entrypoint[-1] == "-c", entrypoint
-        assert len(command) == 1, "a `sh -c` command must be a list of one script"
-        argvs = shell_commands(command[0])
-    found = []
-    for argv in argvs:
-        for i, token in enumerate(argv):
-            if token == program or token.endswith("/" + program):
-                found.append([program, *argv[i + 1 :]])
-                break
-    return found
-
-
-def parse_seismo(argv: list[str]) -> Any:
-    """Parse (never run) ``seismo CMD ...`` with the real CLI into a click context.
-
-    Unknown, missing or ill-typed flags raise ``click_errors.UsageError``.
-    """
-    assert argv[0] == "seismo", argv
-    name, *args = argv[1:]
-    command = SEISMO.commands.get(name)
-    assert command is not None, f"seismo has no command {name!r}"
-    return command.make_context(name, args, resilient_parsing=False)
-
-
-def only_invocation(service: dict[str, Any], program: str) -> list[str]:
-    found = invocations(service, program)
-    assert len(found) == 1, f"expected one {program} invocation, found {found}"
-    return found[0]
-
-
-def environment(service: dict[str, Any]) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.partition("=")[::2] for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
-
-
-def scorer_settings(
-    services: dict[str, dict[str, Any]], stages: list[list[tuple[str, str]]]
-) -> ScorerSettings:
-    """What the scorer container would run with: its flags, the image's and the
-    service's environment, then defaults, exactly as ``seismo score`` loads them."""
-    params = dict(parse_seismo(only_invocation(services["scorer"], "seismo")).params)
-    assert params.pop("config") is None, "a --config file would need a mount and a check"
-    params["kafka_config"] = cli.parse_pairs(params["kafka_config"])
-    env = {**image_env(stages[-1]), **environment(services["scorer"])}
-    return load_settings(params, env=env)
+def service_settings(service: dict[str, Any]) -> Any:
+    """What the service's ``seismo score``/``retrain`` would run with in its container."""
+    return settings_of(only_invocation(service, "seismo"), container_env(service))
 
 
 def init_topics(services: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -194,20 +107,12 @@ def init_topics(services: dict[str, dict[str, Any]]) -> dict[str, int]:
     return topics
 
 
-def mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(source, target)`` of each volume entry, short or long syntax."""
-    out = []
-    for entry in service.get("volumes", []):
-        if isinstance(entry, dict):
-            out.append((entry["source"], entry["target"]))
-        else:
-            source, target, *_ = entry.split(":")
-            out.append((source, target))
-    return out
+def calls(service: str, command: str) -> list[list[str]]:
+    return [argv for name, argv in SEISMO_CALLS if name == service and argv[1] == command]
 
 
-def is_bind(source: str) -> bool:
-    return source.startswith((".", "/", "~"))
+def replicas(service: dict[str, Any]) -> int:
+    return int(service.get("deploy", {}).get("replicas", 1))
 
 
 # --- compose: structure and paths -----------------------------------------------
@@ -218,29 +123,32 @@ def test_required_services_are_present(services: dict[str, dict[str, Any]]) -> N
 
 
 def test_build_context_and_dockerfile_exist(services: dict[str, dict[str, Any]]) -> None:
-    built = {name: s["build"] for name, s in services.items() if "build" in s}
-    assert {"trainer", "scorer"} <= built.keys()
-    for name, build in built.items():
-        if isinstance(build, str):
-            build = {"context": build}
-        context = (ROOT / build["context"]).resolve()
-        assert context.is_dir(), f"{name}: build context {context} missing"
-        dockerfile = context / build.get("dockerfile", "Dockerfile")
-        assert dockerfile.resolve() == DOCKERFILE, f"{name}: builds {dockerfile}"
+    built = {name: s for name, s in services.items() if "build" in s}
+    assert {"trainer", "simulator", "scorer", "scorer-gpu", "retrainer"} <= built.keys()
+    for name, service in built.items():
+        build = service["build"]
+        context = (ROOT / (build if isinstance(build, str) else build["context"])).resolve()
+        assert context == ROOT, f"{name}: build context {context} is not the repository"
+        expected = DOCKERFILE_CUDA if name == "scorer-gpu" else DOCKERFILE
+        assert service_dockerfile(service) == expected, f"{name}: builds {service['build']}"
+    # One tag per Dockerfile: two Dockerfiles must not build the same image name.
+    tags = {service["image"]: service_dockerfile(service) for service in built.values()}
+    assert len(set(tags.values())) == len(tags) == 2, tags
 
 
 def test_every_mounted_repo_file_exists(compose: dict[str, Any]) -> None:
     declared = set(compose.get("volumes") or {})
     for name, service in compose["services"].items():
-        for source, target in mounts(service):
+        for source, _target in mounts(service):
             if not is_bind(source):
                 assert source in declared, f"{name}: named volume {source} not declared"
             elif source not in USER_PROVIDED:
                 assert (ROOT / source).exists(), f"{name}: mounts missing {source}"
 
 
-def test_compose_strings_have_no_accidental_interpolation(compose: dict[str, Any]) -> None:
-    """Compose replaces ``$VAR`` itself; a shell variable must be written ``$$VAR``."""
+def test_compose_strings_have_no_accidental_interpolation() -> None:
+    """Compose replaces ``$VAR`` itself; a shell variable must be written ``$$VAR``,
+    and a compose variable must have a default: plain ``docker compose up`` sets none."""
 
     def strings(node: Any) -> list[str]:
         if isinstance(node, dict):
@@ -249,8 +157,21 @@ def test_compose_strings_have_no_accidental_interpolation(compose: dict[str, Any
             return [s for v in node for s in strings(v)]
         return [node] if isinstance(node, str) else []
 
-    for text in strings(compose):
-        assert not re.search(r"\$(?![{$])", text.replace("$$", "")), text
+    for text in strings(yaml.safe_load(COMPOSE.read_text())):
+        bare = text.replace("$$", "")
+        assert not re.search(r"\$(?!\{)", bare), text
+        for variable in re.findall(r"\$\{([^}]*)\}", bare):
+            assert re.fullmatch(r"[A-Z_]+:-[^}]+", variable), f"${{{variable}}} needs a default"
+
+
+def test_interpolation_reads_the_environment() -> None:
+    """SCORER_REPLICAS=0 leaves only the GPU scorers; the defaults give two CPU ones."""
+    assert replicas(load_compose()["services"]["scorer"]) == 2
+    assert replicas(load_compose()["services"]["scorer-gpu"]) == 1
+    env = {"SCORER_REPLICAS": "0", "SCORER_GPU_REPLICAS": "2"}
+    assert replicas(load_compose(env)["services"]["scorer"]) == 0
+    assert replicas(load_compose(env)["services"]["scorer-gpu"]) == 2
+    assert interpolate("echo $$HOME ${X:-a}", {"X": "b"}) == "echo $HOME b"
 
 
 def test_dependencies_wait_for_health_and_jobs(services: dict[str, dict[str, Any]]) -> None:
@@ -261,14 +182,31 @@ def test_dependencies_wait_for_health_and_jobs(services: dict[str, dict[str, Any
         "init": "service_completed_successfully",
         "publish": "service_completed_successfully",
         "redis": "service_healthy",
+        "kafka": "service_healthy",
     }
-    for service in ("scorer", "retrainer"):
+    for service in ("scorer", "scorer-gpu", "retrainer"):
         depends = services[service]["depends_on"]
         for name, condition in wanted.items():
             assert depends[name]["condition"] == condition, (service, name)
     assert services["publish"]["depends_on"]["trainer"]["condition"] == (
         "service_completed_successfully"
     )
+    # The simulator writes to topics that only init creates (no auto-creation).
+    assert services["simulator"]["depends_on"]["init"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert environment(services["kafka"])["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert "prometheus" in services["grafana"]["depends_on"]
+
+
+def test_long_running_services_restart(services: dict[str, dict[str, Any]]) -> None:
+    for name, argv in SEISMO_CALLS:
+        if argv[1] in LONG_RUNNING and not parse_seismo(argv).params.get("write_normal"):
+            assert services[name].get("restart") == "unless-stopped", name
+    for name in ("kafka", "redis", "prometheus", "grafana"):
+        assert services[name].get("restart") == "unless-stopped", name
+    for job in ("init", "trainer", "publish"):
+        assert "restart" not in services[job], f"{job} is a one-off job"
 
 
 def test_kafka_listeners_are_consistent(services: dict[str, dict[str, Any]]) -> None:
@@ -287,15 +225,28 @@ def test_kafka_listeners_are_consistent(services: dict[str, dict[str, Any]]) -> 
 # --- compose: the seismo commands -------------------------------------------------
 
 
+def test_every_seismo_command_is_found() -> None:
+    """The finder sees the list-form commands and those inside the shell scripts."""
+    found = sorted((name, argv[1]) for name, argv in SEISMO_CALLS)
+    assert found == sorted(
+        [
+            ("simulator", "simulate"),
+            ("trainer", "train"),  # ./data/train.npz
+            ("trainer", "train"),  # ./data/train.csv
+            ("trainer", "simulate"),  # --write-normal
+            ("trainer", "train"),  # the simulated normal readings
+            ("publish", "models"),
+            ("scorer", "score"),
+            ("scorer-gpu", "score"),
+            ("retrainer", "retrain"),
+        ]
+    )
+
+
 @pytest.mark.parametrize(
-    ("service", "command"),
-    [("trainer", "train"), ("scorer", "score"), ("retrainer", "retrain"), ("publish", "models")],
+    ("service", "argv"), SEISMO_CALLS, ids=[f"{s}-{a[1]}" for s, a in SEISMO_CALLS]
 )
-def test_seismo_commands_parse_with_the_real_cli(
-    services: dict[str, dict[str, Any]], service: str, command: str
-) -> None:
-    argv = only_invocation(services[service], "seismo")
-    assert argv[1] == command
+def test_seismo_commands_parse_with_the_real_cli(service: str, argv: list[str]) -> None:
     try:
         parse_seismo(argv)
     except click_errors.UsageError as exc:
@@ -308,6 +259,8 @@ def test_seismo_commands_parse_with_the_real_cli(
         (["seismo", "score", "--no-such-flag"], "NoSuchOption"),
         (["seismo", "train", "--out", "/models/x"], "MissingParameter"),
         (["seismo", "score", "--max-batch", "many"], "BadParameter"),
+        (["seismo", "simulate", "--device", "20"], "NoSuchOption"),
+        (["seismo", "models", "publish", "--model", "/m"], "MissingParameter"),
     ],
 )
 def test_the_cli_check_rejects_bad_commands(argv: list[str], error: str) -> None:
@@ -315,74 +268,239 @@ def test_the_cli_check_rejects_bad_commands(argv: list[str], error: str) -> None
         parse_seismo(argv)
 
 
-def test_trainer_writes_what_is_published_to_the_store_the_scorer_and_retrainer_use(
-    services: dict[str, dict[str, Any]], stages: list[list[tuple[str, str]]]
+def test_trainer_writes_what_is_published_to_the_store_the_scorers_and_retrainer_use(
+    services: dict[str, dict[str, Any]],
 ) -> None:
     trainer = services["trainer"]
-    out = parse_seismo(only_invocation(trainer, "seismo")).params["out"]
+    trainings = [parse_seismo(argv).params for argv in calls("trainer", "train")]
+    outs = {params["out"] for params in trainings}
+    assert len(outs) == 1, f"every training must write the same artifact: {outs}"
+    out = outs.pop()
     # Train only when the artifact is missing: the check looks for its config file.
     assert f"{out}/{CONFIG_FILE}" in as_argv(trainer["command"])[0]
     publish = only_invocation(services["publish"], "seismo")
     assert publish[:3] == ["seismo", "models", "publish"]
-    published = SEISMO.commands["models"].commands["publish"].make_context("publish", publish[3:])
-    assert Path(published.params["model"]) == Path(out)
-    store = published.params["store"]
-    assert scorer_settings(services, stages).model_store == store
-    retrain = parse_seismo(only_invocation(services["retrainer"], "seismo")).params
-    assert retrain["model_store"] == store
+    published = parse_seismo(publish).params
+    assert Path(published["model"]) == Path(out)
+    store = published["store"]
+    for name in (*SCORERS, "retrainer"):
+        settings = service_settings(services[name])
+        assert settings.model_store == store, name
+        # The scorers and the retrainer serve the name the trainer gives the model.
+        assert {params["name"] for params in trainings} == {settings.model_name}, name
     volume = {target: source for source, target in mounts(trainer)}["/models"]
-    for service in ("publish", "scorer", "retrainer"):
+    for service in ("publish", *SCORERS, "retrainer"):
         assert (volume, "/models") in mounts(services[service]), service
 
 
-def test_scorer_topics_are_created_by_init(
-    services: dict[str, dict[str, Any]], stages: list[list[tuple[str, str]]]
+def run_trainer_script(
+    services: dict[str, dict[str, Any]], tmp_path: Path, fail: str = ""
+) -> tuple[int, list[list[str]]]:
+    """Run the trainer's script with /sh, /models and /data under ``tmp_path`` and a
+    stand-in ``seismo`` that logs its arguments; the return code and the calls."""
+    script = as_argv(services["trainer"]["command"])[0]
+    script = re.sub(r"(?<![\w.])/(models|data)\b", lambda m: f"{tmp_path}/{m[1]}", script)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls.log"
+    fake = bin_dir / "seismo"
+    fake.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nif [ "$1" = "{fail}" ]; then exit 3; fi\n'
+    )
+    fake.chmod(0o755)
+    entrypoint = as_argv(services["trainer"]["entrypoint"])
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [*entrypoint, script], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    lines = log.read_text().splitlines() if log.exists() else []
+    return done.returncode, [["seismo", *shlex.split(line)] for line in lines]
+
+
+def test_trainer_script_trains_on_simulated_data_when_no_file_is_given(
+    services: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    settings = scorer_settings(services, stages)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "data").mkdir()
+    rc, ran = run_trainer_script(services, tmp_path)
+    assert rc == 0
+    assert [argv[1] for argv in ran] == ["simulate", "train"]
+    simulate, train = (parse_seismo(argv).params for argv in ran)
+    assert simulate["write_normal"] == train["data"]
+    assert str(train["data"]).startswith(str(tmp_path / "models"))
+    assert train["arch"] == "dense" and train["hidden"] == "16,2" and train["epochs"] == 40
+
+
+@pytest.mark.parametrize(
+    ("provided", "used"),
+    [
+        ({"train.npz"}, "train.npz"),
+        ({"train.csv"}, "train.csv"),
+        ({"train.npz", "train.csv"}, "train.npz"),
+    ],
+)
+def test_trainer_script_prefers_the_users_data(
+    services: dict[str, dict[str, Any]], tmp_path: Path, provided: set[str], used: str
+) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "data").mkdir()
+    for name in provided:
+        (tmp_path / "data" / name).write_text("x")
+    rc, ran = run_trainer_script(services, tmp_path)
+    assert rc == 0
+    assert len(ran) == 1 and ran[0][1] == "train", ran
+    assert parse_seismo(ran[0]).params["data"] == tmp_path / "data" / used
+
+
+def test_trainer_script_keeps_an_existing_artifact_and_stops_on_failure(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    (tmp_path / "models" / "current").mkdir(parents=True)
+    (tmp_path / "models" / "current" / CONFIG_FILE).write_text("{}")
+    assert run_trainer_script(services, tmp_path) == (0, [])
+    (tmp_path / "models" / "current" / CONFIG_FILE).unlink()
+    rc, ran = run_trainer_script(services, tmp_path, fail="simulate")
+    assert rc != 0, "a failed simulation must fail the trainer (and so `publish`)"
+    assert [argv[1] for argv in ran] == ["simulate"]
+
+
+def simulation_config(params: dict[str, Any]) -> SimulationConfig:
+    return SimulationConfig(
+        devices=params["devices"], day_ticks=params["day_ticks"], seed=params["seed"],
+        drift_at_tick=params["drift_at"],
+    )  # fmt: skip
+
+
+def test_simulator_streams_the_fleet_the_trainer_learns(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    (streaming,) = (parse_seismo(argv).params for argv in calls("simulator", "simulate"))
+    (warmup,) = (parse_seismo(argv).params for argv in calls("trainer", "simulate"))
+    assert streaming["write_normal"] is None, "the simulator service publishes to Kafka"
+    assert warmup["write_normal"] is not None
+    assert streaming["devices"] == 20 and streaming["rate"] == 200
+    assert streaming["duration"] == 0, "the simulator runs until stopped"
+    for option in ("devices", "seed", "day_ticks", "drift_at"):
+        assert streaming[option] == warmup[option], option
+    trained = [parse_seismo(a).params for a in calls("trainer", "train")]
+    assert warmup["write_normal"] in {params["data"] for params in trained}
+    # The trained model's width (the CSV's columns) fits the simulator's events.
+    csv = tmp_path / "warmup.csv"
+    write_normal_csv(simulation_config(warmup), csv, days=0.01)
+    n_features = len(csv.read_text().splitlines()[0].split(","))
+    settings = service_settings(services["scorer"])
+    tick = Simulation(simulation_config(streaming)).tick(ts_ms=1_700_000_000_000)
+    assert len(tick.events) == streaming["devices"]
+    for _key, value in tick.events:
+        decode_event(value, n_features, settings.max_message_bytes)
+    with pytest.raises(ValueError):
+        decode_event(tick.events[0][1], n_features + 1, settings.max_message_bytes)
+
+
+def test_topics_are_created_by_init(services: dict[str, dict[str, Any]]) -> None:
     topics = init_topics(services)
-    used = {settings.input_topic, settings.alerts_topic, settings.dlq_topic}
-    assert settings.scores_topic is not None
-    assert used | {settings.scores_topic} <= topics.keys()
-    assert settings.bootstrap_servers == "kafka:9092"
-    replicas = services["scorer"].get("deploy", {}).get("replicas", 1)
-    assert topics[settings.input_topic] >= replicas, "some scorers would get no partition"
+    assert topics["sensor-labels"] == 1
+    total_scorers = 0
+    for name in SCORERS:
+        settings = service_settings(services[name])
+        assert settings.scores_topic is not None
+        used = {settings.input_topic, settings.alerts_topic, settings.dlq_topic}
+        assert used | {settings.scores_topic} <= topics.keys(), name
+        assert settings.bootstrap_servers == "kafka:9092"
+        total_scorers += replicas(services[name])
+    assert topics[settings.input_topic] >= total_scorers, "some scorers would get no partition"
+    retrain = service_settings(services["retrainer"])
+    assert retrain.input_topic == settings.input_topic
+    assert retrain.scorer_group_id == settings.group_id
+    (simulate,) = (parse_seismo(argv).params for argv in calls("simulator", "simulate"))
+    assert simulate["topic"] == settings.input_topic
+    assert simulate["labels_topic"] in topics
+    assert simulate["bootstrap_servers"] == settings.bootstrap_servers
 
 
-def test_prometheus_scrapes_the_scorer_metrics_port(
-    services: dict[str, dict[str, Any]], stages: list[list[tuple[str, str]]]
+def test_gpu_profile_adds_gpu_scorers_to_the_same_group(
+    services: dict[str, dict[str, Any]],
 ) -> None:
-    settings = scorer_settings(services, stages)
-    assert settings.metrics_host == "0.0.0.0"
+    cpu, gpu = services["scorer"], services["scorer-gpu"]
+    assert "profiles" not in cpu, "plain `docker compose up` must run the CPU scorers"
+    assert gpu["profiles"] == ["gpu"]
+    # Only the scorer-gpu service may be in a profile: the rest always runs.
+    assert [name for name, s in services.items() if "profiles" in s] == ["scorer-gpu"]
+    cpu_settings, gpu_settings = service_settings(cpu), service_settings(gpu)
+    assert cpu_settings.device == "cpu" and gpu_settings.device == "cuda"
+    differ = {
+        key
+        for key, value in cpu_settings.redacted().items()
+        if gpu_settings.redacted()[key] != value
+    }
+    assert differ == {"device"}, "same group, topics, store and Redis apart from the device"
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert int(device["count"]) >= 1
+    assert mounts(gpu) == mounts(cpu) and gpu["stop_grace_period"] == cpu["stop_grace_period"]
+
+
+def test_stop_grace_period_outlasts_the_flush(services: dict[str, dict[str, Any]]) -> None:
+    for name in SCORERS:
+        grace = int(services[name]["stop_grace_period"].removesuffix("s"))
+        assert grace > service_settings(services[name]).flush_timeout_s, name
+
+
+def test_prometheus_scrapes_every_seismo_metrics_endpoint(
+    services: dict[str, dict[str, Any]],
+) -> None:
     config = yaml.safe_load(PROMETHEUS.read_text())
     jobs = config["scrape_configs"]
     assert jobs and all(job.get("job_name") for job in jobs)
-    targets = set()
-    for job in jobs:
-        for dns in job.get("dns_sd_configs", []):
-            targets |= {(name, int(dns["port"])) for name in dns["names"]}
-        for static in job.get("static_configs", []):
-            targets |= {(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in static["targets"]}
-    assert ("scorer", settings.metrics_port) in targets
+    targets = prometheus_targets(config)
+    exposed = set()
+    for name, argv in SEISMO_CALLS:
+        if argv[1] not in {"score", "retrain"}:
+            continue  # simulate, train and models have no metrics endpoint
+        settings = settings_of(argv, container_env(services[name]))
+        assert settings.metrics_port, f"{name}: metrics off"
+        assert settings.metrics_host == "0.0.0.0", f"{name}: Prometheus could not reach it"
+        exposed.add((name, settings.metrics_port))
+    assert exposed == {("scorer", 9464), ("scorer-gpu", 9464), ("retrainer", 9465)}
+    assert exposed <= targets
+    assert {host for host, _port in targets} <= services.keys(), "a target is no service"
     mounted = {target: source for source, target in mounts(services["prometheus"])}
     assert (ROOT / mounted["/etc/prometheus/prometheus.yml"]).resolve() == PROMETHEUS
 
 
-def test_seismo_environment_names_are_settings(
-    services: dict[str, dict[str, Any]], stages: list[list[tuple[str, str]]]
-) -> None:
+def test_seismo_environment_names_are_settings(services: dict[str, dict[str, Any]]) -> None:
     """A misspelt SEISMO_* variable would be ignored silently: catch it here."""
-    names = [k for stage in stages for k in image_env(stage)]
-    names += [k for s in services.values() for k in environment(s)]
-    fields = {f"SEISMO_{name.upper()}" for name in ScorerSettings.model_fields}
-    assert {n for n in names if n.startswith("SEISMO_")} <= fields
+    fields = {
+        "score": {f"SEISMO_{n.upper()}" for n in ScorerSettings.model_fields},
+        "retrain": {f"SEISMO_{n.upper()}" for n in RetrainSettings.model_fields},
+    }
+    for dockerfile in DOCKERFILES:
+        names = {k for stage in read_stages(dockerfile) for k in image_env(stage)}
+        assert {n for n in names if n.startswith("SEISMO_")} <= fields["score"] & fields[
+            "retrain"
+        ], dockerfile
+    for name, service in services.items():
+        names = {n for n in environment(service) if n.startswith("SEISMO_")}
+        if not names:
+            continue
+        commands = {argv[1] for argv in invocations(service, "seismo")}
+        assert commands and commands <= fields.keys(), f"{name}: SEISMO_* for {commands}?"
+        for command in commands:
+            assert names <= fields[command], (name, names - fields[command])
 
 
-# --- Dockerfile and .dockerignore ---------------------------------------------------
+# --- Dockerfiles and .dockerignore ---------------------------------------------------
 
 
-def test_dockerfile_runs_seismo_as_non_root(stages: list[list[tuple[str, str]]]) -> None:
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_runs_seismo_as_non_root(dockerfile: Path) -> None:
+    stages = read_stages(dockerfile)
     assert len(stages) >= 2, "multi-stage build expected"
     assert all(stage[0][1].split()[0] == "python:3.11-slim" for stage in stages)
+    copies = [args for keyword, args in stages[-1] if keyword == "COPY"]
+    assert copies and all(args.startswith("--from=") for args in copies), (
+        "the runtime stage takes the built venv only"
+    )
     final = dict(stages[-1])  # the last of each keyword
     user = final.get("USER", "root").split(":")[0]
     assert user not in {"root", "0"}
@@ -392,12 +510,34 @@ def test_dockerfile_runs_seismo_as_non_root(stages: list[list[tuple[str, str]]])
     assert image_env(stages[-1])["SEISMO_METRICS_HOST"] == "0.0.0.0"
 
 
-def test_dockerfile_installs_cpu_torch_before_seismo(stages: list[list[tuple[str, str]]]) -> None:
-    runs = [args for stage in stages for keyword, args in stage if keyword == "RUN"]
+@pytest.mark.parametrize(
+    ("dockerfile", "index"),
+    [
+        (DOCKERFILE, r"https://download\.pytorch\.org/whl/cpu"),
+        (DOCKERFILE_CUDA, r"https://download\.pytorch\.org/whl/cu\d{3}"),
+    ],
+    ids=["cpu", "cuda"],
+)
+def test_dockerfile_installs_its_torch_before_seismo(dockerfile: Path, index: str) -> None:
+    stages = read_stages(dockerfile)
+    build = stages[0]
+    args = build_args(build)
+    runs = [expand_args(a, args) for keyword, a in build if keyword == "RUN"]
     torch = next(i for i, r in enumerate(runs) if "torch" in r)
     project = next(i for i, r in enumerate(runs) if re.search(r"pip install \.(\s|$)", r))
-    assert "--index-url https://download.pytorch.org/whl/cpu" in runs[torch]
+    used = re.search(r"--index-url \"?(\S+?)\"?\s", runs[torch])
+    assert used and re.fullmatch(index, used[1]), runs[torch]
     assert torch < project
+    assert args.get("EXTRA_PACKAGES", None) == "", "EXTRA_PACKAGES: empty by default"
+    raw = [a for keyword, a in build if keyword == "RUN"][project]
+    assert "${EXTRA_PACKAGES}" in raw
+
+
+def test_cuda_image_asks_the_runtime_for_the_driver() -> None:
+    env = image_env(read_stages(DOCKERFILE_CUDA)[-1])
+    assert "compute" in env["NVIDIA_DRIVER_CAPABILITIES"].split(",")
+    assert env["SEISMO_DEVICE"] == "cuda"
+    assert "SEISMO_DEVICE" not in image_env(read_stages(DOCKERFILE)[-1])
 
 
 def dockerignore_excludes(path: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
@@ -426,8 +566,10 @@ def dockerignore_patterns(text: str) -> list[tuple[bool, re.Pattern[str]]]:
     return out
 
 
-def test_dockerignore_keeps_what_the_build_copies(stages: list[list[tuple[str, str]]]) -> None:
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerignore_keeps_what_the_build_copies(dockerfile: Path) -> None:
     patterns = dockerignore_patterns(DOCKERIGNORE.read_text())
+    stages = read_stages(dockerfile)
     copies = [a for s in stages for k, a in s if k == "COPY" and not a.startswith("--from")]
     sources = [src for args in copies for src in args.split()[:-1]]
     assert {"pyproject.toml", "README.md", "stream", "models"} <= set(sources)
@@ -446,6 +588,7 @@ def test_dockerignore_keeps_what_the_build_copies(stages: list[list[tuple[str, s
         "seismo.egg-info/PKG-INFO",
         "stream/__pycache__/cli.cpython-311.pyc",
         ".hypothesis/examples/x",
+        "deploy/k8s/secret.yaml",
     ):
         assert dockerignore_excludes(unwanted, patterns), unwanted
 
@@ -460,6 +603,10 @@ def _validate_compose(path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_compose_file_follows_the_compose_specification(tmp_path: Path) -> None:
     done = _validate_compose(COMPOSE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    interpolated = tmp_path / "interpolated.yml"
+    interpolated.write_text(interpolate(COMPOSE.read_text(), {}))
+    done = _validate_compose(interpolated)
     assert done.returncode == 0, done.stdout + done.stderr
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE.read_text().replace("depends_on:", "depend_on:", 1))
