@@ -34,11 +34,8 @@ import numpy as np
 
 from models.artifact import Artifact, build_artifact
 from models.config import TrainConfig
+from models.errors import TrainingStopped
 from models.training import train_autoencoder
-
-
-class TrainingStopped(Exception):  # noqa: N818 - not an error: a shutdown
-    """Training ended early because the process is stopping (see ``should_stop``)."""
 
 
 def champion_train_config(champion: Artifact) -> TrainConfig:

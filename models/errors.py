@@ -21,3 +21,7 @@ class ArtifactError(SeismoError):
 
 class ReportError(SeismoError):
     """An evaluation report cannot be written (e.g. matplotlib is not installed)."""
+
+
+class TrainingStopped(Exception):  # noqa: N818 - not an error: a shutdown
+    """Training ended early because the process is stopping (a ``should_stop`` hook)."""

@@ -8,6 +8,7 @@ stdout and stderr in a log file.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -35,13 +36,23 @@ class SeismoChild:
         Where its output goes (overwritten).
     stop_grace : float
         Seconds between SIGTERM and SIGKILL in :meth:`stop`.
+    env : dict, optional
+        Environment variables set for the child on top of this process's.
     """
 
-    def __init__(self, name: str, args: list[str], log_path: Path, stop_grace: float = 15.0):
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log_path: Path,
+        stop_grace: float = 15.0,
+        env: dict[str, str] | None = None,
+    ):
         self.name = name
         self.argv = [sys.executable, "-m", "stream", *args]
         self.log_path = log_path
         self.stop_grace = stop_grace
+        self.env = {**os.environ, **(env or {})}
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,7 +67,7 @@ class SeismoChild:
             try:
                 self._proc = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                    start_new_session=True, env=self.env,
                 )
             except OSError as exc:
                 raise ServiceError(f"cannot start the {self.name}: {exc}") from exc

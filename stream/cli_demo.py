@@ -120,7 +120,8 @@ def demo(
         raise ConfigError(str(exc)) from None
     console = Console(force_terminal=interactive or None, highlight=False)
     result = Demo(options, install_stop_handlers(), console).run()
-    print_summary(console, result)
+    if result is not None:
+        print_summary(console, result)
 
 
 def print_summary(console: Console, result: object) -> None:

@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import torch
 from rich.console import Console
 from rich.live import Live
 
 from models.artifact import build_artifact
 from models.config import DenseConfig, TrainConfig
+from models.errors import TrainingStopped
 from stream.children import SeismoChild
 from stream.demo_report import write_report
 from stream.demo_state import DemoState
@@ -58,6 +60,9 @@ DRAIN_S = 20.0
 DAY_S = 30.0
 """Seconds of a simulated day, at any rate."""
 DRIFT_COOLDOWN_S = 20.0
+CHILD_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+"""The demo's model is tiny: one torch thread per process is fastest, and three
+processes that each spin two threads on a small machine slow each other down."""
 RETRAIN_EPOCHS = 15
 """Challengers train shorter than the first model: a round must fit in the demo."""
 ASSIGN_TIMEOUT_S = 60.0
@@ -152,14 +157,18 @@ def simulation_config(options: DemoOptions) -> SimulationConfig:
 
 
 def train_first_model(
-    simulation: Simulation, options: DemoOptions, console: Console
+    simulation: Simulation,
+    options: DemoOptions,
+    console: Console,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Any:
     """Train on one simulated day of normal readings, with a progress bar."""
+    torch.set_num_threads(1)  # see CHILD_ENV
     x = simulation.warmup_data(days=1.0)
     config = DenseConfig(n_features=len(CHANNELS), hidden=(16, 2))
-    train = TrainConfig(epochs=options.epochs, seed=options.seed)
+    train = TrainConfig(epochs=options.epochs, batch_size=256, seed=options.seed)
     console.print(f"training a dense autoencoder 5-16-2-16-5 on {len(x):,} normal readings")
-    result = fit_with_progress(x, config, train, "cpu", console)
+    result = fit_with_progress(x, config, train, "cpu", console, should_stop)
     return build_artifact(
         result, name=MODEL_NAME, feature_names=list(CHANNELS),
         training_window={"source": "seismo demo warm-up", "rows": len(x)},
@@ -227,9 +236,19 @@ class Demo:
         """A plain progress line."""
         self.console.print(line, highlight=False, soft_wrap=True)
 
-    def run(self) -> DemoResult:
-        """Start everything, show it live, stop everything, summarise."""
+    def run(self) -> DemoResult | None:
+        """Start everything, show it live, stop everything, summarise.
+
+        ``None`` when stopped (Ctrl-C) before the stream started.
+        """
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._run()
+        except TrainingStopped:
+            self.echo("stopped while training; nothing was streamed")
+            return None
+
+    def _run(self) -> DemoResult:
         with ExitStack() as stack:
             bootstrap, url = start_services(self.options, stack, self.echo)
             suffix = "" if self.options.bootstrap_servers is None else f"-demo-{self.run_id}"
@@ -239,8 +258,11 @@ class Demo:
             self._publish_first_model(store, url, prefix)
             port = free_port()
             commands = child_commands(self.options, topics, bootstrap, url, store, prefix, port)
-            children = {name: stack.enter_context(SeismoChild(name, args, self.run_dir /
-                        f"{name}.log")) for name, args in commands.items()}  # fmt: skip
+            children = {
+                name: stack.enter_context(SeismoChild(name, args, self.run_dir / f"{name}.log",
+                                                      env=CHILD_ENV))  # fmt: skip
+                for name, args in commands.items()
+            }
             self.echo("started " + ", ".join(f"the {n} (pid {c.pid})" for n, c in children.items()))
             watcher = self._watch(bootstrap, topics)
             stack.callback(watcher.stop)
@@ -259,7 +281,9 @@ class Demo:
             if "partitions assigned" in scorer.log_path.read_text(errors="replace"):
                 return
             time.sleep(0.2)
-        log.warning("the scorer has no partitions after %g s; streaming anyway", ASSIGN_TIMEOUT_S)
+        if not self.stop.is_set():
+            log.warning("the scorer has no partitions after %g s; streaming anyway",
+                        ASSIGN_TIMEOUT_S)  # fmt: skip
 
     def _create_topics(self, bootstrap: str, topics: Topics) -> None:
         n = self.options.partitions
@@ -270,7 +294,9 @@ class Demo:
                   f"labels {topics.labels})")  # fmt: skip
 
     def _publish_first_model(self, store: Path, redis_url: str, prefix: str) -> None:
-        artifact = train_first_model(self.simulation, self.options, self.console)
+        artifact = train_first_model(
+            self.simulation, self.options, self.console, should_stop=self.stop.is_set
+        )
         client = connect(redis_url)
         try:
             version = ModelRegistry(store, client, prefix).publish(artifact)

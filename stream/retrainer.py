@@ -27,7 +27,7 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from models.artifact import Artifact
-from models.challenger import TrainingStopped
+from models.errors import TrainingStopped
 from stream.codec import decode_batch
 from stream.errors import RegistryError
 from stream.kafka_io import split_errors

@@ -8,6 +8,7 @@ architecture does not have is an error, never silently ignored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from models.artifact import build_artifact, save_artifact
 from models.config import TrainConfig, default_hidden
 from models.data import load_table
-from models.errors import SeismoError
+from models.errors import SeismoError, TrainingStopped
 from models.registry import ModelConfig, get_architecture
 from models.training import TrainResult, train_autoencoder
 from stream.errors import ArtifactError, ConfigError
@@ -146,9 +147,17 @@ def check_out_dir(out: Path) -> None:
 
 
 def fit_with_progress(
-    x: np.ndarray, config: ModelConfig, train_cfg: TrainConfig, device: str, console: Console
+    x: np.ndarray,
+    config: ModelConfig,
+    train_cfg: TrainConfig,
+    device: str,
+    console: Console,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train on ``x`` (n, d) with a progress bar of epochs and losses on ``console``."""
+    """Train on ``x`` (n, d) with a progress bar of epochs and losses on ``console``.
+
+    ``should_stop`` is asked after every epoch; true raises `TrainingStopped`.
+    """
     with Progress(
         TextColumn("epoch {task.completed:>3.0f}/{task.total:.0f}"),
         BarColumn(),
@@ -161,6 +170,8 @@ def fit_with_progress(
         def progress(epoch: int, train_loss: float, val_loss: float) -> None:
             losses = f"train {train_loss:.4f}  val {val_loss:.4f}"
             bar.update(task, completed=epoch, losses=losses)
+            if should_stop is not None and should_stop():
+                raise TrainingStopped(f"training stopped after epoch {epoch}")
 
         return train_autoencoder(
             x, config=config, train=train_cfg, device=device, progress=progress

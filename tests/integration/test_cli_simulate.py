@@ -33,7 +33,8 @@ def test_simulate_publishes_events_and_the_labels_of_every_episode(
         timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    match = re.search(r"published (\d+) events \((\d+) inside (\d+) anomaly episodes\)", done.stdout)
+    totals = r"published (\d+) events \((\d+) inside (\d+) anomaly episodes\)"
+    match = re.search(totals, done.stdout)
     assert match, done.stdout
     n_events, n_anomalous, n_episodes = map(int, match.groups())
     assert n_events > 1000 and n_episodes > 0

@@ -73,7 +73,7 @@ def test_too_little_data_trains_nothing(champion):
 def test_a_stop_during_training_abandons_the_round_within_an_epoch(champion) -> None:
     from dataclasses import replace
 
-    from models.challenger import TrainingStopped
+    from models.errors import TrainingStopped
 
     asked: list[int] = []
 
