@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from stream.cli_bench import bench
 from stream.cli_demo import demo, simulate
 from stream.cli_models import models_app
 from stream.errors import ConfigError, SeismoError
@@ -350,6 +351,7 @@ def retrain(
 
 app.command()(simulate)
 app.command()(demo)
+app.command()(bench)
 app.add_typer(models_app, name="models")
 
 

@@ -39,12 +39,14 @@ from datetime import UTC, datetime
 import numpy as np
 import orjson
 
+from stream.fast_decode import MAX_ID_LENGTH, MAX_TS_MS, fast_pass
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_ID_LENGTH", "MAX_TS_MS", "DecodedBatch",
+           "EventError", "Rejected", "decode_batch", "decode_event", "encode_event",
+           "parse_timestamp"]  # fmt: skip
+
 #: Largest message value accepted by default (bytes).
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
-#: Longest accepted ``device_id`` / ``id`` string.
-MAX_ID_LENGTH = 256
-#: Epoch-millisecond timestamps must lie in [0, MAX_TS_MS) (year ~5138).
-MAX_TS_MS = 100_000_000_000_000
 
 
 class EventError(ValueError):
@@ -234,16 +236,54 @@ def decode_batch(
     -------
     DecodedBatch
         ``values`` is ``(m, n_features)`` float32 with ``m <= len(values)``.
+
+    Notes
+    -----
+    Plainly valid events take the fast path (:mod:`stream.fast_decode`); the
+    rest, and only the rest, go through :func:`decode_event` one by one, which
+    decides them and words the reasons.
     """
-    out = np.empty((len(values), n_features), dtype=np.float32)
+    fast = fast_pass(values, n_features=n_features, max_bytes=max_bytes)
+    slow = _decode_each(values, fast.slow, kafka_timestamps, n_features, max_bytes)
+    pairs = zip(fast.rows, fast.ts, strict=True)
+    stamps = [int(kafka_timestamps[i]) if t is None else t for i, t in pairs]
+    if not len(slow.rows):
+        return DecodedBatch(
+            values=fast.values, rows=np.asarray(fast.rows, dtype=np.int64),
+            device_ids=fast.device_ids, event_ids=fast.event_ids,
+            timestamps=np.asarray(stamps, dtype=np.int64), rejected=slow.rejected,
+        )  # fmt: skip
+    rows = np.concatenate([np.asarray(fast.rows, dtype=np.int64), slow.rows])
+    order = np.argsort(rows, kind="stable")
+    device_ids = fast.device_ids + slow.device_ids
+    event_ids = fast.event_ids + slow.event_ids
+    return DecodedBatch(
+        values=np.concatenate([fast.values, slow.values])[order],
+        rows=rows[order],
+        device_ids=[device_ids[j] for j in order],
+        event_ids=[event_ids[j] for j in order],
+        timestamps=np.concatenate([np.asarray(stamps, dtype=np.int64), slow.timestamps])[order],
+        rejected=slow.rejected,
+    )
+
+
+def _decode_each(
+    values: Sequence[bytes | None],
+    indices: Sequence[int],
+    kafka_timestamps: Sequence[int],
+    n_features: int,
+    max_bytes: int,
+) -> DecodedBatch:
+    """The full decoder, message by message, over ``indices`` of ``values``."""
+    out = np.empty((len(indices), n_features), dtype=np.float32)
     rows: list[int] = []
     device_ids: list[str] = []
     event_ids: list[str | None] = []
     stamps: list[int] = []
     rejected: list[Rejected] = []
-    for i, raw in enumerate(values):
+    for i in indices:
         try:
-            event = decode_event(raw, n_features, max_bytes)
+            event = decode_event(values[i], n_features, max_bytes)
         except EventError as exc:
             rejected.append(Rejected(i, str(exc)))
             continue

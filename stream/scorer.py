@@ -20,7 +20,6 @@ from confluent_kafka import (
     Consumer,
     KafkaException,
     Message,
-    TopicPartition,
 )
 
 from models.artifact import Artifact
@@ -31,6 +30,7 @@ from stream.alerts import (
     dead_letter_headers,
     score_records,
 )
+from stream.batch_sources import MessageSources
 from stream.codec import DecodedBatch, decode_batch
 from stream.drift import DriftMonitor
 from stream.kafka_io import ConfirmingProducer, split_errors
@@ -59,23 +59,6 @@ def _timestamps(messages: Sequence[Message], now_ms: int) -> list[int]:
         kind, ts = m.timestamp()
         out.append(now_ms if kind == TIMESTAMP_NOT_AVAILABLE else ts)
     return out
-
-
-def source_of(message: Message) -> Source:
-    """Where a consumed message came from (topic, partition, offset)."""
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    if topic is None or partition is None or offset is None:
-        raise ValueError("a consumed message without topic, partition or offset")
-    return Source(topic, partition, offset)
-
-
-def commit_offsets(sources: Sequence[Source]) -> list[TopicPartition]:
-    """The offsets that commit a batch: the highest offset + 1 of each partition."""
-    top: dict[tuple[str, int], int] = {}
-    for src in sources:
-        key = (src.topic, src.partition)
-        top[key] = max(top.get(key, -1), src.offset)
-    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
 
 
 StatsFactory = Callable[[Artifact], SharedStats]
@@ -192,7 +175,7 @@ class Scorer:
             log.warning("consume error: %s", errors[0].str())
         if not messages:
             return BatchResult(0, 0, 0, 0)
-        sources = [source_of(m) for m in messages]
+        sources = MessageSources(messages)
         now_ms = int(self.clock() * 1000)
         decoded = decode_batch(
             [m.value() for m in messages],
@@ -261,9 +244,9 @@ class Scorer:
             self.producer.send(s.dlq_topic, msg.value(), msg.key(), headers)
         return len(alerts)
 
-    def _commit(self, sources: Sequence[Source]) -> None:
+    def _commit(self, sources: MessageSources) -> None:
         try:
-            self.consumer.commit(offsets=commit_offsets(sources), asynchronous=False)
+            self.consumer.commit(offsets=sources.commit_offsets(), asynchronous=False)
         except KafkaException as exc:
             # A rebalance took the partitions: their new owner re-scores the batch
             # (duplicates, never loss), so carry on.

@@ -179,3 +179,73 @@ def test_encoded_events_round_trip(device, values, ts):
 def test_parse_timestamp_floors_sub_millisecond_iso():
     assert parse_timestamp("1970-01-01T00:00:00.0019+00:00") == 1
     assert math.isclose(parse_timestamp("1970-01-01T00:00:01"), 1000)
+
+
+def reference(values, stamps):
+    """The full decoder on every message: what the fast path must reproduce exactly."""
+    from stream.codec import _decode_each
+
+    return _decode_each(values, range(len(values)), stamps, D, 1_000)
+
+
+def assert_same(fast, slow):
+    assert fast.rows.tolist() == slow.rows.tolist()
+    np.testing.assert_array_equal(fast.values, slow.values)
+    assert fast.device_ids == slow.device_ids and fast.event_ids == slow.event_ids
+    assert fast.timestamps.tolist() == slow.timestamps.tolist()
+    assert [(r.index, r.reason) for r in fast.rejected] == [
+        (r.index, r.reason) for r in slow.rejected
+    ]
+
+
+tricky_text = st.one_of(
+    st.text(max_size=12), st.just(""), st.just("x" * 257), st.just("\ud800"), st.just("\u0000")
+)
+event_like = st.fixed_dictionaries(
+    {"device_id": st.one_of(tricky_text, st.integers(), st.none(), st.booleans())},
+    optional={
+        "values": st.one_of(
+            st.lists(st.one_of(st.floats(allow_nan=False, width=64), st.integers(-(2**70), 2**70),
+                               st.booleans(), st.just(3.5e38), st.just(1e39)),
+                     min_size=D - 1, max_size=D + 1),  # fmt: skip
+            json_value,
+        ),
+        "ts": st.one_of(st.integers(-(2**64), 2**64), st.just("2024-11-23T08:20:00Z"),
+                        st.text(max_size=5), st.booleans(), st.floats(), st.none()),  # fmt: skip
+        "id": st.one_of(tricky_text, st.integers(-(2**300), 2**300), st.booleans(), st.none()),
+        "extra": json_value,
+    },
+)
+
+
+def _encode(obj) -> bytes:
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # a lone surrogate: orjson refuses it; write it escaped by hand
+        return str(obj).encode("utf-8", "surrogatepass")
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.one_of(event_like.map(_encode), st.binary(max_size=60), st.none()),
+                max_size=12),  # fmt: skip
+       st.integers(0, 2**40))
+def test_the_fast_path_decides_exactly_as_the_full_decoder(values, ts):
+    stamps = [ts + i for i in range(len(values))]
+    assert_same(decode_batch(values, kafka_timestamps=stamps, n_features=D, max_bytes=1_000),
+                reference(values, stamps))  # fmt: skip
+
+
+def test_the_fast_path_keeps_batch_order_when_both_paths_accept() -> None:
+    values = [
+        b'{"device_id":"a","values":[1,2,3,4],"ts":"2024-11-23T08:20:00Z"}',  # full decoder
+        encode_event("b", [1, 2, 3, 4], ts=5),  # fast path
+        b'{"device_id":"c","values":[1,2,3,4],"ts":"2024-11-23T08:20:00Z"}',
+        encode_event("d", [5, 6, 7, 8]),
+    ]
+    batch = decode_batch(values, kafka_timestamps=[9, 9, 9, 9], n_features=D)
+    assert batch.device_ids == ["a", "b", "c", "d"] and batch.rows.tolist() == [0, 1, 2, 3]
+    assert batch.timestamps.tolist() == [1732350000000, 5, 1732350000000, 9]
+    assert_same(batch, reference(values, [9, 9, 9, 9]))
+    from stream.fast_decode import fast_pass
+
+    assert fast_pass(values, n_features=D, max_bytes=1_000).rows == [1, 3]  # the rest went slow

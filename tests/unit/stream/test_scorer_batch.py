@@ -10,9 +10,12 @@ from confluent_kafka import (
     TIMESTAMP_LOG_APPEND_TIME,
     TIMESTAMP_NOT_AVAILABLE,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream.alerts import Source
-from stream.scorer import _timestamps, commit_offsets, source_of
+from stream.batch_sources import MessageSources, commit_offsets, source_of
+from stream.scorer import _timestamps
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,17 @@ def test_timestamps_use_kafka_time_and_fall_back_to_now_when_unavailable():
 
 def test_timestamps_of_an_empty_batch_is_empty():
     assert _timestamps([], now_ms=5) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 3), st.integers(0, 10**6)),
+                max_size=30))  # fmt: skip
+def test_message_sources_match_the_eager_sources(positions):
+    batch = [FakeMessage(t, p, o) for t, p, o in positions]
+    lazy = MessageSources(batch)
+    eager = [source_of(m) for m in batch]
+    assert list(lazy) == eager and len(lazy) == len(eager)
+    assert [lazy[i] for i in range(len(batch))] == eager and lazy[1:3] == eager[1:3]
+    assert [(tp.topic, tp.partition, tp.offset) for tp in lazy.commit_offsets()] == [
+        (tp.topic, tp.partition, tp.offset) for tp in commit_offsets(eager)
+    ]

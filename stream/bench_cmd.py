@@ -1,0 +1,204 @@
+"""``seismo bench``: seismo against the ceiling and its peers, on one topic, in one run.
+
+Steps: start an embedded Kafka and Redis (or use the given ones); create a
+topic of ``partitions`` partitions and fill it with ``events`` JSON events of
+``d`` features (normal rows of a random linear factor model, so the model sees
+realistic reconstruction errors); train a dense autoencoder on rows of the same
+distribution; then run, one after the other on that same topic, the
+contenders of :mod:`stream.bench_runs`, and report events/s and the ratios.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import torch
+from confluent_kafka import Producer
+
+from models.artifact import build_artifact, save_artifact
+from models.config import DenseConfig, TrainConfig, default_hidden
+from models.training import train_autoencoder
+from stream.bench_runs import RunResult, run_per_message, run_raw, run_river, run_seismo
+from stream.embedded import EmbeddedKafka, EmbeddedRedis, create_topics
+from stream.kafka_io import RDKAFKA_LOG
+from stream.settings import load_settings
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """The ``seismo bench`` flags."""
+
+    events: int = 200_000
+    features: int = 16
+    partitions: int = 4
+    max_batch: int = 4096
+    linger_ms: int = 50
+    per_message_events: int = 20_000
+    river_events: int = 10_000
+    bootstrap_servers: str | None = None
+    redis_url: str | None = None
+    device: str = "cpu"
+    seed: int = 0
+    kafka_config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    """Every contender's result and the ratios the issue asks for."""
+
+    options: dict[str, Any]
+    machine: dict[str, Any]
+    results: dict[str, dict[str, float]]
+    ratios: dict[str, float]
+
+    def to_json(self) -> bytes:
+        """The report as indented JSON."""
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+
+def factor_rows(n: int, d: int, seed: int) -> np.ndarray:
+    """``n`` rows of ``d`` features driven by ``max(1, d // 4)`` latent factors plus noise.
+
+    >>> x = factor_rows(1000, 16, seed=0)
+    >>> x.shape, x.dtype, bool(abs(np.corrcoef(x.T)).mean() > 0.2)
+    ((1000, 16), dtype('float32'), True)
+    """
+    rng = np.random.default_rng(seed)
+    k = max(1, d // 4)
+    basis = np.random.default_rng(12345).normal(size=(k, d))
+    return (rng.normal(size=(n, k)) @ basis + 0.1 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def fill_topic(
+    bootstrap: str,
+    topic: str,
+    x: np.ndarray,
+    devices: int = 100,
+    extra: dict[str, str] | None = None,
+) -> int:
+    """Publish the rows of ``x`` as JSON events (keys spread over ``devices``); the count."""
+    producer = Producer({"logger": RDKAFKA_LOG, **(extra or {}), "bootstrap.servers": bootstrap,
+                         "linger.ms": 50, "batch.size": 1_000_000, "compression.type": "none",
+                         "queue.buffering.max.messages": 1_000_000})  # fmt: skip
+    keys = [f"dev-{i}".encode() for i in range(devices)]
+    for i, row in enumerate(x.astype(float).round(5).tolist()):
+        key = keys[i % devices]
+        value = orjson.dumps({"device_id": key.decode(), "values": row, "id": str(i)})
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    left = producer.flush(120)
+    if left:
+        raise RuntimeError(f"{left} benchmark events were not delivered")
+    return len(x)
+
+
+def train_bench_model(d: int, out: Path, seed: int) -> Path:
+    """A dense autoencoder of the default widths for ``d``, trained briefly."""
+    config = DenseConfig(n_features=d, hidden=default_hidden(d))
+    result = train_autoencoder(factor_rows(4000, d, seed + 1), config=config,
+                               train=TrainConfig(epochs=3, seed=seed), device="cpu")  # fmt: skip
+    return save_artifact(build_artifact(result, name=f"bench-d{d}"), out)
+
+
+def _ratios(results: dict[str, RunResult]) -> dict[str, float]:
+    """seismo's rate over each other contender's.
+
+    >>> _ratios({"seismo": RunResult("seismo", 500, 1), "raw": RunResult("raw", 1000, 1)})
+    {'seismo/raw': 0.5}
+    """
+    ours = results["seismo"].per_second
+    return {f"seismo/{name}": ours / r.per_second for name, r in results.items()
+            if name != "seismo" and r.per_second > 0}  # fmt: skip
+
+
+def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
+    """Prepare the topic and the model, run every contender, return the report."""
+    tag = uuid.uuid4().hex[:8]
+    topic, alerts, dlq = f"bench-{tag}", f"bench-{tag}-alerts", f"bench-{tag}-dlq"
+    with ExitStack() as stack:
+        bootstrap = options.bootstrap_servers or (
+            stack.enter_context(EmbeddedKafka()).bootstrap_servers
+        )
+        redis_url = options.redis_url or stack.enter_context(EmbeddedRedis()).url
+        create_topics(bootstrap, {topic: options.partitions, alerts: 1, dlq: 1},
+                      extra_config=options.kafka_config)  # fmt: skip
+        started = time.perf_counter()
+        rows = factor_rows(options.events, options.features, options.seed)
+        n = fill_topic(bootstrap, topic, rows, extra=options.kafka_config)
+        echo(f"published {n:,} events of d={options.features} to {options.partitions} "
+             f"partitions in {time.perf_counter() - started:.1f} s")  # fmt: skip
+        model_dir = train_bench_model(options.features, workdir / f"model-{tag}", options.seed)
+        results = _run_all(options, bootstrap, redis_url, topic, alerts, dlq, model_dir, n, echo)
+    return BenchReport(
+        options={k: v for k, v in asdict(options).items() if k != "kafka_config"},
+        machine=machine_facts(),
+        results={k: {"events": r.events, "seconds": round(r.seconds, 4),
+                     "events_per_s": round(r.per_second, 1)} for k, r in results.items()},
+        ratios={k: round(v, 3) for k, v in _ratios(results).items()},
+    )  # fmt: skip
+
+
+def _run_all(
+    o: BenchOptions, bootstrap: str, redis_url: str, topic: str, alerts: str, dlq: str,
+    model_dir: Path, n: int, echo: Echo,
+) -> dict[str, RunResult]:  # fmt: skip
+    from models.artifact import load_artifact
+
+    results: dict[str, RunResult] = {}
+
+    def record(result: RunResult) -> None:
+        results[result.name] = result
+        echo(f"{result.name:>12}: {result.per_second:>12,.0f} events/s "
+             f"({result.events:,} events in {result.seconds:.2f} s)")  # fmt: skip
+
+    record(run_raw(bootstrap, topic, o.partitions, n))
+    settings = load_settings({
+        "model": str(model_dir), "bootstrap_servers": bootstrap, "redis_url": redis_url,
+        "redis_prefix": f"bench-{uuid.uuid4().hex[:8]}", "input_topic": topic,
+        "alerts_topic": alerts, "dlq_topic": dlq, "group_id": f"bench-{uuid.uuid4().hex[:8]}",
+        "max_batch": o.max_batch, "linger_ms": o.linger_ms, "metrics_port": 0,
+        "device": o.device, "drift_m": 0, "kafka_config": o.kafka_config,
+    }, env={})  # fmt: skip
+    record(run_seismo(settings, n))
+    artifact = load_artifact(model_dir, device=o.device)
+    record(run_per_message(bootstrap, topic, o.partitions, artifact, min(n, o.per_message_events)))
+    record(run_river(bootstrap, topic, o.partitions, min(n, o.river_events)))
+    return results
+
+
+def machine_facts() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpus": __import__("os").cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def format_report(report: BenchReport) -> list[str]:
+    """A Markdown table of the results and the ratios."""
+    lines = ["| contender | events | seconds | events/s |", "| --- | ---: | ---: | ---: |"]
+    for name, r in report.results.items():
+        rate = r["events_per_s"]
+        lines.append(f"| {name} | {r['events']:,} | {r['seconds']:.2f} | {rate:,.0f} |")
+    lines.append("")
+    lines += [f"- {name}: {value:.3f}" for name, value in report.ratios.items()]
+    return lines

@@ -1,0 +1,186 @@
+"""The contenders of ``seismo bench``, each reading the same prepared topic.
+
+- :func:`run_raw`: a plain confluent-kafka consumer that consumes in batches
+  and discards: the ceiling.
+- :func:`run_seismo`: the full scorer (:class:`~stream.scorer.Scorer`: decode,
+  validate, score, threshold in Redis, produce alerts, commit) from a fresh
+  consumer group until every event is scored and committed.
+- :func:`run_per_message`: the tutorials' way, one message at a time: decode
+  it, score it with its own forward pass.
+- :func:`run_river`: River's ``HalfSpaceTrees``, score and learn per event.
+
+Each returns a :class:`RunResult`: the events handled after the first batch
+(or message) and the seconds from the end of that first batch to the last
+event, so start-up, group join and model loading count for no contender.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from models.artifact import Artifact
+from stream.kafka_io import RDKAFKA_LOG
+from stream.metrics import ScorerMetrics
+from stream.settings import ScorerSettings
+
+POLL_S = 0.01
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one contender did: ``events`` in ``seconds`` (first to last event)."""
+
+    name: str
+    events: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        """Events per second (0 for an empty run).
+
+        >>> RunResult("raw", 1000, 0.5).per_second
+        2000.0
+        """
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def _assigned_consumer(
+    bootstrap: str, topic: str, partitions: int, extra: Mapping[str, Any] | None = None
+) -> Consumer:
+    consumer = Consumer(
+        {
+            "logger": RDKAFKA_LOG,
+            **(extra or {}),
+            "bootstrap.servers": bootstrap,
+            "group.id": f"seismo-bench-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    return consumer
+
+
+def run_raw(
+    bootstrap: str, topic: str, partitions: int, total: int, batch: int = 10_000,
+    timeout_s: float = 300.0,
+) -> RunResult:  # fmt: skip
+    """Consume ``total`` messages in batches of up to ``batch`` and discard them."""
+    consumer = _assigned_consumer(bootstrap, topic, partitions)
+    seen, first_batch, first, last = 0, 0, 0.0, 0.0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while seen < total and time.monotonic() < deadline:
+            messages = consumer.consume(num_messages=batch, timeout=0.5)
+            if not messages:
+                continue
+            seen += sum(1 for m in messages if m.error() is None)
+            if not first_batch:
+                first_batch, first = seen, time.perf_counter()
+            last = time.perf_counter()
+    finally:
+        consumer.close()
+    return RunResult("raw", seen - first_batch, last - first)
+
+
+def run_per_message(
+    bootstrap: str, topic: str, partitions: int, artifact: Artifact, limit: int,
+    timeout_s: float = 300.0,
+) -> RunResult:  # fmt: skip
+    """Decode and score each message on its own (``consume`` of one, one forward pass)."""
+    consumer = _assigned_consumer(bootstrap, topic, partitions)
+    detector = artifact.detector
+    seen, first, last = 0, 0.0, 0.0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while seen < limit and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            event = orjson.loads(msg.value() or b"")
+            row = np.asarray(event["values"], dtype=np.float32)[None, :]
+            detector.score_batch(row)
+            seen += 1
+            last = time.perf_counter()
+            if seen == 1:
+                first = last
+    finally:
+        consumer.close()
+    return RunResult("per-message", seen - 1, last - first)
+
+
+def run_river(
+    bootstrap: str, topic: str, partitions: int, limit: int, timeout_s: float = 300.0
+) -> RunResult:
+    """River's HalfSpaceTrees on the same events: ``score_one`` then ``learn_one``."""
+    from river import anomaly, preprocessing
+
+    model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=0)
+    consumer = _assigned_consumer(bootstrap, topic, partitions)
+    seen, first, last = 0, 0.0, 0.0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while seen < limit and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            values = orjson.loads(msg.value() or b"")["values"]
+            x = dict(enumerate(values))
+            model.score_one(x)
+            model.learn_one(x)
+            seen += 1
+            last = time.perf_counter()
+            if seen == 1:
+                first = last
+    finally:
+        consumer.close()
+    return RunResult("river-hst", seen - 1, last - first)
+
+
+def run_seismo(settings: ScorerSettings, total: int, timeout_s: float = 300.0) -> RunResult:
+    """The full scorer in this process, from a fresh group until ``total`` events are done.
+
+    The clock starts when the first batch is consumed (after the group join)
+    and stops when the scorer has scored (or dead-lettered) and committed the
+    last event: ``metrics.scored`` counts a batch after its commit.
+    """
+    from stream.service import open_scorer
+
+    metrics = ScorerMetrics()
+    stop = threading.Event()
+    with open_scorer(settings, metrics) as scorer:
+        thread = threading.Thread(target=scorer.run, args=(stop,), name="bench-scorer")
+        thread.start()
+        try:
+            events, seconds = _watch_counts(metrics, total, timeout_s)
+        finally:
+            stop.set()
+            thread.join()
+    return RunResult("seismo", events, seconds)
+
+
+def _count(metrics: ScorerMetrics, name: str) -> float:
+    return metrics.registry.get_sample_value(f"seismo_events_{name}_total") or 0.0
+
+
+def _watch_counts(metrics: ScorerMetrics, total: int, timeout_s: float) -> tuple[int, float]:
+    """Events done after the first batch, and the seconds they took."""
+    deadline = time.monotonic() + timeout_s
+    first, first_done = 0.0, 0.0
+    while time.monotonic() < deadline:
+        done = _count(metrics, "scored") + _count(metrics, "dead_lettered")
+        if done and not first:
+            first, first_done = time.perf_counter(), done
+        if done >= total:
+            return int(done - first_done), time.perf_counter() - first
+        time.sleep(POLL_S)
+    raise TimeoutError(f"the scorer did not finish {total} events in {timeout_s:g} s")

@@ -1,0 +1,50 @@
+"""``seismo bench``: throughput of seismo against the raw consumer and its peers."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+
+def bench(
+    events: Annotated[int, Opt(help="Events in the benchmark topic.")] = 200_000,
+    features: Annotated[int, Opt("--features", "-d", help="Features per event (d).")] = 16,
+    partitions: Annotated[int, Opt(help="Partitions of the topic.")] = 4,
+    max_batch: Annotated[int, Opt(help="The scorer's max batch.")] = 4096,
+    linger_ms: Annotated[int, Opt(help="The scorer's linger (ms).")] = 50,
+    per_message_events: Annotated[int, Opt(help="Events for the per-message run.")] = 20_000,
+    river_events: Annotated[int, Opt(help="Events for the River run.")] = 10_000,
+    bootstrap_servers: Annotated[
+        str | None, Opt(help="Use this Kafka, not an embedded one.")
+    ] = None,
+    redis_url: Annotated[str | None, Opt(help="Use this Redis, not an embedded one.")] = None,
+    device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "cpu",
+    json_path: Annotated[Path | None, Opt("--json", help="Also write the report here.")] = None,
+    kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
+) -> None:
+    """Events/s of the raw consumer, seismo, per-message scoring and River, on one topic."""
+    import logging
+    import sys
+
+    from stream.bench_cmd import BenchOptions, format_report, run_bench
+    from stream.cli import parse_pairs
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    options = BenchOptions(
+        events=events, features=features, partitions=partitions, max_batch=max_batch,
+        linger_ms=linger_ms, per_message_events=per_message_events, river_events=river_events,
+        bootstrap_servers=bootstrap_servers, redis_url=redis_url, device=device,
+        kafka_config=parse_pairs(kafka_config) or {},
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="seismo-bench-") as tmp:
+        report = run_bench(options, Path(tmp), typer.echo)
+    for line in format_report(report):
+        typer.echo(line)
+    if json_path is not None:
+        json_path.write_bytes(report.to_json())
+        typer.echo(f"wrote {json_path}")
