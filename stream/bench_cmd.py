@@ -166,7 +166,7 @@ def _run_all(
         echo(f"{result.name:>12}: {result.per_second:>12,.0f} events/s "
              f"({result.events:,} events in {result.seconds:.2f} s)")  # fmt: skip
 
-    record(run_raw(bootstrap, topic, o.partitions, n))
+    record(run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch))
     settings = load_settings({
         "model": str(model_dir), "bootstrap_servers": bootstrap, "redis_url": redis_url,
         "redis_prefix": f"bench-{uuid.uuid4().hex[:8]}", "input_topic": topic,

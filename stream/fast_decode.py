@@ -34,7 +34,7 @@ MAX_ID_LENGTH = 256
 MAX_TS_MS = 100_000_000_000_000
 
 
-class _Event(msgspec.Struct):
+class _Event(msgspec.Struct, gc=False):
     device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
     values: list[float]
     ts: int | None = None

@@ -1,0 +1,41 @@
+"""``seismo bench`` runs every contender on one real topic and reports comparable rates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.pipes import run_seismo
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
+
+
+def test_bench_reports_every_contender_on_the_same_events(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    done = run_seismo(
+        "bench", "--events", "6000", "--features", "8", "--partitions", "2",
+        "--max-batch", "1024", "--per-message-events", "300", "--river-events", "300",
+        "--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url, "--json", str(out),
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = orjson.loads(out.read_bytes())
+    results = report["results"]
+    assert set(results) == {"raw", "seismo", "per-message", "river-hst"}
+    # Each counts the events after its first batch (or message), all of the topic's for the
+    # batch consumers, the asked-for share for the per-event ones.
+    assert 6000 - 1024 <= results["seismo"]["events"] < 6000
+    assert 6000 - 1024 <= results["raw"]["events"] < 6000
+    assert results["per-message"]["events"] == 299 and results["river-hst"]["events"] == 299
+    for name, r in results.items():
+        assert r["events_per_s"] > 0, name
+    ratios = report["ratios"]
+    assert set(ratios) == {"seismo/raw", "seismo/per-message", "seismo/river-hst"}
+    expected = results["seismo"]["events_per_s"] / results["raw"]["events_per_s"]
+    assert ratios["seismo/raw"] == pytest.approx(expected, rel=0.01)
+    assert report["machine"]["cpus"] >= 1 and report["options"]["features"] == 8
+    assert "| seismo |" in done.stdout
