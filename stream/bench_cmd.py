@@ -202,3 +202,27 @@ def format_report(report: BenchReport) -> list[str]:
     lines.append("")
     lines += [f"- {name}: {value:.3f}" for name, value in report.ratios.items()]
     return lines
+
+
+SECTION = "## Streaming throughput (seismo bench)"
+
+
+def render_section(report: BenchReport, command: str) -> str:
+    """The ``docs/benchmarks.md`` section of one run (replaced by the next run)."""
+    m, o = report.machine, report.options
+    lines = [
+        SECTION, "",
+        "Every contender reads the same topic (JSON events, one run, one after the other); "
+        "rates count the events after each one's first batch or message, so start-up, "
+        "the group join and model loading count for none. The broker and Redis run on the "
+        "same machine as the contenders.", "",
+        f"- command: `{command}`",
+        f"- date: {m['date']}; machine: {m['cpus']}-core CPU, {m['platform']}",
+        f"- versions: python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)",
+        f"- topic: {o['events']:,} events, d = {o['features']}, {o['partitions']} partitions; "
+        f"scorer max batch {o['max_batch']}, linger {o['linger_ms']} ms, device {o['device']}",
+        f"- broker: {'embedded Tansu' if not o['bootstrap_servers'] else 'given'}", "",
+        *format_report(report), "",
+    ]  # fmt: skip
+    return "\n".join(lines)
+

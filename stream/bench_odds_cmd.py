@@ -112,8 +112,8 @@ def render_section(
     return "\n".join(lines)
 
 
-def replace_section(document: str, section: str) -> str:
-    """Put ``section`` in place of the one under `SECTION` (up to the next ``## ``), or append.
+def replace_section(document: str, section: str, heading: str = SECTION) -> str:
+    """Put ``section`` in place of the one under ``heading`` (up to the next ``## ``), or append.
 
     >>> replace_section("# B\\n\\n## Other\\nx\\n", "## ODDS outlier benchmarks\\nnew\\n")
     '# B\\n\\n## Other\\nx\\n\\n## ODDS outlier benchmarks\\nnew\\n'
@@ -122,7 +122,7 @@ def replace_section(document: str, section: str) -> str:
     '# B\\n## ODDS outlier benchmarks\\nnew\\n\\n## Z\\nz\\n'
     """
     lines = document.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
     if start is None:
         return document.rstrip("\n") + "\n\n" + section
     end = next(

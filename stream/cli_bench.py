@@ -25,6 +25,9 @@ def bench(
     redis_url: Annotated[str | None, Opt(help="Use this Redis, not an embedded one.")] = None,
     device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "cpu",
     json_path: Annotated[Path | None, Opt("--json", help="Also write the report here.")] = None,
+    out: Annotated[
+        Path | None, Opt(help="Rewrite this file's 'seismo bench' section (docs/benchmarks.md).")
+    ] = None,
     kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
 ) -> None:
     """Events/s of the raw consumer, seismo, per-message scoring and River, on one topic."""
@@ -48,3 +51,12 @@ def bench(
     if json_path is not None:
         json_path.write_bytes(report.to_json())
         typer.echo(f"wrote {json_path}")
+    if out is not None:
+        from stream.bench_cmd import SECTION, render_section
+        from stream.bench_odds_cmd import replace_section
+
+        command = "seismo bench " + " ".join(sys.argv[2:])
+        document = out.read_text(encoding="utf-8") if out.exists() else "# Benchmarks\n"
+        out.write_text(replace_section(document, render_section(report, command), SECTION),
+                       encoding="utf-8")  # fmt: skip
+        typer.echo(f"wrote {out}")

@@ -88,7 +88,7 @@ def _finish(rows: list[int], events: list[_Event], slow: list[int], d: int) -> F
     with np.errstate(over="ignore", invalid="ignore"):
         matrix = np.array([e.values for e in events], dtype=np.float32)
     ts = [e.ts for e in events]
-    ok: np.ndarray = np.isfinite(matrix).all(axis=1)
+    ok = np.asarray(np.isfinite(matrix).all(axis=1))
     for j, stamp in enumerate(ts):
         if stamp is not None and not 0 <= stamp < MAX_TS_MS:
             ok[j] = False
