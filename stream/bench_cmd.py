@@ -46,6 +46,8 @@ class BenchOptions:
     linger_ms: int = 50
     per_message_events: int = 20_000
     river_events: int = 10_000
+    latency_seconds: float = 10.0
+    latency_linger_ms: int = 20
     bootstrap_servers: str | None = None
     redis_url: str | None = None
     device: str = "cpu"
@@ -61,6 +63,7 @@ class BenchReport:
     machine: dict[str, Any]
     results: dict[str, dict[str, float]]
     ratios: dict[str, float]
+    latency: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         """The report as indented JSON."""
@@ -144,13 +147,63 @@ def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
              f"partitions in {time.perf_counter() - started:.1f} s")  # fmt: skip
         model_dir = train_bench_model(options.features, workdir / f"model-{tag}", options.seed)
         results = _run_all(options, bootstrap, redis_url, topic, alerts, dlq, model_dir, n, echo)
+        latency = _run_latency(options, bootstrap, redis_url, model_dir,
+                               results["seismo"].per_second, echo)  # fmt: skip
     return BenchReport(
         options={k: v for k, v in asdict(options).items() if k != "kafka_config"},
         machine=machine_facts(),
         results={k: {"events": r.events, "seconds": round(r.seconds, 4),
                      "events_per_s": round(r.per_second, 1)} for k, r in results.items()},
         ratios={k: round(v, 3) for k, v in _ratios(results).items()},
+        latency=latency,
     )  # fmt: skip
+
+
+LATENCY_LEVELS = (0.5, 0.9)
+"""Shares of seismo's measured maximum rate at which latency is measured."""
+
+
+def _scorer_settings(
+    o: BenchOptions, bootstrap: str, redis_url: str, model_dir: Path, topic: str, alerts: str,
+    dlq: str, linger_ms: int,
+) -> Any:  # fmt: skip
+    tag = uuid.uuid4().hex[:8]
+    return load_settings({
+        "model": str(model_dir), "bootstrap_servers": bootstrap, "redis_url": redis_url,
+        "redis_prefix": f"bench-{tag}", "input_topic": topic, "alerts_topic": alerts,
+        "dlq_topic": dlq, "group_id": f"bench-{tag}", "max_batch": o.max_batch,
+        "linger_ms": linger_ms, "metrics_port": 0, "device": o.device, "drift_m": 0,
+        "kafka_config": o.kafka_config,
+    }, env={})  # fmt: skip
+
+
+def _run_latency(
+    o: BenchOptions, bootstrap: str, redis_url: str, model_dir: Path, max_rate: float,
+    echo: Echo,
+) -> dict[str, dict[str, float | None]]:  # fmt: skip
+    from stream.bench_latency import latency_rows, run_latency
+
+    out: dict[str, dict[str, float | None]] = {}
+    if o.latency_seconds <= 0 or max_rate <= 0:
+        return out
+    for share in LATENCY_LEVELS:
+        tag = uuid.uuid4().hex[:8]
+        topic, alerts, dlq = f"lat-{tag}", f"lat-{tag}-alerts", f"lat-{tag}-dlq"
+        create_topics(bootstrap, {topic: o.partitions, alerts: 1, dlq: 1},
+                      extra_config=o.kafka_config)  # fmt: skip
+        rate = share * max_rate
+        rows = latency_rows(int(rate * o.latency_seconds), o.features, o.seed + 7)
+        settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
+                                    o.latency_linger_ms)  # fmt: skip
+        r = run_latency(settings, rows, rate, o.partitions)
+        out[f"{int(share * 100)}%"] = {
+            "offered_per_s": round(r.offered_rate, 1), "achieved_per_s": round(r.achieved_rate, 1),
+            "alerts": r.alerts, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+        }  # fmt: skip
+        echo(f"latency at {share:.0%} of max ({r.achieved_rate:,.0f} events/s, linger "
+             f"{o.latency_linger_ms} ms): p50 {r.p50_ms} ms, p99 {r.p99_ms} ms "
+             f"over {r.alerts} alerts")  # fmt: skip
+    return out
 
 
 def _run_all(
@@ -167,13 +220,8 @@ def _run_all(
              f"({result.events:,} events in {result.seconds:.2f} s)")  # fmt: skip
 
     record(run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch))
-    settings = load_settings({
-        "model": str(model_dir), "bootstrap_servers": bootstrap, "redis_url": redis_url,
-        "redis_prefix": f"bench-{uuid.uuid4().hex[:8]}", "input_topic": topic,
-        "alerts_topic": alerts, "dlq_topic": dlq, "group_id": f"bench-{uuid.uuid4().hex[:8]}",
-        "max_batch": o.max_batch, "linger_ms": o.linger_ms, "metrics_port": 0,
-        "device": o.device, "drift_m": 0, "kafka_config": o.kafka_config,
-    }, env={})  # fmt: skip
+    settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
+                                o.linger_ms)  # fmt: skip
     record(run_seismo(settings, n))
     artifact = load_artifact(model_dir, device=o.device)
     record(run_per_message(bootstrap, topic, o.partitions, artifact, min(n, o.per_message_events)))
@@ -201,6 +249,17 @@ def format_report(report: BenchReport) -> list[str]:
         lines.append(f"| {name} | {r['events']:,} | {r['seconds']:.2f} | {rate:,.0f} |")
     lines.append("")
     lines += [f"- {name}: {value:.3f}" for name, value in report.ratios.items()]
+    if report.latency:
+        o = report.options
+        lines += ["", f"Event-to-alert latency, linger {o['latency_linger_ms']} ms, "
+                  f"{o['latency_seconds']:g} s of paced events per level:", "",
+                  "| share of max rate | events/s offered | achieved | alerts | p50 ms | p99 ms |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for level, lat in report.latency.items():
+            p50 = "-" if lat["p50_ms"] is None else f"{lat['p50_ms']:.0f}"
+            p99 = "-" if lat["p99_ms"] is None else f"{lat['p99_ms']:.0f}"
+            lines.append(f"| {level} | {lat['offered_per_s']:,.0f} | {lat['achieved_per_s']:,.0f} "
+                         f"| {lat['alerts']} | {p50} | {p99} |")  # fmt: skip
     return lines
 
 

@@ -19,6 +19,10 @@ def bench(
     linger_ms: Annotated[int, Opt(help="The scorer's linger (ms).")] = 50,
     per_message_events: Annotated[int, Opt(help="Events for the per-message run.")] = 20_000,
     river_events: Annotated[int, Opt(help="Events for the River run.")] = 10_000,
+    latency_seconds: Annotated[
+        float, Opt(help="Seconds of paced events per latency level (0 = skip).")
+    ] = 10.0,
+    latency_linger_ms: Annotated[int, Opt(help="The scorer's linger in the latency runs.")] = 20,
     bootstrap_servers: Annotated[
         str | None, Opt(help="Use this Kafka, not an embedded one.")
     ] = None,
@@ -41,6 +45,7 @@ def bench(
     options = BenchOptions(
         events=events, features=features, partitions=partitions, max_batch=max_batch,
         linger_ms=linger_ms, per_message_events=per_message_events, river_events=river_events,
+        latency_seconds=latency_seconds, latency_linger_ms=latency_linger_ms,
         bootstrap_servers=bootstrap_servers, redis_url=redis_url, device=device,
         kafka_config=parse_pairs(kafka_config) or {},
     )  # fmt: skip

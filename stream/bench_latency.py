@@ -1,0 +1,158 @@
+"""Event-to-alert latency of the scorer at a given, steady input rate (``seismo bench``).
+
+A paced producer in its own process (so that it does not compete with the
+scorer for the interpreter lock) publishes events stamped with their send time
+(``ts``, epoch ms) at ``rate`` events/s; 1 % of them are far off normal, so
+each of those becomes an alert. The scorer runs in this process with its own
+settings (``linger_ms`` included); a watcher reads the alerts topic and takes
+``detected_at - ts`` of every alert. Percentiles are over those alerts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
+
+import numpy as np
+import orjson
+from confluent_kafka import Producer
+
+from stream.kafka_io import RDKAFKA_LOG
+from stream.metrics import ScorerMetrics
+from stream.settings import ScorerSettings
+from stream.topic_watch import TopicWatcher
+
+ANOMALY_SHARE = 0.01
+"""Share of the paced events shifted far off normal (each becomes an alert)."""
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Latency percentiles (ms) at an offered and an achieved input rate."""
+
+    offered_rate: float
+    achieved_rate: float
+    alerts: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+def percentiles(latencies_ms: list[float]) -> tuple[float | None, float | None]:
+    """p50 and p99 of ``latencies_ms`` (``None`` when empty).
+
+    >>> percentiles([10.0, 20.0, 30.0]), percentiles([])
+    ((20.0, 29.8), (None, None))
+    """
+    if not latencies_ms:
+        return None, None
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+
+
+def paced_publish(bootstrap: str, topic: str, rows: np.ndarray, rate: float) -> tuple[int, float]:
+    """Publish ``rows`` at ``rate`` events/s, stamped at send time; (sent, seconds)."""
+    producer = Producer({"logger": RDKAFKA_LOG, "bootstrap.servers": bootstrap,
+                         "linger.ms": 1, "queue.buffering.max.messages": 1_000_000})  # fmt: skip
+    step = 200  # events per pacing slice
+    started = time.perf_counter()
+    sent = 0
+    for start in range(0, len(rows), step):
+        due = started + start / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        now_ms = time.time_ns() // 1_000_000
+        for i, row in enumerate(rows[start : start + step].tolist(), start):
+            key = f"dev-{i % 100}".encode()
+            event = {"device_id": key.decode(), "values": row, "ts": now_ms, "id": str(i)}
+            producer.produce(topic, orjson.dumps(event), key)
+        producer.poll(0)
+        sent = min(start + step, len(rows))
+    producer.flush(60)
+    return sent, time.perf_counter() - started
+
+
+def _publisher_main(
+    bootstrap: str, topic: str, rows: np.ndarray, rate: float, results: Queue[tuple[int, float]]
+) -> None:
+    results.put(paced_publish(bootstrap, topic, rows, rate))
+
+
+def publish_in_a_process(
+    bootstrap: str, topic: str, rows: np.ndarray, rate: float, timeout_s: float = 600.0
+) -> tuple[int, float]:
+    """:func:`paced_publish` in a spawned process; its (sent, seconds)."""
+    context = multiprocessing.get_context("spawn")
+    results: Queue[tuple[int, float]] = context.Queue()
+    process = context.Process(target=_publisher_main, args=(bootstrap, topic, rows, rate, results),
+                              name="bench-producer", daemon=True)  # fmt: skip
+    process.start()
+    try:
+        return results.get(timeout=timeout_s)
+    finally:
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+
+
+def run_latency(
+    settings: ScorerSettings, rows: np.ndarray, rate: float, partitions: int
+) -> LatencyResult:
+    """The scorer of ``settings`` fed ``rows`` at ``rate``; alert latency percentiles."""
+    from stream.service import open_scorer
+
+    latencies: list[float] = []
+
+    def on_alert(record: dict[str, object]) -> None:
+        latencies.append(float(record["detected_at"]) - float(record["ts"]))  # type: ignore[arg-type]
+
+    stop = threading.Event()
+    watcher = TopicWatcher(settings.bootstrap_servers, {settings.alerts_topic: 1},
+                           {settings.alerts_topic: on_alert}, threading.Lock())  # fmt: skip
+    with open_scorer(settings, ScorerMetrics()) as scorer:
+        thread = threading.Thread(target=scorer.run, args=(stop,), name="bench-latency")
+        thread.start()
+        watcher.start()
+        try:
+            _wait_assigned(scorer.consumer, partitions)
+            sent, seconds = publish_in_a_process(settings.bootstrap_servers,
+                                                 settings.input_topic, rows, rate)  # fmt: skip
+            expected = int(round(sent * ANOMALY_SHARE * 0.9))
+            deadline = time.monotonic() + 30
+            while len(latencies) < expected and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            thread.join()
+            watcher.stop()
+    p50, p99 = percentiles(latencies)
+    return LatencyResult(rate, sent / seconds if seconds > 0 else 0.0, len(latencies), p50, p99)
+
+
+def _wait_assigned(consumer: object, partitions: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(consumer.assignment()) >= partitions:  # type: ignore[attr-defined]
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the scorer had no partitions after {timeout_s:g} s")
+
+
+def latency_rows(n: int, d: int, seed: int) -> np.ndarray:
+    """``n`` rows like the throughput topic's, ``ANOMALY_SHARE`` of them shifted far off.
+
+    >>> x = latency_rows(2000, 4, seed=0)
+    >>> x.shape, int((np.abs(x) > 25).any(axis=1).sum()) in range(8, 40)
+    ((2000, 4), True)
+    """
+    from stream.bench_cmd import factor_rows
+
+    x = factor_rows(n, d, seed)
+    rng = np.random.default_rng(seed + 99)
+    odd = rng.random(n) < ANOMALY_SHARE
+    x[odd, 0] += 40.0
+    return x.astype(float).round(5)
