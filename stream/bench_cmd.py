@@ -219,13 +219,15 @@ def _run_all(
         echo(f"{result.name:>12}: {result.per_second:>12,.0f} events/s "
              f"({result.events:,} events in {result.seconds:.2f} s)")  # fmt: skip
 
-    record(run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch))
+    extra = o.kafka_config
+    record(run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch, extra=extra))
     settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
                                 o.linger_ms)  # fmt: skip
     record(run_seismo(settings, n))
     artifact = load_artifact(model_dir, device=o.device)
-    record(run_per_message(bootstrap, topic, o.partitions, artifact, min(n, o.per_message_events)))
-    record(run_river(bootstrap, topic, o.partitions, min(n, o.river_events)))
+    record(run_per_message(bootstrap, topic, o.partitions, artifact,
+                           min(n, o.per_message_events), extra=extra))  # fmt: skip
+    record(run_river(bootstrap, topic, o.partitions, min(n, o.river_events), extra=extra))
     return results
 
 

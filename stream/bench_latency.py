@@ -112,7 +112,10 @@ def run_latency(
     stop = threading.Event()
     watcher = TopicWatcher(settings.bootstrap_servers, {settings.alerts_topic: 1},
                            {settings.alerts_topic: on_alert}, threading.Lock())  # fmt: skip
+    from stream.service import tune_gc
+
     with open_scorer(settings, ScorerMetrics()) as scorer:
+        tune_gc()  # as run_scorer does
         thread = threading.Thread(target=scorer.run, args=(stop,), name="bench-latency")
         thread.start()
         watcher.start()

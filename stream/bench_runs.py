@@ -9,7 +9,8 @@
   it, score it with its own forward pass.
 - :func:`run_river`: River's ``HalfSpaceTrees``, score and learn per event.
 
-Each returns a :class:`RunResult`: the events handled after the first batch
+Every consumer gets the same pass-through settings (``--kafka-config``). Each
+returns a :class:`RunResult`: the events handled after the first batch
 (or message) and the seconds from the end of that first batch to the last
 event, so start-up, group join and model loading count for no contender.
 """
@@ -72,10 +73,10 @@ def _assigned_consumer(
 
 def run_raw(
     bootstrap: str, topic: str, partitions: int, total: int, batch: int = 10_000,
-    timeout_s: float = 300.0,
+    timeout_s: float = 300.0, extra: Mapping[str, Any] | None = None,
 ) -> RunResult:  # fmt: skip
     """Consume ``total`` messages in batches of up to ``batch`` and discard them."""
-    consumer = _assigned_consumer(bootstrap, topic, partitions)
+    consumer = _assigned_consumer(bootstrap, topic, partitions, extra)
     seen, first_batch, first, last = 0, 0, 0.0, 0.0
     deadline = time.monotonic() + timeout_s
     try:
@@ -94,10 +95,10 @@ def run_raw(
 
 def run_per_message(
     bootstrap: str, topic: str, partitions: int, artifact: Artifact, limit: int,
-    timeout_s: float = 300.0,
+    timeout_s: float = 300.0, extra: Mapping[str, Any] | None = None,
 ) -> RunResult:  # fmt: skip
     """Decode and score each message on its own (``consume`` of one, one forward pass)."""
-    consumer = _assigned_consumer(bootstrap, topic, partitions)
+    consumer = _assigned_consumer(bootstrap, topic, partitions, extra)
     detector = artifact.detector
     seen, first, last = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout_s
@@ -119,13 +120,14 @@ def run_per_message(
 
 
 def run_river(
-    bootstrap: str, topic: str, partitions: int, limit: int, timeout_s: float = 300.0
-) -> RunResult:
+    bootstrap: str, topic: str, partitions: int, limit: int, timeout_s: float = 300.0,
+    extra: Mapping[str, Any] | None = None,
+) -> RunResult:  # fmt: skip
     """River's HalfSpaceTrees on the same events: ``score_one`` then ``learn_one``."""
     from river import anomaly, preprocessing
 
     model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=0)
-    consumer = _assigned_consumer(bootstrap, topic, partitions)
+    consumer = _assigned_consumer(bootstrap, topic, partitions, extra)
     seen, first, last = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout_s
     try:
@@ -153,11 +155,12 @@ def run_seismo(settings: ScorerSettings, total: int, timeout_s: float = 300.0) -
     and stops when the scorer has scored (or dead-lettered) and committed the
     last event: ``metrics.scored`` counts a batch after its commit.
     """
-    from stream.service import open_scorer
+    from stream.service import open_scorer, tune_gc
 
     metrics = ScorerMetrics()
     stop = threading.Event()
     with open_scorer(settings, metrics) as scorer:
+        tune_gc()  # as run_scorer does
         thread = threading.Thread(target=scorer.run, args=(stop,), name="bench-scorer")
         thread.start()
         try:

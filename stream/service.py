@@ -8,6 +8,7 @@ without a traceback.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -177,9 +178,30 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         )
 
 
+#: Garbage-collector thresholds of a scorer process (Python's default: 700, 10, 10).
+GC_THRESHOLDS = (50_000, 50, 1_000)
+
+
+def tune_gc() -> None:
+    """Make the collector cheap for a process that decodes batches of thousands of events.
+
+    Everything alive after start-up (torch, the model, the clients) is moved
+    to the permanent generation (``gc.freeze``), so collections never walk it
+    again, and a young collection runs after 50 000 allocations instead of
+    700, so a batch's short-lived objects rarely trigger one. Reference
+    counting still frees everything at once; only reference cycles wait
+    longer. Measured in the scorer at 30 000 events/s: decoding took 26 ms per
+    batch instead of 53 (docs/benchmarks.md).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_scorer(settings: ScorerSettings, stop: threading.Event) -> None:
     """Run a scorer until ``stop`` is set; the batch in flight is finished first."""
     log.info("starting scorer with settings %s", settings.redacted())
     with open_scorer(settings) as scorer:
+        tune_gc()
         scorer.run(stop)
     log.info("scorer stopped cleanly")
