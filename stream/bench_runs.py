@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,13 +93,12 @@ def run_raw(
     return RunResult("raw", seen - first_batch, last - first)
 
 
-def run_per_message(
-    bootstrap: str, topic: str, partitions: int, artifact: Artifact, limit: int,
-    timeout_s: float = 300.0, extra: Mapping[str, Any] | None = None,
+def _per_event(
+    name: str, handle: Callable[[bytes], object], bootstrap: str, topic: str, partitions: int,
+    limit: int, timeout_s: float, extra: Mapping[str, Any] | None,
 ) -> RunResult:  # fmt: skip
-    """Decode and score each message on its own (``consume`` of one, one forward pass)."""
+    """Poll one message at a time and ``handle`` its value, ``limit`` times."""
     consumer = _assigned_consumer(bootstrap, topic, partitions, extra)
-    detector = artifact.detector
     seen, first, last = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout_s
     try:
@@ -107,16 +106,29 @@ def run_per_message(
             msg = consumer.poll(0.5)
             if msg is None or msg.error() is not None:
                 continue
-            event = orjson.loads(msg.value() or b"")
-            row = np.asarray(event["values"], dtype=np.float32)[None, :]
-            detector.score_batch(row)
+            handle(msg.value() or b"")
             seen += 1
             last = time.perf_counter()
             if seen == 1:
                 first = last
     finally:
         consumer.close()
-    return RunResult("per-message", seen - 1, last - first)
+    return RunResult(name, seen - 1, last - first)
+
+
+def run_per_message(
+    bootstrap: str, topic: str, partitions: int, artifact: Artifact, limit: int,
+    timeout_s: float = 300.0, extra: Mapping[str, Any] | None = None,
+) -> RunResult:  # fmt: skip
+    """Decode and score each message on its own (one ``poll``, one forward pass)."""
+    detector = artifact.detector
+
+    def score_one(value: bytes) -> None:
+        row = np.asarray(orjson.loads(value)["values"], dtype=np.float32)[None, :]
+        detector.score_batch(row)
+
+    return _per_event("per-message", score_one, bootstrap, topic, partitions, limit,
+                      timeout_s, extra)  # fmt: skip
 
 
 def run_river(
@@ -127,25 +139,14 @@ def run_river(
     from river import anomaly, preprocessing
 
     model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=0)
-    consumer = _assigned_consumer(bootstrap, topic, partitions, extra)
-    seen, first, last = 0, 0.0, 0.0
-    deadline = time.monotonic() + timeout_s
-    try:
-        while seen < limit and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            values = orjson.loads(msg.value() or b"")["values"]
-            x = dict(enumerate(values))
-            model.score_one(x)
-            model.learn_one(x)
-            seen += 1
-            last = time.perf_counter()
-            if seen == 1:
-                first = last
-    finally:
-        consumer.close()
-    return RunResult("river-hst", seen - 1, last - first)
+
+    def learn_one(value: bytes) -> None:
+        x = dict(enumerate(orjson.loads(value)["values"]))
+        model.score_one(x)
+        model.learn_one(x)
+
+    return _per_event("river-hst", learn_one, bootstrap, topic, partitions, limit,
+                      timeout_s, extra)  # fmt: skip
 
 
 def run_seismo(settings: ScorerSettings, total: int, timeout_s: float = 300.0) -> RunResult:
