@@ -48,6 +48,7 @@ class BenchOptions:
     river_events: int = 10_000
     latency_seconds: float = 10.0
     latency_linger_ms: int = 20
+    scaling: tuple[int, ...] = (1, 2, 4)
     bootstrap_servers: str | None = None
     redis_url: str | None = None
     device: str = "cpu"
@@ -64,6 +65,7 @@ class BenchReport:
     results: dict[str, dict[str, float]]
     ratios: dict[str, float]
     latency: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    scaling: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         """The report as indented JSON."""
@@ -149,6 +151,7 @@ def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
         results = _run_all(options, bootstrap, redis_url, topic, alerts, dlq, model_dir, n, echo)
         latency = _run_latency(options, bootstrap, redis_url, model_dir,
                                results["seismo"].per_second, echo)  # fmt: skip
+        scaling = _run_scaling(options, bootstrap, redis_url, model_dir, rows, workdir, echo)
     return BenchReport(
         options={k: v for k, v in asdict(options).items() if k != "kafka_config"},
         machine=machine_facts(),
@@ -156,7 +159,32 @@ def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
                      "events_per_s": round(r.per_second, 1)} for k, r in results.items()},
         ratios={k: round(v, 3) for k, v in _ratios(results).items()},
         latency=latency,
+        scaling=scaling,
     )  # fmt: skip
+
+
+def _run_scaling(
+    o: BenchOptions, bootstrap: str, redis_url: str, model_dir: Path, rows: np.ndarray,
+    workdir: Path, echo: Echo,
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    from stream.bench_scaling import run_scaling
+
+    extra = [a for k, v in o.kafka_config.items() for a in ("--kafka-config", f"{k}={v}")]
+    extra += ["--max-batch", str(o.max_batch), "--linger-ms", str(o.linger_ms),
+              "--device", o.device]  # fmt: skip
+    out: dict[str, dict[str, float]] = {}
+    for n in o.scaling:
+        r = run_scaling(
+            n, bootstrap=bootstrap, redis_url=redis_url, model_dir=model_dir,
+            partitions=o.partitions, workdir=workdir, extra_args=extra,
+            fill=lambda topic: fill_topic(bootstrap, topic, rows, extra=o.kafka_config),
+        )  # fmt: skip
+        out[str(n)] = {"events": r.events, "seconds": round(r.seconds, 3),
+                       "fill_seconds": round(r.fill_seconds, 3),
+                       "events_per_s": round(r.per_second, 1)}  # fmt: skip
+        echo(f"{n} scorer process(es): {r.per_second:,.0f} events/s "
+             f"({r.events:,} events in {r.seconds:.2f} s)")  # fmt: skip
+    return out
 
 
 LATENCY_LEVELS = (0.5, 0.9)
@@ -262,6 +290,18 @@ def format_report(report: BenchReport) -> list[str]:
             p99 = "-" if lat["p99_ms"] is None else f"{lat['p99_ms']:.0f}"
             lines.append(f"| {level} | {lat['offered_per_s']:,.0f} | {lat['achieved_per_s']:,.0f} "
                          f"| {lat['alerts']} | {p50} | {p99} |")  # fmt: skip
+    if report.scaling:
+        base = next(iter(report.scaling.values()))["events_per_s"] or 1.0
+        lines += ["", "Scorer processes in one group (`seismo score` subprocesses; the events "
+                  "are published once all own partitions, and the time runs from the start of "
+                  "publishing to the group's last commit, so it is never shorter than "
+                  "publishing):", "",
+                  "| processes | events | publishing s | seconds | events/s | vs the first row |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for n, r in report.scaling.items():
+            rate = r["events_per_s"]
+            lines.append(f"| {n} | {r['events']:,.0f} | {r['fill_seconds']:.2f} "
+                         f"| {r['seconds']:.2f} | {rate:,.0f} | {rate / base:.2f} |")  # fmt: skip
     return lines
 
 

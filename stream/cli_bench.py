@@ -11,6 +11,23 @@ import typer
 Opt = typer.Option
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    """``--scaling`` as process counts.
+
+    >>> _counts("1,2,4"), _counts("")
+    ((1, 2, 4), ())
+    """
+    from stream.errors import ConfigError
+
+    try:
+        counts = tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        raise ConfigError(f"--scaling expects process counts like 1,2,4, got {text!r}") from None
+    if any(n < 1 for n in counts):
+        raise ConfigError("--scaling counts must be at least 1")
+    return counts
+
+
 def bench(
     events: Annotated[int, Opt(help="Events in the benchmark topic.")] = 200_000,
     features: Annotated[int, Opt("--features", "-d", help="Features per event (d).")] = 16,
@@ -23,6 +40,9 @@ def bench(
         float, Opt(help="Seconds of paced events per latency level (0 = skip).")
     ] = 10.0,
     latency_linger_ms: Annotated[int, Opt(help="The scorer's linger in the latency runs.")] = 20,
+    scaling: Annotated[
+        str, Opt(help="Scorer process counts to run in one group, e.g. 1,2,4 ('' = skip).")
+    ] = "1,2,4",
     bootstrap_servers: Annotated[
         str | None, Opt(help="Use this Kafka, not an embedded one.")
     ] = None,
@@ -46,6 +66,7 @@ def bench(
         events=events, features=features, partitions=partitions, max_batch=max_batch,
         linger_ms=linger_ms, per_message_events=per_message_events, river_events=river_events,
         latency_seconds=latency_seconds, latency_linger_ms=latency_linger_ms,
+        scaling=_counts(scaling),
         bootstrap_servers=bootstrap_servers, redis_url=redis_url, device=device,
         kafka_config=parse_pairs(kafka_config) or {},
     )  # fmt: skip

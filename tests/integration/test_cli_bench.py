@@ -19,7 +19,7 @@ def test_bench_reports_every_contender_on_the_same_events(
     done = run_seismo(
         "bench", "--events", "6000", "--features", "8", "--partitions", "2",
         "--max-batch", "1024", "--per-message-events", "300", "--river-events", "300",
-        "--latency-seconds", "2",
+        "--latency-seconds", "2", "--scaling", "2",
         "--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url, "--json", str(out),
         timeout=300,
     )  # fmt: skip
@@ -49,3 +49,8 @@ def test_bench_reports_every_contender_on_the_same_events(
                                                    rel=0.01)  # fmt: skip
         assert r["alerts"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
     assert "Event-to-alert latency" in done.stdout
+    # Two scorer processes in one group committed every event of their own fresh topic.
+    scaling = report["scaling"]
+    assert set(scaling) == {"2"} and scaling["2"]["events"] == 6000
+    assert scaling["2"]["seconds"] >= scaling["2"]["fill_seconds"] > 0
+    assert scaling["2"]["events_per_s"] > 0 and "| 2 |" in done.stdout
