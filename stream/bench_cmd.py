@@ -49,6 +49,7 @@ class BenchOptions:
     latency_seconds: float = 10.0
     latency_linger_ms: int = 20
     scaling: tuple[int, ...] = (1, 2, 4)
+    soak_seconds: float = 0.0
     bootstrap_servers: str | None = None
     redis_url: str | None = None
     device: str = "cpu"
@@ -66,6 +67,7 @@ class BenchReport:
     ratios: dict[str, float]
     latency: dict[str, dict[str, float | None]] = field(default_factory=dict)
     scaling: dict[str, dict[str, float]] = field(default_factory=dict)
+    soak: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         """The report as indented JSON."""
@@ -152,6 +154,8 @@ def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
         latency = _run_latency(options, bootstrap, redis_url, model_dir,
                                results["seismo"].per_second, echo)  # fmt: skip
         scaling = _run_scaling(options, bootstrap, redis_url, model_dir, rows, workdir, echo)
+        soak = _run_soak(options, bootstrap, redis_url, model_dir,
+                         results["seismo"].per_second, echo)  # fmt: skip
     return BenchReport(
         options={k: v for k, v in asdict(options).items() if k != "kafka_config"},
         machine=machine_facts(),
@@ -160,7 +164,32 @@ def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
         ratios={k: round(v, 3) for k, v in _ratios(results).items()},
         latency=latency,
         scaling=scaling,
+        soak=soak,
     )  # fmt: skip
+
+
+def _run_soak(
+    o: BenchOptions, bootstrap: str, redis_url: str, model_dir: Path, max_rate: float,
+    echo: Echo,
+) -> dict[str, Any]:  # fmt: skip
+    """Half of seismo's measured rate for ``soak_seconds``, RSS sampled every 5 s."""
+    from stream.bench_soak import run_soak
+
+    if o.soak_seconds <= 0 or max_rate <= 0:
+        return {}
+    tag = uuid.uuid4().hex[:8]
+    topic, alerts, dlq = f"soak-{tag}", f"soak-{tag}-alerts", f"soak-{tag}-dlq"
+    create_topics(bootstrap, {topic: o.partitions, alerts: 1, dlq: 1},
+                  extra_config=o.kafka_config)  # fmt: skip
+    settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
+                                o.linger_ms)  # fmt: skip
+    rate = max_rate / 2
+    r = run_soak(settings, o.features, rate, o.soak_seconds, o.partitions)
+    echo(f"soak at {rate:,.0f} events/s for {o.soak_seconds:g} s: RSS "
+         f"{r.samples[0][1]:.0f} -> {r.samples[-1][1]:.0f} MiB, growth after warm-up "
+         f"{r.growth_mib:+.1f} MiB over {r.samples[-1][2]:,} events")  # fmt: skip
+    return {"rate": round(rate, 1), "seconds": o.soak_seconds,
+            "growth_mib": round(r.growth_mib, 1), "samples": r.samples}  # fmt: skip
 
 
 def _run_scaling(
@@ -290,6 +319,13 @@ def format_report(report: BenchReport) -> list[str]:
             p99 = "-" if lat["p99_ms"] is None else f"{lat['p99_ms']:.0f}"
             lines.append(f"| {level} | {lat['offered_per_s']:,.0f} | {lat['achieved_per_s']:,.0f} "
                          f"| {lat['alerts']} | {p50} | {p99} |")  # fmt: skip
+    if report.soak:
+        s = report.soak
+        samples = s["samples"]
+        lines += ["", f"Memory soak: {s['rate']:,.0f} events/s for {s['seconds']:g} s, RSS of "
+                  f"the scorer's process every 5 s: {samples[0][1]:.0f} MiB at the start, "
+                  f"{samples[-1][1]:.0f} MiB at the end after {samples[-1][2]:,} events; "
+                  f"growth after the first fifth: {s['growth_mib']:+.1f} MiB."]  # fmt: skip
     if report.scaling:
         base = next(iter(report.scaling.values()))["events_per_s"] or 1.0
         lines += ["", "Scorer processes in one group (`seismo score` subprocesses; the events "

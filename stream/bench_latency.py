@@ -120,7 +120,7 @@ def run_latency(
         thread.start()
         watcher.start()
         try:
-            _wait_assigned(scorer.consumer, partitions)
+            wait_assigned(scorer.consumer, partitions)
             sent, seconds = publish_in_a_process(settings.bootstrap_servers,
                                                  settings.input_topic, rows, rate)  # fmt: skip
             expected = int(round(sent * ANOMALY_SHARE * 0.9))
@@ -136,7 +136,8 @@ def run_latency(
     return LatencyResult(rate, sent / seconds if seconds > 0 else 0.0, len(latencies), p50, p99)
 
 
-def _wait_assigned(consumer: object, partitions: int, timeout_s: float = 60.0) -> None:
+def wait_assigned(consumer: object, partitions: int, timeout_s: float = 60.0) -> None:
+    """Until ``consumer`` owns at least ``partitions`` partitions."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if len(consumer.assignment()) >= partitions:  # type: ignore[attr-defined]

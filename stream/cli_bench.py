@@ -43,6 +43,9 @@ def bench(
     scaling: Annotated[
         str, Opt(help="Scorer process counts to run in one group, e.g. 1,2,4 ('' = skip).")
     ] = "1,2,4",
+    soak_seconds: Annotated[
+        float, Opt(help="Seconds of a memory soak at half the measured rate (0 = skip).")
+    ] = 0.0,
     bootstrap_servers: Annotated[
         str | None, Opt(help="Use this Kafka, not an embedded one.")
     ] = None,
@@ -66,7 +69,7 @@ def bench(
         events=events, features=features, partitions=partitions, max_batch=max_batch,
         linger_ms=linger_ms, per_message_events=per_message_events, river_events=river_events,
         latency_seconds=latency_seconds, latency_linger_ms=latency_linger_ms,
-        scaling=_counts(scaling),
+        scaling=_counts(scaling), soak_seconds=soak_seconds,
         bootstrap_servers=bootstrap_servers, redis_url=redis_url, device=device,
         kafka_config=parse_pairs(kafka_config) or {},
     )  # fmt: skip

@@ -19,7 +19,7 @@ def test_bench_reports_every_contender_on_the_same_events(
     done = run_seismo(
         "bench", "--events", "6000", "--features", "8", "--partitions", "2",
         "--max-batch", "1024", "--per-message-events", "300", "--river-events", "300",
-        "--latency-seconds", "2", "--scaling", "2",
+        "--latency-seconds", "2", "--scaling", "2", "--soak-seconds", "6",
         "--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url, "--json", str(out),
         timeout=300,
     )  # fmt: skip
@@ -54,3 +54,9 @@ def test_bench_reports_every_contender_on_the_same_events(
     assert set(scaling) == {"2"} and scaling["2"]["events"] == 6000
     assert scaling["2"]["seconds"] >= scaling["2"]["fill_seconds"] > 0
     assert scaling["2"]["events_per_s"] > 0 and "| 2 |" in done.stdout
+    # The soak samples the scorer process's RSS while events keep coming.
+    soak = report["soak"]
+    samples = soak["samples"]
+    assert len(samples) >= 2 and all(rss > 50 for _, rss, _ in samples)
+    assert samples[-1][2] > samples[0][2]  # events were scored during the soak
+    assert "Memory soak" in done.stdout

@@ -1,0 +1,127 @@
+"""Memory over time of a scorer fed a steady stream (``seismo bench --soak-seconds``).
+
+A producer process publishes generated events at ``rate`` for ``seconds``; the
+scorer runs in this process, and the resident set size (RSS) of this process
+is sampled every ``every_s`` seconds together with the events scored so far.
+Memory is bounded when the RSS at the end is about the RSS after the warm-up,
+however many events went through.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Producer
+
+from stream.kafka_io import RDKAFKA_LOG
+from stream.metrics import ScorerMetrics
+from stream.settings import ScorerSettings
+
+
+@dataclass(frozen=True)
+class SoakResult:
+    """RSS samples ``(seconds, MiB, events scored)`` and the growth after the warm-up."""
+
+    samples: list[tuple[float, float, int]]
+
+    @property
+    def growth_mib(self) -> float:
+        """RSS at the end minus RSS at the first sample after a fifth of the run.
+
+        >>> SoakResult([(0, 100.0, 0), (10, 150.0, 5), (20, 151.0, 9), (50, 152.5, 20)]).growth_mib
+        2.5
+        """
+        if len(self.samples) < 2:
+            return 0.0
+        end = self.samples[-1][0]
+        warm = next(s for s in self.samples if s[0] >= end / 5)
+        return self.samples[-1][1] - warm[1]
+
+
+def rss_mib(status: Path = Path("/proc/self/status")) -> float:
+    """Resident set size of this process in MiB (0 where /proc is missing)."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _generate_and_publish(bootstrap: str, topic: str, d: int, rate: float, seconds: float) -> None:
+    """Publish generated events at ``rate`` for ``seconds`` (runs in its own process)."""
+    from stream.bench_cmd import factor_rows
+
+    producer = Producer({"logger": RDKAFKA_LOG, "bootstrap.servers": bootstrap,
+                         "linger.ms": 5, "queue.buffering.max.messages": 1_000_000})  # fmt: skip
+    chunk = max(int(rate / 10), 1)  # a tenth of a second of events at a time
+    started = time.perf_counter()
+    sent = 0
+    while time.perf_counter() - started < seconds:
+        rows = factor_rows(chunk, d, seed=sent).astype(float).round(5).tolist()
+        due = started + sent / rate
+        if due > time.perf_counter():
+            time.sleep(due - time.perf_counter())
+        for i, row in enumerate(rows, sent):
+            key = f"dev-{i % 100}".encode()
+            while True:
+                try:
+                    producer.produce(topic, orjson.dumps({"device_id": key.decode(),
+                                                          "values": row}), key)  # fmt: skip
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+        sent += chunk
+    producer.flush(60)
+
+
+def run_soak(
+    settings: ScorerSettings, d: int, rate: float, seconds: float, partitions: int,
+    every_s: float = 5.0,
+) -> SoakResult:  # fmt: skip
+    """Feed the scorer of ``settings`` for ``seconds`` at ``rate``; sample RSS."""
+    from stream.bench_latency import wait_assigned
+    from stream.service import open_scorer, tune_gc
+
+    metrics = ScorerMetrics()
+    stop = threading.Event()
+    context = multiprocessing.get_context("spawn")
+    producer = context.Process(
+        target=_generate_and_publish, name="bench-soak-producer", daemon=True,
+        args=(settings.bootstrap_servers, settings.input_topic, d, rate, seconds),
+    )  # fmt: skip
+    samples: list[tuple[float, float, int]] = []
+
+    def sample(started: float) -> None:
+        scored = metrics.registry.get_sample_value("seismo_events_scored_total") or 0
+        samples.append((round(time.perf_counter() - started, 1), round(rss_mib(), 1),
+                        int(scored)))  # fmt: skip
+
+    with open_scorer(settings, metrics) as scorer:
+        tune_gc()
+        thread = threading.Thread(target=scorer.run, args=(stop,), name="bench-soak")
+        thread.start()
+        try:
+            wait_assigned(scorer.consumer, partitions)  # consuming before the producer starts
+            producer.start()
+            started = time.perf_counter()
+            while producer.is_alive():
+                sample(started)
+                producer.join(every_s)
+            time.sleep(min(every_s, 2.0))  # the last batches
+            sample(started)
+        finally:
+            stop.set()
+            thread.join()
+            producer.join(10)
+    return SoakResult(samples)
+
+
+__all__ = ["SoakResult", "rss_mib", "run_soak"]
