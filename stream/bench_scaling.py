@@ -94,8 +94,7 @@ def _wait_ready(children: list[SeismoChild]) -> None:
     while time.monotonic() < deadline:
         for child in children:
             child.check_alive()
-        logs = [c.log_path.read_text(errors="replace") for c in children]
-        if all("partitions assigned" in text for text in logs):
+        if all(c.has_logged("partitions assigned") for c in children):
             time.sleep(1.0)  # let a last rebalance settle
             return
         time.sleep(0.2)

@@ -80,6 +80,13 @@ class SeismoChild:
             code = self._proc.returncode
             raise ServiceError(f"the {self.name} exited with code {code}: {self.log_tail()}")
 
+    def has_logged(self, text: str) -> bool:
+        """Whether the child's log holds ``text`` so far (e.g. ``"partitions assigned"``)."""
+        try:
+            return text in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+
     def log_tail(self) -> str:
         """The end of the child's log, on one line."""
         try:

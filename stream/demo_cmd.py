@@ -278,7 +278,7 @@ class Demo:
         deadline = time.monotonic() + ASSIGN_TIMEOUT_S
         while time.monotonic() < deadline and not self.stop.is_set():
             scorer.check_alive()
-            if "partitions assigned" in scorer.log_path.read_text(errors="replace"):
+            if scorer.has_logged("partitions assigned"):
                 return
             time.sleep(0.2)
         if not self.stop.is_set():
