@@ -13,9 +13,9 @@ from __future__ import annotations
 import platform
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from models.config import DenseConfig, TrainConfig, default_hidden
 from models.training import train_autoencoder
 from stream.bench_runs import RunResult, run_per_message, run_raw, run_river, run_seismo
 from stream.embedded import EmbeddedKafka, EmbeddedRedis, create_topics
-from stream.kafka_io import RDKAFKA_LOG
+from stream.f32_codec import encode_f32, f32_headers
+from stream.kafka_io import RDKAFKA_LOG, fetch_wait_ms
 from stream.settings import load_settings
 
 Echo = Callable[[str], None]
@@ -54,6 +55,8 @@ class BenchOptions:
     redis_url: str | None = None
     device: str = "cpu"
     seed: int = 0
+    hidden: tuple[int, ...] | None = None
+    binary: bool = True
     kafka_config: dict[str, str] = field(default_factory=dict)
 
 
@@ -87,24 +90,34 @@ def factor_rows(n: int, d: int, seed: int) -> np.ndarray:
     return (rng.normal(size=(n, k)) @ basis + 0.1 * rng.normal(size=(n, d))).astype(np.float32)
 
 
+ENCODINGS = ("json", "f32")
+"""Event encodings of the bench: JSON, and ``application/x-seismo-f32`` (stream.f32_codec)."""
+
+
 def fill_topic(
     bootstrap: str,
     topic: str,
     x: np.ndarray,
     devices: int = 100,
     extra: dict[str, str] | None = None,
+    encoding: str = "json",
 ) -> int:
-    """Publish the rows of ``x`` as JSON events (keys spread over ``devices``); the count."""
+    """Publish the rows of ``x`` as events (keys spread over ``devices``); the count."""
     producer = Producer({"logger": RDKAFKA_LOG, **(extra or {}), "bootstrap.servers": bootstrap,
                          "linger.ms": 50, "batch.size": 1_000_000, "compression.type": "none",
                          "queue.buffering.max.messages": 1_000_000})  # fmt: skip
     keys = [f"dev-{i}".encode() for i in range(devices)]
-    for i, row in enumerate(x.astype(float).round(5).tolist()):
+    rounded = x.astype(float).round(5)
+    for i, row in enumerate(rounded.tolist() if encoding == "json" else rounded):
         key = keys[i % devices]
-        value = orjson.dumps({"device_id": key.decode(), "values": row, "id": str(i)})
+        if encoding == "json":
+            value = orjson.dumps({"device_id": key.decode(), "values": row, "id": str(i)})
+            headers = None
+        else:
+            value, headers = encode_f32(row), f32_headers(str(i))
         while True:
             try:
-                producer.produce(topic, value, key)
+                producer.produce(topic, value, key, headers=headers)
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -114,9 +127,22 @@ def fill_topic(
     return len(x)
 
 
-def train_bench_model(d: int, out: Path, seed: int) -> Path:
-    """A dense autoencoder of the default widths for ``d``, trained briefly."""
-    config = DenseConfig(n_features=d, hidden=default_hidden(d))
+TUTORIAL_HIDDEN = {784: (250, 10)}
+"""Encoder widths of the tutorials' models by input size: MNIST's 784-250-10-250-784."""
+
+
+def bench_hidden(d: int, hidden: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The encoder widths the bench trains: given, the tutorial's, or seismo's default.
+
+    >>> bench_hidden(784), bench_hidden(16), bench_hidden(16, (8, 2))
+    ((250, 10), (32, 8), (8, 2))
+    """
+    return hidden or TUTORIAL_HIDDEN.get(d) or tuple(default_hidden(d))
+
+
+def train_bench_model(d: int, out: Path, seed: int, hidden: tuple[int, ...] | None = None) -> Path:
+    """A dense autoencoder of :func:`bench_hidden` widths for ``d``, trained briefly."""
+    config = DenseConfig(n_features=d, hidden=bench_hidden(d, hidden))
     result = train_autoencoder(factor_rows(4000, d, seed + 1), config=config,
                                train=TrainConfig(epochs=3, seed=seed), device="cpu")  # fmt: skip
     return save_artifact(build_artifact(result, name=f"bench-d{d}"), out)
@@ -129,8 +155,15 @@ def _ratios(results: dict[str, RunResult]) -> dict[str, float]:
     {'seismo/raw': 0.5}
     """
     ours = results["seismo"].per_second
-    return {f"seismo/{name}": ours / r.per_second for name, r in results.items()
-            if name != "seismo" and r.per_second > 0}  # fmt: skip
+    json_peers = {k: r for k, r in results.items() if "seismo" not in k and "-f32" not in k}
+    out = {f"seismo/{k}": ours / r.per_second for k, r in json_peers.items() if r.per_second > 0}
+    binary, binary_raw = results.get("seismo-f32"), results.get("raw-f32")
+    if binary is not None and binary_raw is not None and binary_raw.per_second > 0:
+        out["seismo-f32/raw-f32"] = binary.per_second / binary_raw.per_second
+        per_message = results.get("per-message")
+        if per_message is not None and per_message.per_second > 0:
+            out["seismo-f32/per-message"] = binary.per_second / per_message.per_second
+    return out
 
 
 def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
@@ -149,8 +182,11 @@ def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
         n = fill_topic(bootstrap, topic, rows, extra=options.kafka_config)
         echo(f"published {n:,} events of d={options.features} to {options.partitions} "
              f"partitions in {time.perf_counter() - started:.1f} s")  # fmt: skip
-        model_dir = train_bench_model(options.features, workdir / f"model-{tag}", options.seed)
+        model_dir = train_bench_model(options.features, workdir / f"model-{tag}", options.seed,
+                                      options.hidden)  # fmt: skip
         results = _run_all(options, bootstrap, redis_url, topic, alerts, dlq, model_dir, n, echo)
+        if options.binary:
+            results |= _run_binary(options, bootstrap, redis_url, rows, model_dir, echo)
         latency = _run_latency(options, bootstrap, redis_url, model_dir,
                                results["seismo"].per_second, echo)  # fmt: skip
         scaling = _run_scaling(options, bootstrap, redis_url, model_dir, rows, workdir, echo)
@@ -234,11 +270,20 @@ def _scorer_settings(
     }, env={})  # fmt: skip
 
 
+def _ms(value: float | None) -> str:
+    """A latency for people.
+
+    >>> _ms(12.34), _ms(None)
+    ('12 ms', '-')
+    """
+    return "-" if value is None else f"{value:.0f} ms"
+
+
 def _run_latency(
     o: BenchOptions, bootstrap: str, redis_url: str, model_dir: Path, max_rate: float,
     echo: Echo,
 ) -> dict[str, dict[str, float | None]]:  # fmt: skip
-    from stream.bench_latency import latency_rows, run_latency
+    from stream.bench_latency import latency_rows, run_delivery, run_latency
 
     out: dict[str, dict[str, float | None]] = {}
     if o.latency_seconds <= 0 or max_rate <= 0:
@@ -253,13 +298,19 @@ def _run_latency(
         settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
                                     o.latency_linger_ms)  # fmt: skip
         r = run_latency(settings, rows, rate, o.partitions)
+        bare_topic = f"lat-{tag}-bare"
+        create_topics(bootstrap, {bare_topic: o.partitions}, extra_config=o.kafka_config)
+        bare = run_delivery(bootstrap, bare_topic, rows, rate, o.partitions, extra={
+            "fetch.wait.max.ms": fetch_wait_ms(o.latency_linger_ms), **o.kafka_config})  # fmt: skip
         out[f"{int(share * 100)}%"] = {
             "offered_per_s": round(r.offered_rate, 1), "achieved_per_s": round(r.achieved_rate, 1),
             "alerts": r.alerts, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+            "delivery_p50_ms": bare.p50_ms, "delivery_p99_ms": bare.p99_ms,
         }  # fmt: skip
         echo(f"latency at {share:.0%} of max ({r.achieved_rate:,.0f} events/s, linger "
-             f"{o.latency_linger_ms} ms): p50 {r.p50_ms} ms, p99 {r.p99_ms} ms "
-             f"over {r.alerts} alerts")  # fmt: skip
+             f"{o.latency_linger_ms} ms): p50 {_ms(r.p50_ms)}, p99 {_ms(r.p99_ms)} over "
+             f"{r.alerts} alerts; a bare consumer: p50 {_ms(bare.p50_ms)}, "
+             f"p99 {_ms(bare.p99_ms)}")  # fmt: skip
     return out
 
 
@@ -276,7 +327,8 @@ def _run_all(
         echo(f"{result.name:>12}: {result.per_second:>12,.0f} events/s "
              f"({result.events:,} events in {result.seconds:.2f} s)")  # fmt: skip
 
-    extra = o.kafka_config
+    # The scorer's own fetch wait, for every contender (stream.kafka_io.fetch_wait_ms).
+    extra = {"fetch.wait.max.ms": fetch_wait_ms(o.linger_ms), **o.kafka_config}
     record(run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch, extra=extra))
     settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
                                 o.linger_ms)  # fmt: skip
@@ -286,6 +338,28 @@ def _run_all(
                            min(n, o.per_message_events), extra=extra))  # fmt: skip
     record(run_river(bootstrap, topic, o.partitions, min(n, o.river_events), extra=extra))
     return results
+
+
+def _run_binary(
+    o: BenchOptions, bootstrap: str, redis_url: str, rows: np.ndarray, model_dir: Path,
+    echo: Echo,
+) -> dict[str, RunResult]:  # fmt: skip
+    """The raw consumer and seismo again, on the same rows as ``application/x-seismo-f32``."""
+    tag = uuid.uuid4().hex[:8]
+    topic, alerts, dlq = f"bench-{tag}-f32", f"bench-{tag}-f32-alerts", f"bench-{tag}-f32-dlq"
+    create_topics(bootstrap, {topic: o.partitions, alerts: 1, dlq: 1},
+                  extra_config=o.kafka_config)  # fmt: skip
+    n = fill_topic(bootstrap, topic, rows, extra=o.kafka_config, encoding="f32")
+    extra = {"fetch.wait.max.ms": fetch_wait_ms(o.linger_ms), **o.kafka_config}
+    raw = run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch, extra=extra)
+    settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
+                                o.linger_ms)  # fmt: skip
+    ours = run_seismo(settings, n)
+    out = {"raw-f32": replace(raw, name="raw-f32"), "seismo-f32": replace(ours, name="seismo-f32")}
+    for r in out.values():
+        echo(f"{r.name:>12}: {r.per_second:>12,.0f} events/s "
+             f"({r.events:,} events in {r.seconds:.2f} s)")  # fmt: skip
+    return out
 
 
 def machine_facts() -> dict[str, Any]:
@@ -312,13 +386,18 @@ def format_report(report: BenchReport) -> list[str]:
         o = report.options
         lines += ["", f"Event-to-alert latency, linger {o['latency_linger_ms']} ms, "
                   f"{o['latency_seconds']:g} s of paced events per level:", "",
-                  "| share of max rate | events/s offered | achieved | alerts | p50 ms | p99 ms |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+                  "| share of max rate | events/s offered | achieved | alerts | p50 | p99 "
+                  "| bare consumer p50 | bare consumer p99 |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for level, lat in report.latency.items():
-            p50 = "-" if lat["p50_ms"] is None else f"{lat['p50_ms']:.0f}"
-            p99 = "-" if lat["p99_ms"] is None else f"{lat['p99_ms']:.0f}"
-            lines.append(f"| {level} | {lat['offered_per_s']:,.0f} | {lat['achieved_per_s']:,.0f} "
-                         f"| {lat['alerts']} | {p50} | {p99} |")  # fmt: skip
+            lines.append(
+                f"| {level} | {lat['offered_per_s']:,.0f} | {lat['achieved_per_s']:,.0f} "
+                f"| {lat['alerts']} | {_ms(lat['p50_ms'])} | {_ms(lat['p99_ms'])} "
+                f"| {_ms(lat.get('delivery_p50_ms'))} | {_ms(lat.get('delivery_p99_ms'))} |"
+            )
+        lines += ["", "The bare consumer reads the same paced stream from its own topic and "
+                  "only decodes `ts`: the latency any consumer of this broker on this machine "
+                  "sees before it can act on an event."]  # fmt: skip
     if report.soak:
         s = report.soak
         samples = s["samples"]
@@ -341,6 +420,16 @@ def format_report(report: BenchReport) -> list[str]:
     return lines
 
 
+def _shape(d: int, hidden: Sequence[int] | None) -> str:
+    """The bench model's layer widths.
+
+    >>> _shape(784, None)
+    '784-250-10-250-784'
+    """
+    widths = bench_hidden(d, tuple(hidden) if hidden else None)
+    return "-".join(str(w) for w in (d, *widths, *reversed(widths[:-1]), d))
+
+
 SECTION = "## Streaming throughput (seismo bench)"
 
 
@@ -350,13 +439,16 @@ def render_section(report: BenchReport, command: str) -> str:
     lines = [
         SECTION, "",
         "Every contender reads the same topic (JSON events, one run, one after the other); "
-        "rates count the events after each one's first batch or message, so start-up, "
-        "the group join and model loading count for none. The broker and Redis run on the "
-        "same machine as the contenders.", "",
+        "`raw-f32` and `seismo-f32` read a second topic of the same rows in the binary "
+        "encoding `application/x-seismo-f32`. Rates count the events after each one's first "
+        "batch or message, so start-up, the group join and model loading count for none. "
+        "Every consumer fetches with the scorer's `fetch.wait.max.ms` (its linger). The "
+        "broker and Redis run on the same machine as the contenders.", "",
         f"- command: `{command}`",
         f"- date: {m['date']}; machine: {m['cpus']}-core CPU, {m['platform']}",
         f"- versions: python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)",
         f"- topic: {o['events']:,} events, d = {o['features']}, {o['partitions']} partitions; "
+        f"model {_shape(o['features'], o.get('hidden'))}; "
         f"scorer max batch {o['max_batch']}, linger {o['linger_ms']} ms, device {o['device']}",
         f"- broker: {'embedded Tansu' if not o['bootstrap_servers'] else 'given'}", "",
         *format_report(report), "",

@@ -6,6 +6,10 @@ scorer for the interpreter lock) publishes events stamped with their send time
 each of those becomes an alert. The scorer runs in this process with its own
 settings (``linger_ms`` included); a watcher reads the alerts topic and takes
 ``detected_at - ts`` of every alert. Percentiles are over those alerts.
+
+:func:`run_delivery` measures the same paced stream read by a bare consumer,
+so each level also shows how much of the latency the broker, the producer and
+the machine account for before the scorer sees an event.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
+from typing import Any
 
 import numpy as np
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from stream.kafka_io import RDKAFKA_LOG
 from stream.metrics import ScorerMetrics
@@ -132,6 +139,46 @@ def run_latency(
             stop.set()
             thread.join()
             watcher.stop()
+    p50, p99 = percentiles(latencies)
+    return LatencyResult(rate, sent / seconds if seconds > 0 else 0.0, len(latencies), p50, p99)
+
+
+def run_delivery(
+    bootstrap: str, topic: str, rows: np.ndarray, rate: float, partitions: int,
+    extra: Mapping[str, Any] | None = None,
+) -> LatencyResult:  # fmt: skip
+    """The broker's own share: a bare consumer's ``now - ts`` for every paced event.
+
+    The same paced producer as :func:`run_latency`, read by a consumer that
+    only decodes ``ts``: what any consumer of this broker waits, at this rate,
+    on this machine, before it can do anything with an event.
+    """
+    consumer = Consumer({
+        "logger": RDKAFKA_LOG, **(extra or {}), "bootstrap.servers": bootstrap,
+        "group.id": f"seismo-bench-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+    })  # fmt: skip
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            messages = consumer.consume(num_messages=4096, timeout=0.02)
+            now_ms = time.time_ns() // 1_000_000
+            latencies.extend(now_ms - orjson.loads(m.value() or b"{}")["ts"]
+                             for m in messages if m.error() is None)  # fmt: skip
+
+    thread = threading.Thread(target=read, name="bench-delivery")
+    thread.start()
+    try:
+        sent, seconds = publish_in_a_process(bootstrap, topic, rows, rate)
+        deadline = time.monotonic() + 30
+        while len(latencies) < sent and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join()
+        consumer.close()
     p50, p99 = percentiles(latencies)
     return LatencyResult(rate, sent / seconds if seconds > 0 else 0.0, len(latencies), p50, p99)
 

@@ -152,39 +152,41 @@ def run_river(
 def run_seismo(settings: ScorerSettings, total: int, timeout_s: float = 300.0) -> RunResult:
     """The full scorer in this process, from a fresh group until ``total`` events are done.
 
-    The clock starts when the first batch is consumed (after the group join)
-    and stops when the scorer has scored (or dead-lettered) and committed the
-    last event: ``metrics.scored`` counts a batch after its commit.
+    The clock starts when the first batch has been processed (after the group
+    join) and stops when the batch holding the last event is: scored (or
+    dead-lettered), published, merged into Redis and committed.
     """
     from stream.service import open_scorer, tune_gc
 
-    metrics = ScorerMetrics()
     stop = threading.Event()
-    with open_scorer(settings, metrics) as scorer:
+    with open_scorer(settings, ScorerMetrics()) as scorer:
         tune_gc()  # as run_scorer does
+        marks = _BatchMarks(scorer.process, total, stop)
+        scorer.process = marks  # type: ignore[method-assign]
         thread = threading.Thread(target=scorer.run, args=(stop,), name="bench-scorer")
         thread.start()
         try:
-            events, seconds = _watch_counts(metrics, total, timeout_s)
+            if not stop.wait(timeout_s):
+                raise TimeoutError(f"the scorer did not finish {total} events in {timeout_s:g} s")
         finally:
             stop.set()
             thread.join()
-    return RunResult("seismo", events, seconds)
+    return RunResult("seismo", marks.done - marks.first_batch, marks.last - marks.first)
 
 
-def _count(metrics: ScorerMetrics, name: str) -> float:
-    return metrics.registry.get_sample_value(f"seismo_events_{name}_total") or 0.0
+class _BatchMarks:
+    """Wraps :meth:`Scorer.process`: when each batch ended, and how many events it held."""
 
+    def __init__(self, process: Callable[[Any], Any], total: int, finished: threading.Event):
+        self._process, self._total, self._finished = process, total, finished
+        self.done, self.first_batch, self.first, self.last = 0, 0, 0.0, 0.0
 
-def _watch_counts(metrics: ScorerMetrics, total: int, timeout_s: float) -> tuple[int, float]:
-    """Events done after the first batch, and the seconds they took."""
-    deadline = time.monotonic() + timeout_s
-    first, first_done = 0.0, 0.0
-    while time.monotonic() < deadline:
-        done = _count(metrics, "scored") + _count(metrics, "dead_lettered")
-        if done and not first:
-            first, first_done = time.perf_counter(), done
-        if done >= total:
-            return int(done - first_done), time.perf_counter() - first
-        time.sleep(POLL_S)
-    raise TimeoutError(f"the scorer did not finish {total} events in {timeout_s:g} s")
+    def __call__(self, raw: Any) -> Any:
+        result = self._process(raw)
+        self.done += result.consumed
+        self.last = time.perf_counter()
+        if not self.first_batch:
+            self.first_batch, self.first = self.done, self.last
+        if self.done >= self._total:
+            self._finished.set()
+        return result

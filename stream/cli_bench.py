@@ -11,20 +11,20 @@ import typer
 Opt = typer.Option
 
 
-def _counts(text: str) -> tuple[int, ...]:
-    """``--scaling`` as process counts.
+def _counts(text: str, flag: str = "--scaling") -> tuple[int, ...]:
+    """``--scaling`` (process counts) or ``--hidden`` (widths) as positive integers.
 
-    >>> _counts("1,2,4"), _counts("")
-    ((1, 2, 4), ())
+    >>> _counts("1,2,4"), _counts(""), _counts("250,10", "--hidden")
+    ((1, 2, 4), (), (250, 10))
     """
     from stream.errors import ConfigError
 
     try:
         counts = tuple(int(n) for n in text.split(",") if n.strip())
     except ValueError:
-        raise ConfigError(f"--scaling expects process counts like 1,2,4, got {text!r}") from None
+        raise ConfigError(f"{flag} expects integers like 1,2,4, got {text!r}") from None
     if any(n < 1 for n in counts):
-        raise ConfigError("--scaling counts must be at least 1")
+        raise ConfigError(f"{flag} values must be at least 1")
     return counts
 
 
@@ -56,6 +56,14 @@ def bench(
         Path | None, Opt(help="Rewrite this file's 'seismo bench' section (docs/benchmarks.md).")
     ] = None,
     kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
+    hidden: Annotated[
+        str | None,
+        Opt(help="Encoder widths of the bench model, e.g. 250,10 (default: 784 inputs get "
+            "the tutorials' 784-250-10-250-784, others seismo's default)."),
+    ] = None,
+    binary: Annotated[
+        bool, Opt(help="Also run raw and seismo on the binary application/x-seismo-f32 encoding.")
+    ] = True,
 ) -> None:
     """Events/s of the raw consumer, seismo, per-message scoring and River, on one topic."""
     import logging
@@ -71,7 +79,8 @@ def bench(
         latency_seconds=latency_seconds, latency_linger_ms=latency_linger_ms,
         scaling=_counts(scaling), soak_seconds=soak_seconds,
         bootstrap_servers=bootstrap_servers, redis_url=redis_url, device=device,
-        kafka_config=parse_pairs(kafka_config) or {},
+        kafka_config=parse_pairs(kafka_config) or {}, binary=binary,
+        hidden=_counts(hidden, "--hidden") if hidden else None,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="seismo-bench-") as tmp:
         report = run_bench(options, Path(tmp), typer.echo)

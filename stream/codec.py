@@ -32,18 +32,25 @@ array([[1., 2.]], dtype=float32)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import orjson
 
+from stream.f32_codec import (
+    CONTENT_TYPE,
+    CONTENT_TYPE_HEADER,
+    EVENT_ID_HEADER,
+    JSON_CONTENT_TYPE,
+    decode_f32,
+)
 from stream.fast_decode import MAX_ID_LENGTH, MAX_TS_MS, fast_pass
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_ID_LENGTH", "MAX_TS_MS", "DecodedBatch",
-           "EventError", "Rejected", "decode_batch", "decode_event", "encode_event",
-           "parse_timestamp"]  # fmt: skip
+           "Encodings", "EventError", "Headers", "Rejected", "decode_batch", "decode_event",
+           "encode_event", "parse_timestamp", "split_encodings"]  # fmt: skip
 
 #: Largest message value accepted by default (bytes).
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
@@ -212,12 +219,19 @@ def decode_event(value: bytes | None, n_features: int, max_bytes: int) -> _Event
     return _Event(device_id=device_id, ts_ms=ts, event_id=event_id, values=vec)
 
 
+HeaderValue = str | bytes | None
+Headers = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue] | None
+"""The Kafka headers of one message, as confluent-kafka returns them."""
+
+
 def decode_batch(
     values: Sequence[bytes | None],
     *,
     kafka_timestamps: Sequence[int],
     n_features: int,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    headers: Sequence[Headers] | None = None,
+    keys: Sequence[bytes | None] | None = None,
 ) -> DecodedBatch:
     """Decode a micro-batch of message values; never raises for bad input.
 
@@ -231,6 +245,11 @@ def decode_batch(
         The model's input dimension ``d``.
     max_bytes : int
         Larger values are rejected unparsed.
+    headers, keys : sequences, optional
+        The messages' headers and keys. A message whose ``content-type``
+        header says ``application/x-seismo-f32`` is a binary event
+        (:mod:`stream.f32_codec`, the key is its device id); without headers
+        every message is JSON.
 
     Returns
     -------
@@ -239,31 +258,136 @@ def decode_batch(
 
     Notes
     -----
-    Plainly valid events take the fast path (:mod:`stream.fast_decode`); the
-    rest, and only the rest, go through :func:`decode_event` one by one, which
-    decides them and words the reasons.
+    Plainly valid JSON events take the fast path (:mod:`stream.fast_decode`);
+    the rest, and only the rest, go through :func:`decode_event` one by one,
+    which decides them and words the reasons.
+
+    Examples
+    --------
+    >>> from stream.f32_codec import encode_f32, f32_headers
+    >>> batch = decode_batch(
+    ...     [encode_f32([1, 2]), b'{"device_id": "d2", "values": [3, 4]}', b"{}"],
+    ...     kafka_timestamps=[10, 20, 30], n_features=2,
+    ...     headers=[f32_headers(), None, [("content-type", b"text/csv")]],
+    ...     keys=[b"d1", b"d2", b"d3"],
+    ... )
+    >>> batch.values.tolist(), batch.device_ids, batch.timestamps.tolist()
+    ([[1.0, 2.0], [3.0, 4.0]], ['d1', 'd2'], [10, 20])
+    >>> batch.rejected
+    [Rejected(index=2, reason="unsupported content-type 'text/csv'")]
     """
-    fast = fast_pass(values, n_features=n_features, max_bytes=max_bytes)
+    if headers is None or not any(headers):
+        return _decode_json(values, None, kafka_timestamps, n_features, max_bytes)
+    split = split_encodings(headers)
+    parts = [_decode_json(values, split.json, kafka_timestamps, n_features, max_bytes)]
+    if split.f32:
+        binary = decode_f32(
+            values, keys=keys if keys is not None else [None] * len(values),
+            indices=split.f32, event_ids=split.f32_ids,
+            kafka_timestamps=kafka_timestamps, n_features=n_features,
+        )  # fmt: skip
+        parts.append(DecodedBatch(
+            values=binary.values, rows=binary.rows, device_ids=binary.device_ids,
+            event_ids=binary.event_ids, timestamps=binary.timestamps,
+            rejected=[Rejected(i, reason) for i, reason in binary.rejected],
+        ))  # fmt: skip
+    unsupported = [Rejected(i, f"unsupported content-type {kind!r}") for i, kind in split.other]
+    return _merge(parts, unsupported)
+
+
+@dataclass(frozen=True)
+class Encodings:
+    """The positions of a batch's messages by encoding."""
+
+    json: list[int]
+    f32: list[int]
+    f32_ids: list[str | None]
+    other: list[tuple[int, str]]
+
+
+def _content_type(headers: Headers) -> tuple[str | None, str | None]:
+    """A message's content type (lower case, without parameters) and binary event id."""
+    kind: str | None = None
+    event_id: str | None = None
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for name, raw in pairs:
+        if raw is None:
+            continue
+        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        lowered = name.lower()
+        if lowered == CONTENT_TYPE_HEADER:
+            kind = text.split(";")[0].strip().lower()
+        elif lowered == EVENT_ID_HEADER and text:
+            event_id = text[:MAX_ID_LENGTH]
+    return kind, event_id
+
+
+def split_encodings(headers: Sequence[Headers]) -> Encodings:
+    """Sort a batch's messages by their ``content-type`` header (absent means JSON).
+
+    >>> split_encodings([None, [("Content-Type", b"application/x-seismo-f32")],
+    ...                  [("content-type", b"application/json; charset=utf-8")],
+    ...                  [("content-type", b"text/csv")]])
+    Encodings(json=[0, 2], f32=[1], f32_ids=[None], other=[(3, 'text/csv')])
+    """
+    out = Encodings([], [], [], [])
+    for i, h in enumerate(headers):
+        kind, event_id = _content_type(h) if h else (None, None)
+        if kind is None or kind == JSON_CONTENT_TYPE:
+            out.json.append(i)
+        elif kind == CONTENT_TYPE:
+            out.f32.append(i)
+            out.f32_ids.append(event_id)
+        else:
+            out.other.append((i, kind[:60]))
+    return out
+
+
+def _decode_json(
+    values: Sequence[bytes | None],
+    indices: Sequence[int] | None,
+    kafka_timestamps: Sequence[int],
+    n_features: int,
+    max_bytes: int,
+) -> DecodedBatch:
+    """The JSON events at ``indices`` (all when ``None``): fast path, then the full decoder."""
+    subset = values if indices is None else [values[i] for i in indices]
+    fast = fast_pass(subset, n_features=n_features, max_bytes=max_bytes)
+    if indices is not None:
+        fast.rows = [indices[r] for r in fast.rows]
+        fast.slow = [indices[r] for r in fast.slow]
     slow = _decode_each(values, fast.slow, kafka_timestamps, n_features, max_bytes)
     pairs = zip(fast.rows, fast.ts, strict=True)
     stamps = [int(kafka_timestamps[i]) if t is None else t for i, t in pairs]
-    if not len(slow.rows):
+    quick = DecodedBatch(
+        values=fast.values, rows=np.asarray(fast.rows, dtype=np.int64),
+        device_ids=fast.device_ids, event_ids=fast.event_ids,
+        timestamps=np.asarray(stamps, dtype=np.int64), rejected=[],
+    )  # fmt: skip
+    return _merge([quick, slow], [])
+
+
+def _merge(parts: list[DecodedBatch], rejected: list[Rejected]) -> DecodedBatch:
+    """One batch, in consumption order, from parts over disjoint positions."""
+    nonempty = [p for p in parts if len(p)]
+    rejected = sorted([r for p in parts for r in p.rejected] + rejected, key=lambda r: r.index)
+    if len(nonempty) <= 1:
+        only = nonempty[0] if nonempty else parts[0]
         return DecodedBatch(
-            values=fast.values, rows=np.asarray(fast.rows, dtype=np.int64),
-            device_ids=fast.device_ids, event_ids=fast.event_ids,
-            timestamps=np.asarray(stamps, dtype=np.int64), rejected=slow.rejected,
+            values=only.values, rows=only.rows, device_ids=only.device_ids,
+            event_ids=only.event_ids, timestamps=only.timestamps, rejected=rejected,
         )  # fmt: skip
-    rows = np.concatenate([np.asarray(fast.rows, dtype=np.int64), slow.rows])
+    rows = np.concatenate([p.rows for p in nonempty])
     order = np.argsort(rows, kind="stable")
-    device_ids = fast.device_ids + slow.device_ids
-    event_ids = fast.event_ids + slow.event_ids
+    device_ids = [d for p in nonempty for d in p.device_ids]
+    event_ids = [e for p in nonempty for e in p.event_ids]
     return DecodedBatch(
-        values=np.concatenate([fast.values, slow.values])[order],
+        values=np.concatenate([p.values for p in nonempty])[order],
         rows=rows[order],
         device_ids=[device_ids[j] for j in order],
         event_ids=[event_ids[j] for j in order],
-        timestamps=np.concatenate([np.asarray(stamps, dtype=np.int64), slow.timestamps])[order],
-        rejected=slow.rejected,
+        timestamps=np.concatenate([p.timestamps for p in nonempty])[order],
+        rejected=rejected,
     )
 
 

@@ -33,6 +33,24 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "session.timeout.ms": 10_000,
     "enable.partition.eof": False,
 }
+
+
+def fetch_wait_ms(linger_ms: int) -> int:
+    """The scorer's ``fetch.wait.max.ms``: never longer than it waits for a batch.
+
+    A fetch that finds no new record is parked at the broker for up to
+    ``fetch.wait.max.ms`` (librdkafka's default: 500 ms). Apache Kafka answers
+    it as soon as a record arrives; Tansu answers it up to a fifth of the
+    wait later (docs/kafka-compat.md). Capping the wait at the batch linger
+    bounds that delay on any broker, for a few more empty fetches while a
+    partition is idle.
+
+    >>> fetch_wait_ms(50), fetch_wait_ms(2000), fetch_wait_ms(1)
+    (50, 500, 10)
+    """
+    return max(10, min(linger_ms, 500))
+
+
 #: Producer settings: idempotent, fully acknowledged.
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,

@@ -177,11 +177,14 @@ class Scorer:
             return BatchResult(0, 0, 0, 0)
         sources = MessageSources(messages)
         now_ms = int(self.clock() * 1000)
+        headers = [m.headers() for m in messages]
         decoded = decode_batch(
             [m.value() for m in messages],
             kafka_timestamps=_timestamps(messages, now_ms),
             n_features=self.artifact.n_features,
             max_bytes=self.settings.max_message_bytes,
+            headers=headers,
+            keys=[m.key() for m in messages] if any(headers) else None,
         )
         scored = self._score(decoded, sources)  # 1
         self._watch_drift(scored)

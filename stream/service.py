@@ -31,6 +31,7 @@ from stream.kafka_io import (
     ConfirmingProducer,
     check_topics,
     client_config,
+    fetch_wait_ms,
 )
 from stream.metrics import ScorerMetrics
 from stream.model_store import ModelRegistry
@@ -146,7 +147,11 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         stats_for = _stats_factory(settings, client)
         config = client_config(
             settings.bootstrap_servers,
-            {**CONSUMER_DEFAULTS, "group.id": settings.group_id},
+            {
+                **CONSUMER_DEFAULTS,
+                "fetch.wait.max.ms": fetch_wait_ms(settings.linger_ms),
+                "group.id": settings.group_id,
+            },
             settings.kafka_config,
             PINNED_CONSUMER,
         )

@@ -15,30 +15,43 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 def test_bench_reports_every_contender_on_the_same_events(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path
 ) -> None:
-    out = tmp_path / "bench.json"
+    out, doc = tmp_path / "bench.json", tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nkept\n")
     done = run_seismo(
         "bench", "--events", "6000", "--features", "8", "--partitions", "2",
         "--max-batch", "1024", "--per-message-events", "300", "--river-events", "300",
         "--latency-seconds", "2", "--scaling", "2", "--soak-seconds", "6",
         "--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url, "--json", str(out),
+        "--hidden", "6,3", "--out", str(doc),
         timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = orjson.loads(out.read_bytes())
     results = report["results"]
-    assert set(results) == {"raw", "seismo", "per-message", "river-hst"}
+    assert set(results) == {"raw", "seismo", "per-message", "river-hst", "raw-f32", "seismo-f32"}
     # Each counts the events after its first batch (or message), all of the topic's for the
     # batch consumers, the asked-for share for the per-event ones.
     assert 6000 - 1024 <= results["seismo"]["events"] < 6000
     assert 6000 - 1024 <= results["raw"]["events"] < 6000
+    # The same rows again as application/x-seismo-f32: all of them scored.
+    assert 6000 - 1024 <= results["seismo-f32"]["events"] < 6000
+    assert 6000 - 1024 <= results["raw-f32"]["events"] < 6000
     assert results["per-message"]["events"] == 299 and results["river-hst"]["events"] == 299
     for name, r in results.items():
         assert r["events_per_s"] > 0, name
     ratios = report["ratios"]
-    assert set(ratios) == {"seismo/raw", "seismo/per-message", "seismo/river-hst"}
+    assert set(ratios) == {"seismo/raw", "seismo/per-message", "seismo/river-hst",
+                           "seismo-f32/raw-f32", "seismo-f32/per-message"}  # fmt: skip
     expected = results["seismo"]["events_per_s"] / results["raw"]["events_per_s"]
     assert ratios["seismo/raw"] == pytest.approx(expected, rel=0.01)
+    expected = results["seismo-f32"]["events_per_s"] / results["raw-f32"]["events_per_s"]
+    assert ratios["seismo-f32/raw-f32"] == pytest.approx(expected, rel=0.01)
     assert report["machine"]["cpus"] >= 1 and report["options"]["features"] == 8
+    # --hidden shapes the bench model; --out rewrites only the bench's own section.
+    assert report["options"]["hidden"] == [6, 3]
+    section = doc.read_text()
+    assert section.startswith("# Benchmarks\n\nkept\n") and "model 8-6-3-6-8;" in section
+    assert "| seismo-f32 |" in section
     assert "| seismo |" in done.stdout
     # Latency at 50 % and 90 % of seismo's measured rate: paced events, 1 % far off normal.
     latency = report["latency"]
@@ -48,6 +61,8 @@ def test_bench_reports_every_contender_on_the_same_events(
         assert r["offered_per_s"] == pytest.approx(share * results["seismo"]["events_per_s"],
                                                    rel=0.01)  # fmt: skip
         assert r["alerts"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
+        # A bare consumer of the same paced stream: the broker's share of the latency.
+        assert 0 <= r["delivery_p50_ms"] <= r["delivery_p99_ms"]
     assert "Event-to-alert latency" in done.stdout
     # Two scorer processes in one group committed every event of their own fresh topic.
     scaling = report["scaling"]

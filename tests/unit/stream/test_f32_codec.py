@@ -1,0 +1,132 @@
+"""The binary encoding ``application/x-seismo-f32``, alone and mixed with JSON events."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.codec import DecodedBatch, Headers, decode_batch
+from stream.f32_codec import CONTENT_TYPE, encode_f32, f32_headers
+
+D = 3
+F32 = f32_headers()
+
+
+def decode(
+    values: list[bytes | None], headers: list[Headers], keys: list[bytes | None]
+) -> DecodedBatch:
+    return decode_batch(
+        values,
+        kafka_timestamps=[1000 + i for i in range(len(values))],
+        n_features=D,
+        max_bytes=4096,
+        headers=headers,
+        keys=keys,
+    )
+
+
+def test_binary_events_decode_with_key_timestamp_and_id_header():
+    batch = decode(
+        [encode_f32([1.5, -2.0, 3.25]), encode_f32([0, 0, 1e30])],
+        [f32_headers("e-1"), F32],
+        [b"pump-1", b"pump-2"],
+    )
+    np.testing.assert_array_equal(batch.values, np.float32([[1.5, -2.0, 3.25], [0, 0, 1e30]]))
+    assert batch.values.dtype == np.float32
+    assert batch.device_ids == ["pump-1", "pump-2"]
+    assert batch.event_ids == ["e-1", None]
+    assert batch.timestamps.tolist() == [1000, 1001]
+    assert batch.rows.tolist() == [0, 1]
+    assert batch.rejected == []
+
+
+def test_each_bad_binary_event_gets_its_reason_and_good_ones_survive():
+    good = encode_f32([1, 2, 3])
+    nan = encode_f32([1, float("nan"), 3])
+    inf = encode_f32([float("inf"), 2, 3])
+    batch = decode(
+        [good, good[:-1], nan, good, inf, None, good, good],
+        [F32] * 8,
+        [b"a", b"b", b"c", None, b"e", b"f", b"\xff\xfe", b"h"],
+    )
+    assert batch.rows.tolist() == [0, 7]
+    assert batch.device_ids == ["a", "h"]
+    reasons = {r.index: r.reason for r in batch.rejected}
+    assert reasons == {
+        1: f"{CONTENT_TYPE} value of 11 bytes; expected 12 (3 float32)",
+        2: "non-finite value in 'values' (NaN, Inf)",
+        3: f"{CONTENT_TYPE} event without a message key (the device id)",
+        4: "non-finite value in 'values' (NaN, Inf)",
+        5: f"{CONTENT_TYPE} value of 0 bytes; expected 12 (3 float32)",
+        6: f"{CONTENT_TYPE} message key is not UTF-8",
+    }
+    assert [r.index for r in batch.rejected] == sorted(reasons)
+
+
+def test_an_overlong_key_is_refused():
+    batch = decode([encode_f32([1, 2, 3])], [F32], [b"k" * 257])
+    assert len(batch) == 0
+    assert batch.rejected[0].reason == "message key longer than 256 characters"
+
+
+def test_unknown_content_type_is_dead_lettered_and_json_header_means_json():
+    json_event = orjson.dumps({"device_id": "j", "values": [1, 2, 3]})
+    batch = decode(
+        [json_event, json_event, b"1,2,3"],
+        [[("Content-Type", b"application/json; charset=utf-8")], None,
+         [("content-type", b"text/csv")]],
+        [None, None, b"c"],
+    )  # fmt: skip
+    assert batch.rows.tolist() == [0, 1]
+    assert [(r.index, r.reason) for r in batch.rejected] == [
+        (2, "unsupported content-type 'text/csv'")
+    ]
+
+
+def test_headers_as_a_mapping_and_string_values_are_understood():
+    batch = decode([encode_f32([1, 2, 3])], [{"content-type": CONTENT_TYPE}], [b"m"])
+    assert batch.device_ids == ["m"]
+
+
+finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+rows = st.lists(st.lists(finite32, min_size=D, max_size=D), min_size=1, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows, st.lists(st.booleans(), min_size=30, max_size=30))
+def test_a_mixed_batch_decodes_like_the_same_events_in_json(values, binary):
+    """Each event sent as f32 or JSON at random: the same matrix, in the same order."""
+    payloads: list[bytes | None] = []
+    headers: list[Headers] = []
+    keys: list[bytes | None] = []
+    for i, row in enumerate(values):
+        device = f"d{i}"
+        if binary[i]:
+            payloads.append(encode_f32(row))
+            headers.append(f32_headers(f"id-{i}"))
+        else:
+            payloads.append(orjson.dumps({"device_id": device, "values": row, "id": f"id-{i}"}))
+            headers.append(None)
+        keys.append(device.encode())
+    batch = decode(payloads, headers, keys)
+    np.testing.assert_array_equal(batch.values, np.asarray(values, dtype=np.float32))
+    assert batch.rows.tolist() == list(range(len(values)))
+    assert batch.device_ids == [f"d{i}" for i in range(len(values))]
+    assert batch.event_ids == [f"id-{i}" for i in range(len(values))]
+    assert batch.rejected == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.binary(max_size=20)),
+                          st.one_of(st.none(), st.binary(max_size=8))), max_size=20))  # fmt: skip
+def test_any_bytes_tagged_f32_give_rows_or_reasons_never_an_exception(messages):
+    values = [v for v, _ in messages]
+    keys = [k for _, k in messages]
+    batch = decode(values, [F32] * len(values), keys)
+    decided = set(batch.rows.tolist()) | {r.index for r in batch.rejected}
+    assert decided == set(range(len(values)))
+    assert len(batch) + len(batch.rejected) == len(values)
+    assert batch.values.shape == (len(batch), D)
+    assert np.isfinite(batch.values).all()
