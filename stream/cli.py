@@ -214,6 +214,11 @@ def produce(
     label_column: Annotated[str | None, Opt(help="Column to leave out of the values.")] = None,
     limit: Annotated[int | None, Opt(help="Publish at most N rows.")] = None,
     kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
+    encoding: Annotated[
+        str,
+        Opt(help="json (the event contract) or f32 (application/x-seismo-f32: little-endian "
+            "float32 values, the key is the device id)."),
+    ] = "json",
 ) -> None:
     """Publish the rows of a file as events following the contract (id = row index)."""
     from stream.replay import run_produce
@@ -228,6 +233,7 @@ def produce(
         label_column=label_column,
         limit=limit,
         kafka_config=parse_pairs(kafka_config) or {},
+        encoding=encoding,
     )
 
 

@@ -15,8 +15,12 @@ import numpy as np
 
 from models.data import load_table
 from stream.codec import encode_event
-from stream.errors import DataError
+from stream.errors import ConfigError, DataError
+from stream.f32_codec import encode_f32, f32_headers
 from stream.kafka_io import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
+
+#: Event encodings ``seismo produce`` writes.
+ENCODINGS = ("json", "f32")
 
 
 def read_rows(
@@ -93,8 +97,15 @@ def run_produce(
     label_column: str | None,
     limit: int | None,
     kafka_config: dict[str, str],
+    encoding: str = "json",
 ) -> int:
-    """Publish the file's rows; return how many were confirmed by the broker."""
+    """Publish the file's rows; return how many were confirmed by the broker.
+
+    ``encoding`` is ``json`` (the event contract) or ``f32``
+    (``application/x-seismo-f32``, :mod:`stream.f32_codec`).
+    """
+    if encoding not in ENCODINGS:
+        raise ConfigError(f"--encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
     x, given = read_rows(data, device_column, label_column)
     n = len(x) if limit is None else min(limit, len(x))
     producer = ConfirmingProducer(
@@ -107,8 +118,11 @@ def run_produce(
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        value = encode_event(device, x[i].tolist(), event_id=str(i))
-        producer.send(topic, value, device.encode())
+        if encoding == "f32":
+            producer.send(topic, encode_f32(x[i]), device.encode(), f32_headers(str(i)))
+        else:
+            value = encode_event(device, x[i].tolist(), event_id=str(i))
+            producer.send(topic, value, device.encode())
     producer.flush(timeout_s=60.0)
     print(f"published {n} events to {topic}")
     return n

@@ -230,6 +230,35 @@ def test_produce_npz_publishes_every_row_once(kafka_bootstrap, topic_name, tmp_p
 
 
 @pytest.mark.kafka
+def test_produce_f32_publishes_tagged_little_endian_float32(kafka_bootstrap, topic_name, tmp_path):
+    create_topics(kafka_bootstrap, {topic_name: 2})
+    x = normal_rows(50, seed=6)
+    data = tmp_path / "rows.npz"
+    np.savez(data, X=x)
+
+    produce(kafka_bootstrap, topic_name, data, "--devices", "2", "--encoding", "f32")
+
+    records = read_events(kafka_bootstrap, topic_name, 50)
+    by_event = {int(r.headers["seismo-event-id"]): r for r in records}
+    assert sorted(by_event) == list(range(50))
+    for i, record in by_event.items():
+        assert record.headers["content-type"] == b"application/x-seismo-f32"
+        assert record.key == f"device-{i % 2}".encode()
+        np.testing.assert_array_equal(np.frombuffer(record.value, "<f4"), x[i].astype(np.float32))
+
+
+def test_produce_unknown_encoding_is_a_one_line_error(tmp_path):
+    data = tmp_path / "rows.npz"
+    np.savez(data, X=normal_rows(5, seed=0))
+    done = run_seismo(
+        "produce", "--bootstrap-servers", "127.0.0.1:1", "--topic", "t", "--data", str(data),
+        "--encoding", "avro",
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == "seismo: error: --encoding must be one of json, f32, got 'avro'\n"
+
+
+@pytest.mark.kafka
 @pytest.mark.parametrize(
     ("device_at", "encoding"), [(1, "utf-8"), (0, "utf-8-sig")], ids=["middle", "first-bom"]
 )

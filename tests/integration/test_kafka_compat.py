@@ -195,3 +195,42 @@ def test_sigterm_waits_for_connected_clients_and_sigint_does_not(stop_signal, at
         kafka.stop()
         elapsed = time.monotonic() - started
     assert at_least <= elapsed <= at_most
+
+
+def delivery_seconds(bootstrap: str, topic: str, fetch_wait_ms: int, rounds: int = 4) -> float:
+    """Median seconds from the broker's ack of a record to its arrival at an idle consumer."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("g"),
+                         "fetch.wait.max.ms": fetch_wait_ms})  # fmt: skip
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    took = []
+    try:
+        for i in range(rounds):
+            idle_until = time.monotonic() + 1.2  # a fetch is parked at the broker now
+            while time.monotonic() < idle_until:
+                assert consumer.poll(0.05) is None
+            producer.produce(topic, value=b"%d" % i)
+            assert producer.flush(5) == 0
+            acked = time.monotonic()
+            message = None
+            while message is None and time.monotonic() - acked < 10:
+                message = consumer.poll(0.001)
+            assert message is not None and message.value() == b"%d" % i
+            took.append(time.monotonic() - acked)
+    finally:
+        consumer.close()
+    return sorted(took)[len(took) // 2]
+
+
+def test_a_parked_fetch_is_answered_late_when_a_record_arrives(tansu):
+    """Apache Kafka answers a parked fetch as soon as ``fetch.min.bytes`` (1) arrive.
+
+    Tansu answers it up to about a fifth of ``fetch.wait.max.ms`` later: with
+    5000 ms a record reaches an idle consumer ~1.2 s after the broker acked
+    it. seismo's scorer caps the wait at its linger (``fetch_wait_ms``).
+    """
+    topic = unique("parked")
+    create_topics(tansu, {topic: 1})
+    slow = delivery_seconds(tansu, topic, fetch_wait_ms=5000)
+    print(f"\nparked fetch, fetch.wait.max.ms=5000: median {slow * 1000:.0f} ms after the ack")
+    assert slow > 0.5

@@ -27,6 +27,7 @@ from models.config import TrainConfig
 from models.training import train_autoencoder
 from stream.alerts import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
 from stream.codec import encode_event
+from stream.f32_codec import encode_f32, f32_headers
 from stream.metrics import ScorerMetrics
 from stream.redis_stats import stats_key
 from stream.scorer import BatchResult, Scorer
@@ -43,6 +44,7 @@ STOP_BOUND_S = 10.0
 
 Headers = list[tuple[str, bytes | None]]
 Outgoing = tuple[bytes | None, bytes | None, Headers]
+F32 = f32_headers()
 
 
 def normal_rows(n: int, seed: int) -> np.ndarray:
@@ -273,6 +275,42 @@ def test_dead_letters_keep_key_value_and_headers_and_the_rest_is_scored(
         assert letter.headers[H_TOPIC] == streams.topic.encode()
         assert letter.headers[H_PARTITION] == str(partition).encode()
         assert letter.headers[H_OFFSET] == str(offset).encode()
+
+
+def test_binary_f32_events_mixed_with_json_are_scored_alike_and_bad_ones_dead_lettered(
+    streams: Streams,
+) -> None:
+    streams.create()
+    rows = normal_rows(6, seed=5)
+    json_events = events(rows, "j")
+    binary: list[Outgoing] = [
+        (f"dev-{i % 10}".encode(), encode_f32(row), list(f32_headers(f"b-{i}")))
+        for i, row in enumerate(rows)
+    ]
+    bad: list[Outgoing] = [
+        (b"k-short", encode_f32(rows[0][:3]), list(F32)),
+        (None, encode_f32(rows[0]), list(F32)),
+        (b"k-csv", b"1,2,3,4", [("content-type", b"text/csv")]),
+    ]
+    outgoing = [x for pair in zip(json_events, binary, strict=True) for x in pair] + bad
+    streams.produce(outgoing)
+    with open_scorer(streams.settings(), ScorerMetrics()) as scorer:
+        result = scorer.process(consume(scorer, len(outgoing)))
+
+    assert (result.consumed, result.scored, result.dead_lettered) == (15, 12, 3)
+    scores = [r.json() for r in streams.read(streams.scores, 12)]
+    assert [s["event_id"] for s in scores] == [x for i in range(6) for x in (f"j-{i}", f"b-{i}")]
+    by_id = {s["event_id"]: s for s in scores}
+    for i in range(6):
+        # The same row as JSON (rounded by orjson to float64) and as float32: the same score.
+        assert by_id[f"b-{i}"]["score"] == pytest.approx(by_id[f"j-{i}"]["score"], rel=1e-5)
+        assert by_id[f"b-{i}"]["device_id"] == f"dev-{i % 10}"
+    reasons = [letter.headers[H_ERROR].decode() for letter in streams.read(streams.dlq, 3)]
+    assert reasons == [
+        "application/x-seismo-f32 value of 12 bytes; expected 16 (4 float32)",
+        "application/x-seismo-f32 event without a message key (the device id)",
+        "unsupported content-type 'text/csv'",
+    ]
 
 
 def test_warm_up_uses_calibration_then_redis_and_alerts_carry_their_context(
