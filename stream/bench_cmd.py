@@ -225,7 +225,8 @@ def _run_soak(
          f"{r.samples[0][1]:.0f} -> {r.samples[-1][1]:.0f} MiB, growth after warm-up "
          f"{r.growth_mib:+.1f} MiB over {r.samples[-1][2]:,} events")  # fmt: skip
     return {"rate": round(rate, 1), "seconds": o.soak_seconds,
-            "growth_mib": round(r.growth_mib, 1), "samples": r.samples}  # fmt: skip
+            "growth_mib": round(r.growth_mib, 1), "block_growth": r.block_growth,
+            "samples": r.samples}  # fmt: skip
 
 
 def _run_scaling(
@@ -404,7 +405,10 @@ def format_report(report: BenchReport) -> list[str]:
         lines += ["", f"Memory soak: {s['rate']:,.0f} events/s for {s['seconds']:g} s, RSS of "
                   f"the scorer's process every 5 s: {samples[0][1]:.0f} MiB at the start, "
                   f"{samples[-1][1]:.0f} MiB at the end after {samples[-1][2]:,} events; "
-                  f"growth after the first fifth: {s['growth_mib']:+.1f} MiB."]  # fmt: skip
+                  f"peak {max(x[1] for x in samples):.0f} MiB; "
+                  f"growth after the first fifth: {s['growth_mib']:+.1f} MiB. Blocks held by "
+                  f"Python's allocator: {samples[0][3]:,} at the start, {samples[-1][3]:,} at "
+                  f"the end ({s.get('block_growth', 0):+,} after the first fifth)."]  # fmt: skip
     if report.scaling:
         base = next(iter(report.scaling.values()))["events_per_s"] or 1.0
         lines += ["", "Scorer processes in one group (`seismo score` subprocesses; the events "

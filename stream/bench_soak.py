@@ -4,12 +4,16 @@ A producer process publishes generated events at ``rate`` for ``seconds``; the
 scorer runs in this process, and the resident set size (RSS) of this process
 is sampled every ``every_s`` seconds together with the events scored so far.
 Memory is bounded when the RSS at the end is about the RSS after the warm-up,
-however many events went through.
+however many events went through. Each sample also counts the blocks
+Python's allocator holds (``sys.getallocatedblocks``): when those stay flat
+while the RSS moves, the growth is native memory (librdkafka's fetch buffers,
+the C allocator's arenas), not Python objects piling up.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,22 +29,31 @@ from stream.settings import ScorerSettings
 
 @dataclass(frozen=True)
 class SoakResult:
-    """RSS samples ``(seconds, MiB, events scored)`` and the growth after the warm-up."""
+    """Samples ``(seconds, RSS MiB, events scored, Python blocks)``; growth after warm-up."""
 
-    samples: list[tuple[float, float, int]]
+    samples: list[tuple[float, float, int, int]]
 
     @property
     def growth_mib(self) -> float:
         """RSS at the end minus RSS at the first sample after a fifth of the run.
 
-        >>> SoakResult([(0, 100.0, 0), (10, 150.0, 5), (20, 151.0, 9), (50, 152.5, 20)]).growth_mib
-        2.5
+        >>> r = SoakResult([(0, 100.0, 0, 9), (10, 150.0, 5, 20), (50, 152.5, 20, 19)])
+        >>> r.growth_mib, r.block_growth
+        (2.5, -1)
         """
+        return self._after_warm_up(1)
+
+    @property
+    def block_growth(self) -> int:
+        """Python allocator blocks at the end minus those after a fifth of the run."""
+        return int(self._after_warm_up(3))
+
+    def _after_warm_up(self, column: int) -> float:
         if len(self.samples) < 2:
             return 0.0
         end = self.samples[-1][0]
         warm = next(s for s in self.samples if s[0] >= end / 5)
-        return self.samples[-1][1] - warm[1]
+        return self.samples[-1][column] - warm[column]
 
 
 def rss_mib(status: Path = Path("/proc/self/status")) -> float:
@@ -97,12 +110,12 @@ def run_soak(
         target=_generate_and_publish, name="bench-soak-producer", daemon=True,
         args=(settings.bootstrap_servers, settings.input_topic, d, rate, seconds),
     )  # fmt: skip
-    samples: list[tuple[float, float, int]] = []
+    samples: list[tuple[float, float, int, int]] = []
 
     def sample(started: float) -> None:
         scored = metrics.registry.get_sample_value("seismo_events_scored_total") or 0
         samples.append((round(time.perf_counter() - started, 1), round(rss_mib(), 1),
-                        int(scored)))  # fmt: skip
+                        int(scored), sys.getallocatedblocks()))  # fmt: skip
 
     with open_scorer(settings, metrics) as scorer:
         tune_gc()

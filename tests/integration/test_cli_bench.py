@@ -72,6 +72,6 @@ def test_bench_reports_every_contender_on_the_same_events(
     # The soak samples the scorer process's RSS while events keep coming.
     soak = report["soak"]
     samples = soak["samples"]
-    assert len(samples) >= 2 and all(rss > 50 for _, rss, _ in samples)
+    assert len(samples) >= 2 and all(rss > 50 and blocks > 1000 for _, rss, _, blocks in samples)
     assert samples[-1][2] > samples[0][2]  # events were scored during the soak
     assert "Memory soak" in done.stdout
