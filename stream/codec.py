@@ -295,6 +295,9 @@ def decode_batch(
     return _merge(parts, unsupported)
 
 
+_F32_TAG = (CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())
+
+
 @dataclass(frozen=True)
 class Encodings:
     """The positions of a batch's messages by encoding."""
@@ -332,7 +335,21 @@ def split_encodings(headers: Sequence[Headers]) -> Encodings:
     """
     out = Encodings([], [], [], [])
     for i, h in enumerate(headers):
-        kind, event_id = _content_type(h) if h else (None, None)
+        if not h:
+            out.json.append(i)
+            continue
+        if type(h) is list and h[0] == _F32_TAG and len(h) <= 2:
+            # The common binary event, as f32_headers() writes it: no parsing needed.
+            if len(h) == 1:
+                out.f32.append(i)
+                out.f32_ids.append(None)
+                continue
+            name, raw = h[1]
+            if name == EVENT_ID_HEADER and isinstance(raw, bytes):
+                out.f32.append(i)
+                out.f32_ids.append(raw.decode("utf-8", "replace")[:MAX_ID_LENGTH] or None)
+                continue
+        kind, event_id = _content_type(h)
         if kind is None or kind == JSON_CONTENT_TYPE:
             out.json.append(i)
         elif kind == CONTENT_TYPE:

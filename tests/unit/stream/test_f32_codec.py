@@ -7,7 +7,14 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.codec import DecodedBatch, Headers, decode_batch
+from stream.codec import (
+    DecodedBatch,
+    Encodings,
+    Headers,
+    _content_type,
+    decode_batch,
+    split_encodings,
+)
 from stream.f32_codec import CONTENT_TYPE, encode_f32, f32_headers
 
 D = 3
@@ -130,3 +137,32 @@ def test_any_bytes_tagged_f32_give_rows_or_reasons_never_an_exception(messages):
     assert len(batch) + len(batch.rejected) == len(values)
     assert batch.values.shape == (len(batch), D)
     assert np.isfinite(batch.values).all()
+
+
+def _reference_split(headers: list[Headers]) -> Encodings:
+    """split_encodings without its fast path: every header list parsed in full."""
+    out = Encodings([], [], [], [])
+    for i, h in enumerate(headers):
+        kind, event_id = _content_type(h) if h else (None, None)
+        if kind is None or kind == "application/json":
+            out.json.append(i)
+        elif kind == CONTENT_TYPE:
+            out.f32.append(i)
+            out.f32_ids.append(event_id)
+        else:
+            out.other.append((i, kind[:60]))
+    return out
+
+
+header_names = st.sampled_from(["content-type", "Content-Type", "seismo-event-id", "trace"])
+header_values = st.one_of(
+    st.none(), st.sampled_from([CONTENT_TYPE.encode(), b"application/json", b"", b"e-1"]),
+    st.binary(max_size=6),
+)  # fmt: skip
+header_lists = st.one_of(st.none(), st.lists(st.tuples(header_names, header_values), max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(header_lists, st.just(F32), st.just(f32_headers("x"))), max_size=12))
+def test_the_fast_header_path_sorts_like_full_parsing(headers):
+    assert split_encodings(headers) == _reference_split(headers)
