@@ -397,8 +397,9 @@ def format_report(report: BenchReport) -> list[str]:
                 f"| {_ms(lat.get('delivery_p50_ms'))} | {_ms(lat.get('delivery_p99_ms'))} |"
             )
         lines += ["", "The bare consumer reads the same paced stream from its own topic and "
-                  "only decodes `ts`: the latency any consumer of this broker on this machine "
-                  "sees before it can act on an event."]  # fmt: skip
+                  "decodes nothing (it takes each message's Kafka timestamp, set at send time): "
+                  "the latency any consumer of this broker on this machine sees before it can "
+                  "act on an event."]  # fmt: skip
     if report.soak:
         s = report.soak
         samples = s["samples"]
