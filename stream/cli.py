@@ -116,6 +116,12 @@ def score(
         bool | None, Opt("--learn-anomalies/--no-learn-anomalies", help="Fold flagged scores in.")
     ] = None,
     stats_window: Annotated[int | None, Opt(help="Memory of the rolling statistics.")] = None,
+    redis_timeout_s: Annotated[
+        float | None, Opt(help="Longest wait for one Redis call (s).")
+    ] = None,
+    redis_retry_s: Annotated[
+        float | None, Opt(help="After a Redis failure, judge locally this long (s).")
+    ] = None,
     max_message_bytes: Annotated[int | None, Opt(help="Larger events are dead-lettered.")] = None,
     flush_timeout_s: Annotated[float | None, Opt(help="Delivery confirmation timeout.")] = None,
     metrics_port: Annotated[int | None, Opt(help="Prometheus port (0 = off).")] = None,

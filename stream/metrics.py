@@ -45,6 +45,14 @@ class ScorerMetrics:
             "seismo_model_info", "Model served (value 1).", ["name", "version"], registry=r
         )
         self.redis_errors = Counter("seismo_redis_errors", "Failed Redis calls.", registry=r)
+        self.threshold_local = Gauge(
+            "seismo_threshold_local",
+            "1 while batches are judged on local statistics (Redis unavailable), else 0.",
+            registry=r,
+        )
+        self.stats_pending = Gauge(
+            "seismo_stats_pending", "Scores not merged into Redis yet.", registry=r
+        )
         self.kafka_errors = Counter(
             "seismo_kafka_errors", "Kafka errors (consume or commit).", registry=r
         )

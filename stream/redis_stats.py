@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 
 import redis
 
@@ -147,34 +149,54 @@ class SharedStats:
     unmerged scores (source ``"local"``); a failed merge keeps the batch's
     statistics pending and merges them with the next successful call, so no
     update is lost while Redis is away.
+
+    After a failure, Redis is left alone for ``retry_s`` seconds: batches in
+    between are judged on the local statistics at once instead of each one
+    waiting for a timeout, so a hung or unreachable Redis delays a batch by at
+    most one call's timeout every ``retry_s``.
     """
 
-    def __init__(self, store: RedisStats) -> None:
+    def __init__(
+        self, store: RedisStats, retry_s: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
+        self.retry_s = retry_s
         self.errors = 0
+        self._clock = clock
+        self._down_until = float("-inf")
         self._last = RunningStats()
         self._pending = RunningStats()
 
+    @property
+    def pending(self) -> RunningStats:
+        """This process's scores not merged into Redis yet."""
+        return self._pending
+
+    def _failed(self, what: str, exc: redis.RedisError) -> None:
+        self.errors += 1
+        self._down_until = self._clock() + self.retry_s
+        log.warning("Redis %s failed (%d scores pending, next try in %g s): %s",
+                    what, self._pending.count, self.retry_s, exc)  # fmt: skip
+
     def read(self) -> tuple[RunningStats, ThresholdSource]:
         """The current statistics and where they came from (``redis``/``local``)."""
+        if self._clock() < self._down_until:
+            return self._last.merge(self._pending, self.store.window), "local"
         try:
             self._last = self.store.read()
         except redis.RedisError as exc:
-            self.errors += 1
-            log.warning("Redis read failed, using local statistics: %s", exc)
+            self._failed("read", exc)
             return self._last.merge(self._pending, self.store.window), "local"
         return self._last.merge(self._pending, self.store.window), "redis"
 
     def merge(self, batch: RunningStats) -> None:
         """Merge a batch's statistics (and anything pending) into Redis."""
         self._pending = self._pending.merge(batch)
-        if self._pending.count <= 0:
+        if self._pending.count <= 0 or self._clock() < self._down_until:
             return
         try:
             self._last = self.store.merge(self._pending)
         except redis.RedisError as exc:
-            self.errors += 1
-            log.warning("Redis merge failed, keeping %d scores pending: %s",
-                        self._pending.count, exc)
+            self._failed("merge", exc)
             return
         self._pending = RunningStats()

@@ -38,7 +38,7 @@ from stream.metrics import ScorerMetrics
 from stream.model_watch import ModelWatcher
 from stream.redis_stats import SharedStats
 from stream.settings import ScorerSettings
-from stream.threshold import ThresholdRule, learnable, to_space
+from stream.threshold import ThresholdRule, ThresholdSource, learnable, to_space
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class Scorer:
             k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space
         )
         self._redis_errors_seen = 0
+        self._stats_source: ThresholdSource = "redis"
         self.drift = self._drift_monitor(artifact)
         metrics.set_model(artifact.name, artifact.version)
 
@@ -200,6 +201,7 @@ class Scorer:
     def _score(self, decoded: DecodedBatch, sources: Sequence[Source]) -> ScoredBatch:
         scores, feature_errors = self.artifact.detector.score_with_features(decoded.values)
         stats, source = self.stats.read()
+        self._stats_source = source
         threshold = self.rule.current(stats, self.artifact.calibration, source)
         flags, zscores = threshold.classify(scores)
         return ScoredBatch(
@@ -267,6 +269,8 @@ class Scorer:
         m.threshold.set(t.value)
         m.threshold_mean.set(t.mean)
         m.threshold_std.set(t.std)
+        m.threshold_local.set(1 if self._stats_source == "local" else 0)
+        m.stats_pending.set(self.stats.pending.count)
         m.redis_errors.inc(self.stats.errors - self._redis_errors_seen)
         self._redis_errors_seen = self.stats.errors
 

@@ -75,7 +75,7 @@ def _stats_factory(settings: ScorerSettings, client: redis.Redis) -> StatsFactor
         key = stats_key(
             settings.redis_prefix, artifact.name, artifact.version, settings.threshold_space
         )
-        return SharedStats(RedisStats(client, key, settings.stats_window))
+        return SharedStats(RedisStats(client, key, settings.stats_window), settings.redis_retry_s)
 
     return stats_for
 
@@ -139,7 +139,7 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
     """
     metrics = metrics or ScorerMetrics()
     with ExitStack() as stack:
-        client = connect(settings.redis_url.get_secret_value())
+        client = connect(settings.redis_url.get_secret_value(), settings.redis_timeout_s)
         stack.callback(client.close)
         artifact, watcher = _serving_model(settings, client, stack, metrics)
         log.info("model %s version %s (%d features) on %s", artifact.name, artifact.version,

@@ -162,6 +162,15 @@ class ScorerSettings(RedactedSettings):
         ge=1,
         description="Effective memory of the rolling statistics, in scores (None = unbounded).",
     )
+    redis_timeout_s: float = Field(
+        2.0, gt=0, le=60,
+        description="Longest wait for one Redis call; then the batch is judged locally.",
+    )  # fmt: skip
+    redis_retry_s: float = Field(
+        2.0, ge=0, le=300,
+        description="After a failed Redis call, judge on local statistics this long before "
+        "trying Redis again.",
+    )  # fmt: skip
     max_message_bytes: int = Field(
         DEFAULT_MAX_MESSAGE_BYTES, ge=64, description="Larger event values are dead-lettered."
     )
