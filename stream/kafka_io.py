@@ -194,15 +194,29 @@ class ConfirmingProducer:
         self.errors = BrokerErrors()
         self._producer = Producer({**config, "error_cb": self.errors})
         self._failures: list[str] = []
+        self._abandoned = False
 
     def check_broker(self, topics: Sequence[str] = (), timeout_s: float = 10.0) -> None:
         """Fail fast, with one clear line, when no broker answers or a topic is missing."""
         check_topics(self._producer, topics, timeout_s, self.errors)
 
+    def abandon(self) -> None:
+        """Drop everything queued or in flight: this producer will not be used again.
+
+        For a producer that could not confirm a batch (a fatal idempotence
+        error, a broker that came back without its state): the caller makes a
+        new one and publishes the batch again.
+        """
+        self._abandoned = True
+        self._producer.purge(in_queue=True, in_flight=True)
+        self._producer.flush(0)
+        self._failures = []
+
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
+        if err is not None and not self._abandoned:
             where = f"{msg.topic()}[{msg.partition()}]"
-            log.error("delivery to %s failed: %s", where, err.str())
+            if not self._failures:  # the first of a batch; flush() reports how many
+                log.error("delivery to %s failed: %s", where, err.str())
             self._failures.append(f"{where}: {err.str()}")
 
     def send(
@@ -241,7 +255,11 @@ class ConfirmingProducer:
             left = self._producer.flush(max(deadline - time.monotonic(), 0.0))
         if left or self._failures:
             failures, self._failures = self._failures, []
-            detail = failures[0] if failures else f"{left} message(s) unconfirmed"
+            if failures:
+                more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+                detail = failures[0] + more
+            else:
+                detail = f"{left} message(s) unconfirmed"
             raise DeliveryError(f"broker did not confirm the batch's output: {detail}")
 
     def poll(self) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from stream.health import Health, brokers_up, serve
+
 _BATCH_SIZES = (1, 8, 32, 128, 256, 512, 1024, 2048, 4096, 16384)
 _LATENCIES = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -56,6 +58,15 @@ class ScorerMetrics:
         self.kafka_errors = Counter(
             "seismo_kafka_errors", "Kafka errors (consume or commit).", registry=r
         )
+        self.delivery_failures = Counter(
+            "seismo_delivery_failures",
+            "Batches the broker did not confirm (each is published again).",
+            registry=r,
+        )
+        self.kafka_up = Gauge(
+            "seismo_kafka_brokers_up", "Broker connections up (librdkafka statistics).", registry=r
+        )
+        self.health = Health()
         self.model_swaps = Counter(
             "seismo_model_swaps", "Model versions swapped in without a restart.", registry=r
         )
@@ -70,10 +81,17 @@ class ScorerMetrics:
         """Mark ``version`` as the model served (and no other)."""
         self.model_info.clear()
         self.model_info.labels(name, version).set(1)
+        self.health.model(version)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` over HTTP (in a daemon thread)."""
-        start_http_server(port, addr=host, registry=self.registry)
+        """Expose ``/metrics`` and ``/health`` over HTTP (in a daemon thread)."""
+        serve(self.registry, self.health, port, host)
+
+    def on_kafka_stats(self, stats_json: str) -> None:
+        """A ``stats_cb`` for the scorer's consumer: broker connections into health."""
+        up, known = brokers_up(stats_json)
+        self.kafka_up.set(up)
+        self.health.kafka((up, known))
 
 
 class RetrainerMetrics:

@@ -33,6 +33,7 @@ from stream.alerts import (
 from stream.batch_sources import MessageSources
 from stream.codec import DecodedBatch, decode_batch
 from stream.drift import DriftMonitor
+from stream.errors import DeliveryError
 from stream.kafka_io import ConfirmingProducer, split_errors
 from stream.metrics import ScorerMetrics
 from stream.model_watch import ModelWatcher
@@ -41,6 +42,9 @@ from stream.settings import ScorerSettings
 from stream.threshold import ThresholdRule, ThresholdSource, learnable, to_space
 
 log = logging.getLogger(__name__)
+
+#: Longest pause between two attempts to publish a batch the broker did not confirm.
+MAX_DELIVERY_PAUSE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Scorer:
         watcher: ModelWatcher | None = None,
         stats_for: StatsFactory | None = None,
         on_drift: DriftCallback | None = None,
+        new_producer: Callable[[], ConfirmingProducer] | None = None,
     ) -> None:
         self.settings = settings
         self.artifact = artifact
@@ -100,6 +105,8 @@ class Scorer:
         self.watcher = watcher
         self.stats_for = stats_for
         self.on_drift = on_drift
+        self.new_producer = new_producer
+        self._stop = threading.Event()
         self.rule = ThresholdRule(
             k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space
         )
@@ -142,6 +149,7 @@ class Scorer:
         passed; the batch in flight when ``stop`` is set is finished first.
         """
         linger_s = self.settings.linger_ms / 1000
+        self._stop = stop
         while not stop.is_set():
             self.swap_if_ready()
             messages = self.consumer.consume(
@@ -151,6 +159,7 @@ class Scorer:
                 self.process(messages)
             else:
                 self.producer.poll()
+            self.metrics.health.loop_alive(len(self.consumer.assignment()))
 
     def process(self, raw: Sequence[Message]) -> BatchResult:
         """Score one micro-batch and hand it on, at least once.
@@ -160,8 +169,13 @@ class Scorer:
         1. Decode and validate; score the valid rows; judge them against the
            threshold from the shared statistics (read from Redis).
         2. Produce alerts, scores (if enabled) and dead letters.
-        3. Flush and confirm delivery; on failure raise ``DeliveryError``
-           *without committing*, so the batch is consumed again after restart.
+        3. Flush and confirm delivery. When the broker does not confirm it,
+           publish the batch again with a new producer, with a growing pause
+           (1 s to 30 s), until it is confirmed: meanwhile nothing more is
+           consumed, so an unwritable output topic holds the scorer back
+           instead of filling its memory. Once ``stop`` is set, give up with
+           ``DeliveryError`` *without committing*: the batch is consumed
+           again after a restart.
         4. Merge the batch's normal scores into the Redis statistics.
         5. Commit the batch's offsets synchronously.
 
@@ -189,8 +203,7 @@ class Scorer:
         )
         scored = self._score(decoded, sources)  # 1
         self._watch_drift(scored)
-        n_alerts = self._publish(scored, messages, sources)  # 2
-        self.producer.flush(self.settings.flush_timeout_s)  # 3
+        n_alerts = self._deliver(scored, messages, sources)  # 2, 3
         self.stats.merge(  # 4
             learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space)
         )
@@ -249,6 +262,28 @@ class Scorer:
             self.producer.send(s.dlq_topic, msg.value(), msg.key(), headers)
         return len(alerts)
 
+    def _deliver(
+        self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source]
+    ) -> int:
+        """Publish the batch's records and wait for the broker to confirm them all."""
+        pause = 1.0
+        while True:
+            n_alerts = self._publish(scored, messages, sources)
+            try:
+                self.producer.flush(self.settings.flush_timeout_s)
+                return n_alerts
+            except DeliveryError as exc:
+                self.metrics.delivery_failures.inc()
+                if self.new_producer is None or self._stop.is_set():
+                    raise
+                log.warning("%s; publishing the batch again with a new producer in %g s",
+                            exc, pause)  # fmt: skip
+                self.producer.abandon()
+                if self._stop.wait(pause):
+                    raise
+                self.producer = self.new_producer()
+                pause = min(pause * 2, MAX_DELIVERY_PAUSE_S)
+
     def _commit(self, sources: MessageSources) -> None:
         try:
             self.consumer.commit(offsets=sources.commit_offsets(), asynchronous=False)
@@ -270,6 +305,7 @@ class Scorer:
         m.threshold_mean.set(t.mean)
         m.threshold_std.set(t.std)
         m.threshold_local.set(1 if self._stats_source == "local" else 0)
+        m.health.redis(local=self._stats_source == "local")
         m.stats_pending.set(self.stats.pending.count)
         m.redis_errors.inc(self.stats.errors - self._redis_errors_seen)
         self._redis_errors_seen = self.stats.errors

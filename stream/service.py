@@ -44,6 +44,9 @@ from stream.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
 
+#: How often librdkafka reports broker states to the health endpoint (ms).
+STATS_INTERVAL_MS = 1000
+
 
 def _log_assignment(verb: str) -> Any:
     def callback(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -156,13 +159,15 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
             PINNED_CONSUMER,
         )
         errors = BrokerErrors()
-        consumer = Consumer({**config, "error_cb": errors})
+        config.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
+        consumer = Consumer({**config, "error_cb": errors, "stats_cb": metrics.on_kafka_stats})
         stack.callback(consumer.close)
         check_topics(consumer, [settings.input_topic, *output_topics(settings)], errors=errors)
         check_model_fits(settings, artifact.n_features)
-        producer = ConfirmingProducer(
-            client_config(settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config)
+        producer_config = client_config(
+            settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config
         )
+        producer = ConfirmingProducer(producer_config)
         if settings.metrics_port:
             metrics.serve(settings.metrics_port, settings.metrics_host)
         consumer.subscribe(
@@ -180,6 +185,7 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
             watcher=watcher,
             stats_for=stats_for,
             on_drift=_drift_reporter(settings, client, metrics),
+            new_producer=lambda: ConfirmingProducer(producer_config),
         )
 
 

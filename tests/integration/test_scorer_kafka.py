@@ -28,6 +28,7 @@ from models.training import train_autoencoder
 from stream.alerts import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
 from stream.codec import encode_event
 from stream.f32_codec import encode_f32, f32_headers
+from stream.kafka_io import ConfirmingProducer, client_config
 from stream.metrics import ScorerMetrics
 from stream.redis_stats import stats_key
 from stream.scorer import BatchResult, Scorer
@@ -229,6 +230,34 @@ def test_run_bounds_batches_by_max_batch_and_scores_every_event_once(streams: St
         assert sample("seismo_batch_size_sum") == 250
     ends = {p: max(o for q, o in positions if q == p) + 1 for p in (0, 1)}
     assert committed(streams.bootstrap, streams.group_id, streams.topic) == ends
+
+
+def test_unconfirmed_output_holds_the_scorer_on_its_batch_until_the_broker_confirms(
+    streams: Streams,
+) -> None:
+    """Backpressure: while nothing can be written, nothing more is consumed or committed."""
+    streams.create()
+    streams.produce(events(normal_rows(300, seed=6), "e"))
+    nowhere = client_config("127.0.0.1:1", {"message.timeout.ms": 500}, {})
+    settings = streams.settings(max_batch=50, flush_timeout_s=1.0)
+    with open_scorer(settings, ScorerMetrics()) as scorer:
+        working = scorer.new_producer
+        assert working is not None
+        scorer.producer = ConfirmingProducer(nowhere)  # outputs unwritable from the start
+        scorer.new_producer = lambda: ConfirmingProducer(nowhere)
+        sample = scorer.metrics.registry.get_sample_value
+        with running(scorer) as batches:
+            deadline = time.monotonic() + 60
+            while (sample("seismo_delivery_failures_total") or 0) < 3:
+                assert time.monotonic() < deadline, "the first batch was never attempted"
+                time.sleep(0.1)
+            # Three attempts at the first batch, nothing else consumed: it is still in flight.
+            assert batches == [] and (sample("seismo_events_consumed_total") or 0) == 0
+            assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: -1001}
+            scorer.new_producer = working  # the broker can be written again
+            streams.read(streams.scores, 300)
+        assert sum(b.consumed for b in batches) == 300
+    assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: 300}
 
 
 def test_run_closes_a_partial_batch_after_linger(streams: Streams) -> None:
