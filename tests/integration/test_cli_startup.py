@@ -20,8 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pytest
+import redis
 
-from stream.embedded import free_port
+from stream.embedded import EmbeddedRedis, free_port
 from tests.kafka_tools import create_topics, produce_values
 from tests.pipes import run_seismo, start_seismo, stop, wait_for
 
@@ -237,3 +238,41 @@ def test_control_nothing_broken_starts_and_stops_cleanly(
         code = stop(proc)
     assert code == 0, log.read_text()[-3000:]
     assert "scorer stopped cleanly" in log.read_text()
+
+
+def test_a_running_scorer_with_an_acl_user_and_sasl_settings_never_logs_a_secret(
+    model_dir, kafka_bootstrap, all_topics, group_id, tmp_path
+):
+    """Redis with an ACL user and a password; SASL settings passed through; DEBUG logs.
+
+    The broker is plaintext, so librdkafka leaves the SASL settings unused
+    (what matters here is that they reach it and are never printed).
+    """
+    redis_secret, kafka_secret = "acl-Pa55-" + group_id, "sasl-Pa55-" + group_id
+    with EmbeddedRedis() as server:
+        admin = redis.Redis.from_url(server.url)
+        admin.execute_command("ACL", "SETUSER", "seismo", "on", f">{redis_secret}", "~*",
+                              "&*", "+@all")  # fmt: skip
+        admin.execute_command("ACL", "SETUSER", "default", "off")
+        url = f"redis://seismo:{redis_secret}@127.0.0.1:{server.port}/0"
+        args = score_args(model_dir, kafka_bootstrap, url, all_topics, group_id)
+        args += ["--kafka-config", "sasl.username=seismo", "--kafka-config",
+                 f"sasl.password={kafka_secret}", "--log-level", "DEBUG"]  # fmt: skip
+        rows = np.random.default_rng(1).normal(size=(50, 4)).round(4).tolist()
+        events = [json.dumps({"device_id": "d", "values": row}).encode() for row in rows]
+        produce_values(kafka_bootstrap, all_topics["input"], [(b"d", e) for e in events])
+        log = tmp_path / "scorer.log"
+        proc = start_seismo(*args, log=log)
+        try:
+            assert wait_for(lambda: proc.poll() is not None
+                            or "partitions assigned" in log.read_text(), 30), log.read_text()
+            assert proc.poll() is None, log.read_text()[-3000:]
+            # The scorer works through the ACL user: its statistics reached Redis.
+            assert wait_for(lambda: any(True for _ in admin.scan_iter(f"test-{group_id}:*")), 30)
+        finally:
+            code = stop(proc)
+        admin.close()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "sasl.password" in text and "'***'" in text  # the settings were logged, masked
+    assert redis_secret not in text and kafka_secret not in text
