@@ -10,14 +10,17 @@ thread; the others call ``process()`` on batches of a known make-up.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 import redis
 from confluent_kafka import Message, Producer
@@ -392,3 +395,69 @@ def test_learn_anomalies_decides_whether_flagged_scores_reach_redis(
     kept = [s["score"] for s in scores if learn_anomalies or not s["is_anomaly"]]
     assert stats["count"] == len(kept) == (45 if learn_anomalies else 45 - result.alerts)
     assert stats["mean"] == pytest.approx(np.log(kept).mean(), rel=1e-9)
+
+
+def fuzz_corpus(n: int, seed: int) -> list[tuple[bytes | None, bytes | None, Headers]]:
+    """``n`` messages the contract refuses, each tagged with a ``fuzz-id`` header."""
+    rng = np.random.default_rng(seed)
+    good = normal_rows(1, seed)[0].tolist()
+
+    def obj(**fields: object) -> bytes:
+        return orjson.dumps({"device_id": "d", "values": good, **fields})
+
+    def make(kind: int) -> tuple[bytes | None, bytes | None, Headers]:
+        if kind == 0:  # arbitrary bytes (never a JSON object by chance: no leading '{')
+            return b"k", b"\x00" + rng.bytes(int(rng.integers(0, 300))), []
+        if kind == 1:  # deeply nested
+            depth = int(rng.integers(200, 5000))
+            return b"k", b'{"device_id": "d", "values": ' + b"[" * depth + b"]" * depth + b"}", []
+        if kind == 2:  # a huge array, over max_message_bytes
+            return b"k", obj(values=[0.5] * int(rng.integers(300, 3000))), []
+        if kind == 3:  # wrong length
+            return b"k", obj(values=good[: int(rng.integers(0, len(good)))]), []
+        if kind == 4:  # wrong types
+            field, value = [("values", "1,2,3,4"), ("values", {"a": 1}), ("values", [True] * 4),
+                            ("values", [None] * 4), ("device_id", 7), ("device_id", ["d"]),
+                            ("ts", True), ("ts", 10**18), ("id", [1])][int(rng.integers(0, 9))]
+            return b"k", obj(**{field: value}), []  # fmt: skip
+        if kind == 5:  # NaN / Inf in every spelling JSON does not allow, and beyond float32
+            bad = [b"NaN", b"Infinity", b"-Infinity", b"1e309", b"3.5e38"][int(rng.integers(0, 5))]
+            return b"k", b'{"device_id": "d", "values": [1, 2, 3, ' + bad + b"]}", []
+        if kind == 6:  # missing keys
+            return b"k", orjson.dumps({"values": good} if rng.random() < 0.5
+                                      else {"device_id": "d"}), []  # fmt: skip
+        if kind == 7:  # other text encodings of a valid event
+            return b"k", obj().decode().encode(["utf-16", "utf-32"][int(rng.integers(0, 2))]), []
+        if kind == 8:  # binary-tagged junk
+            return (None if rng.random() < 0.3 else b"k"), rng.bytes(int(rng.integers(0, 40))),\
+                list(F32)  # fmt: skip
+        return b"k", b"x", [("content-type", b"application/x-protobuf")]
+
+    out = []
+    for i in range(n):
+        key, value, headers = make(i % 10)
+        if key is not None and len(value or b"") == 16 and headers == list(F32):
+            value = value[:15]  # 16 random bytes could be 4 finite float32: not junk
+        out.append((key, value, [*headers, ("fuzz-id", str(i).encode())]))
+    return out
+
+
+def test_fuzzed_messages_all_reach_the_dead_letter_topic_and_the_good_ones_are_scored(
+    streams: Streams,
+) -> None:
+    streams.create(partitions=2)
+    bad = fuzz_corpus(500, seed=8)
+    good = events(normal_rows(500, seed=9), "ok")
+    mixed = [m for pair in zip(good, bad, strict=True) for m in pair]
+    streams.produce(mixed)
+    with open_scorer(streams.settings(max_batch=128, max_message_bytes=4096),
+                     ScorerMetrics()) as scorer, running(scorer):  # fmt: skip
+        scores = streams.read(streams.scores, 500)
+        letters = streams.read(streams.dlq, 500)
+    assert sorted(r.json()["event_id"] for r in scores) == sorted(f"ok-{i}" for i in range(500))
+    fuzz_ids = sorted(int(letter.headers["fuzz-id"]) for letter in letters)
+    assert fuzz_ids == list(range(500)), "every fuzzed message dead-lettered once"
+    reasons = Counter(re.sub(r"\d+", "N", letter.headers[H_ERROR].decode().split(":")[0])
+                      for letter in letters)  # fmt: skip
+    print(f"\n500 fuzzed messages among 500 good ones; dead-letter reasons: {dict(reasons)}")
+    assert all(letter.headers[H_ERROR] for letter in letters)
