@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from stream import defaults
 from stream.promotion import GatePolicy
-from stream.settings import ENV_PREFIX, RedactedSettings, load
+from stream.settings import ENV_PREFIX, RedactedSettings, check_redis_url, load
 
 
 class RetrainSettings(RedactedSettings):
@@ -52,7 +52,9 @@ class RetrainSettings(RedactedSettings):
     kafka_config: dict[str, str] = Field(
         default_factory=dict, description="Extra librdkafka settings (SASL/TLS...), JSON in env."
     )
-    redis_url: SecretStr = Field(SecretStr(defaults.REDIS_URL), description="Redis URL.")
+    redis_url: Annotated[SecretStr, AfterValidator(check_redis_url)] = Field(
+        SecretStr(defaults.REDIS_URL), description="Redis URL."
+    )
     redis_prefix: str = Field(defaults.REDIS_PREFIX, description="Prefix of every Redis key.")
     interval_s: float = Field(
         3600.0, gt=0, description="Seconds between scheduled retrains (drift requests come sooner)."

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,6 +49,56 @@ def redact_kafka_config(config: Mapping[str, str]) -> dict[str, str]:
     return {
         k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in config.items()
     }
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: ``SEISMO_*`` variables that are no setting but are read on purpose.
+OTHER_ENV = ("SEISMO_DATA",)
+OTHER_ENV_PREFIXES = ("SEISMO_TEST_",)
+
+
+def check_redis_url(url: SecretStr) -> SecretStr:
+    """Refuse a Redis URL of another scheme, without echoing it (it may hold a password).
+
+    >>> check_redis_url(SecretStr("rediss://:pw@h:6380/0")).get_secret_value()[:9]
+    'rediss://'
+    >>> check_redis_url(SecretStr("http://h:6379"))
+    Traceback (most recent call last):
+    ...
+    ValueError: must start with redis://, rediss:// or unix://
+    """
+    if not url.get_secret_value().startswith(REDIS_SCHEMES):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return url
+
+
+def unknown_env(env: Mapping[str, str], known: set[str]) -> str | None:
+    """The first ``SEISMO_*`` variable that names no setting, with a suggestion.
+
+    >>> unknown_env({"SEISMO_LINGER_MSX": "5", "PATH": "/bin"}, {"SEISMO_LINGER_MS"})
+    'SEISMO_LINGER_MSX: not a seismo setting (did you mean SEISMO_LINGER_MS?)'
+    >>> unknown_env({"SEISMO_TEST_KAFKA": "h:1", "SEISMO_DATA": "d"}, set()) is None
+    True
+    """
+    import difflib
+
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in OTHER_ENV:
+            continue
+        if upper.startswith(OTHER_ENV_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1)
+        return f"{upper}: not a seismo setting" + (f" (did you mean {close[0]}?)" if close else "")
+    return None
+
+
+def known_env() -> set[str]:
+    """Every ``SEISMO_*`` variable some seismo command reads (scorer and sidecar share an env)."""
+    from stream.retrain_settings import RetrainSettings
+
+    names = set(ScorerSettings.model_fields) | set(RetrainSettings.model_fields)
+    return {ENV_PREFIX + n.upper() for n in names}
 
 
 class RedactedSettings(BaseSettings):
@@ -132,7 +182,7 @@ class ScorerSettings(RedactedSettings):
         description="Extra librdkafka settings for every client (SASL/TLS...); "
         "env var as a JSON object.",
     )
-    redis_url: SecretStr = Field(
+    redis_url: Annotated[SecretStr, AfterValidator(check_redis_url)] = Field(
         SecretStr(defaults.REDIS_URL),
         description="Redis URL; may carry a password; rediss:// for TLS.",
     )
@@ -278,7 +328,11 @@ def load(
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file {config_file} does not exist")
     given = {k: v for k, v in cli.items() if v is not None}
-    loaded = _with_sources(cls, config_file, os.environ if env is None else env)
+    environ = os.environ if env is None else env
+    stray = unknown_env(environ, known_env())
+    if stray:
+        raise ConfigError(f"unknown environment variable {stray}")
+    loaded = _with_sources(cls, config_file, environ)
     try:
         return loaded(**given)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,25 @@ def test_user_kafka_config_passes_through_but_cannot_turn_on_auto_commit():
 def test_kafka_config_pairs_keep_equals_signs_in_values():
     assert parse_pairs(["sasl.jaas.config=a=b"]) == {"sasl.jaas.config": "a=b"}
     assert parse_pairs(None) is None
+
+
+def test_a_misspelt_environment_variable_is_an_error_naming_it():
+    with pytest.raises(ConfigError) as info:
+        load_settings({"model": "m"}, env={"SEISMO_LINGER_MSX": "5"})
+    assert str(info.value) == (
+        "unknown environment variable SEISMO_LINGER_MSX: not a seismo setting "
+        "(did you mean SEISMO_LINGER_MS?)"
+    )
+
+
+def test_sidecar_and_test_variables_are_not_unknown_to_the_scorer():
+    env = {"SEISMO_INTERVAL_S": "60", "SEISMO_TEST_KAFKA": "127.0.0.1:1", "SEISMO_DATA": "/d"}
+    assert load_settings({"model": "m"}, env=env).model == Path("m")
+
+
+def test_a_redis_url_of_another_scheme_is_refused_without_echoing_it():
+    with pytest.raises(ConfigError) as info:
+        load_settings({"model": "m", "redis_url": "http://:s3cret@h:6379"}, env={})
+    message = str(info.value)
+    assert message.startswith("invalid setting redis_url (SEISMO_REDIS_URL): ")
+    assert "redis://, rediss:// or unix://" in message and "s3cret" not in message
