@@ -243,6 +243,7 @@ def _run_scaling(
         r = run_scaling(
             n, bootstrap=bootstrap, redis_url=redis_url, model_dir=model_dir,
             partitions=o.partitions, workdir=workdir, extra_args=extra,
+            kafka_config=o.kafka_config,
             fill=lambda topic: fill_topic(bootstrap, topic, rows, extra=o.kafka_config),
         )  # fmt: skip
         out[str(n)] = {"events": r.events, "seconds": round(r.seconds, 3),
@@ -302,7 +303,8 @@ def _run_latency(
         bare_topic = f"lat-{tag}-bare"
         create_topics(bootstrap, {bare_topic: o.partitions}, extra_config=o.kafka_config)
         bare = run_delivery(bootstrap, bare_topic, rows, rate, o.partitions, extra={
-            "fetch.wait.max.ms": fetch_wait_ms(o.latency_linger_ms), **o.kafka_config})  # fmt: skip
+            "fetch.wait.max.ms": fetch_wait_ms(o.latency_linger_ms), **o.kafka_config},
+            producer_extra=o.kafka_config)  # fmt: skip
         out[f"{int(share * 100)}%"] = {
             "offered_per_s": round(r.offered_rate, 1), "achieved_per_s": round(r.achieved_rate, 1),
             "alerts": r.alerts, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,

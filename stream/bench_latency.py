@@ -59,9 +59,12 @@ def percentiles(latencies_ms: list[float]) -> tuple[float | None, float | None]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
 
-def paced_publish(bootstrap: str, topic: str, rows: np.ndarray, rate: float) -> tuple[int, float]:
+def paced_publish(
+    bootstrap: str, topic: str, rows: np.ndarray, rate: float,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[int, float]:  # fmt: skip
     """Publish ``rows`` at ``rate`` events/s, stamped at send time; (sent, seconds)."""
-    producer = Producer({"logger": RDKAFKA_LOG, "bootstrap.servers": bootstrap,
+    producer = Producer({"logger": RDKAFKA_LOG, **(extra or {}), "bootstrap.servers": bootstrap,
                          "linger.ms": 1, "queue.buffering.max.messages": 1_000_000})  # fmt: skip
     step = 200  # events per pacing slice
     started = time.perf_counter()
@@ -83,19 +86,22 @@ def paced_publish(bootstrap: str, topic: str, rows: np.ndarray, rate: float) -> 
 
 
 def _publisher_main(
-    bootstrap: str, topic: str, rows: np.ndarray, rate: float, results: Queue[tuple[int, float]]
-) -> None:
-    results.put(paced_publish(bootstrap, topic, rows, rate))
+    bootstrap: str, topic: str, rows: np.ndarray, rate: float, results: Queue[tuple[int, float]],
+    extra: dict[str, Any],
+) -> None:  # fmt: skip
+    results.put(paced_publish(bootstrap, topic, rows, rate, extra))
 
 
 def publish_in_a_process(
-    bootstrap: str, topic: str, rows: np.ndarray, rate: float, timeout_s: float = 600.0
-) -> tuple[int, float]:
+    bootstrap: str, topic: str, rows: np.ndarray, rate: float, timeout_s: float = 600.0,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[int, float]:  # fmt: skip
     """:func:`paced_publish` in a spawned process; its (sent, seconds)."""
     context = multiprocessing.get_context("spawn")
     results: Queue[tuple[int, float]] = context.Queue()
-    process = context.Process(target=_publisher_main, args=(bootstrap, topic, rows, rate, results),
-                              name="bench-producer", daemon=True)  # fmt: skip
+    args = (bootstrap, topic, rows, rate, results, dict(extra or {}))
+    process = context.Process(target=_publisher_main, args=args, name="bench-producer",
+                              daemon=True)  # fmt: skip
     process.start()
     try:
         return results.get(timeout=timeout_s)
@@ -118,7 +124,8 @@ def run_latency(
 
     stop = threading.Event()
     watcher = TopicWatcher(settings.bootstrap_servers, {settings.alerts_topic: 1},
-                           {settings.alerts_topic: on_alert}, threading.Lock())  # fmt: skip
+                           {settings.alerts_topic: on_alert}, threading.Lock(),
+                           settings.kafka_config)  # fmt: skip
     from stream.service import tune_gc
 
     with open_scorer(settings, ScorerMetrics()) as scorer:
@@ -129,7 +136,8 @@ def run_latency(
         try:
             wait_assigned(scorer.consumer, partitions)
             sent, seconds = publish_in_a_process(settings.bootstrap_servers,
-                                                 settings.input_topic, rows, rate)  # fmt: skip
+                                                 settings.input_topic, rows, rate,
+                                                 extra=settings.kafka_config)  # fmt: skip
             expected = int(round(sent * ANOMALY_SHARE * 0.9))
             deadline = time.monotonic() + 30
             while len(latencies) < expected and time.monotonic() < deadline:
@@ -145,7 +153,7 @@ def run_latency(
 
 def run_delivery(
     bootstrap: str, topic: str, rows: np.ndarray, rate: float, partitions: int,
-    extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None, producer_extra: Mapping[str, Any] | None = None,
 ) -> LatencyResult:  # fmt: skip
     """The broker's own share: a bare consumer's ``now - timestamp`` for every paced event.
 
@@ -172,7 +180,7 @@ def run_delivery(
     thread = threading.Thread(target=read, name="bench-delivery")
     thread.start()
     try:
-        sent, seconds = publish_in_a_process(bootstrap, topic, rows, rate)
+        sent, seconds = publish_in_a_process(bootstrap, topic, rows, rate, extra=producer_extra)
         deadline = time.monotonic() + 30
         while len(latencies) < sent and time.monotonic() < deadline:
             time.sleep(0.1)

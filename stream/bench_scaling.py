@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -44,10 +45,13 @@ class ScalingResult:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+def committed_total(
+    bootstrap: str, group: str, topic: str, partitions: int,
+    kafka_config: Mapping[str, Any] | None = None,
+) -> int:  # fmt: skip
     """Sum of the group's committed offsets over the topic's partitions (0 where none)."""
-    consumer = Consumer({"logger": RDKAFKA_LOG, "bootstrap.servers": bootstrap,
-                         "group.id": group, "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer({"logger": RDKAFKA_LOG, **(kafka_config or {}), "bootstrap.servers":
+                         bootstrap, "group.id": group, "enable.auto.commit": False})  # fmt: skip
     try:
         found = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], 10)
     finally:
@@ -66,11 +70,12 @@ def run_scaling(
     workdir: Path,
     extra_args: list[str],
     timeout_s: float = 300.0,
+    kafka_config: Mapping[str, Any] | None = None,
 ) -> ScalingResult:
     """Run ``processes`` scorers on a fresh topic that ``fill(topic)`` then fills."""
     tag = uuid.uuid4().hex[:8]
     topic, alerts, dlq, group = f"scale-{tag}", f"scale-{tag}-a", f"scale-{tag}-d", f"g-{tag}"
-    create_topics(bootstrap, {topic: partitions, alerts: 1, dlq: 1})
+    create_topics(bootstrap, {topic: partitions, alerts: 1, dlq: 1}, extra_config=kafka_config)
     args = ["score", "--model", str(model_dir), "--bootstrap-servers", bootstrap,
             "--redis-url", redis_url, "--redis-prefix", f"scale-{tag}", "--input-topic", topic,
             "--alerts-topic", alerts, "--dlq-topic", dlq, "--group-id", group,
@@ -84,7 +89,8 @@ def run_scaling(
         started = time.perf_counter()
         total = fill(topic)
         filled = time.perf_counter() - started
-        done_at = _watch_commits(bootstrap, group, topic, partitions, total, timeout_s, children)
+        done_at = _watch_commits(bootstrap, group, topic, partitions, total, timeout_s, children,
+                                 kafka_config)  # fmt: skip
         return ScalingResult(processes, total, done_at - started, filled)
 
 
@@ -103,12 +109,12 @@ def _wait_ready(children: list[SeismoChild]) -> None:
 
 def _watch_commits(
     bootstrap: str, group: str, topic: str, partitions: int, total: int, timeout_s: float,
-    children: list[SeismoChild],
+    children: list[SeismoChild], kafka_config: Mapping[str, Any] | None = None,
 ) -> float:  # fmt: skip
     """``perf_counter`` time at which the group had committed ``total`` events."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if committed_total(bootstrap, group, topic, partitions) >= total:
+        if committed_total(bootstrap, group, topic, partitions, kafka_config) >= total:
             return time.perf_counter()
         for child in children:
             child.check_alive()

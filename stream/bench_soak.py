@@ -67,11 +67,13 @@ def rss_mib(status: Path = Path("/proc/self/status")) -> float:
     return 0.0
 
 
-def _generate_and_publish(bootstrap: str, topic: str, d: int, rate: float, seconds: float) -> None:
+def _generate_and_publish(
+    bootstrap: str, topic: str, d: int, rate: float, seconds: float, extra: dict[str, str]
+) -> None:
     """Publish generated events at ``rate`` for ``seconds`` (runs in its own process)."""
     from stream.bench_cmd import factor_rows
 
-    producer = Producer({"logger": RDKAFKA_LOG, "bootstrap.servers": bootstrap,
+    producer = Producer({"logger": RDKAFKA_LOG, **extra, "bootstrap.servers": bootstrap,
                          "linger.ms": 5, "queue.buffering.max.messages": 1_000_000})  # fmt: skip
     chunk = max(int(rate / 10), 1)  # a tenth of a second of events at a time
     started = time.perf_counter()
@@ -108,7 +110,8 @@ def run_soak(
     context = multiprocessing.get_context("spawn")
     producer = context.Process(
         target=_generate_and_publish, name="bench-soak-producer", daemon=True,
-        args=(settings.bootstrap_servers, settings.input_topic, d, rate, seconds),
+        args=(settings.bootstrap_servers, settings.input_topic, d, rate, seconds,
+              dict(settings.kafka_config)),
     )  # fmt: skip
     samples: list[tuple[float, float, int, int]] = []
 
