@@ -75,7 +75,8 @@ def run_scaling(
     """Run ``processes`` scorers on a fresh topic that ``fill(topic)`` then fills."""
     tag = uuid.uuid4().hex[:8]
     topic, alerts, dlq, group = f"scale-{tag}", f"scale-{tag}-a", f"scale-{tag}-d", f"g-{tag}"
-    create_topics(bootstrap, {topic: partitions, alerts: 1, dlq: 1}, extra_config=dict(kafka_config or {}))
+    config = dict(kafka_config or {})
+    create_topics(bootstrap, {topic: partitions, alerts: 1, dlq: 1}, extra_config=config)
     args = ["score", "--model", str(model_dir), "--bootstrap-servers", bootstrap,
             "--redis-url", redis_url, "--redis-prefix", f"scale-{tag}", "--input-topic", topic,
             "--alerts-topic", alerts, "--dlq-topic", dlq, "--group-id", group,
