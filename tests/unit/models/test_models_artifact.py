@@ -252,3 +252,28 @@ def test_weights_that_do_not_fit_the_config(saved: Path) -> None:
     rewrite(saved, lambda d: d["model"].update(hidden=[32]))
     with pytest.raises(ArtifactError, match="unexpected"):
         load_artifact(saved)
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the file ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_in_place_of_the_weights_is_refused_without_running_it(
+    saved: Path, tmp_path: Path
+) -> None:
+    """An attacker who can write the artifact, checksum included, still runs no code."""
+    marker = tmp_path / "code-ran"
+    pickle.loads(pickle.dumps(_Payload(marker)))  # the payload works...
+    assert marker.exists()
+    marker.unlink()
+    torch.save({"state": _Payload(marker)}, saved / "model.safetensors")  # a torch pickle file
+    restamp_weights(saved)
+    with pytest.raises(ArtifactError, match="not a readable safetensors file"):
+        load_artifact(saved)
+    assert not marker.exists()  # ...and loading never unpickled it
