@@ -37,6 +37,7 @@ from stream.codec import encode_event
 from tests.crash_scorer import STEPS
 from tests.kafka_tools import Record, committed, create_topics, produce_values, read_topic
 from tests.pipes import SensorData, seismo_command, wait_for
+from tests.services import restart_session_timeout_ms
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
@@ -76,7 +77,8 @@ def score_args(bootstrap: str, redis_url: str, model: Path, run: str, topics: di
         "--input-topic", topics["input"], "--alerts-topic", topics[f"{run}-alerts"],
         "--scores-topic", topics[f"{run}-scores"], "--dlq-topic", topics["dlq"],
         "--group-id", group, "--metrics-port", "0", "--max-batch", str(MAX_BATCH),
-        "--k", "6", "--min-samples", "300", "--kafka-config", "session.timeout.ms=6000",
+        "--k", "6", "--min-samples", "300",
+        "--kafka-config", f"session.timeout.ms={restart_session_timeout_ms()}",
         "--kafka-config", f"group.instance.id={group}-scorer",
     ]  # fmt: skip
 
