@@ -90,10 +90,6 @@ def factor_rows(n: int, d: int, seed: int) -> np.ndarray:
     return (rng.normal(size=(n, k)) @ basis + 0.1 * rng.normal(size=(n, d))).astype(np.float32)
 
 
-ENCODINGS = ("json", "f32")
-"""Event encodings of the bench: JSON, and ``application/x-seismo-f32`` (stream.f32_codec)."""
-
-
 def fill_topic(
     bootstrap: str,
     topic: str,
@@ -327,11 +323,9 @@ def _run_all(
 
     def record(result: RunResult) -> None:
         results[result.name] = result
-        echo(f"{result.name:>12}: {result.per_second:>12,.0f} events/s "
-             f"({result.events:,} events in {result.seconds:.2f} s)")  # fmt: skip
+        _echo_result(result, echo)
 
-    # The scorer's own fetch wait, for every contender (stream.kafka_io.fetch_wait_ms).
-    extra = {"fetch.wait.max.ms": fetch_wait_ms(o.linger_ms), **o.kafka_config}
+    extra = _consumer_config(o)
     record(run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch, extra=extra))
     settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
                                 o.linger_ms)  # fmt: skip
@@ -353,16 +347,25 @@ def _run_binary(
     create_topics(bootstrap, {topic: o.partitions, alerts: 1, dlq: 1},
                   extra_config=o.kafka_config)  # fmt: skip
     n = fill_topic(bootstrap, topic, rows, extra=o.kafka_config, encoding="f32")
-    extra = {"fetch.wait.max.ms": fetch_wait_ms(o.linger_ms), **o.kafka_config}
+    extra = _consumer_config(o)
     raw = run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch, extra=extra)
     settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
                                 o.linger_ms)  # fmt: skip
     ours = run_seismo(settings, n)
     out = {"raw-f32": replace(raw, name="raw-f32"), "seismo-f32": replace(ours, name="seismo-f32")}
     for r in out.values():
-        echo(f"{r.name:>12}: {r.per_second:>12,.0f} events/s "
-             f"({r.events:,} events in {r.seconds:.2f} s)")  # fmt: skip
+        _echo_result(r, echo)
     return out
+
+
+def _consumer_config(o: BenchOptions) -> dict[str, Any]:
+    """The contenders' consumer settings: the scorer's own fetch wait, then ``--kafka-config``."""
+    return {"fetch.wait.max.ms": fetch_wait_ms(o.linger_ms), **o.kafka_config}
+
+
+def _echo_result(r: RunResult, echo: Echo) -> None:
+    echo(f"{r.name:>12}: {r.per_second:>12,.0f} events/s "
+         f"({r.events:,} events in {r.seconds:.2f} s)")  # fmt: skip
 
 
 def machine_facts() -> dict[str, Any]:

@@ -138,17 +138,13 @@ def run_latency(
             sent, seconds = publish_in_a_process(settings.bootstrap_servers,
                                                  settings.input_topic, rows, rate,
                                                  extra=settings.kafka_config)  # fmt: skip
-            expected = int(round(sent * ANOMALY_SHARE * 0.9))
-            deadline = time.monotonic() + 30
-            while len(latencies) < expected and time.monotonic() < deadline:
-                time.sleep(0.1)
+            _wait_for_count(latencies, int(round(sent * ANOMALY_SHARE * 0.9)))
             time.sleep(0.5)
         finally:
             stop.set()
             thread.join()
             watcher.stop()
-    p50, p99 = percentiles(latencies)
-    return LatencyResult(rate, sent / seconds if seconds > 0 else 0.0, len(latencies), p50, p99)
+    return _result(rate, sent, seconds, latencies)
 
 
 def run_delivery(
@@ -181,13 +177,22 @@ def run_delivery(
     thread.start()
     try:
         sent, seconds = publish_in_a_process(bootstrap, topic, rows, rate, extra=producer_extra)
-        deadline = time.monotonic() + 30
-        while len(latencies) < sent and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_for_count(latencies, sent)
     finally:
         stop.set()
         thread.join()
         consumer.close()
+    return _result(rate, sent, seconds, latencies)
+
+
+def _wait_for_count(latencies: list[float], expected: int, timeout_s: float = 30.0) -> None:
+    """Until ``expected`` latencies were recorded (by another thread), or ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while len(latencies) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _result(rate: float, sent: int, seconds: float, latencies: list[float]) -> LatencyResult:
     p50, p99 = percentiles(latencies)
     return LatencyResult(rate, sent / seconds if seconds > 0 else 0.0, len(latencies), p50, p99)
 

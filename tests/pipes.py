@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def seismo_command() -> list[str]:
@@ -89,6 +91,17 @@ class SensorData:
         labels = np.zeros(n, dtype=bool)
         labels[idx] = True
         return x, labels
+
+
+def metric(port: int, name: str) -> float | None:
+    """One sample of a seismo process's ``/metrics`` on 127.0.0.1 (``None`` if absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    return None
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:

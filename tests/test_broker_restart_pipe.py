@@ -27,7 +27,7 @@ from models.training import train_autoencoder
 from stream.codec import encode_event
 from stream.embedded import EmbeddedKafka, free_port
 from tests.kafka_tools import create_topics, produce_values, read_topic
-from tests.pipes import SensorData, running, start_seismo, stop, wait_for
+from tests.pipes import SensorData, metric, running, start_seismo, stop, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
@@ -40,14 +40,6 @@ def health(port: int) -> tuple[int, dict]:
             return page.status, orjson.loads(page.read())
     except urllib.error.HTTPError as exc:
         return exc.code, orjson.loads(exc.read())
-
-
-def metric_value(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
-        for line in page.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise AssertionError(f"{name} not exported")
 
 
 def publish(bootstrap: str, topic: str, tag: str) -> None:
@@ -112,7 +104,7 @@ def test_scorer_survives_a_broker_restart_and_reports_it_meanwhile(
             assert len(scored_ids(bootstrap, topics["scores"], "after", alive)) == N
             resumed_after = time.monotonic() - restarted
             assert wait_for(lambda: health(port)[0] == 200, 30), health(port)
-            failures = metric_value(port, "seismo_delivery_failures_total")
+            failures = metric(port, "seismo_delivery_failures_total")
         finally:
             code = stop(proc)
     print(f"\nbroker stopped: /health 503 after {down_after:.1f} s; restarted: "

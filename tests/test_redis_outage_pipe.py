@@ -16,7 +16,6 @@ import os
 import signal
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -25,7 +24,6 @@ import orjson
 import pytest
 import redis
 from confluent_kafka import Producer
-from prometheus_client.parser import text_string_to_metric_families
 
 from models.artifact import build_artifact, load_artifact, save_artifact
 from models.config import TrainConfig
@@ -33,22 +31,12 @@ from models.training import train_autoencoder
 from stream.embedded import EmbeddedRedis, free_port
 from stream.redis_stats import stats_key
 from tests.kafka_tools import committed, create_topics, read_topic
-from tests.pipes import SensorData, running, start_seismo, stop, wait_for
+from tests.pipes import SensorData, metric, running, start_seismo, stop, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
 RATE = 200  # events/s
 BEFORE_S, OUTAGE_S, AFTER_S = 8.0, 30.0, 6.0
-
-
-def metric(port: int, name: str) -> float | None:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
-        text = page.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    return None
 
 
 def publish(bootstrap: str, topic: str, x: np.ndarray, anomalous: np.ndarray) -> None:
