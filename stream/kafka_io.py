@@ -59,6 +59,8 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 #: Settings the scorer will not let a user override (they carry its guarantees).
 PINNED_CONSUMER = ("enable.auto.commit", "enable.auto.offset.store")
+#: How often librdkafka reports broker states to the health endpoints (ms).
+STATS_INTERVAL_MS = 1000
 
 
 def client_config(

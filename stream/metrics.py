@@ -5,9 +5,9 @@ Metric names are part of the public contract (dashboards use them).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from stream.health import Health, brokers_up, serve
+from stream.health import Health, RetrainerHealth, brokers_up, serve
 
 _BATCH_SIZES = (1, 8, 32, 128, 256, 512, 1024, 2048, 4096, 16384)
 _LATENCIES = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -121,12 +121,23 @@ class RetrainerMetrics:
             "seismo_model_info", "Current model version (value 1).", ["name", "version"],
             registry=r,
         )  # fmt: skip
+        self.kafka_up = Gauge(
+            "seismo_kafka_brokers_up", "Broker connections up (librdkafka statistics).", registry=r
+        )
+        self.health = RetrainerHealth()
 
     def set_model(self, name: str, version: str) -> None:
         """Mark ``version`` as the current one of ``name`` (and no other)."""
         self.model_info.clear()
         self.model_info.labels(name, version).set(1)
+        self.health.model(version)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` over HTTP (in a daemon thread)."""
-        start_http_server(port, addr=host, registry=self.registry)
+        """Expose ``/metrics`` and ``/health`` over HTTP (in a daemon thread)."""
+        serve(self.registry, self.health, port, host)
+
+    def on_kafka_stats(self, stats_json: str) -> None:
+        """A ``stats_cb`` for the retrainer's consumer: broker connections into health."""
+        up, known = brokers_up(stats_json)
+        self.kafka_up.set(up)
+        self.health.kafka((up, known))

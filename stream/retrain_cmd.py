@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from confluent_kafka import Consumer
 
 from stream.errors import ServiceError
-from stream.kafka_io import BrokerErrors, check_topics, client_config
+from stream.kafka_io import STATS_INTERVAL_MS, BrokerErrors, check_topics, client_config
 from stream.metrics import RetrainerMetrics
 from stream.model_store import ModelRegistry
 from stream.redis_stats import connect
@@ -41,23 +41,20 @@ def open_retrainer(settings: RetrainSettings) -> Iterator[Retrainer]:
             settings.model_store, client, settings.redis_prefix, cache_dir=settings.model_cache_dir
         )
         errors = BrokerErrors()
-        consumer = Consumer(
+        metrics = RetrainerMetrics()
+        config = client_config(
+            settings.bootstrap_servers,
             {
-                **client_config(
-                    settings.bootstrap_servers,
-                    {
-                        "group.id": f"seismo-retrainer-{settings.model_name}",
-                        "enable.auto.commit": False,
-                        "enable.partition.eof": False,
-                    },
-                    settings.kafka_config,
-                ),
-                "error_cb": errors,
-            }
+                "group.id": f"seismo-retrainer-{settings.model_name}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+            },
+            settings.kafka_config,
         )
+        config.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
+        consumer = Consumer({**config, "error_cb": errors, "stats_cb": metrics.on_kafka_stats})
         stack.callback(consumer.close)
         check_topics(consumer, [settings.input_topic], errors=errors)
-        metrics = RetrainerMetrics()
         retrainer = Retrainer(
             settings=settings, registry=registry, client=client, consumer=consumer,
             metrics=metrics,

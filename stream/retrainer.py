@@ -168,10 +168,16 @@ class Retrainer:
             space=s.threshold_space, epochs=s.epochs, seed=self.rounds, device=s.device,
             should_stop=None if self._stop is None else self._stop.is_set,
         )  # fmt: skip
-        result = run_round(
-            champion, self.reservoir.window(), self._champion_threshold(champion),
-            options=options, policy=s.policy, trigger=trigger,
-        )  # fmt: skip
+        self.metrics.health.round_started(trigger)
+        try:
+            result = run_round(
+                champion, self.reservoir.window(), self._champion_threshold(champion),
+                options=options, policy=s.policy, trigger=trigger,
+            )  # fmt: skip
+        except TrainingStopped:
+            self.metrics.health.round_ended({"trigger": trigger, "abandoned": True})
+            raise
+        self.metrics.health.round_ended({"trigger": trigger, **result.summary()})
         self.metrics.seconds.observe(result.seconds)
         if result.decision.promote and result.challenger is not None:
             version = self.registry.publish(result.challenger, keep=s.keep)
@@ -192,7 +198,9 @@ class Retrainer:
         self._stop = stop
         while not stop.is_set():
             self.fill(max_s=1.0)
-            if not self.lease.acquire():
+            active = self.lease.acquire()
+            self.metrics.health.loop_alive(active=active)
+            if not active:
                 continue  # another retrainer is active; keep the window warm
             trigger = self.due()
             if trigger is not None:

@@ -27,6 +27,7 @@ from stream.kafka_io import (
     CONSUMER_DEFAULTS,
     PINNED_CONSUMER,
     PRODUCER_DEFAULTS,
+    STATS_INTERVAL_MS,
     BrokerErrors,
     ConfirmingProducer,
     check_topics,
@@ -43,10 +44,6 @@ from stream.scorer import DriftCallback, Scorer, StatsFactory
 from stream.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
-
-#: How often librdkafka reports broker states to the health endpoint (ms).
-STATS_INTERVAL_MS = 1000
-
 
 def _log_assignment(verb: str) -> Any:
     def callback(_consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -102,6 +104,15 @@ def metric(port: int, name: str) -> float | None:
             if sample.name == name:
                 return sample.value
     return None
+
+
+def get_health(port: int) -> tuple[int, dict]:
+    """HTTP status and JSON body of a seismo process's ``/health`` on 127.0.0.1."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as page:
+            return page.status, orjson.loads(page.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:

@@ -13,12 +13,9 @@ which the scorer must score without being restarted or touched, and
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 
 from models.artifact import build_artifact, save_artifact
@@ -27,19 +24,11 @@ from models.training import train_autoencoder
 from stream.codec import encode_event
 from stream.embedded import EmbeddedKafka, free_port
 from tests.kafka_tools import create_topics, produce_values, read_topic
-from tests.pipes import SensorData, metric, running, start_seismo, stop, wait_for
+from tests.pipes import SensorData, get_health, metric, running, start_seismo, stop, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
 N = 500
-
-
-def health(port: int) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as page:
-            return page.status, orjson.loads(page.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
 
 
 def publish(bootstrap: str, topic: str, tag: str) -> None:
@@ -84,15 +73,15 @@ def test_scorer_survives_a_broker_restart_and_reports_it_meanwhile(
         try:
             publish(bootstrap, topics["in"], "before")
             assert len(scored_ids(bootstrap, topics["scores"], "before", alive)) == N
-            code, body = health(port)
+            code, body = get_health(port)
             assert (code, body["status"], body["kafka"]) == (200, "ok", "up"), body
             assert body["partitions"] == 2 and body["model_version"]
 
             kafka.stop()
             stopped = time.monotonic()
-            assert wait_for(lambda: health(port)[0] == 503, 30), health(port)
+            assert wait_for(lambda: get_health(port)[0] == 503, 30), get_health(port)
             down_after = time.monotonic() - stopped
-            code, body = health(port)
+            code, body = get_health(port)
             assert (body["status"], body["kafka"], body["brokers_up"]) == ("down", "down", 0)
             time.sleep(5)
             alive()  # the scorer is still running, broker or not
@@ -103,7 +92,7 @@ def test_scorer_survives_a_broker_restart_and_reports_it_meanwhile(
             publish(bootstrap, topics["in"], "after")
             assert len(scored_ids(bootstrap, topics["scores"], "after", alive)) == N
             resumed_after = time.monotonic() - restarted
-            assert wait_for(lambda: health(port)[0] == 200, 30), health(port)
+            assert wait_for(lambda: get_health(port)[0] == 200, 30), get_health(port)
             failures = metric(port, "seismo_delivery_failures_total")
         finally:
             code = stop(proc)

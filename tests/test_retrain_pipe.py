@@ -21,8 +21,17 @@ import pytest
 import redis
 
 from stream.codec import encode_event
+from stream.embedded import free_port
 from tests.kafka_tools import create_topics, produce_values, read_topic
-from tests.pipes import SensorData, run_seismo, running, start_seismo, stop, wait_for
+from tests.pipes import (
+    SensorData,
+    get_health,
+    run_seismo,
+    running,
+    start_seismo,
+    stop,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
@@ -93,6 +102,7 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
               "--redis-prefix", prefix, "--model-store", store, "--model-name", MODEL_NAME,
               "--kafka-config", "session.timeout.ms=6000"]  # fmt: skip
     scorer_log, retrainer_log = tmp_path / "scorer.log", tmp_path / "retrainer.log"
+    retrainer_port = free_port()
     scorer = start_seismo(
         "score", *common, "--input-topic", topics["events"], "--alerts-topic", topics["alerts"],
         "--scores-topic", topics["scores"], "--dlq-topic", topics["dlq"],
@@ -104,7 +114,8 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
     retrainer = start_seismo(
         "retrain", *common, "--input-topic", topics["events"], "--interval", "3600",
         "--window-size", "3000", "--group-by", "none", "--min-train-size", "1000",
-        "--metrics-port", "0", "--model-cache-dir", str(tmp_path / "retrainer-cache"),
+        "--metrics-port", str(retrainer_port),
+        "--model-cache-dir", str(tmp_path / "retrainer-cache"),
         log=retrainer_log,
     )  # fmt: skip
     scorer_alive, retrainer_alive = running(scorer, scorer_log), running(retrainer, retrainer_log)
@@ -122,6 +133,11 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
 
         assert wait_for(promoted, timeout=120), retrainer_log.read_text()[-3000:]
         v2 = current_version(redis_url, prefix)
+        code, health = get_health(retrainer_port)
+        print(f"\nretrainer /health after the promotion: {code} {health}")
+        assert code == 200 and health["status"] == "ok" and health["role"] == "active", health
+        assert health["kafka"] == "up" and health["model_version"] == v2, health
+        assert health["last_round"]["promoted"] is True, health
         assert wait_for(lambda: scorer_alive() or f"-> {v2}" in scorer_log.read_text(), 60), (
             scorer_log.read_text()[-3000:]
         )

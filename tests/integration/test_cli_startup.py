@@ -21,10 +21,13 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pytest
 import redis
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream.embedded import EmbeddedRedis, free_port
 from tests.kafka_tools import create_topics, produce_values
-from tests.pipes import run_seismo, start_seismo, stop, wait_for
+from tests.pipes import metric, run_seismo, start_seismo, stop, wait_for
+from tests.tls_tools import TestCA, TlsRedis, make_ca, tls_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
@@ -276,3 +279,75 @@ def test_a_running_scorer_with_an_acl_user_and_sasl_settings_never_logs_a_secret
     assert code == 0, text[-3000:]
     assert "sasl.password" in text and "'***'" in text  # the settings were logged, masked
     assert redis_secret not in text and kafka_secret not in text
+
+
+def _tls_client_config(tls: TestCA, front_port: int) -> dict[str, str]:
+    return {"bootstrap.servers": f"127.0.0.1:{front_port}", "security.protocol": "SSL",
+            "ssl.ca.location": str(tls.ca)}  # fmt: skip
+
+
+def test_a_scorer_scores_through_tls_to_kafka_and_redis(model_dir, topics, group_id, tmp_path):
+    """A real handshake on both sides: Kafka behind a TLS front, a TLS-only redis-server.
+
+    The scorer gets nothing but configuration: ``security.protocol=SSL`` and
+    the CA through ``--kafka-config``, and ``rediss://...?ssl_ca_certs=`` for Redis.
+    """
+    tls = make_ca(tmp_path)
+    front_port, metrics_port = free_port(), free_port()
+    client = _tls_client_config(tls, front_port)
+    with tls_kafka(tls, front_port) as (front, _broker), TlsRedis(tls) as server:
+        admin = AdminClient(client)
+        futures = admin.create_topics([NewTopic(name, 1, 1) for name in topics.values()])
+        for future in futures.values():
+            future.result(timeout=15)
+        producer = Producer(client)
+        for i in range(200):
+            producer.produce(topics["input"], json.dumps({"device_id": "d", "values": [
+                0.1 * i % 1, 0.2, -0.3, 0.4]}).encode(), key=b"d")  # fmt: skip
+        assert producer.flush(15) == 0
+        # Without the CA the handshake is refused: the certificate is really checked.
+        refused_before = front.refused
+        plain = AdminClient({"bootstrap.servers": client["bootstrap.servers"],
+                             "security.protocol": "SSL"})  # fmt: skip
+        with pytest.raises(KafkaException):
+            plain.list_topics(timeout=3)
+        assert front.refused > refused_before
+
+        args = score_args(model_dir, client["bootstrap.servers"], server.url, topics, group_id)
+        args[args.index("--metrics-port") + 1] = str(metrics_port)
+        args += ["--kafka-config", "security.protocol=SSL",
+                 "--kafka-config", f"ssl.ca.location={tls.ca}"]  # fmt: skip
+        handshakes_before = front.handshakes
+        log = tmp_path / "scorer.log"
+        proc = start_seismo(*args, log=log)
+
+        def scored() -> float:
+            try:
+                return metric(metrics_port, "seismo_events_scored_total") or 0.0
+            except OSError:  # the endpoint is not up yet
+                return 0.0
+
+        try:
+            assert wait_for(lambda: proc.poll() is not None or scored() >= 200, 60), (
+                log.read_text()[-3000:])
+            assert proc.poll() is None, log.read_text()[-3000:]
+            stats = redis.Redis.from_url(server.url)
+            assert wait_for(lambda: any(True for _ in stats.scan_iter(f"test-{group_id}:*")), 30)
+            stats.close()
+        finally:
+            code = stop(proc)
+        print(f"\nTLS: {front.handshakes - handshakes_before} Kafka handshakes by the scorer,"
+              f" {front.refused} refused without the CA")  # fmt: skip
+    assert code == 0, log.read_text()[-3000:]
+    assert front.handshakes > handshakes_before
+
+
+def test_a_rediss_url_without_the_ca_is_refused_in_one_line(model_dir, tmp_path, group_id):
+    """The server's certificate is checked: an unknown CA stops the start-up with the reason."""
+    tls = make_ca(tmp_path)
+    with TlsRedis(tls) as server:
+        untrusted = server.url.split("?", 1)[0]  # rediss:// with the system CAs only
+        topics = {role: f"unused-{role}" for role in ("input", "alerts", "dlq")}
+        args = score_args(model_dir, "127.0.0.1:1", untrusted, topics, group_id)
+        line = fail_to_start(args, "Redis", "rediss:// with an unknown CA")
+    assert "certificate verify failed" in line, line

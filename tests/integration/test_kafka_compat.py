@@ -234,3 +234,34 @@ def test_a_parked_fetch_is_answered_late_when_a_record_arrives(tansu):
     slow = delivery_seconds(tansu, topic, fetch_wait_ms=5000)
     print(f"\nparked fetch, fetch.wait.max.ms=5000: median {slow * 1000:.0f} ms after the ack")
     assert slow > 0.5
+
+
+class _CertifiedTansu(EmbeddedKafka):
+    """Tansu given a certificate (and its key, in the same PEM) with ``--cert``."""
+
+    def __init__(self, pem: str) -> None:
+        super().__init__()
+        self.pem = pem
+
+    def _command(self, binary: str) -> list[str]:
+        return [*super()._command(binary), "--cert", self.pem]
+
+
+def test_a_listener_given_a_certificate_still_speaks_plaintext(tmp_path):
+    """Apache Kafka serves TLS on an SSL listener; Tansu 0.6.0's ``--cert`` changes nothing.
+
+    (Its CLI refuses ``--cert`` together with ``--key``.) seismo's TLS tests
+    terminate TLS in front of the broker (``tests/tls_tools.py``).
+    """
+    from tests.tls_tools import make_ca
+
+    tls = make_ca(tmp_path)
+    pem = tmp_path / "cert-and-key.pem"
+    pem.write_text(tls.cert.read_text() + tls.key.read_text())
+    with _CertifiedTansu(str(pem)) as kafka:
+        plain = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+        assert kafka.bootstrap_servers.split(":")[0] in str(plain.list_topics(timeout=5).brokers)
+        secure = AdminClient({"bootstrap.servers": kafka.bootstrap_servers,
+                              "security.protocol": "SSL", "ssl.ca.location": str(tls.ca)})
+        with pytest.raises(KafkaException):
+            secure.list_topics(timeout=3)

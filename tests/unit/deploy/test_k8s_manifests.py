@@ -249,9 +249,8 @@ def test_probes_and_ports_match_the_metrics_endpoint(command: str) -> None:
         check = spec.get("httpGet") or spec["tcpSocket"]
         assert check["port"] in {"metrics", settings.metrics_port}, probe
         if "httpGet" in spec:
-            # /health is served by the scorer only (stream.health), /metrics by both.
-            wanted = {"/metrics", "/health"} if command == "score" else {"/metrics"}
-            assert spec["httpGet"]["path"] in wanted, probe
+            # both serve /metrics and /health (stream.health)
+            assert spec["httpGet"]["path"] in {"/metrics", "/health"}, probe
     annotations = doc["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(settings.metrics_port)
 
