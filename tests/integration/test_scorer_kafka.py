@@ -238,7 +238,11 @@ def test_run_bounds_batches_by_max_batch_and_scores_every_event_once(streams: St
 def test_unconfirmed_output_holds_the_scorer_on_its_batch_until_the_broker_confirms(
     streams: Streams,
 ) -> None:
-    """Backpressure: while nothing can be written, nothing more is consumed or committed."""
+    """Backpressure: while nothing can be written, nothing more is consumed or committed.
+
+    A backlog of 20 000 more events arrives during the hold; the scorer takes
+    none of it until its batch is confirmed, then scores all of it.
+    """
     streams.create()
     streams.produce(events(normal_rows(300, seed=6), "e"))
     nowhere = client_config("127.0.0.1:1", {"message.timeout.ms": 500}, {})
@@ -250,6 +254,8 @@ def test_unconfirmed_output_holds_the_scorer_on_its_batch_until_the_broker_confi
         scorer.new_producer = lambda: ConfirmingProducer(nowhere)
         sample = scorer.metrics.registry.get_sample_value
         with running(scorer) as batches:
+            backlog = events(normal_rows(20_000, seed=7), "b")
+            streams.produce(backlog)
             deadline = time.monotonic() + 60
             while (sample("seismo_delivery_failures_total") or 0) < 3:
                 assert time.monotonic() < deadline, "the first batch was never attempted"
@@ -258,9 +264,9 @@ def test_unconfirmed_output_holds_the_scorer_on_its_batch_until_the_broker_confi
             assert batches == [] and (sample("seismo_events_consumed_total") or 0) == 0
             assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: -1001}
             scorer.new_producer = working  # the broker can be written again
-            streams.read(streams.scores, 300)
-        assert sum(b.consumed for b in batches) == 300
-    assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: 300}
+            streams.read(streams.scores, 300 + len(backlog))
+        assert sum(b.consumed for b in batches) == 300 + len(backlog)
+    assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: 20_300}
 
 
 def test_run_closes_a_partial_batch_after_linger(streams: Streams) -> None:
