@@ -17,6 +17,7 @@ import typer
 
 from stream.cli_bench import bench
 from stream.cli_demo import demo, simulate
+from stream.cli_incidents import incidents, notify, silence_app
 from stream.cli_models import models_app
 from stream.errors import ConfigError, SeismoError
 
@@ -365,6 +366,9 @@ app.command()(simulate)
 app.command()(demo)
 app.command()(bench)
 app.add_typer(models_app, name="models")
+app.command()(incidents)
+app.command()(notify)
+app.add_typer(silence_app, name="silence")
 
 
 def main() -> None:

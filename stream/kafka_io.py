@@ -56,6 +56,9 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 5,
+    # Java's (and Faust's) key hashing: a device's alerts and the incidents app's
+    # table entry for it share a partition number (stream.incidents_app).
+    "partitioner": "murmur2_random",
 }
 #: Settings the scorer will not let a user override (they carry its guarantees).
 PINNED_CONSUMER = ("enable.auto.commit", "enable.auto.offset.store")

@@ -95,9 +95,11 @@ def unknown_env(env: Mapping[str, str], known: set[str]) -> str | None:
 
 def known_env() -> set[str]:
     """Every ``SEISMO_*`` variable some seismo command reads (scorer and sidecar share an env)."""
+    from stream.incident_settings import IncidentSettings, NotifySettings
     from stream.retrain_settings import RetrainSettings
 
     names = set(ScorerSettings.model_fields) | set(RetrainSettings.model_fields)
+    names |= set(IncidentSettings.model_fields) | set(NotifySettings.model_fields)
     return {ENV_PREFIX + n.upper() for n in names}
 
 

@@ -1,0 +1,244 @@
+"""From alerts to incidents: the per-device state machine, pure and JSON-serialisable.
+
+A device's state is a plain dict (it lives in a Faust table and its changelog):
+the arrival times of its latest alerts, the highest offset seen per source
+partition (so a replayed alert, same ``alert_id``, is recognised and ignored),
+and its open incident, if any.
+
+- An incident **opens** when ``open_after`` alerts arrive within ``window_s``.
+- Every further alert **updates** it (count, max z-score, channels, last seen).
+- It **resolves** once no alert came for ``quiet_s``.
+
+Every change is returned as an incident record (the ``incidents`` topic's
+JSON); the caller publishes them. Times are the scorer's ``detected_at``
+(epoch ms); ``first_seen``/``last_seen`` are the events' own ``ts``.
+
+Examples
+--------
+>>> rules = Rules(open_after=3, window_s=60, quiet_s=30)
+>>> state, changes = new_state(), []
+>>> for offset in range(3):
+...     state, out = on_alert(state, _alert(offset, at=offset * 1000), rules)
+...     changes += out
+>>> [(c["status"], c["alert_count"]) for c in changes]
+[('open', 3)]
+>>> state, out = on_alert(state, _alert(1, at=5000), rules)  # a replay of offset 1
+>>> out
+[]
+>>> state, out = on_alert(state, _alert(3, at=6000), rules)
+>>> out[0]["status"], out[0]["alert_count"], out[0]["seq"]
+('update', 4, 1)
+>>> state, out = on_tick(state, now_ms=6000 + 30_000, rules=rules)
+>>> out[0]["status"], out[0]["resolved_at"], state["incident"]
+('resolved', 36000, None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+#: Alert ids that are not ``topic:partition:offset`` are remembered this many per device.
+RECENT_IDS = 256
+#: Channels (feature names) kept per incident.
+MAX_CHANNELS = 32
+
+State = dict[str, Any]
+Change = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """When incidents open and resolve, and how severe they are.
+
+    ``critical_z``/``warning_z``: max z-score for that severity;
+    ``critical_rate``/``warning_rate``: alerts per minute over the incident.
+    """
+
+    open_after: int = 3
+    window_s: float = 60.0
+    quiet_s: float = 120.0
+    warning_z: float = 6.0
+    critical_z: float = 12.0
+    warning_rate: float = 10.0
+    critical_rate: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.open_after < 1 or self.window_s <= 0 or self.quiet_s <= 0:
+            raise ValueError("open_after >= 1, window_s > 0 and quiet_s > 0 are required")
+
+
+def new_state() -> State:
+    """The state of a device seen for the first time."""
+    return {"recent": [], "high": {}, "ids": [], "incident": None}
+
+
+def incident_id(device_id: str, opening_alert_id: str) -> str:
+    """Deterministic id: the same device and opening alert always give the same incident.
+
+    >>> incident_id("pump-7", "sensor-events:2:41")
+    'inc-1ac52b593c03dbd2'
+    """
+    digest = hashlib.sha256(f"{device_id}\x00{opening_alert_id}".encode()).hexdigest()
+    return f"inc-{digest[:16]}"
+
+
+def severity(max_z: float, alert_count: int, span_s: float, rules: Rules) -> str:
+    """``critical``, ``warning`` or ``info``, from the worst z-score and the alert rate.
+
+    The rate is alerts per minute over the incident's span (at least one window).
+
+    >>> r = Rules()
+    >>> severity(4.0, 3, 10, r), severity(7.0, 3, 10, r), severity(4.0, 80, 60, r)
+    ('info', 'warning', 'critical')
+    """
+    rate = alert_count / max(span_s, rules.window_s) * 60.0
+    if max_z >= rules.critical_z or rate >= rules.critical_rate:
+        return "critical"
+    if max_z >= rules.warning_z or rate >= rules.warning_rate:
+        return "warning"
+    return "info"
+
+
+def is_replay(state: State, alert_id: str) -> bool:
+    """Whether ``alert_id`` was seen before (and record it if not).
+
+    Ids of the form ``topic:partition:offset`` (the scorer's) are replays when
+    the offset is not above the highest seen for that partition: a scorer
+    publishes a partition's alerts in offset order, and a replay repeats old
+    offsets. Other ids are looked up among the last :data:`RECENT_IDS`.
+
+    >>> s = new_state()
+    >>> is_replay(s, "t:0:5"), is_replay(s, "t:0:5"), is_replay(s, "t:0:4"), is_replay(s, "t:1:4")
+    (False, True, True, False)
+    >>> is_replay(s, "custom"), is_replay(s, "custom")
+    (False, True)
+    """
+    source, _, offset = alert_id.rpartition(":")
+    if source and offset.isdigit():
+        high = state["high"].get(source, -1)
+        if int(offset) <= high:
+            return True
+        state["high"][source] = int(offset)
+        return False
+    if alert_id in state["ids"]:
+        return True
+    state["ids"] = [*state["ids"][-(RECENT_IDS - 1) :], alert_id]
+    return False
+
+
+def on_alert(state: State, alert: dict[str, Any], rules: Rules) -> tuple[State, list[Change]]:
+    """Apply one alert; return the new state and the incident changes it causes."""
+    state = _copy(state)
+    if is_replay(state, str(alert["alert_id"])):
+        return state, []
+    at = int(alert.get("detected_at") or alert["ts"])
+    horizon = at - int(rules.window_s * 1000)
+    recent = [t for t in state["recent"] if t > horizon][-(rules.open_after - 1) :]
+    state["recent"] = [*recent, at] if rules.open_after > 1 else [at]
+    incident = state["incident"]
+    if incident is None:
+        if len(state["recent"]) < rules.open_after:
+            return state, []
+        incident = state["incident"] = _opened(alert, at, len(state["recent"]))
+        status = "open"
+    else:
+        incident["alert_count"] += 1
+        incident["seq"] += 1
+        status = "update"
+    _absorb(incident, alert, at)
+    span_s = (at - incident["opened_at"]) / 1000.0
+    max_z = incident["max_zscore"] or 0.0
+    before = incident.get("severity")
+    incident["severity"] = severity(max_z, incident["alert_count"], span_s, rules)
+    change = _change(incident, status, at)
+    change["severity_changed"] = status == "update" and incident["severity"] != before
+    return state, [change]
+
+
+def on_tick(state: State, now_ms: int, rules: Rules) -> tuple[State, list[Change]]:
+    """Resolve the open incident once ``quiet_s`` passed since its last alert."""
+    incident = state.get("incident")
+    if incident is None or now_ms - incident["last_alert_at"] < rules.quiet_s * 1000:
+        return state, []
+    state = _copy(state)
+    incident = state["incident"]
+    incident["seq"] += 1
+    state["incident"], state["recent"] = None, []
+    change = _change(incident, "resolved", now_ms)
+    change["severity_changed"] = False
+    change["resolved_at"] = incident["last_alert_at"] + int(rules.quiet_s * 1000)
+    return state, [change]
+
+
+def mute(state: State, reason: str | None) -> None:
+    """Mark the open incident silenced (``reason``) or not (``None``), in place."""
+    if state.get("incident") is not None:
+        state["incident"]["silenced"] = reason
+
+
+def _opened(alert: dict[str, Any], at: int, count: int) -> dict[str, Any]:
+    device = str(alert["device_id"])
+    return {
+        "incident_id": incident_id(device, str(alert["alert_id"])), "device_id": device,
+        "opened_at": at, "first_seen": int(alert.get("ts", at)), "alert_count": count,
+        "max_zscore": None, "channels": [], "feature_errors": {}, "seq": 0,
+        "silenced": None,
+    }  # fmt: skip
+
+
+def _absorb(incident: dict[str, Any], alert: dict[str, Any], at: int) -> None:
+    """Fold one alert's z-score, channels and feature errors into the incident."""
+    incident["last_alert_at"] = at
+    incident["last_seen"] = int(alert.get("ts", at))
+    incident["model_version"] = alert.get("model_version")
+    z = alert.get("zscore")
+    worst = incident["max_zscore"]
+    if isinstance(z, int | float) and (worst is None or z > worst):
+        incident["max_zscore"] = float(z)
+    errors = incident["feature_errors"]
+    for feature in alert.get("top_features") or []:
+        name = str(feature.get("name", feature.get("index")))
+        if name not in incident["channels"] and len(incident["channels"]) < MAX_CHANNELS:
+            incident["channels"].append(name)
+        if name in incident["channels"]:
+            errors[name] = errors.get(name, 0.0) + float(feature.get("error", 0.0))
+
+
+def _change(incident: dict[str, Any], status: str, at: int) -> Change:
+    """The public record of one state change (the ``incidents`` topic's JSON)."""
+    errors = incident["feature_errors"]
+    top = sorted(errors, key=lambda name: -errors[name])[:3]
+    max_z = incident["max_zscore"]
+    return {
+        "incident_id": incident["incident_id"], "device_id": incident["device_id"],
+        "status": status, "severity": incident.get("severity", "info"),
+        "opened_at": incident["opened_at"], "resolved_at": None, "updated_at": at,
+        "alert_count": incident["alert_count"],
+        "max_zscore": None if max_z is None else round(max_z, 3),
+        "channels": list(incident["channels"]),
+        "top_features": [{"name": n, "error": round(errors[n], 6)} for n in top],
+        "first_seen": incident["first_seen"], "last_seen": incident["last_seen"],
+        "model_version": incident.get("model_version"), "seq": incident["seq"],
+        "silenced": incident.get("silenced") is not None,
+        "silence_reason": incident.get("silenced"),
+    }  # fmt: skip
+
+
+def _copy(state: State) -> State:
+    incident = state.get("incident")
+    return {
+        "recent": list(state.get("recent", [])), "high": dict(state.get("high", {})),
+        "ids": list(state.get("ids", [])),
+        "incident": None if incident is None else {
+            **incident, "channels": list(incident["channels"]),
+            "feature_errors": dict(incident["feature_errors"])},
+    }  # fmt: skip
+
+
+def _alert(offset: int, at: int, z: float = 5.0) -> dict[str, Any]:
+    """A scorer-like alert of device ``d`` (for the examples)."""
+    return {"alert_id": f"t:0:{offset}", "device_id": "d", "ts": at, "detected_at": at,
+            "zscore": z, "model_version": "v1",
+            "top_features": [{"index": 0, "name": "rpm", "error": 2.0}]}  # fmt: skip

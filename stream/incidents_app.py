@@ -1,0 +1,164 @@
+"""``seismo incidents``: the Faust app that turns the alerts topic into incidents.
+
+One agent consumes the alerts topic (keyed by device id) and keeps every
+device's state (:mod:`stream.incidents`) in a Faust table, ``devices``, whose
+changelog topic (``{app_id}-devices-changelog``) makes it survive a restart or
+a rebalance. A timer resolves incidents that went quiet. Every change is
+published to the incidents topic, keyed by device id; changes made while
+processing an alert are published before that alert's offset is committed
+(Faust's attachments), so none is lost in a crash.
+
+The table uses the producer's partitioner (``use_partitioner``), so the timer
+may write to it too; seismo's scorer publishes alerts with the Java-compatible
+``murmur2_random`` partitioner, the same as Faust's (aiokafka's), so a
+device's alerts and its table entry share a partition number and land on the
+same worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+from confluent_kafka.admin import AdminClient
+
+from stream.errors import ServiceError
+from stream.incident_settings import IncidentSettings, faust_credentials
+from stream.incidents import Rules, mute, new_state, on_alert, on_tick
+from stream.kafka_io import client_config
+from stream.silences import SilenceCache
+
+log = logging.getLogger(__name__)
+
+#: Fields an alert needs to count.
+REQUIRED = ("alert_id", "device_id")
+
+
+def rules_of(settings: IncidentSettings) -> Rules:
+    return Rules(open_after=settings.open_after, window_s=settings.window_s,
+                 quiet_s=settings.quiet_period_s)  # fmt: skip
+
+
+def partition_count(settings: IncidentSettings) -> int:
+    """Partitions of the alerts topic; the incidents topic must exist too."""
+    admin = AdminClient(client_config(settings.bootstrap_servers, {}, settings.kafka_config))
+    try:
+        topics = admin.list_topics(timeout=10).topics
+    except Exception as exc:  # KafkaException: one line, not a traceback
+        where = settings.bootstrap_servers
+        raise ServiceError(f"Kafka broker unreachable at {where}: {exc}") from None
+    for name in (settings.alerts_topic, settings.incidents_topic):
+        if name not in topics or topics[name].error is not None:
+            raise ServiceError(f"topic {name!r} does not exist (create it first)")
+    return len(topics[settings.alerts_topic].partitions)
+
+
+def parse_alert(value: bytes | None) -> dict[str, Any] | None:
+    """The alert in a message value, or ``None`` when it is not one.
+
+    >>> parse_alert(b'{"alert_id": "t:0:1", "device_id": "d", "ts": 5}')["device_id"]
+    'd'
+    >>> parse_alert(b"junk"), parse_alert(b'{"device_id": "d"}'), parse_alert(None)
+    (None, None, None)
+    """
+    try:
+        alert = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(alert, dict) or any(not alert.get(k) for k in REQUIRED):
+        return None
+    if not isinstance(alert.get("detected_at") or alert.get("ts"), int):
+        return None
+    return alert
+
+
+def _with_silence(change: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    return {**change, "silenced": reason is not None, "silence_reason": reason}
+
+
+def build_app(settings: IncidentSettings, partitions: int, silences: SilenceCache) -> faust.App:
+    """The Faust app: one agent, one table, one timer."""
+    rules = rules_of(settings)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{h.strip()}" for h in settings.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings.kafka_config),
+        store=settings.store,
+        datadir=str(Path(settings.data_dir)),
+        web_enabled=False,
+        web_bind="127.0.0.1",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(settings.session_timeout_s / 10, 0.5),
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,  # a standby's entries would be resolved twice by the timer
+        consumer_auto_offset_reset="earliest",
+    )
+    alerts = app.topic(settings.alerts_topic, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")  # fmt: skip
+    incidents = app.topic(settings.incidents_topic, key_serializer="raw", value_serializer="raw")
+    # keys: raw device ids; values: JSON (the app's default serializers)
+    devices = app.Table("devices", default=None, partitions=partitions, use_partitioner=True,
+                        key_type=bytes)  # fmt: skip
+
+    async def publish(key: bytes, changes: list[dict[str, Any]]) -> None:
+        for change in changes:
+            log.info("incident %s %s: %s, %d alerts, severity %s%s", change["incident_id"],
+                     change["status"], change["device_id"], change["alert_count"],
+                     change["severity"], " (silenced)" if change["silenced"] else "")
+            await incidents.send(key=key, value=orjson.dumps(change))
+
+    @app.agent(alerts)
+    async def track(stream: Any) -> None:
+        async for event in stream.events():
+            alert = parse_alert(event.value)
+            if alert is None:
+                log.warning("skipped a message that is no seismo alert at %s:%d:%d",
+                            event.message.topic, event.message.partition, event.message.offset)
+                continue
+            key = event.key or str(alert["device_id"]).encode()
+            state, changes = on_alert(devices.get(key) or new_state(), alert, rules)
+            if changes:
+                reason = silences.reason_for(str(alert["device_id"]), _now_ms())
+                mute(state, reason)
+                changes = [_with_silence(c, reason) for c in changes]
+            devices[key] = state
+            await publish(key, changes)
+
+    @app.timer(interval=settings.tick_s)
+    async def resolve_quiet() -> None:
+        now = _now_ms()
+        for key, state in list(devices.items()):
+            if not state or state.get("incident") is None:
+                continue
+            new, changes = on_tick(state, now, rules)
+            if changes:
+                devices[key] = new
+                await publish(key, changes)
+
+    return app
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def run_incidents(settings: IncidentSettings) -> None:
+    """Run the app in this process until SIGTERM/SIGINT (Faust's worker handles them)."""
+    from stream.redis_stats import connect
+    from stream.silences import list_silences
+
+    log.info("starting incidents app with settings %s", settings.redacted())
+    partitions = partition_count(settings)
+    client = connect(settings.redis_url.get_secret_value())
+    cache = SilenceCache(lambda: list_silences(client, settings.redis_prefix))
+    app = build_app(settings, partitions, cache)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        client.close()
