@@ -24,9 +24,10 @@ class Received:
 
 @dataclass
 class Sink:
-    """Answers each POST with ``status(n)`` (n: the request's number, from 0)."""
+    """Answers each POST with ``status(request, earlier)``: ``earlier`` are the
+    requests received before it."""
 
-    status: Callable[[int], int] = lambda _n: 200
+    status: Callable[[Received, list[Received]], int] = lambda _r, _earlier: 200
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
@@ -41,9 +42,10 @@ class Sink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                n = len(sink.received)
-                sink.received.append(Received(self.path, dict(self.headers), body, time.time()))
-                code = sink.status(n)
+                request = Received(self.path, dict(self.headers), body, time.time())
+                earlier = list(sink.received)
+                sink.received.append(request)
+                code = sink.status(request, earlier)
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

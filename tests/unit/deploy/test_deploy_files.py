@@ -239,6 +239,7 @@ def test_every_seismo_command_is_found() -> None:
             ("scorer", "score"),
             ("scorer-gpu", "score"),
             ("retrainer", "retrain"),
+            ("incidents", "incidents"),
         ]
     )
 

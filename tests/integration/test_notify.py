@@ -1,0 +1,145 @@
+"""``seismo notify`` against real local HTTP servers and the real broker.
+
+Each sink gets the request it documents (signature, idempotency key, Slack
+text, Alertmanager's v2 body); a failing sink is retried with doubling delays
+through the retry topic while the other sinks and the stream go on; a sink
+that refuses for good sends the delivery to the dead topic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from stream.incident_settings import NotifySettings, load
+from stream.notify_cmd import H_ATTEMPT, H_ERROR, H_SINK, run_notify
+from tests.http_sinks import Sink
+from tests.kafka_tools import create_topics, read_topic
+from tests.pipes import wait_for
+
+pytestmark = pytest.mark.kafka
+
+SECRET = "hook-secret"
+
+
+def change(status: str, seq: int, **extra) -> dict:
+    return {"incident_id": "inc-abc", "device_id": "pump-3", "status": status, "seq": seq,
+            "severity": "warning", "alert_count": 3 + seq, "max_zscore": 7.0,
+            "opened_at": 1_764_547_200_000, "resolved_at": None, "updated_at": 0,
+            "channels": ["rpm"], "top_features": [{"name": "rpm", "error": 2.0}],
+            "model_version": "v1", "silenced": False, "silence_reason": None,
+            "severity_changed": False, **extra}  # fmt: skip
+
+
+@pytest.fixture
+def topics(kafka_bootstrap: str, topic_name: str) -> dict[str, str]:
+    names = {k: f"{topic_name}-{k}" for k in ("incidents", "retry", "dead")}
+    create_topics(kafka_bootstrap, {name: 1 for name in names.values()})
+    return names
+
+
+def publish(bootstrap: str, topic: str, changes: list[dict]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for c in changes:
+        producer.produce(topic, orjson.dumps(c), c["device_id"].encode())
+    assert producer.flush(10) == 0
+
+
+@pytest.fixture
+def notifier(kafka_bootstrap, topics, group_id):
+    """Start ``run_notify`` in a thread with the given sinks; stopped after the test."""
+    started: list[tuple[threading.Thread, threading.Event]] = []
+
+    def start(**sinks) -> None:
+        settings = load(NotifySettings, {
+            "bootstrap_servers": kafka_bootstrap, "incidents_topic": topics["incidents"],
+            "retry_topic": topics["retry"], "dead_topic": topics["dead"],
+            "notify_group_id": group_id, "backoff_s": 0.5, "max_attempts": 4,
+            "timeout_s": 2, "kafka_config": {"session.timeout.ms": "6000"}, **sinks}, env={})
+        halt = threading.Event()
+        thread = threading.Thread(target=run_notify, args=(settings, halt), daemon=True)
+        thread.start()
+        started.append((thread, halt))
+
+    yield start
+    for thread, halt in started:
+        halt.set()
+        thread.join(30)
+        assert not thread.is_alive()
+
+
+def test_each_sink_gets_its_request_and_a_failing_one_is_retried_with_backoff(
+    kafka_bootstrap, topics, notifier
+):
+    def fails_twice(request, earlier) -> int:
+        """The opening change is refused twice; the stream must not wait for it."""
+        key = request.headers["Idempotency-Key"]
+        tries = sum(r.headers["Idempotency-Key"] == key for r in earlier)
+        return 503 if key == "inc-abc:0" and tries < 2 else 200
+
+    with Sink(fails_twice) as hook, Sink() as slack, Sink() as manager:
+        notifier(webhook_url=hook.url + "/in", webhook_secret=SECRET, slack_url=slack.url,
+                 alertmanager_url=manager.url)  # fmt: skip
+        publish(kafka_bootstrap, topics["incidents"], [
+            change("open", 0), change("update", 1),  # no severity change: not delivered
+            change("update", 2, severity="critical", severity_changed=True),
+            change("update", 3, silenced=True, silence_reason="maintenance"),
+            change("resolved", 4, resolved_at=1_764_547_500_000)])  # fmt: skip
+        assert wait_for(lambda: len(hook.received) >= 5 and len(manager.received) >= 3, 60), (
+            len(hook.received), len(manager.received))
+        time.sleep(1.0)
+
+    # The webhook: the open change three times (two 503s), the other two once each,
+    # delivered while the first one waited for its retries.
+    keys = [r.headers["Idempotency-Key"] for r in hook.received]
+    assert sorted(keys) == ["inc-abc:0"] * 3 + ["inc-abc:2", "inc-abc:4"], keys
+    assert keys.index("inc-abc:4") < len(keys) - 1, "the stream did not wait for the retries"
+    opens = [r for r in hook.received if r.headers["Idempotency-Key"] == "inc-abc:0"]
+    gaps = [b.at - a.at for a, b in zip(opens, opens[1:], strict=False)]
+    assert gaps[0] >= 0.5 and gaps[1] >= 1.0, gaps  # doubling from backoff_s
+    for request in hook.received:
+        stamp, body = request.headers["X-Seismo-Timestamp"], request.body
+        expected = hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256)
+        assert request.headers["X-Seismo-Signature"] == "sha256=" + expected.hexdigest()
+        assert request.path == "/in" and request.json()["incident_id"] == "inc-abc"
+    # Slack and Alertmanager: each change once, in order, never the silenced one.
+    assert [r.json()["text"].split()[1] for r in slack.received] == [
+        "[WARNING]", "[CRITICAL]", "[WARNING]"]  # fmt: skip
+    assert {r.path for r in manager.received} == {"/api/v2/alerts"}
+    alerts = [r.json()[0] for r in manager.received]
+    assert [a["labels"]["severity"] for a in alerts] == ["warning", "critical", "warning"]
+    assert [("endsAt" in a) for a in alerts] == [False, False, True]
+    assert alerts[2]["endsAt"] == "2025-12-01T00:05:00Z"
+    retries = read_topic(kafka_bootstrap, topics["retry"], until=lambda r: len(r) >= 2)
+    assert [r.headers[H_ATTEMPT] for r in retries] == [b"1", b"2"]
+    print(f"\nwebhook: {len(hook.received)} requests, retry gaps {gaps[0]:.2f} s and"
+          f" {gaps[1]:.2f} s; slack {len(slack.received)}, alertmanager {len(manager.received)}")
+
+
+def test_a_sink_that_refuses_for_good_sends_the_delivery_to_the_dead_topic(
+    kafka_bootstrap, topics, notifier
+):
+    with Sink(lambda _r, _earlier: 400) as hook:
+        notifier(webhook_url=hook.url)
+        publish(kafka_bootstrap, topics["incidents"], [change("open", 0)])
+        dead = read_topic(kafka_bootstrap, topics["dead"], until=lambda r: len(r) >= 1)
+    assert len(hook.received) == 1, "a 400 is not retried"
+    assert dead[0].headers[H_SINK] == b"webhook" and dead[0].headers[H_ERROR] == b"HTTP 400"
+    assert orjson.loads(dead[0].value)["incident_id"] == "inc-abc"
+
+
+def test_an_unreachable_sink_is_given_up_after_max_attempts(kafka_bootstrap, topics, notifier):
+    with Sink() as closed:
+        url = closed.url
+    notifier(webhook_url=url)  # nothing listens there any more
+    publish(kafka_bootstrap, topics["incidents"], [change("open", 0)])
+    dead = read_topic(kafka_bootstrap, topics["dead"], until=lambda r: len(r) >= 1, timeout_s=60)
+    assert dead[0].headers[H_ATTEMPT] == b"4"
+    retries = read_topic(kafka_bootstrap, topics["retry"], until=lambda r: len(r) >= 3)
+    assert [r.headers[H_ATTEMPT] for r in retries] == [b"1", b"2", b"3"]

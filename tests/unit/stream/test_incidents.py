@@ -1,0 +1,88 @@
+"""The incident state machine (stream.incidents): properties against a naive model."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.incidents import Rules, new_state, on_alert, on_tick
+
+RULES = Rules(open_after=3, window_s=10, quiet_s=30)
+
+
+def alert(offset: int, at_ms: int, z: float = 5.0, partition: int = 0) -> dict:
+    return {"alert_id": f"ev:{partition}:{offset}", "device_id": "d", "ts": at_ms,
+            "detected_at": at_ms, "zscore": z, "model_version": "v",
+            "top_features": [{"index": 0, "name": "a", "error": 1.0}]}  # fmt: skip
+
+
+def run(alerts: list[dict]) -> list[dict]:
+    state, out = new_state(), []
+    for a in alerts:
+        state, changes = on_alert(state, a, RULES)
+        state = orjson.loads(orjson.dumps(state))  # what the Faust table stores and restores
+        out += changes
+    return out
+
+
+gaps = st.lists(st.integers(min_value=0, max_value=15_000), min_size=1, max_size=40)
+
+
+@settings(max_examples=200)
+@given(gaps=gaps, replays=st.lists(st.integers(min_value=0, max_value=39), max_size=20))
+def test_replayed_alerts_change_nothing(gaps, replays):
+    times = [sum(gaps[: i + 1]) for i in range(len(gaps))]
+    alerts = [alert(i, t) for i, t in enumerate(times)]
+    replayed = list(alerts)
+    for r in sorted(replays, reverse=True):  # re-deliver an earlier alert later on
+        if r < len(alerts):
+            replayed.insert(min(len(replayed), r + 3), alerts[r])
+    assert run(replayed) == run(alerts)
+
+
+@settings(max_examples=200)
+@given(gaps=gaps)
+def test_opens_exactly_when_open_after_alerts_fall_within_the_window(gaps):
+    times = [sum(gaps[: i + 1]) for i in range(len(gaps))]
+    changes = run([alert(i, t) for i, t in enumerate(times)])
+    # naive: the first i where the alerts i-2..i span less than the window
+    first = next((i for i in range(2, len(times)) if times[i] - times[i - 2] < 10_000), None)
+    if first is None:
+        assert changes == []
+        return
+    assert changes[0]["status"] == "open" and changes[0]["updated_at"] == times[first]
+    assert all(c["status"] == "update" for c in changes[1:])  # never resolved without a tick
+    assert [c["alert_count"] for c in changes] == list(range(3, 3 + len(changes)))
+    assert len(changes) == len(times) - first
+
+
+def test_resolves_after_the_quiet_period_and_reopens_as_a_new_incident():
+    state, opened = new_state(), []
+    for i in range(3):
+        state, out = on_alert(state, alert(i, 1000 * i), RULES)
+        opened += out
+    assert on_tick(state, 2000 + 29_999, RULES)[1] == []
+    state, out = on_tick(state, 2000 + 30_000, RULES)
+    assert out[0]["status"] == "resolved" and out[0]["resolved_at"] == 32_000
+    later = []
+    for i in range(3, 6):
+        state, changes = on_alert(state, alert(i, 100_000 + i), RULES)
+        later += changes
+    assert later[0]["status"] == "open" and later[0]["alert_count"] == 3
+    assert later[0]["incident_id"] != opened[0]["incident_id"]
+
+
+def test_severity_rises_with_the_z_score_and_the_rate_and_is_flagged_when_it_changes():
+    rules = Rules(open_after=3, window_s=60, quiet_s=30)  # 3 to 6 alerts a minute: no rate
+    state = new_state()
+    changes = []
+    for i, z in enumerate([4.0, 4.0, 4.0, 7.0, 13.0, 5.0]):
+        state, out = on_alert(state, alert(i, 100 * i, z=z), rules)
+        changes += out
+    assert [c["severity"] for c in changes] == ["info", "warning", "critical", "critical"]
+    assert [c["severity_changed"] for c in changes] == [False, True, True, False]
+    assert changes[-1]["max_zscore"] == 13.0
+    for i in range(6, 60):  # 60 alerts within the minute: critical by rate alone
+        state, out = on_alert(state, alert(i, 100 * i, z=1.0), Rules(critical_z=99))
+    assert out[0]["severity"] == "critical"
