@@ -306,6 +306,27 @@ def benchmark_odds(
     )
 
 
+@app.command("benchmark-nab")
+def benchmark_nab(
+    data_dir: Annotated[
+        Path | None, Opt(help="NAB folder (data/, labels/) [default $SEISMO_DATA/nab].")
+    ] = None,
+    results_dir: Annotated[
+        Path, Opt(help="Where result files are written (NAB's format).")
+    ] = Path("nab-results"),
+    as_json: Annotated[bool, Opt("--json", help="Print one JSON object on stdout.")] = False,
+    out: Annotated[Path | None, Opt(help="Markdown file whose NAB section is rewritten.")] = None,
+    k: Annotated[float, Opt(help="Threshold: mean + k std of the smoothed log error.")] = 3.0,
+) -> None:
+    """Stream the NAB series through the window detector; NAB's scores, P/R and delay."""
+    from models.series_detector import SeriesRules
+    from stream.bench_nab_cmd import run_benchmark_nab, write_report
+
+    report = run_benchmark_nab(data_dir, results_dir, SeriesRules(k=k),
+                               progress=lambda line: typer.echo(line, err=True))  # fmt: skip
+    write_report(report, as_json=as_json, out=out, echo=typer.echo)
+
+
 @app.command()
 def retrain(
     model_store: Annotated[

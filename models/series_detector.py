@@ -1,0 +1,200 @@
+"""Streaming anomaly detection on one time series with a window autoencoder.
+
+Each row is judged by the window that ends at it: ``points`` readings spread
+evenly over ``span_s`` seconds (a day by default, so a daily rhythm fits in
+one window; the stride follows the series' sampling step). A dense
+autoencoder, trained on the series' first stretch (NAB's probation), scores
+each window by its reconstruction error; the threshold rule is the scorer's:
+
+- the error is taken in log space and averaged over the last ``smooth`` rows;
+- a row is flagged when that exceeds the mean plus ``k`` standard deviations
+  of the same quantity over the last ``history`` unflagged rows (flagged rows
+  never enter the statistics);
+- a detection is the first flagged row of an episode: a flagged row more
+  than ``refractory_spans`` window spans after the previous flagged row (one
+  page per episode, however long it lasts, not one per row).
+
+Every ``retrain_every`` rows the model is retrained on the unflagged windows
+of the last ``history`` rows. Only rows before the current one are ever used:
+the detector is causal, as in a stream.
+
+Examples
+--------
+>>> import numpy as np
+>>> t = np.arange(3000) * 300.0                      # 5-minute steps
+>>> x = np.sin(2 * np.pi * t / 86400) + np.random.default_rng(0).normal(0, 0.05, 3000)
+>>> x[2000:2100] += 3.0                              # a step for 100 rows
+>>> result = detect(x, t, probation=600, rules=SeriesRules(epochs=15))
+>>> bool(result.detections[2000:2100].any()), int(result.detections[:2000].sum())
+(True, 0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.config import DenseConfig, TrainConfig
+from models.training import train_autoencoder
+
+#: Rows a window needs in the training stretch, at least.
+MIN_TRAIN_WINDOWS = 50
+
+
+@dataclass(frozen=True)
+class SeriesRules:
+    """The detector's fixed rules (chosen once, never fitted on the series scored)."""
+
+    points: int = 48
+    span_s: float = 86_400.0
+    k: float = 3.0
+    smooth: int = 6
+    history: int = 4000
+    retrain_every: int = 2000
+    refractory_spans: float = 1.0
+    warmup_spans: float = 1.0
+    hidden: tuple[int, ...] = (16, 4)
+    epochs: int = 40
+    seed: int = 0
+
+
+@dataclass
+class SeriesResult:
+    """Per row: the smoothed log error, its z-score, flagged and detected.
+
+    ``anomaly_score`` is in [0, 1]: 1.0 at a detection, else ``0.49 * clip(z / k, 0, 1)``,
+    so NAB's threshold of 0.5 turns exactly the detections into detections.
+    """
+
+    error: np.ndarray
+    z: np.ndarray
+    flagged: np.ndarray
+    detections: np.ndarray
+    stride: int
+    span_rows: int
+    retrains: int = 0
+    anomaly_score: np.ndarray = field(init=False)
+    k: float = 3.0
+
+    def __post_init__(self) -> None:
+        partial = 0.49 * np.clip(np.nan_to_num(self.z) / self.k, 0.0, 1.0)
+        self.anomaly_score = np.where(self.detections, 1.0, partial)
+
+
+def sampling_step_s(timestamps_s: np.ndarray) -> float:
+    """Median positive step between readings (NAB series repeat or skip stamps).
+
+    >>> sampling_step_s(np.array([0.0, 300, 300, 600, 1200]))
+    300.0
+    """
+    steps = np.diff(np.asarray(timestamps_s, dtype=float))
+    steps = steps[steps > 0]
+    return float(np.median(steps)) if len(steps) else 1.0
+
+
+def window_stride(step_s: float, probation: int, rules: SeriesRules) -> int:
+    """Rows between the readings of one window: the span over ``points``, shortened
+    until the training stretch holds :data:`MIN_TRAIN_WINDOWS` windows.
+
+    >>> window_stride(300.0, 600, SeriesRules()), window_stride(3600.0, 1000, SeriesRules())
+    (6, 1)
+    >>> window_stride(300.0, 300, SeriesRules())  # 2 days of probation: 2 readings apart
+    5
+    """
+    stride = max(1, round(rules.span_s / step_s / rules.points))
+    while stride > 1 and probation - ((rules.points - 1) * stride + 1) + 1 < MIN_TRAIN_WINDOWS:
+        stride -= 1
+    return stride
+
+
+def windows(z: np.ndarray, points: int, stride: int) -> np.ndarray:
+    """``(n - span + 1, points)`` windows; window ``j`` ends at row ``j + span - 1``.
+
+    >>> windows(np.arange(7.0), points=3, stride=2)
+    array([[0., 2., 4.],
+           [1., 3., 5.],
+           [2., 4., 6.]])
+    """
+    span = (points - 1) * stride + 1
+    return np.lib.stride_tricks.sliding_window_view(z, span)[:, ::stride]
+
+
+def _train(x: np.ndarray, rules: SeriesRules, epochs: int, seed: int):  # noqa: ANN202
+    config = DenseConfig(n_features=x.shape[1], hidden=rules.hidden, activation="tanh")
+    train = TrainConfig(epochs=epochs, batch_size=64, lr=1e-2, scaling="none", seed=seed,
+                        patience=max(3, epochs // 4))  # fmt: skip
+    return train_autoencoder(x.astype(np.float32), config=config, train=train,
+                             device="cpu").detector  # fmt: skip
+
+
+def detect(
+    values: np.ndarray, timestamps_s: np.ndarray, probation: int, rules: SeriesRules = SeriesRules()
+) -> SeriesResult:
+    """Run the detector over a whole series as a stream (see the module docstring).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n,)`` readings.
+    timestamps_s : numpy.ndarray
+        ``(n,)`` epoch seconds (only the sampling step is used).
+    probation : int
+        Rows to learn from before judging any; nothing is flagged in them.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    stride = window_stride(sampling_step_s(timestamps_s), probation, rules)
+    span = (rules.points - 1) * stride + 1
+    if probation - span + 1 < MIN_TRAIN_WINDOWS:
+        raise ValueError(f"probation of {probation} rows is too short for windows of {span}")
+    mu, sd = x[:probation].mean(), x[:probation].std() + 1e-9
+    w = windows(np.clip((x - mu) / sd, -20, 20), rules.points, stride)
+    log_error = np.full(n, np.nan)
+    smooth = np.full(n, np.nan)
+    z = np.full(n, np.nan)
+    flagged = np.zeros(n, dtype=bool)
+    detections = np.zeros(n, dtype=bool)
+    # The statistics start from errors on windows the model has not seen: a
+    # model fitted on the first half of the training stretch scores the second.
+    fit_windows = probation - span + 1
+    half = fit_windows // 2
+    if half >= MIN_TRAIN_WINDOWS:
+        first_half = _train(w[:half], rules, rules.epochs, rules.seed)
+        log_error[span - 1 + half : probation] = np.log(
+            first_half.score_batch(w[half:fit_windows]) + 1e-9)
+    model = _train(w[:fit_windows], rules, rules.epochs, rules.seed)
+    refractory = int(rules.refractory_spans * span)
+    warmup = max(2, int(rules.warmup_spans * span))
+    last, retrains, start = -(10**9), 0, span - 1
+    row = probation
+    while row < n:
+        stop = min(n, row + rules.retrain_every)
+        log_error[row:stop] = np.log(model.score_batch(w[row - span + 1 : stop - span + 1]) + 1e-9)
+        for i in range(row, stop):
+            seen = log_error[max(start, i - rules.smooth + 1) : i + 1]
+            smooth[i] = np.nanmean(seen)
+            lo = max(start, i - rules.history)
+            past = log_error[lo:i][~flagged[lo:i]]
+            past = past[~np.isnan(past)]
+            if len(past) < warmup:
+                continue
+            # the same smoothing over the unflagged past: its mean and spread
+            kernel = np.ones(min(rules.smooth, len(past))) / min(rules.smooth, len(past))
+            past = np.convolve(past, kernel, mode="valid")
+            z[i] = (smooth[i] - past.mean()) / (past.std() + 1e-9)
+            if z[i] > rules.k:
+                flagged[i] = True
+                if i - last > refractory:  # the first flagged row of a new episode
+                    detections[i] = True
+                last = i
+        row = stop
+        if probation <= row < n:
+            recent = np.arange(max(start, row - rules.history), row)
+            recent = recent[~flagged[recent]]
+            if len(recent) >= MIN_TRAIN_WINDOWS:
+                retrains += 1
+                model = _train(w[recent - span + 1], rules, max(1, rules.epochs // 2),
+                               rules.seed + retrains)  # fmt: skip
+    return SeriesResult(error=smooth, z=z, flagged=flagged, detections=detections,
+                        stride=stride, span_rows=span, retrains=retrains, k=rules.k)  # fmt: skip

@@ -1,0 +1,71 @@
+"""``seismo benchmark-nab`` on a small generated corpus in NAB's layout (no shared data needed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from models.series_detector import SeriesRules
+from stream.bench_nab_cmd import read_detections, result_path, run_benchmark_nab
+from tests.pipes import run_seismo
+
+N, STEP = 4032, timedelta(minutes=5)  # 14 days, as NAB's artificial series
+START = datetime(2014, 4, 1)
+
+
+def make_corpus(root: Path) -> dict[str, list[list[str]]]:
+    """Two daily-cycle series with a 5-hour level step inside their labelled window."""
+    rng = np.random.default_rng(3)
+    labels = {}
+    for name, at in (("one.csv", 2500), ("two.csv", 3300)):
+        t = np.arange(N)
+        x = 10 + np.sin(2 * np.pi * t / 288) + rng.normal(0, 0.05, N)
+        x[at : at + 60] += 4.0
+        path = root / "data" / "synthetic" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["timestamp", "value"])
+            for i, v in enumerate(x):
+                out.writerow([(START + i * STEP).strftime("%Y-%m-%d %H:%M:%S"), f"{v:.4f}"])
+        # as NAB labels: a window of a tenth of the series, centred on the anomaly
+        left, right = START + (at - 200) * STEP, START + (at + 200) * STEP
+        labels[f"synthetic/{name}"] = [[left.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                                        right.strftime("%Y-%m-%d %H:%M:%S.%f")]]  # fmt: skip
+    (root / "labels").mkdir()
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(labels))
+    return labels
+
+
+def test_both_windows_are_found_early_and_the_result_files_follow_nab(tmp_path):
+    make_corpus(tmp_path / "nab")
+    report = run_benchmark_nab(tmp_path / "nab", tmp_path / "results", SeriesRules(epochs=10))
+    assert set(report) >= {"standard", "reward_low_fp", "reward_low_fn", "series", "precision",
+                           "recall", "mean_delay"}  # fmt: skip
+    assert report["recall"]["event"] == 1.0 and report["precision"]["event"] == 1.0
+    # found within 40 rows (3 h 20 min) of the step, 200 rows into the window
+    assert report["mean_delay"] <= 240 * 300
+    assert report["standard"] > 70 and report["reward_low_fn"] > 70
+    for key in ("synthetic/one.csv", "synthetic/two.csv"):
+        path = result_path(tmp_path / "results", "seismo", key)
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        assert list(rows[0]) == ["timestamp", "value", "anomaly_score", "label"]
+        assert len(rows) == N and sum(int(r["label"]) for r in rows) == 401
+        assert read_detections(path).sum() == report["series"][key]["detections"]
+    assert "rolling_gaussian" in report["baselines"]
+
+
+def test_the_command_prints_one_json_object_and_refuses_a_folder_without_labels(tmp_path):
+    make_corpus(tmp_path / "nab")
+    done = run_seismo("benchmark-nab", "--data-dir", str(tmp_path / "nab"), "--json",
+                      "--results-dir", str(tmp_path / "r"), timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["corpus"] == {"series": 2, "rows": 2 * N, "windows": 2}
+    empty = run_seismo("benchmark-nab", "--data-dir", str(tmp_path), timeout=120)
+    assert empty.returncode == 1 and "no NAB labels" in empty.stderr
