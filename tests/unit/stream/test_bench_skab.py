@@ -1,0 +1,72 @@
+"""``seismo benchmark-skab`` on generated data in SKAB's layout (no shared data needed)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from stream.bench_skab_cmd import SkabRules, run_benchmark_skab
+from tests.pipes import run_seismo
+
+HEAD = ("datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;"
+        "Thermocouple;Voltage;Volume Flow RateRMS")  # fmt: skip
+
+
+def pump(n: int, rng: np.random.Generator) -> np.ndarray:
+    """8 correlated channels around a slow cycle, like the testbed's."""
+    t = np.arange(n)
+    base = np.sin(2 * np.pi * t / 120)[:, None] * np.linspace(0.5, 1.5, 8)
+    return base + rng.normal(0, 0.1, (n, 8)) + np.arange(8)
+
+
+def write(path: Path, x: np.ndarray, anomaly=None, changepoint=None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = datetime(2020, 3, 9, 10)
+    head = HEAD + (";anomaly;changepoint" if anomaly is not None else "")
+    lines = [head]
+    for i, row in enumerate(x):
+        cells = [(start + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S")]
+        cells += [f"{v:.5f}" for v in row]
+        if anomaly is not None:
+            cells += [f"{float(anomaly[i]):.1f}", f"{float(changepoint[i]):.1f}"]
+        lines.append(";".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_skab(root: Path) -> None:
+    rng = np.random.default_rng(5)
+    write(root / "anomaly-free" / "anomaly-free.csv", pump(3000, rng))
+    for name, at in (("valve1/0.csv", 700), ("valve2/0.csv", 800)):
+        x = pump(1100, rng)
+        x[at : at + 250, 3] += 3.0  # pressure steps up while the valve is closed
+        anomaly = np.zeros(1100, bool)
+        anomaly[at : at + 250] = True
+        changepoint = np.zeros(1100, bool)
+        changepoint[[at, at + 250]] = True
+        write(root / name, x, anomaly, changepoint)
+
+
+def test_a_pressure_step_is_flagged_and_the_figures_are_reported(tmp_path):
+    make_skab(tmp_path)
+    report = run_benchmark_skab(tmp_path, SkabRules(epochs=5))
+    assert {"f1", "far", "mar", "nab_standard"} <= set(report)
+    assert report["experiments"] == 2
+    assert report["f1"] > 0.9 and report["mar"] < 15, report
+    # false alarms only where a window still holds the end of the step (59 rows per file)
+    assert report["counts"]["fp"] <= 2 * 59, report
+    assert report["nab_standard"] > 0  # the switches land after the labelled changepoints
+    counts = report["counts"]
+    assert sum(counts.values()) == 2 * (1100 - 400), "every row after the calibration scored"
+
+
+def test_the_command_prints_one_json_object_and_refuses_another_folder(tmp_path):
+    make_skab(tmp_path / "skab")
+    done = run_seismo("benchmark-skab", "--data-dir", str(tmp_path / "skab"), "--json",
+                      timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {"f1", "far", "mar", "nab_standard"} <= set(json.loads(done.stdout))
+    wrong = run_seismo("benchmark-skab", "--data-dir", str(tmp_path), timeout=120)
+    assert wrong.returncode == 1 and "no SKAB data" in wrong.stderr
