@@ -1,0 +1,97 @@
+"""Per-device sliding windows of readings, for scoring shapes over time.
+
+Each device (message key) keeps its last ``window`` readings of ``channels``
+values in a ring buffer (one ``(window, channels)`` float32 array and the
+readings' timestamps). Every ``stride`` readings, once full, the buffer
+yields the window in time-major order, flattened, the layout the window
+models take (:mod:`models.sequence`): ``row[t * channels + c]``.
+
+A reading whose source offset is not above the last one seen for its
+partition and device is a replay (the scorer is at-least-once) and is
+ignored, so a replayed batch does not put readings twice into a window.
+
+Examples
+--------
+>>> import numpy as np
+>>> buffer = WindowBuffer(window=3, stride=2, channels=1)
+>>> out = [buffer.push("d", np.array([v]), ts=v, partition=0, offset=v) for v in range(6)]
+>>> [None if w is None else w.values.tolist() for w in out]
+[None, None, [0.0, 1.0, 2.0], None, [2.0, 3.0, 4.0], None]
+>>> buffer.push("d", np.array([9.0]), ts=9, partition=0, offset=4) is None  # a replay
+True
+>>> out[4].start_ts, out[4].end_ts
+(2, 4)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    """One complete window of a device: flattened values and its time span (epoch ms)."""
+
+    device_id: str
+    values: np.ndarray  # (window * channels,) float32, time-major
+    start_ts: int
+    end_ts: int
+
+
+class _Ring:
+    __slots__ = ("values", "stamps", "count", "since", "offsets")
+
+    def __init__(self, window: int, channels: int) -> None:
+        self.values = np.zeros((window, channels), dtype=np.float32)
+        self.stamps = np.zeros(window, dtype=np.int64)
+        self.count = 0  # readings pushed so far
+        self.since = 0  # readings since the last window yielded
+        self.offsets: dict[int, int] = {}
+
+
+class WindowBuffer:
+    """Ring buffers per device; :meth:`push` one reading, get a :class:`Window` when due."""
+
+    def __init__(self, window: int, stride: int, channels: int) -> None:
+        if window < 1 or stride < 1 or channels < 1:
+            raise ValueError("window, stride and channels must be at least 1")
+        self.window, self.stride, self.channels = window, stride, channels
+        self._rings: dict[str, _Ring] = {}
+
+    def __len__(self) -> int:
+        """Devices with a buffer."""
+        return len(self._rings)
+
+    def push(
+        self, device_id: str, values: np.ndarray, ts: int, partition: int, offset: int
+    ) -> Window | None:
+        """Add one reading; the device's window when it is full and ``stride`` readings on."""
+        ring = self._rings.get(device_id)
+        if ring is None:
+            ring = self._rings[device_id] = _Ring(self.window, self.channels)
+        if offset <= ring.offsets.get(partition, -1):
+            return None
+        ring.offsets[partition] = offset
+        slot = ring.count % self.window
+        ring.values[slot] = values
+        ring.stamps[slot] = ts
+        ring.count += 1
+        ring.since += 1
+        if ring.count < self.window:
+            return None
+        if ring.count > self.window and ring.since < self.stride:
+            return None
+        ring.since = 0
+        order = np.roll(np.arange(self.window), -(ring.count % self.window))
+        return Window(device_id, ring.values[order].reshape(-1).copy(),
+                      int(ring.stamps[order[0]]), int(ring.stamps[order[-1]]))  # fmt: skip
+
+    def forget(self, device_ids: set[str] | None = None) -> None:
+        """Drop the buffers of ``device_ids`` (all when ``None``), e.g. after a revocation."""
+        if device_ids is None:
+            self._rings.clear()
+        else:
+            for device in device_ids:
+                self._rings.pop(device, None)
