@@ -260,3 +260,63 @@ def shared_data_dir(subdir: str, env: Mapping[str, str] | None = None) -> Path:
     root = environ.get("SEISMO_DATA")
     base = Path(root) if root else Path(__file__).resolve().parents[1].parent / "shared" / "data"
     return base / subdir
+
+
+@dataclass(frozen=True)
+class Series:
+    """A time-series CSV: its value columns and the readings, in file order."""
+
+    channels: list[str]
+    values: np.ndarray  # (n, c)
+
+
+def is_series_csv(path: Path, timestamp_column: str) -> bool:
+    """Whether ``path`` is a CSV whose header has ``timestamp_column``."""
+    if path.suffix.lower() != ".csv":
+        return False
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return timestamp_column in [name.strip() for name in header]
+
+
+def read_series(path: Path, timestamp_column: str) -> Series:
+    """Every column but the timestamp, as floats (the timestamps only order the file)."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    header = [name.strip() for name in rows[0]]
+    keep = [i for i, name in enumerate(header) if name != timestamp_column]
+    try:
+        values = np.array([[float(row[i]) for i in keep] for row in rows[1:]], dtype=np.float64)
+    except (ValueError, IndexError) as exc:
+        message = f"{path}: every column but {timestamp_column!r} must be numeric: {exc}"
+        raise DataError(message) from None
+    if values.size == 0 or not keep:
+        raise DataError(f"{path}: no readings, or no value column next to {timestamp_column!r}")
+    if not np.isfinite(values).all():
+        raise DataError(f"{path}: NaN or infinite readings")
+    return Series([header[i] for i in keep], values)
+
+
+def series_windows(values: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """Sliding windows ``(n - window + 1, window * c)`` (every ``stride``-th), time-major:
+    ``row[t * c + j]`` is channel ``j`` at step ``t``, the layout the scorer builds.
+
+    >>> series_windows(np.arange(8.0).reshape(4, 2), window=2).tolist()
+    [[0.0, 1.0, 2.0, 3.0], [2.0, 3.0, 4.0, 5.0], [4.0, 5.0, 6.0, 7.0]]
+    """
+    if window < 1 or len(values) < window:
+        raise DataError(f"a window of {window} needs at least {window} readings")
+    view = np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))[:, 0]
+    return view.reshape(len(view), -1)[::stride]
+
+
+def window_feature_names(channels: list[str], window: int) -> list[str]:
+    """``{channel}@t-{k}``, oldest step first (``t-0`` is the newest reading).
+
+    >>> window_feature_names(["rpm", "temp"], 2)
+    ['rpm@t-1', 'temp@t-1', 'rpm@t-0', 'temp@t-0']
+    """
+    return [f"{c}@t-{window - 1 - t}" for t in range(window) for c in channels]

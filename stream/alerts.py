@@ -90,6 +90,10 @@ class ScoredBatch:
     threshold: Threshold
     model_version: str
     feature_names: Sequence[str]
+    #: With windowed scoring: each row's window start (epoch ms), size and stride, channels.
+    window_starts: np.ndarray | None = None
+    window: tuple[int, int] = (1, 1)
+    channel_names: Sequence[str] = ()
 
 
 def _common(batch: ScoredBatch, i: int) -> dict[str, Any]:
@@ -122,6 +126,12 @@ def alert_records(batch: ScoredBatch, detected_at_ms: int) -> list[dict[str, Any
             threshold_space=t.space,
             top_features=top_features(batch.feature_errors[i], batch.feature_names),
         )
+        if batch.window_starts is not None:
+            size, stride = batch.window
+            per_channel = batch.feature_errors[i].reshape(size, -1).sum(axis=0)
+            record["window"] = {"start_ts": int(batch.window_starts[i]), "end_ts": record["ts"],
+                                "size": size, "stride": stride}  # fmt: skip
+            record["top_channels"] = top_features(per_channel, batch.channel_names)
         out.append(record)
     return out
 

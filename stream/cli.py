@@ -107,6 +107,12 @@ def score(
     max_batch: Annotated[int | None, Opt(help="Most events per micro-batch.")] = None,
     linger_ms: Annotated[int | None, Opt(help="Longest wait for a batch to fill (ms).")] = None,
     k: Annotated[float | None, Opt("--k", help="Threshold = mean + k*std.")] = None,
+    window: Annotated[
+        int | None, Opt(help="Score each device's last W readings with a window model.")
+    ] = None,
+    window_stride: Annotated[
+        int | None, Opt(help="With --window: readings between two scored windows.")
+    ] = None,
     threshold_space: Annotated[
         str | None, Opt(help="log (default) or linear: where mean/std are computed.")
     ] = None,
@@ -166,7 +172,15 @@ def train(
     noise: Annotated[str | None, Opt(help="denoising: gaussian or mask.")] = None,
     noise_level: Annotated[float | None, Opt(help="denoising: std or mask share.")] = None,
     kl_weight: Annotated[float | None, Opt(help="vae: weight of the KL term.")] = None,
-    window: Annotated[int | None, Opt(help="conv1d/lstm: time steps per row.")] = None,
+    window: Annotated[
+        int | None, Opt(help="Time steps per row (conv1d/lstm); on a series CSV, any arch.")
+    ] = None,
+    timestamp_column: Annotated[
+        str, Opt(help="A CSV with this column is a time series (windows of --window).")
+    ] = "timestamp",
+    train_share: Annotated[
+        float, Opt(help="Series: the first share of the readings is the training stretch.")
+    ] = 0.5,
     channels: Annotated[int | None, Opt(help="conv1d/lstm: channels (default d/window).")] = None,
     filters: Annotated[str | None, Opt(help="conv1d: filters per layer, e.g. 16,8.")] = None,
     kernel_size: Annotated[int | None, Opt(help="conv1d: kernel size (odd).")] = None,
@@ -207,6 +221,8 @@ def train(
         label_column=label_column,
         device=device,
         contamination=contamination,
+        timestamp_column=timestamp_column,
+        train_share=train_share,
     )
 
 

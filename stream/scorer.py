@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import orjson
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaException,
     Message,
+    TopicPartition,
 )
 
 from models.artifact import Artifact
@@ -40,6 +42,7 @@ from stream.model_watch import ModelWatcher
 from stream.redis_stats import SharedStats
 from stream.settings import ScorerSettings
 from stream.threshold import ThresholdRule, ThresholdSource, learnable, to_space
+from stream.window_buffer import WindowBuffer, channel_names, gather
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,13 @@ class Scorer:
         self._stats_source: ThresholdSource = "redis"
         self.drift = self._drift_monitor(artifact)
         metrics.set_model(artifact.name, artifact.version)
+        self.windows: WindowBuffer | None = None
+        self._owned: set[tuple[str, int]] = set()
+        self._channels: list[str] = []
+        if settings.window > 1:
+            size = settings.window
+            self.windows = WindowBuffer(size, settings.window_stride, artifact.n_features // size)
+            self._channels = channel_names(list(artifact.feature_names), size)
 
     def _drift_monitor(self, artifact: Artifact) -> DriftMonitor | None:
         s, cal = self.settings, artifact.calibration
@@ -159,7 +169,17 @@ class Scorer:
                 self.process(messages)
             else:
                 self.producer.poll()
-            self.metrics.health.loop_alive(len(self.consumer.assignment()))
+            assignment = self.consumer.assignment()
+            self.metrics.health.loop_alive(len(assignment))
+            self._forget_windows_of_lost_partitions(assignment)
+
+    def _forget_windows_of_lost_partitions(self, assignment: Sequence[TopicPartition]) -> None:
+        """After a revocation the devices' windows restart: their readings went elsewhere."""
+        owned = {(tp.topic, tp.partition) for tp in assignment}
+        if self.windows is not None and not owned >= self._owned:
+            log.info("partitions revoked: %d device windows start again", len(self.windows))
+            self.windows.forget()
+        self._owned = owned
 
     def process(self, raw: Sequence[Message]) -> BatchResult:
         """Score one micro-batch and hand it on, at least once.
@@ -196,12 +216,17 @@ class Scorer:
         decoded = decode_batch(
             [m.value() for m in messages],
             kafka_timestamps=_timestamps(messages, now_ms),
-            n_features=self.artifact.n_features,
+            n_features=self.artifact.n_features // self.settings.window,
             max_bytes=self.settings.max_message_bytes,
             headers=headers,
             keys=[m.key() for m in messages] if any(headers) else None,
         )
-        scored = self._score(decoded, sources)  # 1
+        starts = None
+        if self.windows is not None:  # score each device's completed windows instead
+            where = [(m.partition() or 0, m.offset() or 0) for m in messages]
+            decoded, starts = gather(self.windows, decoded, [p for p, _ in where],
+                                     [o for _, o in where])  # fmt: skip
+        scored = self._score(decoded, sources, starts)  # 1
         self._watch_drift(scored)
         n_alerts = self._deliver(scored, messages, sources)  # 2, 3
         self.stats.merge(  # 4
@@ -211,7 +236,9 @@ class Scorer:
         self._observe(scored, len(messages), n_alerts, started)
         return BatchResult(len(messages), len(decoded), len(decoded.rejected), n_alerts)
 
-    def _score(self, decoded: DecodedBatch, sources: Sequence[Source]) -> ScoredBatch:
+    def _score(
+        self, decoded: DecodedBatch, sources: Sequence[Source], starts: np.ndarray | None = None
+    ) -> ScoredBatch:
         scores, feature_errors = self.artifact.detector.score_with_features(decoded.values)
         stats, source = self.stats.read()
         self._stats_source = source
@@ -227,6 +254,9 @@ class Scorer:
             threshold=threshold,
             model_version=self.artifact.version,
             feature_names=self.artifact.feature_names,
+            window_starts=starts,
+            window=(self.settings.window, self.settings.window_stride),
+            channel_names=self._channels,
         )
 
     def _watch_drift(self, scored: ScoredBatch) -> None:

@@ -160,7 +160,10 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         consumer = Consumer({**config, "error_cb": errors, "stats_cb": metrics.on_kafka_stats})
         stack.callback(consumer.close)
         check_topics(consumer, [settings.input_topic, *output_topics(settings)], errors=errors)
-        check_model_fits(settings, artifact.n_features)
+        if artifact.n_features % settings.window:
+            raise ArtifactError(f"--window {settings.window} does not divide the model's "
+                                f"{artifact.n_features} features (window x channels)")  # fmt: skip
+        check_model_fits(settings, artifact.n_features // settings.window)
         producer_config = client_config(
             settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config
         )

@@ -199,6 +199,13 @@ class ScorerSettings(RedactedSettings):
         50, ge=1, le=60_000, description="Longest wait for a micro-batch to fill (ms)."
     )
     k: float = Field(3.0, gt=0, description="Threshold = mean + k * std of recent scores.")
+    window: int = Field(
+        1, ge=1, le=10_000,
+        description="Readings per device scored together by a window model (1 = one by one).",
+    )
+    window_stride: int = Field(
+        1, ge=1, description="With window > 1: readings between two scored windows of a device."
+    )
     threshold_space: Literal["log", "linear"] = Field(
         "log",
         description="Statistics of log(score) (default; errors are right-skewed) or raw scores.",

@@ -19,7 +19,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from models.artifact import build_artifact, save_artifact
 from models.config import TrainConfig, default_hidden
-from models.data import load_table
+from models.data import (
+    Table,
+    is_series_csv,
+    load_table,
+    read_series,
+    series_windows,
+    window_feature_names,
+)
 from models.errors import SeismoError, TrainingStopped
 from models.registry import ModelConfig, get_architecture
 from models.training import TrainResult, train_autoencoder
@@ -205,6 +212,8 @@ def run_train(
     label_column: str | None,
     device: str,
     contamination: float | None = None,
+    timestamp_column: str = "timestamp",
+    train_share: float = 0.5,
 ) -> Path:
     """Load, train with a progress bar, calibrate, and save; return the artifact dir.
 
@@ -213,10 +222,23 @@ def run_train(
     source file, the rows trained on (``rows``, training plus validation
     split) and the labelled rows left out by ``exclude_labelled``
     (``rows_excluded``).
+
+    With ``window`` and a CSV that has ``timestamp_column``, the data is a
+    time series (one or more value columns): the model learns the sliding
+    windows of its first ``train_share`` (time-major, features named
+    ``{channel}@t-{k}``), the rows a scorer run with ``--window`` builds.
     """
     check_out_dir(out)
     console = Console(stderr=True)
-    table = load_table(data, label_column=label_column, exclude_labelled=exclude_labelled)
+    window = arch_options.get("window")
+    if window and is_series_csv(data, timestamp_column):
+        table = series_table(data, timestamp_column, window, train_share)
+        if "window" not in {f.name for f in fields(get_architecture(arch).config_cls)}:  # type: ignore[arg-type]
+            arch_options = {**arch_options, "window": None}  # dense: the flattened window
+        console.print(f"time series: {len(table.x)} windows of {window} readings from the "
+                      f"first {train_share:.0%} of {data}")  # fmt: skip
+    else:
+        table = load_table(data, label_column=label_column, exclude_labelled=exclude_labelled)
     n, d = table.x.shape
     config = build_config(arch, d, arch_options)
     try:
@@ -240,3 +262,13 @@ def run_train(
         f"mean {cal.mean:.4g} std {cal.std:.4g} p99 {cal.quantiles.get('0.99', float('nan')):.4g}"
     )
     return path
+
+
+def series_table(data: Path, timestamp_column: str, window: int, train_share: float) -> Table:
+    """The sliding windows of a time-series CSV's first ``train_share``, as a table."""
+    if not 0 < train_share <= 1:
+        raise ConfigError(f"--train-share must be in (0, 1], got {train_share}")
+    series = read_series(data, timestamp_column)
+    head = series.values[: max(window, int(len(series.values) * train_share))]
+    x = series_windows(head, window).astype(np.float32)
+    return Table(x=x, y=None, feature_names=window_feature_names(series.channels, window))

@@ -25,9 +25,12 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from stream.codec import DecodedBatch
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,49 @@ class WindowBuffer:
         else:
             for device in device_ids:
                 self._rings.pop(device, None)
+
+
+def channel_names(feature_names: list[str], window: int) -> list[str]:
+    """Channel names of a window model: its last time step's feature names, without the
+    ``@t-k`` suffix that ``seismo train --window`` gives them.
+
+    >>> channel_names(["rpm@t-1", "temp@t-1", "rpm@t-0", "temp@t-0"], 2)
+    ['rpm', 'temp']
+    >>> channel_names(["f0", "f1", "f2", "f3"], 2)
+    ['f2', 'f3']
+    """
+    channels = len(feature_names) // window
+    last = feature_names[(window - 1) * channels :]
+    return [name.split("@t-")[0] for name in last]
+
+
+def gather(
+    buffer: WindowBuffer, decoded: DecodedBatch, partitions: Sequence[int],
+    offsets: Sequence[int],
+) -> tuple[DecodedBatch, np.ndarray]:  # fmt: skip
+    """The windows a batch completes, as a batch of their own, and their start times.
+
+    Each window is attributed to the event that completed it (its row, id and
+    ``ts``), so alerts keep pointing at a real message. ``partitions`` and
+    ``offsets`` are per consumed message; rejected messages stay rejected.
+    """
+    values, rows, devices, event_ids, ends, starts = [], [], [], [], [], []
+    for i in range(len(decoded)):
+        row = int(decoded.rows[i])
+        window = buffer.push(decoded.device_ids[i], decoded.values[i],
+                             int(decoded.timestamps[i]), partitions[row], offsets[row])  # fmt: skip
+        if window is None:
+            continue
+        values.append(window.values)
+        rows.append(row)
+        devices.append(window.device_id)
+        event_ids.append(decoded.event_ids[i])
+        ends.append(window.end_ts)
+        starts.append(window.start_ts)
+    width = buffer.window * buffer.channels
+    batch = DecodedBatch(
+        values=np.array(values, dtype=np.float32).reshape(len(values), width),
+        rows=np.array(rows, dtype=np.int64), device_ids=devices, event_ids=event_ids,
+        timestamps=np.array(ends, dtype=np.int64), rejected=decoded.rejected,
+    )  # fmt: skip
+    return batch, np.array(starts, dtype=np.int64)
