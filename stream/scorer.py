@@ -72,6 +72,8 @@ StatsFactory = Callable[[Artifact], SharedStats]
 """The shared statistics of a model version (each version has its own)."""
 DriftCallback = Callable[[Artifact], None]
 """Called when the scores of the model serving have drifted from its calibration."""
+TailReader = Callable[[list[TopicPartition], int], list[Message]]
+"""Up to ``n`` messages before the group's committed offset of each partition, in order."""
 
 
 class Scorer:
@@ -97,6 +99,7 @@ class Scorer:
         stats_for: StatsFactory | None = None,
         on_drift: DriftCallback | None = None,
         new_producer: Callable[[], ConfirmingProducer] | None = None,
+        read_tail: TailReader | None = None,
     ) -> None:
         self.settings = settings
         self.artifact = artifact
@@ -109,6 +112,7 @@ class Scorer:
         self.stats_for = stats_for
         self.on_drift = on_drift
         self.new_producer = new_producer
+        self.read_tail = read_tail
         self._stop = threading.Event()
         self.rule = ThresholdRule(
             k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space
@@ -165,21 +169,49 @@ class Scorer:
             messages = self.consumer.consume(
                 num_messages=self.settings.max_batch, timeout=linger_s
             )
+            assignment = self.consumer.assignment()
+            self._sync_windows(assignment)  # before the batch: it may be a new partition's
             if messages:
                 self.process(messages)
             else:
                 self.producer.poll()
-            assignment = self.consumer.assignment()
             self.metrics.health.loop_alive(len(assignment))
-            self._forget_windows_of_lost_partitions(assignment)
 
-    def _forget_windows_of_lost_partitions(self, assignment: Sequence[TopicPartition]) -> None:
-        """After a revocation the devices' windows restart: their readings went elsewhere."""
+    def _sync_windows(self, assignment: Sequence[TopicPartition]) -> None:
+        """Keep the device windows in step with the partitions owned.
+
+        After a revocation every window starts again (the lost partitions'
+        readings go elsewhere); a newly owned partition's windows are rebuilt
+        from up to ``window_tail`` messages before its committed offset, which
+        its previous owner already scored, so its devices are judged from
+        their next reading on.
+        """
         owned = {(tp.topic, tp.partition) for tp in assignment}
-        if self.windows is not None and not owned >= self._owned:
+        if self.windows is None or owned == self._owned:
+            self._owned = owned
+            return
+        if not owned >= self._owned:
             log.info("partitions revoked: %d device windows start again", len(self.windows))
             self.windows.forget()
+            gained = owned
+        else:
+            gained = owned - self._owned
         self._owned = owned
+        if self.read_tail is None or not gained or not self.settings.window_tail:
+            return
+        tail = self.read_tail([TopicPartition(t, p) for t, p in sorted(gained)],
+                              self.settings.window_tail)  # fmt: skip
+        if tail:
+            decoded = decode_batch(
+                [m.value() for m in tail], kafka_timestamps=_timestamps(tail, 0),
+                n_features=self.artifact.n_features // self.settings.window,
+                max_bytes=self.settings.max_message_bytes,
+                headers=[m.headers() for m in tail], keys=[m.key() for m in tail],
+            )  # fmt: skip
+            where = [(m.partition() or 0, m.offset() or 0) for m in tail]
+            gather(self.windows, decoded, [p for p, _ in where], [o for _, o in where])
+        log.info("device windows rebuilt from %d earlier messages of %d partitions",
+                 len(tail), len(gained))  # fmt: skip
 
     def process(self, raw: Sequence[Message]) -> BatchResult:
         """Score one micro-batch and hand it on, at least once.

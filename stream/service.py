@@ -13,12 +13,13 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from models.artifact import Artifact, load_artifact
 from models.errors import ArtifactError
@@ -40,7 +41,7 @@ from stream.model_watch import ModelWatcher
 from stream.preflight import dimension_mismatch, latest_values
 from stream.redis_stats import RedisStats, SharedStats, connect, stats_key
 from stream.retrain_requests import request_retrain
-from stream.scorer import DriftCallback, Scorer, StatsFactory
+from stream.scorer import DriftCallback, Scorer, StatsFactory, TailReader
 from stream.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,51 @@ def check_model_fits(settings: ScorerSettings, n_features: int) -> None:
             f"model {settings.model or settings.model_name} does not fit topic "
             f"{settings.input_topic}: {mismatch}"
         )
+
+
+#: Longest a window rebuild reads the tail of newly owned partitions.
+TAIL_READ_S = 30.0
+
+
+def tail_reader(config: dict[str, Any]) -> TailReader:
+    """Read the messages just before the group's committed offsets (window rebuilds).
+
+    A separate consumer of the same group that never subscribes: it only
+    asks the committed offsets and reads with ``assign``, so the group is
+    untouched.
+    """
+
+    def read(partitions: list[TopicPartition], n: int) -> list[Message]:
+        consumer = Consumer({**config, "enable.auto.commit": False})
+        try:
+            ends: dict[tuple[str, int], int] = {}
+            starts = []
+            for tp in consumer.committed(partitions, timeout=10):
+                if tp.offset is None or tp.offset <= 0:
+                    continue  # nothing scored before: nothing to rebuild from
+                low, _high = consumer.get_watermark_offsets(tp, timeout=5)
+                start = max(low, tp.offset - n)
+                if start < tp.offset:
+                    ends[(tp.topic, tp.partition)] = tp.offset
+                    starts.append(TopicPartition(tp.topic, tp.partition, start))
+            consumer.assign(starts)
+            out: list[Message] = []
+            deadline = time.monotonic() + TAIL_READ_S
+            while ends and time.monotonic() < deadline:
+                for m in consumer.consume(1000, 0.2):
+                    key = (m.topic() or "", m.partition() or 0)
+                    end = ends.get(key)
+                    if m.error() or end is None:
+                        continue
+                    if (m.offset() or 0) < end:
+                        out.append(m)
+                    if (m.offset() or 0) >= end - 1:
+                        del ends[key]
+            return out
+        finally:
+            consumer.close()
+
+    return read
 
 
 def output_topics(settings: ScorerSettings) -> list[str]:
@@ -186,6 +232,7 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
             stats_for=stats_for,
             on_drift=_drift_reporter(settings, client, metrics),
             new_producer=lambda: ConfirmingProducer(producer_config),
+            read_tail=tail_reader(config) if settings.window > 1 else None,
         )
 
 

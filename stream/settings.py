@@ -206,6 +206,10 @@ class ScorerSettings(RedactedSettings):
     window_stride: int = Field(
         1, ge=1, description="With window > 1: readings between two scored windows of a device."
     )
+    window_tail: int = Field(
+        10_000, ge=0,
+        description="With window > 1: messages per new partition re-read to rebuild its windows.",
+    )
     threshold_space: Literal["log", "linear"] = Field(
         "log",
         description="Statistics of log(score) (default; errors are right-skewed) or raw scores.",

@@ -1,4 +1,5 @@
-"""End to end with windows: ``seismo train --window`` on a series CSV, ``seismo score --window``.
+"""End to end with windows: ``seismo train --window`` on a series CSV, ``seismo score --window``,
+and a restarted scorer that rebuilds its windows from the partition's tail.
 
 Three devices publish two channels that turn together (rpm and temperature on
 a circle). One device's readings freeze for a while: every single reading is
@@ -61,13 +62,14 @@ def test_a_frozen_sensor_is_caught_by_its_window_and_named_in_the_alert(
     produce_values(kafka_bootstrap, topics["events"], messages)
 
     log = tmp_path / "scorer.log"
-    proc = start_seismo(
+    score_args = [
         "score", "--model", str(model), "--bootstrap-servers", kafka_bootstrap,
         "--redis-url", redis_url, "--redis-prefix", f"w-{tag}", "--input-topic", topics["events"],
         "--alerts-topic", topics["alerts"], "--dlq-topic", topics["dlq"], "--group-id", f"g-{tag}",
         "--window", str(WINDOW), "--metrics-port", "0", "--min-samples", "100000",
-        "--kafka-config", "session.timeout.ms=6000", log=log,
-    )  # fmt: skip
+        "--kafka-config", "session.timeout.ms=6000",
+    ]  # fmt: skip
+    proc = start_seismo(*score_args, log=log)
     try:
         alive = running(proc, log)
         alerts = read_topic(kafka_bootstrap, topics["alerts"], timeout_s=60, idle_s=3.0,
@@ -88,3 +90,31 @@ def test_a_frozen_sensor_is_caught_by_its_window_and_named_in_the_alert(
     assert {c["name"] for c in first["top_channels"]} == {"rpm", "temp"}
     print(f"\nfrozen pump-2: {len(records)} alerts, at readings {steps[0]}..{steps[-1]}"
           f" of the freeze {FROZEN.start}..{FROZEN.stop - 1}; no alert for the other pumps")
+
+    # A new scorer of the group rebuilds the windows from what came before its
+    # committed offsets: pump-1 freezes at the first new reading, and the alert
+    # comes before 8 new readings could have filled an empty window.
+    more = []
+    for i in range(PER_DEVICE, PER_DEVICE + 40):
+        for d, phase in enumerate((0.0, 1.0, 2.0)):
+            device = f"pump-{d}"
+            values = reading(PER_DEVICE if device == "pump-1" else i, phase)
+            ts = int((start + timedelta(seconds=i)).timestamp() * 1000)
+            more.append((device.encode(), encode_event(device, values, ts=ts,
+                                                       event_id=f"{device}-{i}")))
+    produce_values(kafka_bootstrap, topics["events"], more)
+    proc = start_seismo(*score_args, log=log)
+    try:
+        alive = running(proc, log)
+        alerts = read_topic(kafka_bootstrap, topics["alerts"], timeout_s=60, idle_s=3.0,
+                            until=lambda r: alive() or len(r) >= len(records) + 3)  # fmt: skip
+    finally:
+        code = stop(proc)
+    assert code == 0, log.read_text()[-3000:]
+    later = [a.json() for a in alerts][len(records):]
+    assert {r["device_id"] for r in later} == {"pump-1"}, later[:3]
+    first_step = min(int(r["event_id"].split("-")[-1]) for r in later)
+    assert first_step < PER_DEVICE + WINDOW - 1, first_step
+    assert "device windows rebuilt from 900 earlier messages" in log.read_text()
+    print(f"restarted scorer: windows rebuilt from 900 messages; pump-1 frozen from reading"
+          f" {PER_DEVICE}, first alert at reading {first_step}")
