@@ -7,11 +7,11 @@ Observed on the embedded Tansu broker, 2026-12-02, in three runs: after the
 rebalance the device tables came back short. Once one change short (a
 count published twice: 3, 4, 5, 5, 6); once two short (3, 4, 5, 4, 5); once
 with a new incident id. The device that moved to the new instance went on
-correctly in two of the runs. The suspicion is Tansu's high watermark
-(docs/kafka-compat.md): it reports the base offset of the last batch + 1,
-and Faust reads a changelog partition only up to the high watermark when it
-recovers a table. Not yet shown: against Apache Kafka, and with Faust's
-recovery traced record by record.
+correctly in two of the runs. Faust's log shows why: the instance that kept
+its partition reported a changelog highwater of 3 for a partition holding 5
+records (Tansu reports the base offset of the last batch + 1,
+docs/kafka-compat.md), and Faust reads a changelog only up to the highwater
+when it recovers a table. Not yet run against Apache Kafka.
 """
 
 from __future__ import annotations
