@@ -133,4 +133,3 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
           f" replayed 5 alerts: no change; restart mid-incident: continued at 11;"
           f" resolved {QUIET_S:g} s after its last alert; fan-2 silenced")
     assert "Traceback" not in text
-
