@@ -61,6 +61,8 @@ class IncidentSettings(RedactedSettings):
     data_dir: str = Field("seismo-incidents-data", description="Faust's data directory.")
     session_timeout_s: float = Field(30.0, gt=1, description="Consumer group session timeout.")
     tick_s: float = Field(1.0, gt=0, description="How often quiet incidents are looked for.")
+    metrics_port: int | None = Field(9466, ge=0, le=65535, description="Metrics port (0 = off).")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")
 
 
@@ -90,6 +92,8 @@ class NotifySettings(RedactedSettings):
     backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt.")
     max_backoff_s: float = Field(300.0, gt=0, description="Longest retry delay.")
     timeout_s: float = Field(5.0, gt=0, description="HTTP timeout of one delivery.")
+    metrics_port: int | None = Field(9467, ge=0, le=65535, description="Metrics port (0 = off).")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")
 
     @model_validator(mode="after")

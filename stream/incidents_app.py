@@ -30,6 +30,7 @@ from stream.errors import ServiceError
 from stream.incident_settings import IncidentSettings, faust_credentials
 from stream.incidents import Rules, mute, new_state, on_alert, on_tick
 from stream.kafka_io import client_config
+from stream.metrics import IncidentMetrics
 from stream.silences import SilenceCache
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,12 @@ def _with_silence(change: dict[str, Any], reason: str | None) -> dict[str, Any]:
     return {**change, "silenced": reason is not None, "silence_reason": reason}
 
 
-def build_app(settings: IncidentSettings, partitions: int, silences: SilenceCache) -> faust.App:
+def build_app(
+    settings: IncidentSettings, partitions: int, silences: SilenceCache,
+    metrics: IncidentMetrics | None = None,
+) -> faust.App:  # fmt: skip
     """The Faust app: one agent, one table, one timer."""
+    metrics = metrics or IncidentMetrics()
     rules = rules_of(settings)
     app = faust.App(
         settings.app_id,
@@ -107,6 +112,9 @@ def build_app(settings: IncidentSettings, partitions: int, silences: SilenceCach
 
     async def publish(key: bytes, changes: list[dict[str, Any]]) -> None:
         for change in changes:
+            metrics.changes.labels(change["status"]).inc()
+            if change["silenced"]:
+                metrics.silenced.inc()
             log.info("incident %s %s: %s, %d alerts, severity %s%s", change["incident_id"],
                      change["status"], change["device_id"], change["alert_count"],
                      change["severity"], " (silenced)" if change["silenced"] else "")
@@ -117,6 +125,7 @@ def build_app(settings: IncidentSettings, partitions: int, silences: SilenceCach
         async for event in stream.events():
             alert = parse_alert(event.value)
             if alert is None:
+                metrics.skipped.inc()
                 log.warning("skipped a message that is no seismo alert at %s:%d:%d",
                             event.message.topic, event.message.partition, event.message.offset)
                 continue
@@ -156,7 +165,10 @@ def run_incidents(settings: IncidentSettings) -> None:
     partitions = partition_count(settings)
     client = connect(settings.redis_url.get_secret_value())
     cache = SilenceCache(lambda: list_silences(client, settings.redis_prefix))
-    app = build_app(settings, partitions, cache)
+    metrics = IncidentMetrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
+    app = build_app(settings, partitions, cache, metrics)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()

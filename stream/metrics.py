@@ -141,3 +141,51 @@ class RetrainerMetrics:
         up, known = brokers_up(stats_json)
         self.kafka_up.set(up)
         self.health.kafka((up, known))
+
+
+class IncidentMetrics:
+    """Counters of ``seismo incidents``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.changes = Counter(
+            "seismo_incident_changes", "Incident changes published, by status.", ["status"],
+            registry=r,
+        )  # fmt: skip
+        self.silenced = Counter(
+            "seismo_incident_silenced_changes", "Changes of incidents under a silence.", registry=r
+        )
+        self.skipped = Counter(
+            "seismo_incident_skipped_messages", "Messages that were no seismo alert.", registry=r
+        )
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose ``/metrics`` over HTTP (in a daemon thread)."""
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=host, registry=self.registry)
+
+
+class NotifyMetrics:
+    """Counters of ``seismo notify``, by sink."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.delivered = Counter(
+            "seismo_notify_delivered", "Deliveries a sink accepted.", ["sink"], registry=r
+        )
+        self.failed = Counter(
+            "seismo_notify_failed", "Delivery attempts a sink did not accept.", ["sink"],
+            registry=r,
+        )  # fmt: skip
+        self.given_up = Counter(
+            "seismo_notify_given_up", "Deliveries sent to the dead topic.", ["sink"], registry=r
+        )
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose ``/metrics`` over HTTP (in a daemon thread)."""
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=host, registry=self.registry)

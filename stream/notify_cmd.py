@@ -37,6 +37,7 @@ from stream.kafka_io import (
     check_topics,
     client_config,
 )
+from stream.metrics import NotifyMetrics
 from stream.sinks import (
     alertmanager_alerts,
     idempotency_key,
@@ -129,8 +130,10 @@ class Notifier:
         self, settings: NotifySettings, producer: ConfirmingProducer,
         send: Callable[[Request, float], None] = post,
         clock: Callable[[], float] = time.time,
+        metrics: NotifyMetrics | None = None,
     ) -> None:  # fmt: skip
         self.settings, self.producer, self.send, self.clock = settings, producer, send, clock
+        self.metrics = metrics or NotifyMetrics()
         self.delivered = 0
         self.failed = 0
         self._lock = threading.Lock()  # one producer, two loops
@@ -165,6 +168,7 @@ class Notifier:
             self.send(build_request(sink, change, s), s.timeout_s)
         except SinkError as exc:
             self.failed += 1
+            self.metrics.failed.labels(sink).inc()
             headers: list[tuple[str, str | bytes | None]] = [
                 (H_SINK, sink), (H_ATTEMPT, str(attempt)), (H_ERROR, str(exc))]  # fmt: skip
             key = idempotency_key(change).encode()
@@ -173,6 +177,7 @@ class Notifier:
                     log.error("%s: giving up %s after %d attempts (%s)", sink,
                               idempotency_key(change), attempt, exc)
                     self.producer.send(s.dead_topic, value, key, headers)
+                    self.metrics.given_up.labels(sink).inc()
                     return
                 due_ms = int((self.clock() + retry_delay_s(attempt, s)) * 1000)
                 log.warning("%s: delivery of %s failed (%s); attempt %d at %d", sink,
@@ -181,6 +186,7 @@ class Notifier:
                                    [*headers, (H_NOT_BEFORE, str(due_ms))])  # fmt: skip
             return
         self.delivered += 1
+        self.metrics.delivered.labels(sink).inc()
         log.info("%s: delivered %s (%s)", sink, idempotency_key(change), change.get("status"))
 
     def _confirm(self) -> None:
@@ -221,7 +227,10 @@ def run_notify(settings: NotifySettings, stop: threading.Event) -> None:
     producer = ConfirmingProducer(
         client_config(settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config)
     )
-    notifier = Notifier(settings, producer)
+    metrics = NotifyMetrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
+    notifier = Notifier(settings, producer, metrics=metrics)
     main = _consumer(settings, settings.notify_group_id, errors)
     # A retry may wait max_backoff_s for its turn while its message is held.
     retry = _consumer(settings, settings.notify_group_id + "-retry", errors,

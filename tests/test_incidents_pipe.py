@@ -17,11 +17,12 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from stream.embedded import free_port
 from stream.incident_settings import NotifySettings, load
 from stream.notify_cmd import run_notify
 from tests.http_sinks import Sink
 from tests.kafka_tools import create_topics, read_topic
-from tests.pipes import running, start_seismo, stop, wait_for
+from tests.pipes import metric, running, start_seismo, stop, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
@@ -52,11 +53,13 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
     create_topics(kafka_bootstrap, {topics["alerts"]: 2, topics["incidents"]: 1,
                                     topics["retry"]: 1, topics["dead"]: 1})  # fmt: skip
     prefix = f"inc-{tag}"
+    metrics_port = free_port()
     app = ["incidents", "--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url,
            "--redis-prefix", prefix, "--alerts-topic", topics["alerts"],
            "--incidents-topic", topics["incidents"], "--app-id", f"incidents-{tag}",
            "--open-after", "3", "--window", "60", "--quiet-period", str(QUIET_S),
-           "--session-timeout-s", "6", "--data-dir", str(tmp_path / "faust")]  # fmt: skip
+           "--session-timeout-s", "6", "--data-dir", str(tmp_path / "faust"),
+           "--metrics-port", str(metrics_port)]  # fmt: skip
 
     def changes(device: str, until, timeout_s: float = 60) -> list[dict]:
         records = read_topic(kafka_bootstrap, topics["incidents"], timeout_s=timeout_s, idle_s=1.0,
@@ -106,6 +109,9 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
         fan = changes("fan-2", lambda c: len(c) >= 2)
         assert fan[0]["status"] == "open" and fan[0]["silenced"]
         assert fan[0]["silence_reason"] == "bearing swap"
+        # after the restart: pump-1's 2 updates and resolution, fan-2's open and update
+        assert metric(metrics_port, "seismo_incident_silenced_changes_total") == 2
+        assert metric(metrics_port, "seismo_incident_skipped_messages_total") == 0
 
         # Notify: every change above, through a real local webhook.
         with Sink() as hook:
@@ -113,7 +119,8 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
                 "bootstrap_servers": kafka_bootstrap, "incidents_topic": topics["incidents"],
                 "notify_group_id": f"notify-{tag}", "retry_topic": topics["retry"],
                 "dead_topic": topics["dead"], "webhook_url": hook.url + "/seismo",
-                "kafka_config": {"session.timeout.ms": "6000"}}, env={})  # fmt: skip
+                "metrics_port": 0, "kafka_config": {"session.timeout.ms": "6000"}},
+                env={})  # fmt: skip
             halt = threading.Event()
             thread = threading.Thread(target=run_notify, args=(settings, halt), daemon=True)
             thread.start()

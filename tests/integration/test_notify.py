@@ -17,11 +17,24 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from stream.embedded import free_port
 from stream.incident_settings import NotifySettings, load
 from stream.notify_cmd import H_ATTEMPT, H_ERROR, H_SINK, run_notify
 from tests.http_sinks import Sink
 from tests.kafka_tools import create_topics, read_topic
 from tests.pipes import wait_for
+
+
+def metric_by_sink(port: int, name: str) -> dict[str, float]:
+    """``{sink: value}`` of a labelled counter on a notifier's /metrics."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    return {s.labels["sink"]: s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name == name}  # fmt: skip
 
 pytestmark = pytest.mark.kafka
 
@@ -56,16 +69,20 @@ def notifier(kafka_bootstrap, topics, group_id):
     """Start ``run_notify`` in a thread with the given sinks; stopped after the test."""
     started: list[tuple[threading.Thread, threading.Event]] = []
 
-    def start(**sinks) -> None:
+    def start(**sinks) -> int:
+        """Start a notifier; return its metrics port."""
+        port = free_port()
         settings = load(NotifySettings, {
             "bootstrap_servers": kafka_bootstrap, "incidents_topic": topics["incidents"],
             "retry_topic": topics["retry"], "dead_topic": topics["dead"],
             "notify_group_id": group_id, "backoff_s": 0.5, "max_attempts": 4,
-            "timeout_s": 2, "kafka_config": {"session.timeout.ms": "6000"}, **sinks}, env={})
+            "timeout_s": 2, "kafka_config": {"session.timeout.ms": "6000"},
+            "metrics_port": port, **sinks}, env={})  # fmt: skip
         halt = threading.Event()
         thread = threading.Thread(target=run_notify, args=(settings, halt), daemon=True)
         thread.start()
         started.append((thread, halt))
+        return port
 
     yield start
     for thread, halt in started:
@@ -84,8 +101,8 @@ def test_each_sink_gets_its_request_and_a_failing_one_is_retried_with_backoff(
         return 503 if key == "inc-abc:0" and tries < 2 else 200
 
     with Sink(fails_twice) as hook, Sink() as slack, Sink() as manager:
-        notifier(webhook_url=hook.url + "/in", webhook_secret=SECRET, slack_url=slack.url,
-                 alertmanager_url=manager.url)  # fmt: skip
+        port = notifier(webhook_url=hook.url + "/in", webhook_secret=SECRET,
+                        slack_url=slack.url, alertmanager_url=manager.url)  # fmt: skip
         publish(kafka_bootstrap, topics["incidents"], [
             change("open", 0), change("update", 1),  # no severity change: not delivered
             change("update", 2, severity="critical", severity_changed=True),
@@ -94,7 +111,12 @@ def test_each_sink_gets_its_request_and_a_failing_one_is_retried_with_backoff(
         assert wait_for(lambda: len(hook.received) >= 5 and len(manager.received) >= 3, 60), (
             len(hook.received), len(manager.received))
         time.sleep(1.0)
+        counted = {name: metric_by_sink(port, name) for name in (
+            "seismo_notify_delivered_total", "seismo_notify_failed_total")}  # fmt: skip
 
+    assert counted["seismo_notify_delivered_total"] == {"webhook": 3, "slack": 3,
+                                                        "alertmanager": 3}  # fmt: skip
+    assert counted["seismo_notify_failed_total"] == {"webhook": 2}
     # The webhook: the open change three times (two 503s), the other two once each,
     # delivered while the first one waited for its retries.
     keys = [r.headers["Idempotency-Key"] for r in hook.received]
