@@ -38,6 +38,9 @@ def incidents(
     store: Annotated[str | None, Opt(help="Table store: memory:// or rocksdb://.")] = None,
     data_dir: Annotated[str | None, Opt(help="Faust's data directory.")] = None,
     session_timeout_s: Annotated[float | None, Opt(help="Group session timeout (s).")] = None,
+    producer_batch_bytes: Annotated[
+        int | None, Opt(help="Faust producer batch limit in bytes (default Faust's).")
+    ] = None,
     metrics_port: Annotated[int | None, Opt(help="Prometheus port (0 = off).")] = None,
     metrics_host: Annotated[str | None, Opt(help="Metrics bind address.")] = None,
     kafka_config: KafkaConfigOpt = None,

@@ -61,6 +61,10 @@ class IncidentSettings(RedactedSettings):
     data_dir: str = Field("seismo-incidents-data", description="Faust's data directory.")
     session_timeout_s: float = Field(30.0, gt=1, description="Consumer group session timeout.")
     tick_s: float = Field(1.0, gt=0, description="How often quiet incidents are looked for.")
+    producer_batch_bytes: int | None = Field(
+        None, ge=64,
+        description="Faust's producer batch limit (bytes); None keeps Faust's 16 384.",
+    )
     metrics_port: int | None = Field(9466, ge=0, le=65535, description="Metrics port (0 = off).")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")

@@ -88,6 +88,9 @@ def build_app(
     """The Faust app: one agent, one table, one timer."""
     metrics = metrics or IncidentMetrics()
     rules = rules_of(settings)
+    batching: dict[str, Any] = {}
+    if settings.producer_batch_bytes is not None:
+        batching["producer_max_batch_size"] = settings.producer_batch_bytes
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{h.strip()}" for h in settings.bootstrap_servers.split(",")],
@@ -102,6 +105,7 @@ def build_app(
         topic_replication_factor=1,
         table_standby_replicas=0,  # a standby's entries would be resolved twice by the timer
         consumer_auto_offset_reset="earliest",
+        **batching,
     )
     alerts = app.topic(settings.alerts_topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")  # fmt: skip
