@@ -82,16 +82,17 @@ class Reporter(Protocol):
 
 
 @dataclass
-class Health:
-    """What the scorer reports at ``/health``; every setter is cheap and thread-safe."""
+class _ProcessHealth:
+    """What every process reports: broker connections, its loop, the model in service.
+
+    Every setter is cheap and thread-safe.
+    """
 
     clock: Callable[[], float] = time.monotonic
     stall_s: float = STALL_S
     _brokers: tuple[int, int] = (0, 0)
     _kafka_seen: bool = False
-    _redis_local: bool = False
     _loop_at: float | None = None
-    _partitions: int = 0
     _model: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -99,6 +100,19 @@ class Health:
         """Record ``(up, known)`` broker connections (from :func:`brokers_up`)."""
         with self._lock:
             self._brokers, self._kafka_seen = brokers, True
+
+    def model(self, version: str) -> None:
+        """The model version in service."""
+        with self._lock:
+            self._model = version
+
+
+@dataclass
+class Health(_ProcessHealth):
+    """What the scorer reports at ``/health``."""
+
+    _redis_local: bool = False
+    _partitions: int = 0
 
     def redis(self, *, local: bool) -> None:
         """Record whether the last batch was judged on local statistics."""
@@ -109,11 +123,6 @@ class Health:
         """The scoring loop came round, owning ``partitions`` partitions."""
         with self._lock:
             self._loop_at, self._partitions = self.clock(), partitions
-
-    def model(self, version: str) -> None:
-        """The model version in service."""
-        with self._lock:
-            self._model = version
 
     def report(self) -> tuple[int, dict[str, Any]]:
         """HTTP status and the JSON body of ``/health``."""
@@ -136,7 +145,7 @@ class Health:
 
 
 @dataclass
-class RetrainerHealth:
+class RetrainerHealth(_ProcessHealth):
     """What the retraining sidecar reports at ``/health``.
 
     ``role`` is ``active`` while this process holds the retrainer lease,
@@ -163,21 +172,9 @@ class RetrainerHealth:
     ((503,), 'down')
     """
 
-    clock: Callable[[], float] = time.monotonic
-    stall_s: float = STALL_S
-    _brokers: tuple[int, int] = (0, 0)
-    _kafka_seen: bool = False
-    _loop_at: float | None = None
     _active: bool = False
     _round: tuple[str, float] | None = None
     _last_round: dict[str, Any] | None = None
-    _model: str | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def kafka(self, brokers: tuple[int, int]) -> None:
-        """Record ``(up, known)`` broker connections (from :func:`brokers_up`)."""
-        with self._lock:
-            self._brokers, self._kafka_seen = brokers, True
 
     def loop_alive(self, *, active: bool) -> None:
         """The loop came round; ``active``: this process holds the lease."""
@@ -192,10 +189,6 @@ class RetrainerHealth:
         """The round is over; ``summary`` (:meth:`RoundResult.summary`) is kept to show."""
         with self._lock:
             self._round, self._last_round, self._loop_at = None, summary, self.clock()
-
-    def model(self, version: str) -> None:
-        with self._lock:
-            self._model = version
 
     def report(self) -> tuple[int, dict[str, Any]]:
         """HTTP status and the JSON body of ``/health``."""

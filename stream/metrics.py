@@ -5,7 +5,9 @@ Metric names are part of the public contract (dashboards use them).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import Generic, TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from stream.health import Health, RetrainerHealth, brokers_up, serve
 
@@ -13,7 +15,40 @@ _BATCH_SIZES = (1, 8, 32, 128, 256, 512, 1024, 2048, 4096, 16384)
 _LATENCIES = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class ScorerMetrics:
+H = TypeVar("H", Health, RetrainerHealth)
+
+
+class _ServiceMetrics(Generic[H]):
+    """What the scorer and the retrainer share: the model served, Kafka's state, HTTP."""
+
+    registry: CollectorRegistry
+    model_info: Gauge
+    kafka_up: Gauge
+    health: H
+
+    def set_model(self, name: str, version: str) -> None:
+        """Mark ``version`` as the model of ``name`` in service (and no other)."""
+        self.model_info.clear()
+        self.model_info.labels(name, version).set(1)
+        self.health.model(version)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose ``/metrics`` and ``/health`` over HTTP (in a daemon thread)."""
+        serve(self.registry, self.health, port, host)
+
+    def on_kafka_stats(self, stats_json: str) -> None:
+        """A ``stats_cb`` for the process's consumer: broker connections into health."""
+        up, known = brokers_up(stats_json)
+        self.kafka_up.set(up)
+        self.health.kafka((up, known))
+
+
+def serve_metrics(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> None:
+    """Expose ``/metrics`` alone over HTTP (in a daemon thread)."""
+    start_http_server(port, addr=host, registry=registry)
+
+
+class ScorerMetrics(_ServiceMetrics[Health]):
     """Counters, gauges and histograms of one scorer process."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -77,24 +112,8 @@ class ScorerMetrics:
             "seismo_drift_retrain_requests", "Retrains requested by the drift trigger.", registry=r
         )
 
-    def set_model(self, name: str, version: str) -> None:
-        """Mark ``version`` as the model served (and no other)."""
-        self.model_info.clear()
-        self.model_info.labels(name, version).set(1)
-        self.health.model(version)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` and ``/health`` over HTTP (in a daemon thread)."""
-        serve(self.registry, self.health, port, host)
-
-    def on_kafka_stats(self, stats_json: str) -> None:
-        """A ``stats_cb`` for the scorer's consumer: broker connections into health."""
-        up, known = brokers_up(stats_json)
-        self.kafka_up.set(up)
-        self.health.kafka((up, known))
-
-
-class RetrainerMetrics:
+class RetrainerMetrics(_ServiceMetrics[RetrainerHealth]):
     """Counters and gauges of one retraining sidecar."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -126,22 +145,6 @@ class RetrainerMetrics:
         )
         self.health = RetrainerHealth()
 
-    def set_model(self, name: str, version: str) -> None:
-        """Mark ``version`` as the current one of ``name`` (and no other)."""
-        self.model_info.clear()
-        self.model_info.labels(name, version).set(1)
-        self.health.model(version)
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` and ``/health`` over HTTP (in a daemon thread)."""
-        serve(self.registry, self.health, port, host)
-
-    def on_kafka_stats(self, stats_json: str) -> None:
-        """A ``stats_cb`` for the retrainer's consumer: broker connections into health."""
-        up, known = brokers_up(stats_json)
-        self.kafka_up.set(up)
-        self.health.kafka((up, known))
-
 
 class IncidentMetrics:
     """Counters of ``seismo incidents``."""
@@ -162,9 +165,7 @@ class IncidentMetrics:
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP (in a daemon thread)."""
-        from prometheus_client import start_http_server
-
-        start_http_server(port, addr=host, registry=self.registry)
+        serve_metrics(self.registry, port, host)
 
 
 class NotifyMetrics:
@@ -186,6 +187,4 @@ class NotifyMetrics:
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP (in a daemon thread)."""
-        from prometheus_client import start_http_server
-
-        start_http_server(port, addr=host, registry=self.registry)
+        serve_metrics(self.registry, port, host)
