@@ -36,6 +36,7 @@ from models.nab_scoring import (
     window_rows,
 )
 from models.series_detector import SeriesRules, detect, sampling_step_s, window_stride
+from stream.bench_odds_cmd import emit_report
 from stream.errors import ConfigError
 
 DETECTOR = "seismo"
@@ -309,13 +310,5 @@ def write_report(
     report: Mapping[str, Any], *, as_json: bool, out: Path | None, echo: Callable[[str], None]
 ) -> None:
     """Print the JSON or the table; with ``out``, rewrite its NAB section."""
-    if as_json:
-        echo(json.dumps(report, sort_keys=True))
-    else:
-        echo(render_table(report))
-    if out is not None:
-        from stream.bench_odds_cmd import DOC_TITLE, replace_section
-
-        document = out.read_text() if out.is_file() else DOC_TITLE
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(replace_section(document, render_section(report), SECTION))
+    emit_report(report, as_json=as_json, text=render_table(report), echo=echo, out=out,
+                section=render_section(report), heading=SECTION)  # fmt: skip

@@ -14,7 +14,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,23 @@ def replace_section(document: str, section: str, heading: str = SECTION) -> str:
     return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
 
 
+def rewrite_section(out: Path, section: str, heading: str = SECTION) -> None:
+    """Replace the section under ``heading`` in the markdown file ``out`` (created if new)."""
+    document = out.read_text(encoding="utf-8") if out.exists() else DOC_TITLE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(replace_section(document, section, heading), encoding="utf-8")
+
+
+def emit_report(
+    report: Mapping[str, Any], *, as_json: bool, text: str, echo: Callable[[str], None],
+    out: Path | None, section: str, heading: str,
+) -> None:  # fmt: skip
+    """Print a benchmark's JSON (``as_json``) or its text; with ``out``, rewrite its section."""
+    echo(json.dumps(report, sort_keys=True) if as_json else text)
+    if out is not None:
+        rewrite_section(out, section, heading)
+
+
 def write_results(
     out: Path | None,
     json_path: Path | None,
@@ -142,9 +159,7 @@ def write_results(
 ) -> None:
     """Write the markdown section into ``out`` and the JSON record to ``json_path``."""
     if out is not None:
-        document = out.read_text(encoding="utf-8") if out.exists() else DOC_TITLE
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(replace_section(document, section), encoding="utf-8")
+        rewrite_section(out, section)
     if json_path is not None:
         record = {
             **env,

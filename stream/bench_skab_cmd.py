@@ -35,6 +35,7 @@ from models.conv1d import Conv1dConfig
 from models.data import shared_data_dir
 from models.nab_scoring import PROFILES, normalised, series_score
 from models.training import train_autoencoder
+from stream.bench_odds_cmd import emit_report
 from stream.errors import ConfigError
 
 CHANNELS = 8
@@ -220,16 +221,7 @@ def write_report(
     report: Mapping[str, Any], *, as_json: bool, out: Path | None, echo: Callable[[str], None]
 ) -> None:
     """Print the JSON or a summary line; with ``out``, rewrite its SKAB section."""
-    import json
-
-    if as_json:
-        echo(json.dumps(report, sort_keys=True))
-    else:
-        echo(f"F1 {report['f1']}, FAR {report['far']} %, MAR {report['mar']} %, "
-             f"changepoint NAB standard {report['nab_standard']}")  # fmt: skip
-    if out is not None:
-        from stream.bench_odds_cmd import DOC_TITLE, replace_section
-
-        document = out.read_text() if out.is_file() else DOC_TITLE
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(replace_section(document, render_section(report), SECTION))
+    summary = (f"F1 {report['f1']}, FAR {report['far']} %, MAR {report['mar']} %, "
+               f"changepoint NAB standard {report['nab_standard']}")  # fmt: skip
+    emit_report(report, as_json=as_json, text=summary, echo=echo, out=out,
+                section=render_section(report), heading=SECTION)  # fmt: skip
