@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from stream import defaults
+
+if TYPE_CHECKING:
+    from stream.incident_settings import ServiceSettings
+
+S = TypeVar("S", bound="ServiceSettings")
 
 Opt = typer.Option
 
@@ -21,10 +26,27 @@ RedisUrlOpt = Annotated[str, Opt(envvar="SEISMO_REDIS_URL", help="Redis URL (pas
 RedisPrefixOpt = Annotated[str, Opt(envvar="SEISMO_REDIS_PREFIX", help="Prefix of Redis keys.")]
 KafkaConfigOpt = Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")]
 ConfigOpt = Annotated[Path | None, Opt(help="TOML config file (flags and env win).")]
+BootstrapOpt = Annotated[str | None, Opt(help="Kafka bootstrap servers.")]
+MetricsPortOpt = Annotated[int | None, Opt(help="Prometheus port (0 = off).")]
+MetricsHostOpt = Annotated[str | None, Opt(help="Metrics bind address.")]
+LogLevelOpt = Annotated[str | None, Opt(help="DEBUG, INFO, WARNING or ERROR.")]
+
+
+def _settings(cls: type[S], given: dict[str, Any]) -> S:
+    """Validate a command's options (its ``locals()`` on entry) as ``cls``; set up logging."""
+    from stream.cli import parse_pairs, setup_logging
+    from stream.incident_settings import load
+
+    options = dict(given)
+    config = options.pop("config")
+    options["kafka_config"] = parse_pairs(options["kafka_config"])
+    settings = load(cls, options, config_file=config)
+    setup_logging(settings.log_level)
+    return settings
 
 
 def incidents(
-    bootstrap_servers: Annotated[str | None, Opt(help="Kafka bootstrap servers.")] = None,
+    bootstrap_servers: BootstrapOpt = None,
     alerts_topic: Annotated[str | None, Opt(help="Topic of the scorers' alerts.")] = None,
     incidents_topic: Annotated[str | None, Opt(help="Topic incident changes go to.")] = None,
     app_id: Annotated[str | None, Opt(help="Faust app id (group, table topics).")] = None,
@@ -41,27 +63,22 @@ def incidents(
     producer_batch_bytes: Annotated[
         int | None, Opt(help="Faust producer batch limit in bytes (default Faust's).")
     ] = None,
-    metrics_port: Annotated[int | None, Opt(help="Prometheus port (0 = off).")] = None,
-    metrics_host: Annotated[str | None, Opt(help="Metrics bind address.")] = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = None,
     kafka_config: KafkaConfigOpt = None,
-    log_level: Annotated[str | None, Opt(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    log_level: LogLevelOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Turn alerts into incidents (open, update, resolved) on the incidents topic (Faust app)."""
-    given = dict(locals())
-    given.pop("config")
-    from stream.cli import parse_pairs, setup_logging
-    from stream.incident_settings import IncidentSettings, load
+    given = dict(locals())  # first statement: exactly the options
+    from stream.incident_settings import IncidentSettings
     from stream.incidents_app import run_incidents
 
-    given["kafka_config"] = parse_pairs(kafka_config)
-    settings = load(IncidentSettings, given, config_file=config)
-    setup_logging(settings.log_level)
-    run_incidents(settings)
+    run_incidents(_settings(IncidentSettings, given))
 
 
 def notify(
-    bootstrap_servers: Annotated[str | None, Opt(help="Kafka bootstrap servers.")] = None,
+    bootstrap_servers: BootstrapOpt = None,
     incidents_topic: Annotated[str | None, Opt(help="Topic of incident changes.")] = None,
     notify_group_id: Annotated[str | None, Opt(help="Consumer group.")] = None,
     retry_topic: Annotated[str | None, Opt(help="Deliveries to try again later.")] = None,
@@ -77,22 +94,19 @@ def notify(
     backoff_s: Annotated[float | None, Opt(help="First retry delay (s), doubling.")] = None,
     max_backoff_s: Annotated[float | None, Opt(help="Longest retry delay (s).")] = None,
     timeout_s: Annotated[float | None, Opt(help="HTTP timeout (s).")] = None,
-    metrics_port: Annotated[int | None, Opt(help="Prometheus port (0 = off).")] = None,
-    metrics_host: Annotated[str | None, Opt(help="Metrics bind address.")] = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = None,
     kafka_config: KafkaConfigOpt = None,
-    log_level: Annotated[str | None, Opt(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    log_level: LogLevelOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Deliver incident changes to a webhook, Slack and Alertmanager (with retries)."""
-    given = dict(locals())
-    given.pop("config")
-    from stream.cli import install_stop_handlers, parse_pairs, setup_logging
-    from stream.incident_settings import NotifySettings, load
+    given = dict(locals())  # first statement: exactly the options
+    from stream.cli import install_stop_handlers
+    from stream.incident_settings import NotifySettings
     from stream.notify_cmd import run_notify
 
-    given["kafka_config"] = parse_pairs(kafka_config)
-    settings = load(NotifySettings, given, config_file=config)
-    setup_logging(settings.log_level)
+    settings = _settings(NotifySettings, given)
     run_notify(settings, install_stop_handlers())
 
 

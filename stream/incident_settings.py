@@ -30,21 +30,28 @@ from stream import defaults
 from stream.errors import ConfigError
 from stream.settings import ENV_PREFIX, RedactedSettings, check_redis_url, load
 
-__all__ = ["IncidentSettings", "NotifySettings", "faust_credentials", "load"]
+__all__ = ["IncidentSettings", "NotifySettings", "ServiceSettings", "faust_credentials", "load"]
 
 #: An http(s) URL, or none.
 HttpUrl = Annotated[str | None, Field(pattern=r"^https?://")]
 
 
-class IncidentSettings(RedactedSettings):
-    """Settings of ``seismo incidents``; each field's env var is ``SEISMO_<NAME>``."""
+class ServiceSettings(RedactedSettings):
+    """What ``seismo incidents`` and ``seismo notify`` share: Kafka, metrics, logging."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     kafka_config: dict[str, str] = Field(
-        default_factory=dict, description="SASL/TLS settings in librdkafka's names."
+        default_factory=dict, description="Extra librdkafka settings (SASL/TLS...), JSON in env."
     )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")
+
+
+class IncidentSettings(ServiceSettings):
+    """Settings of ``seismo incidents``; each field's env var is ``SEISMO_<NAME>``."""
+
     alerts_topic: str = Field("anomalies", description="Topic of the scorers' alerts.")
     incidents_topic: str = Field("incidents", description="Topic incident changes go to.")
     app_id: str = Field(
@@ -66,19 +73,11 @@ class IncidentSettings(RedactedSettings):
         description="Faust's producer batch limit (bytes); None keeps Faust's 16 384.",
     )
     metrics_port: int | None = Field(9466, ge=0, le=65535, description="Metrics port (0 = off).")
-    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")
 
 
-class NotifySettings(RedactedSettings):
+class NotifySettings(ServiceSettings):
     """Settings of ``seismo notify``; each field's env var is ``SEISMO_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
-
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
-    kafka_config: dict[str, str] = Field(
-        default_factory=dict, description="Extra librdkafka settings (SASL/TLS...), JSON in env."
-    )
     incidents_topic: str = Field("incidents", description="Topic of incident changes.")
     notify_group_id: str = Field("seismo-notify", description="Consumer group of the notifier.")
     retry_topic: str = Field("incidents.retry", description="Deliveries to try again later.")
@@ -97,8 +96,6 @@ class NotifySettings(RedactedSettings):
     max_backoff_s: float = Field(300.0, gt=0, description="Longest retry delay.")
     timeout_s: float = Field(5.0, gt=0, description="HTTP timeout of one delivery.")
     metrics_port: int | None = Field(9467, ge=0, le=65535, description="Metrics port (0 = off).")
-    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")
 
     @model_validator(mode="after")
     def _one_sink(self) -> NotifySettings:
