@@ -78,8 +78,35 @@ class SeriesResult:
     k: float = 3.0
 
     def __post_init__(self) -> None:
-        partial = 0.49 * np.clip(np.nan_to_num(self.z) / self.k, 0.0, 1.0)
-        self.anomaly_score = np.where(self.detections, 1.0, partial)
+        self.anomaly_score = anomaly_score(self.detections, self.z, self.k)
+
+
+def episode_starts(flagged: np.ndarray, gap: int) -> np.ndarray:
+    """The detections: each flagged row more than ``gap`` rows after the previous flagged one.
+
+    >>> episode_starts(np.array([1, 1, 0, 1, 0, 0, 0, 1, 1], bool), gap=2).astype(int).tolist()
+    [1, 0, 0, 0, 0, 0, 0, 1, 0]
+    """
+    rows = np.flatnonzero(flagged)
+    starts = np.zeros(len(flagged), dtype=bool)
+    if len(rows):
+        starts[rows[np.r_[True, np.diff(rows) > gap]]] = True
+    return starts
+
+
+def anomaly_score(detections: np.ndarray, z: np.ndarray, k: float) -> np.ndarray:
+    """NAB's ``anomaly_score`` column: 1.0 at a detection, else ``0.49 * clip(z / k, 0, 1)``.
+
+    >>> anomaly_score(np.array([False, True, False]), np.array([1.5, 9.0, np.nan]), 3.0).tolist()
+    [0.245, 1.0, 0.0]
+    """
+    partial = 0.49 * np.clip(np.nan_to_num(z) / k, 0.0, 1.0)
+    return np.where(detections, 1.0, partial)
+
+
+def span_rows(rules: SeriesRules, stride: int) -> int:
+    """Rows a window covers: ``(points - 1) * stride + 1``."""
+    return (rules.points - 1) * stride + 1
 
 
 def sampling_step_s(timestamps_s: np.ndarray) -> float:
@@ -103,7 +130,7 @@ def window_stride(step_s: float, probation: int, rules: SeriesRules) -> int:
     5
     """
     stride = max(1, round(rules.span_s / step_s / rules.points))
-    while stride > 1 and probation - ((rules.points - 1) * stride + 1) + 1 < MIN_TRAIN_WINDOWS:
+    while stride > 1 and probation - span_rows(rules, stride) + 1 < MIN_TRAIN_WINDOWS:
         stride -= 1
     return stride
 
@@ -145,7 +172,7 @@ def detect(
     x = np.asarray(values, dtype=np.float64)
     n = len(x)
     stride = window_stride(sampling_step_s(timestamps_s), probation, rules)
-    span = (rules.points - 1) * stride + 1
+    span = span_rows(rules, stride)
     if probation - span + 1 < MIN_TRAIN_WINDOWS:
         raise ValueError(f"probation of {probation} rows is too short for windows of {span}")
     mu, sd = x[:probation].mean(), x[:probation].std() + 1e-9
@@ -164,9 +191,8 @@ def detect(
         log_error[span - 1 + half : probation] = np.log(
             first_half.score_batch(w[half:fit_windows]) + 1e-9)
     model = _train(w[:fit_windows], rules, rules.epochs, rules.seed)
-    refractory = int(rules.refractory_spans * span)
     warmup = max(2, int(rules.warmup_spans * span))
-    last, retrains, start = -(10**9), 0, span - 1
+    retrains, start = 0, span - 1
     row = probation
     while row < n:
         stop = min(n, row + rules.retrain_every)
@@ -183,11 +209,7 @@ def detect(
             kernel = np.ones(min(rules.smooth, len(past))) / min(rules.smooth, len(past))
             past = np.convolve(past, kernel, mode="valid")
             z[i] = (smooth[i] - past.mean()) / (past.std() + 1e-9)
-            if z[i] > rules.k:
-                flagged[i] = True
-                if i - last > refractory:  # the first flagged row of a new episode
-                    detections[i] = True
-                last = i
+            flagged[i] = z[i] > rules.k
         row = stop
         if probation <= row < n:
             recent = np.arange(max(start, row - rules.history), row)
@@ -196,5 +218,6 @@ def detect(
                 retrains += 1
                 model = _train(w[recent - span + 1], rules, max(1, rules.epochs // 2),
                                rules.seed + retrains)  # fmt: skip
+    detections = episode_starts(flagged, int(rules.refractory_spans * span))
     return SeriesResult(error=smooth, z=z, flagged=flagged, detections=detections,
                         stride=stride, span_rows=span, retrains=retrains, k=rules.k)  # fmt: skip

@@ -35,7 +35,15 @@ from models.nab_scoring import (
     series_score,
     window_rows,
 )
-from models.series_detector import SeriesRules, detect, sampling_step_s, window_stride
+from models.series_detector import (
+    SeriesRules,
+    anomaly_score,
+    detect,
+    episode_starts,
+    sampling_step_s,
+    span_rows,
+    window_stride,
+)
 from stream.bench_odds_cmd import emit_report
 from stream.errors import ConfigError
 
@@ -118,7 +126,7 @@ def rolling_gaussian(k: float = 3.0, history: int = 6400, rules: SeriesRules = S
         x = series.values
         n = len(x)
         stride = window_stride(sampling_step_s(series.seconds), probation, rules)
-        refractory = int(rules.refractory_spans * ((rules.points - 1) * stride + 1))
+        refractory = int(rules.refractory_spans * span_rows(rules, stride))
         csum, csq = np.cumsum(np.r_[0.0, x]), np.cumsum(np.r_[0.0, x * x])
         z = np.zeros(n)
         for i in range(probation, n):
@@ -127,14 +135,8 @@ def rolling_gaussian(k: float = 3.0, history: int = 6400, rules: SeriesRules = S
             var = max((csq[i] - csq[lo]) / (i - lo) - m * m, 0.0)
             z[i] = abs(x[i] - m) / (np.sqrt(var) + 1e-9)
         flagged = z > k
-        detections = np.zeros(n, dtype=bool)
-        last = -(10**9)
-        for i in np.flatnonzero(flagged).tolist():
-            if i - last > refractory:  # the first flagged row of a new episode
-                detections[i] = True
-            last = i
-        score = np.where(detections, 1.0, 0.49 * np.clip(z / k, 0, 1))
-        return Outcome(score, flagged, detections)
+        detections = episode_starts(flagged, refractory)
+        return Outcome(anomaly_score(detections, z, k), flagged, detections)
 
     return run
 
