@@ -186,9 +186,10 @@ class Scorer:
         its previous owner already scored, so its devices are judged from
         their next reading on.
         """
+        if self.windows is None:
+            return
         owned = {(tp.topic, tp.partition) for tp in assignment}
-        if self.windows is None or owned == self._owned:
-            self._owned = owned
+        if owned == self._owned:
             return
         if not owned >= self._owned:
             log.info("partitions revoked: %d device windows start again", len(self.windows))
@@ -202,14 +203,7 @@ class Scorer:
         tail = self.read_tail([TopicPartition(t, p) for t, p in sorted(gained)],
                               self.settings.window_tail)  # fmt: skip
         if tail:
-            decoded = decode_batch(
-                [m.value() for m in tail], kafka_timestamps=_timestamps(tail, 0),
-                n_features=self.artifact.n_features // self.settings.window,
-                max_bytes=self.settings.max_message_bytes,
-                headers=[m.headers() for m in tail], keys=[m.key() for m in tail],
-            )  # fmt: skip
-            where = [(m.partition() or 0, m.offset() or 0) for m in tail]
-            gather(self.windows, decoded, [p for p, _ in where], [o for _, o in where])
+            self._gather(self._decode(tail, now_ms=0), tail)  # into the buffers, not scored
         log.info("device windows rebuilt from %d earlier messages of %d partitions",
                  len(tail), len(gained))  # fmt: skip
 
@@ -243,21 +237,10 @@ class Scorer:
         if not messages:
             return BatchResult(0, 0, 0, 0)
         sources = MessageSources(messages)
-        now_ms = int(self.clock() * 1000)
-        headers = [m.headers() for m in messages]
-        decoded = decode_batch(
-            [m.value() for m in messages],
-            kafka_timestamps=_timestamps(messages, now_ms),
-            n_features=self.artifact.n_features // self.settings.window,
-            max_bytes=self.settings.max_message_bytes,
-            headers=headers,
-            keys=[m.key() for m in messages] if any(headers) else None,
-        )
+        decoded = self._decode(messages, now_ms=int(self.clock() * 1000))
         starts = None
         if self.windows is not None:  # score each device's completed windows instead
-            where = [(m.partition() or 0, m.offset() or 0) for m in messages]
-            decoded, starts = gather(self.windows, decoded, [p for p, _ in where],
-                                     [o for _, o in where])  # fmt: skip
+            decoded, starts = self._gather(decoded, messages)
         scored = self._score(decoded, sources, starts)  # 1
         self._watch_drift(scored)
         n_alerts = self._deliver(scored, messages, sources)  # 2, 3
@@ -267,6 +250,27 @@ class Scorer:
         self._commit(sources)  # 5
         self._observe(scored, len(messages), n_alerts, started)
         return BatchResult(len(messages), len(decoded), len(decoded.rejected), n_alerts)
+
+    def _decode(self, messages: Sequence[Message], now_ms: int) -> DecodedBatch:
+        """The messages' events (``d`` values each: the model's width over the window)."""
+        headers = [m.headers() for m in messages]
+        return decode_batch(
+            [m.value() for m in messages],
+            kafka_timestamps=_timestamps(messages, now_ms),
+            n_features=self.artifact.n_features // self.settings.window,
+            max_bytes=self.settings.max_message_bytes,
+            headers=headers,
+            keys=[m.key() for m in messages] if any(headers) else None,
+        )
+
+    def _gather(
+        self, decoded: DecodedBatch, messages: Sequence[Message]
+    ) -> tuple[DecodedBatch, np.ndarray]:
+        """Push the events into the device windows; the windows they complete."""
+        assert self.windows is not None
+        partitions = [m.partition() or 0 for m in messages]
+        offsets = [m.offset() or 0 for m in messages]
+        return gather(self.windows, decoded, partitions, offsets)
 
     def _score(
         self, decoded: DecodedBatch, sources: Sequence[Source], starts: np.ndarray | None = None
