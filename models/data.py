@@ -313,10 +313,14 @@ def series_windows(values: np.ndarray, window: int, stride: int = 1) -> np.ndarr
     return view.reshape(len(view), -1)[::stride]
 
 
+#: Between a channel's name and its time step in a window model's feature names.
+STEP_MARK = "@t-"
+
+
 def window_feature_names(channels: list[str], window: int) -> list[str]:
     """``{channel}@t-{k}``, oldest step first (``t-0`` is the newest reading).
 
     >>> window_feature_names(["rpm", "temp"], 2)
     ['rpm@t-1', 'temp@t-1', 'rpm@t-0', 'temp@t-0']
     """
-    return [f"{c}@t-{window - 1 - t}" for t in range(window) for c in channels]
+    return [f"{c}{STEP_MARK}{window - 1 - t}" for t in range(window) for c in channels]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.data import STEP_MARK
 from stream.codec import DecodedBatch
 
 
@@ -111,7 +112,7 @@ def channel_names(feature_names: list[str], window: int) -> list[str]:
     """
     channels = len(feature_names) // window
     last = feature_names[(window - 1) * channels :]
-    return [name.split("@t-")[0] for name in last]
+    return [name.split(STEP_MARK)[0] for name in last]
 
 
 def gather(
