@@ -26,8 +26,9 @@ from tests.pipes import metric, running, start_seismo, stop, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
-#: Longer than a stop and start of the app (about 10 s here), so the incident outlives it.
-QUIET_S = 20.0
+#: Longer than the replay check plus a stop and start of the app, so the incident outlives
+#: them: about 15 s on a 2-core machine, but more than 20 s on a loaded CI machine.
+QUIET_S = 45.0
 
 
 def alert(device: str, offset: int) -> dict:
@@ -79,6 +80,7 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
     try:
         send(kafka_bootstrap, topics["alerts"], "pump-1", range(10))
         burst = changes("pump-1", lambda c: len(c) >= 8)[:8]
+        last_alert_at = time.monotonic()
         assert [c["status"] for c in burst] == ["open"] + ["update"] * 7, burst
         assert [c["alert_count"] for c in burst] == list(range(3, 11))
         assert len({c["incident_id"] for c in burst}) == 1
@@ -97,10 +99,15 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
         alive = running(proc, log)
         send(kafka_bootstrap, topics["alerts"], "pump-1", [10, 11])
         after = changes("pump-1", lambda c: len(c) >= 10)[8:]
+        gap_s = time.monotonic() - last_alert_at
+        if after[:1] and after[0]["status"] == "resolved":
+            assert gap_s < QUIET_S, (
+                f"the restart took {gap_s:.0f} s, longer than the quiet period ({QUIET_S:g} s):"
+                " the incident rightly resolved meanwhile; the test needs a longer QUIET_S")
         assert [(c["status"], c["alert_count"]) for c in after] == [("update", 11), ("update", 12)]
         assert {c["incident_id"] for c in after} == {opened["incident_id"]}, "state recovered"
 
-        resolved = changes("pump-1", lambda c: len(c) >= 11)[10]
+        resolved = changes("pump-1", lambda c: len(c) >= 11, timeout_s=QUIET_S + 30)[10]
         assert resolved["status"] == "resolved" and resolved["alert_count"] == 12
         quiet_ms = resolved["resolved_at"] - after[-1]["updated_at"]
         assert quiet_ms == QUIET_S * 1000, quiet_ms
