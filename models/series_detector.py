@@ -10,6 +10,12 @@ each window by its reconstruction error; the threshold rule is the scorer's:
 - a row is flagged when that exceeds the mean plus ``k`` standard deviations
   of the same quantity over the last ``history`` unflagged rows (flagged rows
   never enter the statistics);
+- with ``level`` on, a row is also flagged when the reading itself is more
+  than ``k`` standard deviations from the mean of the last ``level_history``
+  readings (the classic rolling-Gaussian check): the window model judges the
+  shape of the last day, the level check a reading far outside the recent
+  range, which a model retrained on a wide-ranging series can absorb. Both
+  use the same ``k``; neither is fitted on the series scored;
 - a detection is the first flagged row of an episode: a flagged row more
   than ``refractory_spans`` window spans after the previous flagged row (one
   page per episode, however long it lasts, not one per row).
@@ -57,14 +63,19 @@ class SeriesRules:
     hidden: tuple[int, ...] = (16, 4)
     epochs: int = 40
     seed: int = 0
+    level: bool = True
+    level_history: int = 6400
 
 
 @dataclass
 class SeriesResult:
     """Per row: the smoothed log error, its z-score, flagged and detected.
 
-    ``anomaly_score`` is in [0, 1]: 1.0 at a detection, else ``0.49 * clip(z / k, 0, 1)``,
-    so NAB's threshold of 0.5 turns exactly the detections into detections.
+    ``z`` is the window error's z-score and ``level_z`` the reading's (zeros
+    when the level check is off); ``flagged`` is either over ``k``.
+    ``anomaly_score`` is in [0, 1]: 1.0 at a detection, else
+    ``0.49 * clip(max(z, level_z) / k, 0, 1)``, so NAB's threshold of 0.5 turns
+    exactly the detections into detections.
     """
 
     error: np.ndarray
@@ -76,9 +87,21 @@ class SeriesResult:
     retrains: int = 0
     anomaly_score: np.ndarray = field(init=False)
     k: float = 3.0
+    level_z: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.anomaly_score = anomaly_score(self.detections, self.z, self.k)
+        if self.level_z is None:
+            self.level_z = np.zeros_like(self.z)
+        strongest = np.fmax(self.z, self.level_z)
+        self.anomaly_score = anomaly_score(self.detections, strongest, self.k)
+
+    def detections_by(self) -> dict[str, int]:
+        """How many detections the window check and the level check each made (a
+        detection both flagged counts for both)."""
+        rows = np.flatnonzero(self.detections)
+        level = np.zeros_like(self.z) if self.level_z is None else self.level_z
+        return {"window": int((np.nan_to_num(self.z[rows]) > self.k).sum()),
+                "level": int((level[rows] > self.k).sum())}  # fmt: skip
 
 
 def episode_starts(flagged: np.ndarray, gap: int) -> np.ndarray:
@@ -102,6 +125,27 @@ def anomaly_score(detections: np.ndarray, z: np.ndarray, k: float) -> np.ndarray
     """
     partial = 0.49 * np.clip(np.nan_to_num(z) / k, 0.0, 1.0)
     return np.where(detections, 1.0, partial)
+
+
+def level_z(x: np.ndarray, start: int, history: int) -> np.ndarray:
+    """Each reading's distance from the mean of the ``history`` readings before it, in
+    their standard deviations (the rolling Gaussian); 0 before row ``start``.
+
+    >>> level_z(np.array([1.0, 3.0, 1.0, 3.0, 5.0, 2.0]), start=4, history=4).round(2).tolist()
+    [0.0, 0.0, 0.0, 0.0, 3.0, 0.71]
+
+    (Row 4 against 1, 3, 1, 3: mean 2, std 1.)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    csum, csq = np.cumsum(np.r_[0.0, x]), np.cumsum(np.r_[0.0, x * x])
+    z = np.zeros(len(x))
+    rows = np.arange(max(start, 1), len(x))
+    lo = np.maximum(0, rows - history)
+    count = rows - lo
+    mean = (csum[rows] - csum[lo]) / count
+    var = np.maximum((csq[rows] - csq[lo]) / count - mean * mean, 0.0)
+    z[rows] = np.abs(x[rows] - mean) / (np.sqrt(var) + 1e-9)
+    return z
 
 
 def span_rows(rules: SeriesRules, stride: int) -> int:
@@ -218,6 +262,9 @@ def detect(
                 retrains += 1
                 model = _train(w[recent - span + 1], rules, max(1, rules.epochs // 2),
                                rules.seed + retrains)  # fmt: skip
-    detections = episode_starts(flagged, int(rules.refractory_spans * span))
-    return SeriesResult(error=smooth, z=z, flagged=flagged, detections=detections,
-                        stride=stride, span_rows=span, retrains=retrains, k=rules.k)  # fmt: skip
+    reading_z = level_z(x, probation, rules.level_history) if rules.level else np.zeros(n)
+    either = flagged | (reading_z > rules.k)
+    detections = episode_starts(either, int(rules.refractory_spans * span))
+    return SeriesResult(error=smooth, z=z, flagged=either, detections=detections, stride=stride,
+                        span_rows=span, retrains=retrains, k=rules.k,
+                        level_z=reading_z)  # fmt: skip

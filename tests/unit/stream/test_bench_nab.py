@@ -57,7 +57,8 @@ def test_both_windows_are_found_early_and_the_result_files_follow_nab(tmp_path):
         assert list(rows[0]) == ["timestamp", "value", "anomaly_score", "label"]
         assert len(rows) == N and sum(int(r["label"]) for r in rows) == 401
         assert read_detections(path).sum() == report["series"][key]["detections"]
-    assert "rolling_gaussian" in report["baselines"]
+    assert set(report["baselines"]) == {"rolling_gaussian", "seismo_window_only"}
+    assert sum(report["detections_by"].values()) >= 2  # each detection by one check or both
 
 
 def test_the_command_prints_one_json_object_and_refuses_a_folder_without_labels(tmp_path):
