@@ -351,11 +351,12 @@ def benchmark_skab(
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object on stdout.")] = False,
     out: Annotated[Path | None, Opt(help="Markdown file whose SKAB section is rewritten.")] = None,
     k: Annotated[float, Opt(help="Threshold: mean + k std of the log error.")] = 3.0,
+    seed: Annotated[int, Opt(help="Seeds the model's training (the spread over seeds).")] = 0,
 ) -> None:
     """Outlier F1/FAR/MAR and changepoint NAB score of a conv1d window model on SKAB."""
     from stream.bench_skab_cmd import SkabRules, run_benchmark_skab, write_report
 
-    report = run_benchmark_skab(data_dir, SkabRules(k=k),
+    report = run_benchmark_skab(data_dir, SkabRules(k=k, seed=seed),
                                 progress=lambda line: typer.echo(line, err=True))  # fmt: skip
     write_report(report, as_json=as_json, out=out, echo=typer.echo)
 

@@ -65,8 +65,10 @@ def test_a_pressure_step_is_flagged_and_the_figures_are_reported(tmp_path):
 def test_the_command_prints_one_json_object_and_refuses_another_folder(tmp_path):
     make_skab(tmp_path / "skab")
     done = run_seismo("benchmark-skab", "--data-dir", str(tmp_path / "skab"), "--json",
-                      timeout=600)  # fmt: skip
+                      "--seed", "2", timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    assert {"f1", "far", "mar", "nab_standard"} <= set(json.loads(done.stdout))
+    report = json.loads(done.stdout)
+    assert {"f1", "far", "mar", "nab_standard"} <= set(report)
+    assert report["rules"]["seed"] == 2
     wrong = run_seismo("benchmark-skab", "--data-dir", str(tmp_path), timeout=120)
     assert wrong.returncode == 1 and "no SKAB data" in wrong.stderr
