@@ -332,13 +332,19 @@ def benchmark_nab(
     ] = Path("nab-results"),
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object on stdout.")] = False,
     out: Annotated[Path | None, Opt(help="Markdown file whose NAB section is rewritten.")] = None,
-    k: Annotated[float, Opt(help="Threshold: mean + k std of the smoothed log error.")] = 3.0,
+    k: Annotated[
+        float, Opt(help="Threshold: mean + k std of the smoothed log error, and of the reading.")
+    ] = 3.0,
+    level: Annotated[
+        bool, Opt(help="Also flag a reading k std off the mean of its last 6400 (level check).")
+    ] = True,
+    seed: Annotated[int, Opt(help="Seeds the window model's training (spread over seeds).")] = 0,
 ) -> None:
     """Stream the NAB series through the window detector; NAB's scores, P/R and delay."""
     from models.series_detector import SeriesRules
     from stream.bench_nab_cmd import run_benchmark_nab, write_report
 
-    report = run_benchmark_nab(data_dir, results_dir, SeriesRules(k=k),
+    report = run_benchmark_nab(data_dir, results_dir, SeriesRules(k=k, level=level, seed=seed),
                                progress=lambda line: typer.echo(line, err=True))  # fmt: skip
     write_report(report, as_json=as_json, out=out, echo=typer.echo)
 

@@ -68,5 +68,13 @@ def test_the_command_prints_one_json_object_and_refuses_a_folder_without_labels(
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["corpus"] == {"series": 2, "rows": 2 * N, "windows": 2}
+    alone = run_seismo("benchmark-nab", "--data-dir", str(tmp_path / "nab"), "--json",
+                       "--no-level", "--seed", "1", "--results-dir", str(tmp_path / "r1"),
+                       timeout=600)  # fmt: skip
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    window_only = json.loads(alone.stdout)
+    assert window_only["rules"]["level"] is False and window_only["rules"]["seed"] == 1
+    assert set(window_only["baselines"]) == {"rolling_gaussian"}  # no ablation of an ablation
+    assert window_only["detections_by"]["level"] == 0
     empty = run_seismo("benchmark-nab", "--data-dir", str(tmp_path), timeout=120)
     assert empty.returncode == 1 and "no NAB labels" in empty.stderr
