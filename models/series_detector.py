@@ -69,10 +69,11 @@ class SeriesRules:
 
 @dataclass
 class SeriesResult:
-    """Per row: the smoothed log error, its z-score, flagged and detected.
+    """Per row: the smoothed log error, the two checks' z-scores, flagged and detected.
 
     ``z`` is the window error's z-score and ``level_z`` the reading's (zeros
-    when the level check is off); ``flagged`` is either over ``k``.
+    when the level check is off); ``flagged`` is either over ``k``, and
+    ``detections`` the episode starts of ``flagged`` (``gap`` rows apart).
     ``anomaly_score`` is in [0, 1]: 1.0 at a detection, else
     ``0.49 * clip(max(z, level_z) / k, 0, 1)``, so NAB's threshold of 0.5 turns
     exactly the detections into detections.
@@ -80,18 +81,17 @@ class SeriesResult:
 
     error: np.ndarray
     z: np.ndarray
+    level_z: np.ndarray
     flagged: np.ndarray
     detections: np.ndarray
     stride: int
     span_rows: int
+    gap: int
     retrains: int = 0
-    anomaly_score: np.ndarray = field(init=False)
     k: float = 3.0
-    level_z: np.ndarray | None = None
+    anomaly_score: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.level_z is None:
-            self.level_z = np.zeros_like(self.z)
         strongest = np.fmax(self.z, self.level_z)
         self.anomaly_score = anomaly_score(self.detections, strongest, self.k)
 
@@ -99,9 +99,17 @@ class SeriesResult:
         """How many detections the window check and the level check each made (a
         detection both flagged counts for both)."""
         rows = np.flatnonzero(self.detections)
-        level = np.zeros_like(self.z) if self.level_z is None else self.level_z
         return {"window": int((np.nan_to_num(self.z[rows]) > self.k).sum()),
-                "level": int((level[rows] > self.k).sum())}  # fmt: skip
+                "level": int((self.level_z[rows] > self.k).sum())}  # fmt: skip
+
+    def window_only(self) -> SeriesResult:
+        """The same run without the level check: what ``SeriesRules(level=False)`` gives
+        (the window check never depends on the level check), without training again."""
+        flagged = np.nan_to_num(self.z) > self.k
+        return SeriesResult(error=self.error, z=self.z, level_z=np.zeros_like(self.z),
+                            flagged=flagged, detections=episode_starts(flagged, self.gap),
+                            stride=self.stride, span_rows=self.span_rows, gap=self.gap,
+                            retrains=self.retrains, k=self.k)  # fmt: skip
 
 
 def episode_starts(flagged: np.ndarray, gap: int) -> np.ndarray:
@@ -151,6 +159,11 @@ def level_z(x: np.ndarray, start: int, history: int) -> np.ndarray:
 def span_rows(rules: SeriesRules, stride: int) -> int:
     """Rows a window covers: ``(points - 1) * stride + 1``."""
     return (rules.points - 1) * stride + 1
+
+
+def episode_gap(rules: SeriesRules, stride: int) -> int:
+    """Rows after a flagged row within which the next flagged row is the same episode."""
+    return int(rules.refractory_spans * span_rows(rules, stride))
 
 
 def sampling_step_s(timestamps_s: np.ndarray) -> float:
@@ -225,7 +238,6 @@ def detect(
     smooth = np.full(n, np.nan)
     z = np.full(n, np.nan)
     flagged = np.zeros(n, dtype=bool)
-    detections = np.zeros(n, dtype=bool)
     # The statistics start from errors on windows the model has not seen: a
     # model fitted on the first half of the training stretch scores the second.
     fit_windows = probation - span + 1
@@ -264,7 +276,7 @@ def detect(
                                rules.seed + retrains)  # fmt: skip
     reading_z = level_z(x, probation, rules.level_history) if rules.level else np.zeros(n)
     either = flagged | (reading_z > rules.k)
-    detections = episode_starts(either, int(rules.refractory_spans * span))
-    return SeriesResult(error=smooth, z=z, flagged=either, detections=detections, stride=stride,
-                        span_rows=span, retrains=retrains, k=rules.k,
-                        level_z=reading_z)  # fmt: skip
+    gap = episode_gap(rules, stride)
+    return SeriesResult(error=smooth, z=z, level_z=reading_z, flagged=either,
+                        detections=episode_starts(either, gap), stride=stride, span_rows=span,
+                        gap=gap, retrains=retrains, k=rules.k)  # fmt: skip

@@ -63,3 +63,7 @@ def test_a_row_is_flagged_by_either_check_and_only_episodes_become_detections():
     # no level check: its z-scores are zeros, the anomaly scores the window's alone
     assert not window_only.level_z.any()
     assert window_only.detections_by()["level"] == 0
+    # what the benchmark's ablation uses instead of a second training
+    derived = both.window_only()
+    for name in ("flagged", "detections", "anomaly_score", "level_z"):
+        assert np.array_equal(getattr(derived, name), getattr(window_only, name)), name
