@@ -200,6 +200,10 @@ class TrainConfig:
         Training loss, one of `LOSSES`.
     scaling : str
         Feature scaling fitted on the training rows, one of `SCALINGS`.
+    scale_floor : float
+        With ``standard`` scaling, the smallest scale of a feature as a share
+        of its mean's magnitude (see `models.scaler.StandardScaler.fit`); 0
+        keeps the plain standard deviation.
 
     Examples
     --------
@@ -220,6 +224,7 @@ class TrainConfig:
     seed: int = 0
     loss: str = "mse"
     scaling: str = "standard"
+    scale_floor: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -236,6 +241,8 @@ class TrainConfig:
             raise SeismoError(f"loss {self.loss!r} is not one of: {', '.join(LOSSES)}")
         if self.scaling not in SCALINGS:
             raise SeismoError(f"scaling {self.scaling!r} is not one of: {', '.join(SCALINGS)}")
+        if not _is_real(self.scale_floor) or not 0 <= self.scale_floor < 1:
+            raise SeismoError(f"scale_floor must be in [0, 1), got {self.scale_floor!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict; `from_dict` reverses it."""

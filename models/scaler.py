@@ -86,30 +86,46 @@ class StandardScaler:
         return int(self.mean.shape[0])
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> StandardScaler:
+    def fit(cls, x: np.ndarray, floor: float = 0.0) -> StandardScaler:
         """Fit mean and population standard deviation (ddof=0) of each column.
 
-        A constant column gets scale 1.0, so it maps to 0 instead of dividing
-        by zero (or by rounding noise).
+        A constant column gets scale 1.0 (or its floor, below), so it maps to
+        0 instead of dividing by zero (or by rounding noise).
 
         Parameters
         ----------
         x : numpy.ndarray
             Shape ``(n, d)`` with ``n >= 1``, finite values.
+        floor : float
+            Smallest scale of a column, as a share of its mean's magnitude:
+            ``scale = max(std, floor * |mean|)``. A sensor that barely moved
+            while the scaler was fitted (a temperature over a few minutes)
+            otherwise turns a drift well inside its normal range into many
+            standard deviations. 0 (the default) keeps the plain std.
 
         Returns
         -------
         StandardScaler
+
+        Examples
+        --------
+        >>> x = np.array([[24.00, 1.0], [24.02, 3.0]])   # 0.01 std at 24, 1.0 std at 2
+        >>> StandardScaler.fit(x).scale.round(3).tolist()
+        [0.01, 1.0]
+        >>> StandardScaler.fit(x, floor=0.01).scale.round(3).tolist()
+        [0.24, 1.0]
         """
+        if not np.isfinite(floor) or floor < 0:
+            raise DataError(f"scaler floor must be a number >= 0, got {floor!r}")
         array = _as_matrix(x)
         if array.shape[0] == 0 or array.shape[1] == 0:
             raise DataError(f"cannot fit a scaler on an empty array of shape {array.shape}")
         if not np.all(np.isfinite(array)):
             raise DataError("cannot fit a scaler on data with NaN or Inf")
         mean = array.mean(axis=0)
-        scale = array.std(axis=0)
-        constant = (np.ptp(array, axis=0) == 0) | (scale == 0)
-        scale[constant] = 1.0
+        std = np.where(np.ptp(array, axis=0) == 0, 0.0, array.std(axis=0))
+        scale = np.maximum(std, floor * np.abs(mean))
+        scale[scale == 0] = 1.0
         return cls(mean=mean, scale=scale)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
@@ -148,11 +164,12 @@ SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
 """How `fit_scaler` maps features: zero mean/unit variance, onto [0, 1], or as is."""
 
 
-def fit_scaler(x: np.ndarray, scaling: str = "standard") -> StandardScaler:
+def fit_scaler(x: np.ndarray, scaling: str = "standard", floor: float = 0.0) -> StandardScaler:
     """Fit a scaler of the given kind; every kind is a `StandardScaler` (mean, scale).
 
     ``minmax`` maps the training range onto [0, 1] (for sigmoid outputs and
     binary cross-entropy); ``none`` leaves values unchanged (pixels in [0, 1]).
+    ``floor`` applies to ``standard`` only (see `StandardScaler.fit`).
 
     Examples
     --------
@@ -163,7 +180,7 @@ def fit_scaler(x: np.ndarray, scaling: str = "standard") -> StandardScaler:
     [[0.0, 10.0], [2.0, 30.0]]
     """
     if scaling == "standard":
-        return StandardScaler.fit(x)
+        return StandardScaler.fit(x, floor)
     array = _as_matrix(x)
     if scaling == "minmax":
         low, span = array.min(axis=0), np.ptp(array, axis=0)

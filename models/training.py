@@ -236,7 +236,7 @@ def train_autoencoder(
     torch.manual_seed(train.seed)
     rng = np.random.default_rng(train.seed)
     train_idx, val_idx = _split(len(data), train.val_fraction, rng)
-    scaler = fit_scaler(data[train_idx], train.scaling)
+    scaler = fit_scaler(data[train_idx], train.scaling, train.scale_floor)
     module = get_architecture(model_config.arch).build(model_config).to(target)
     x_train = to_device(scaler.transform(data[train_idx]), target)
     x_val = to_device(scaler.transform(data[val_idx]), target)

@@ -166,6 +166,9 @@ def train(
     loss: Annotated[str | None, Opt(help="Training loss: mse, mae, huber or bce.")] = None,
     score: Annotated[str | None, Opt(help="Row score: mse, mae (vae: also elbo).")] = None,
     scaling: Annotated[str | None, Opt(help="standard, minmax or none.")] = None,
+    scale_floor: Annotated[
+        float | None, Opt(help="standard: smallest scale as a share of the mean, e.g. 0.01.")
+    ] = None,
     penalty: Annotated[str | None, Opt(help="sparse: l1 or kl.")] = None,
     penalty_weight: Annotated[float | None, Opt(help="sparse: weight of the penalty.")] = None,
     sparsity_target: Annotated[float | None, Opt(help="sparse kl: target activation.")] = None,
@@ -214,7 +217,7 @@ def train(
         ),  # fmt: skip
         train_options=dict(
             epochs=epochs, seed=seed, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
-            patience=patience, loss=loss, scaling=scaling,
+            patience=patience, loss=loss, scaling=scaling, scale_floor=scale_floor,
         ),  # fmt: skip
         name=name,
         exclude_labelled=exclude_labelled,
@@ -358,11 +361,14 @@ def benchmark_skab(
     out: Annotated[Path | None, Opt(help="Markdown file whose SKAB section is rewritten.")] = None,
     k: Annotated[float, Opt(help="Threshold: mean + k std of the log error.")] = 3.0,
     seed: Annotated[int, Opt(help="Seeds the model's training (the spread over seeds).")] = 0,
+    scale_floor: Annotated[
+        float, Opt(help="Smallest channel scale as a share of its level (0: plain std).")
+    ] = 0.01,
 ) -> None:
     """Outlier F1/FAR/MAR and changepoint NAB score of a conv1d window model on SKAB."""
     from stream.bench_skab_cmd import SkabRules, run_benchmark_skab, write_report
 
-    report = run_benchmark_skab(data_dir, SkabRules(k=k, seed=seed),
+    report = run_benchmark_skab(data_dir, SkabRules(k=k, seed=seed, scale_floor=scale_floor),
                                 progress=lambda line: typer.echo(line, err=True))  # fmt: skip
     write_report(report, as_json=as_json, out=out, echo=typer.echo)
 

@@ -36,6 +36,43 @@ def test_constant_column_gets_unit_scale_and_maps_to_zero() -> None:
     np.testing.assert_allclose(z[:, 1:], 0.0, atol=1e-7)
 
 
+@given(matrices, st.floats(0.0, 0.5))
+@settings(max_examples=200, deadline=None)
+def test_floor_is_a_share_of_the_mean_and_never_lowers_the_std(
+    x: np.ndarray, floor: float
+) -> None:
+    plain = StandardScaler.fit(x)
+    floored = StandardScaler.fit(x, floor=floor)
+    np.testing.assert_array_equal(floored.mean, plain.mean)
+    std = np.where(np.ptp(x, axis=0) > 0, x.std(axis=0), 0.0)
+    expected = np.maximum(std, floor * np.abs(x.mean(axis=0)))
+    # a column that does not move (or only by rounding noise) falls back to 1.0
+    expected[expected == 0] = 1.0
+    np.testing.assert_allclose(floored.scale, expected)
+    assert np.all(floored.scale >= np.where(plain.scale == 1.0, 0.0, plain.scale))
+
+
+@pytest.mark.parametrize("floor", [-0.1, float("nan"), float("inf")])
+def test_floor_must_be_a_finite_share(floor: float) -> None:
+    with pytest.raises(DataError, match="floor"):
+        StandardScaler.fit(np.ones((3, 2)), floor=floor)
+
+
+def test_training_with_a_scale_floor_stores_the_floored_scale() -> None:
+    from models.config import DenseConfig, TrainConfig
+    from models.training import train_autoencoder
+
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.normal(0, 1, 300), 50 + rng.normal(0, 0.01, 300)])
+    train = TrainConfig(epochs=1, scale_floor=0.01)
+    scaler = train_autoencoder(x, config=DenseConfig(n_features=2, hidden=(2,)), train=train,
+                               device="cpu").detector.scaler
+    assert scaler.scale[1] == pytest.approx(0.5, rel=0.01)  # 1 % of 50, not the 0.01 std
+    assert scaler.scale[0] == pytest.approx(1.0, rel=0.15)
+    with pytest.raises(SeismoError, match="scale_floor"):
+        TrainConfig(scale_floor=1.5)
+
+
 def test_transform_returns_new_float32_and_leaves_input_alone() -> None:
     x = np.random.default_rng(1).normal(size=(10, 3))
     before = x.copy()

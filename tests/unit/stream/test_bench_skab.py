@@ -72,3 +72,29 @@ def test_the_command_prints_one_json_object_and_refuses_another_folder(tmp_path)
     assert report["rules"]["seed"] == 2
     wrong = run_seismo("benchmark-skab", "--data-dir", str(tmp_path), timeout=120)
     assert wrong.returncode == 1 and "no SKAB data" in wrong.stderr
+
+
+def test_the_scale_floor_cuts_the_false_alarms_of_a_slow_warming(tmp_path):
+    # Channel 5 (the fluid temperature) sits at 24 degC: in the anomaly-free file it
+    # wanders over two degrees; in the experiment it barely moves for the first 400
+    # rows, then warms by 0.3 degC, well inside that normal range.
+    rng = np.random.default_rng(11)
+    free = pump(3000, rng)
+    free[:, 5] = 24 + np.sin(2 * np.pi * np.arange(3000) / 1500) + rng.normal(0, 0.002, 3000)
+    write(tmp_path / "anomaly-free" / "anomaly-free.csv", free)
+    x = pump(1100, rng)
+    x[:, 5] = 24 + rng.normal(0, 0.002, 1100)
+    x[400:, 5] += np.linspace(0, 0.3, 700)
+    x[800:950, 3] += 3.0
+    anomaly = np.zeros(1100, bool)
+    anomaly[800:950] = True
+    write(tmp_path / "valve1" / "0.csv", x, anomaly, anomaly & ~np.roll(anomaly, 1))
+    report = run_benchmark_skab(tmp_path, SkabRules(epochs=5))
+    plain = report["ablation"]["no_scale_floor"]
+    assert report["rules"]["scale_floor"] == 0.01
+    # with its plain std (0.002) the warming is 150 standard deviations: every row alarms
+    assert plain["far"] > 90, plain
+    # scaled by 1 % of 24 degC it is about one: the model still minds it, but far less
+    assert report["far"] < 0.75 * plain["far"], (report["far"], plain["far"])
+    assert report["mar"] == plain["mar"] == 0.0
+    assert report["f1"] > plain["f1"]
