@@ -1,7 +1,7 @@
 """``seismo benchmark-nab``: the window detector on the Numenta Anomaly Benchmark.
 
 Reads NAB's layout (``data/<category>/<file>.csv`` with ``timestamp,value``,
-``labels/combined_windows.json``), runs :func:`models.series_detector.detect`
+``labels/combined_windows.json``), runs :func:`stream.series_detector.detect`
 over every series as a stream (learning from the probationary first 15 %,
 then scoring forward with the fixed threshold rule and periodic retraining),
 writes NAB result files (``<results>/<detector>/<category>/<detector>_<file>.csv``
@@ -35,19 +35,19 @@ from models.nab_scoring import (
     series_score,
     window_rows,
 )
-from models.series_detector import (
+from stream.bench_odds_cmd import emit_report
+from stream.errors import ConfigError
+from stream.series_detector import (
     SeriesResult,
     SeriesRules,
     anomaly_score,
     detect,
     episode_gap,
     episode_starts,
-    level_z,
+    rolling_z,
     sampling_step_s,
     window_stride,
 )
-from stream.bench_odds_cmd import emit_report
-from stream.errors import ConfigError
 
 DETECTOR = "seismo"
 BASELINE = "rolling_gaussian"
@@ -145,7 +145,7 @@ def rolling_gaussian(k: float = 3.0, history: int = 6400, rules: SeriesRules = S
 
     def run(series: Series, probation: int) -> Outcome:
         stride = window_stride(sampling_step_s(series.seconds), probation, rules)
-        z = level_z(series.values, probation, history)
+        z = rolling_z(series.values, probation, history)
         flagged = z > k
         detections = episode_starts(flagged, episode_gap(rules, stride))
         return Outcome(anomaly_score(detections, z, k), flagged, detections)
@@ -307,7 +307,7 @@ def render_section(report: Mapping[str, Any]) -> str:
         SECTION, "",
         f"`seismo benchmark-nab` streams the NAB series present ({corpus['series']} files, "
         f"{corpus['rows']} rows, {corpus['windows']} anomaly windows) through the window "
-        "detector (`models/series_detector.py`): it learns from each series' probationary "
+        "detector (`stream/series_detector.py`): it learns from each series' probationary "
         "first 15 %, then scores forward, retraining every "
         f"{rules['retrain_every']} rows on the unflagged recent windows. The threshold rule "
         f"is fixed: a row is flagged when its log reconstruction error, smoothed over "

@@ -344,8 +344,8 @@ def benchmark_nab(
     seed: Annotated[int, Opt(help="Seeds the window model's training (spread over seeds).")] = 0,
 ) -> None:
     """Stream the NAB series through the window detector; NAB's scores, P/R and delay."""
-    from models.series_detector import SeriesRules
     from stream.bench_nab_cmd import run_benchmark_nab, write_report
+    from stream.series_detector import SeriesRules
 
     report = run_benchmark_nab(data_dir, results_dir, SeriesRules(k=k, level=level, seed=seed),
                                progress=lambda line: typer.echo(line, err=True))  # fmt: skip

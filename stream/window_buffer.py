@@ -1,10 +1,13 @@
 """Per-device sliding windows of readings, for scoring shapes over time.
 
-Each device (message key) keeps its last ``window`` readings of ``channels``
-values in a ring buffer (one ``(window, channels)`` float32 array and the
-readings' timestamps). Every ``stride`` readings, once full, the buffer
-yields the window in time-major order, flattened, the layout the window
-models take (:mod:`models.sequence`): ``row[t * channels + c]``.
+Each device (message key) keeps its last readings of ``channels`` values in
+a ring buffer (one float32 array and the readings' timestamps). A window is
+``window`` readings ``step`` apart (``step`` = 1: consecutive readings; 12:
+every 12th, so 48 readings of a 5-minute series cover four hours rather
+than one); it spans ``(window - 1) * step + 1`` readings. Every ``stride``
+readings, once the span is full, the buffer yields the window in time-major
+order, flattened, the layout the window models take
+(:mod:`models.sequence`): ``row[t * channels + c]``.
 
 A reading whose source offset is not above the last one seen for its
 partition and device is a replay (the scorer is at-least-once) and is
@@ -21,6 +24,10 @@ Examples
 True
 >>> out[4].start_ts, out[4].end_ts
 (2, 4)
+>>> spaced = WindowBuffer(window=3, stride=1, channels=1, step=2)
+>>> out = [spaced.push("d", np.array([v]), ts=v, partition=0, offset=v) for v in range(6)]
+>>> [None if w is None else w.values.tolist() for w in out]
+[None, None, None, None, [0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]
 """
 
 from __future__ import annotations
@@ -47,9 +54,9 @@ class Window:
 class _Ring:
     __slots__ = ("values", "stamps", "count", "since", "offsets")
 
-    def __init__(self, window: int, channels: int) -> None:
-        self.values = np.zeros((window, channels), dtype=np.float32)
-        self.stamps = np.zeros(window, dtype=np.int64)
+    def __init__(self, span: int, channels: int) -> None:
+        self.values = np.zeros((span, channels), dtype=np.float32)
+        self.stamps = np.zeros(span, dtype=np.int64)
         self.count = 0  # readings pushed so far
         self.since = 0  # readings since the last window yielded
         self.offsets: dict[int, int] = {}
@@ -58,10 +65,11 @@ class _Ring:
 class WindowBuffer:
     """Ring buffers per device; :meth:`push` one reading, get a :class:`Window` when due."""
 
-    def __init__(self, window: int, stride: int, channels: int) -> None:
-        if window < 1 or stride < 1 or channels < 1:
-            raise ValueError("window, stride and channels must be at least 1")
-        self.window, self.stride, self.channels = window, stride, channels
+    def __init__(self, window: int, stride: int, channels: int, step: int = 1) -> None:
+        if window < 1 or stride < 1 or channels < 1 or step < 1:
+            raise ValueError("window, stride, channels and step must be at least 1")
+        self.window, self.stride, self.channels, self.step = window, stride, channels, step
+        self.span = (window - 1) * step + 1
         self._rings: dict[str, _Ring] = {}
 
     def __len__(self) -> int:
@@ -73,22 +81,23 @@ class WindowBuffer:
     ) -> Window | None:
         """Add one reading; the device's window when it is full and ``stride`` readings on."""
         ring = self._rings.get(device_id)
+        span = self.span
         if ring is None:
-            ring = self._rings[device_id] = _Ring(self.window, self.channels)
+            ring = self._rings[device_id] = _Ring(span, self.channels)
         if offset <= ring.offsets.get(partition, -1):
             return None
         ring.offsets[partition] = offset
-        slot = ring.count % self.window
+        slot = ring.count % span
         ring.values[slot] = values
         ring.stamps[slot] = ts
         ring.count += 1
         ring.since += 1
-        if ring.count < self.window:
+        if ring.count < span:
             return None
-        if ring.count > self.window and ring.since < self.stride:
+        if ring.count > span and ring.since < self.stride:
             return None
         ring.since = 0
-        order = np.roll(np.arange(self.window), -(ring.count % self.window))
+        order = (ring.count + np.arange(0, span, self.step)) % span
         return Window(device_id, ring.values[order].reshape(-1).copy(),
                       int(ring.stamps[order[0]]), int(ring.stamps[order[-1]]))  # fmt: skip
 

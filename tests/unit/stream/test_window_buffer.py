@@ -16,8 +16,9 @@ readings = st.lists(
 )
 
 
-def naive(stream, window, stride, channels):
-    """Windows as a reader would define them: every stride-th full window of new readings."""
+def naive(stream, window, stride, channels, step=1):
+    """Windows as a reader would define them: every stride-th full window of new readings,
+    each of ``window`` readings ``step`` apart."""
     seen = {}
     history = {}
     out = []
@@ -29,8 +30,9 @@ def naive(stream, window, stride, channels):
         rows = history.setdefault(device, [])
         rows.append((ts, values))
         i = len(rows) - 1
-        if i >= window - 1 and (i - (window - 1)) % stride == 0:
-            part = rows[i - window + 1 : i + 1]
+        span = (window - 1) * step + 1
+        if i >= span - 1 and (i - (span - 1)) % stride == 0:
+            part = rows[i - span + 1 : i + 1 : step]
             out.append((np.concatenate([v for _, v in part]).tolist(), part[0][0], part[-1][0]))
         else:
             out.append(None)
@@ -39,8 +41,8 @@ def naive(stream, window, stride, channels):
 
 @settings(max_examples=300)
 @given(readings=readings, window=st.integers(1, 6), stride=st.integers(1, 4),
-       channels=st.integers(1, 3))  # fmt: skip
-def test_the_buffer_yields_exactly_the_naive_windows(readings, window, stride, channels):
+       channels=st.integers(1, 3), step=st.integers(1, 4))  # fmt: skip
+def test_the_buffer_yields_exactly_the_naive_windows(readings, window, stride, channels, step):
     offsets = {}
     stream = []
     for ts, (device, partition, back, value) in enumerate(readings):
@@ -49,12 +51,12 @@ def test_the_buffer_yields_exactly_the_naive_windows(readings, window, stride, c
         offsets[partition] = max(latest, offset)
         values = (np.full(channels, value) + np.arange(channels)).astype(np.float32)
         stream.append((device, partition, offset, ts, values))
-    buffer = WindowBuffer(window, stride, channels)
+    buffer = WindowBuffer(window, stride, channels, step)
     got = []
     for device, partition, offset, ts, values in stream:
         w = buffer.push(device, values, ts=ts, partition=partition, offset=offset)
         got.append(None if w is None else (w.values.tolist(), w.start_ts, w.end_ts))
-    assert got == naive(stream, window, stride, channels)
+    assert got == naive(stream, window, stride, channels, step)
 
 
 def test_forget_drops_a_device_and_it_fills_again():

@@ -1,15 +1,16 @@
-"""The series detector's two checks: the window model and the reading's level."""
+"""The series detector: the scorer's per-device rule over one series, and the classic
+rolling Gaussian it is compared with."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stream.series_detector import SeriesRules, detect, episode_starts, rolling_z
 
-from models.series_detector import SeriesRules, detect, episode_starts, level_z
 
-
-def naive_level_z(x: np.ndarray, start: int, history: int) -> np.ndarray:
+def naive_rolling_z(x: np.ndarray, start: int, history: int) -> np.ndarray:
     z = np.zeros(len(x))
     for i in range(max(start, 1), len(x)):
         past = x[max(0, i - history) : i]
@@ -23,10 +24,10 @@ def naive_level_z(x: np.ndarray, start: int, history: int) -> np.ndarray:
     start=st.integers(0, 70),
     history=st.integers(1, 80),
 )
-def test_level_z_equals_a_loop_over_the_past_readings(x, start, history):
+def test_rolling_z_equals_a_loop_over_the_past_readings(x, start, history):
     values = np.array(x, dtype=float)
-    expected = naive_level_z(values, start, history)
-    got = level_z(values, start, history)
+    expected = naive_rolling_z(values, start, history)
+    got = rolling_z(values, start, history)
     spread = np.array([values[max(0, i - history) : i].std() if i else 0.0
                        for i in range(len(values))])  # fmt: skip
     varied = spread > 0.1  # integers that are not all equal spread at least ~0.13 here
@@ -51,19 +52,34 @@ def test_a_row_is_flagged_by_either_check_and_only_episodes_become_detections():
     rules = SeriesRules(epochs=15)
     both = detect(x, t, probation=600, rules=rules)
     window_only = detect(x, t, probation=600, rules=SeriesRules(epochs=15, level=False))
-    reading = level_z(x, 600, rules.level_history)
-    # the window part is the same run (same seed); the level check adds its rows
-    assert np.array_equal(both.flagged, window_only.flagged | (reading > rules.k))
+    # the window check is the same run (same seeds, same retraining data); the level
+    # check adds its rows
+    assert np.array_equal(both.window_flags, window_only.flagged)
+    assert both.versions == window_only.versions and both.retrains == 1
+    assert np.array_equal(both.flagged, window_only.flagged | (both.level_z > rules.k))
     assert np.array_equal(both.detections, episode_starts(both.flagged, 1 * both.span_rows))
-    assert both.flagged[2200] and reading[2200] > rules.k
-    assert window_only.flagged[2600:2700].any() and not (reading[2600:2700] > rules.k).any()
+    assert both.level_z[2200] > rules.k and both.flagged[2200]
+    assert window_only.flagged[2600:2700].any()
+    assert not (both.level_z[2600:2700] > rules.k).any()
     assert both.detections_by()["level"] >= 1 and both.detections_by()["window"] >= 1
     assert int(both.detections[:2200].sum()) == 0
     assert both.anomaly_score[2200] == 1.0
+    assert not both.flagged[:600].any() and np.isnan(both.z[:600]).all()
     # no level check: its z-scores are zeros, the anomaly scores the window's alone
     assert not window_only.level_z.any()
     assert window_only.detections_by()["level"] == 0
     # what the benchmark's ablation uses instead of a second training
     derived = both.window_only()
-    for name in ("flagged", "detections", "anomaly_score", "level_z"):
-        assert np.array_equal(getattr(derived, name), getattr(window_only, name)), name
+    for name in ("flagged", "detections", "anomaly_score", "level_z", "z"):
+        assert np.array_equal(getattr(derived, name), getattr(window_only, name), equal_nan=True), name
+
+
+def test_the_level_check_measures_a_reading_against_the_readings_before_it():
+    x, t = series()
+    x[1500] += 6.0
+    result = detect(x, t, probation=600, rules=SeriesRules(epochs=5))
+    past = x[:1500]  # fewer than level_history readings: every one of them, equally
+    expected = abs(x[1500] - past.mean()) / past.std()
+    assert result.level_z[1500] == pytest.approx(expected, rel=1e-6)
+    assert result.level_z[601] == pytest.approx(abs(x[601] - x[:601].mean()) / x[:601].std(),
+                                                rel=1e-6)

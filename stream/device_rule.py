@@ -1,0 +1,207 @@
+"""Judging each device against its own past: the per-device threshold rule.
+
+With ``threshold_scope = "device"`` the scorer judges every scored window of a
+device against statistics of that device alone, with two checks:
+
+- **window check**: the log reconstruction error, averaged over the device's
+  last ``smooth`` windows, against the mean plus ``k`` standard deviations of
+  the same quantity over the device's unflagged past. The statistics forget
+  with a memory of about ``history`` windows (:class:`stream.stats.RunningStats`
+  capped, the arithmetic of the shared threshold); flagged windows never
+  enter them. They start from the model version's calibration, and start
+  again from the new version's when the model changes.
+- **level check**: the reading that completed the window, each channel against
+  the mean plus ``k`` standard deviations of the device's readings (memory
+  ``level_history``, every reading enters), once ``level_warmup`` readings
+  have been seen. A model retrained on a wide-ranging series can learn to
+  reconstruct a reading far outside its recent range; this check cannot.
+
+A window is flagged when either check exceeds ``k``. The rule is sequential
+per device and reads nothing but the device's state, so how readings are cut
+into batches never changes a verdict.
+
+Examples
+--------
+>>> from models.calibration import Calibration
+>>> cal = Calibration(count=500, mean=1.0, std=0.1, quantiles={}, log_mean=0.0, log_std=0.1)
+>>> rule = DeviceRule(k=3.0, smooth=1, level_warmup=3)
+>>> state = DeviceState.start("v1", cal, rule, channels=1)
+>>> [judge(state, e, np.array([r]), rule).flagged for e, r in
+...  [(0.05, 10.0), (-0.1, 10.2), (0.0, 9.9), (0.5, 10.1), (0.0, 30.0)]]
+[False, False, False, True, True]
+>>> v = judge(state, 0.35, np.array([10.0]), rule)    # the window check alone
+>>> v.flagged, v.window_flag, v.level_flag, round(v.window_z, 1)
+(True, True, False, 3.5)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+
+from models.calibration import Calibration
+from stream.stats import RunningStats
+
+#: Smallest standard deviation used for z-scores (a device that never moved).
+MIN_STD = 1e-9
+
+
+@dataclass(frozen=True)
+class DeviceRule:
+    """The settings of the per-device rule (see the module docstring).
+
+    ``level_history = 0`` turns the level check off.
+    """
+
+    k: float = 3.0
+    smooth: int = 6
+    history: int = 4000
+    level_history: int = 6400
+    level_warmup: int = 1000
+    learn_anomalies: bool = False
+
+    def __post_init__(self) -> None:
+        if self.k <= 0 or self.smooth < 1 or self.history < 1:
+            raise ValueError("k must be positive, smooth and history at least 1")
+        if self.level_history < 0 or self.level_warmup < 1:
+            raise ValueError("level_history must be >= 0 and level_warmup >= 1")
+        if self.level_history and self.level_warmup > self.level_history:
+            raise ValueError("level_warmup cannot exceed level_history")
+
+
+class Verdict(NamedTuple):
+    """What the rule said of one window.
+
+    ``mean`` and ``std`` are the window statistics in force (log space),
+    ``smoothed`` the averaged log error they judged; ``level_z`` is the
+    largest channel z-score of the reading (0 while the level check warms up
+    or is off).
+    """
+
+    flagged: bool
+    window_flag: bool
+    level_flag: bool
+    window_z: float
+    level_z: float
+    mean: float
+    std: float
+    smoothed: float
+
+
+@dataclass
+class DeviceState:
+    """One device's statistics: window errors (per model version), readings, offsets."""
+
+    version: str
+    window: RunningStats
+    recent: list[float] = field(default_factory=list)
+    level: list[RunningStats] = field(default_factory=list)
+    #: partition -> offset of the last reading judged (a replay is not judged twice)
+    offsets: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def start(
+        cls, version: str, calibration: Calibration, rule: DeviceRule, channels: int
+    ) -> DeviceState:
+        """A device never seen: window statistics from the calibration, no readings."""
+        return cls(version, calibration_stats(calibration, rule),
+                   level=[RunningStats() for _ in range(channels)])  # fmt: skip
+
+    def follow(self, version: str, calibration: Calibration, rule: DeviceRule) -> None:
+        """Start the window statistics again from a new model version's calibration."""
+        if version != self.version:
+            self.version = version
+            self.window = calibration_stats(calibration, rule)
+            self.recent = []
+
+    def warm(self, readings: np.ndarray, rule: DeviceRule) -> None:
+        """Fold ``(n, channels)`` earlier readings into the level statistics (no verdict)."""
+        for reading in np.asarray(readings, dtype=np.float64):
+            self._learn_level(reading, rule)
+
+    def _learn_level(self, reading: np.ndarray, rule: DeviceRule) -> None:
+        if rule.level_history:
+            self.level = [s.merge(RunningStats(1.0, float(v), 0.0), window=rule.level_history)
+                          for s, v in zip(self.level, reading, strict=True)]  # fmt: skip
+
+    def to_bytes(self) -> bytes:
+        """A compact JSON document (what Redis stores); :meth:`from_bytes` reverses it."""
+        return orjson.dumps({
+            "v": self.version, "w": list(self.window.__dict__.values()), "r": self.recent,
+            "l": [list(s.__dict__.values()) for s in self.level],
+            "o": {str(p): o for p, o in self.offsets.items()},
+        })  # fmt: skip
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DeviceState:
+        """Rebuild a state from :meth:`to_bytes` output.
+
+        >>> s = DeviceState("v", RunningStats(2.0, 1.5, 0.5), [1.0], [RunningStats(3.0, 2.0, 1.0)],
+        ...                 {0: 41})
+        >>> DeviceState.from_bytes(s.to_bytes()) == s
+        True
+        """
+        doc: Mapping[str, Any] = orjson.loads(data)
+        return cls(str(doc["v"]), RunningStats(*map(float, doc["w"])),
+                   [float(x) for x in doc["r"]], [RunningStats(*map(float, s)) for s in doc["l"]],
+                   {int(p): int(o) for p, o in doc["o"].items()})  # fmt: skip
+
+
+def calibration_stats(calibration: Calibration, rule: DeviceRule) -> RunningStats:
+    """The calibration's log-error mean and std as statistics of ``count`` windows
+    (at most ``history``).
+
+    >>> cal = Calibration(count=50, mean=1.0, std=0.1, quantiles={}, log_mean=-1.0, log_std=0.5)
+    >>> calibration_stats(cal, DeviceRule(history=20))
+    RunningStats(count=20.0, mean=-1.0, m2=5.0)
+    """
+    count = float(max(1, calibration.count))
+    stats = RunningStats(count, calibration.log_mean, calibration.log_std**2 * count)
+    return stats.capped(rule.history)
+
+
+def level_z(stats: Sequence[RunningStats], reading: np.ndarray) -> float:
+    """The reading's largest channel distance from its mean, in standard deviations.
+
+    >>> stats = [RunningStats(4.0, 2.0, 4.0), RunningStats(4.0, 0.0, 4.0)]  # std 1 and 1
+    >>> round(level_z(stats, np.array([5.0, -1.0])), 6)
+    3.0
+    """
+    return max((abs(float(v) - s.mean) / (s.std + MIN_STD) for s, v in zip(stats, reading,
+               strict=True)), default=0.0)  # fmt: skip
+
+
+def judge(state: DeviceState, log_error: float, reading: np.ndarray, rule: DeviceRule) -> Verdict:
+    """Judge one window of the device, then learn from it (``state`` is updated).
+
+    Parameters
+    ----------
+    state : DeviceState
+        The device's statistics, already following the model version that
+        scored the window (:meth:`DeviceState.follow`).
+    log_error : float
+        ``log`` of the window's reconstruction error; higher = more anomalous.
+    reading : numpy.ndarray
+        ``(channels,)`` the reading that completed the window.
+    """
+    state.recent = [*state.recent[-(rule.smooth - 1):], float(log_error)] if rule.smooth > 1 \
+        else [float(log_error)]  # fmt: skip
+    smoothed = math.fsum(state.recent) / len(state.recent)
+    stats = state.window
+    std = stats.std
+    window_z = (smoothed - stats.mean) / max(std, MIN_STD)
+    window_flag = window_z > rule.k
+    if rule.learn_anomalies or not window_flag:
+        state.window = stats.merge(RunningStats(1.0, smoothed, 0.0), window=rule.history)
+    reading = np.asarray(reading, dtype=np.float64)
+    warm = rule.level_history > 0 and state.level and state.level[0].count >= rule.level_warmup
+    z_level = level_z(state.level, reading) if warm else 0.0
+    level_flag = z_level > rule.k
+    state._learn_level(reading, rule)
+    return Verdict(window_flag or level_flag, window_flag, level_flag, window_z, z_level,
+                   stats.mean, std, smoothed)  # fmt: skip
