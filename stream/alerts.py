@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from stream.codec import DecodedBatch
+from stream.device_rule import BatchVerdicts
 from stream.threshold import Threshold
 
 #: Header names on dead-letter messages (public contract).
@@ -90,10 +91,12 @@ class ScoredBatch:
     threshold: Threshold
     model_version: str
     feature_names: Sequence[str]
-    #: With windowed scoring: each row's window start (epoch ms), size and stride, channels.
+    #: With windowed scoring: each row's window start (epoch ms); size, stride, step; channels.
     window_starts: np.ndarray | None = None
-    window: tuple[int, int] = (1, 1)
+    window: tuple[int, int, int] = (1, 1, 1)
     channel_names: Sequence[str] = ()
+    #: With ``threshold_scope = "device"``: each row's verdict (then ``threshold`` is unused).
+    device: BatchVerdicts | None = None
 
 
 def _common(batch: ScoredBatch, i: int) -> dict[str, Any]:
@@ -103,34 +106,40 @@ def _common(batch: ScoredBatch, i: int) -> dict[str, Any]:
         "device_id": d.device_ids[i],
         "ts": int(d.timestamps[i]),
         "score": float(batch.scores[i]),
-        "threshold": batch.threshold.value,
+        "threshold": batch.threshold.value if batch.device is None else batch.device.threshold(i),
         "model_version": batch.model_version,
         "source": batch.sources[int(d.rows[i])].as_dict(),
     }
 
 
+def _judged(batch: ScoredBatch, i: int) -> dict[str, Any]:
+    """An alert's threshold fields: the shared threshold's, or the device's own."""
+    t, v = batch.threshold, batch.device
+    if v is None:
+        return {"mean": t.mean, "std": t.std, "k": t.k, "zscore": float(batch.zscores[i]),
+                "threshold_source": t.source, "threshold_space": t.space}  # fmt: skip
+    return {"mean": float(v.mean[i]), "std": float(v.std[i]), "k": v.k,
+            "zscore": float(v.window_z[i]), "threshold_source": "device",
+            "threshold_space": "log", "smoothed_score": float(np.exp(v.smoothed[i])),
+            "level_z": float(v.level_z[i]), "checks": v.checks(i)}  # fmt: skip
+
+
 def alert_records(batch: ScoredBatch, detected_at_ms: int) -> list[dict[str, Any]]:
     """One alert dict per flagged event, in batch order."""
-    t = batch.threshold
     out = []
     for i in np.flatnonzero(batch.flags):
         record = _common(batch, int(i))
         record.update(
             alert_id=alert_id(batch.sources[int(batch.decoded.rows[i])]),
             detected_at=detected_at_ms,
-            mean=t.mean,
-            std=t.std,
-            k=t.k,
-            zscore=float(batch.zscores[i]),
-            threshold_source=t.source,
-            threshold_space=t.space,
+            **_judged(batch, int(i)),
             top_features=top_features(batch.feature_errors[i], batch.feature_names),
         )
         if batch.window_starts is not None:
-            size, stride = batch.window
+            size, stride, step = batch.window
             per_channel = batch.feature_errors[i].reshape(size, -1).sum(axis=0)
             record["window"] = {"start_ts": int(batch.window_starts[i]), "end_ts": record["ts"],
-                                "size": size, "stride": stride}  # fmt: skip
+                                "size": size, "stride": stride, "step": step}  # fmt: skip
             record["top_channels"] = top_features(per_channel, batch.channel_names)
         out.append(record)
     return out
@@ -142,6 +151,9 @@ def score_records(batch: ScoredBatch) -> list[dict[str, Any]]:
     for i in range(len(batch.decoded)):
         record = _common(batch, i)
         record["is_anomaly"] = bool(batch.flags[i])
+        if batch.device is not None:
+            record.update(zscore=float(batch.device.window_z[i]),
+                          level_z=float(batch.device.level_z[i]), checks=batch.device.checks(i))
         out.append(record)
     return out
 

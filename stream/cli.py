@@ -113,6 +113,25 @@ def score(
     window_stride: Annotated[
         int | None, Opt(help="With --window: readings between two scored windows.")
     ] = None,
+    window_step: Annotated[
+        int | None, Opt(help="With --window: readings between two readings of a window.")
+    ] = None,
+    threshold_scope: Annotated[
+        str | None, Opt(help="model (one shared threshold) or device (each device its own).")
+    ] = None,
+    smooth: Annotated[int | None, Opt(help="Device scope: scores averaged before judging.")] = None,
+    device_history: Annotated[
+        int | None, Opt(help="Device scope: memory of a device's statistics (scores).")
+    ] = None,
+    level_history: Annotated[
+        int | None, Opt(help="Device scope: memory of the level check (readings; 0 = off).")
+    ] = None,
+    level_warmup: Annotated[
+        int | None, Opt(help="Device scope: readings before the level check judges.")
+    ] = None,
+    device_state_ttl_s: Annotated[
+        int | None, Opt(help="Device scope: unwritten device states expire after (s).")
+    ] = None,
     threshold_space: Annotated[
         str | None, Opt(help="log (default) or linear: where mean/std are computed.")
     ] = None,

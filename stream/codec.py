@@ -106,6 +106,21 @@ class DecodedBatch:
     def __len__(self) -> int:
         return len(self.device_ids)
 
+    def take(self, keep: np.ndarray) -> DecodedBatch:
+        """The events where ``keep`` (``(m,)`` bool) is True; the rejected stay as they are.
+
+        >>> b = decode_batch([b'{"device_id": "a", "values": [1]}',
+        ...                   b'{"device_id": "b", "values": [2]}'], kafka_timestamps=[0, 0],
+        ...                  n_features=1)
+        >>> b.take(np.array([False, True])).device_ids
+        ['b']
+        """
+        idx = np.flatnonzero(keep)
+        return DecodedBatch(values=self.values[idx], rows=self.rows[idx],
+                            device_ids=[self.device_ids[i] for i in idx],
+                            event_ids=[self.event_ids[i] for i in idx],
+                            timestamps=self.timestamps[idx], rejected=self.rejected)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class _Event:

@@ -37,7 +37,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -62,7 +62,7 @@ class DeviceRule:
     smooth: int = 6
     history: int = 4000
     level_history: int = 6400
-    level_warmup: int = 1000
+    level_warmup: int = 250
     learn_anomalies: bool = False
 
     def __post_init__(self) -> None:
@@ -138,7 +138,7 @@ class DeviceState:
         })  # fmt: skip
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> DeviceState:
+    def from_bytes(cls, data: bytes | str) -> DeviceState:
         """Rebuild a state from :meth:`to_bytes` output.
 
         >>> s = DeviceState("v", RunningStats(2.0, 1.5, 0.5), [1.0], [RunningStats(3.0, 2.0, 1.0)],
@@ -205,3 +205,79 @@ def judge(state: DeviceState, log_error: float, reading: np.ndarray, rule: Devic
     state._learn_level(reading, rule)
     return Verdict(window_flag or level_flag, window_flag, level_flag, window_z, z_level,
                    stats.mean, std, smoothed)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BatchVerdicts:
+    """The rule's verdicts on the ``m`` scored rows of a batch, column-wise.
+
+    ``mean`` and ``std`` are each row's device statistics in force (log space).
+    """
+
+    flags: np.ndarray
+    window_flags: np.ndarray
+    level_flags: np.ndarray
+    window_z: np.ndarray
+    level_z: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    smoothed: np.ndarray
+    k: float
+
+    def threshold(self, i: int) -> float:
+        """Row ``i``'s threshold on the smoothed error, in score units: ``exp(mean + k std)``."""
+        return float(np.exp(self.mean[i] + self.k * self.std[i]))
+
+    def checks(self, i: int) -> list[str]:
+        """The checks that flagged row ``i``: ``window``, ``level``, both or none."""
+        return [name for name, on in (("window", self.window_flags[i]),
+                                      ("level", self.level_flags[i])) if on]  # fmt: skip
+
+
+def judge_batch(
+    states: MutableMapping[str, DeviceState | None], device_ids: Sequence[str],
+    log_errors: np.ndarray, readings: np.ndarray, positions: Sequence[tuple[int, int]],
+    version: str, calibration: Calibration, rule: DeviceRule,
+) -> BatchVerdicts:  # fmt: skip
+    """Judge each row in order with its device's state (created where ``None``).
+
+    Parameters
+    ----------
+    states : mutable mapping
+        Device id to state; updated in place (new devices are added).
+    device_ids : sequence of str
+        ``m`` devices.
+    log_errors : numpy.ndarray
+        ``(m,)`` log reconstruction errors.
+    readings : numpy.ndarray
+        ``(m, channels)`` the readings that completed the rows' windows.
+    positions : sequence of (partition, offset)
+        Each row's source, recorded so a replay is not judged twice.
+    version, calibration
+        The model version that scored the rows and its calibration.
+
+    Examples
+    --------
+    >>> cal = Calibration(count=9, mean=1.0, std=0.1, quantiles={}, log_mean=0.0, log_std=0.1)
+    >>> states = {"a": None}
+    >>> v = judge_batch(states, ["a", "a"], np.array([0.0, 0.9]), np.zeros((2, 1)),
+    ...                 [(0, 7), (0, 8)], "v1", cal, DeviceRule(smooth=1))
+    >>> v.flags.tolist(), v.checks(1), states["a"].offsets
+    ([False, True], ['window'], {0: 8})
+    """
+    out = []
+    for device, log_error, reading, (partition, offset) in zip(
+        device_ids, log_errors, readings, positions, strict=True
+    ):
+        state = states.get(device)
+        if state is None:
+            state = states[device] = DeviceState.start(version, calibration, rule, len(reading))
+        state.follow(version, calibration, rule)
+        out.append(judge(state, float(log_error), reading, rule))
+        state.offsets[partition] = offset
+    columns = list(zip(*out, strict=True)) if out else [()] * len(Verdict._fields)
+    flagged, window, level, window_z, level_z_, mean, std, smoothed = (
+        np.array(c) for c in columns)  # fmt: skip
+    return BatchVerdicts(flagged.astype(bool), window.astype(bool), level.astype(bool),
+                         window_z.astype(float), level_z_.astype(float), mean.astype(float),
+                         std.astype(float), smoothed.astype(float), rule.k)  # fmt: skip

@@ -25,6 +25,7 @@ from confluent_kafka import (
 )
 
 from models.artifact import Artifact
+from models.calibration import log_scores
 from stream.alerts import (
     ScoredBatch,
     Source,
@@ -34,6 +35,8 @@ from stream.alerts import (
 )
 from stream.batch_sources import MessageSources
 from stream.codec import DecodedBatch, decode_batch
+from stream.device_rule import BatchVerdicts, DeviceRule, judge_batch
+from stream.device_states import DeviceStates
 from stream.drift import DriftMonitor
 from stream.errors import DeliveryError
 from stream.kafka_io import ConfirmingProducer, split_errors
@@ -100,6 +103,7 @@ class Scorer:
         on_drift: DriftCallback | None = None,
         new_producer: Callable[[], ConfirmingProducer] | None = None,
         read_tail: TailReader | None = None,
+        devices: DeviceStates | None = None,
     ) -> None:
         self.settings = settings
         self.artifact = artifact
@@ -124,10 +128,22 @@ class Scorer:
         self.windows: WindowBuffer | None = None
         self._owned: set[tuple[str, int]] = set()
         self._channels: list[str] = []
+        #: values per reading: the model's width over the window
+        self._reading_width = artifact.n_features // settings.window
         if settings.window > 1:
             size = settings.window
-            self.windows = WindowBuffer(size, settings.window_stride, artifact.n_features // size)
+            self.windows = WindowBuffer(size, settings.window_stride, self._reading_width,
+                                        step=settings.window_step)  # fmt: skip
             self._channels = channel_names(list(artifact.feature_names), size)
+        self.devices = devices
+        self.device_rule: DeviceRule | None = None
+        if settings.threshold_scope == "device":
+            if devices is None:
+                raise ValueError("threshold_scope device needs the device states store")
+            self.device_rule = DeviceRule(
+                k=settings.k, smooth=settings.smooth, history=settings.device_history,
+                level_history=settings.level_history, level_warmup=settings.level_warmup,
+                learn_anomalies=settings.learn_anomalies)  # fmt: skip
 
     def _drift_monitor(self, artifact: Artifact) -> DriftMonitor | None:
         s, cal = self.settings, artifact.calibration
@@ -170,35 +186,42 @@ class Scorer:
                 num_messages=self.settings.max_batch, timeout=linger_s
             )
             assignment = self.consumer.assignment()
-            self._sync_windows(assignment)  # before the batch: it may be a new partition's
+            self._sync_partitions(assignment)  # before the batch: it may be a new partition's
             if messages:
                 self.process(messages)
             else:
                 self.producer.poll()
             self.metrics.health.loop_alive(len(assignment))
 
-    def _sync_windows(self, assignment: Sequence[TopicPartition]) -> None:
-        """Keep the device windows in step with the partitions owned.
+    def _sync_partitions(self, assignment: Sequence[TopicPartition]) -> None:
+        """Keep the device windows and device states in step with the partitions owned.
 
         After a revocation every window starts again (the lost partitions'
-        readings go elsewhere); a newly owned partition's windows are rebuilt
-        from up to ``window_tail`` messages before its committed offset, which
-        its previous owner already scored, so its devices are judged from
-        their next reading on.
+        readings go elsewhere) and the device states are read from Redis
+        again when next needed (the new owner may have moved them on); a
+        newly owned partition's windows are rebuilt from up to
+        ``window_tail`` messages before its committed offset, which its
+        previous owner already scored, so its devices are judged from their
+        next reading on.
         """
-        if self.windows is None:
+        if self.windows is None and self.devices is None:
             return
         owned = {(tp.topic, tp.partition) for tp in assignment}
         if owned == self._owned:
             return
         if not owned >= self._owned:
-            log.info("partitions revoked: %d device windows start again", len(self.windows))
-            self.windows.forget()
+            if self.devices is not None:
+                self.devices.forget()
+            if self.windows is not None:
+                log.info("partitions revoked: %d device windows start again", len(self.windows))
+                self.windows.forget()
             gained = owned
         else:
             gained = owned - self._owned
         self._owned = owned
-        if self.read_tail is None or not gained or not self.settings.window_tail:
+        if self.windows is None or self.read_tail is None or not gained:
+            return
+        if not self.settings.window_tail:
             return
         tail = self.read_tail([TopicPartition(t, p) for t, p in sorted(gained)],
                               self.settings.window_tail)  # fmt: skip
@@ -241,12 +264,16 @@ class Scorer:
         starts = None
         if self.windows is not None:  # score each device's completed windows instead
             decoded, starts = self._gather(decoded, messages)
+        if self.devices is not None:
+            decoded, starts = self._unjudged(decoded, starts, sources)
         scored = self._score(decoded, sources, starts)  # 1
         self._watch_drift(scored)
         n_alerts = self._deliver(scored, messages, sources)  # 2, 3
         self.stats.merge(  # 4
             learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space)
         )
+        if self.devices is not None:
+            self.devices.save()
         self._commit(sources)  # 5
         self._observe(scored, len(messages), n_alerts, started)
         return BatchResult(len(messages), len(decoded), len(decoded.rejected), n_alerts)
@@ -272,6 +299,41 @@ class Scorer:
         offsets = [m.offset() or 0 for m in messages]
         return gather(self.windows, decoded, partitions, offsets)
 
+    def _unjudged(
+        self, decoded: DecodedBatch, starts: np.ndarray | None, sources: Sequence[Source]
+    ) -> tuple[DecodedBatch, np.ndarray | None]:
+        """Leave out the rows a device's state has already judged: a batch replayed after
+        a crash between the Redis write (step 4) and the commit (step 5), whose output
+        was confirmed (step 3) before."""
+        assert self.devices is not None
+        states = self.devices.load(decoded.device_ids)
+        keep = np.ones(len(decoded), dtype=bool)
+        for i, device in enumerate(decoded.device_ids):
+            state, src = states[device], sources[int(decoded.rows[i])]
+            keep[i] = state is None or src.offset > state.offsets.get(src.partition, -1)
+        if keep.all():
+            return decoded, starts
+        log.info("%d rows already judged before a restart: not judged again",
+                 int((~keep).sum()))  # fmt: skip
+        return decoded.take(keep), None if starts is None else starts[keep]
+
+    def _judge_devices(
+        self, decoded: DecodedBatch, scores: np.ndarray, sources: Sequence[Source]
+    ) -> BatchVerdicts:
+        """Each row against its device's own state (read from Redis, kept for step 4)."""
+        assert self.devices is not None and self.device_rule is not None
+        states = self.devices.load(decoded.device_ids)
+        positions = [(src.partition, src.offset)
+                     for src in (sources[int(r)] for r in decoded.rows)]  # fmt: skip
+        readings = decoded.values[:, -self._reading_width :]  # the reading ending each window
+        verdicts = judge_batch(states, decoded.device_ids, log_scores(scores), readings,
+                               positions, self.artifact.version, self.artifact.calibration,
+                               self.device_rule)  # fmt: skip
+        for device, state in states.items():
+            if state is not None:
+                self.devices.put(device, state)
+        return verdicts
+
     def _score(
         self, decoded: DecodedBatch, sources: Sequence[Source], starts: np.ndarray | None = None
     ) -> ScoredBatch:
@@ -280,6 +342,10 @@ class Scorer:
         self._stats_source = source
         threshold = self.rule.current(stats, self.artifact.calibration, source)
         flags, zscores = threshold.classify(scores)
+        device = None
+        if self.devices is not None:
+            device = self._judge_devices(decoded, scores, sources)
+            flags, zscores = device.flags, device.window_z
         return ScoredBatch(
             decoded=decoded,
             sources=sources,
@@ -291,8 +357,9 @@ class Scorer:
             model_version=self.artifact.version,
             feature_names=self.artifact.feature_names,
             window_starts=starts,
-            window=(self.settings.window, self.settings.window_stride),
+            window=(self.settings.window, self.settings.window_stride, self.settings.window_step),
             channel_names=self._channels,
+            device=device,
         )
 
     def _watch_drift(self, scored: ScoredBatch) -> None:

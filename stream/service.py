@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from models.artifact import Artifact, load_artifact
 from models.errors import ArtifactError
+from stream.device_states import DeviceStates
 from stream.errors import RegistryError
 from stream.kafka_io import (
     CONSUMER_DEFAULTS,
@@ -233,7 +234,10 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
             on_drift=_drift_reporter(settings, client, metrics),
             new_producer=lambda: ConfirmingProducer(producer_config),
             read_tail=tail_reader(config) if settings.window > 1 else None,
-        )
+            devices=DeviceStates(client, settings.redis_prefix, artifact.name,
+                                 settings.device_state_ttl_s)
+            if settings.threshold_scope == "device" else None,
+        )  # fmt: skip
 
 
 #: Garbage-collector thresholds of a scorer process (Python's default: 700, 10, 10).

@@ -210,6 +210,39 @@ class ScorerSettings(RedactedSettings):
         10_000, ge=0,
         description="With window > 1: messages per new partition re-read to rebuild its windows.",
     )
+    window_step: int = Field(
+        1, ge=1, le=10_000,
+        description="With window > 1: readings between two readings of one window (1 = "
+        "consecutive; 12 = every 12th, so a window spans (window - 1) * step + 1 readings).",
+    )  # fmt: skip
+    threshold_scope: Literal["model", "device"] = Field(
+        "model",
+        description="model: one rolling threshold per model version, shared by every device "
+        "and scorer. device: each device against its own past (smoothed errors, forgetting "
+        "statistics from the calibration) plus the level check of its readings; states in Redis.",
+    )
+    smooth: int = Field(
+        6, ge=1, le=1000,
+        description="threshold_scope device: windows (or events) averaged before judging.",
+    )  # fmt: skip
+    device_history: int = Field(
+        4000, ge=1,
+        description="threshold_scope device: memory of a device's statistics, in scores.",
+    )  # fmt: skip
+    level_history: int = Field(
+        6400, ge=0,
+        description="threshold_scope device: memory of a device's reading statistics (the "
+        "level check: any channel k std off its mean); 0 turns the level check off.",
+    )  # fmt: skip
+    level_warmup: int = Field(
+        250, ge=1,
+        description="threshold_scope device: readings of a device before the level check judges.",
+    )  # fmt: skip
+    device_state_ttl_s: int | None = Field(
+        30 * 86_400, ge=1,
+        description="threshold_scope device: a device state not written for this long expires "
+        "in Redis (None = never).",
+    )  # fmt: skip
     threshold_space: Literal["log", "linear"] = Field(
         "log",
         description="Statistics of log(score) (default; errors are right-skewed) or raw scores.",
@@ -257,6 +290,17 @@ class ScorerSettings(RedactedSettings):
         ({'sasl.password': '***'}, '**********', 'm')
         """
         return super().redacted()
+
+    @model_validator(mode="after")
+    def _device_rule_fits(self) -> ScorerSettings:
+        if self.level_history and self.level_warmup > self.level_history:
+            raise ValueError(f"level_warmup ({self.level_warmup}) cannot exceed level_history "
+                             f"({self.level_history})")  # fmt: skip
+        if self.threshold_scope == "device" and self.threshold_space != "log":
+            raise ValueError("threshold_scope device judges log errors: leave threshold_space log")
+        if self.window_step > 1 and self.window == 1:
+            raise ValueError("window_step spaces the readings of a window: give window > 1 too")
+        return self
 
     @model_validator(mode="after")
     def _one_model_source(self) -> ScorerSettings:

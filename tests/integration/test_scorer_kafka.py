@@ -11,196 +11,37 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
 import redis
-from confluent_kafka import Message, Producer
 
-from models.artifact import build_artifact, save_artifact
-from models.config import TrainConfig
-from models.training import train_autoencoder
 from stream.alerts import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
 from stream.codec import encode_event
 from stream.f32_codec import encode_f32, f32_headers
 from stream.kafka_io import ConfirmingProducer, client_config
 from stream.metrics import ScorerMetrics
 from stream.redis_stats import stats_key
-from stream.scorer import BatchResult, Scorer
+from stream.scorer import Scorer
 from stream.service import open_scorer
-from stream.settings import ScorerSettings, load_settings
-from tests.kafka_tools import Record, committed, create_topics, read_topic
+from tests.integration.scorer_streams import (
+    F32,
+    FEATURES,
+    Headers,
+    Outgoing,
+    Streams,
+    anomalous_rows,
+    consume,
+    events,
+    normal_rows,
+    running,
+)
+from tests.kafka_tools import committed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
-
-FEATURES = ["temp", "pressure", "flow", "vibration"]
-_BASIS = np.random.default_rng(1234).normal(size=(2, len(FEATURES)))
-#: Longest wait for ``run()`` to return once its stop event is set.
-STOP_BOUND_S = 10.0
-
-Headers = list[tuple[str, bytes | None]]
-Outgoing = tuple[bytes | None, bytes | None, Headers]
-F32 = f32_headers()
-
-
-def normal_rows(n: int, seed: int) -> np.ndarray:
-    """Rows near a 2-dimensional subspace of R^4: the model's idea of normal."""
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, 2)) @ _BASIS + 0.1 * rng.normal(size=(n, len(FEATURES)))
-
-
-def anomalous_rows(n: int, seed: int) -> np.ndarray:
-    """Normal rows pushed 50 standard deviations off, in alternating directions."""
-    std = normal_rows(1000, seed=0).std(axis=0)
-    return normal_rows(n, seed) + 50 * std * np.array([1, -1, 1, -1])
-
-
-def events(rows: np.ndarray, tag: str) -> list[Outgoing]:
-    """One event per row, keyed by device, with ids ``{tag}-{i}``."""
-    return [
-        (f"dev-{i % 10}".encode(), encode_event(f"dev-{i % 10}", row, event_id=f"{tag}-{i}"), [])
-        for i, row in enumerate(rows)
-    ]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small model (d=4) trained once for the module."""
-    result = train_autoencoder(
-        normal_rows(400, seed=1),
-        train=TrainConfig(epochs=30, batch_size=32, lr=3e-3, patience=5, seed=0),
-        device="cpu",
-    )
-    artifact = build_artifact(result, name="itest", feature_names=FEATURES)
-    return save_artifact(artifact, tmp_path_factory.mktemp("scorer-model") / "model")
-
-
-@dataclass(frozen=True)
-class Streams:
-    """One test's topics, consumer group and Redis prefix, and the settings over them."""
-
-    bootstrap: str
-    redis_url: str
-    topic: str
-    group_id: str
-    redis_prefix: str
-    model: Path
-
-    @property
-    def alerts(self) -> str:
-        return f"{self.topic}.alerts"
-
-    @property
-    def scores(self) -> str:
-        return f"{self.topic}.scores"
-
-    @property
-    def dlq(self) -> str:
-        return f"{self.topic}.dlq"
-
-    def create(self, partitions: int = 1) -> None:
-        create_topics(
-            self.bootstrap,
-            {self.topic: partitions, self.alerts: partitions, self.scores: partitions, self.dlq: 1},
-        )
-
-    def settings(self, **overrides: object) -> ScorerSettings:
-        given = dict(
-            model=self.model, device="cpu", bootstrap_servers=self.bootstrap,
-            input_topic=self.topic, alerts_topic=self.alerts, scores_topic=self.scores,
-            dlq_topic=self.dlq, group_id=self.group_id, redis_url=self.redis_url,
-            redis_prefix=self.redis_prefix, metrics_port=0,
-            kafka_config={"session.timeout.ms": "6000"},
-        )
-        return load_settings({**given, **overrides}, env={})
-
-    def produce(self, messages: list[Outgoing]) -> list[tuple[int, int]]:
-        """Produce (key, value, headers) in order; return each one's (partition, offset)."""
-        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
-        where: dict[int, tuple[int, int]] = {}
-
-        def delivered(i: int):
-            def on_delivery(err, msg: Message) -> None:
-                assert err is None, err
-                where[i] = (msg.partition(), msg.offset())
-
-            return on_delivery
-
-        for i, (key, value, headers) in enumerate(messages):
-            producer.produce(self.topic, value, key, headers=headers, on_delivery=delivered(i))
-        assert producer.flush(30) == 0
-        return [where[i] for i in range(len(messages))]
-
-    def read(self, topic: str, count: int) -> list[Record]:
-        """All records of ``topic``, which must be ``count`` (half a second idle checks)."""
-        records = read_topic(
-            self.bootstrap, topic, until=lambda r: len(r) >= count, timeout_s=30, idle_s=0.5
-        )
-        assert len(records) == count, f"{topic}: {len(records)} records, expected {count}"
-        return records
-
-
-@pytest.fixture
-def streams(
-    kafka_bootstrap: str, redis_url: str, topic_name: str, group_id: str,
-    redis_key_prefix: str, redis_client: redis.Redis, model_dir: Path,
-) -> Streams:
-    """Uses ``redis_client`` so the test's Redis keys are deleted afterwards."""
-    return Streams(
-        kafka_bootstrap, redis_url, topic_name, group_id, redis_key_prefix.rstrip(":"), model_dir
-    )
-
-
-@contextmanager
-def running(scorer: Scorer) -> Iterator[list[BatchResult]]:
-    """Run the scorer in a thread, recording what each ``process()`` call did.
-
-    On leaving, stop it and wait (bounded) for ``run()`` to return.
-    """
-    results: list[BatchResult] = []
-    failures: list[BaseException] = []
-    process, stop = scorer.process, threading.Event()
-
-    def record(raw):
-        results.append(process(raw))
-        return results[-1]
-
-    def target() -> None:
-        try:
-            scorer.run(stop)
-        except BaseException as exc:
-            failures.append(exc)
-
-    scorer.process = record  # type: ignore[method-assign]
-    thread = threading.Thread(target=target, name="scorer", daemon=True)
-    thread.start()
-    try:
-        yield results
-    finally:
-        stop.set()
-        thread.join(STOP_BOUND_S)
-        if failures:
-            raise failures[0]
-    assert not thread.is_alive(), f"run() still running {STOP_BOUND_S} s after stop was set"
-
-
-def consume(scorer: Scorer, count: int, timeout_s: float = 30.0) -> list[Message]:
-    """Exactly the next ``count`` messages from the scorer's own consumer."""
-    messages: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    while len(messages) < count and time.monotonic() < deadline:
-        batch = scorer.consumer.consume(num_messages=count - len(messages), timeout=0.5)
-        messages += [m for m in batch if m.error() is None]
-    assert len(messages) == count, f"consumed {len(messages)} of {count} messages"
-    return messages
 
 
 def shared_stats(client: redis.Redis, scorer: Scorer) -> dict[str, float]:

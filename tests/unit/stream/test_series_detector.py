@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from stream.series_detector import SeriesRules, detect, episode_starts, rolling_z
 
 
@@ -71,7 +72,8 @@ def test_a_row_is_flagged_by_either_check_and_only_episodes_become_detections():
     # what the benchmark's ablation uses instead of a second training
     derived = both.window_only()
     for name in ("flagged", "detections", "anomaly_score", "level_z", "z"):
-        assert np.array_equal(getattr(derived, name), getattr(window_only, name), equal_nan=True), name
+        same = np.array_equal(getattr(derived, name), getattr(window_only, name), equal_nan=True)
+        assert same, name
 
 
 def test_the_level_check_measures_a_reading_against_the_readings_before_it():

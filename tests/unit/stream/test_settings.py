@@ -30,6 +30,16 @@ def test_defaults_match_the_documented_contract():
     )
 
 
+def test_the_device_rule_defaults_are_those_of_the_nab_benchmark():
+    from stream.series_detector import SeriesRules
+
+    s = load_settings({"model": "m"}, env={})
+    rules = SeriesRules()
+    assert (s.threshold_scope, s.window_step) == ("model", 1)
+    assert (s.smooth, s.device_history, s.level_history, s.level_warmup, s.k) == (
+        rules.smooth, rules.history, rules.level_history, rules.level_warmup, rules.k)
+
+
 def test_cli_beats_env_beats_file_beats_default(tmp_path):
     cfg = tmp_path / "seismo.toml"
     cfg.write_text('model = "from-file"\nk = 4.5\nmax_batch = 10\nlinger_ms = 7\n')
@@ -57,6 +67,13 @@ def test_env_carries_kafka_config_as_json_and_is_case_insensitive():
         ({"model": "m", "no_such_thing": 1}, "no_such_thing"),
         ({}, "give exactly one of model (SEISMO_MODEL"),
             ({"model": "m", "model_store": "s"}, "give exactly one of model (SEISMO_MODEL"),
+        ({"model": "m", "threshold_scope": "fleet"}, "(SEISMO_THRESHOLD_SCOPE)"),
+        ({"model": "m", "level_history": 100, "level_warmup": 101},
+         "level_warmup (101) cannot exceed level_history (100)"),
+        ({"model": "m", "threshold_scope": "device", "threshold_space": "linear"},
+         "threshold_scope device judges log errors"),
+        ({"model": "m", "window_step": 6}, "window_step spaces the readings of a window"),
+        ({"model": "m", "smooth": 0}, "invalid setting smooth (SEISMO_SMOOTH)"),
     ],
 )
 def test_bad_settings_give_one_line_naming_the_setting(given, needle):
