@@ -361,13 +361,24 @@ def benchmark_nab(
         bool, Opt(help="Also flag a reading k std off the mean of its last 6400 (level check).")
     ] = True,
     seed: Annotated[int, Opt(help="Seeds the window model's training (spread over seeds).")] = 0,
+    through_kafka: Annotated[
+        bool, Opt(help="Replay every series through Kafka, Redis and the scorer.")
+    ] = False,
+    bootstrap_servers: Annotated[
+        str | None, Opt(help="With --through-kafka: a broker [default: start one].")
+    ] = None,
+    redis_url: Annotated[
+        str | None, Opt(help="With --through-kafka: a Redis [default: start one].")
+    ] = None,
 ) -> None:
     """Stream the NAB series through the window detector; NAB's scores, P/R and delay."""
-    from stream.bench_nab_cmd import run_benchmark_nab, write_report
+    from stream.bench_nab_cmd import run_benchmark_nab, through_services, write_report
     from stream.series_detector import SeriesRules
 
-    report = run_benchmark_nab(data_dir, results_dir, SeriesRules(k=k, level=level, seed=seed),
-                               progress=lambda line: typer.echo(line, err=True))  # fmt: skip
+    rules = SeriesRules(k=k, level=level, seed=seed)
+    progress = lambda line: typer.echo(line, err=True)  # noqa: E731
+    with through_services(through_kafka, bootstrap_servers, redis_url, results_dir) as through:
+        report = run_benchmark_nab(data_dir, results_dir, rules, progress, through)
     write_report(report, as_json=as_json, out=out, echo=typer.echo)
 
 
