@@ -116,6 +116,9 @@ def score(
     window_step: Annotated[
         int | None, Opt(help="With --window: readings between two readings of a window.")
     ] = None,
+    window_tail: Annotated[
+        int | None, Opt(help="With --window: messages re-read to rebuild a new partition's.")
+    ] = None,
     threshold_scope: Annotated[
         str | None, Opt(help="model (one shared threshold) or device (each device its own).")
     ] = None,

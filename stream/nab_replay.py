@@ -64,6 +64,15 @@ DEVICE = "series"
 WAIT_S = 300.0
 
 
+class _ConsumerPropertyNotice(logging.Filter):
+    """Drop librdkafka's notice that the producers ignore ``session.timeout.ms``: the
+    replay gives every client of its scorer that consumer setting (Tansu makes a
+    group's first join take half of it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is a consumer property and will be ignored" not in record.getMessage()
+
+
 @dataclass(frozen=True)
 class Services:
     """Where the replay runs: a Kafka bootstrap and a Redis URL."""
@@ -100,6 +109,9 @@ class ThroughScorer:
         self.group = f"nab-{tag}"
         self.store = workdir / self.prefix
         self._stack = ExitStack()
+        notice, rdkafka = _ConsumerPropertyNotice(), logging.getLogger("stream.librdkafka")
+        rdkafka.addFilter(notice)
+        self._stack.callback(rdkafka.removeFilter, notice)
         self._stop = threading.Event()
         self._failure: list[BaseException] = []
         self._thread: threading.Thread | None = None
