@@ -12,7 +12,8 @@ rebalance) therefore continues each device's statistics where they were.
 
 Redis errors never stop scoring: a state that cannot be read starts from the
 model's calibration (the device is judged as new), and states that cannot be
-written stay pending and are written with the next batch.
+written stay pending and are written with the next batch (or dropped at a
+revocation, when the partition's new owner becomes the writer).
 """
 
 from __future__ import annotations
@@ -109,5 +110,14 @@ class DeviceStates:
         return True
 
     def forget(self) -> None:
-        """Drop the states held in memory (after a revocation), except unwritten ones."""
-        self._cache = {d: s for d, s in self._cache.items() if d in self._pending}
+        """Drop every state held in memory (after a revocation).
+
+        Unwritten states go too: the partitions' new owners write those
+        devices now, and an old state written later would overwrite theirs.
+        """
+        if self._pending:
+            log.warning("%d device states could not be written before a revocation: "
+                        "their new owners continue from the last ones written",
+                        len(self._pending))  # fmt: skip
+        self._cache.clear()
+        self._pending.clear()

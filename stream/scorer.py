@@ -304,13 +304,22 @@ class Scorer:
     ) -> tuple[DecodedBatch, np.ndarray | None]:
         """Leave out the rows a device's state has already judged: a batch replayed after
         a crash between the Redis write (step 4) and the commit (step 5), whose output
-        was confirmed (step 3) before."""
+        was confirmed (step 3) before. Such a replay reaches back less than one batch;
+        offsets further back (a recreated topic, offsets reset to reprocess) are judged
+        again."""
         assert self.devices is not None
         states = self.devices.load(decoded.device_ids)
         keep = np.ones(len(decoded), dtype=bool)
+        rewound = 0
         for i, device in enumerate(decoded.device_ids):
             state, src = states[device], sources[int(decoded.rows[i])]
-            keep[i] = state is None or src.offset > state.offsets.get(src.partition, -1)
+            last = -1 if state is None else state.offsets.get(src.partition, -1)
+            if src.offset <= last:
+                keep[i] = last - src.offset >= self.settings.max_batch
+                rewound += int(keep[i])
+        if rewound:
+            log.warning("%d rows lie more than a batch before their device's last judged "
+                        "offset (topic recreated or offsets reset?): judged again", rewound)
         if keep.all():
             return decoded, starts
         log.info("%d rows already judged before a restart: not judged again",

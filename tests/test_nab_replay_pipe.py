@@ -40,14 +40,18 @@ def test_the_scorer_flags_every_row_as_the_in_process_rule_does(
     assert versions == 2 * 4, versions  # per series: the first and 3 retrained versions
 
 
-def test_the_command_runs_through_its_own_services_and_refuses_half_a_setup(tmp_path):
-    make_corpus(tmp_path / "nab")
+def test_the_command_runs_through_given_services_and_refuses_half_a_setup(
+    kafka_bootstrap, redis_url, tmp_path
+):
+    make_corpus(tmp_path / "nab", series=1)
     done = run_seismo("benchmark-nab", "--data-dir", str(tmp_path / "nab"), "--json",
-                      "--through-kafka", "--results-dir", str(tmp_path / "r"),
+                      "--through-kafka", "--bootstrap-servers", kafka_bootstrap,
+                      "--redis-url", redis_url, "--results-dir", str(tmp_path / "r"),
                       timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
-    assert report["path"] == "kafka" and report["agreement"]["series_identical"] == 2
+    assert report["path"] == "kafka" and report["agreement"]["series_identical"] == 1
+    assert "consumer property" not in done.stderr  # the replay's own setting, not news
     refused = run_seismo("benchmark-nab", "--data-dir", str(tmp_path / "nab"),
                          "--redis-url", "redis://127.0.0.1:1/0", timeout=120)  # fmt: skip
     assert refused.returncode == 1 and "go with --through-kafka" in refused.stderr

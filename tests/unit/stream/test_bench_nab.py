@@ -17,11 +17,11 @@ N, STEP = 4032, timedelta(minutes=5)  # 14 days, as NAB's artificial series
 START = datetime(2014, 4, 1)
 
 
-def make_corpus(root: Path) -> dict[str, list[list[str]]]:
-    """Two daily-cycle series with a 5-hour level step inside their labelled window."""
+def make_corpus(root: Path, series: int = 2) -> dict[str, list[list[str]]]:
+    """Two (or one) daily-cycle series with a 5-hour level step inside their labelled window."""
     rng = np.random.default_rng(3)
     labels = {}
-    for name, at in (("one.csv", 2500), ("two.csv", 3300)):
+    for name, at in (("one.csv", 2500), ("two.csv", 3300))[:series]:
         t = np.arange(N)
         x = 10 + np.sin(2 * np.pi * t / 288) + rng.normal(0, 0.05, N)
         x[at : at + 60] += 4.0
