@@ -90,6 +90,13 @@ class ScorerMetrics(_ServiceMetrics[Health]):
         self.stats_pending = Gauge(
             "seismo_stats_pending", "Scores not merged into Redis yet.", registry=r
         )
+        self.device_states = Gauge(
+            "seismo_device_states", "Device states held in memory (threshold_scope device).",
+            registry=r,
+        )  # fmt: skip
+        self.device_states_pending = Gauge(
+            "seismo_device_states_pending", "Device states not written to Redis yet.", registry=r
+        )
         self.kafka_errors = Counter(
             "seismo_kafka_errors", "Kafka errors (consume or commit).", registry=r
         )

@@ -164,8 +164,8 @@ class Scorer:
         if new is None or self.stats_for is None:
             return False
         old, self.artifact = self.artifact, new
-        self.stats = self.stats_for(new)
-        self._redis_errors_seen = 0
+        self.stats = self.stats_for(new)  # its error count starts at 0; the devices' goes on
+        self._redis_errors_seen = self.devices.errors if self.devices is not None else 0
         self.drift = self._drift_monitor(new)
         self.metrics.set_model(new.name, new.version)
         self.metrics.model_swaps.inc()
@@ -449,7 +449,12 @@ class Scorer:
         m.threshold_local.set(1 if self._stats_source == "local" else 0)
         m.health.redis(local=self._stats_source == "local")
         m.stats_pending.set(self.stats.pending.count)
-        m.redis_errors.inc(self.stats.errors - self._redis_errors_seen)
-        self._redis_errors_seen = self.stats.errors
+        errors = self.stats.errors
+        if self.devices is not None:
+            m.device_states.set(len(self.devices))
+            m.device_states_pending.set(self.devices.pending)
+            errors += self.devices.errors
+        m.redis_errors.inc(errors - self._redis_errors_seen)
+        self._redis_errors_seen = errors
 
 

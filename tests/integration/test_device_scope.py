@@ -39,6 +39,9 @@ def test_scorers_taking_over_continue_each_device_state_and_match_the_pure_rule(
     for take in (150, 250):  # one scorer, then another of the group after it left
         with open_scorer(settings, ScorerMetrics()) as scorer:
             scorer.process(consume(scorer, take))
+            sample = scorer.metrics.registry.get_sample_value
+            assert sample("seismo_device_states") == 10  # every device, held in memory
+            assert sample("seismo_device_states_pending") == 0  # and written to Redis
 
     scores = [r.json() for r in streams.read(streams.scores, 400)]
     alerts = [r.json() for r in streams.read(streams.alerts, sum(s["is_anomaly"] for s in scores))]
