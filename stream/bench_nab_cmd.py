@@ -47,7 +47,6 @@ from stream.series_detector import (
     detect,
     episode_gap,
     episode_starts,
-    plan_series,
     rolling_z,
     sampling_step_s,
     window_stride,
@@ -274,8 +273,7 @@ class Replay:
 
     def detect(self, series: Series, probation: int, rules: SeriesRules) -> SeriesResult:
         stamps_ms = (series.seconds * 1000).astype(np.int64)
-        plan = plan_series(len(series.values), series.seconds, probation, rules)
-        with ThroughScorer(self.services, series.values, stamps_ms, plan, rules,
+        with ThroughScorer(self.services, series.values, stamps_ms, rules,
                            self.workdir) as backend:  # fmt: skip
             kafka = detect(series.values, series.seconds, probation, rules, backend=backend)
         here = detect(series.values, series.seconds, probation, rules)

@@ -122,9 +122,10 @@ class DeviceState:
     def warm(self, readings: np.ndarray, rule: DeviceRule) -> None:
         """Fold ``(n, channels)`` earlier readings into the level statistics (no verdict)."""
         for reading in np.asarray(readings, dtype=np.float64):
-            self._learn_level(reading, rule)
+            self.learn_reading(reading, rule)
 
-    def _learn_level(self, reading: np.ndarray, rule: DeviceRule) -> None:
+    def learn_reading(self, reading: np.ndarray, rule: DeviceRule) -> None:
+        """Fold one ``(channels,)`` reading into the level statistics."""
         if rule.level_history:
             self.level = [s.merge(RunningStats(1.0, float(v), 0.0), window=rule.level_history)
                           for s, v in zip(self.level, reading, strict=True)]  # fmt: skip
@@ -132,8 +133,8 @@ class DeviceState:
     def to_bytes(self) -> bytes:
         """A compact JSON document (what Redis stores); :meth:`from_bytes` reverses it."""
         return orjson.dumps({
-            "v": self.version, "w": list(self.window.__dict__.values()), "r": self.recent,
-            "l": [list(s.__dict__.values()) for s in self.level],
+            "v": self.version, "w": _triple(self.window), "r": self.recent,
+            "l": [_triple(s) for s in self.level],
             "o": {str(p): o for p, o in self.offsets.items()},
         })  # fmt: skip
 
@@ -150,6 +151,10 @@ class DeviceState:
         return cls(str(doc["v"]), RunningStats(*map(float, doc["w"])),
                    [float(x) for x in doc["r"]], [RunningStats(*map(float, s)) for s in doc["l"]],
                    {int(p): int(o) for p, o in doc["o"].items()})  # fmt: skip
+
+
+def _triple(stats: RunningStats) -> list[float]:
+    return [stats.count, stats.mean, stats.m2]
 
 
 def calibration_stats(calibration: Calibration, rule: DeviceRule) -> RunningStats:
@@ -189,8 +194,7 @@ def judge(state: DeviceState, log_error: float, reading: np.ndarray, rule: Devic
     reading : numpy.ndarray
         ``(channels,)`` the reading that completed the window.
     """
-    state.recent = [*state.recent[-(rule.smooth - 1):], float(log_error)] if rule.smooth > 1 \
-        else [float(log_error)]  # fmt: skip
+    state.recent = [*state.recent, float(log_error)][-rule.smooth :]
     smoothed = math.fsum(state.recent) / len(state.recent)
     stats = state.window
     std = stats.std
@@ -202,7 +206,7 @@ def judge(state: DeviceState, log_error: float, reading: np.ndarray, rule: Devic
     warm = rule.level_history > 0 and state.level and state.level[0].count >= rule.level_warmup
     z_level = level_z(state.level, reading) if warm else 0.0
     level_flag = z_level > rule.k
-    state._learn_level(reading, rule)
+    state.learn_reading(reading, rule)
     return Verdict(window_flag or level_flag, window_flag, level_flag, window_z, z_level,
                    stats.mean, std, smoothed)  # fmt: skip
 

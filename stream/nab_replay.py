@@ -54,7 +54,7 @@ from stream.redis_stats import connect
 from stream.scorer import Scorer
 from stream.series_detector import SeriesPlan, SeriesRules, Verdicts
 from stream.service import open_scorer
-from stream.settings import load_settings
+from stream.settings import ScorerSettings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +91,17 @@ class ThroughScorer:
         ``(n,)`` the series' readings.
     stamps_ms : numpy.ndarray
         ``(n,)`` their epoch milliseconds.
-    plan, rules
-        How the driver cuts the series and its rules (the scorer's settings).
+    rules : SeriesRules
+        The driver's rules (the scorer's settings).
     workdir : Path
         Where the model registry's versions are stored.
     """
 
     def __init__(
-        self, services: Services, x: np.ndarray, stamps_ms: np.ndarray, plan: SeriesPlan,
-        rules: SeriesRules, workdir: Path,
+        self, services: Services, x: np.ndarray, stamps_ms: np.ndarray, rules: SeriesRules,
+        workdir: Path,
     ) -> None:  # fmt: skip
-        self.services, self.x, self.stamps_ms, self.plan, self.rules = (
-            services, x, stamps_ms, plan, rules)  # fmt: skip
+        self.services, self.x, self.stamps_ms, self.rules = services, x, stamps_ms, rules
         tag = uuid.uuid4().hex[:10]
         self.prefix = f"nab-{tag}"
         self.topics = {k: f"nab-{tag}-{k}" for k in ("events", "alerts", "scores", "dlq")}
@@ -132,17 +131,18 @@ class ThroughScorer:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def begin(self, artifact: Artifact, state: DeviceState) -> None:
+    def begin(self, plan: SeriesPlan, artifact: Artifact, state: DeviceState) -> None:
         create_topics(self.services.bootstrap, {t: 1 for t in self.topics.values()})
         self.registry.publish(artifact, keep=None)
         states = DeviceStates(self._client, self.prefix, artifact.name)
         states.put(DEVICE, state)
         if not states.save():
             raise ServiceError("could not write the device's state to Redis")
-        self._produce(0, self.plan.probation)
-        self._commit_group(self.plan.probation)
+        self._produce(0, plan.probation)
+        self._commit_group(plan.probation)
         self._scores.assign([TopicPartition(self.topics["scores"], 0, 0)])
-        self.scorer = self._stack.enter_context(open_scorer(self._settings(), ScorerMetrics()))
+        settings = self._settings(plan)
+        self.scorer = self._stack.enter_context(open_scorer(settings, ScorerMetrics()))
         self._thread = threading.Thread(target=self._run, name="nab-scorer", daemon=True)
         self._thread.start()
 
@@ -182,8 +182,8 @@ class ThroughScorer:
             except Exception as exc:  # noqa: BLE001
                 log.warning("could not delete a replay topic: %s", exc)
 
-    def _settings(self) -> Any:
-        r, plan = self.rules, self.plan
+    def _settings(self, plan: SeriesPlan) -> ScorerSettings:
+        r = self.rules
         return load_settings({
             "model_store": str(self.store), "model_name": "seismo", "model_poll_s": 0.5,
             "bootstrap_servers": self.services.bootstrap, "redis_url": self.services.redis_url,

@@ -219,9 +219,8 @@ class Scorer:
         else:
             gained = owned - self._owned
         self._owned = owned
-        if self.windows is None or self.read_tail is None or not gained:
-            return
-        if not self.settings.window_tail:
+        if self.windows is None or self.read_tail is None or not gained \
+                or not self.settings.window_tail:  # fmt: skip
             return
         tail = self.read_tail([TopicPartition(t, p) for t, p in sorted(gained)],
                               self.settings.window_tail)  # fmt: skip
@@ -350,9 +349,10 @@ class Scorer:
         stats, source = self.stats.read()
         self._stats_source = source
         threshold = self.rule.current(stats, self.artifact.calibration, source)
-        flags, zscores = threshold.classify(scores)
         device = None
-        if self.devices is not None:
+        if self.devices is None:
+            flags, zscores = threshold.classify(scores)
+        else:  # each device against its own state; the shared threshold is only reported
             device = self._judge_devices(decoded, scores, sources)
             flags, zscores = device.flags, device.window_z
         return ScoredBatch(

@@ -97,8 +97,9 @@ class Verdicts(NamedTuple):
 class Backend(Protocol):
     """Where the windows are scored and judged: in-process or through the scorer."""
 
-    def begin(self, artifact: Artifact, state: DeviceState) -> None:
-        """The first model version and the device's state at the end of probation."""
+    def begin(self, plan: SeriesPlan, artifact: Artifact, state: DeviceState) -> None:
+        """How the series is cut, the first model version and the device's state at the
+        end of probation."""
 
     def judge(self, artifact: Artifact, start: int, stop: int) -> Verdicts:
         """Score and judge rows ``start`` to ``stop - 1`` with ``artifact``."""
@@ -309,16 +310,17 @@ def retrain_windows(window_flags: np.ndarray, row: int, span: int, history: int)
 class InProcess:
     """Score with the model version's detector and judge with the rule, here."""
 
-    def __init__(self, x: np.ndarray, w: np.ndarray, plan: SeriesPlan, rule: DeviceRule) -> None:
-        self.x, self.w, self.plan, self.rule = x, w, plan, rule
+    def __init__(self, x: np.ndarray, w: np.ndarray, rule: DeviceRule) -> None:
+        self.x, self.w, self.rule = x, w, rule
+        self.span = 0
         self.state: DeviceState | None = None
 
-    def begin(self, artifact: Artifact, state: DeviceState) -> None:
-        self.state = state
+    def begin(self, plan: SeriesPlan, artifact: Artifact, state: DeviceState) -> None:
+        self.span, self.state = plan.span, state
 
     def judge(self, artifact: Artifact, start: int, stop: int) -> Verdicts:
         assert self.state is not None, "begin() first"
-        span = self.plan.span
+        span = self.span
         ending = self.w[start - span + 1 : stop - span + 1]  # the windows ending at the rows
         errors = log_scores(artifact.detector.score_batch(ending))
         self.state.follow(artifact.version, artifact.calibration, self.rule)
@@ -355,8 +357,8 @@ def detect(
     artifact = train_series_model(w[: plan.fit_windows], scaler, rules, rules.epochs, rules.seed)
     state = DeviceState.start(artifact.version, artifact.calibration, rule, channels=1)
     state.warm(x[:probation, None], rule)
-    backend = backend or InProcess(x, w, plan, rule)
-    backend.begin(artifact, state)
+    backend = backend or InProcess(x, w, rule)
+    backend.begin(plan, artifact, state)
     n, versions = plan.n, [artifact.version]
     z, reading_z = np.full(n, np.nan), np.zeros(n)
     window_flags, level_flags = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
