@@ -6,6 +6,20 @@ Layout of an artifact directory::
     config.json         format_version, arch, model config, feature names,
                         scaler, calibration, name, version, created_at,
                         training summary + window, sha256 of the weights
+    manifest.json       name, version, and the sha256 and size of the two
+                        files above (its own sha256 is what the registry
+                        records in Redis)
+
+Loading verifies the artifact whole before it builds anything (see
+`models.artifact_io.read_verified`): the manifest (against a trusted digest
+when one is given), each file against the manifest, the weights against
+``config.json``, and a version id of `build_artifact`'s form
+(``{arch}-{yyyymmddTHHMMSS}-{8 hex}``) against the weights' sha256.
+The module is first built on torch's ``meta`` device, which allocates nothing,
+and its shapes compared with the weights', so a config that asks for huge
+layers is refused instead of exhausting memory. An artifact without
+``manifest.json`` (written by seismo before manifests) still loads, with a
+WARNING that ``config.json`` is not covered by any checksum.
 
 Examples
 --------
@@ -22,7 +36,7 @@ Examples
 ...     saved = save_artifact(artifact, Path(tmp) / "model")
 ...     loaded = load_artifact(saved, device="cpu")
 ...     sorted(p.name for p in saved.iterdir())
-['config.json', 'model.safetensors']
+['config.json', 'manifest.json', 'model.safetensors']
 >>> loaded.version == artifact.version
 True
 >>> bool(np.allclose(loaded.detector.score_batch(x), artifact.detector.score_batch(x)))
@@ -43,21 +57,48 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import save as safetensors_save
 
-from models.artifact_io import read_config, read_state_dict, section, text, text_list
+from models.artifact_io import (
+    ARTIFACT_FILES,
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    check_fits,
+    first_line,
+    manifest_json,
+    manifest_sha256,
+    parse_weights,
+    read_verified,
+    section,
+    text,
+    text_list,
+)
+from models.base import Autoencoder
 from models.calibration import Calibration
 from models.detector import AutoencoderDetector
 from models.device import select_device
-from models.errors import ArtifactError
-from models.registry import get_architecture
+from models.errors import ArtifactError, SeismoError
+from models.registry import Architecture, ModelConfig, get_architecture
 from models.scaler import StandardScaler
 from models.training import TrainResult
 
 FORMAT_VERSION = 1
 """The ``format_version`` this seismo writes and reads."""
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+
+__all__ = [
+    "ARTIFACT_FILES",
+    "CONFIG_FILE",
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "WEIGHTS_FILE",
+    "Artifact",
+    "build_artifact",
+    "load_artifact",
+    "manifest_sha256",
+    "save_artifact",
+]
 
 
 @dataclass
@@ -226,19 +267,23 @@ def save_artifact(
 ) -> Path:
     """Write ``artifact`` as the directory ``out_dir`` and return its path.
 
-    Files are written and fsynced in a hidden sibling directory that is then
-    renamed into place, so readers never see a half-written artifact.
+    Files (weights, ``config.json``, then ``manifest.json`` listing the sha256
+    and size of the other two) are written and fsynced in a hidden sibling
+    directory that is then renamed into place, so readers never see a
+    half-written artifact.
     ``out_dir`` must not exist or be empty unless ``overwrite`` is true.
     """
     target = Path(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     weights = _weights_bytes(artifact.detector)
     config = _config_json(artifact, weights)
+    files = {WEIGHTS_FILE: weights, CONFIG_FILE: config}
+    files[MANIFEST_FILE] = manifest_json(artifact.name, artifact.version, files)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         staging.chmod(0o755)
-        _write_synced(staging / WEIGHTS_FILE, weights)
-        _write_synced(staging / CONFIG_FILE, config)
+        for file in ARTIFACT_FILES:
+            _write_synced(staging / file, files[file])
         _publish(staging, target, overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -246,21 +291,41 @@ def save_artifact(
     return target
 
 
-def load_artifact(path: str | os.PathLike[str], device: str = "auto") -> Artifact:
-    """Rebuild an `Artifact` from its directory alone.
+def load_artifact(
+    path: str | os.PathLike[str], device: str = "auto", *, manifest_digest: str | None = None
+) -> Artifact:
+    """Rebuild an `Artifact` from its directory alone, after verifying it whole.
 
-    Verifies the weights' sha256 and their shapes against the recorded model
-    config before loading them; reads safetensors and JSON only, never pickle.
+    Checks, in order and before building anything: ``manifest.json`` against
+    ``manifest_digest`` (when given), ``config.json`` and the weights against
+    the manifest (when there is one), the weights against ``config.json``'s
+    sha256 and against the digest that ends a version id of `build_artifact`'s
+    form; then the weights' shapes against the module built on the ``meta``
+    device. Only the JSON syntax and ``format_version`` of ``config.json``
+    (at most `models.artifact_io.MAX_CONFIG_BYTES`) are read before its
+    checksum, so a garbled or foreign file is named as such. Reads
+    safetensors and JSON only, never pickle.
+
+    Parameters
+    ----------
+    path : path
+        The artifact directory.
+    device : str
+        Where the detector runs (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
+    manifest_digest : str, optional
+        The sha256 that ``manifest.json`` must have, from a record the caller
+        trusts more than the directory (the registry's Redis). With one, a
+        missing manifest is an error, not a legacy artifact.
 
     Raises
     ------
     ArtifactError
-        The directory or a file is missing, ``config.json`` is invalid, the
-        format version or architecture is unknown, or the weights are corrupt,
-        modified or do not fit the model config.
+        The directory or a file is missing or too large, ``config.json`` is
+        invalid, the format version or architecture is unknown, or a file is
+        corrupt, modified or does not fit the model config.
     """
     root = Path(path)
-    document = read_config(root, CONFIG_FILE, FORMAT_VERSION)
+    document, weights = read_verified(root, FORMAT_VERSION, manifest_digest)
     where = f"model artifact {root}"
     spec = section(document, "arch", get_architecture, where)
     config = section(document, "model", spec.config_cls.from_dict, where)
@@ -273,8 +338,7 @@ def load_artifact(path: str | os.PathLike[str], device: str = "auto") -> Artifac
         )
     if len(set(names)) != len(names):
         raise ArtifactError(f"{where}: feature_names must be unique")
-    module = spec.build(config)
-    module.load_state_dict(read_state_dict(root, document, WEIGHTS_FILE, module))
+    module = _build_checked(spec, config, parse_weights(weights, root / WEIGHTS_FILE), where)
     training = document.get("training")
     return Artifact(
         detector=AutoencoderDetector(module, scaler, config=config, device=select_device(device)),
@@ -285,3 +349,24 @@ def load_artifact(path: str | os.PathLike[str], device: str = "auto") -> Artifac
         calibration=section(document, "calibration", Calibration.from_dict, where),
         training=training if isinstance(training, dict) else {},
     )
+
+
+def _build_checked(
+    spec: Architecture, config: ModelConfig, state: dict[str, torch.Tensor], where: str
+) -> Autoencoder:
+    """Build the module for ``config`` holding ``state``, shapes checked on ``meta`` first.
+
+    The ``meta`` build allocates no memory whatever sizes the config names, so
+    a config that does not fit its (checksummed) weights is refused before the
+    real build allocates anything.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = spec.build(config)
+    except (SeismoError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        reason = first_line(exc)
+        raise ArtifactError(f"{where}: the model config cannot be built: {reason}") from exc
+    check_fits(state, skeleton, where)
+    module = spec.build(config)
+    module.load_state_dict(state)
+    return module

@@ -23,8 +23,18 @@ never served.
 
 Readers of a URL store load from a local cache (``cache_dir``): each version is
 downloaded once, verified on every load, and downloaded again if the cached copy
-fails verification.
-"""
+fails verification. A download fetches the artifact's own files only
+(`models.artifact.ARTIFACT_FILES`), each to a path that must resolve inside
+the cache; any other object under the version (``../../x``, ``sub/config.json``)
+refuses the whole version, since the store was written by something else.
+
+>>> safe_destination(Path("/cache/v1"), "config.json", "s3://b/m/p/v1/config.json")
+PosixPath('/cache/v1/config.json')
+>>> safe_destination(Path("/cache/v1"), "../../evil", "s3://b/m/p/v1/../../evil")
+Traceback (most recent call last):
+...
+stream.errors.RegistryError: refusing object 's3://b/m/p/v1/../../evil': a version holds only model.safetensors, config.json and manifest.json
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -40,8 +50,9 @@ from typing import Any, Protocol
 
 import fsspec
 
-from models.artifact import CONFIG_FILE
-from stream.errors import ConfigError
+from models.artifact import ARTIFACT_FILES, CONFIG_FILE
+from models.artifact_io import MAX_CONFIG_BYTES
+from stream.errors import ConfigError, RegistryError
 from stream.model_versions import StoredVersion, is_component
 
 Check = Callable[[Path], object]
@@ -59,8 +70,13 @@ class ArtifactStore(Protocol):
         """Whether ``name``/``version`` is stored."""
         ...
 
-    def put(self, local: Path, name: str, version: str, check: Check) -> None:
-        """Store the directory ``local`` as ``name``/``version`` after ``check`` passes."""
+    def put(
+        self, local: Path, name: str, version: str, check: Check, *, replace: bool = False
+    ) -> None:
+        """Store the directory ``local`` as ``name``/``version`` after ``check`` passes.
+
+        ``replace``: the version may already be stored; its files are replaced.
+        """
         ...
 
     def fetch(self, name: str, version: str, *, refresh: bool = False) -> Path:
@@ -118,8 +134,14 @@ class LocalStore:
         """Whether the version's directory exists."""
         return (self.root / name / version).is_dir()
 
-    def put(self, local: Path, name: str, version: str, check: Check) -> None:
-        """Copy into a staging directory beside the target, check it, rename it."""
+    def put(
+        self, local: Path, name: str, version: str, check: Check, *, replace: bool = False
+    ) -> None:
+        """Copy into a staging directory beside the target, check it, rename it.
+
+        With ``replace``, an existing target is first renamed into the staging
+        directory (removed with it), and put back if the final rename fails.
+        """
         target = self.root / name / version
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(
@@ -130,7 +152,15 @@ class LocalStore:
             shutil.copytree(local, staged)
             _fsync_tree(staged)
             check(staged)
-            os.rename(staged, target)
+            retired = staging / ".replaced"
+            if replace and target.exists():
+                os.rename(target, retired)
+            try:
+                os.rename(staged, target)
+            except OSError:
+                if retired.exists():
+                    os.rename(retired, target)
+                raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -185,17 +215,32 @@ class FsspecStore:
         """Whether the version's config file is in the store."""
         return bool(self.fs.exists(self._path(name, version, CONFIG_FILE)))
 
-    def put(self, local: Path, name: str, version: str, check: Check) -> None:
-        """Upload to a staging prefix, check the copy downloaded back, then move it."""
+    def put(
+        self, local: Path, name: str, version: str, check: Check, *, replace: bool = False
+    ) -> None:
+        """Upload to a staging prefix, check the copy downloaded back, then move it.
+
+        Onto an existing prefix (``replace``, or the leftovers of a removal
+        that stopped halfway) the files move one by one, ``manifest.json``
+        last; a reader caught in between fails verification and retries.
+        """
         staging = self._path(name, f".{version}.{os.urandom(6).hex()}.staging")
+        target = self._path(name, version)
         try:
             for file in _files(local):
+                if file not in ARTIFACT_FILES:
+                    raise RegistryError(f"refusing to store {local / file}: not an artifact file")
                 remote = f"{staging}/{file}"
                 self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
                 self.fs.put_file(str(local / file), remote)
             with tempfile.TemporaryDirectory(prefix="seismo-verify-") as tmp:
                 check(self._download(staging, Path(tmp) / version))
-            self.fs.mv(staging, self._path(name, version), recursive=True)
+            if replace or self.fs.exists(target):
+                for file in ARTIFACT_FILES:
+                    if self.fs.exists(f"{staging}/{file}"):
+                        self.fs.mv(f"{staging}/{file}", f"{target}/{file}")
+            else:
+                self.fs.mv(staging, target, recursive=True)
         finally:
             if self.fs.exists(staging):
                 self.fs.rm(staging, recursive=True)
@@ -242,23 +287,49 @@ class FsspecStore:
             self.fs.rm(path, recursive=True)
 
     def _download(self, remote: str, local: Path) -> Path:
-        local.mkdir(parents=True)
+        """Fetch the artifact files under ``remote`` into the new directory ``local``.
+
+        Every object is checked before anything is written: an object that is
+        not an artifact file refuses the whole version (`RegistryError`).
+        """
         prefix = remote.rstrip("/") + "/"
+        local.mkdir(parents=True)
+        base = local.resolve()
+        wanted = []
         for path in self.fs.find(remote):
-            relative = path[len(prefix) :] if path.startswith(prefix) else path.rsplit("/", 1)[-1]
-            dest = local / relative
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            key = path[len(prefix) :] if path.startswith(prefix) else path
+            wanted.append((path, safe_destination(base, key, f"{self.location}:{path}")))
+        for path, dest in wanted:
             self.fs.get_file(path, str(dest))
         return local
 
     def _describe(self, name: str, version: str) -> StoredVersion:
         config = self._path(name, version, CONFIG_FILE)
         try:
+            info = self.fs.info(config)
+            if int(info.get("size") or 0) > MAX_CONFIG_BYTES:
+                return StoredVersion(version, "", _mtime_ns(info))
             created = json.loads(self.fs.cat_file(config)).get("created_at", "")
-            stored_ns = _mtime_ns(self.fs.info(config))
-        except (OSError, ValueError, AttributeError):
+            stored_ns = _mtime_ns(info)
+        except (OSError, ValueError, TypeError, AttributeError, RecursionError):
             return StoredVersion(version, "", 0)
         return StoredVersion(version, created if isinstance(created, str) else "", stored_ns)
+
+
+def safe_destination(base: Path, key: str, what: str) -> Path:
+    """Where the object ``key`` (relative to its version) is downloaded under ``base``.
+
+    Only the artifact's own files are accepted, and the path must resolve
+    inside ``base`` (``base`` itself already resolved); anything else raises
+    a `RegistryError` naming ``what`` (the object).
+    """
+    if key not in ARTIFACT_FILES:
+        expected = ", ".join(ARTIFACT_FILES[:-1]) + f" and {ARTIFACT_FILES[-1]}"
+        raise RegistryError(f"refusing object {what!r}: a version holds only {expected}")
+    dest = (base / key).resolve()
+    if not dest.is_relative_to(base):
+        raise RegistryError(f"refusing object {what!r}: it would be written outside {base}")
+    return dest
 
 
 def _files(root: Path) -> list[str]:
@@ -295,8 +366,11 @@ def _mtime_ns(info: dict[str, Any]) -> int:
 def _describe_local(path: Path) -> StoredVersion:
     config = path / CONFIG_FILE
     try:
-        created = json.loads(config.read_text(encoding="utf-8")).get("created_at", "")
-        stored_ns = config.stat().st_mtime_ns
-    except (OSError, ValueError, AttributeError):
+        info = config.stat()
+        stored_ns = info.st_mtime_ns
+        created = ""
+        if info.st_size <= MAX_CONFIG_BYTES and config.is_file():
+            created = json.loads(config.read_text(encoding="utf-8")).get("created_at", "")
+    except (OSError, ValueError, AttributeError, RecursionError):
         created, stored_ns = "", 0
     return StoredVersion(path.name, created if isinstance(created, str) else "", stored_ns)

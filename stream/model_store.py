@@ -10,20 +10,32 @@ Redis (``prefix`` as in :mod:`stream.redis_stats`)::
 
     {prefix}:model:{name}:current   string: the version that serves
     {prefix}:model:{name}:history   list: versions that were current, most recent first
+    {prefix}:model:{name}:digests   hash: version -> sha256 of its manifest.json
     {prefix}:model:{name}:events    pub/sub channel: each new current version
 
 Publishing is atomic in this order:
 
-1. the artifact is written locally (``save_artifact``) and verified with
-   ``load_artifact`` (weights checksum, shapes, name and version);
-2. it is copied into a hidden staging name in the store and the staged copy is
-   verified again (for a URL store, as downloaded back);
-3. it is renamed into ``{root}/{name}/{version}``;
-4. one Lua script sets the pointer, pushes the history and publishes the event;
-5. versions beyond ``keep`` are pruned, never the current one.
+1. the artifact is written locally (``save_artifact``, with its
+   ``manifest.json``) and verified with ``load_artifact``;
+2. the sha256 of its manifest is recorded in the ``digests`` hash;
+3. it is copied into a hidden staging name in the store and the staged copy is
+   verified again (for a URL store, as downloaded back), against that digest;
+4. it is renamed into ``{root}/{name}/{version}``;
+5. one Lua script sets the pointer, pushes the history and publishes the event;
+6. versions beyond ``keep`` are pruned (with their digests), never the current one.
 
-A crash or a failed verification before step 4 leaves the pointer, and so the
+A crash or a failed verification before step 5 leaves the pointer, and so the
 serving version, as it was.
+
+Every load from the registry (:meth:`ModelRegistry.verify`: scorer start, hot
+swap, rollback, promote) trusts Redis over the store, which may be a bucket
+that others can write: the manifest must have the recorded digest, each file
+the manifest's sha256 and size, and a version id of the form
+``{arch}-{yyyymmddTHHMMSS}-{8 hex}`` must end with the weights' sha256[:8]
+(ids of other forms are not bound to their weights), all before the config
+is parsed into a module. A version stored before digests were recorded (or
+by an older seismo, without a manifest) still loads, with a WARNING;
+publishing it again rewrites it with a manifest and records its digest.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ from pathlib import Path
 
 import redis
 
-from models.artifact import Artifact, load_artifact, save_artifact
+from models.artifact import Artifact, load_artifact, manifest_sha256, save_artifact
 from models.errors import ArtifactError
 from stream.artifact_store import ArtifactStore, open_store
 from stream.errors import RegistryError
@@ -47,6 +59,7 @@ from stream.model_versions import (
     choose_prune,
     current_key,
     decode,
+    digests_key,
     events_channel,
     history_key,
     newest_first,
@@ -170,17 +183,22 @@ class ModelRegistry:
 
         ``before_verify`` is called with the staged copy in the store before
         its verification (a fault-injection point for tests). A version
-        already in the store is verified again and reused. ``keep=None``
-        prunes nothing.
+        already in the store with a recorded digest is verified again and
+        reused; one without (stored before digests were recorded) is
+        rewritten from ``artifact``, manifest and digest included.
+        ``keep=None`` prunes nothing.
         """
         if keep is not None:
             check_keep(keep)
         name = check_component(artifact.name, "model name")
         version = check_component(artifact.version, "version")
-        if self.store.exists(name, version):
+        stored = self.store.exists(name, version)
+        if stored and self.recorded_digest(name, version) is not None:
             self.verify(name, version)
         else:
-            self._store(artifact, before_verify)
+            if stored:
+                log.info("rewriting %s version %s: it has no recorded digest", name, version)
+            self._store(artifact, before_verify, replace=stored)
         self._point(name, version)
         log.info("published %s version %s to %s", name, version, self.location)
         if keep is not None:
@@ -208,25 +226,43 @@ class ModelRegistry:
             raise RegistryError(f"{name}: the pointer moved during the rollback; try again")
         return target
 
-    def verify(self, name: str, version: str, *, device: str = "cpu") -> Artifact:
-        """Load a stored version onto ``device``, checking its checksum, name and version.
+    def recorded_digest(self, name: str, version: str) -> str | None:
+        """The sha256 of ``version``'s manifest recorded in Redis, or ``None``."""
+        key = digests_key(self.prefix, check_component(name, "model name"))
+        return decode(self.client.hget(key, check_component(version, "version")))
 
-        From a URL store it loads the cached copy, and downloads it again once
-        if that copy fails verification.
+    def verify(self, name: str, version: str, *, device: str = "cpu") -> Artifact:
+        """Load a stored version onto ``device`` after verifying it whole.
+
+        Its manifest must have the digest recorded in Redis, every file must
+        match the manifest, the weights the version id, and the artifact must
+        hold this name and version (see :func:`models.artifact.load_artifact`).
+        A version without a recorded digest loads with a WARNING. From a URL
+        store it loads the cached copy, and downloads it again once if that
+        copy fails verification.
         """
         name = check_component(name, "model name")
         version = check_component(version, "version")
+        expected = self.recorded_digest(name, version)
         try:
             if not self.store.exists(name, version):
                 raise RegistryError(f"{name} has no version {version} in {self.location}")
+            if expected is None:
+                log.warning(
+                    "%s version %s has no digest recorded in Redis (stored by an older "
+                    "seismo): it is not fully verified, anyone who can write %s can change it "
+                    "unnoticed; republish it (seismo models publish --model DIR) to record one",
+                    name, version, self.location,
+                )
             path = self.store.fetch(name, version)
             try:
-                return _verify(path, name, version, device)
+                return _verify(path, name, version, expected, device)
             except RegistryError as exc:
                 if not self.store.caches:
                     raise
                 log.warning("%s; downloading it again from %s", exc, self.location)
-            return _verify(self.store.fetch(name, version, refresh=True), name, version, device)
+            fresh = self.store.fetch(name, version, refresh=True)
+            return _verify(fresh, name, version, expected, device)
         except OSError as exc:
             raise RegistryError(f"cannot fetch {name} version {version}: {exc}") from exc
 
@@ -239,6 +275,7 @@ class ModelRegistry:
         with self.client.pipeline(transaction=True) as pipe:
             for version in doomed:
                 pipe.lrem(history_key(self.prefix, name), 0, version)
+                pipe.hdel(digests_key(self.prefix, name), version)
             pipe.execute()
         for version in doomed:
             self.store.remove(name, version)
@@ -249,19 +286,34 @@ class ModelRegistry:
         keys = [current_key(self.prefix, name), history_key(self.prefix, name)]
         self._move(keys=keys, args=[version, events_channel(self.prefix, name), HISTORY_CAP])
 
-    def _store(self, artifact: Artifact, before_verify: Hook | None) -> None:
+    def _store(self, artifact: Artifact, before_verify: Hook | None, *, replace: bool) -> None:
+        """Save, record the manifest's digest, then put into the store (steps 1-4).
+
+        A new version's digest is recorded before its copy can be seen, so no
+        stored version lacks one. A version stored before digests (``replace``)
+        gets its digest only once its copy is replaced: a failure in between
+        leaves it loadable as it was, never refused for a manifest it lacks.
+        """
         name, version = artifact.name, artifact.version
+        digest: str | None = None
 
         def check(staged: Path) -> None:
             if before_verify is not None:
                 before_verify(staged)
-            _verify(staged, name, version)
+            _verify(staged, name, version, digest)
 
         try:
             with tempfile.TemporaryDirectory(prefix="seismo-publish-") as tmp:
                 local = save_artifact(artifact, Path(tmp) / version)
-                _verify(local, name, version)
-                self.store.put(local, name, version, check)
+                digest = manifest_sha256(local)
+                if digest is None:
+                    raise RegistryError(f"refusing {local}: save_artifact wrote no manifest")
+                _verify(local, name, version, digest)
+                if not replace:
+                    self.client.hset(digests_key(self.prefix, name), version, digest)
+                self.store.put(local, name, version, check, replace=replace)
+                if replace:
+                    self.client.hset(digests_key(self.prefix, name), version, digest)
         except OSError as exc:
             raise RegistryError(f"cannot store {name} version {version}: {exc}") from exc
 
@@ -278,11 +330,14 @@ def publish(
     return ModelRegistry(root, client, prefix).publish(artifact, keep=keep)
 
 
-def _verify(path: Path, name: str, version: str, device: str = "cpu") -> Artifact:
+def _verify(
+    path: Path, name: str, version: str, digest: str | None, device: str = "cpu"
+) -> Artifact:
+    """Load ``path`` (manifest checked against ``digest`` when given) as ``name``/``version``."""
     if not path.is_dir():
         raise RegistryError(f"{name} has no version {version} in the store ({path})")
     try:
-        artifact = load_artifact(path, device=device)
+        artifact = load_artifact(path, device=device, manifest_digest=digest)
     except ArtifactError as exc:
         raise RegistryError(f"refusing {name} version {version}: {exc}") from exc
     if (artifact.name, artifact.version) != (name, version):

@@ -6,8 +6,8 @@ Examples
 --------
 >>> current_key("seismo", "pumps"), history_key("seismo", "pumps")
 ('seismo:model:pumps:current', 'seismo:model:pumps:history')
->>> events_channel("seismo", "pumps")
-'seismo:model:pumps:events'
+>>> events_channel("seismo", "pumps"), digests_key("seismo", "pumps")
+('seismo:model:pumps:events', 'seismo:model:pumps:digests')
 >>> rollback_target(parse_history([b"v3", b"v2", b"v1"]), "v3")
 'v2'
 """
@@ -61,6 +61,15 @@ def current_key(prefix: str, name: str) -> str:
 def history_key(prefix: str, name: str) -> str:
     """The list key of versions that were current, most recent first."""
     return f"{prefix}:model:{name}:history"
+
+
+def digests_key(prefix: str, name: str) -> str:
+    """The hash key ``version -> sha256 of its manifest.json``, recorded when it is stored.
+
+    Readers trust this record over the store: a version whose manifest no
+    longer has this digest was modified in the store and is refused.
+    """
+    return f"{prefix}:model:{name}:digests"
 
 
 def events_channel(prefix: str, name: str) -> str:

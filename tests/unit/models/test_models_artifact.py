@@ -17,6 +17,7 @@ import torch
 
 import models.artifact as artifact_module
 from models.artifact import Artifact, build_artifact, load_artifact, save_artifact
+from models.artifact_io import manifest_json
 from models.config import default_hidden
 from models.errors import ArtifactError
 from models.training import TrainResult
@@ -38,16 +39,32 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads((path / "config.json").read_text())
 
 
+def restamp_manifest(path: Path) -> None:
+    """Make manifest.json agree with the files as they now are (a consistent writer)."""
+    config = json.loads((path / "config.json").read_bytes())
+    name, version = (config.get(k) for k in ("name", "version"))
+    files = {f: (path / f).read_bytes() for f in ("config.json", "model.safetensors")}
+    (path / "manifest.json").write_bytes(manifest_json(str(name), str(version), files))
+
+
 def rewrite(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit config.json and restamp the manifest, so the edit itself is what loading sees."""
     document = read_json(path)
     edit(document)
     (path / "config.json").write_text(json.dumps(document))
+    restamp_manifest(path)
 
 
 def restamp_weights(path: Path) -> None:
-    """Make config.json's checksum agree with whatever the weights file now holds."""
+    """Make config.json's checksum, the version's digest and the manifest agree with the
+    weights file as it now is: only the file's contents can fail."""
     digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
-    rewrite(path, lambda d: d["weights"].update(sha256=digest))
+
+    def stamp(document: dict[str, Any]) -> None:
+        document["weights"]["sha256"] = digest
+        document["version"] = document["version"][:-8] + digest[:8]
+
+    rewrite(path, stamp)
 
 
 def test_round_trip_rebuilds_an_identical_model(
@@ -131,7 +148,11 @@ def test_save_refuses_to_clobber_and_can_overwrite(artifact: Artifact, saved: Pa
         save_artifact(artifact, saved)
     (saved / "marker").write_text("old")
     save_artifact(artifact, saved, overwrite=True)
-    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "config.json",
+        "manifest.json",
+        "model.safetensors",
+    ]
     assert sorted(p.name for p in saved.parent.iterdir()) == ["model"]
 
 
@@ -222,7 +243,12 @@ def test_missing_weights(saved: Path) -> None:
 
 def test_truncated_weights_fail_the_checksum(saved: Path) -> None:
     weights = saved / "model.safetensors"
+    size = weights.stat().st_size
     weights.write_bytes(weights.read_bytes()[:-10])
+    shorter = f"manifest.json says .*, {size} bytes; .*, {size - 10} bytes"
+    with pytest.raises(ArtifactError, match=shorter):
+        load_artifact(saved)
+    restamp_manifest(saved)
     with pytest.raises(ArtifactError, match="checksum mismatch"):
         load_artifact(saved)
 
