@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stream.cli_bench import bench
+from stream.cli_bench import bench, bench_devices
 from stream.cli_demo import demo, simulate
 from stream.cli_incidents import incidents, notify, silence_app
 from stream.cli_models import models_app
@@ -54,12 +54,22 @@ def parse_pairs(pairs: list[str] | None) -> dict[str, str] | None:
 
 
 def setup_logging(level: str) -> None:
-    """Log lines to stderr, one per event."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Log lines to stderr, one per event.
+
+    Control characters of the line (``\\n``, ``\\r``, ``\\x1b``...: a device id,
+    a topic name, a broker's error text) are written out as escapes
+    (:func:`stream.sinks.escape_controls`), so no input can forge a log line
+    or drive a terminal; a traceback, after the line, keeps its lines.
+    """
+    from stream.sinks import escape_controls
+
+    class OneLineFormatter(logging.Formatter):
+        def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's)
+            return escape_controls(super().formatMessage(record))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def install_stop_handlers() -> threading.Event:
@@ -134,6 +144,9 @@ def score(
     ] = None,
     device_state_ttl_s: Annotated[
         int | None, Opt(help="Device scope: unwritten device states expire after (s).")
+    ] = None,
+    max_devices: Annotated[
+        int | None, Opt(help="Most device states/windows held in memory (LRU beyond).")
     ] = None,
     threshold_space: Annotated[
         str | None, Opt(help="log (default) or linear: where mean/std are computed.")
@@ -465,6 +478,7 @@ def retrain(
 app.command()(simulate)
 app.command()(demo)
 app.command()(bench)
+app.command(name="bench-devices")(bench_devices)
 app.add_typer(models_app, name="models")
 app.command()(incidents)
 app.command()(notify)

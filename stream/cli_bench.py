@@ -98,3 +98,50 @@ def bench(
         out.write_text(replace_section(document, render_section(report, command), SECTION),
                        encoding="utf-8")  # fmt: skip
         typer.echo(f"wrote {out}")
+
+
+def bench_devices(
+    ids: Annotated[int, Opt(help="Distinct device ids, each sending --window readings.")] = (
+        1_000_000
+    ),
+    window: Annotated[int, Opt(help="Readings per window (and per id).")] = 4,
+    channels: Annotated[int, Opt(help="Values per reading.")] = 4,
+    max_devices: Annotated[int, Opt(help="The bounded run's --max-devices.")] = 50_000,
+    threshold_scope: Annotated[str, Opt(help="device or model.")] = "device",
+    partitions: Annotated[int, Opt(help="Partitions of the topic.")] = 4,
+    unbounded: Annotated[
+        bool, Opt("--unbounded/--no-unbounded", help="Also run with every id held (before).")
+    ] = True,
+    bootstrap_servers: Annotated[
+        str | None, Opt(help="Use this Kafka, not an embedded one.")
+    ] = None,
+    redis_url: Annotated[str | None, Opt(help="Use this Redis, not an embedded one.")] = None,
+    json_path: Annotated[Path | None, Opt("--json", help="Also write the report here.")] = None,
+    out: Annotated[
+        Path | None, Opt(help="Rewrite this file's 'Many device ids' section.")
+    ] = None,
+) -> None:
+    """Scorer memory (RSS) and Redis memory when every message brings a new device id."""
+    import logging
+    import sys
+
+    import orjson
+
+    from stream.bench_devices import SECTION, DevicesOptions, render_section, run_devices
+    from stream.bench_odds_cmd import rewrite_section
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    options = DevicesOptions(
+        ids=ids, window=window, channels=channels, max_devices=max_devices,
+        threshold_scope=threshold_scope, partitions=partitions, unbounded=unbounded,
+        bootstrap_servers=bootstrap_servers, redis_url=redis_url,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="seismo-bench-devices-") as tmp:
+        report = run_devices(options, Path(tmp), typer.echo)
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        typer.echo(f"wrote {json_path}")
+    if out is not None:
+        command = "seismo bench-devices " + " ".join(sys.argv[2:])
+        rewrite_section(out, render_section(report, command), SECTION)
+        typer.echo(f"wrote {out}")

@@ -49,6 +49,9 @@ def incidents(
     bootstrap_servers: BootstrapOpt = None,
     alerts_topic: Annotated[str | None, Opt(help="Topic of the scorers' alerts.")] = None,
     incidents_topic: Annotated[str | None, Opt(help="Topic incident changes go to.")] = None,
+    alerts_dlq_topic: Annotated[
+        str | None, Opt(help="Topic malformed alerts go to, with a reason header.")
+    ] = None,
     app_id: Annotated[str | None, Opt(help="Faust app id (group, table topics).")] = None,
     open_after: Annotated[int | None, Opt(help="Alerts within --window that open one.")] = None,
     window_s: Annotated[float | None, Opt("--window", help="Window of --open-after (s).")] = None,

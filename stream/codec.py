@@ -48,12 +48,31 @@ from stream.f32_codec import (
 )
 from stream.fast_decode import MAX_ID_LENGTH, MAX_TS_MS, fast_pass
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_ID_LENGTH", "MAX_TS_MS", "DecodedBatch",
-           "Encodings", "EventError", "Headers", "Rejected", "decode_batch", "decode_event",
-           "encode_event", "parse_timestamp", "split_encodings"]  # fmt: skip
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_ID_LENGTH", "MAX_TS_MS", "TOO_DEEP",
+           "DecodedBatch", "Encodings", "EventError", "Headers", "Rejected", "decode_batch",
+           "decode_event", "encode_event", "failure_reason", "parse_timestamp",
+           "split_encodings"]  # fmt: skip
 
-#: Largest message value accepted by default (bytes).
-DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+#: Largest message value accepted by default (bytes). It stays below librdkafka's
+#: ``message.max.bytes`` (1 000 000), so a rejected value still fits the dead-letter topic.
+DEFAULT_MAX_MESSAGE_BYTES = 900_000
+#: The dead-letter reason of a value nested deeper than the JSON parser goes.
+TOO_DEEP = "too deeply nested"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The dead-letter reason for an unexpected exception while decoding one message.
+
+    >>> failure_reason(RecursionError("maximum recursion depth exceeded"))
+    'too deeply nested'
+    >>> failure_reason(KeyError("x"))
+    'cannot decode: KeyError'
+    """
+    if isinstance(exc, RecursionError):
+        return TOO_DEEP
+    if isinstance(exc, MemoryError):
+        return "too large to decode"
+    return f"cannot decode: {type(exc).__name__}"
 
 
 class EventError(ValueError):
@@ -120,6 +139,26 @@ class DecodedBatch:
                             device_ids=[self.device_ids[i] for i in idx],
                             event_ids=[self.event_ids[i] for i in idx],
                             timestamps=self.timestamps[idx], rejected=self.rejected)  # fmt: skip
+
+    def reject(self, bad: np.ndarray, reason: str) -> DecodedBatch:
+        """The events where ``bad`` (``(m,)`` bool) is False; the others join the rejected.
+
+        >>> b = decode_batch([b'{"device_id": "a", "values": [1]}',
+        ...                   b'{"device_id": "b", "values": [2]}'], kafka_timestamps=[0, 0],
+        ...                  n_features=1)
+        >>> r = b.reject(np.array([True, False]), "score is not finite")
+        >>> r.device_ids, r.rejected
+        (['b'], [Rejected(index=0, reason='score is not finite')])
+        """
+        bad = np.asarray(bad, dtype=bool)
+        if not bad.any():
+            return self
+        kept = self.take(~bad)
+        more = [Rejected(int(self.rows[i]), reason) for i in np.flatnonzero(bad)]
+        rejected = sorted(self.rejected + more, key=lambda r: r.index)
+        return DecodedBatch(values=kept.values, rows=kept.rows, device_ids=kept.device_ids,
+                            event_ids=kept.event_ids, timestamps=kept.timestamps,
+                            rejected=rejected)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -219,7 +258,12 @@ def decode_event(value: bytes | None, n_features: int, max_bytes: int) -> _Event
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         detail = str(exc)
-        reason = "invalid UTF-8" if "UTF-8" in detail else f"invalid JSON: {detail}"
+        if "UTF-8" in detail:
+            reason = "invalid UTF-8"
+        elif "depth limit" in detail or "recursion" in detail:
+            reason = TOO_DEEP
+        else:
+            reason = f"invalid JSON: {detail}"
         raise EventError(reason[:200]) from None
     if not isinstance(obj, dict):
         raise EventError("event is not a JSON object")
@@ -290,7 +334,67 @@ def decode_batch(
     ([[1.0, 2.0], [3.0, 4.0]], ['d1', 'd2'], [10, 20])
     >>> batch.rejected
     [Rejected(index=2, reason="unsupported content-type 'text/csv'")]
+
+    Whatever one message holds, it is decided alone: should any step raise
+    for the batch, each message is decoded by itself, and one that still
+    raises is rejected with :func:`failure_reason`.
+
+    >>> deep = b'{"device_id":"d","values":[1],"x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    >>> decode_batch([deep, b'{"device_id":"e","values":[2]}'], kafka_timestamps=[0, 0],
+    ...              n_features=1).rejected
+    [Rejected(index=0, reason='too deeply nested')]
     """
+    try:
+        return _decode_batch(values, kafka_timestamps, n_features, max_bytes, headers, keys)
+    except Exception:  # noqa: BLE001 - a decoder bug must never halt a partition
+        return _decode_alone(values, kafka_timestamps, n_features, max_bytes, headers, keys)
+
+
+def _decode_alone(
+    values: Sequence[bytes | None],
+    kafka_timestamps: Sequence[int],
+    n_features: int,
+    max_bytes: int,
+    headers: Sequence[Headers] | None,
+    keys: Sequence[bytes | None] | None,
+) -> DecodedBatch:
+    """The safety net: each message decoded as a batch of its own."""
+    parts: list[DecodedBatch] = []
+    failed: list[Rejected] = []
+    for i in range(len(values)):
+        try:
+            one = _decode_batch(
+                [values[i]], [kafka_timestamps[i]], n_features, max_bytes,
+                None if headers is None else [headers[i]], None if keys is None else [keys[i]],
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001
+            failed.append(Rejected(i, failure_reason(exc)))
+            continue
+        parts.append(DecodedBatch(
+            values=one.values, rows=one.rows + i, device_ids=one.device_ids,
+            event_ids=one.event_ids, timestamps=one.timestamps,
+            rejected=[Rejected(r.index + i, r.reason) for r in one.rejected],
+        ))  # fmt: skip
+    if not parts:
+        parts.append(_empty(n_features))
+    return _merge(parts, failed)
+
+
+def _empty(n_features: int) -> DecodedBatch:
+    return DecodedBatch(
+        values=np.empty((0, n_features), dtype=np.float32), rows=np.empty(0, dtype=np.int64),
+        device_ids=[], event_ids=[], timestamps=np.empty(0, dtype=np.int64), rejected=[],
+    )  # fmt: skip
+
+
+def _decode_batch(
+    values: Sequence[bytes | None],
+    kafka_timestamps: Sequence[int],
+    n_features: int,
+    max_bytes: int,
+    headers: Sequence[Headers] | None,
+    keys: Sequence[bytes | None] | None,
+) -> DecodedBatch:
     if headers is None or not any(headers):
         return _decode_json(values, None, kafka_timestamps, n_features, max_bytes)
     split = split_encodings(headers)
@@ -442,6 +546,9 @@ def _decode_each(
             event = decode_event(values[i], n_features, max_bytes)
         except EventError as exc:
             rejected.append(Rejected(i, str(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one message never halts the batch
+            rejected.append(Rejected(i, failure_reason(exc)))
             continue
         out[len(rows)] = event.values
         rows.append(i)

@@ -93,7 +93,7 @@ class Verdict(NamedTuple):
     smoothed: float
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceState:
     """One device's statistics: window errors (per model version), readings, offsets."""
 
@@ -130,8 +130,25 @@ class DeviceState:
             self.level = [s.merge(RunningStats(1.0, float(v), 0.0), window=rule.level_history)
                           for s, v in zip(self.level, reading, strict=True)]  # fmt: skip
 
+    @property
+    def usable(self) -> bool:
+        """Whether every number of the state is finite (and counts not negative).
+
+        >>> s = DeviceState("v", RunningStats(2.0, 1.5, 0.5), [1.0], [RunningStats(3.0, 2.0, 1.0)])
+        >>> s.usable, DeviceState("v", RunningStats(2.0, 1.5, 0.5), [float("inf")]).usable
+        (True, False)
+        """
+        return (self.window.usable and all(s.usable for s in self.level)
+                and all(math.isfinite(x) for x in self.recent))  # fmt: skip
+
     def to_bytes(self) -> bytes:
-        """A compact JSON document (what Redis stores); :meth:`from_bytes` reverses it."""
+        """A compact JSON document (what Redis stores); :meth:`from_bytes` reverses it.
+
+        Raises ``ValueError`` for a state that is not :attr:`usable`: JSON has no
+        NaN or Inf, and a state written with nulls could never be read back.
+        """
+        if not self.usable:
+            raise ValueError("refusing to write a device state with non-finite numbers")
         return orjson.dumps({
             "v": self.version, "w": _triple(self.window), "r": self.recent,
             "l": [_triple(s) for s in self.level],
@@ -146,11 +163,22 @@ class DeviceState:
         ...                 {0: 41})
         >>> DeviceState.from_bytes(s.to_bytes()) == s
         True
+        >>> DeviceState.from_bytes(b'{"v":"v","w":[2.0,null,0.5],"r":[],"l":[],"o":{}}')
+        Traceback (most recent call last):
+        ...
+        ValueError: unusable device state: TypeError
         """
-        doc: Mapping[str, Any] = orjson.loads(data)
-        return cls(str(doc["v"]), RunningStats(*map(float, doc["w"])),
-                   [float(x) for x in doc["r"]], [RunningStats(*map(float, s)) for s in doc["l"]],
-                   {int(p): int(o) for p, o in doc["o"].items()})  # fmt: skip
+        try:
+            doc: Mapping[str, Any] = orjson.loads(data)
+            state = cls(str(doc["v"]), RunningStats(*map(float, doc["w"])),
+                        [float(x) for x in doc["r"]],
+                        [RunningStats(*map(float, s)) for s in doc["l"]],
+                        {int(p): int(o) for p, o in doc["o"].items()})  # fmt: skip
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            raise ValueError(f"unusable device state: {type(exc).__name__}") from exc
+        if not state.usable:
+            raise ValueError("unusable device state: non-finite numbers")
+        return state
 
 
 def _triple(stats: RunningStats) -> list[float]:

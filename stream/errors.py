@@ -24,7 +24,17 @@ class ConfigError(SeismoError):
 
 
 class DeliveryError(SeismoError):
-    """Produced messages were not confirmed by the broker."""
+    """Produced messages were not confirmed by the broker.
+
+    ``refused`` holds ``(tag, error)`` for each record (tagged by
+    ``ConfirmingProducer.send``) that the broker or the client refused for good
+    (too large, invalid): sending it again cannot succeed, unlike everything
+    else that failed.
+    """
+
+    def __init__(self, message: str, refused: tuple[tuple[object, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class RegistryError(SeismoError):

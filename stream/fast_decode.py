@@ -67,7 +67,8 @@ def fast_pass(values: Sequence[bytes | None], *, n_features: int, max_bytes: int
             continue
         try:
             event = _DECODE(raw)
-        except msgspec.DecodeError:  # also ValidationError, its subclass
+        except Exception:  # noqa: BLE001 - DecodeError, but also RecursionError (deep
+            # nesting in an unknown field), MemoryError...: the full decoder words the reason
             slow.append(i)
             continue
         ident = event.id

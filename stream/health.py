@@ -3,7 +3,8 @@
 ``GET /health`` on the metrics port answers with :meth:`Health.report`: HTTP
 200 while the scorer can do its job (``"ok"``, or ``"degraded"`` while Redis
 is away and batches are judged on local statistics), 503 when it cannot
-(``"down"``: no Kafka broker reachable, or the scoring loop stalled).
+(``"down"``: no Kafka broker reachable, the scoring loop stalled, or the
+model watcher's thread dead).
 
 Kafka's state comes from librdkafka's own statistics (``statistics.interval.ms``,
 delivered to a ``stats_cb``): the state of every broker connection. The rest is
@@ -24,6 +25,17 @@ Examples
 >>> health.redis(local=True)
 >>> health.report()[1]["status"], health.report()[1]["redis"]
 ('degraded', 'local')
+
+A scorer that hot-swaps models reports its :class:`~stream.model_watch.ModelWatcher`
+too (``model_watcher``; ``null`` when the model comes from a directory):
+
+>>> health.redis(local=False)
+>>> health.watch(lambda: WatcherStatus(alive=True, stopping=False, errors=2,
+...     last_error="UnicodeDecodeError: bad byte", failing_since=95.0, last_ok_at=90.0,
+...     poll_s=30.0))
+>>> code, body = health.report()
+>>> code, body["status"], body["model_watcher"]["state"], body["model_watcher"]["last_ok_s_ago"]
+(200, 'ok', 'retrying', 10.0)
 """
 
 from __future__ import annotations
@@ -33,14 +45,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import MetricsHandler
 
+from stream.errors import ServiceError
+
 #: The scoring loop is stalled when it has not come round for this long.
 STALL_S = 60.0
+#: The model watcher is failing (not just retrying) once its checks failed for this long,
+#: or for three of its poll periods when that is longer.
+WATCH_FAILING_S = 60.0
+
+WatcherState = Literal["ok", "retrying", "failing", "dead", "stopped"]
 
 
 def brokers_up(stats_json: str) -> tuple[int, int]:
@@ -73,6 +92,87 @@ def kafka_state(brokers: tuple[int, int], seen: bool) -> str:
     if brokers[0]:
         return "up"
     return "down" if seen else "unknown"
+
+
+@dataclass(frozen=True)
+class WatcherStatus:
+    """What a model watcher says about itself (:meth:`ModelWatcher.status`).
+
+    Times are of the watcher's clock, the same as the :class:`Health` clock
+    (``time.monotonic`` for both by default).
+    """
+
+    alive: bool
+    """Its thread runs."""
+    stopping: bool
+    """It was asked to stop (a dead thread is then no fault)."""
+    errors: int
+    """Every failed check since the start."""
+    last_error: str | None
+    """The latest error, one line."""
+    failing_since: float | None
+    """When the current run of failed checks began; ``None`` after a good check."""
+    last_ok_at: float | None
+    """When the pointer was last read and acted upon; ``None`` before the first time."""
+    poll_s: float
+    """Its poll period."""
+
+
+def watcher_state(status: WatcherStatus, now: float) -> WatcherState:
+    """How the model watcher fares, and so how ``/health`` reports it.
+
+    - ``ok``: its last check succeeded;
+    - ``retrying``: its checks fail (an unreadable pointer, Redis away, a
+      store that does not answer), since less than :data:`WATCH_FAILING_S`
+      (or three poll periods); it retries with a backoff;
+    - ``failing``: they fail for longer; the scorer reports ``degraded``: it
+      still scores, with the model it has, but a new version or a rollback
+      would not be noticed;
+    - ``dead``: the thread ended while nobody asked it to; the scorer reports
+      ``down`` (HTTP 503): it would never notice a new version or a rollback
+      again, and only a restart mends that;
+    - ``stopped``: it was asked to stop (shutdown).
+
+    >>> s = WatcherStatus(alive=True, stopping=False, errors=0, last_error=None,
+    ...                   failing_since=None, last_ok_at=1.0, poll_s=30.0)
+    >>> watcher_state(s, 5.0)
+    'ok'
+    >>> from dataclasses import replace
+    >>> failing = replace(s, errors=4, failing_since=10.0)
+    >>> watcher_state(failing, 99.0), watcher_state(failing, 101.0)
+    ('retrying', 'failing')
+    >>> watcher_state(replace(s, alive=False), 5.0), watcher_state(replace(s, alive=False,
+    ...                                                                     stopping=True), 5.0)
+    ('dead', 'stopped')
+    """
+    if status.stopping:
+        return "stopped"
+    if not status.alive:
+        return "dead"
+    if status.failing_since is None:
+        return "ok"
+    patience = max(WATCH_FAILING_S, 3 * status.poll_s)
+    return "failing" if now - status.failing_since > patience else "retrying"
+
+
+def watcher_body(status: WatcherStatus, now: float) -> dict[str, Any]:
+    """The ``model_watcher`` entry of ``/health``: its state, errors, and ages in seconds.
+
+    >>> s = WatcherStatus(alive=True, stopping=False, errors=3, last_error="RedisError: gone",
+    ...                   failing_since=7.0, last_ok_at=2.0, poll_s=1.0)
+    >>> watcher_body(s, 12.0)
+    {'state': 'retrying', 'alive': True, 'errors': 3, 'last_error': 'RedisError: gone', \
+'failing_s': 5.0, 'last_ok_s_ago': 10.0}
+    """
+
+    def age(at: float | None) -> float | None:
+        return None if at is None else round(now - at, 3)
+
+    return {
+        "state": watcher_state(status, now), "alive": status.alive, "errors": status.errors,
+        "last_error": status.last_error, "failing_s": age(status.failing_since),
+        "last_ok_s_ago": age(status.last_ok_at),
+    }  # fmt: skip
 
 
 class Reporter(Protocol):
@@ -109,10 +209,17 @@ class _ProcessHealth:
 
 @dataclass
 class Health(_ProcessHealth):
-    """What the scorer reports at ``/health``."""
+    """What the scorer reports at ``/health``.
+
+    ``status`` is ``down`` (HTTP 503) without a broker connection, with a
+    stalled loop, or with a dead model watcher; ``degraded`` (HTTP 200) while
+    batches are judged on local statistics or the model watcher has been
+    failing for long (:func:`watcher_state`); ``ok`` otherwise.
+    """
 
     _redis_local: bool = False
     _partitions: int = 0
+    _watcher: Callable[[], WatcherStatus] | None = None
 
     def redis(self, *, local: bool) -> None:
         """Record whether the last batch was judged on local statistics."""
@@ -124,8 +231,15 @@ class Health(_ProcessHealth):
         with self._lock:
             self._loop_at, self._partitions = self.clock(), partitions
 
+    def watch(self, status: Callable[[], WatcherStatus] | None) -> None:
+        """Report the model watcher whose ``status`` is asked at each ``/health``."""
+        with self._lock:
+            self._watcher = status
+
     def report(self) -> tuple[int, dict[str, Any]]:
         """HTTP status and the JSON body of ``/health``."""
+        probe = self._watcher
+        watcher = None if probe is None else watcher_body(probe(), self.clock())
         with self._lock:
             up, known = self._brokers
             kafka = kafka_state(self._brokers, self._kafka_seen)
@@ -136,11 +250,13 @@ class Health(_ProcessHealth):
                 "redis": "local" if self._redis_local else "ok",
                 "loop_idle_s": None if idle is None else round(idle, 3),
                 "partitions": self._partitions, "model_version": self._model,
+                "model_watcher": watcher,
             }  # fmt: skip
-        if kafka != "up" or stalled:
+        watch = None if watcher is None else watcher["state"]
+        if kafka != "up" or stalled or watch == "dead":
             body["status"] = "down"
             return 503, body
-        body["status"] = "degraded" if self._redis_local else "ok"
+        body["status"] = "degraded" if self._redis_local or watch == "failing" else "ok"
         return 200, body
 
 
@@ -216,10 +332,31 @@ class RetrainerHealth(_ProcessHealth):
         return 200, body
 
 
+def bind_error(host: str, port: int, exc: OSError) -> ServiceError:
+    """The one-line error of a metrics port that cannot be bound (in use, no such address).
+
+    >>> import errno
+    >>> print(bind_error("127.0.0.1", 9464, OSError(errno.EADDRINUSE, "Address already in use")))
+    cannot serve metrics on 127.0.0.1:9464: Address already in use (another process holds the \
+port? choose another with --metrics-port, or 0 for none)
+    """
+    detail = exc.strerror or str(exc) or type(exc).__name__
+    return ServiceError(
+        f"cannot serve metrics on {host}:{port}: {detail} (another process holds the port? "
+        "choose another with --metrics-port, or 0 for none)"
+    )
+
+
 def serve(
     registry: CollectorRegistry, health: Reporter, port: int, host: str
 ) -> ThreadingHTTPServer:
-    """``/metrics`` (Prometheus text) and ``/health`` (JSON) in a daemon thread."""
+    """``/metrics`` (Prometheus text) and ``/health`` (JSON) in a daemon thread.
+
+    Raises
+    ------
+    ServiceError
+        When ``host:port`` cannot be bound (one line, see :func:`bind_error`).
+    """
     base = MetricsHandler.factory(registry)
 
     class Handler(base):  # type: ignore[valid-type, misc]
@@ -238,7 +375,10 @@ def serve(
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return None
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise bind_error(host, port, exc) from exc
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="seismo-http", daemon=True).start()
     return server

@@ -9,9 +9,18 @@ Examples
 >>> s = load(IncidentSettings, {}, env={})
 >>> s.alerts_topic, s.incidents_topic, s.open_after, s.window_s, s.quiet_period_s
 ('anomalies', 'incidents', 3, 60.0, 120.0)
+>>> s.alerts_dlq_topic
+'anomalies.incidents-dlq'
 >>> n = load(NotifySettings, {"webhook_url": "http://127.0.0.1:9/hook"}, env={})
 >>> n.retry_topic, n.dead_topic, n.sinks
 ('incidents.retry', 'incidents.notify-dlq', ['webhook'])
+
+Sink URLs are secrets (a Slack or webhook token in the path, a password in
+the user part): logs and settings dumps show their scheme and host only.
+
+>>> n = load(NotifySettings, {"slack_url": "https://hooks.slack.com/services/T0/B0/XyZ"}, env={})
+>>> n.redacted()["slack_url"], n.slack_url
+('https://hooks.slack.com/***', SecretStr('**********'))
 >>> load(NotifySettings, {}, env={})
 Traceback (most recent call last):
 ...
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import ssl
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -32,8 +42,59 @@ from stream.settings import ENV_PREFIX, RedactedSettings, check_redis_url, load
 
 __all__ = ["IncidentSettings", "NotifySettings", "ServiceSettings", "faust_credentials", "load"]
 
-#: An http(s) URL, or none.
-HttpUrl = Annotated[str | None, Field(pattern=r"^https?://")]
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to log: its scheme and host, and ``/***`` for anything else.
+
+    The user part (a password), the path (a Slack or webhook token) and the
+    query (``?token=``) are all left out.
+
+    >>> redact_url("https://user:pw@hooks.example.com:8443/T0/B1/secret?token=x")
+    'https://hooks.example.com:8443/***'
+    >>> redact_url("http://127.0.0.1:9093"), redact_url("nonsense")
+    ('http://127.0.0.1:9093', '***')
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "***"
+    if not parts.scheme or not host:
+        return "***"
+    host = f"[{host}]" if ":" in host else host
+    where = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    rest = url.split(parts.netloc, 1)[-1] if parts.netloc else url
+    return where + ("/***" if rest.strip("/") or parts.username or parts.password else "")
+
+
+def check_http_url(url: SecretStr | None) -> SecretStr | None:
+    """Refuse a sink URL that is not http(s) with a host, without echoing it (a secret).
+
+    >>> check_http_url(SecretStr("ftp://h/x"))
+    Traceback (most recent call last):
+    ...
+    ValueError: must be an http:// or https:// URL with a host, without spaces or control characters
+    """  # noqa: E501
+    if url is None:
+        return None
+    text = url.get_secret_value()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port that is no number
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or any(c.isspace() or not c.isprintable() for c in text)):  # fmt: skip
+        raise ValueError(
+            "must be an http:// or https:// URL with a host, without spaces or control characters"
+        )
+    return url
+
+
+#: An http(s) URL kept secret, or none.
+HttpUrl = Annotated[SecretStr | None, AfterValidator(check_http_url)]
 
 
 class ServiceSettings(RedactedSettings):
@@ -54,6 +115,11 @@ class IncidentSettings(ServiceSettings):
 
     alerts_topic: str = Field("anomalies", description="Topic of the scorers' alerts.")
     incidents_topic: str = Field("incidents", description="Topic incident changes go to.")
+    alerts_dlq_topic: str = Field(
+        "anomalies.incidents-dlq",
+        description="Alerts that cannot be read, with the reason in header seismo-error "
+        "(created with one partition at start when missing, like the app's table topic).",
+    )
     app_id: str = Field(
         "seismo-incidents", description="Faust app id: consumer group and table topic prefix."
     )
@@ -82,12 +148,16 @@ class NotifySettings(ServiceSettings):
     notify_group_id: str = Field("seismo-notify", description="Consumer group of the notifier.")
     retry_topic: str = Field("incidents.retry", description="Deliveries to try again later.")
     dead_topic: str = Field(
-        "incidents.notify-dlq", description="Deliveries given up after max_attempts."
+        "incidents.notify-dlq",
+        description="Deliveries given up after max_attempts, and messages that are no "
+        "incident change (header seismo-error says why).",
     )
-    webhook_url: HttpUrl = Field(None, description="Generic JSON webhook.")
+    webhook_url: HttpUrl = Field(None, description="Generic JSON webhook (a secret).")
     webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key of the webhook.")
-    slack_url: HttpUrl = Field(None, description="Slack-compatible incoming webhook.")
-    alertmanager_url: HttpUrl = Field(None, description="Alertmanager base URL.")
+    slack_url: HttpUrl = Field(None, description="Slack-compatible incoming webhook (a secret).")
+    alertmanager_url: HttpUrl = Field(
+        None, description="Alertmanager base URL (a secret: it may hold a password)."
+    )
     updates: Literal["severity", "all", "none"] = Field(
         "severity", description="Which updates are delivered: severity changes, all or none."
     )
@@ -105,12 +175,28 @@ class NotifySettings(ServiceSettings):
             )
         return self
 
+    def _urls(self) -> dict[str, SecretStr | None]:
+        return {"webhook": self.webhook_url, "slack": self.slack_url,
+                "alertmanager": self.alertmanager_url}  # fmt: skip
+
     @property
     def sinks(self) -> list[str]:
         """Names of the configured sinks."""
-        urls = {"webhook": self.webhook_url, "slack": self.slack_url,
-                "alertmanager": self.alertmanager_url}  # fmt: skip
-        return [name for name, url in urls.items() if url]
+        return [name for name, url in self._urls().items() if url is not None]
+
+    def sink_url(self, sink: str) -> str:
+        """The URL of a configured sink, in clear (never log it: see :meth:`redacted`)."""
+        url = self._urls().get(sink)
+        if url is None:
+            raise ValueError(f"sink {sink!r} is not configured")
+        return url.get_secret_value()
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict safe to log; sink URLs show scheme and host only."""
+        out = super().redacted()
+        for name, url in self._urls().items():
+            out[f"{name}_url"] = None if url is None else redact_url(url.get_secret_value())
+        return out
 
 
 def faust_credentials(kafka_config: dict[str, str]) -> Any:

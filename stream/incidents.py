@@ -11,7 +11,9 @@ and its open incident, if any.
 
 Every change is returned as an incident record (the ``incidents`` topic's
 JSON); the caller publishes them. Times are the scorer's ``detected_at``
-(epoch ms); ``first_seen``/``last_seen`` are the events' own ``ts``.
+(epoch ms); ``first_seen``/``last_seen`` are the events' own ``ts``. The
+caller checks each alert first (:func:`alert_problem`): the state machine
+takes only alerts that passed.
 
 Examples
 --------
@@ -36,6 +38,8 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +47,13 @@ from typing import Any
 RECENT_IDS = 256
 #: Channels (feature names) kept per incident.
 MAX_CHANNELS = 32
+#: Longest alert id, device id, model version or feature name accepted (characters).
+MAX_TEXT = 256
+#: Most top features an alert may list.
+MAX_FEATURES = 1024
+#: Latest epoch millisecond an alert's times may hold (9999-12-31T23:59:59.999Z).
+MAX_MS = 253_402_300_799_999
+_FLOAT_MAX = sys.float_info.max
 
 State = dict[str, Any]
 Change = dict[str, Any]
@@ -67,6 +78,79 @@ class Rules:
     def __post_init__(self) -> None:
         if self.open_after < 1 or self.window_s <= 0 or self.quiet_s <= 0:
             raise ValueError("open_after >= 1, window_s > 0 and quiet_s > 0 are required")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_ms(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_MS
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _text_problem(alert: dict[str, Any], field: str, required: bool) -> str | None:
+    value = alert.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        return f"{field} is {'missing' if value is None else 'not a non-empty string'}"
+    return f"{field} is longer than {MAX_TEXT} characters" if len(value) > MAX_TEXT else None
+
+
+def _feature_problem(feature: object) -> str | None:
+    if not isinstance(feature, dict):
+        return "top_features holds something else than objects"
+    name = feature.get("name", feature.get("index"))
+    if not (_is_int(name) or (isinstance(name, str) and len(name) <= MAX_TEXT)):
+        return "a top feature has no name or index"
+    if "error" in feature and not _is_number(feature["error"]):
+        return "a top feature's error is not a finite number"
+    return None
+
+
+def alert_problem(alert: object) -> str | None:
+    """Why ``alert`` (a decoded message value) cannot count towards an incident, or ``None``.
+
+    An alert needs an ``alert_id`` and a ``device_id`` (non-empty strings), an
+    epoch-ms ``detected_at`` or ``ts``; what else it carries must be of the
+    type the state machine reads: ``ts`` an integer, ``zscore`` a finite
+    number, ``model_version`` a string, ``top_features`` a list of objects
+    with a ``name`` (or ``index``) and a finite ``error``.
+
+    >>> alert_problem(_alert(0, at=5)) is None
+    True
+    >>> alert_problem({"alert_id": "t:0:1", "device_id": "d"})
+    'no epoch-ms detected_at or ts'
+    >>> alert_problem({**_alert(0, at=5), "device_id": 7}), alert_problem([1])
+    ('device_id is not a non-empty string', 'not a JSON object')
+    >>> alert_problem({**_alert(0, at=5), "top_features": [{"name": "rpm", "error": "x"}]})
+    "a top feature's error is not a finite number"
+    """
+    if not isinstance(alert, dict):
+        return "not a JSON object"
+    for field in ("alert_id", "device_id"):
+        problem = _text_problem(alert, field, required=True)
+        if problem:
+            return problem
+    if not _is_ms(alert.get("detected_at") or alert.get("ts")):
+        return "no epoch-ms detected_at or ts"
+    if alert.get("ts") is not None and not _is_ms(alert["ts"]):
+        return "ts is no epoch time in ms"
+    if alert.get("zscore") is not None and not _is_number(alert["zscore"]):
+        return "zscore is not a finite number"
+    problem = _text_problem(alert, "model_version", required=False)
+    if problem:
+        return problem
+    features = alert.get("top_features")
+    if features is None:
+        return None
+    if not isinstance(features, list) or len(features) > MAX_FEATURES:
+        return f"top_features is not a list of at most {MAX_FEATURES}"
+    return next((p for p in map(_feature_problem, features) if p), None)
 
 
 def new_state() -> State:
@@ -178,11 +262,17 @@ def mute(state: State, reason: str | None) -> None:
         state["incident"]["silenced"] = reason
 
 
+def _ts(alert: dict[str, Any], at: int) -> int:
+    """The alert's event time, or ``at`` when it has none (absent or null)."""
+    ts = alert.get("ts")
+    return at if ts is None else int(ts)
+
+
 def _opened(alert: dict[str, Any], at: int, count: int) -> dict[str, Any]:
     device = str(alert["device_id"])
     return {
         "incident_id": incident_id(device, str(alert["alert_id"])), "device_id": device,
-        "opened_at": at, "first_seen": int(alert.get("ts", at)), "alert_count": count,
+        "opened_at": at, "first_seen": _ts(alert, at), "alert_count": count,
         "max_zscore": None, "channels": [], "feature_errors": {}, "seq": 0,
         "silenced": None,
     }  # fmt: skip
@@ -191,7 +281,7 @@ def _opened(alert: dict[str, Any], at: int, count: int) -> dict[str, Any]:
 def _absorb(incident: dict[str, Any], alert: dict[str, Any], at: int) -> None:
     """Fold one alert's z-score, channels and feature errors into the incident."""
     incident["last_alert_at"] = at
-    incident["last_seen"] = int(alert.get("ts", at))
+    incident["last_seen"] = _ts(alert, at)
     incident["model_version"] = alert.get("model_version")
     z = alert.get("zscore")
     worst = incident["max_zscore"]
@@ -203,7 +293,8 @@ def _absorb(incident: dict[str, Any], alert: dict[str, Any], at: int) -> None:
         if name not in incident["channels"] and len(incident["channels"]) < MAX_CHANNELS:
             incident["channels"].append(name)
         if name in incident["channels"]:
-            errors[name] = errors.get(name, 0.0) + float(feature.get("error", 0.0))
+            total = errors.get(name, 0.0) + float(feature.get("error", 0.0))
+            errors[name] = min(max(total, -_FLOAT_MAX), _FLOAT_MAX)  # finite: JSON holds it
 
 
 def _change(incident: dict[str, Any], status: str, at: int) -> Change:

@@ -13,6 +13,15 @@ may write to it too; seismo's scorer publishes alerts with the Java-compatible
 ``murmur2_random`` partitioner, the same as Faust's (aiokafka's), so a
 device's alerts and its table entry share a partition number and land on the
 same worker.
+
+One alert never stops the agent: a message that is no alert
+(:func:`~stream.incidents.alert_problem`), or any error while applying one,
+sends that message to the dead topic (``alerts_dlq_topic``, created with one
+partition at start when missing, as Faust does with its table's topic) with
+the scorer's dead-letter headers (``seismo-error``: the reason;
+``seismo-source-topic``, ``-partition``, ``-offset``), counted
+(``seismo_incident_skipped_messages_total``) and logged once; the dead letter
+is published before the alert's offset is committed, like any change.
 """
 
 from __future__ import annotations
@@ -24,19 +33,18 @@ from typing import Any
 
 import faust
 import orjson
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient, NewTopic
 
+from stream.alerts import Source, dead_letter_headers
 from stream.errors import ServiceError
 from stream.incident_settings import IncidentSettings, faust_credentials
-from stream.incidents import Rules, mute, new_state, on_alert, on_tick
+from stream.incidents import Rules, alert_problem, mute, new_state, on_alert, on_tick
 from stream.kafka_io import client_config
 from stream.metrics import IncidentMetrics
 from stream.silences import SilenceCache
 
 log = logging.getLogger(__name__)
-
-#: Fields an alert needs to count.
-REQUIRED = ("alert_id", "device_id")
 
 
 def rules_of(settings: IncidentSettings) -> Rules:
@@ -45,7 +53,10 @@ def rules_of(settings: IncidentSettings) -> Rules:
 
 
 def partition_count(settings: IncidentSettings) -> int:
-    """Partitions of the alerts topic; the incidents topic must exist too."""
+    """Partitions of the alerts topic; the incidents topic must exist too.
+
+    The dead topic is created (one partition) when missing.
+    """
     admin = AdminClient(client_config(settings.bootstrap_servers, {}, settings.kafka_config))
     try:
         topics = admin.list_topics(timeout=10).topics
@@ -55,26 +66,49 @@ def partition_count(settings: IncidentSettings) -> int:
     for name in (settings.alerts_topic, settings.incidents_topic):
         if name not in topics or topics[name].error is not None:
             raise ServiceError(f"topic {name!r} does not exist (create it first)")
+    if settings.alerts_dlq_topic not in topics:
+        _create_topic(admin, settings.alerts_dlq_topic)
     return len(topics[settings.alerts_topic].partitions)
 
 
-def parse_alert(value: bytes | None) -> dict[str, Any] | None:
-    """The alert in a message value, or ``None`` when it is not one.
+def _create_topic(admin: AdminClient, name: str) -> None:
+    future = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name]
+    try:
+        future.result(timeout=15)
+    except Exception as exc:  # KafkaException: one line, not a traceback
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            return
+        raise ServiceError(
+            f"cannot create the dead topic {name!r} (create it first): {exc}"
+        ) from None
+    log.info("created the dead topic %s (1 partition)", name)
 
-    >>> parse_alert(b'{"alert_id": "t:0:1", "device_id": "d", "ts": 5}')["device_id"]
+
+def parse_alert(value: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The alert in a message value, or why it is none.
+
+    >>> parse_alert(b'{"alert_id": "t:0:1", "device_id": "d", "ts": 5}')[0]["device_id"]
     'd'
     >>> parse_alert(b"junk"), parse_alert(b'{"device_id": "d"}'), parse_alert(None)
-    (None, None, None)
+    ((None, 'invalid JSON'), (None, 'alert_id is missing'), (None, 'invalid JSON'))
     """
     try:
         alert = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
-        return None
-    if not isinstance(alert, dict) or any(not alert.get(k) for k in REQUIRED):
-        return None
-    if not isinstance(alert.get("detected_at") or alert.get("ts"), int):
-        return None
-    return alert
+        return None, "invalid JSON"
+    problem = alert_problem(alert)
+    return (None, problem) if problem else (alert, None)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The dead-letter reason of an unexpected error while applying one alert.
+
+    >>> failure_reason(KeyError("seq"))
+    "cannot apply: KeyError: 'seq'"
+    """
+    words = " ".join(str(exc).split())[:200]
+    return f"cannot apply: {type(exc).__name__}" + (f": {words}" if words else "")
 
 
 def _with_silence(change: dict[str, Any], reason: str | None) -> dict[str, Any]:
@@ -111,6 +145,7 @@ def build_app(
                        key_serializer="raw", value_serializer="raw")  # fmt: skip
     incidents = app.topic(settings.incidents_topic, key_serializer="raw", value_serializer="raw")
     # keys: raw device ids; values: JSON (the app's default serializers)
+    dead = app.topic(settings.alerts_dlq_topic, key_serializer="raw", value_serializer="raw")
     devices = app.Table("devices", default=None, partitions=partitions, use_partitioner=True,
                         key_type=bytes)  # fmt: skip
 
@@ -124,23 +159,41 @@ def build_app(
                      change["severity"], " (silenced)" if change["silenced"] else "")
             await incidents.send(key=key, value=orjson.dumps(change))
 
+    async def dead_letter(event: Any, reason: str, *, logged: bool = False) -> None:
+        """Publish one message to the dead topic (before its offset is committed)."""
+        m = event.message
+        src = Source(m.topic, m.partition, m.offset)
+        metrics.skipped.inc()
+        await dead.send(key=event.key, value=event.value,
+                        headers=dead_letter_headers(reason, src))  # fmt: skip
+        if not logged:
+            log.warning("sent %s:%d:%d to %s: %s", src.topic, src.partition, src.offset,
+                        settings.alerts_dlq_topic, reason)  # fmt: skip
+
+    async def apply(event: Any, alert: dict[str, Any]) -> None:
+        key = event.key or str(alert["device_id"]).encode()
+        state, changes = on_alert(devices.get(key) or new_state(), alert, rules)
+        if changes:
+            reason = silences.reason_for(str(alert["device_id"]), _now_ms())
+            mute(state, reason)
+            changes = [_with_silence(c, reason) for c in changes]
+        devices[key] = state
+        await publish(key, changes)
+
     @app.agent(alerts)
     async def track(stream: Any) -> None:
         async for event in stream.events():
-            alert = parse_alert(event.value)
+            alert, problem = parse_alert(event.value)
             if alert is None:
-                metrics.skipped.inc()
-                log.warning("skipped a message that is no seismo alert at %s:%d:%d",
-                            event.message.topic, event.message.partition, event.message.offset)
+                await dead_letter(event, problem or "no seismo alert")
                 continue
-            key = event.key or str(alert["device_id"]).encode()
-            state, changes = on_alert(devices.get(key) or new_state(), alert, rules)
-            if changes:
-                reason = silences.reason_for(str(alert["device_id"]), _now_ms())
-                mute(state, reason)
-                changes = [_with_silence(c, reason) for c in changes]
-            devices[key] = state
-            await publish(key, changes)
+            try:
+                await apply(event, alert)
+            except Exception as exc:  # noqa: BLE001 - one alert must never stop the agent
+                m = event.message
+                log.error("cannot apply %s:%d:%d (sent to %s)", m.topic, m.partition, m.offset,
+                          settings.alerts_dlq_topic, exc_info=True)  # fmt: skip
+                await dead_letter(event, failure_reason(exc), logged=True)
 
     @app.timer(interval=settings.tick_s)
     async def resolve_quiet() -> None:
@@ -173,7 +226,9 @@ def run_incidents(settings: IncidentSettings) -> None:
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_host)
     app = build_app(settings, partitions, cache, metrics)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    # Seismo's own logging (setup_logging: one line per event, escaped) stays in force.
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+                          override_logging=False)  # fmt: skip
     try:
         worker.execute_from_commandline()
     finally:

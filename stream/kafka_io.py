@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -60,6 +61,12 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     # table entry for it share a partition number (stream.incidents_app).
     "partitioner": "murmur2_random",
 }
+#: Errors of one record that sending it again cannot mend (too large, invalid).
+REFUSED_FOR_GOOD = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE, KafkaError.INVALID_RECORD,
+    KafkaError.INVALID_MSG, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_TIMESTAMP,
+    KafkaError._INVALID_ARG, KafkaError._INVALID_TYPE,
+})  # fmt: skip
 #: Settings the scorer will not let a user override (they carry its guarantees).
 PINNED_CONSUMER = ("enable.auto.commit", "enable.auto.offset.store")
 #: How often librdkafka reports broker states to the health endpoints (ms).
@@ -199,6 +206,7 @@ class ConfirmingProducer:
         self.errors = BrokerErrors()
         self._producer = Producer({**config, "error_cb": self.errors})
         self._failures: list[str] = []
+        self._refused: list[tuple[object, str]] = []
         self._abandoned = False
 
     def check_broker(self, topics: Sequence[str] = (), timeout_s: float = 10.0) -> None:
@@ -216,13 +224,18 @@ class ConfirmingProducer:
         self._producer.purge(in_queue=True, in_flight=True)
         self._producer.flush(0)
         self._failures = []
+        self._refused = []
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def _failed(self, where: str, err: KafkaError, tag: object) -> None:
+        if not self._failures:  # the first of a batch; flush() reports how many
+            log.error("delivery to %s failed: %s", where, err.str())
+        self._failures.append(f"{where}: {err.str()}")
+        if tag is not None and err.code() in REFUSED_FOR_GOOD:
+            self._refused.append((tag, err.str()))
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message, tag: object = None) -> None:
         if err is not None and not self._abandoned:
-            where = f"{msg.topic()}[{msg.partition()}]"
-            if not self._failures:  # the first of a batch; flush() reports how many
-                log.error("delivery to %s failed: %s", where, err.str())
-            self._failures.append(f"{where}: {err.str()}")
+            self._failed(f"{msg.topic()}[{msg.partition()}]", err, tag)
 
     def send(
         self,
@@ -231,16 +244,27 @@ class ConfirmingProducer:
         key: bytes | None = None,
         headers: list[tuple[str, str | bytes | None]] | None = None,
         retries: int = 100,
+        tag: object = None,
     ) -> None:
-        """Queue one message; on a full local queue, serve callbacks and retry (bounded)."""
+        """Queue one message; on a full local queue, serve callbacks and retry (bounded).
+
+        A record the client refuses at once (larger than ``message.max.bytes``,
+        an unknown topic...) is not raised here: like a failed delivery, it
+        makes :meth:`flush` raise, and with a ``tag`` a refusal for good is
+        named in :attr:`DeliveryError.refused` as ``(tag, error)``.
+        """
+        on_delivery = self._on_delivery if tag is None else partial(self._on_delivery, tag=tag)
         for _ in range(retries):
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
                 )
                 break
             except BufferError:
                 self._producer.poll(0.05)
+            except KafkaException as exc:
+                self._failed(topic, exc.args[0], tag)
+                break
         else:
             raise DeliveryError(f"local produce queue stayed full for topic {topic}")
         self._producer.poll(0)
@@ -260,12 +284,13 @@ class ConfirmingProducer:
             left = self._producer.flush(max(deadline - time.monotonic(), 0.0))
         if left or self._failures:
             failures, self._failures = self._failures, []
+            refused, self._refused = tuple(self._refused), []
             if failures:
                 more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
                 detail = failures[0] + more
             else:
                 detail = f"{left} message(s) unconfirmed"
-            raise DeliveryError(f"broker did not confirm the batch's output: {detail}")
+            raise DeliveryError(f"broker did not confirm the batch's output: {detail}", refused)
 
     def poll(self) -> None:
         """Serve delivery callbacks without blocking."""

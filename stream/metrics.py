@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from stream.health import Health, RetrainerHealth, brokers_up, serve
+from stream.health import Health, RetrainerHealth, bind_error, brokers_up, serve
 
 _BATCH_SIZES = (1, 8, 32, 128, 256, 512, 1024, 2048, 4096, 16384)
 _LATENCIES = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -33,7 +33,10 @@ class _ServiceMetrics(Generic[H]):
         self.health.model(version)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` and ``/health`` over HTTP (in a daemon thread)."""
+        """Expose ``/metrics`` and ``/health`` over HTTP (in a daemon thread).
+
+        A port that cannot be bound raises a one-line :class:`~stream.errors.ServiceError`.
+        """
         serve(self.registry, self.health, port, host)
 
     def on_kafka_stats(self, stats_json: str) -> None:
@@ -44,8 +47,17 @@ class _ServiceMetrics(Generic[H]):
 
 
 def serve_metrics(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> None:
-    """Expose ``/metrics`` alone over HTTP (in a daemon thread)."""
-    start_http_server(port, addr=host, registry=registry)
+    """Expose ``/metrics`` alone over HTTP (in a daemon thread).
+
+    Raises
+    ------
+    ServiceError
+        When ``host:port`` cannot be bound (in use, no such address), in one line.
+    """
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise bind_error(host, port, exc) from exc
 
 
 class ScorerMetrics(_ServiceMetrics[Health]):
@@ -118,6 +130,28 @@ class ScorerMetrics(_ServiceMetrics[Health]):
         self.drift_requests = Counter(
             "seismo_drift_retrain_requests", "Retrains requested by the drift trigger.", registry=r
         )
+        self.state_repairs = Counter(
+            "seismo_state_repairs",
+            "Shared statistics or device states found unusable (NaN, Inf, null, unreadable) "
+            "and started again from the model's calibration.",
+            registry=r,
+        )
+        self.device_evictions = Counter(
+            "seismo_device_evictions",
+            "Device states and windows dropped from memory to stay under max_devices "
+            "(states are written to Redis first).",
+            registry=r,
+        )
+        self.rows_skipped = Counter(
+            "seismo_rows_skipped",
+            "Rows not judged because their device's state had already judged them (a replay).",
+            registry=r,
+        )
+        self.model_watch_errors = Counter(
+            "seismo_model_watch_errors",
+            "Errors in the model watcher thread (it retries; see /health for its liveness).",
+            registry=r,
+        )
 
 
 class RetrainerMetrics(_ServiceMetrics[RetrainerHealth]):
@@ -171,7 +205,7 @@ class IncidentMetrics:
         )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` over HTTP (in a daemon thread)."""
+        """Expose ``/metrics`` over HTTP (in a daemon thread); a busy port: ServiceError."""
         serve_metrics(self.registry, port, host)
 
 
@@ -193,5 +227,5 @@ class NotifyMetrics:
         )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` over HTTP (in a daemon thread)."""
+        """Expose ``/metrics`` over HTTP (in a daemon thread); a busy port: ServiceError."""
         serve_metrics(self.registry, port, host)

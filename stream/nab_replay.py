@@ -134,7 +134,8 @@ class ThroughScorer:
     def begin(self, plan: SeriesPlan, artifact: Artifact, state: DeviceState) -> None:
         create_topics(self.services.bootstrap, {t: 1 for t in self.topics.values()})
         self.registry.publish(artifact, keep=None)
-        states = DeviceStates(self._client, self.prefix, artifact.name)
+        states = DeviceStates(self._client, self.prefix, artifact.name, self.topics["events"],
+                              self.group)
         states.put(DEVICE, state)
         if not states.save():
             raise ServiceError("could not write the device's state to Redis")

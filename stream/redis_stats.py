@@ -26,15 +26,26 @@ from stream.threshold import ThresholdSource
 log = logging.getLogger(__name__)
 
 #: KEYS[1] = hash; ARGV = count, mean, m2, window ("" = no cap).
-#: Returns the merged {count, mean, m2} as strings with 17 significant digits.
+#: Refuses non-finite or negative input with an error reply. A stored state that is
+#: not finite (NaN, Inf, unreadable) is treated as missing: the batch starts it again.
+#: Returns the merged {count, mean, m2} as strings with 17 significant digits, and
+#: "1" as a fourth element when the stored state had to be repaired ("0" otherwise).
 MERGE_LUA = """
-local s = redis.call('HMGET', KEYS[1], 'count', 'mean', 'm2')
-local n1 = tonumber(s[1] or '0') or 0
-local mean1 = tonumber(s[2] or '0') or 0
-local m2a = tonumber(s[3] or '0') or 0
+local function finite(x) return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge end
 local n2 = tonumber(ARGV[1])
 local mean2 = tonumber(ARGV[2])
 local m2b = tonumber(ARGV[3])
+if not (finite(n2) and finite(mean2) and finite(m2b)) or n2 < 0 or m2b < 0 then
+  return redis.error_reply('seismo: refusing non-finite statistics')
+end
+local s = redis.call('HMGET', KEYS[1], 'count', 'mean', 'm2')
+local n1 = tonumber(s[1] or '0')
+local mean1 = tonumber(s[2] or '0')
+local m2a = tonumber(s[3] or '0')
+local repaired = '0'
+if not (finite(n1) and finite(mean1) and finite(m2a)) or n1 < 0 or m2a < 0 then
+  n1, mean1, m2a, repaired = 0, 0, 0, '1'
+end
 local n, mean, m2
 if n2 <= 0 then
   n, mean, m2 = n1, mean1, m2a
@@ -54,9 +65,26 @@ if ARGV[4] ~= '' then
   end
 end
 local out = {string.format('%.17g', n), string.format('%.17g', mean),
-             string.format('%.17g', m2)}
-redis.call('HSET', KEYS[1], 'count', out[1], 'mean', out[2], 'm2', out[3])
+             string.format('%.17g', m2), repaired}
+if repaired == '1' and n <= 0 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'count', out[1], 'mean', out[2], 'm2', out[3])
+end
 return out
+"""
+
+
+#: KEYS[1] = hash. Deletes it if (still) not usable, so the next reader finds it missing
+#: rather than repairing it again; returns 1 if it did.
+REPAIR_LUA = """
+local function finite(x) return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge end
+local s = redis.call('HMGET', KEYS[1], 'count', 'mean', 'm2')
+if s[1] == false then return 0 end
+local n, mean, m2 = tonumber(s[1]), tonumber(s[2] or '0'), tonumber(s[3] or '0')
+if finite(n) and finite(mean) and finite(m2) and n >= 0 and m2 >= 0 then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
 """
 
 
@@ -125,21 +153,50 @@ class RedisStats:
         self.client = client
         self.key = key
         self.window = window
+        #: Stored states found unusable (NaN, Inf, unreadable) and started again.
+        self.repairs = 0
         self._merge = client.register_script(MERGE_LUA)
+        self._repair = client.register_script(REPAIR_LUA)
 
     def read(self) -> RunningStats:
-        """The current state (all zeros when the key does not exist yet)."""
+        """The current state (all zeros when the key does not exist yet).
+
+        A stored state that is not usable (NaN, Inf, not a number) reads as
+        missing, so the threshold falls back to the model's calibration until
+        new scores have been merged; it is deleted (by whichever reader or
+        merge finds it first) and counted in :attr:`repairs`.
+        """
         count, mean, m2 = self.client.hmget(self.key, ["count", "mean", "m2"])
         if count is None:
             return RunningStats()
-        return RunningStats(float(count), float(mean or 0.0), float(m2 or 0.0))
+        try:
+            stats = RunningStats(float(count), float(mean or 0.0), float(m2 or 0.0))
+        except ValueError:
+            stats = RunningStats(float("nan"))
+        if not stats.usable:
+            if self._repair(keys=[self.key]):
+                self._repaired(stats)
+            return RunningStats()
+        return stats
 
     def merge(self, batch: RunningStats) -> RunningStats:
-        """Merge a batch's statistics atomically; return the new shared state."""
+        """Merge a batch's statistics atomically; return the new shared state.
+
+        Raises ``ValueError`` for a batch that is not usable (never sent).
+        """
+        if not batch.usable:
+            raise ValueError(f"refusing to merge non-finite statistics {batch}")
         window = "" if self.window is None else repr(float(self.window))
         args = [repr(batch.count), repr(batch.mean), repr(batch.m2), window]
-        count, mean, m2 = self._merge(keys=[self.key], args=args)
+        count, mean, m2, repaired = self._merge(keys=[self.key], args=args)
+        if repaired in (b"1", "1"):
+            self._repaired(None)
         return RunningStats(float(count), float(mean), float(m2))
+
+    def _repaired(self, found: RunningStats | None) -> None:
+        self.repairs += 1
+        log.warning("shared statistics %s were not usable%s: started again from the "
+                    "model's calibration", self.key, "" if found is None else f" ({found})")
 
 
 class SharedStats:
@@ -189,8 +246,20 @@ class SharedStats:
             return self._last.merge(self._pending, self.store.window), "local"
         return self._last.merge(self._pending, self.store.window), "redis"
 
+    @property
+    def repairs(self) -> int:
+        """Stored states found unusable and started again (see :meth:`RedisStats.read`)."""
+        return self.store.repairs
+
     def merge(self, batch: RunningStats) -> None:
-        """Merge a batch's statistics (and anything pending) into Redis."""
+        """Merge a batch's statistics (and anything pending) into Redis.
+
+        A batch that is not usable (non-finite) is dropped with a warning: it
+        must never reach the shared state.
+        """
+        if not batch.usable:
+            log.warning("non-finite batch statistics not merged: %s", batch)
+            return
         self._pending = self._pending.merge(batch)
         if self._pending.count <= 0 or self._clock() < self._down_until:
             return

@@ -27,6 +27,7 @@ from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from stream import defaults
+from stream.codec import DEFAULT_MAX_MESSAGE_BYTES
 from stream.promotion import GatePolicy
 from stream.settings import ENV_PREFIX, RedactedSettings, check_redis_url, load
 
@@ -102,7 +103,9 @@ class RetrainSettings(RedactedSettings):
     epochs: int | None = Field(None, ge=1, description="Override the champion's epochs.")
     keep: int = Field(5, ge=1, description="Versions kept in the store (the current one always).")
     device: str = Field("auto", description="Torch device for training: auto, cpu, cuda.")
-    max_message_bytes: int = Field(1_048_576, ge=64, description="Larger events are skipped.")
+    max_message_bytes: int = Field(
+        DEFAULT_MAX_MESSAGE_BYTES, ge=64, description="Larger events are skipped."
+    )
     lease_ttl_s: float = Field(
         60.0, gt=1, description="A retrainer that stops renewing loses its lease after this long."
     )

@@ -12,6 +12,13 @@ A round starts when ``interval_s`` has passed since the last one, or at once
 when a retrain request is waiting in Redis (a scorer's drift trigger, or
 ``seismo models request-retrain``), and only while this process holds the
 retrainer lease, so at most one retrainer of a model name works at a time.
+
+Events are decoded as the scorer decodes them (:func:`~stream.codec.decode_batch`
+with the messages' headers and keys), so JSON and binary
+(``application/x-seismo-f32``) events both enter the window. Events that
+cannot be decoded, or whose values would overflow the champion's float32
+math (:func:`~stream.scorable.representable`), are left out, counted
+(:attr:`Retrainer.rejected`) and logged at most once a minute, with a reason.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from stream.reservoir import Reservoir, group_of
 from stream.retrain_requests import Lease, lease_key, take_request
 from stream.retrain_round import RoundOptions, RoundResult, run_round
 from stream.retrain_settings import RetrainSettings
+from stream.scorable import NOT_FINITE, representable
 from stream.stats import RunningStats
 from stream.threshold import Threshold, ThresholdRule
 
@@ -45,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: Most messages taken from the consumer per call.
 CONSUME_BATCH = 5000
+#: Events left out of the window are logged at most this often (s).
+REJECT_LOG_S = 60.0
 
 
 def start_offsets(low: int, high: int, backfill: int) -> int:
@@ -86,6 +96,8 @@ class Retrainer:
             champion.n_features, settings.window_size, settings.max_groups
         )
         self.rounds = 0
+        self.rejected = 0
+        self._rejected_logged = (0, -REJECT_LOG_S)  # (count, when)
         self._last_round = clock()
         self._stop: threading.Event | None = None
 
@@ -125,12 +137,21 @@ class Retrainer:
     def _add(self, messages: list[Message]) -> int:
         now_ms = int(time.time() * 1000)
         stamps = [ts if kind else now_ms for kind, ts in (m.timestamp() for m in messages)]
+        headers = [m.headers() for m in messages]
         decoded = decode_batch(
             [m.value() for m in messages],
             kafka_timestamps=stamps,
             n_features=self.reservoir.n_features,
             max_bytes=self.settings.max_message_bytes,
+            headers=headers,
+            keys=[m.key() for m in messages] if any(headers) else None,
         )
+        scaler = self.champion.detector.scaler if self.champion is not None else None
+        if scaler is not None and len(decoded):
+            ok = representable(decoded.values, scaler.mean, scaler.scale)
+            decoded = decoded if ok.all() else decoded.reject(~ok, NOT_FINITE)
+        if decoded.rejected:
+            self._note_rejected(len(decoded.rejected), decoded.rejected[0].reason)
         if not len(decoded):
             return 0
         partitions = np.array([messages[i].partition() for i in decoded.rows], dtype=np.int64)
@@ -143,6 +164,15 @@ class Retrainer:
                 offsets[rows],
             )  # fmt: skip
         return len(decoded)
+
+    def _note_rejected(self, count: int, reason: str) -> None:
+        """Count events left out of the window; log them at most every :data:`REJECT_LOG_S`."""
+        self.rejected += count
+        logged, at = self._rejected_logged
+        if self.clock() - at >= REJECT_LOG_S:
+            log.warning("%d events left out of the training window since the last report"
+                        " (cannot be decoded; e.g. %s)", self.rejected - logged, reason)
+            self._rejected_logged = (self.rejected, self.clock())
 
     def due(self) -> str | None:
         """Why a round should start now (``"interval"``, a request's reason), or ``None``."""

@@ -26,15 +26,10 @@ from confluent_kafka import (
 
 from models.artifact import Artifact
 from models.calibration import log_scores
-from stream.alerts import (
-    ScoredBatch,
-    Source,
-    alert_records,
-    dead_letter_headers,
-    score_records,
-)
+from stream.alerts import ScoredBatch, Source, alert_records, score_records
 from stream.batch_sources import MessageSources
 from stream.codec import DecodedBatch, decode_batch
+from stream.dead_letters import Outgoing, dead_letter, producer_limit, stub
 from stream.device_rule import BatchVerdicts, DeviceRule, judge_batch
 from stream.device_states import DeviceStates
 from stream.drift import DriftMonitor
@@ -43,6 +38,7 @@ from stream.kafka_io import ConfirmingProducer, split_errors
 from stream.metrics import ScorerMetrics
 from stream.model_watch import ModelWatcher
 from stream.redis_stats import SharedStats
+from stream.scorable import NOT_FINITE, finite_rows, representable
 from stream.settings import ScorerSettings
 from stream.threshold import ThresholdRule, ThresholdSource, learnable, to_space
 from stream.window_buffer import WindowBuffer, channel_names, gather
@@ -51,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: Longest pause between two attempts to publish a batch the broker did not confirm.
 MAX_DELIVERY_PAUSE_S = 30.0
+#: Times a record is refused for good (too large, invalid) before a stub replaces it.
+MAX_REFUSALS = 2
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,10 @@ class Scorer:
         self.rule = ThresholdRule(
             k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space
         )
-        self._redis_errors_seen = 0
+        #: totals already reported to the metrics, and those of swapped-out statistics
+        self._seen = {"errors": 0, "repairs": 0, "evictions": 0}
+        self._retired = {"errors": 0, "repairs": 0}
+        self._dlq_limit = producer_limit(settings.kafka_config)
         self._stats_source: ThresholdSource = "redis"
         self.drift = self._drift_monitor(artifact)
         metrics.set_model(artifact.name, artifact.version)
@@ -133,7 +134,8 @@ class Scorer:
         if settings.window > 1:
             size = settings.window
             self.windows = WindowBuffer(size, settings.window_stride, self._reading_width,
-                                        step=settings.window_step)  # fmt: skip
+                                        step=settings.window_step,
+                                        max_devices=settings.max_devices)  # fmt: skip
             self._channels = channel_names(list(artifact.feature_names), size)
         self.devices = devices
         self.device_rule: DeviceRule | None = None
@@ -164,8 +166,9 @@ class Scorer:
         if new is None or self.stats_for is None:
             return False
         old, self.artifact = self.artifact, new
-        self.stats = self.stats_for(new)  # its error count starts at 0; the devices' goes on
-        self._redis_errors_seen = self.devices.errors if self.devices is not None else 0
+        self._retired["errors"] += self.stats.errors  # the new statistics count from 0
+        self._retired["repairs"] += self.stats.repairs
+        self.stats = self.stats_for(new)
         self.drift = self._drift_monitor(new)
         self.metrics.set_model(new.name, new.version)
         self.metrics.model_swaps.inc()
@@ -259,7 +262,7 @@ class Scorer:
         if not messages:
             return BatchResult(0, 0, 0, 0)
         sources = MessageSources(messages)
-        decoded = self._decode(messages, now_ms=int(self.clock() * 1000))
+        decoded = self._scorable(self._decode(messages, now_ms=int(self.clock() * 1000)))
         starts = None
         if self.windows is not None:  # score each device's completed windows instead
             decoded, starts = self._gather(decoded, messages)
@@ -275,7 +278,15 @@ class Scorer:
             self.devices.save()
         self._commit(sources)  # 5
         self._observe(scored, len(messages), n_alerts, started)
-        return BatchResult(len(messages), len(decoded), len(decoded.rejected), n_alerts)
+        done = scored.decoded
+        return BatchResult(len(messages), len(done), len(done.rejected), n_alerts)
+
+    def _scorable(self, decoded: DecodedBatch) -> DecodedBatch:
+        """Dead-letter the events whose standardised values would overflow the model's
+        float32 math (:mod:`stream.scorable`), before they reach a window or the model."""
+        scaler = self.artifact.detector.scaler
+        ok = representable(decoded.values, scaler.mean, scaler.scale)
+        return decoded if ok.all() else decoded.reject(~ok, NOT_FINITE)
 
     def _decode(self, messages: Sequence[Message], now_ms: int) -> DecodedBatch:
         """The messages' events (``d`` values each: the model's width over the window)."""
@@ -321,8 +332,10 @@ class Scorer:
                         "offset (topic recreated or offsets reset?): judged again", rewound)
         if keep.all():
             return decoded, starts
-        log.info("%d rows already judged before a restart: not judged again",
-                 int((~keep).sum()))  # fmt: skip
+        skipped = int((~keep).sum())
+        self.metrics.rows_skipped.inc(skipped)
+        log.warning("%d rows already judged by their device's state (a replay after a "
+                    "restart): not judged again, no output", skipped)  # fmt: skip
         return decoded.take(keep), None if starts is None else starts[keep]
 
     def _judge_devices(
@@ -346,6 +359,11 @@ class Scorer:
         self, decoded: DecodedBatch, sources: Sequence[Source], starts: np.ndarray | None = None
     ) -> ScoredBatch:
         scores, feature_errors = self.artifact.detector.score_with_features(decoded.values)
+        finite = finite_rows(scores, feature_errors)
+        if not finite.all():  # never thresholded, learned or judged: dead-lettered
+            decoded = decoded.reject(~finite, NOT_FINITE)
+            scores, feature_errors = scores[finite], feature_errors[finite]
+            starts = None if starts is None else starts[finite]
         stats, source = self.stats.read()
         self._stats_source = source
         threshold = self.rule.current(stats, self.artifact.calibration, source)
@@ -379,52 +397,99 @@ class Scorer:
                         self.artifact.name, self.artifact.version)
             self.on_drift(self.artifact)
 
-    def _publish(
+    def _outbox(
         self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source]
-    ) -> int:
-        s = self.settings
+    ) -> tuple[list[Outgoing], list[str]]:
+        """Every record the batch publishes (alerts, scores, dead letters), and for each
+        the reason of the dead-letter stub that replaces it if it is refused for good."""
+        s, decoded = self.settings, scored.decoded
+        records: list[Outgoing] = []
+        reasons: list[str] = []
         detected_at = int(self.clock() * 1000)
-        alerts = alert_records(scored, detected_at)
-        for record in alerts:
-            self.producer.send(s.alerts_topic, orjson.dumps(record), record["device_id"].encode())
-            self.metrics.event_to_alert.observe(max(detected_at - record["ts"], 0) / 1000)
+        flagged = decoded.rows[np.flatnonzero(scored.flags)]
+        for record, row in zip(alert_records(scored, detected_at), flagged, strict=True):
+            records.append(Outgoing(s.alerts_topic, orjson.dumps(record),
+                                    record["device_id"].encode(), None, int(row)))  # fmt: skip
+            reasons.append("its alert was refused by the broker")
         if s.scores_topic:
-            for record in score_records(scored):
-                key = record["device_id"].encode()
-                self.producer.send(s.scores_topic, orjson.dumps(record), key)
-        for rejected in scored.decoded.rejected:
+            for record, row in zip(score_records(scored), decoded.rows, strict=True):
+                records.append(Outgoing(s.scores_topic, orjson.dumps(record),
+                                        record["device_id"].encode(), None, int(row)))  # fmt: skip
+                reasons.append("its score record was refused by the broker")
+        for rejected in decoded.rejected:
             msg = messages[rejected.index]
             original = msg.headers() or []
             headers: list[tuple[str, str | bytes | None]] = (
                 list(original.items()) if isinstance(original, dict) else list(original)
             )
-            headers += dead_letter_headers(
-                rejected.reason, sources[rejected.index]
-            )
-            self.producer.send(s.dlq_topic, msg.value(), msg.key(), headers)
-        return len(alerts)
+            records.append(dead_letter(
+                s.dlq_topic, msg.value(), msg.key(), headers, rejected.reason,
+                sources[rejected.index], row=rejected.index, limit=self._dlq_limit,
+            ))  # fmt: skip
+            reasons.append(rejected.reason)
+        return records, reasons
 
     def _deliver(
         self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source]
     ) -> int:
-        """Publish the batch's records and wait for the broker to confirm them all."""
+        """Publish the batch's records and wait for the broker to confirm them all.
+
+        A record refused for good (too large, invalid) :data:`MAX_REFUSALS`
+        times is replaced by a dead-letter stub of its source message
+        (:func:`stream.dead_letters.stub`) and the batch is published again
+        at once; any other failure is retried with a growing pause.
+        """
+        records, reasons = self._outbox(scored, messages, sources)
+        refusals: dict[int, int] = {}
         pause = 1.0
         while True:
-            n_alerts = self._publish(scored, messages, sources)
+            for tag, r in enumerate(records):
+                self.producer.send(r.topic, r.value, r.key, r.headers, tag=tag)
             try:
                 self.producer.flush(self.settings.flush_timeout_s)
-                return n_alerts
+                break
             except DeliveryError as exc:
                 self.metrics.delivery_failures.inc()
                 if self.new_producer is None or self._stop.is_set():
                     raise
+                stubbed = self._stub_refused(records, reasons, exc.refused, refusals, sources)
+                wait = 0.0 if stubbed else pause
                 log.warning("%s; publishing the batch again with a new producer in %g s",
-                            exc, pause)  # fmt: skip
+                            exc, wait)  # fmt: skip
                 self.producer.abandon()
-                if self._stop.wait(pause):
+                if wait and self._stop.wait(wait):
                     raise
                 self.producer = self.new_producer()
-                pause = min(pause * 2, MAX_DELIVERY_PAUSE_S)
+                if not stubbed:
+                    pause = min(pause * 2, MAX_DELIVERY_PAUSE_S)
+        n_alerts = int(scored.flags.sum())
+        if n_alerts:
+            detected = int(self.clock() * 1000)
+            for ts in scored.decoded.timestamps[scored.flags]:
+                self.metrics.event_to_alert.observe(max(detected - int(ts), 0) / 1000)
+        return n_alerts
+
+    def _stub_refused(
+        self, records: list[Outgoing], reasons: list[str],
+        refused: Sequence[tuple[object, str]], refusals: dict[int, int],
+        sources: Sequence[Source],
+    ) -> int:  # fmt: skip
+        """Replace the records refused for good often enough by stubs; how many were."""
+        stubbed = 0
+        for tag, error in refused:
+            if not isinstance(tag, int):
+                continue
+            refusals[tag] = refusals.get(tag, 0) + 1
+            r = records[tag]
+            is_stub = r.topic == self.settings.dlq_topic and r.value is None
+            if refusals[tag] >= MAX_REFUSALS and not is_stub:
+                records[tag] = stub(self.settings.dlq_topic, reasons[tag], sources[r.row],
+                                    row=r.row, error=error)  # fmt: skip
+                stubbed += 1
+                log.error("a record for %s (source offset %d) was refused for good (%s): "
+                          "its source message is dead-lettered as a stub", r.topic,
+                          sources[r.row].offset, error)  # fmt: skip
+        return stubbed
 
     def _commit(self, sources: MessageSources) -> None:
         try:
@@ -449,12 +514,20 @@ class Scorer:
         m.threshold_local.set(1 if self._stats_source == "local" else 0)
         m.health.redis(local=self._stats_source == "local")
         m.stats_pending.set(self.stats.pending.count)
-        errors = self.stats.errors
+        totals = {"errors": self._retired["errors"] + self.stats.errors,
+                  "repairs": self._retired["repairs"] + self.stats.repairs,
+                  "evictions": 0}  # fmt: skip
         if self.devices is not None:
             m.device_states.set(len(self.devices))
             m.device_states_pending.set(self.devices.pending)
-            errors += self.devices.errors
-        m.redis_errors.inc(errors - self._redis_errors_seen)
-        self._redis_errors_seen = errors
+            totals["errors"] += self.devices.errors
+            totals["repairs"] += self.devices.repairs
+            totals["evictions"] += self.devices.evictions
+        if self.windows is not None:
+            totals["evictions"] += self.windows.evictions
+        for name, counter in (("errors", m.redis_errors), ("repairs", m.state_repairs),
+                              ("evictions", m.device_evictions)):  # fmt: skip
+            counter.inc(totals[name] - self._seen[name])
+            self._seen[name] = totals[name]
 
 

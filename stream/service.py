@@ -171,9 +171,11 @@ def _serving_model(
         registry, settings.model_name, serving=version, n_features=artifact.n_features,
         poll_s=settings.model_poll_s, device=settings.device,
         on_refused=lambda _v, _r: metrics.model_swap_failures.inc(),
+        on_error=lambda _exc: metrics.model_watch_errors.inc(),
     )  # fmt: skip
     stack.callback(watcher.stop)
     watcher.start()
+    metrics.health.watch(watcher.status)
     return artifact, watcher
 
 
@@ -235,7 +237,8 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
             new_producer=lambda: ConfirmingProducer(producer_config),
             read_tail=tail_reader(config) if settings.window > 1 else None,
             devices=DeviceStates(client, settings.redis_prefix, artifact.name,
-                                 settings.device_state_ttl_s)
+                                 settings.input_topic, settings.group_id,
+                                 settings.device_state_ttl_s, settings.max_devices)
             if settings.threshold_scope == "device" else None,
         )  # fmt: skip
 

@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 from stream import defaults
 from stream.codec import DEFAULT_MAX_MESSAGE_BYTES
+from stream.device_states import DEFAULT_MAX_DEVICES
 from stream.errors import ConfigError
 
 ENV_PREFIX = "SEISMO_"
@@ -41,14 +42,40 @@ _SECRET_WORDS = ("password", "secret", "token", "key")
 
 
 def redact_kafka_config(config: Mapping[str, str]) -> dict[str, str]:
-    """``config`` with the values of secret-looking keys masked.
+    """``config`` with the values of secret keys masked (``***``).
 
-    >>> redact_kafka_config({"sasl.password": "x", "sasl.mechanism": "PLAIN"})
-    {'sasl.password': '***', 'sasl.mechanism': 'PLAIN'}
+    Masked: every ``sasl.*`` setting except the few that name, not prove, an
+    identity (the mechanism, the user name, the Kerberos
+    service and principal, the OAUTHBEARER method, client id and scope), so
+    ``sasl.password``, ``sasl.oauthbearer.config``,
+    ``sasl.oauthbearer.client.secret``, ``sasl.oauthbearer.extensions``,
+    ``sasl.kerberos.keytab`` and any new one are; and any key naming a
+    password, secret, token, key, credential, PEM or JAAS setting
+    (``ssl.key.password``, ``ssl.key.pem``, ``ssl.keystore.password``...),
+    except the public certificates ``ssl.ca.pem`` and ``ssl.certificate.pem``.
+    Keys are compared without case or surrounding blanks.
+
+    >>> redact_kafka_config({"sasl.password": "x", "sasl.mechanism": "PLAIN",
+    ...                      "sasl.oauthbearer.config": "principal=a secret=b",
+    ...                      "ssl.key.pem": "-----BEGIN", "ssl.ca.location": "/ca.pem"})
+    {'sasl.password': '***', 'sasl.mechanism': 'PLAIN', 'sasl.oauthbearer.config': '***', \
+'ssl.key.pem': '***', 'ssl.ca.location': '/ca.pem'}
     """
-    return {
-        k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in config.items()
-    }
+    public_sasl = {
+        "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.kerberos.service.name",
+        "sasl.kerberos.principal", "sasl.kerberos.min.time.before.relogin",
+        "sasl.oauthbearer.method", "sasl.oauthbearer.client.id", "sasl.oauthbearer.scope",
+    }  # fmt: skip
+    public_pem = {"ssl.ca.pem", "ssl.certificate.pem"}
+    words = (*_SECRET_WORDS, "credential", "pem", "jaas")
+
+    def secret(key: str) -> bool:
+        key = key.strip().lower()
+        if key.startswith("sasl."):
+            return key not in public_sasl
+        return key not in public_pem and any(w in key for w in words)
+
+    return {k: ("***" if secret(k) else v) for k, v in config.items()}
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -238,6 +265,12 @@ class ScorerSettings(RedactedSettings):
         250, ge=1,
         description="threshold_scope device: readings of a device before the level check judges.",
     )  # fmt: skip
+    max_devices: int = Field(
+        DEFAULT_MAX_DEVICES, ge=1, le=100_000_000,
+        description="Most device states (threshold_scope device) and device windows (window "
+        "> 1) held in memory; beyond it the least recently heard device's is dropped (states "
+        "written to Redis first). About 1 KB a device.",
+    )  # fmt: skip
     device_state_ttl_s: int | None = Field(
         30 * 86_400, ge=1,
         description="threshold_scope device: a device state not written for this long expires "
@@ -268,8 +301,10 @@ class ScorerSettings(RedactedSettings):
         "trying Redis again.",
     )  # fmt: skip
     max_message_bytes: int = Field(
-        DEFAULT_MAX_MESSAGE_BYTES, ge=64, description="Larger event values are dead-lettered."
-    )
+        DEFAULT_MAX_MESSAGE_BYTES, ge=64,
+        description="Larger event values are dead-lettered (their value cut to fit the "
+        "producer's message.max.bytes, the original size in a header).",
+    )  # fmt: skip
     flush_timeout_s: float = Field(
         30.0, gt=0, description="Longest wait for the broker to confirm a batch's output."
     )

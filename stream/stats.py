@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunningStats:
     """Count, mean and sum of squared deviations (M2) of a set of scores.
 
@@ -56,6 +56,21 @@ class RunningStats:
             return cls()
         mean = float(x.mean())
         return cls(count=float(x.size), mean=mean, m2=float(((x - mean) ** 2).sum()))
+
+    @property
+    def usable(self) -> bool:
+        """Whether every number is finite, and count and M2 are not negative.
+
+        A state that is not usable (NaN, Inf) must never judge or be merged:
+        it would make every later threshold NaN.
+
+        >>> RunningStats(2.0, 1.0, 0.5).usable, RunningStats(2.0, float("nan"), 0.5).usable
+        (True, False)
+        """
+        return (
+            math.isfinite(self.count) and math.isfinite(self.mean) and math.isfinite(self.m2)
+            and self.count >= 0 and self.m2 >= 0
+        )  # fmt: skip
 
     @property
     def variance(self) -> float:
@@ -81,7 +96,19 @@ class RunningStats:
         -------
         RunningStats
             The merged state; ``self`` and ``other`` are unchanged.
+
+        Raises
+        ------
+        ValueError
+            When ``other`` is not :attr:`usable` (non-finite input is refused).
+
+        >>> RunningStats().merge(RunningStats(1.0, float("inf"), 0.0))
+        Traceback (most recent call last):
+        ...
+        ValueError: refusing to merge non-finite statistics RunningStats(...mean=inf...)
         """
+        if not other.usable:
+            raise ValueError(f"refusing to merge non-finite statistics {other}")
         if other.count <= 0:
             merged = self
         elif self.count <= 0:

@@ -32,6 +32,7 @@ True
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,25 +53,65 @@ class Window:
 
 
 class _Ring:
-    __slots__ = ("values", "stamps", "count", "since", "offsets")
+    __slots__ = ("values", "stamps", "count", "since", "partition", "offset", "others")
 
     def __init__(self, span: int, channels: int) -> None:
         self.values = np.zeros((span, channels), dtype=np.float32)
         self.stamps = np.zeros(span, dtype=np.int64)
         self.count = 0  # readings pushed so far
         self.since = 0  # readings since the last window yielded
-        self.offsets: dict[int, int] = {}
+        #: where the last reading came from (a device's readings share a partition, so
+        #: the last offsets of other partitions are kept only when there are any)
+        self.partition = -1
+        self.offset = -1
+        self.others: dict[int, int] | None = None
+
+    def is_new(self, partition: int, offset: int) -> bool:
+        """Whether ``offset`` lies beyond the last reading seen from ``partition``; if so,
+        remember it."""
+        if partition == self.partition:
+            last = self.offset
+        else:
+            last = -1 if self.others is None else self.others.get(partition, -1)
+        if offset <= last:
+            return False
+        if partition != self.partition:
+            if self.partition >= 0:
+                self.others = self.others or {}
+                self.others[self.partition] = self.offset
+            self.partition = partition
+        self.offset = offset
+        return True
 
 
 class WindowBuffer:
-    """Ring buffers per device; :meth:`push` one reading, get a :class:`Window` when due."""
+    """Ring buffers per device; :meth:`push` one reading, get a :class:`Window` when due.
 
-    def __init__(self, window: int, stride: int, channels: int, step: int = 1) -> None:
+    At most ``max_devices`` buffers are kept: a new device beyond that drops
+    the buffer of the device heard from least recently (counted in
+    :attr:`evictions`), which starts filling again if it reports later.
+
+    >>> small = WindowBuffer(window=2, stride=1, channels=1, max_devices=2)
+    >>> for device in ["a", "b", "a", "c"]:
+    ...     _ = small.push(device, np.array([1.0]), ts=0, partition=0, offset=ord(device))
+    >>> len(small), small.evictions, sorted(small._rings)
+    (2, 1, ['a', 'c'])
+    """
+
+    def __init__(
+        self, window: int, stride: int, channels: int, step: int = 1,
+        max_devices: int | None = None,
+    ) -> None:  # fmt: skip
         if window < 1 or stride < 1 or channels < 1 or step < 1:
             raise ValueError("window, stride, channels and step must be at least 1")
+        if max_devices is not None and max_devices < 1:
+            raise ValueError(f"max_devices must be at least 1, got {max_devices}")
         self.window, self.stride, self.channels, self.step = window, stride, channels, step
         self.span = (window - 1) * step + 1
-        self._rings: dict[str, _Ring] = {}
+        self.max_devices = max_devices
+        #: Buffers dropped to stay under ``max_devices``.
+        self.evictions = 0
+        self._rings: OrderedDict[str, _Ring] = OrderedDict()
 
     def __len__(self) -> int:
         """Devices with a buffer."""
@@ -80,13 +121,17 @@ class WindowBuffer:
         self, device_id: str, values: np.ndarray, ts: int, partition: int, offset: int
     ) -> Window | None:
         """Add one reading; the device's window when it is full and ``stride`` readings on."""
-        ring = self._rings.get(device_id)
-        span = self.span
+        rings, span = self._rings, self.span
+        ring = rings.get(device_id)
         if ring is None:
-            ring = self._rings[device_id] = _Ring(span, self.channels)
-        if offset <= ring.offsets.get(partition, -1):
+            ring = rings[device_id] = _Ring(span, self.channels)
+            if self.max_devices is not None and len(rings) > self.max_devices:
+                rings.popitem(last=False)
+                self.evictions += 1
+        else:
+            rings.move_to_end(device_id)
+        if not ring.is_new(partition, offset):
             return None
-        ring.offsets[partition] = offset
         slot = ring.count % span
         ring.values[slot] = values
         ring.stamps[slot] = ts

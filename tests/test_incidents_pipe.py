@@ -2,7 +2,8 @@
 
 Against the real broker and Redis: a burst of alerts for one device opens
 exactly one incident, updates it and resolves it after the quiet period;
-replayed alerts (same ``alert_id``) change nothing; the app, stopped and
+replayed alerts (same ``alert_id``) change nothing; messages that are no
+alert go to the app's dead topic with their reason; the app, stopped and
 started again mid-incident, carries on with the same incident from its
 changelog; a silenced device's incident is marked so and notifies nobody.
 """
@@ -17,6 +18,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from stream.alerts import H_ERROR, H_TOPIC
 from stream.embedded import free_port
 from stream.incident_settings import NotifySettings, load
 from stream.notify_cmd import run_notify
@@ -47,10 +49,12 @@ def send(bootstrap: str, topic: str, device: str, offsets: range | list[int]) ->
 
 
 def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
-    kafka_bootstrap, redis_url, tmp_path
+    kafka_bootstrap, redis_url, tmp_path, monkeypatch
 ):
     tag = uuid.uuid4().hex[:8]
     topics = {k: f"{k}-{tag}" for k in ("alerts", "incidents", "retry", "dead")}
+    # Not created: the app creates its dead topic when missing.
+    monkeypatch.setenv("SEISMO_ALERTS_DLQ_TOPIC", f"alerts-dlq-{tag}")
     create_topics(kafka_bootstrap, {topics["alerts"]: 2, topics["incidents"]: 1,
                                     topics["retry"]: 1, topics["dead"]: 1})  # fmt: skip
     prefix = f"inc-{tag}"
@@ -78,8 +82,19 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
     proc = start_seismo(*app, log=log)
     alive = running(proc, log)
     try:
+        # Poison pills first: each goes to the dead topic with its reason; the stream goes on.
+        producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random"})
+        producer.produce(topics["alerts"], b"\xff junk", b"pump-1")
+        producer.produce(topics["alerts"], orjson.dumps({**alert("pump-1", 99), "zscore": "high"}),
+                         b"pump-1")  # fmt: skip
+        assert producer.flush(10) == 0
         send(kafka_bootstrap, topics["alerts"], "pump-1", range(10))
         burst = changes("pump-1", lambda c: len(c) >= 8)[:8]
+        dead = read_topic(kafka_bootstrap, f"alerts-dlq-{tag}", until=lambda r: len(r) >= 2)
+        assert sorted(r.headers[H_ERROR] for r in dead) == [b"invalid JSON",
+                                                            b"zscore is not a finite number"]
+        assert {r.headers[H_TOPIC] for r in dead} == {topics["alerts"].encode()}
+        assert metric(metrics_port, "seismo_incident_skipped_messages_total") == 2
         last_alert_at = time.monotonic()
         assert [c["status"] for c in burst] == ["open"] + ["update"] * 7, burst
         assert [c["alert_count"] for c in burst] == list(range(3, 11))

@@ -102,11 +102,11 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
               "--redis-prefix", prefix, "--model-store", store, "--model-name", MODEL_NAME,
               "--kafka-config", "session.timeout.ms=6000"]  # fmt: skip
     scorer_log, retrainer_log = tmp_path / "scorer.log", tmp_path / "retrainer.log"
-    retrainer_port = free_port()
+    retrainer_port, scorer_port = free_port(), free_port()
     scorer = start_seismo(
         "score", *common, "--input-topic", topics["events"], "--alerts-topic", topics["alerts"],
         "--scores-topic", topics["scores"], "--dlq-topic", topics["dlq"],
-        "--group-id", f"g-{tag}", "--metrics-port", "0", "--min-samples", "500",
+        "--group-id", f"g-{tag}", "--metrics-port", str(scorer_port), "--min-samples", "500",
         "--model-poll-s", "2", "--drift-window", "500", "--drift-cooldown-s", "3",
         "--model-cache-dir", str(tmp_path / "scorer-cache"),
         log=scorer_log,
@@ -141,6 +141,9 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
         assert wait_for(lambda: scorer_alive() or f"-> {v2}" in scorer_log.read_text(), 60), (
             scorer_log.read_text()[-3000:]
         )
+        code, health = get_health(scorer_port)
+        watched = health["model_watcher"]
+        assert watched["state"] == "ok" and watched["alive"] and health["model_version"] == v2, health
         c, c_labels = REGIME_B.with_anomalies(N_C, rate=0.01, seed=23)
         produce(kafka_bootstrap, topics["events"], c, N_A + N_B)
         total = N_A + N_B + N_C

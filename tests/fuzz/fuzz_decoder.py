@@ -28,9 +28,11 @@ KINDS = (None, CONTENT_TYPE.encode(), b"application/x-unknown")
 def value_of(fdp: atheris.FuzzedDataProvider, d: int) -> bytes:
     """Raw bytes, or a JSON event or d float32s built from fuzzed parts (so that
     the fuzzer reaches the paths of well-formed events, NaN and Inf included)."""
-    shape = fdp.ConsumeIntInRange(0, 2)
+    shape = fdp.ConsumeIntInRange(0, 3)
     if shape == 0:
         return fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 1024))
+    if shape == 3:
+        return nested_event(fdp, d)
     n = d + fdp.ConsumeIntInRange(-1, 1)
     floats = [fdp.ConsumeFloat() for _ in range(max(n, 0))]
     if shape == 1:
@@ -41,6 +43,19 @@ def value_of(fdp: atheris.FuzzedDataProvider, d: int) -> bytes:
     if fdp.ConsumeBool():
         event["event_id"] = fdp.ConsumeUnicodeNoSurrogates(12)
     return json.dumps(event).encode()
+
+
+def nested_event(fdp: atheris.FuzzedDataProvider, d: int) -> bytes:
+    """A JSON event with arrays and objects nested up to 1 500 deep in some field
+    (msgspec raises RecursionError on deep nesting, even in a field it ignores)."""
+    depth = fdp.ConsumeIntInRange(0, 1500)
+    kinds = fdp.ConsumeBytes(4) or b"a"
+    opens = b"".join(b"[" if kinds[i % len(kinds)] % 2 else b'{"k":' for i in range(depth))
+    closes = b"".join(b"]" if kinds[i % len(kinds)] % 2 else b"}" for i in reversed(range(depth)))
+    field = (b"x", b"values", b"ts", b"id", b"device_id")[fdp.ConsumeIntInRange(0, 4)]
+    values = b"[" + b",".join(b"1" for _ in range(d)) + b"]"
+    return (b'{"device_id":"d","values":' + values + b',"' + field + b'":' + opens + b"1"
+            + closes + b"}")
 
 
 def check_batch(data: bytes) -> None:
@@ -55,7 +70,7 @@ def check_batch(data: bytes) -> None:
         keys.append(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 24)) or None)
         values.append(value_of(fdp, d))
     batch = decode_batch(values, kafka_timestamps=[1_700_000_000_000] * count, n_features=d,
-                         max_bytes=4096, headers=headers, keys=keys)  # fmt: skip
+                         max_bytes=16384, headers=headers, keys=keys)  # fmt: skip
     rows = batch.rows.tolist()
     rejected = [r.index for r in batch.rejected]
     assert sorted(rows + rejected) == list(range(count)), (rows, rejected)

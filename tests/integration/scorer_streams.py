@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Message, Producer
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from stream.codec import encode_event
 from stream.f32_codec import f32_headers
@@ -88,9 +88,13 @@ class Streams:
         )
         return load_settings({**given, **overrides}, env={})
 
-    def produce(self, messages: list[Outgoing]) -> list[tuple[int, int]]:
-        """Produce (key, value, headers) in order; return each one's (partition, offset)."""
-        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
+    def produce(self, messages: list[Outgoing], **config: object) -> list[tuple[int, int]]:
+        """Produce (key, value, headers) in order; return each one's (partition, offset).
+
+        librdkafka keys contain dots: pass ``config`` as ``**{"message.max.bytes": n}``.
+        """
+        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True,
+                             **config})  # fmt: skip
         where: dict[int, tuple[int, int]] = {}
 
         def delivered(i: int):
@@ -104,6 +108,17 @@ class Streams:
             producer.produce(self.topic, value, key, headers=headers, on_delivery=delivered(i))
         assert producer.flush(30) == 0
         return [where[i] for i in range(len(messages))]
+
+    def rewind(self, partitions: int = 1, group_id: str | None = None) -> None:
+        """Commit offset 0 for every partition of the input topic: the group reads it all
+        again (as after a crash between the Redis write and the commit)."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap,
+                             "group.id": group_id or self.group_id})  # fmt: skip
+        try:
+            consumer.commit(offsets=[TopicPartition(self.topic, p, 0) for p in range(partitions)],
+                            asynchronous=False)  # fmt: skip
+        finally:
+            consumer.close()
 
     def read(self, topic: str, count: int) -> list[Record]:
         """All records of ``topic``, which must be ``count`` (half a second idle checks)."""

@@ -351,3 +351,30 @@ def test_a_rediss_url_without_the_ca_is_refused_in_one_line(model_dir, tmp_path,
         args = score_args(model_dir, "127.0.0.1:1", untrusted, topics, group_id)
         line = fail_to_start(args, "Redis", "rediss:// with an unknown CA")
     assert "certificate verify failed" in line, line
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A metrics port another process's socket already listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+def test_a_metrics_port_in_use(
+    model_dir, kafka_bootstrap, redis_url, all_topics, group_id, taken_port
+):
+    args = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id)
+    args[args.index("--metrics-port") + 1] = str(taken_port)
+    line = fail_to_start(args, f"cannot serve metrics on 127.0.0.1:{taken_port}", "port in use")
+    assert "Address already in use" in line
+
+
+def test_a_metrics_port_in_use_by_notify(kafka_bootstrap, topic_name, taken_port):
+    """The same one line from ``seismo notify`` (its metrics port comes first)."""
+    args = ["notify", "--bootstrap-servers", kafka_bootstrap, "--incidents-topic", topic_name,
+            "--webhook-url", "http://127.0.0.1:9/hook/SECRET-TOKEN",
+            "--metrics-port", str(taken_port)]  # fmt: skip
+    line = fail_to_start(args, f"cannot serve metrics on 127.0.0.1:{taken_port}", "notify port")
+    assert "SECRET-TOKEN" not in line

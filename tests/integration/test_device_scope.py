@@ -67,7 +67,8 @@ def test_scorers_taking_over_continue_each_device_state_and_match_the_pure_rule(
     assert [by_id[f"r-{i}"]["checks"][0] for i in (360, 370)] == ["window", "window"]
 
     # each device's state is in Redis, where the second scorer left it
-    raw = redis_client.get(device_key(streams.redis_prefix, artifact.name, "dev-0"))
+    raw = redis_client.get(device_key(streams.redis_prefix, artifact.name, streams.topic,
+                                      streams.group_id, "dev-0"))
     assert raw is not None
     saved, alone = DeviceState.from_bytes(raw), states["dev-0"]
     assert alone is not None and saved.offsets == alone.offsets == {0: 390}
@@ -83,21 +84,46 @@ def test_a_replayed_batch_is_not_judged_twice(streams: Streams) -> None:
     streams.produce(outgoing)
     with open_scorer(streams.settings(**DEVICE), ScorerMetrics()) as scorer:
         first = scorer.process(consume(scorer, 60))
-    # the same messages again (another group, as after a crash between the Redis
-    # write and the commit): every row is already in its device's state
-    replay = streams.settings(**DEVICE, group_id=streams.group_id + "-replay")
-    with open_scorer(replay, ScorerMetrics()) as scorer:
+    # the same messages again (the group's offsets back at 0, as after a crash between
+    # the Redis write and the commit): every row is already in its device's state
+    streams.rewind()
+    metrics = ScorerMetrics()
+    with open_scorer(streams.settings(**DEVICE), metrics) as scorer:
         again = scorer.process(consume(scorer, 60))
     assert (first.consumed, first.scored) == (60, 60)
     assert (again.consumed, again.scored, again.alerts) == (60, 0, 0)
+    assert metrics.registry.get_sample_value("seismo_rows_skipped_total") == 60
     streams.read(streams.scores, 60)  # nothing more was published
     # offsets further back than one batch (here 5 messages) are no crash replay: a
     # recreated topic or offsets reset to reprocess; each device's last row (within
     # 5 of its last judged offset) is skipped, its five earlier ones judged again
-    rewind = streams.settings(**DEVICE, group_id=streams.group_id + "-rewind", max_batch=5)
-    with open_scorer(rewind, ScorerMetrics()) as scorer:
+    streams.rewind()
+    with open_scorer(streams.settings(**DEVICE, max_batch=5), ScorerMetrics()) as scorer:
         judged = scorer.process(consume(scorer, 60))
     assert (judged.consumed, judged.scored) == (60, 50)
+
+
+def test_pipelines_on_other_topics_or_groups_keep_their_own_device_states(
+    streams: Streams, tmp_path
+) -> None:
+    # The same model and Redis prefix over a second topic, and a second group on the first
+    # topic: before, the second pipeline found its offsets "already judged" in the
+    # first one's states and committed every event with no score and no alert.
+    from dataclasses import replace
+
+    streams.create()
+    streams.produce(events(normal_rows(60, seed=23), "a"))
+    with open_scorer(streams.settings(**DEVICE), ScorerMetrics()) as scorer:
+        assert scorer.process(consume(scorer, 60)).scored == 60
+    other = replace(streams, topic=streams.topic + "-b")
+    other.create()
+    other.produce(events(normal_rows(60, seed=24), "b"))
+    with open_scorer(other.settings(**DEVICE), ScorerMetrics()) as scorer:
+        assert scorer.process(consume(scorer, 60)).scored == 60
+    assert len(other.read(other.scores, 60)) == 60
+    second_group = streams.settings(**DEVICE, group_id=streams.group_id + "-audit")
+    with open_scorer(second_group, ScorerMetrics()) as scorer:
+        assert scorer.process(consume(scorer, 60)).scored == 60
 
 
 def test_device_states_are_read_through_written_back_and_survive_a_dead_redis(
@@ -108,14 +134,14 @@ def test_device_states_are_read_through_written_back_and_survive_a_dead_redis(
     from stream.stats import RunningStats
 
     prefix = redis_key_prefix.rstrip(":")
-    store = DeviceStates(redis.Redis.from_url(redis_url), prefix, "m", ttl_s=3600)
+    store = DeviceStates(redis.Redis.from_url(redis_url), prefix, "m", "t", "g", ttl_s=3600)
     assert store.load(["a", "b"]) == {"a": None, "b": None}
     state = DeviceState("v1", RunningStats(3.0, 1.0, 2.0), [0.5], [RunningStats(3.0, 7.0, 1.0)],
                         {0: 12})  # fmt: skip
     store.put("a", state)
     assert store.pending == 1 and store.save() and store.pending == 0
-    assert 0 < redis_client.ttl(device_key(prefix, "m", "a")) <= 3600
-    fresh = DeviceStates(redis.Redis.from_url(redis_url), prefix, "m")
+    assert 0 < redis_client.ttl(device_key(prefix, "m", "t", "g", "a")) <= 3600
+    fresh = DeviceStates(redis.Redis.from_url(redis_url), prefix, "m", "t", "g")
     assert fresh.load(["a"]) == {"a": state}
 
     # Redis gone: an unknown device reads as new, a write stays pending, nothing raises
@@ -123,7 +149,7 @@ def test_device_states_are_read_through_written_back_and_survive_a_dead_redis(
     from redis.retry import Retry
 
     gone = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    dead = DeviceStates(gone, prefix, "m")
+    dead = DeviceStates(gone, prefix, "m", "t", "g")
     assert dead.load(["a"]) == {"a": None} and dead.errors == 1
     dead.put("a", state)
     assert not dead.save() and dead.pending == 1 and dead.errors == 2

@@ -265,3 +265,19 @@ def test_a_listener_given_a_certificate_still_speaks_plaintext(tmp_path):
                               "security.protocol": "SSL", "ssl.ca.location": str(tls.ca)})
         with pytest.raises(KafkaException):
             secure.list_topics(timeout=3)
+
+
+def test_a_topic_max_message_bytes_is_ignored(tansu):
+    from confluent_kafka.admin import NewTopic
+
+    topic = unique("small")
+    admin = AdminClient({"bootstrap.servers": tansu})
+    for future in admin.create_topics([NewTopic(topic, 1, 1,
+                                                config={"max.message.bytes": "1000"})]).values():
+        future.result(10)  # accepted...
+    produce(tansu, topic, [b"x" * 5000])  # ...and not enforced: Apache Kafka refuses this
+    consumer = Consumer(consumer_config(tansu, unique("g")))
+    try:
+        assert read_assigned(consumer, topic, 1) == [b"x" * 5000]
+    finally:
+        consumer.close()

@@ -3,7 +3,9 @@
 Each sink gets the request it documents (signature, idempotency key, Slack
 text, Alertmanager's v2 body); a failing sink is retried with doubling delays
 through the retry topic while the other sinks and the stream go on; a sink
-that refuses for good sends the delivery to the dead topic.
+that refuses for good sends the delivery to the dead topic. A message that is
+no incident change goes to the dead topic with its reason, and the next one is
+delivered; sink URLs never reach the logs.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from stream.alerts import H_OFFSET, H_PARTITION, H_TOPIC
 from stream.embedded import free_port
 from stream.incident_settings import NotifySettings, load
 from stream.notify_cmd import H_ATTEMPT, H_ERROR, H_SINK, run_notify
 from tests.http_sinks import Sink
-from tests.kafka_tools import create_topics, read_topic
-from tests.pipes import wait_for
+from tests.kafka_tools import committed, create_topics, read_topic
+from tests.pipes import metric, wait_for
 
 
 def metric_by_sink(port: int, name: str) -> dict[str, float]:
@@ -165,3 +168,64 @@ def test_an_unreachable_sink_is_given_up_after_max_attempts(kafka_bootstrap, top
     assert dead[0].headers[H_ATTEMPT] == b"4"
     retries = read_topic(kafka_bootstrap, topics["retry"], until=lambda r: len(r) >= 3)
     assert [r.headers[H_ATTEMPT] for r in retries] == [b"1", b"2", b"3"]
+
+
+def test_a_malformed_change_is_dead_lettered_with_its_reason_and_the_next_is_delivered(
+    kafka_bootstrap, topics, notifier, group_id
+):
+    """Poison pills on both topics: the loops carry on, each bad message in the dead topic."""
+    no_status = {k: v for k, v in change("open", 0).items() if k != "status"}
+    with Sink() as hook:
+        port = notifier(webhook_url=hook.url)
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        producer.produce(topics["incidents"], b"\xffnot json", b"pump-3")
+        producer.produce(topics["incidents"], orjson.dumps(no_status), b"pump-3")
+        producer.produce(topics["incidents"], orjson.dumps({**change("open", 0), "seq": "0"}))
+        producer.produce(topics["retry"], orjson.dumps(change("open", 0)),
+                         headers=[(H_SINK, b"\xff\xfe"), (H_ATTEMPT, b"1")])  # fmt: skip
+        producer.produce(topics["incidents"], orjson.dumps(change("open", 7)), b"pump-3")
+        assert producer.flush(10) == 0
+        assert wait_for(lambda: len(hook.received) >= 1, 30), "the valid change after them"
+        dead = read_topic(kafka_bootstrap, topics["dead"], until=lambda r: len(r) >= 4)
+        assert wait_for(lambda: committed(kafka_bootstrap, group_id, topics["incidents"])
+                        == {0: 4}, 15), "every message committed, the bad ones included"
+        malformed = metric(port, "seismo_notify_malformed_total")
+    assert [r.headers["Idempotency-Key"] for r in hook.received] == ["inc-abc:7"]
+    reasons = {(r.headers[H_TOPIC].decode(), int(r.headers[H_OFFSET])): r.headers[H_ERROR]
+               for r in dead}  # fmt: skip
+    assert reasons == {
+        (topics["incidents"], 0): b"invalid JSON",
+        (topics["incidents"], 1): b"missing field status",
+        (topics["incidents"], 2): b"field seq is not int",
+        (topics["retry"], 0): b"unreadable retry: UnicodeDecodeError: 'utf-8' codec can't "
+                              b"decode byte 0xff in position 0: invalid start byte",
+    }, reasons  # fmt: skip
+    assert all(r.headers[H_PARTITION] == b"0" for r in dead)
+    by_offset = {int(r.headers[H_OFFSET]): r for r in dead
+                 if r.headers[H_TOPIC] == topics["incidents"].encode()}  # fmt: skip
+    assert by_offset[0].value == b"\xffnot json" and by_offset[0].key == b"pump-3"
+    assert malformed == 4
+
+
+def test_sink_urls_never_reach_the_logs_and_slack_text_is_escaped(
+    kafka_bootstrap, topics, notifier, caplog
+):
+    token = "T0SECRET/B0SECRET/xoxb-" + topics["dead"]
+    evil = "<!channel> <https://evil.example|click>\n:white_check_mark: & fine"
+    with caplog.at_level("DEBUG"), Sink() as slack, Sink(lambda _r, _e: 500) as hook:
+        notifier(slack_url=f"{slack.url}/services/{token}",
+                 webhook_url=f"http://user:pa55word@127.0.0.1:{hook.url.rsplit(':', 1)[1]}"
+                             f"/hook/{token}?token={token}")  # fmt: skip
+        publish(kafka_bootstrap, topics["incidents"], [change("open", 0, device_id=evil)])
+        assert wait_for(lambda: len(slack.received) >= 1 and len(hook.received) >= 2, 30)
+    assert slack.received[0].path == f"/services/{token}"
+    # The user part of a URL becomes basic authentication (and a failure is logged).
+    assert hook.received[0].headers["Authorization"] == "Basic dXNlcjpwYTU1d29yZA=="
+    assert hook.received[0].path == f"/hook/{token}?token={token}"
+    text = slack.received[0].json()["text"]
+    assert "<" not in text and ">" not in text and "\n" not in text, text
+    assert "&lt;!channel&gt; &lt;https://evil.example|click&gt;\\n:white_check_mark: &amp;" in text
+    logged = caplog.text
+    assert "starting notifier" in logged and "http://127.0.0.1:" in logged
+    assert "webhook: delivery of inc-abc:0 failed (HTTP 500)" in logged
+    assert token not in logged and "pa55word" not in logged, logged

@@ -201,3 +201,49 @@ def test_shared_stats_rides_out_a_redis_outage(redis_key_prefix: str) -> None:
         stats, source = shared.read()
         assert source == "redis"
         _assert_same(stats, final)
+
+
+@pytest.mark.parametrize("stored", [
+    {"count": "5000", "mean": "nan", "m2": "1.0"},
+    {"count": "inf", "mean": "0.5", "m2": "1.0"},
+    {"count": "5000", "mean": "-nan", "m2": "-inf"},
+    {"count": "null", "mean": "0.5", "m2": "1.0"},
+    {"count": "-3", "mean": "0.5", "m2": "1.0"},
+])  # fmt: skip
+def test_a_poisoned_stats_hash_reads_as_missing_and_the_next_merge_replaces_it(
+    redis_client, redis_key_prefix, stored
+):
+    key = f"{redis_key_prefix}poisoned"
+    redis_client.hset(key, mapping=stored)
+    store = RedisStats(redis_client, key, 100_000.0)
+    assert store.read() == RunningStats()  # the threshold falls back to the calibration
+    assert store.repairs == 1 and not redis_client.exists(key)  # repaired once, not each read
+    assert store.read() == RunningStats() and store.repairs == 1
+    redis_client.hset(key, mapping=stored)  # poisoned again: the merge repairs it too
+    merged = store.merge(RunningStats.from_scores([1.0, 2.0, 3.0]))
+    _assert_same(merged, RunningStats.from_scores([1.0, 2.0, 3.0]))
+    assert store.repairs == 2
+    _assert_same(store.read(), merged)
+    assert store.repairs == 2
+
+
+@pytest.mark.parametrize("bad", [("1", "nan", "0"), ("inf", "1", "0"), ("1", "1", "-inf"),
+                                 ("-1", "1", "0"), ("1", "x", "0")])  # fmt: skip
+def test_the_lua_merge_refuses_non_finite_input(redis_client, redis_key_prefix, bad):
+    key = f"{redis_key_prefix}guarded"
+    store = RedisStats(redis_client, key, None)
+    store.merge(RunningStats.from_scores([1.0, 3.0]))
+    with pytest.raises(redis.ResponseError, match="refusing non-finite statistics"):
+        store._merge(keys=[key], args=[*bad, ""])
+    _assert_same(store.read(), RunningStats.from_scores([1.0, 3.0]))
+
+
+def test_non_finite_batches_never_reach_redis(redis_client, redis_key_prefix):
+    key = f"{redis_key_prefix}shared"
+    shared = SharedStats(RedisStats(redis_client, key, None))
+    shared.merge(RunningStats.from_scores([1.0, 2.0]))
+    shared.merge(RunningStats(1.0, float("nan"), 0.0))
+    with pytest.raises(ValueError, match="non-finite"):
+        shared.store.merge(RunningStats(1.0, float("inf"), 0.0))
+    assert shared.pending == RunningStats()
+    _assert_same(shared.read()[0], RunningStats.from_scores([1.0, 2.0]))

@@ -123,3 +123,46 @@ def test_watcher_polls_when_the_notification_is_lost(registry, versions, redis_c
         assert ready[-1].version == v2.version
     finally:
         watcher.stop()
+
+
+def test_watcher_outlives_a_pointer_that_is_no_utf8_and_health_shows_it(
+    registry, versions, redis_client, redis_key_prefix
+):
+    """A non-UTF-8 pointer is an error of each check, not the end of the thread."""
+    from stream.health import Health
+
+    v1, v2, _ = versions
+    registry.publish(v1)
+    errors: list[BaseException] = []
+    watcher = ModelWatcher(registry, NAME, serving=v1.version, n_features=4, poll_s=0.5,
+                           on_error=errors.append).start()  # fmt: skip
+    health = Health()
+    health.kafka((1, 1))
+    health.loop_alive(partitions=1)
+    health.watch(watcher.status)
+    try:
+        assert wait_for(lambda: watcher.status().last_ok_at is not None, 10)
+        assert health.report()[1]["model_watcher"]["state"] == "ok"
+        redis_client.set(current_key(redis_key_prefix, NAME), b"\xff\xfe-not-utf8")
+        assert wait_for(lambda: len(errors) >= 2, 10), "the check is retried after a backoff"
+        status = watcher.status()
+        assert status.alive and status.errors == len(errors) >= 2
+        assert all(isinstance(e, UnicodeDecodeError) for e in errors)
+        assert status.last_error.startswith("UnicodeDecodeError: ")
+        code, body = health.report()
+        watched = body["model_watcher"]
+        assert (code, body["status"], watched["state"]) == (200, "ok", "retrying"), body
+        assert watched["alive"] and watched["errors"] >= 2 and watched["failing_s"] >= 0
+        assert watcher.take() is None
+
+        registry.publish(v2)  # a valid pointer again: the new version is still picked up
+        ready: list[Artifact | None] = []
+        assert wait_for(lambda: bool(ready.append(watcher.take()) or ready[-1]), 15)
+        assert ready[-1].version == v2.version
+        assert wait_for(lambda: watcher.status().failing_since is None, 5)
+        assert health.report()[1]["model_watcher"]["state"] == "ok"
+    finally:
+        watcher.stop()
+    assert not watcher.status().alive
+    assert health.report()[1]["model_watcher"]["state"] == "stopped"
+

@@ -86,3 +86,55 @@ def test_severity_rises_with_the_z_score_and_the_rate_and_is_flagged_when_it_cha
     for i in range(6, 60):  # 60 alerts within the minute: critical by rate alone
         state, out = on_alert(state, alert(i, 100 * i, z=1.0), Rules(critical_z=99))
     assert out[0]["severity"] == "critical"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+def field(*good: object) -> st.SearchStrategy:
+    """A field's value: mostly a good one, often anything JSON holds."""
+    return st.sampled_from(good) | st.sampled_from(good) | json_values
+
+
+feature = st.fixed_dictionaries(
+    {"name": field("rpm", "temp"), "error": field(0.5, 3, 1e308)},
+    optional={"index": field(0, 2)},
+)  # fmt: skip
+alert_fields = st.fixed_dictionaries(
+    {"alert_id": field("t:0:1", "t:0:2", "t:1:1", "custom"), "device_id": field("d", "e"),
+     "detected_at": field(1_000, 90_000, 0)},
+    optional={"ts": field(500, 1_000), "zscore": field(4.5, 40, -1), "model_version":
+              field("v1"), "top_features": st.lists(feature, max_size=3) | json_values},
+)  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(alerts=st.lists(alert_fields, min_size=1, max_size=5))
+def test_an_alert_that_passes_the_check_never_makes_the_state_machine_raise(alerts):
+    """What one message can hold: either refused with a reason, or applied without error."""
+    from stream.incidents import alert_problem
+
+    state = new_state()
+    for a in alerts:
+        problem = alert_problem(a)
+        if problem is not None:
+            assert isinstance(problem, str) and problem
+            continue
+        state, _changes = on_alert(state, a, Rules(open_after=1))
+        state = orjson.loads(orjson.dumps(state))
+        state, _changes = on_tick(state, 2**42, Rules(open_after=1))
+
+
+def test_feature_errors_stay_finite_and_a_null_ts_means_the_detection_time():
+    """Found by the property above: an overflowing sum (JSON writes inf as null) and ts null."""
+    huge = {"alert_id": "t:0:1", "device_id": "d", "detected_at": 1000, "ts": None,
+            "top_features": [{"name": "rpm", "error": 1e308}, {"name": "rpm", "error": 1e308}]}
+    state, changes = on_alert(new_state(), huge, Rules(open_after=1))
+    state = orjson.loads(orjson.dumps(state))
+    assert changes[0]["first_seen"] == 1000 and changes[0]["top_features"][0]["error"] < 2e308
+    state, changes = on_tick(state, 10**9, Rules(open_after=1))
+    assert changes[0]["status"] == "resolved"

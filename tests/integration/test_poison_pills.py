@@ -1,0 +1,207 @@
+"""One message must never halt, blind or skip scoring (issue 18), in-process against a
+real Kafka broker and a real Redis.
+
+Each test sends what a careless or hostile producer could, among normal events,
+and checks that the scorer goes on: every message scored with a finite score or
+dead-lettered with a reason, every offset committed, the shared statistics and
+device states finite, and anomalies after the attack still alerted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+import redis
+
+from stream.alerts import H_ERROR, H_OFFSET
+from stream.codec import encode_event
+from stream.dead_letters import H_ORIGINAL_SIZE, H_STUB
+from stream.device_states import device_key
+from stream.kafka_io import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
+from stream.metrics import ScorerMetrics
+from stream.redis_stats import stats_key
+from stream.scorable import NOT_FINITE
+from stream.service import open_scorer
+from tests.integration.scorer_streams import (
+    Outgoing,
+    Streams,
+    anomalous_rows,
+    consume,
+    events,
+    normal_rows,
+)
+from tests.kafka_tools import committed
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis]
+
+DEEP = b'{"device_id":"dev-0","values":[1,2,3,4],"x":' + b"[" * 1500 + b"]" * 1500 + b"}"
+DEVICE = dict(threshold_scope="device", smooth=1, level_warmup=20)
+
+
+def raw(value: bytes, key: bytes = b"dev-0") -> Outgoing:
+    return (key, value, [])
+
+
+def overflow(device: str, value: float) -> Outgoing:
+    return raw(encode_event(device, [value, 1.0, 1.0, 1.0]), device.encode())
+
+
+def shared(client: redis.Redis, streams: Streams, version: str) -> dict[str, float]:
+    key = stats_key(streams.redis_prefix, "itest", version, "log")
+    return {k.decode(): float(v) for k, v in client.hgetall(key).items()}
+
+
+def test_deep_nesting_in_an_unknown_field_is_dead_lettered_and_the_rest_scored(
+    streams: Streams,
+) -> None:
+    streams.create()
+    outgoing = [*events(normal_rows(10, seed=1), "a"), raw(DEEP), *events(normal_rows(10, 2), "b")]
+    streams.produce(outgoing)
+    with open_scorer(streams.settings(), ScorerMetrics()) as scorer:
+        result = scorer.process(consume(scorer, 21))
+    assert (result.scored, result.dead_lettered) == (20, 1)
+    [letter] = streams.read(streams.dlq, 1)
+    assert letter.headers[H_ERROR] == b"too deeply nested" and letter.value == DEEP
+    assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: 21}
+
+
+@pytest.mark.parametrize("scope", ["model", "device"])
+def test_values_that_overflow_the_model_never_reach_the_statistics(
+    streams: Streams, redis_client: redis.Redis, scope: str
+) -> None:
+    # 3e38 is a finite float32, but standardised and squared it is not: its score would
+    # be NaN, never flagged, and learned into the shared statistics for good.
+    streams.create()
+    settings = streams.settings(min_samples=10, **(DEVICE if scope == "device" else {}))
+    hostile = [overflow("dev-0", 3e38), overflow("dev-1", -3e38), overflow("dev-2", 1e30)]
+    streams.produce([*events(normal_rows(40, seed=3), "n"), *hostile])
+    streams.produce(events(anomalous_rows(20, seed=4), "x"))
+    metrics = ScorerMetrics()
+    with open_scorer(settings, metrics) as scorer:
+        first = scorer.process(consume(scorer, 43))
+        second = scorer.process(consume(scorer, 20))
+        version = scorer.artifact.version
+    assert (first.scored, first.dead_lettered) == (40, 3)
+    assert second.alerts == 20  # the attack blinded nothing
+    letters = streams.read(streams.dlq, 3)
+    assert {r.headers[H_ERROR].decode() for r in letters} == {NOT_FINITE}
+    scores = [r.json()["score"] for r in streams.read(streams.scores, 60)]
+    assert all(math.isfinite(s) for s in scores)
+    stats = shared(redis_client, streams, version)
+    assert stats["count"] == 40 and all(math.isfinite(v) for v in stats.values())
+    if scope == "device":
+        for device in ("dev-0", "dev-1", "dev-2"):
+            doc = redis_client.get(device_key(streams.redis_prefix, "itest", streams.topic,
+                                              streams.group_id, device))  # fmt: skip
+            assert doc is not None and b"null" not in doc
+
+
+def test_a_poisoned_shared_state_is_repaired_and_alerts_come_again(
+    streams: Streams, redis_client: redis.Redis
+) -> None:
+    streams.create()
+    streams.produce(events(anomalous_rows(10, seed=5), "x"))
+    with open_scorer(streams.settings(min_samples=10), ScorerMetrics()) as scorer:
+        version = scorer.artifact.version
+    key = stats_key(streams.redis_prefix, "itest", version, "log")
+    redis_client.hset(key, mapping={"count": "5000", "mean": "nan", "m2": "nan"})
+    metrics = ScorerMetrics()
+    with open_scorer(streams.settings(min_samples=10), metrics) as scorer:
+        result = scorer.process(consume(scorer, 10))
+    assert result.alerts == 10  # judged on the calibration, not on NaN
+    assert metrics.registry.get_sample_value("seismo_state_repairs_total") == 1
+    assert all(math.isfinite(v) for v in shared(redis_client, streams, version).values())
+
+
+@pytest.mark.parametrize("doc", [
+    b'{"v":"x","w":[5,null,1],"r":[],"l":[],"o":{}}', b"not json", b"[]",
+    b'{"v":"x","w":[5,1e999,1],"r":[],"l":[],"o":{}}',
+])  # fmt: skip
+def test_an_unusable_device_state_is_repaired_not_a_crash(
+    streams: Streams, redis_client: redis.Redis, doc: bytes
+) -> None:
+    streams.create()
+    key = device_key(streams.redis_prefix, "itest", streams.topic, streams.group_id, "dev-0")
+    redis_client.set(key, doc)
+    streams.produce(events(normal_rows(20, seed=6), "n"))
+    metrics = ScorerMetrics()
+    with open_scorer(streams.settings(**DEVICE), metrics) as scorer:
+        result = scorer.process(consume(scorer, 20))
+    assert result.scored == 20
+    assert metrics.registry.get_sample_value("seismo_state_repairs_total") == 1
+    state = orjson.loads(redis_client.get(key))
+    assert state["o"] == {"0": 10} and all(math.isfinite(x) for x in state["w"])
+
+
+def test_an_oversized_message_is_dead_lettered_cut_to_fit(streams: Streams) -> None:
+    # 2 MB: over the input limit and over what the producer may send (1 000 000 bytes)
+    streams.create()
+    huge = b'{"device_id":"dev-0","values":[' + b"1," * 1_000_000 + b"1]}"
+    streams.produce([raw(huge), *events(normal_rows(5, seed=7), "n")],
+                    **{"message.max.bytes": 3_000_000})
+    with open_scorer(streams.settings(), ScorerMetrics()) as scorer:
+        result = scorer.process(consume(scorer, 6))
+    assert (result.scored, result.dead_lettered) == (5, 1)
+    [letter] = streams.read(streams.dlq, 1)
+    size = str(len(huge)).encode()
+    assert letter.headers[H_ERROR] == b"message of " + size + b" bytes exceeds the limit of 900000"
+    assert letter.headers[H_ORIGINAL_SIZE] == size
+    assert letter.value is not None and huge.startswith(letter.value)
+    assert 800_000 < len(letter.value) < 1_000_000
+    assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: 6}
+
+
+def test_a_record_refused_for_good_ends_as_a_stub_in_the_dead_letter_topic(
+    streams: Streams,
+) -> None:
+    # The scorer believes the producer takes 1 000 000 bytes; this producer takes 3 000,
+    # as a broker with a smaller limit would: the 6 000-byte dead letter is refused.
+    streams.create()
+    junk = b"x" * 6000
+    streams.produce([*events(normal_rows(3, seed=8), "n"), raw(junk)])
+    config = client_config(streams.bootstrap, PRODUCER_DEFAULTS, {"message.max.bytes": 3000})
+    metrics = ScorerMetrics()
+    with open_scorer(streams.settings(), metrics) as scorer:
+        scorer.producer = ConfirmingProducer(config)
+        scorer.new_producer = lambda: ConfirmingProducer(config)
+        result = scorer.process(consume(scorer, 4))
+    assert (result.scored, result.dead_lettered) == (3, 1)
+    assert metrics.registry.get_sample_value("seismo_delivery_failures_total") == 2
+    [letter] = streams.read(streams.dlq, 1)
+    assert letter.value is None and letter.headers[H_STUB] == b"1"
+    assert letter.headers[H_OFFSET] == b"3"
+    assert letter.headers[H_ERROR].startswith(b"invalid JSON")
+    assert b"the original was not published" in letter.headers[H_ERROR]
+    assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: 4}
+
+
+def test_a_million_device_ids_cannot_grow_memory_past_max_devices(
+    streams: Streams, redis_client: redis.Redis
+) -> None:
+    streams.create()
+    rows = normal_rows(120, seed=9)
+    streams.produce([(f"id-{i}".encode(), encode_event(f"id-{i}", row), [])
+                     for i, row in enumerate(rows)])  # fmt: skip
+    metrics = ScorerMetrics()
+    settings = streams.settings(**DEVICE, max_devices=25, max_batch=40)
+    with open_scorer(settings, metrics) as scorer:
+        for _ in range(3):
+            scorer.process(consume(scorer, 40))
+            assert len(scorer.devices or ()) <= 25
+    sample = metrics.registry.get_sample_value
+    assert sample("seismo_device_states") <= 25
+    assert sample("seismo_device_evictions_total") == 120 - sample("seismo_device_states")
+    keys = list(redis_client.scan_iter(match=f"{streams.redis_prefix}:device:*", count=1000))
+    assert len(keys) == 120  # every state written before its eviction
+
+
+def test_windows_of_many_devices_are_bounded_too(streams: Streams, tmp_path) -> None:
+    from stream.window_buffer import WindowBuffer
+
+    buffer = WindowBuffer(window=4, stride=1, channels=4, max_devices=100)
+    for i in range(10_000):
+        buffer.push(f"id-{i}", np.ones(4, dtype=np.float32), ts=i, partition=0, offset=i)
+    assert len(buffer) == 100 and buffer.evictions == 9_900

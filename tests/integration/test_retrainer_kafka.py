@@ -1,0 +1,104 @@
+"""The retraining sidecar's window, fed from a real broker, with the model in a real Redis.
+
+Binary events (``application/x-seismo-f32``, the device id in the key) enter
+the window as JSON events do; an event that cannot be decoded is left out and
+counted, and so is one whose values would overflow the model's float32 math
+or that nests deep enough to exhaust a decoder's recursion.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from models.artifact import build_artifact
+from models.config import DenseConfig, TrainConfig
+from models.training import train_autoencoder
+from stream.f32_codec import encode_f32, f32_headers
+from stream.model_store import ModelRegistry
+from stream.retrain_cmd import open_retrainer
+from stream.retrain_settings import load_retrain_settings
+from tests.kafka_tools import create_topics
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis]
+
+NAME = "pumps"
+
+
+def test_binary_f32_events_enter_the_retrainers_window(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path
+):
+    rng = np.random.default_rng(3)
+    result = train_autoencoder(rng.normal(size=(60, 4)).astype(np.float32),
+                               config=DenseConfig(n_features=4, hidden=(4, 2)),
+                               train=TrainConfig(epochs=1, seed=0), device="cpu")  # fmt: skip
+    ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix).publish(
+        build_artifact(result, name=NAME)
+    )
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    binary = rng.normal(size=(20, 4)).astype(np.float32)
+    as_json = rng.normal(size=(5, 4)).astype(np.float32).round(3)
+    start = int(time.time() * 1000) - 60_000
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i, row in enumerate(binary):
+        producer.produce(topic_name, encode_f32(row), f"pump-{i % 3}".encode(),
+                         headers=f32_headers(f"e-{i}"), timestamp=start + i)  # fmt: skip
+    producer.produce(topic_name, b"\x00\x01", b"pump-0", headers=f32_headers(), timestamp=start)
+    for i, row in enumerate(as_json):
+        event = {"device_id": "fan-1", "ts": start + 100 + i, "values": row.tolist()}
+        producer.produce(topic_name, orjson.dumps(event), b"fan-1")
+    assert producer.flush(10) == 0
+
+    settings = load_retrain_settings({
+        "model_store": str(tmp_path / "store"), "model_name": NAME,
+        "bootstrap_servers": kafka_bootstrap, "input_topic": topic_name,
+        "redis_url": redis_url, "redis_prefix": redis_key_prefix, "metrics_port": 0,
+        "kafka_config": {"session.timeout.ms": "6000"}}, env={})  # fmt: skip
+    with open_retrainer(settings) as retrainer:
+        added = retrainer.fill(max_s=30, idle_s=2)
+        window = retrainer.reservoir.window()
+        rejected = retrainer.rejected
+    assert added == 25 and len(window) == 25
+    np.testing.assert_array_equal(window.values[:20], binary)  # oldest first: the binary ones
+    np.testing.assert_allclose(window.values[20:], as_json)
+    assert window.timestamps[:20].tolist() == [start + i for i in range(20)]
+    assert rejected == 1, "the 2-byte binary value is left out and counted"
+
+
+def test_hostile_events_never_enter_the_window_nor_stop_the_retrainer(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path
+):
+    rng = np.random.default_rng(4)
+    result = train_autoencoder(rng.normal(size=(60, 4)).astype(np.float32),
+                               config=DenseConfig(n_features=4, hidden=(4, 2)),
+                               train=TrainConfig(epochs=1, seed=0), device="cpu")  # fmt: skip
+    ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix).publish(
+        build_artifact(result, name=NAME)
+    )
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    deep = b'{"device_id":"d","values":[1,2,3,4],"x":' + b"[" * 1500 + b"]" * 1500 + b"}"
+    producer.produce(topic_name, deep)
+    producer.produce(topic_name, orjson.dumps({"device_id": "d", "values": [3e38, 0, 0, 0]}))
+    normal = rng.normal(size=(6, 4)).astype(np.float32).round(3)
+    for row in normal:
+        producer.produce(topic_name, orjson.dumps({"device_id": "d", "values": row.tolist()}))
+    assert producer.flush(10) == 0
+
+    settings = load_retrain_settings({
+        "model_store": str(tmp_path / "store"), "model_name": NAME,
+        "bootstrap_servers": kafka_bootstrap, "input_topic": topic_name,
+        "redis_url": redis_url, "redis_prefix": redis_key_prefix, "metrics_port": 0,
+        "kafka_config": {"session.timeout.ms": "6000"}}, env={})  # fmt: skip
+    with open_retrainer(settings) as retrainer:
+        added = retrainer.fill(max_s=30, idle_s=2)
+        window = retrainer.reservoir.window()
+        rejected = retrainer.rejected
+    assert added == 6 and rejected == 2
+    np.testing.assert_allclose(window.values, normal)
+    assert np.isfinite(window.values).all()
