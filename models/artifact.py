@@ -11,7 +11,7 @@ Layout of an artifact directory::
                         records in Redis)
 
 Loading verifies the artifact whole before it builds anything (see
-`models.artifact_io.read_verified`): the manifest (against a trusted digest
+`seismo.models.artifact_io.read_verified`): the manifest (against a trusted digest
 when one is given), each file against the manifest, the weights against
 ``config.json``, and a version id of `build_artifact`'s form
 (``{arch}-{yyyymmddTHHMMSS}-{8 hex}``) against the weights' sha256.
@@ -25,8 +25,8 @@ Examples
 --------
 >>> import tempfile, numpy as np
 >>> from pathlib import Path
->>> from models.config import TrainConfig
->>> from models.training import train_autoencoder
+>>> from seismo.models.config import TrainConfig
+>>> from seismo.models.training import train_autoencoder
 >>> x = np.random.default_rng(0).normal(size=(40, 3))
 >>> result = train_autoencoder(x, train=TrainConfig(epochs=1), device="cpu")
 >>> artifact = build_artifact(result, name="demo")
@@ -60,7 +60,7 @@ from typing import Any
 import torch
 from safetensors.torch import save as safetensors_save
 
-from models.artifact_io import (
+from seismo.models.artifact_io import (
     ARTIFACT_FILES,
     CONFIG_FILE,
     MANIFEST_FILE,
@@ -75,14 +75,14 @@ from models.artifact_io import (
     text,
     text_list,
 )
-from models.base import Autoencoder
-from models.calibration import Calibration
-from models.detector import AutoencoderDetector
-from models.device import select_device
-from models.errors import ArtifactError, SeismoError
-from models.registry import Architecture, ModelConfig, get_architecture
-from models.scaler import StandardScaler
-from models.training import TrainResult
+from seismo.models.calibration import Calibration
+from seismo.models.detector import AutoencoderDetector
+from seismo.models.device import select_device
+from seismo.models.errors import ArtifactError, SeismoError
+from seismo.models.nets.architectures import Architecture, ModelConfig, get_architecture
+from seismo.models.nets.base import Autoencoder
+from seismo.models.scaler import StandardScaler
+from seismo.models.training import TrainResult
 
 FORMAT_VERSION = 1
 """The ``format_version`` this seismo writes and reads."""
@@ -162,7 +162,7 @@ def build_artifact(
     Parameters
     ----------
     result : TrainResult
-        From `models.training.train_autoencoder`.
+        From `seismo.models.training.train_autoencoder`.
     name : str
         Model family name.
     feature_names : list of str, optional
@@ -302,7 +302,7 @@ def load_artifact(
     sha256 and against the digest that ends a version id of `build_artifact`'s
     form; then the weights' shapes against the module built on the ``meta``
     device. Only the JSON syntax and ``format_version`` of ``config.json``
-    (at most `models.artifact_io.MAX_CONFIG_BYTES`) are read before its
+    (at most `seismo.models.artifact_io.MAX_CONFIG_BYTES`) are read before its
     checksum, so a garbled or foreign file is named as such. Reads
     safetensors and JSON only, never pickle.
 

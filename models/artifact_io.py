@@ -1,6 +1,6 @@
 """Defensive reading of an artifact directory, turning every failure into `ArtifactError`.
 
-`models.artifact.load_artifact` is the public entry point; these helpers keep
+`seismo.models.artifact.load_artifact` is the public entry point; these helpers keep
 its error messages specific (which file, which field, what was expected) and
 one line long, since the CLI prints them as they are.
 
@@ -11,7 +11,7 @@ Integrity, checked by `read_verified` before anything is built:
   record (the registry keeps one in Redis);
 * ``config.json`` records the sha256 of the weights, and a version id of the
   form ``{arch}-{yyyymmddTHHMMSS}-{8 hex}`` (every id that
-  `models.artifact.build_artifact` makes) must end with the first 8 hex
+  `seismo.models.artifact.build_artifact` makes) must end with the first 8 hex
   digits of that sha256;
 * no file is read whole beyond a size limit.
 
@@ -21,11 +21,11 @@ Examples
 >>> read_verified(Path("/nonexistent/model"), 1, None)
 Traceback (most recent call last):
 ...
-models.errors.ArtifactError: model artifact not found: /nonexistent/model
+seismo.models.errors.ArtifactError: model artifact not found: /nonexistent/model
 >>> section({"name": 3}, "name", text, "m")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-models.errors.ArtifactError: m: config.json field 'name' is invalid: expected a non-empty string...
+seismo.models.errors.ArtifactError: m: config.json field 'name' is invalid: expected a non-empty ...
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 from torch import nn
 
-from models.errors import ArtifactError, SeismoError
+from seismo.models.errors import ArtifactError, SeismoError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def parse_manifest(payload: bytes, where: str) -> Manifest:
     >>> parse_manifest(b'{"format_version": 1}', "m")
     Traceback (most recent call last):
     ...
-    models.errors.ArtifactError: m: manifest.json is invalid: expected name, version and files
+    seismo.models.errors.ArtifactError: m: manifest.json is invalid: expected name, version and ...
     """
     try:
         document = json.loads(payload)
@@ -155,7 +155,7 @@ def check_listed(manifest: Manifest, file: str, payload: bytes, where: str) -> N
     >>> check_listed(m, "config.json", b"[]", "m")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    models.errors.ArtifactError: m: config.json checksum mismatch (manifest.json says 44136fa3...
+    seismo.models.errors.ArtifactError: m: config.json checksum mismatch (manifest.json says ...
     """
     digest, size = manifest.files[file]
     actual = sha256_hex(payload)
@@ -189,7 +189,7 @@ def check_version_digest(version: str, weights_sha256: str, where: str) -> None:
     >>> check_version_digest("dense-20261123T101500-abcd0123", "f" * 64, "m")
     Traceback (most recent call last):
     ...
-    models.errors.ArtifactError: m: version dense-20261123T101500-abcd0123 names weights abcd0123, model.safetensors is ffffffff...: the weights were replaced
+    seismo.models.errors.ArtifactError: m: version dense-20261123T101500-abcd0123 names weights abcd0123, model.safetensors is ffffffff...: the weights were replaced
     """  # noqa: E501
     expected = version_digest(version)
     if expected is not None and not weights_sha256.startswith(expected):
@@ -205,7 +205,7 @@ def read_bounded(path: Path, limit: int, where: str, why: str) -> bytes:
     >>> read_bounded(Path("/nonexistent/model/config.json"), 10, "m", "the limit")
     Traceback (most recent call last):
     ...
-    models.errors.ArtifactError: m has no config.json
+    seismo.models.errors.ArtifactError: m has no config.json
     """
     try:
         info = path.stat()

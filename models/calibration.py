@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import DataError
+from seismo.models.errors import DataError
 
 QUANTILES: tuple[str, ...] = ("0.5", "0.9", "0.95", "0.99", "0.999")
 """Quantile levels recorded, as the string keys used in ``config.json``."""
@@ -114,7 +114,7 @@ class Calibration:
         >>> cal.with_contamination(np.arange(10.0), 0.0)
         Traceback (most recent call last):
         ...
-        models.errors.DataError: contamination must be in (0, 0.5), got 0.0
+        seismo.models.errors.DataError: contamination must be in (0, 0.5), got 0.0
         """
         if not 0 < ratio < 0.5:
             raise DataError(f"contamination must be in (0, 0.5), got {ratio!r}")

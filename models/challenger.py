@@ -8,9 +8,9 @@ names, so the scorers can swap to it unchanged.
 Examples
 --------
 >>> import numpy as np
->>> from models.config import DenseConfig, TrainConfig
->>> from models.training import train_autoencoder
->>> from models.artifact import build_artifact
+>>> from seismo.models.config import DenseConfig, TrainConfig
+>>> from seismo.models.training import train_autoencoder
+>>> from seismo.models.artifact import build_artifact
 >>> x = np.random.default_rng(0).normal(size=(80, 4))
 >>> result = train_autoencoder(x, config=DenseConfig(n_features=4, hidden=(6, 2)),
 ...                            train=TrainConfig(epochs=2), device="cpu")
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact, build_artifact
-from models.config import TrainConfig
-from models.errors import TrainingStopped
-from models.training import train_autoencoder
+from seismo.models.artifact import Artifact, build_artifact
+from seismo.models.config import TrainConfig
+from seismo.models.errors import TrainingStopped
+from seismo.models.training import train_autoencoder
 
 
 def champion_train_config(champion: Artifact) -> TrainConfig:
@@ -68,7 +68,7 @@ def train_challenger(
     epochs, seed : int, optional
         Override the champion's training settings.
     device : str
-        Where to train (see `models.device.select_device`).
+        Where to train (see `seismo.models.device.select_device`).
     should_stop : callable, optional
         Asked after every epoch; when it returns true, training ends by
         raising `TrainingStopped` (the process is shutting down).

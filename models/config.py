@@ -21,20 +21,20 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from models.errors import SeismoError
+from seismo.models.errors import SeismoError
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu")
-"""Activation names a config may use; ``models.dense`` maps them to modules."""
+"""Activation names a config may use; ``seismo.models.nets.dense`` maps them to modules."""
 
 LOSSES: tuple[str, ...] = ("mse", "mae", "huber", "bce")
 """Training losses ``TrainConfig.loss`` may name (``bce`` needs outputs in [0, 1]:
 a sigmoid output activation and ``scaling="minmax"`` or data already in [0, 1])."""
 
 SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
-"""Feature scalings ``TrainConfig.scaling`` may name (see `models.scaler.fit_scaler`)."""
+"""Feature scalings ``TrainConfig.scaling`` may name (see `seismo.models.scaler.fit_scaler`)."""
 
 RECONSTRUCTION_SCORES: tuple[str, ...] = ("mse", "mae")
-"""Score kinds of every architecture; ``elbo`` (`models.detector.SCORES`) also
+"""Score kinds of every architecture; ``elbo`` (`seismo.models.detector.SCORES`) also
 needs a module with a row penalty, such as the VAE."""
 
 
@@ -170,7 +170,7 @@ class DenseConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of `models.training.train_autoencoder`.
+    """Hyperparameters of `seismo.models.training.train_autoencoder`.
 
     Parameters
     ----------
@@ -202,7 +202,7 @@ class TrainConfig:
         Feature scaling fitted on the training rows, one of `SCALINGS`.
     scale_floor : float
         With ``standard`` scaling, the smallest scale of a feature as a share
-        of its mean's magnitude (see `models.scaler.StandardScaler.fit`); 0
+        of its mean's magnitude (see `seismo.models.scaler.StandardScaler.fit`); 0
         keeps the plain standard deviation.
 
     Examples
@@ -212,7 +212,7 @@ class TrainConfig:
     >>> TrainConfig(val_fraction=1.0)
     Traceback (most recent call last):
     ...
-    models.errors.SeismoError: val_fraction must be in (0, 1), got 1.0
+    seismo.models.errors.SeismoError: val_fraction must be in (0, 1), got 1.0
     """
 
     epochs: int = 5

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import DataError
+from seismo.models.errors import DataError
 
 Loaded = tuple[np.ndarray, np.ndarray | None, list[str]]
 """What a format reader returns: raw features (n, d), raw labels (n,) or None, names."""

@@ -7,9 +7,9 @@ standardised units).
 Examples
 --------
 >>> import numpy as np
->>> from models.config import DenseConfig
->>> from models.dense import DenseAutoencoder
->>> from models.scaler import StandardScaler
+>>> from seismo.models.config import DenseConfig
+>>> from seismo.models.nets.dense import DenseAutoencoder
+>>> from seismo.models.scaler import StandardScaler
 >>> x = np.random.default_rng(0).normal(size=(5, 4))
 >>> cfg = DenseConfig(n_features=4, hidden=(3, 2))
 >>> det = AutoencoderDetector(DenseAutoencoder(cfg), StandardScaler.fit(x), config=cfg)
@@ -26,15 +26,15 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from models.base import Autoencoder
-from models.device import select_device, to_device
-from models.errors import DataError, SeismoError
-from models.registry import ModelConfig
-from models.scaler import StandardScaler
+from seismo.models.device import select_device, to_device
+from seismo.models.errors import DataError, SeismoError
+from seismo.models.nets.architectures import ModelConfig
+from seismo.models.nets.base import Autoencoder
+from seismo.models.scaler import StandardScaler
 
 SCORES: tuple[str, ...] = ("mse", "mae", "elbo")
 """How a row's score is formed: mean squared or absolute error over features, or
-MSE plus the module's `~models.base.Autoencoder.row_penalty` (a VAE's KL term)."""
+MSE plus the module's `~seismo.models.nets.base.Autoencoder.row_penalty` (a VAE's KL term)."""
 
 CHUNK_ROWS = 65536
 """Default rows per forward pass; bounds device memory for very large inputs."""
@@ -50,14 +50,14 @@ class AutoencoderDetector:
 
     Parameters
     ----------
-    module : models.base.Autoencoder
+    module : seismo.models.nets.base.Autoencoder
         A trained autoencoder mapping ``(m, d)`` to ``(m, d)``.
     scaler : StandardScaler
         Standardisation fitted on the training rows.
     config : ModelConfig
         The module's config; ``config.arch`` names its architecture.
     device : torch.device or str
-        Where to run; strings go through `models.device.select_device`.
+        Where to run; strings go through `seismo.models.device.select_device`.
     chunk_rows : int
         Rows per forward pass.
     """

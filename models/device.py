@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.errors import SeismoError
+from seismo.models.errors import SeismoError
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -42,7 +42,7 @@ def select_device(name: str = "auto") -> torch.device:
     >>> select_device("tpu")
     Traceback (most recent call last):
     ...
-    models.errors.SeismoError: unknown device 'tpu': use auto, cpu, cuda or cuda:N
+    seismo.models.errors.SeismoError: unknown device 'tpu': use auto, cpu, cuda or cuda:N
     """
     text = name.strip().lower()
     if text == "auto":

@@ -6,10 +6,10 @@ The inputs of an evaluation report. Everything runs ``module.eval()`` under
 Examples
 --------
 >>> import numpy as np
->>> from models.config import DenseConfig
->>> from models.dense import DenseAutoencoder
->>> from models.detector import AutoencoderDetector
->>> from models.scaler import StandardScaler
+>>> from seismo.models.config import DenseConfig
+>>> from seismo.models.nets.dense import DenseAutoencoder
+>>> from seismo.models.detector import AutoencoderDetector
+>>> from seismo.models.scaler import StandardScaler
 >>> x = np.random.default_rng(0).normal(size=(6, 4))
 >>> cfg = DenseConfig(n_features=4, hidden=(3, 3))
 >>> det = AutoencoderDetector(DenseAutoencoder(cfg), StandardScaler.fit(x), config=cfg)
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.detector import AutoencoderDetector
-from models.errors import DataError
+from seismo.models.detector import AutoencoderDetector
+from seismo.models.errors import DataError
 
 
 def _nonempty(x: np.ndarray) -> np.ndarray:
@@ -95,7 +95,7 @@ def image_shape(n_features: int, given: str | None) -> tuple[int, int] | None:
     >>> image_shape(64, "9x9")
     Traceback (most recent call last):
     ...
-    models.errors.DataError: image shape 9x9 has 81 pixels but rows have 64 features
+    seismo.models.errors.DataError: image shape 9x9 has 81 pixels but rows have 64 features
     """
     if given is None:
         return (28, 28) if n_features == 784 else None

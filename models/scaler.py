@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import DataError
+from seismo.models.errors import DataError
 
 
 def _frozen_vector(name: str, values: Any) -> np.ndarray:

@@ -3,7 +3,7 @@
 Examples
 --------
 >>> import numpy as np
->>> from models.config import TrainConfig
+>>> from seismo.models.config import TrainConfig
 >>> x = np.random.default_rng(0).normal(size=(64, 6))
 >>> result = train_autoencoder(x, train=TrainConfig(epochs=2), device="cpu")
 >>> result.summary["epochs_run"], result.summary["n_train"], result.summary["n_val"]
@@ -24,14 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.base import Autoencoder, LossFn
-from models.config import TrainConfig, default_hidden
-from models.detector import CHUNK_ROWS, AutoencoderDetector
-from models.device import select_device, to_device
-from models.errors import DataError, SeismoError
-from models.registry import ModelConfig, get_architecture
-from models.scaler import fit_scaler
-from models.vae import VAEConfig
+from seismo.models.config import TrainConfig, default_hidden
+from seismo.models.detector import CHUNK_ROWS, AutoencoderDetector
+from seismo.models.device import select_device, to_device
+from seismo.models.errors import DataError, SeismoError
+from seismo.models.nets.architectures import ModelConfig, get_architecture
+from seismo.models.nets.base import Autoencoder, LossFn
+from seismo.models.nets.vae import VAEConfig
+from seismo.models.scaler import fit_scaler
 
 MIN_ROWS = 10
 """Fewest rows `train_autoencoder` accepts (at least one goes to validation)."""
@@ -213,7 +213,7 @@ def train_autoencoder(
     train : TrainConfig
         Optimisation hyperparameters.
     device : str
-        Passed to `models.device.select_device`.
+        Passed to `seismo.models.device.select_device`.
     progress : callable, optional
         Called after every epoch as ``progress(epoch, train_loss, val_loss)``,
         ``epoch`` counting from 1.

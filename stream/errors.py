@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.errors import ArtifactError, DataError, SeismoError
+from seismo.models.errors import ArtifactError, DataError, SeismoError
 
 __all__ = [
     "ArtifactError",

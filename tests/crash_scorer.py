@@ -22,8 +22,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from stream.redis_stats import SharedStats
-from stream.scorer import Scorer
+from seismo.stream.io.kafka import ConfirmingProducer
+from seismo.stream.io.redis_stats import SharedStats
+from seismo.stream.scoring.scorer import Scorer
 
 STEPS = ("consume", "score", "produce", "redis", "commit")
 
@@ -59,7 +60,8 @@ def _arm(step: str, nth: int) -> None:
     points = {
         "consume": lambda: before(Scorer, "process"),
         "score": lambda: after(Scorer, "_score"),
-        "produce": lambda: after(Scorer, "_publish"),
+        # every record of the batch sent, none confirmed yet
+        "produce": lambda: before(ConfirmingProducer, "flush"),
         "redis": lambda: after(SharedStats, "merge"),
         "commit": lambda: after(Scorer, "_commit"),
     }
@@ -71,7 +73,7 @@ def main(argv: list[str]) -> None:
     if step not in STEPS:
         raise SystemExit(f"step must be one of {', '.join(STEPS)}")
     _arm(step, int(nth))
-    from stream.cli import main as seismo_main
+    from seismo.stream.cli.app import main as seismo_main
 
     sys.argv = ["seismo", *seismo_args]
     seismo_main()

@@ -10,7 +10,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from stream.embedded import create_topics
+from seismo.stream.local.embedded import create_topics
 
 __all__ = ["Record", "committed", "create_topics", "partitions", "produce_values", "read_topic"]
 

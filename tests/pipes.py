@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 
 def seismo_command() -> list[str]:
-    """The installed ``seismo`` script next to this interpreter, else ``python -m stream``."""
+    """The installed ``seismo`` script next to this interpreter, else ``python -m seismo``."""
     script = Path(sys.executable).with_name("seismo")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "stream"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "seismo"]
 
 
 def run_seismo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -6,10 +6,10 @@ For each service, in this order:
    an existing server, which must answer;
 2. ``SEISMO_TEST_DOCKER=1``: containers started by testcontainers (opt-in, so
    that the broker under test never changes just because Docker is running);
-3. otherwise :class:`~stream.embedded.EmbeddedKafka` and
-   :class:`~stream.embedded.EmbeddedRedis`, local subprocesses on 127.0.0.1.
+3. otherwise :class:`~seismo.stream.local.embedded.EmbeddedKafka` and
+   :class:`~seismo.stream.local.embedded.EmbeddedRedis`, local subprocesses on 127.0.0.1.
 
-Each function raises :class:`~stream.errors.ServiceError` when its service
+Each function raises :class:`~seismo.stream.errors.ServiceError` when its service
 cannot be had; ``conftest.py`` turns that into a test failure, never a skip.
 """
 
@@ -21,8 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from stream.embedded import EmbeddedKafka, EmbeddedRedis, wait_for_kafka, wait_for_redis
-from stream.errors import ServiceError
+from seismo.stream.errors import ServiceError
+from seismo.stream.local.embedded import (
+    EmbeddedKafka,
+    EmbeddedRedis,
+    wait_for_kafka,
+    wait_for_redis,
+)
 
 KAFKA_ENV = "SEISMO_TEST_KAFKA"
 REDIS_ENV = "SEISMO_TEST_REDIS"

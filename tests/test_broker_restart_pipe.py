@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from models.artifact import build_artifact, save_artifact
-from models.config import TrainConfig
-from models.training import train_autoencoder
-from stream.codec import encode_event
-from stream.embedded import EmbeddedKafka, free_port
+from seismo.models.artifact import build_artifact, save_artifact
+from seismo.models.config import TrainConfig
+from seismo.models.training import train_autoencoder
+from seismo.stream.local.embedded import EmbeddedKafka, free_port
+from seismo.stream.scoring.codec import encode_event
 from tests.kafka_tools import create_topics, produce_values, read_topic
 from tests.pipes import SensorData, get_health, metric, running, start_seismo, stop, wait_for
 

@@ -30,10 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.artifact import build_artifact, save_artifact
-from models.config import TrainConfig
-from models.training import train_autoencoder
-from stream.codec import encode_event
+from seismo.stream.scoring.codec import encode_event
 from tests.crash_scorer import STEPS
 from tests.kafka_tools import Record, committed, create_topics, produce_values, read_topic
 from tests.pipes import SensorData, seismo_command, wait_for
@@ -48,13 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    result = train_autoencoder(
-        SensorData().normal(4000, seed=1),
-        train=TrainConfig(epochs=40, batch_size=64, lr=3e-3, seed=0),
-        device="cpu",
-    )
-    return save_artifact(build_artifact(result, name="crash"), tmp_path_factory.mktemp("m") / "m")
+def model_dir(sensor_model_dir: Path) -> Path:
+    return sensor_model_dir
 
 
 def far_anomalies(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

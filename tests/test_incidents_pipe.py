@@ -18,10 +18,11 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from stream.alerts import H_ERROR, H_TOPIC
-from stream.embedded import free_port
-from stream.incident_settings import NotifySettings, load
-from stream.notify_cmd import run_notify
+from seismo.stream.config.incident_settings import NotifySettings
+from seismo.stream.config.loader import load
+from seismo.stream.incidents.notify import run_notify
+from seismo.stream.local.embedded import free_port
+from seismo.stream.scoring.alerts import H_ERROR, H_TOPIC
 from tests.http_sinks import Sink
 from tests.kafka_tools import create_topics, read_topic
 from tests.pipes import metric, running, start_seismo, stop, wait_for
@@ -73,8 +74,8 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
         return [x.json() for x in records if x.json()["device_id"] == device]
 
     # A silence for the fans, set before anything happens (as an operator would).
-    from stream.redis_stats import connect
-    from stream.silences import add_silence
+    from seismo.stream.incidents.silences import add_silence
+    from seismo.stream.io.redis_stats import connect
 
     add_silence(connect(redis_url), prefix, "fan-*", "bearing swap", 3600)
 

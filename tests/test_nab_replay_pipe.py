@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from stream.bench_nab_cmd import Replay, run_benchmark_nab
-from stream.nab_replay import Services
-from stream.series_detector import SeriesRules
+from seismo.stream.bench.nab import Replay, run_benchmark_nab
+from seismo.stream.bench.nab_replay import Services
+from seismo.stream.bench.series_detector import SeriesRules
 from tests.pipes import run_seismo
 from tests.unit.stream.test_bench_nab import N, make_corpus
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from stream.codec import encode_event
-from stream.f32_codec import encode_f32, f32_headers
+from seismo.stream.scoring.codec import encode_event
+from seismo.stream.scoring.f32_codec import encode_f32, f32_headers
 from tests.kafka_tools import committed, create_topics, read_topic
-from tests.pipes import SensorData, run_seismo, running, start_seismo, stop, wait_for
+from tests.pipes import SensorData, running, start_seismo, stop, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
@@ -91,14 +91,9 @@ def anomalies(data: SensorData, n: int, seed: int) -> list[Message]:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("poison-model")
-    data = root / "normal.npz"
-    np.savez(data, X=SensorData(n_features=D).normal(3000, seed=1))
-    done = run_seismo("train", "--data", str(data), "--out", str(root / "model"), "--arch",
-                      "dense", "--epochs", "40", "--seed", "0")  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return root / "model"
+def model_dir(sensor_model_dir: Path) -> Path:
+    assert SensorData().n_features == D
+    return sensor_model_dir
 
 
 @pytest.mark.parametrize("scope", ["model", "device"])

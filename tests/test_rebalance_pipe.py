@@ -26,10 +26,10 @@ import pytest
 import redis
 from confluent_kafka import Producer
 
-from models.artifact import build_artifact, load_artifact, save_artifact
-from models.config import TrainConfig
-from models.training import train_autoencoder
-from stream.redis_stats import stats_key
+from seismo.models.artifact import build_artifact, load_artifact, save_artifact
+from seismo.models.config import TrainConfig
+from seismo.models.training import train_autoencoder
+from seismo.stream.io.redis_stats import stats_key
 from tests.kafka_tools import committed, create_topics, read_topic
 from tests.pipes import SensorData, seismo_command, wait_for
 

@@ -20,8 +20,8 @@ import orjson
 import pytest
 import redis
 
-from stream.codec import encode_event
-from stream.embedded import free_port
+from seismo.stream.local.embedded import free_port
+from seismo.stream.scoring.codec import encode_event
 from tests.kafka_tools import create_topics, produce_values, read_topic
 from tests.pipes import (
     SensorData,
@@ -143,7 +143,8 @@ def test_new_regime_is_learnt_promoted_and_swapped_without_losing_an_event(
         )
         code, health = get_health(scorer_port)
         watched = health["model_watcher"]
-        assert watched["state"] == "ok" and watched["alive"] and health["model_version"] == v2, health
+        assert watched["state"] == "ok" and watched["alive"], health
+        assert health["model_version"] == v2, health
         c, c_labels = REGIME_B.with_anomalies(N_C, rate=0.01, seed=23)
         produce(kafka_bootstrap, topics["events"], c, N_A + N_B)
         total = N_A + N_B + N_C

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from stream.codec import encode_event
+from seismo.stream.scoring.codec import encode_event
 from tests.kafka_tools import create_topics, produce_values, read_topic
 from tests.pipes import run_seismo, running, start_seismo, stop
 

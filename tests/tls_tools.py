@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trustme
 
-from stream.embedded import HOST, EmbeddedKafka, EmbeddedRedis, _redis_answers
+from seismo.stream.local.embedded import HOST, EmbeddedKafka, EmbeddedRedis, _redis_answers
 
 
 @dataclass(frozen=True)

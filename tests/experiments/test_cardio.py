@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.artifact import build_artifact
-from models.data import shared_data_dir
-from models.evaluation import Evaluation, evaluate, select_threshold
-from models.odds_bench import stratified_split
-from models.training import train_autoencoder
+from seismo.models.artifact import build_artifact
+from seismo.models.data import shared_data_dir
+from seismo.models.eval.metrics import Evaluation, evaluate, select_threshold
+from seismo.models.eval.odds_bench import stratified_split
+from seismo.models.training import train_autoencoder
 
 
 def cardio() -> tuple[str, np.ndarray, np.ndarray]:

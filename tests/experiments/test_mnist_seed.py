@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.config import DenseConfig, TrainConfig
-from models.data import shared_data_dir
-from models.idx import MNIST_FILES, load_mnist
-from models.training import train_autoencoder
+from seismo.models.config import DenseConfig, TrainConfig
+from seismo.models.data import shared_data_dir
+from seismo.models.eval.idx import MNIST_FILES, load_mnist
+from seismo.models.training import train_autoencoder
 
 
 def mnist_dir() -> Path | None:

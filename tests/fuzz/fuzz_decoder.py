@@ -18,9 +18,9 @@ import sys
 
 import atheris
 
-with atheris.instrument_imports(include=["stream"]):
-    from stream.codec import decode_batch
-    from stream.f32_codec import CONTENT_TYPE
+with atheris.instrument_imports(include=["seismo"]):
+    from seismo.stream.scoring.codec import decode_batch
+    from seismo.stream.scoring.f32_codec import CONTENT_TYPE
 
 KINDS = (None, CONTENT_TYPE.encode(), b"application/x-unknown")
 

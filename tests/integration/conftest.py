@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from models.artifact import build_artifact, save_artifact
-from models.config import TrainConfig
-from models.training import train_autoencoder
+from seismo.models.artifact import build_artifact, save_artifact
+from seismo.models.config import TrainConfig
+from seismo.models.training import train_autoencoder
 from tests.integration.scorer_streams import FEATURES, Streams, normal_rows
 
 

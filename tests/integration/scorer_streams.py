@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from stream.codec import encode_event
-from stream.f32_codec import f32_headers
-from stream.scorer import BatchResult, Scorer
-from stream.settings import ScorerSettings, load_settings
+from seismo.stream.config.loader import load_settings
+from seismo.stream.config.settings import ScorerSettings
+from seismo.stream.scoring.codec import encode_event
+from seismo.stream.scoring.f32_codec import f32_headers
+from seismo.stream.scoring.scorer import BatchResult, Scorer
 from tests.kafka_tools import Record, create_topics, read_topic
 
 FEATURES = ["temp", "pressure", "flow", "vibration"]

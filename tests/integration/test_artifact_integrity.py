@@ -1,4 +1,5 @@
-"""A store that others can write is checked against Redis (:mod:`stream.model_store`).
+"""A store that others can write is checked against Redis
+(:mod:`seismo.stream.registry.model_registry`).
 
 The attacker of these tests can write the artifact store (a shared volume, an
 S3 bucket) but not Redis. Every load from the registry goes through
@@ -24,7 +25,7 @@ import pytest
 import redis
 from safetensors.torch import save as safetensors_save
 
-from models.artifact import (
+from seismo.models.artifact import (
     CONFIG_FILE,
     MANIFEST_FILE,
     WEIGHTS_FILE,
@@ -32,13 +33,13 @@ from models.artifact import (
     build_artifact,
     load_artifact,
 )
-from models.artifact_io import manifest_json
-from models.config import TrainConfig
-from models.training import train_autoencoder
-from stream.artifact_store import FsspecStore, LocalStore
-from stream.errors import RegistryError
-from stream.model_store import ModelRegistry
-from stream.model_versions import digests_key
+from seismo.models.artifact_io import manifest_json
+from seismo.models.config import TrainConfig
+from seismo.models.training import train_autoencoder
+from seismo.stream.errors import RegistryError
+from seismo.stream.registry.artifact_store import FsspecStore, LocalStore
+from seismo.stream.registry.model_registry import ModelRegistry
+from seismo.stream.registry.model_versions import digests_key
 
 pytestmark = pytest.mark.redis
 

@@ -18,10 +18,10 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from models.artifact import load_artifact
-from models.errors import ArtifactError, DataError
-from stream.errors import ConfigError
-from stream.evaluate_cmd import run_evaluate
+from seismo.models.artifact import load_artifact
+from seismo.models.errors import ArtifactError, DataError
+from seismo.stream.errors import ConfigError
+from seismo.stream.offline.evaluate import run_evaluate
 from tests.pipes import run_seismo
 
 RUN_TIMEOUT_S = 120.0

@@ -10,9 +10,9 @@ import numpy as np
 import orjson
 import pytest
 
-from models.data import load_table
-from stream.sim_plant import CHANNELS
-from stream.simulation import event_tick
+from seismo.models.data import load_table
+from seismo.stream.sim.plant import CHANNELS
+from seismo.stream.sim.simulation import event_tick
 from tests.kafka_tools import create_topics, read_topic
 from tests.pipes import run_seismo
 

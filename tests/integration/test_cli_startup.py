@@ -24,7 +24,7 @@ import redis
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stream.embedded import EmbeddedRedis, free_port
+from seismo.stream.local.embedded import EmbeddedRedis, free_port
 from tests.kafka_tools import create_topics, produce_values
 from tests.pipes import metric, run_seismo, start_seismo, stop, wait_for
 from tests.tls_tools import TestCA, TlsRedis, make_ca, tls_kafka

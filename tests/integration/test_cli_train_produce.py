@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.embedded import free_port
+from seismo.stream.local.embedded import free_port
 from tests.kafka_tools import Record, create_topics, read_topic
 from tests.pipes import run_seismo
 

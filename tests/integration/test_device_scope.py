@@ -2,7 +2,7 @@
 a real Redis, judging each device against its own state, kept in Redis.
 
 The verdicts of scorers that take over from each other equal one pass of the
-pure rule over every row (:func:`stream.device_rule.judge_batch`), a replayed
+pure rule over every row (:func:`seismo.stream.scoring.device_rule.judge_batch`), a replayed
 batch is not judged twice, and the level check catches a reading that the
 model reconstructs well but that is far off the device's own range.
 """
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import redis
 
-from models.artifact import load_artifact
-from models.calibration import log_scores
-from stream.device_rule import DeviceRule, DeviceState, judge_batch
-from stream.device_states import device_key
-from stream.metrics import ScorerMetrics
-from stream.service import open_scorer
+from seismo.models.artifact import load_artifact
+from seismo.models.calibration import log_scores
+from seismo.stream.io.metrics import ScorerMetrics
+from seismo.stream.scoring.device_rule import DeviceRule, DeviceState, judge_batch
+from seismo.stream.scoring.device_states import device_key
+from seismo.stream.scoring.service import open_scorer
 from tests.integration.scorer_streams import Streams, consume, events, normal_rows
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
@@ -129,9 +129,9 @@ def test_pipelines_on_other_topics_or_groups_keep_their_own_device_states(
 def test_device_states_are_read_through_written_back_and_survive_a_dead_redis(
     redis_url: str, redis_client: redis.Redis, redis_key_prefix: str
 ) -> None:
-    from stream.device_states import DeviceStates
-    from stream.embedded import free_port
-    from stream.stats import RunningStats
+    from seismo.stream.local.embedded import free_port
+    from seismo.stream.scoring.device_states import DeviceStates
+    from seismo.stream.scoring.stats import RunningStats
 
     prefix = redis_key_prefix.rstrip(":")
     store = DeviceStates(redis.Redis.from_url(redis_url), prefix, "m", "t", "g", ttl_s=3600)

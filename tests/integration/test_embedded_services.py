@@ -19,8 +19,8 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from stream.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, free_port
-from stream.errors import ServiceError
+from seismo.stream.errors import ServiceError
+from seismo.stream.local.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, free_port
 from tests.services import consumer_config
 
 SERVERS = [

@@ -24,7 +24,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewPartitions
 
-from stream.embedded import EmbeddedKafka, create_topics
+from seismo.stream.local.embedded import EmbeddedKafka, create_topics
 from tests.services import consumer_config
 
 pytestmark = pytest.mark.kafka

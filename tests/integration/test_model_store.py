@@ -1,4 +1,5 @@
-"""The model registry (:mod:`stream.model_store`) against a real Redis and tmp stores.
+"""The model registry (:mod:`seismo.stream.registry.model_registry`) against a real Redis and tmp
+stores.
 
 Each test writes under its own ``redis_key_prefix`` and its own store
 directory; the artifacts are tiny models trained once per module. Every
@@ -17,13 +18,13 @@ import numpy as np
 import pytest
 import redis
 
-from models.artifact import WEIGHTS_FILE, Artifact, build_artifact, save_artifact
-from models.config import TrainConfig
-from models.training import train_autoencoder
-from stream.artifact_store import FsspecStore, LocalStore
-from stream.errors import ConfigError, RegistryError
-from stream.model_store import ModelRegistry, publish
-from stream.model_versions import events_channel, history_key
+from seismo.models.artifact import WEIGHTS_FILE, Artifact, build_artifact, save_artifact
+from seismo.models.config import TrainConfig
+from seismo.models.training import train_autoencoder
+from seismo.stream.errors import ConfigError, RegistryError
+from seismo.stream.registry.artifact_store import FsspecStore, LocalStore
+from seismo.stream.registry.model_registry import ModelRegistry, publish
+from seismo.stream.registry.model_versions import events_channel, history_key
 from tests.pipes import run_seismo
 
 pytestmark = pytest.mark.redis

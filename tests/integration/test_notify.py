@@ -13,16 +13,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-import time
 
 import orjson
 import pytest
 from confluent_kafka import Producer
 
-from stream.alerts import H_OFFSET, H_PARTITION, H_TOPIC
-from stream.embedded import free_port
-from stream.incident_settings import NotifySettings, load
-from stream.notify_cmd import H_ATTEMPT, H_ERROR, H_SINK, run_notify
+from seismo.stream.config.incident_settings import NotifySettings
+from seismo.stream.config.loader import load
+from seismo.stream.incidents.notify import H_ATTEMPT, H_ERROR, H_SINK, run_notify
+from seismo.stream.local.embedded import free_port
+from seismo.stream.scoring.alerts import H_OFFSET, H_PARTITION, H_TOPIC
 from tests.http_sinks import Sink
 from tests.kafka_tools import committed, create_topics, read_topic
 from tests.pipes import metric, wait_for
@@ -113,9 +113,15 @@ def test_each_sink_gets_its_request_and_a_failing_one_is_retried_with_backoff(
             change("resolved", 4, resolved_at=1_764_547_500_000)])  # fmt: skip
         assert wait_for(lambda: len(hook.received) >= 5 and len(manager.received) >= 3, 60), (
             len(hook.received), len(manager.received))
-        time.sleep(1.0)
-        counted = {name: metric_by_sink(port, name) for name in (
-            "seismo_notify_delivered_total", "seismo_notify_failed_total")}  # fmt: skip
+        expected = {"webhook": 3, "slack": 3, "alertmanager": 3}
+
+        def counters() -> dict[str, dict[str, float]]:
+            return {name: metric_by_sink(port, name) for name in (
+                "seismo_notify_delivered_total", "seismo_notify_failed_total")}  # fmt: skip
+
+        # the counters follow the deliveries a moment later
+        wait_for(lambda: counters()["seismo_notify_delivered_total"] == expected, 10)
+        counted = counters()
 
     assert counted["seismo_notify_delivered_total"] == {"webhook": 3, "slack": 3,
                                                         "alertmanager": 3}  # fmt: skip

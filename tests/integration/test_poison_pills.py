@@ -16,15 +16,16 @@ import orjson
 import pytest
 import redis
 
-from stream.alerts import H_ERROR, H_OFFSET
-from stream.codec import encode_event
-from stream.dead_letters import H_ORIGINAL_SIZE, H_STUB
-from stream.device_states import device_key
-from stream.kafka_io import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
-from stream.metrics import ScorerMetrics
-from stream.redis_stats import stats_key
-from stream.scorable import NOT_FINITE
-from stream.service import open_scorer
+from seismo.models.artifact import load_artifact
+from seismo.stream.io.kafka import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
+from seismo.stream.io.metrics import ScorerMetrics
+from seismo.stream.io.redis_stats import stats_key
+from seismo.stream.scoring.alerts import H_ERROR, H_OFFSET
+from seismo.stream.scoring.codec import encode_event
+from seismo.stream.scoring.dead_letters import H_ORIGINAL_SIZE, H_STUB
+from seismo.stream.scoring.device_states import device_key
+from seismo.stream.scoring.scorable import NOT_FINITE
+from seismo.stream.scoring.service import open_scorer
 from tests.integration.scorer_streams import (
     Outgoing,
     Streams,
@@ -104,8 +105,9 @@ def test_a_poisoned_shared_state_is_repaired_and_alerts_come_again(
 ) -> None:
     streams.create()
     streams.produce(events(anomalous_rows(10, seed=5), "x"))
-    with open_scorer(streams.settings(min_samples=10), ScorerMetrics()) as scorer:
-        version = scorer.artifact.version
+    # Read the version from the artifact: a scorer opened and closed at once would
+    # leave its group mid-join, which stalls the group on Tansu (docs/kafka-compat.md).
+    version = load_artifact(streams.model).version
     key = stats_key(streams.redis_prefix, "itest", version, "log")
     redis_client.hset(key, mapping={"count": "5000", "mean": "nan", "m2": "nan"})
     metrics = ScorerMetrics()
@@ -199,7 +201,7 @@ def test_a_million_device_ids_cannot_grow_memory_past_max_devices(
 
 
 def test_windows_of_many_devices_are_bounded_too(streams: Streams, tmp_path) -> None:
-    from stream.window_buffer import WindowBuffer
+    from seismo.stream.scoring.window_buffer import WindowBuffer
 
     buffer = WindowBuffer(window=4, stride=1, channels=4, max_devices=100)
     for i in range(10_000):

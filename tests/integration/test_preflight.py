@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from stream.preflight import dimension_mismatch, latest_values
+from seismo.stream.io.preflight import dimension_mismatch, latest_values
 from tests.kafka_tools import create_topics, produce_values
 
 pytestmark = pytest.mark.kafka

@@ -1,6 +1,6 @@
-"""Shared score statistics in a real Redis (:mod:`stream.redis_stats`).
+"""Shared score statistics in a real Redis (:mod:`seismo.stream.io.redis_stats`).
 
-The Lua merge is checked against :meth:`stream.stats.RunningStats.merge` and
+The Lua merge is checked against :meth:`seismo.stream.scoring.stats.RunningStats.merge` and
 numpy, under concurrent scorers, across key namespaces, and through an outage
 of a dedicated ``redis-server`` that :class:`SharedStats` must ride out.
 """
@@ -19,10 +19,10 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.embedded import EmbeddedRedis, free_port
-from stream.errors import ServiceError
-from stream.redis_stats import RedisStats, SharedStats, connect, stats_key
-from stream.stats import RunningStats
+from seismo.stream.errors import ServiceError
+from seismo.stream.io.redis_stats import RedisStats, SharedStats, connect, stats_key
+from seismo.stream.local.embedded import EmbeddedRedis, free_port
+from seismo.stream.scoring.stats import RunningStats
 
 pytestmark = pytest.mark.redis
 

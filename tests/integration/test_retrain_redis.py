@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import redis
 
-from models.artifact import Artifact, build_artifact
-from models.config import DenseConfig, TrainConfig
-from models.training import train_autoencoder
-from stream.model_store import ModelRegistry
-from stream.model_versions import current_key
-from stream.model_watch import ModelWatcher
-from stream.retrain_requests import Lease, lease_key, request_retrain, take_request
+from seismo.models.artifact import Artifact, build_artifact
+from seismo.models.config import DenseConfig, TrainConfig
+from seismo.models.training import train_autoencoder
+from seismo.stream.registry.model_registry import ModelRegistry
+from seismo.stream.registry.model_versions import current_key
+from seismo.stream.registry.model_watch import ModelWatcher
+from seismo.stream.retrain.requests import Lease, lease_key, request_retrain, take_request
 from tests.pipes import wait_for
 
 pytestmark = pytest.mark.redis
@@ -129,7 +129,7 @@ def test_watcher_outlives_a_pointer_that_is_no_utf8_and_health_shows_it(
     registry, versions, redis_client, redis_key_prefix
 ):
     """A non-UTF-8 pointer is an error of each check, not the end of the thread."""
-    from stream.health import Health
+    from seismo.stream.io.health import Health
 
     v1, v2, _ = versions
     registry.publish(v1)

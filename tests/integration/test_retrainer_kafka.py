@@ -16,13 +16,13 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from models.artifact import build_artifact
-from models.config import DenseConfig, TrainConfig
-from models.training import train_autoencoder
-from stream.f32_codec import encode_f32, f32_headers
-from stream.model_store import ModelRegistry
-from stream.retrain_cmd import open_retrainer
-from stream.retrain_settings import load_retrain_settings
+from seismo.models.artifact import build_artifact
+from seismo.models.config import DenseConfig, TrainConfig
+from seismo.models.training import train_autoencoder
+from seismo.stream.config.loader import load_retrain_settings
+from seismo.stream.registry.model_registry import ModelRegistry
+from seismo.stream.retrain.command import open_retrainer
+from seismo.stream.scoring.f32_codec import encode_f32, f32_headers
 from tests.kafka_tools import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]

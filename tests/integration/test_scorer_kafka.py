@@ -1,7 +1,7 @@
 """The scorer in-process against a real Kafka broker and a real Redis.
 
-Each test opens a :class:`~stream.scorer.Scorer` with
-:func:`stream.service.open_scorer` on its own topics, consumer group and Redis
+Each test opens a :class:`~seismo.stream.scoring.scorer.Scorer` with
+:func:`seismo.stream.scoring.service.open_scorer` on its own topics, consumer group and Redis
 prefix, then checks what reached the output topics, the metrics, the committed
 offsets and the shared statistics. The batching tests drive ``run()`` in a
 thread; the others call ``process()`` on batches of a known make-up.
@@ -19,14 +19,14 @@ import orjson
 import pytest
 import redis
 
-from stream.alerts import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
-from stream.codec import encode_event
-from stream.f32_codec import encode_f32, f32_headers
-from stream.kafka_io import ConfirmingProducer, client_config
-from stream.metrics import ScorerMetrics
-from stream.redis_stats import stats_key
-from stream.scorer import Scorer
-from stream.service import open_scorer
+from seismo.stream.io.kafka import ConfirmingProducer, client_config
+from seismo.stream.io.metrics import ScorerMetrics
+from seismo.stream.io.redis_stats import stats_key
+from seismo.stream.scoring.alerts import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
+from seismo.stream.scoring.codec import encode_event
+from seismo.stream.scoring.f32_codec import encode_f32, f32_headers
+from seismo.stream.scoring.scorer import Scorer
+from seismo.stream.scoring.service import open_scorer
 from tests.integration.scorer_streams import (
     F32,
     FEATURES,

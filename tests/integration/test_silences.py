@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stream.silences import SilenceCache, add_silence, list_silences, silences_key
+from seismo.stream.incidents.silences import SilenceCache, add_silence, list_silences, silences_key
 from tests.pipes import run_seismo
 
 pytestmark = pytest.mark.redis

@@ -18,10 +18,11 @@ import typer
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from stream import cli
-from stream.metrics import RetrainerMetrics, ScorerMetrics
-from stream.retrain_settings import RetrainSettings, load_retrain_settings
-from stream.settings import ScorerSettings, load_settings
+from seismo.stream.cli import app as cli
+from seismo.stream.config.loader import load_retrain_settings, load_settings
+from seismo.stream.config.retrain_settings import RetrainSettings
+from seismo.stream.config.settings import ScorerSettings
+from seismo.stream.io.metrics import RetrainerMetrics, ScorerMetrics
 
 # The click that typer runs on (newer typers vendor their own copy); re-exported.
 try:

@@ -54,12 +54,12 @@ from deploy_support import (
     settings_of,
 )
 
-from models.artifact import CONFIG_FILE
-from stream.codec import decode_event
-from stream.retrain_settings import RetrainSettings
-from stream.settings import ScorerSettings
-from stream.simulate_cmd import write_normal_csv
-from stream.simulation import Simulation, SimulationConfig
+from seismo.models.artifact import CONFIG_FILE
+from seismo.stream.config.retrain_settings import RetrainSettings
+from seismo.stream.config.settings import ScorerSettings
+from seismo.stream.scoring.codec import decode_event
+from seismo.stream.sim.command import write_normal_csv
+from seismo.stream.sim.simulation import Simulation, SimulationConfig
 
 REQUIRED_SERVICES = {
     "kafka", "redis", "init", "simulator", "trainer", "publish", "scorer", "scorer-gpu",
@@ -412,7 +412,6 @@ def test_topics_are_created_by_init(services: dict[str, dict[str, Any]]) -> None
     assert topics[settings.input_topic] >= total_scorers, "some scorers would get no partition"
     retrain = service_settings(services["retrainer"])
     assert retrain.input_topic == settings.input_topic
-    assert retrain.scorer_group_id == settings.group_id
     (simulate,) = (parse_seismo(argv).params for argv in calls("simulator", "simulate"))
     assert simulate["topic"] == settings.input_topic
     assert simulate["labels_topic"] in topics
@@ -573,7 +572,7 @@ def test_dockerignore_keeps_what_the_build_copies(dockerfile: Path) -> None:
     stages = read_stages(dockerfile)
     copies = [a for s in stages for k, a in s if k == "COPY" and not a.startswith("--from")]
     sources = [src for args in copies for src in args.split()[:-1]]
-    assert {"pyproject.toml", "README.md", "stream", "models"} <= set(sources)
+    assert {"pyproject.toml", "README.md", "stream", "models", "seismo"} <= set(sources)
     for source in sources:
         path = ROOT / source
         files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]

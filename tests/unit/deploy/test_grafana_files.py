@@ -3,7 +3,7 @@
 No Grafana runs in CI: the provisioning files are parsed, their paths are
 matched with the compose mounts, and every metric and label the dashboard's
 PromQL uses is looked up in what the scorer and the retrainer really export
-(the metric objects of stream/metrics.py, with prometheus_client's suffixes).
+(the metric objects of stream/io/metrics.py, with prometheus_client's suffixes).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 from deploy_support import GRAFANA, ROOT, exported_metrics, load_compose, mounts
 from prometheus_client import generate_latest
 
-from stream.metrics import RetrainerMetrics, ScorerMetrics
+from seismo.stream.io.metrics import RetrainerMetrics, ScorerMetrics
 
 DATASOURCES = GRAFANA / "provisioning" / "datasources"
 PROVIDERS = GRAFANA / "provisioning" / "dashboards"

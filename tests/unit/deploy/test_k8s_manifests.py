@@ -33,7 +33,7 @@ from deploy_support import (
     settings_of,
 )
 
-from stream.kafka_io import CONSUMER_DEFAULTS
+from seismo.stream.io.kafka import CONSUMER_DEFAULTS
 
 API_VERSIONS = {
     "ConfigMap": "v1",
@@ -199,7 +199,6 @@ def test_scorer_and_retrainer_settings_load_from_the_environment() -> None:
     assert score.model_store and score.model_store == retrain.model_store
     assert score.model_name == retrain.model_name
     assert score.kafka_config and score.kafka_config == retrain.kafka_config
-    assert retrain.scorer_group_id == score.group_id
     assert retrain.input_topic == score.input_topic
     assert score.redis_url.get_secret_value() == retrain.redis_url.get_secret_value()
 
@@ -222,8 +221,8 @@ def test_registry_commands_use_the_configured_store_and_name() -> None:
 
 def test_wait_and_bootstrap_scripts_look_for_a_current_version() -> None:
     """``seismo models list`` marks the current version with ``*``: the scripts grep it."""
-    from stream.model_store import VersionInfo
-    from stream.models_cmd import format_versions
+    from seismo.stream.registry.commands import format_versions
+    from seismo.stream.registry.model_registry import VersionInfo
 
     lines = format_versions([VersionInfo("v2", "", True), VersionInfo("v1", "", False)])
     for _name, pod in workloads():
@@ -249,7 +248,7 @@ def test_probes_and_ports_match_the_metrics_endpoint(command: str) -> None:
         check = spec.get("httpGet") or spec["tcpSocket"]
         assert check["port"] in {"metrics", settings.metrics_port}, probe
         if "httpGet" in spec:
-            # both serve /metrics and /health (stream.health)
+            # both serve /metrics and /health (seismo.stream.io.health)
             assert spec["httpGet"]["path"] in {"/metrics", "/health"}, probe
     annotations = doc["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(settings.metrics_port)

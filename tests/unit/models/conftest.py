@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import DenseConfig, TrainConfig, default_hidden
-from models.training import TrainResult, train_autoencoder
+from seismo.models.config import DenseConfig, TrainConfig, default_hidden
+from seismo.models.training import TrainResult, train_autoencoder
 
 N_FEATURES = 16
 LATENT = 4

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-import models.artifact as artifact_module
-from models.artifact import Artifact, build_artifact, load_artifact, save_artifact
-from models.artifact_io import manifest_json
-from models.config import default_hidden
-from models.errors import ArtifactError
-from models.training import TrainResult
+import seismo.models.artifact as artifact_module
+from seismo.models.artifact import Artifact, build_artifact, load_artifact, save_artifact
+from seismo.models.artifact_io import manifest_json
+from seismo.models.config import default_hidden
+from seismo.models.errors import ArtifactError
+from seismo.models.training import TrainResult
 
 RowMaker = Callable[..., np.ndarray]
 

@@ -21,8 +21,8 @@ import pytest
 import torch
 from safetensors.torch import save as safetensors_save
 
-import models.artifact_io as artifact_io
-from models.artifact import (
+import seismo.models.artifact_io as artifact_io
+from seismo.models.artifact import (
     CONFIG_FILE,
     MANIFEST_FILE,
     WEIGHTS_FILE,
@@ -32,9 +32,9 @@ from models.artifact import (
     manifest_sha256,
     save_artifact,
 )
-from models.artifact_io import manifest_json
-from models.errors import ArtifactError
-from models.training import TrainResult
+from seismo.models.artifact_io import manifest_json
+from seismo.models.errors import ArtifactError
+from seismo.models.training import TrainResult
 
 
 @pytest.fixture
@@ -235,7 +235,7 @@ def test_an_artifact_of_an_older_seismo_loads_with_a_warning(
     artifact: Artifact, saved: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (saved / MANIFEST_FILE).unlink()
-    with caplog.at_level(logging.WARNING, logger="models.artifact_io"):
+    with caplog.at_level(logging.WARNING, logger="seismo.models.artifact_io"):
         loaded = load_artifact(saved, device="cpu")
     assert loaded.version == artifact.version
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

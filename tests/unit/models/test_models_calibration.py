@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from models.calibration import QUANTILES, Calibration
-from models.errors import DataError
+from seismo.models.calibration import QUANTILES, Calibration
+from seismo.models.errors import DataError
 
 
 def test_matches_numpy() -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from models.config import ACTIVATIONS, DenseConfig, TrainConfig, default_hidden
-from models.dense import DenseAutoencoder
-from models.errors import SeismoError
-from models.registry import ARCHITECTURES, get_architecture
+from seismo.models.config import ACTIVATIONS, DenseConfig, TrainConfig, default_hidden
+from seismo.models.errors import SeismoError
+from seismo.models.nets.architectures import ARCHITECTURES, get_architecture
+from seismo.models.nets.dense import DenseAutoencoder
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from models.data import load_table
-from models.errors import DataError
+from seismo.models.data import load_table
+from seismo.models.errors import DataError
 
 
 def write_csv(path: Path, text: str) -> Path:

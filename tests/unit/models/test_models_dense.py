@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from models.config import DenseConfig
-from models.dense import DenseAutoencoder
+from seismo.models.config import DenseConfig
+from seismo.models.nets.dense import DenseAutoencoder
 
 
 @pytest.mark.parametrize("hidden", [(2,), (8, 4), (12, 6, 3)])

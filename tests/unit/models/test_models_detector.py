@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from models.config import DenseConfig
-from models.detector import AutoencoderDetector
-from models.errors import SeismoError
-from models.scaler import StandardScaler
-from models.training import TrainResult
+from seismo.models.config import DenseConfig
+from seismo.models.detector import AutoencoderDetector
+from seismo.models.errors import SeismoError
+from seismo.models.scaler import StandardScaler
+from seismo.models.training import TrainResult
 
 RowMaker = Callable[..., np.ndarray]
 

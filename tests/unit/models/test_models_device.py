@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.device import select_device, to_device
-from models.errors import SeismoError
+from seismo.models.device import select_device, to_device
+from seismo.models.errors import SeismoError
 
 
 @pytest.fixture

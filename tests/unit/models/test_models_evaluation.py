@@ -8,9 +8,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from models.calibration import Calibration
-from models.errors import ArtifactError, DataError
-from models.evaluation import (
+from seismo.models.calibration import Calibration
+from seismo.models.errors import ArtifactError, DataError
+from seismo.models.eval.metrics import (
     Confusion,
     average_ranks,
     classification_report,

@@ -1,6 +1,7 @@
 """The autoencoder family: sparse, denoising and VAE units, and one contract for every arch.
 
-The contract test at the bottom is parametrised over `models.registry.ARCHITECTURES`
+The contract test at the bottom is parametrised over
+`seismo.models.nets.architectures.ARCHITECTURES`
 itself, so a newly registered architecture is tested (or, until it has an entry
 in `EXAMPLES`, fails with a message saying so) without touching this file's logic.
 """
@@ -18,16 +19,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.artifact import build_artifact, load_artifact, save_artifact
-from models.config import DenseConfig, TrainConfig
-from models.denoising import DenoisingAutoencoder, DenoisingConfig, corrupt
-from models.dense import DenseAutoencoder
-from models.detector import AutoencoderDetector
-from models.errors import SeismoError
-from models.registry import ARCHITECTURES, ModelConfig, get_architecture
-from models.sparse import SparseAutoencoder, SparseConfig, kl_sparsity, l1_activity
-from models.training import TrainResult, train_autoencoder
-from models.vae import LOGVAR_RANGE, VAEConfig, VariationalAutoencoder, gaussian_kl
+from seismo.models.artifact import build_artifact, load_artifact, save_artifact
+from seismo.models.config import DenseConfig, TrainConfig
+from seismo.models.detector import AutoencoderDetector
+from seismo.models.errors import SeismoError
+from seismo.models.nets.architectures import ARCHITECTURES, ModelConfig, get_architecture
+from seismo.models.nets.denoising import DenoisingAutoencoder, DenoisingConfig, corrupt
+from seismo.models.nets.dense import DenseAutoencoder
+from seismo.models.nets.sparse import SparseAutoencoder, SparseConfig, kl_sparsity, l1_activity
+from seismo.models.nets.vae import LOGVAR_RANGE, VAEConfig, VariationalAutoencoder, gaussian_kl
+from seismo.models.training import TrainResult, train_autoencoder
 
 D = 8
 """Row width of every model here; sequence examples use window 4 x channels 2."""

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from models.odds_bench import (
+from seismo.models.eval.odds_bench import (
     markdown_tables,
     run_benchmark,
     standardise,
     stratified_split,
     summarise,
 )
-from models.odds_detectors import MissingPyOD, build_detectors, pyod_detector
-from stream.bench_odds_cmd import SECTION, dataset_file, default_data_dir, replace_section
-from stream.cli import app
-from stream.errors import ConfigError
+from seismo.models.eval.odds_detectors import MissingPyOD, build_detectors, pyod_detector
+from seismo.stream.bench.odds import SECTION, dataset_file, default_data_dir, replace_section
+from seismo.stream.cli.app import app
+from seismo.stream.errors import ConfigError
 
 
 def _labelled(n: int, d: int, outliers: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

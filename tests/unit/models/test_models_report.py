@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from models.errors import ReportError
-from models.evaluation import evaluate
-from models.reconstruction import Gallery, extremes, pca_2d
+from seismo.models.errors import ReportError
+from seismo.models.eval.metrics import evaluate
+from seismo.models.reconstruction import Gallery, extremes, pca_2d
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -24,7 +24,7 @@ def labelled_scores(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 
 def test_write_report_files_and_html(tmp_path):
-    from models.report import write_report
+    from seismo.models.eval.report import write_report
 
     y, s = labelled_scores()
     rng = np.random.default_rng(1)
@@ -44,7 +44,7 @@ def test_write_report_files_and_html(tmp_path):
 
 
 def test_write_report_without_codes_or_images(tmp_path):
-    from models.report import write_report
+    from seismo.models.eval.report import write_report
 
     y, s = labelled_scores(n=30)
     constant = np.ones_like(s)  # degenerate histogram range must still plot
@@ -60,9 +60,9 @@ def test_missing_matplotlib_is_a_one_line_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.axes", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    monkeypatch.delitem(sys.modules, "models.report", raising=False)
+    monkeypatch.delitem(sys.modules, "seismo.models.eval.report", raising=False)
     with pytest.raises(ReportError, match=re.escape("pip install 'seismo[report]'")) as caught:
-        importlib.import_module("models.report")
+        importlib.import_module("seismo.models.eval.report")
     assert "\n" not in str(caught.value)
 
 

@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from models.errors import DataError, SeismoError
-from models.scaler import StandardScaler
+from seismo.models.errors import DataError, SeismoError
+from seismo.models.scaler import StandardScaler
 
 matrices = hnp.arrays(
     dtype=np.float64,
@@ -59,8 +59,8 @@ def test_floor_must_be_a_finite_share(floor: float) -> None:
 
 
 def test_training_with_a_scale_floor_stores_the_floored_scale() -> None:
-    from models.config import DenseConfig, TrainConfig
-    from models.training import train_autoencoder
+    from seismo.models.config import DenseConfig, TrainConfig
+    from seismo.models.training import train_autoencoder
 
     rng = np.random.default_rng(3)
     x = np.column_stack([rng.normal(0, 1, 300), 50 + rng.normal(0, 0.01, 300)])

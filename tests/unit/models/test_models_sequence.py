@@ -17,14 +17,14 @@ import pytest
 import torch
 from torch import nn
 
-from models.artifact import build_artifact, load_artifact, save_artifact
-from models.config import TrainConfig
-from models.conv1d import Conv1dAutoencoder, Conv1dConfig
-from models.errors import SeismoError
-from models.lstm import LSTMAutoencoder, LSTMConfig
-from models.registry import ARCHITECTURES, ModelConfig
-from models.sequence import to_rows, to_windows
-from models.training import TrainResult, train_autoencoder
+from seismo.models.artifact import build_artifact, load_artifact, save_artifact
+from seismo.models.config import TrainConfig
+from seismo.models.errors import SeismoError
+from seismo.models.nets.architectures import ARCHITECTURES, ModelConfig
+from seismo.models.nets.conv1d import Conv1dAutoencoder, Conv1dConfig
+from seismo.models.nets.lstm import LSTMAutoencoder, LSTMConfig
+from seismo.models.nets.sequence import to_rows, to_windows
+from seismo.models.training import TrainResult, train_autoencoder
 
 WINDOW, CHANNELS = 16, 3
 PERIOD = 8  # time steps per sine cycle

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import DenseConfig, TrainConfig
-from models.errors import DataError, SeismoError
-from models.training import MIN_ROWS, TrainResult, train_autoencoder
+from seismo.models.config import DenseConfig, TrainConfig
+from seismo.models.errors import DataError, SeismoError
+from seismo.models.training import MIN_ROWS, TrainResult, train_autoencoder
 
 RowMaker = Callable[..., np.ndarray]
 TINY = TrainConfig(epochs=3, batch_size=32)

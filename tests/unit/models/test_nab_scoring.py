@@ -1,4 +1,4 @@
-"""NAB's scoring rules (models.nab_scoring) against examples computed by hand.
+"""NAB's scoring rules (seismo.models.eval.nab_scoring) against examples computed by hand.
 
 S(p) = 2 / (1 + e^(5p)) - 1; S(-1) = 0.986614, S(-0.5) = 0.848284,
 S(-0.25) = 0.553385, S(0.5) = -0.848284, S(1) = -0.986614.
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from models.nab_scoring import (
+from seismo.models.eval.nab_scoring import (
     REWARD_LOW_FN,
     REWARD_LOW_FP,
     STANDARD,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.alerts import (
+from seismo.stream.scoring.alerts import (
     ScoredBatch,
     Source,
     alert_records,
@@ -12,8 +12,8 @@ from stream.alerts import (
     score_records,
     top_features,
 )
-from stream.codec import decode_batch, encode_event
-from stream.threshold import Threshold
+from seismo.stream.scoring.codec import decode_batch, encode_event
+from seismo.stream.scoring.threshold import Threshold
 
 ALERT_FIELDS = {
     "threshold_source",

@@ -1,4 +1,5 @@
-"""Artifact stores fetch only artifact files, inside their cache (:mod:`stream.artifact_store`).
+"""Artifact stores fetch only artifact files, inside their cache
+(:mod:`seismo.stream.registry.artifact_store`).
 
 No Redis here: the stores alone, on fsspec's ``memory://`` filesystem (where
 any object key can be planted) and on a local directory.
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from models.artifact import ARTIFACT_FILES, CONFIG_FILE, MANIFEST_FILE, WEIGHTS_FILE
-from stream.artifact_store import FsspecStore, LocalStore, safe_destination
-from stream.errors import RegistryError
+from seismo.models.artifact import ARTIFACT_FILES, CONFIG_FILE, MANIFEST_FILE, WEIGHTS_FILE
+from seismo.stream.errors import RegistryError
+from seismo.stream.registry.artifact_store import FsspecStore, LocalStore, safe_destination
 
 NAME, VERSION = "pumps", "dense-20261123T101500-0badf00d"
 

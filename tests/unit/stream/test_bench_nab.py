@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.bench_nab_cmd import read_detections, result_path, run_benchmark_nab
-from stream.series_detector import SeriesRules
+from seismo.stream.bench.nab import read_detections, result_path, run_benchmark_nab
+from seismo.stream.bench.series_detector import SeriesRules
 from tests.pipes import run_seismo
 
 N, STEP = 4032, timedelta(minutes=5)  # 14 days, as NAB's artificial series

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.bench_skab_cmd import SkabRules, run_benchmark_skab
+from seismo.stream.bench.skab import SkabRules, run_benchmark_skab
 from tests.pipes import run_seismo
 
 HEAD = ("datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;"

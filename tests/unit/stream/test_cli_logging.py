@@ -7,7 +7,7 @@ import sys
 
 SCRIPT = r'''
 import logging
-from stream.cli import setup_logging
+from seismo.stream.cli.common import setup_logging
 setup_logging("INFO")
 log = logging.getLogger("seismo.test")
 log.warning("device %s seen", "pump-1\n2026-01-01 00:00:00,000 ERROR forged: \x1b[2Jgone\r")

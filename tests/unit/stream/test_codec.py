@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.codec import DecodedBatch, decode_batch, encode_event, parse_timestamp
+from seismo.stream.scoring.codec import DecodedBatch, decode_batch, encode_event, parse_timestamp
 
 D = 4
 
@@ -229,7 +229,7 @@ def test_parse_timestamp_floors_sub_millisecond_iso():
 
 def reference(values, stamps):
     """The full decoder on every message: what the fast path must reproduce exactly."""
-    from stream.codec import _decode_each
+    from seismo.stream.scoring.codec import _decode_each
 
     return _decode_each(values, range(len(values)), stamps, D, 1_000)
 
@@ -292,6 +292,6 @@ def test_the_fast_path_keeps_batch_order_when_both_paths_accept() -> None:
     assert batch.device_ids == ["a", "b", "c", "d"] and batch.rows.tolist() == [0, 1, 2, 3]
     assert batch.timestamps.tolist() == [1732350000000, 5, 1732350000000, 9]
     assert_same(batch, reference(values, [9, 9, 9, 9]))
-    from stream.fast_decode import fast_pass
+    from seismo.stream.scoring.fast_decode import fast_pass
 
     assert fast_pass(values, n_features=D, max_bytes=1_000).rows == [1, 3]  # the rest went slow

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.demo_report import render_report, series_svg, split_scores, thin
-from stream.demo_state import DemoState
-from stream.detection_score import score_detections
+from seismo.stream.demo.detection_score import score_detections
+from seismo.stream.demo.report import render_report, series_svg, split_scores, thin
+from seismo.stream.demo.state import DemoState
 
 GRACE = 3
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.calibration import Calibration
-from stream.device_rule import DeviceRule, DeviceState, judge
-from stream.stats import RunningStats
+from seismo.models.calibration import Calibration
+from seismo.stream.scoring.device_rule import DeviceRule, DeviceState, judge
+from seismo.stream.scoring.stats import RunningStats
 
 finite = st.floats(-5, 5, allow_nan=False, width=32)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.drift import DriftMonitor
+from seismo.stream.scoring.drift import DriftMonitor
 
 
 def feed(monitor: DriftMonitor, values: np.ndarray, batch: int = 50) -> list[int]:

@@ -7,7 +7,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.codec import (
+from seismo.stream.scoring.codec import (
     DecodedBatch,
     Encodings,
     Headers,
@@ -15,7 +15,7 @@ from stream.codec import (
     decode_batch,
     split_encodings,
 )
-from stream.f32_codec import CONTENT_TYPE, encode_f32, f32_headers
+from seismo.stream.scoring.f32_codec import CONTENT_TYPE, encode_f32, f32_headers
 
 D = 3
 F32 = f32_headers()

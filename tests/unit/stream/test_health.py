@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 from prometheus_client import CollectorRegistry
 
-from stream.errors import ServiceError
-from stream.health import Health, WatcherStatus, serve
-from stream.metrics import IncidentMetrics, NotifyMetrics, ScorerMetrics, serve_metrics
+from seismo.stream.errors import ServiceError
+from seismo.stream.io.health import Health, WatcherStatus, serve
+from seismo.stream.io.metrics import IncidentMetrics, NotifyMetrics, ScorerMetrics, serve_metrics
 
 WELL = WatcherStatus(alive=True, stopping=False, errors=0, last_error=None, failing_since=None,
                      last_ok_at=0.0, poll_s=30.0)  # fmt: skip

@@ -1,4 +1,4 @@
-"""The incident state machine (stream.incidents): properties against a naive model."""
+"""The incident state machine (seismo.stream.incidents.state): properties against a naive model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.incidents import Rules, new_state, on_alert, on_tick
+from seismo.stream.incidents.state import Rules, new_state, on_alert, on_tick
 
 RULES = Rules(open_after=3, window_s=10, quiet_s=30)
 
@@ -116,7 +116,7 @@ alert_fields = st.fixed_dictionaries(
 @given(alerts=st.lists(alert_fields, min_size=1, max_size=5))
 def test_an_alert_that_passes_the_check_never_makes_the_state_machine_raise(alerts):
     """What one message can hold: either refused with a reason, or applied without error."""
-    from stream.incidents import alert_problem
+    from seismo.stream.incidents.state import alert_problem
 
     state = new_state()
     for a in alerts:

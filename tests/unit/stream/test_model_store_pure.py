@@ -1,4 +1,4 @@
-"""The pure rules of the model registry (:mod:`stream.model_versions`)."""
+"""The pure rules of the model registry (:mod:`seismo.stream.registry.model_versions`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.errors import ConfigError, RegistryError
-from stream.model_versions import (
+from seismo.stream.errors import ConfigError, RegistryError
+from seismo.stream.registry.model_versions import (
     StoredVersion,
     check_component,
     choose_prune,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.promotion import GatePolicy, decide
+from seismo.stream.registry.promotion import GatePolicy, decide
 
 K = 3.0
 POLICY = GatePolicy(min_train_size=100, max_alert_rate=0.03, p99_margin=1.0, min_anomalies=5)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.reservoir import Reservoir, device_group, group_of
+from seismo.stream.retrain.reservoir import Reservoir, device_group, group_of
 
 D = 2
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.artifact import Artifact, build_artifact
-from models.config import DenseConfig, TrainConfig
-from models.training import train_autoencoder
-from stream.promotion import GatePolicy
-from stream.reservoir import Window
-from stream.retrain_round import RoundOptions, run_round
-from stream.stats import RunningStats
-from stream.threshold import ThresholdRule
+from seismo.models.artifact import Artifact, build_artifact
+from seismo.models.config import DenseConfig, TrainConfig
+from seismo.models.training import train_autoencoder
+from seismo.stream.registry.promotion import GatePolicy
+from seismo.stream.retrain.reservoir import Window
+from seismo.stream.retrain.round import RoundOptions, run_round
+from seismo.stream.scoring.stats import RunningStats
+from seismo.stream.scoring.threshold import ThresholdRule
 from tests.pipes import SensorData
 
 A, B = SensorData(seed=7), SensorData(seed=8)
@@ -73,7 +73,7 @@ def test_too_little_data_trains_nothing(champion):
 def test_a_stop_during_training_abandons_the_round_within_an_epoch(champion) -> None:
     from dataclasses import replace
 
-    from models.errors import TrainingStopped
+    from seismo.models.errors import TrainingStopped
 
     asked: list[int] = []
 

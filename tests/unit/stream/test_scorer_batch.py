@@ -13,9 +13,9 @@ from confluent_kafka import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.alerts import Source
-from stream.batch_sources import MessageSources, commit_offsets, source_of
-from stream.scorer import _timestamps
+from seismo.stream.io.batch_sources import MessageSources, commit_offsets, source_of
+from seismo.stream.scoring.alerts import Source
+from seismo.stream.scoring.scorer import _timestamps
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.series_detector import SeriesRules, detect, episode_starts, rolling_z
+from seismo.stream.bench.series_detector import SeriesRules, detect, episode_starts, rolling_z
 
 
 def naive_rolling_z(x: np.ndarray, start: int, history: int) -> np.ndarray:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from stream.cli import parse_pairs
-from stream.errors import ConfigError
-from stream.kafka_io import CONSUMER_DEFAULTS, PINNED_CONSUMER, client_config
-from stream.settings import load_settings
+from seismo.stream.cli.common import parse_pairs
+from seismo.stream.config.loader import load_settings
+from seismo.stream.errors import ConfigError
+from seismo.stream.io.kafka import CONSUMER_DEFAULTS, PINNED_CONSUMER, client_config
 
 
 def test_defaults_match_the_documented_contract():
@@ -31,7 +31,7 @@ def test_defaults_match_the_documented_contract():
 
 
 def test_the_device_rule_defaults_are_those_of_the_nab_benchmark():
-    from stream.series_detector import SeriesRules
+    from seismo.stream.bench.series_detector import SeriesRules
 
     s = load_settings({"model": "m"}, env={})
     rules = SeriesRules()

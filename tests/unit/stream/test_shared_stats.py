@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import redis
 
-from stream.redis_stats import SharedStats
-from stream.stats import RunningStats
+from seismo.stream.io.redis_stats import SharedStats
+from seismo.stream.scoring.stats import RunningStats
 
 
 class FlakyStore:

@@ -6,9 +6,9 @@ import numpy as np
 import orjson
 import pytest
 
-from stream.sim_anomalies import KINDS, Injector
-from stream.sim_plant import CHANNELS, NOISE, SPREAD, Plant, channel_values
-from stream.simulation import NEW_REGIME, Simulation, SimulationConfig, event_tick
+from seismo.stream.sim.anomalies import KINDS, Injector
+from seismo.stream.sim.plant import CHANNELS, NOISE, SPREAD, Plant, channel_values
+from seismo.stream.sim.simulation import NEW_REGIME, Simulation, SimulationConfig, event_tick
 
 
 def test_equal_seeds_give_equal_streams_and_other_seeds_do_not() -> None:

@@ -1,4 +1,4 @@
-"""What seismo notify sends (stream.sinks): a change either passes the check and
+"""What seismo notify sends (seismo.stream.incidents.sinks): a change either passes the check and
 renders for every sink, or is refused with a reason; Slack text and log lines
 carry no markup or control character of the input."""
 
@@ -10,9 +10,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.incident_settings import NotifySettings, load
-from stream.notify_cmd import build_request
-from stream.sinks import (
+from seismo.stream.config.incident_settings import NotifySettings
+from seismo.stream.config.loader import load
+from seismo.stream.incidents.notify import build_request
+from seismo.stream.incidents.sinks import (
     alertmanager_alerts,
     change_problem,
     escape_controls,

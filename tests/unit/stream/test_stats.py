@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.stats import RunningStats
+from seismo.stream.scoring.stats import RunningStats
 
 batches = st.lists(
     st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=0, max_size=50),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.calibration import Calibration
-from stream.stats import RunningStats
-from stream.threshold import ThresholdRule, learnable
+from seismo.models.calibration import Calibration
+from seismo.stream.scoring.stats import RunningStats
+from seismo.stream.scoring.threshold import ThresholdRule, learnable
 
 CAL = Calibration(count=500, mean=1.0, std=0.2, quantiles={}, log_mean=0.0, log_std=0.2)
 

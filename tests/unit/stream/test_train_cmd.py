@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from models.config import DenseConfig, default_hidden
-from stream.errors import ConfigError
-from stream.train_cmd import build_config, describe
+from seismo.models.config import DenseConfig, default_hidden
+from seismo.stream.errors import ConfigError
+from seismo.stream.offline.train import build_config, describe
 
 
 def test_dense_defaults_come_from_the_dimension() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.window_buffer import WindowBuffer
+from seismo.stream.scoring.window_buffer import WindowBuffer
 
 readings = st.lists(
     st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 1),  # device, partition

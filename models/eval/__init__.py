@@ -1,0 +1,3 @@
+"""Evaluation: metrics against labels, reports, and the benchmark protocols (ODDS, NAB
+scoring) with their baseline detectors.
+"""

@@ -1,0 +1,110 @@
+"""Detectors for `seismo.models.eval.odds_bench`: seismo's default model and PyOD baselines.
+
+Each factory returns a `~seismo.models.eval.odds_bench.FitFn`: ``fit(x_train, seed)``
+trains on standardised rows ``(n, d)`` and returns a function scoring rows
+``(m, d) -> (m,)``, **higher = more anomalous**. PyOD (``pip install
+seismo[bench]``) is imported only when one of its detectors is built.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.random.default_rng(0).normal(size=(40, 3))
+>>> score = seismo_default(device="cpu")(x, 0)
+>>> score(x[:5]).shape
+(5,)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from seismo.models.config import TrainConfig
+from seismo.models.errors import SeismoError
+from seismo.models.eval.odds_bench import FitFn, ScoreFn
+from seismo.models.training import train_autoencoder
+
+SEISMO = "seismo"
+"""Name of seismo's default model in the benchmark tables."""
+
+PYOD_DETECTORS: dict[str, tuple[str, str]] = {
+    "pyod AutoEncoder": ("pyod.models.auto_encoder", "AutoEncoder"),
+    "pyod VAE": ("pyod.models.vae", "VAE"),
+    "pyod IForest": ("pyod.models.iforest", "IForest"),
+}
+"""Table name -> (module, class) of the PyOD baselines, all built with PyOD's defaults."""
+
+_DEEP = {"AutoEncoder", "VAE"}
+
+
+class MissingPyOD(SeismoError):
+    """PyOD (or a module it needs) is not installed."""
+
+
+def seismo_default(device: str = "auto") -> FitFn:
+    """What ``seismo train --seed SEED`` builds with every other option at its default.
+
+    That is `seismo.models.training.train_autoencoder` with the default `DenseConfig`
+    (`seismo.models.config.default_hidden`) and ``TrainConfig(seed=seed)``.
+    """
+
+    def fit(x_train: np.ndarray, seed: int) -> ScoreFn:
+        result = train_autoencoder(x_train, train=TrainConfig(seed=seed), device=device)
+        return result.detector.score_batch
+
+    return fit
+
+
+def pyod_version() -> str | None:
+    """PyOD's version string, or ``None`` when it is not installed."""
+    try:
+        module = importlib.import_module("pyod")
+    except ImportError:
+        return None
+    return str(getattr(module, "__version__", "unknown"))
+
+
+def _pyod_class(module_name: str, class_name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except ImportError as exc:
+        raise MissingPyOD(
+            f"PyOD baselines need PyOD: pip install 'seismo[bench]' ({exc}); "
+            "or pass --no-pyod"
+        ) from exc
+
+
+def pyod_detector(name: str) -> FitFn:
+    """A PyOD baseline from `PYOD_DETECTORS` with PyOD's default hyperparameters.
+
+    Only ``random_state`` (set to the split's seed) and ``verbose=0`` are
+    passed, so runs are repeatable and quiet. Scores are PyOD's
+    ``decision_function`` (higher = more anomalous).
+    """
+    module_name, class_name = PYOD_DETECTORS[name]
+    cls = _pyod_class(module_name, class_name)
+
+    def fit(x_train: np.ndarray, seed: int) -> ScoreFn:
+        kwargs: dict[str, Any] = {"random_state": seed}
+        if class_name in _DEEP:
+            kwargs["verbose"] = 0
+        model = cls(**kwargs)
+        model.fit(x_train)
+        return lambda x: np.asarray(model.decision_function(x), dtype=np.float64)
+
+    return fit
+
+
+def build_detectors(with_pyod: bool = True, device: str = "auto") -> dict[str, FitFn]:
+    """Seismo's default model, then (unless ``with_pyod`` is false) the PyOD baselines.
+
+    Raises `MissingPyOD` up front, before any training, when PyOD is wanted
+    but missing.
+    """
+    detectors: dict[str, FitFn] = {SEISMO: seismo_default(device)}
+    if with_pyod:
+        for name in PYOD_DETECTORS:
+            detectors[name] = pyod_detector(name)
+    return detectors

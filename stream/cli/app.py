@@ -1,0 +1,442 @@
+"""The ``seismo`` command line.
+
+Every command turns a :class:`~seismo.stream.errors.SeismoError` into one line on
+stderr and exit status 1; a usage error exits 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seismo.stream.cli.bench import bench, bench_devices
+from seismo.stream.cli.common import install_stop_handlers, parse_pairs, setup_logging
+from seismo.stream.cli.demo import demo, simulate
+from seismo.stream.cli.incidents import incidents, notify, silence_app
+from seismo.stream.cli.models import models_app
+from seismo.stream.errors import SeismoError
+
+app = typer.Typer(
+    name="seismo",
+    help="Streaming anomaly detection for sensor events on Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Opt = typer.Option
+
+
+@app.command()
+def score(
+    model: Annotated[Path | None, Opt(help="Model artifact directory [env SEISMO_MODEL].")] = None,
+    model_store: Annotated[
+        str | None, Opt(help="Or a registry store (directory or fsspec URL): serve, hot-swap.")
+    ] = None,
+    model_name: Annotated[str | None, Opt(help="Model name in the registry.")] = None,
+    model_cache_dir: Annotated[
+        Path | None, Opt(help="Local copies of a URL store's versions.")
+    ] = None,
+    model_poll_s: Annotated[
+        float | None, Opt(help="Registry pointer poll period (bounded staleness, s).")
+    ] = None,
+    drift_m: Annotated[
+        float | None, Opt(help="Drift trigger: rolling median > calibration mean + m*std.")
+    ] = None,
+    drift_window: Annotated[int | None, Opt(help="Drift trigger: scores in the median.")] = None,
+    drift_cooldown_s: Annotated[
+        float | None, Opt(help="Drift trigger: seconds before asking again.")
+    ] = None,
+    bootstrap_servers: Annotated[str | None, Opt(help="Kafka bootstrap servers.")] = None,
+    input_topic: Annotated[str | None, Opt("--input-topic", "--topic", help="Event topic.")] = None,
+    alerts_topic: Annotated[str | None, Opt(help="Alerts topic.")] = None,
+    scores_topic: Annotated[str | None, Opt(help="Optional per-event scores topic.")] = None,
+    dlq_topic: Annotated[str | None, Opt(help="Dead-letter topic.")] = None,
+    group_id: Annotated[str | None, Opt(help="Consumer group id.")] = None,
+    redis_url: Annotated[str | None, Opt(help="Redis URL (password allowed).")] = None,
+    redis_prefix: Annotated[str | None, Opt(help="Prefix of Redis keys.")] = None,
+    device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
+    max_batch: Annotated[int | None, Opt(help="Most events per micro-batch.")] = None,
+    linger_ms: Annotated[int | None, Opt(help="Longest wait for a batch to fill (ms).")] = None,
+    k: Annotated[float | None, Opt("--k", help="Threshold = mean + k*std.")] = None,
+    window: Annotated[
+        int | None, Opt(help="Score each device's last W readings with a window model.")
+    ] = None,
+    window_stride: Annotated[
+        int | None, Opt(help="With --window: readings between two scored windows.")
+    ] = None,
+    window_step: Annotated[
+        int | None, Opt(help="With --window: readings between two readings of a window.")
+    ] = None,
+    window_tail: Annotated[
+        int | None, Opt(help="With --window: messages re-read to rebuild a new partition's.")
+    ] = None,
+    threshold_scope: Annotated[
+        str | None, Opt(help="model (one shared threshold) or device (each device its own).")
+    ] = None,
+    smooth: Annotated[int | None, Opt(help="Device scope: scores averaged before judging.")] = None,
+    device_history: Annotated[
+        int | None, Opt(help="Device scope: memory of a device's statistics (scores).")
+    ] = None,
+    level_history: Annotated[
+        int | None, Opt(help="Device scope: memory of the level check (readings; 0 = off).")
+    ] = None,
+    level_warmup: Annotated[
+        int | None, Opt(help="Device scope: readings before the level check judges.")
+    ] = None,
+    device_state_ttl_s: Annotated[
+        int | None, Opt(help="Device scope: unwritten device states expire after (s).")
+    ] = None,
+    max_devices: Annotated[
+        int | None, Opt(help="Most device states/windows held in memory (LRU beyond).")
+    ] = None,
+    threshold_space: Annotated[
+        str | None, Opt(help="log (default) or linear: where mean/std are computed.")
+    ] = None,
+    min_samples: Annotated[
+        int | None, Opt(help="Warm-up scores before the rolling threshold.")
+    ] = None,
+    learn_anomalies: Annotated[
+        bool | None, Opt("--learn-anomalies/--no-learn-anomalies", help="Fold flagged scores in.")
+    ] = None,
+    stats_window: Annotated[int | None, Opt(help="Memory of the rolling statistics.")] = None,
+    redis_timeout_s: Annotated[
+        float | None, Opt(help="Longest wait for one Redis call (s).")
+    ] = None,
+    redis_retry_s: Annotated[
+        float | None, Opt(help="After a Redis failure, judge locally this long (s).")
+    ] = None,
+    max_message_bytes: Annotated[int | None, Opt(help="Larger events are dead-lettered.")] = None,
+    flush_timeout_s: Annotated[float | None, Opt(help="Delivery confirmation timeout.")] = None,
+    metrics_port: Annotated[int | None, Opt(help="Prometheus port (0 = off).")] = None,
+    metrics_host: Annotated[str | None, Opt(help="Metrics bind address.")] = None,
+    kafka_config: Annotated[
+        list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable (SASL/TLS...).")
+    ] = None,
+    log_level: Annotated[str | None, Opt(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    config: Annotated[Path | None, Opt(help="TOML config file (flags and env win).")] = None,
+) -> None:
+    """Score events from Kafka and publish alerts (runs until SIGTERM/SIGINT)."""
+    given = dict(locals())  # first statement: exactly the options
+    given.pop("config")
+    from seismo.stream.config.loader import load_settings
+    from seismo.stream.scoring.service import run_scorer
+
+    given["kafka_config"] = parse_pairs(kafka_config)
+    settings = load_settings(given, config_file=config)
+    setup_logging(settings.log_level)
+    run_scorer(settings, install_stop_handlers())
+
+
+@app.command()
+def train(
+    data: Annotated[Path, Opt(help="Training data: .npz (key X), .csv or .parquet.")],
+    out: Annotated[Path, Opt(help="Artifact directory to write.")],
+    arch: Annotated[str, Opt(help="vae, dense, sparse, denoising, conv1d or lstm.")] = "vae",
+    epochs: Annotated[int | None, Opt(help="Most training epochs.")] = None,
+    seed: Annotated[int, Opt(help="Random seed.")] = 0,
+    hidden: Annotated[str | None, Opt(help="Hidden sizes, e.g. 64,16 (default from d).")] = None,
+    activation: Annotated[str | None, Opt(help="relu, tanh, sigmoid, gelu, ...")] = None,
+    output_activation: Annotated[
+        str | None, Opt(help="Output activation, e.g. sigmoid for [0,1] data.")
+    ] = None,
+    loss: Annotated[str | None, Opt(help="Training loss: mse, mae, huber or bce.")] = None,
+    score: Annotated[str | None, Opt(help="Row score: mse, mae (vae: also elbo).")] = None,
+    scaling: Annotated[str | None, Opt(help="standard, minmax or none.")] = None,
+    scale_floor: Annotated[
+        float | None, Opt(help="standard: smallest scale as a share of the mean, e.g. 0.01.")
+    ] = None,
+    penalty: Annotated[str | None, Opt(help="sparse: l1 or kl.")] = None,
+    penalty_weight: Annotated[float | None, Opt(help="sparse: weight of the penalty.")] = None,
+    sparsity_target: Annotated[float | None, Opt(help="sparse kl: target activation.")] = None,
+    noise: Annotated[str | None, Opt(help="denoising: gaussian or mask.")] = None,
+    noise_level: Annotated[float | None, Opt(help="denoising: std or mask share.")] = None,
+    kl_weight: Annotated[float | None, Opt(help="vae: weight of the KL term.")] = None,
+    window: Annotated[
+        int | None, Opt(help="Time steps per row (conv1d/lstm); on a series CSV, any arch.")
+    ] = None,
+    timestamp_column: Annotated[
+        str, Opt(help="A CSV with this column is a time series (windows of --window).")
+    ] = "timestamp",
+    train_share: Annotated[
+        float, Opt(help="Series: the first share of the readings is the training stretch.")
+    ] = 0.5,
+    channels: Annotated[int | None, Opt(help="conv1d/lstm: channels (default d/window).")] = None,
+    filters: Annotated[str | None, Opt(help="conv1d: filters per layer, e.g. 16,8.")] = None,
+    kernel_size: Annotated[int | None, Opt(help="conv1d: kernel size (odd).")] = None,
+    latent: Annotated[int | None, Opt(help="conv1d/lstm: latent size.")] = None,
+    layers: Annotated[int | None, Opt(help="lstm: stacked layers.")] = None,
+    lr: Annotated[float | None, Opt(help="Adam learning rate.")] = None,
+    weight_decay: Annotated[float | None, Opt(help="Adam weight decay.")] = None,
+    batch_size: Annotated[int | None, Opt(help="Minibatch size.")] = None,
+    patience: Annotated[int | None, Opt(help="Early-stopping patience (epochs).")] = None,
+    contamination: Annotated[
+        float | None, Opt(help="Known anomaly share of the data: also store that threshold.")
+    ] = None,
+    name: Annotated[str, Opt(help="Model name (namespaces Redis statistics).")] = "seismo",
+    exclude_labelled: Annotated[bool, Opt(help="Drop rows whose label y is 1.")] = False,
+    label_column: Annotated[str | None, Opt(help="CSV/parquet label column.")] = None,
+    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Train an autoencoder and write a self-describing artifact."""
+    from seismo.stream.offline.train import run_train
+
+    run_train(
+        data=data,
+        out=out,
+        arch=arch,
+        arch_options=dict(
+            hidden=hidden, activation=activation, output_activation=output_activation,
+            score=score, penalty=penalty, penalty_weight=penalty_weight,
+            sparsity_target=sparsity_target, noise=noise, noise_level=noise_level,
+            kl_weight=kl_weight, window=window, channels=channels, filters=filters,
+            kernel_size=kernel_size, latent=latent, layers=layers,
+        ),  # fmt: skip
+        train_options=dict(
+            epochs=epochs, seed=seed, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+            patience=patience, loss=loss, scaling=scaling, scale_floor=scale_floor,
+        ),  # fmt: skip
+        name=name,
+        exclude_labelled=exclude_labelled,
+        label_column=label_column,
+        device=device,
+        contamination=contamination,
+        timestamp_column=timestamp_column,
+        train_share=train_share,
+    )
+
+
+@app.command()
+def produce(
+    topic: Annotated[str, Opt(help="Topic to publish to.")],
+    data: Annotated[Path, Opt(help="Rows to publish: .npz, .csv or .parquet.")],
+    bootstrap_servers: Annotated[str, Opt(help="Kafka bootstrap servers.")] = "127.0.0.1:9092",
+    rate: Annotated[float, Opt(help="Events per second (0 = as fast as possible).")] = 0.0,
+    device_column: Annotated[str | None, Opt(help="CSV/parquet column holding device ids.")] = None,
+    devices: Annotated[int, Opt(help="Without --device-column: spread rows over N devices.")] = 1,
+    label_column: Annotated[str | None, Opt(help="Column to leave out of the values.")] = None,
+    limit: Annotated[int | None, Opt(help="Publish at most N rows.")] = None,
+    kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
+    encoding: Annotated[
+        str,
+        Opt(help="json (the event contract) or f32 (application/x-seismo-f32: little-endian "
+            "float32 values, the key is the device id)."),
+    ] = "json",
+) -> None:
+    """Publish the rows of a file as events following the contract (id = row index)."""
+    from seismo.stream.offline.produce import run_produce
+
+    run_produce(
+        topic=topic,
+        data=data,
+        bootstrap_servers=bootstrap_servers,
+        rate=rate,
+        device_column=device_column,
+        devices=devices,
+        label_column=label_column,
+        limit=limit,
+        kafka_config=parse_pairs(kafka_config) or {},
+        encoding=encoding,
+    )
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, Opt(help="Model artifact directory.")],
+    data: Annotated[Path, Opt(help="Labelled rows: .npz (X, y), .csv or .parquet.")],
+    report: Annotated[Path | None, Opt(help="Write index.html + PNG plots here.")] = None,
+    as_json: Annotated[bool, Opt("--json", help="Print one JSON object on stdout.")] = False,
+    label_column: Annotated[str | None, Opt(help="Label column (.npz key, default y).")] = None,
+    k: Annotated[float, Opt("--k", help="Calibration threshold = mean + k*std.")] = 3.0,
+    threshold_space: Annotated[str, Opt(help="log or linear: where mean/std apply.")] = "log",
+    threshold: Annotated[str, Opt(help="calibration or contamination.")] = "calibration",
+    image_shape: Annotated[
+        str | None, Opt(help="HxW of image rows for the report (784 -> 28x28).")
+    ] = None,
+    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Score a labelled file and report ROC-AUC, PR-AUC, precision, recall, F1."""
+    from seismo.stream.offline.evaluate import run_evaluate
+
+    run_evaluate(
+        model=model,
+        data=data,
+        report=report,
+        as_json=as_json,
+        label_column=label_column,
+        k=k,
+        threshold_space=threshold_space,
+        threshold=threshold,
+        image_shape_text=image_shape,
+        device=device,
+    )
+
+
+@app.command("benchmark-odds")
+def benchmark_odds(
+    data_dir: Annotated[
+        Path | None, Opt(help="Folder of ODDS .npz files [default $SEISMO_DATA/odds].")
+    ] = None,
+    seeds: Annotated[int, Opt(help="Splits per data set (seeds 0..N-1).")] = 10,
+    datasets: Annotated[
+        str | None, Opt(help="Comma-separated, e.g. cardio,shuttle [default: six sets].")
+    ] = None,
+    out: Annotated[Path | None, Opt(help="Markdown file whose section is rewritten.")] = Path(
+        "docs/benchmarks.md"
+    ),
+    json_path: Annotated[Path | None, Opt("--json", help="Also write runs as JSON.")] = None,
+    no_pyod: Annotated[bool, Opt("--no-pyod", help="Only seismo (no PyOD baselines).")] = False,
+    device: Annotated[str, Opt(help="auto, cpu or cuda (seismo's model).")] = "auto",
+) -> None:
+    """Benchmark seismo's default model against PyOD on ODDS outlier sets."""
+    from seismo.stream.bench.odds import run_benchmark_odds
+
+    run_benchmark_odds(
+        data_dir=data_dir,
+        seeds=seeds,
+        datasets=datasets,
+        out=out,
+        json_path=json_path,
+        with_pyod=not no_pyod,
+        device=device,
+    )
+
+
+@app.command("benchmark-nab")
+def benchmark_nab(
+    data_dir: Annotated[
+        Path | None, Opt(help="NAB folder (data/, labels/) [default $SEISMO_DATA/nab].")
+    ] = None,
+    results_dir: Annotated[
+        Path, Opt(help="Where result files are written (NAB's format).")
+    ] = Path("nab-results"),
+    as_json: Annotated[bool, Opt("--json", help="Print one JSON object on stdout.")] = False,
+    out: Annotated[Path | None, Opt(help="Markdown file whose NAB section is rewritten.")] = None,
+    k: Annotated[
+        float, Opt(help="Threshold: mean + k std of the smoothed log error, and of the reading.")
+    ] = 3.0,
+    level: Annotated[
+        bool, Opt(help="Also flag a reading k std off the mean of its last 6400 (level check).")
+    ] = True,
+    seed: Annotated[int, Opt(help="Seeds the window model's training (spread over seeds).")] = 0,
+    through_kafka: Annotated[
+        bool, Opt(help="Replay every series through Kafka, Redis and the scorer.")
+    ] = False,
+    bootstrap_servers: Annotated[
+        str | None, Opt(help="With --through-kafka: a broker [default: start one].")
+    ] = None,
+    redis_url: Annotated[
+        str | None, Opt(help="With --through-kafka: a Redis [default: start one].")
+    ] = None,
+) -> None:
+    """Stream the NAB series through the window detector; NAB's scores, P/R and delay."""
+    from seismo.stream.bench.nab import run_benchmark_nab, through_services, write_report
+    from seismo.stream.bench.series_detector import SeriesRules
+
+    rules = SeriesRules(k=k, level=level, seed=seed)
+    progress = lambda line: typer.echo(line, err=True)  # noqa: E731
+    with through_services(through_kafka, bootstrap_servers, redis_url, results_dir) as through:
+        report = run_benchmark_nab(data_dir, results_dir, rules, progress, through)
+    write_report(report, as_json=as_json, out=out, echo=typer.echo)
+
+
+@app.command("benchmark-skab")
+def benchmark_skab(
+    data_dir: Annotated[
+        Path | None, Opt(help="SKAB folder (anomaly-free/, ...) [default $SEISMO_DATA/skab].")
+    ] = None,
+    as_json: Annotated[bool, Opt("--json", help="Print one JSON object on stdout.")] = False,
+    out: Annotated[Path | None, Opt(help="Markdown file whose SKAB section is rewritten.")] = None,
+    k: Annotated[float, Opt(help="Threshold: mean + k std of the log error.")] = 3.0,
+    seed: Annotated[int, Opt(help="Seeds the model's training (the spread over seeds).")] = 0,
+    scale_floor: Annotated[
+        float, Opt(help="Smallest channel scale as a share of its level (0: plain std).")
+    ] = 0.01,
+) -> None:
+    """Outlier F1/FAR/MAR and changepoint NAB score of a conv1d window model on SKAB."""
+    from seismo.stream.bench.skab import SkabRules, run_benchmark_skab, write_report
+
+    report = run_benchmark_skab(data_dir, SkabRules(k=k, seed=seed, scale_floor=scale_floor),
+                                progress=lambda line: typer.echo(line, err=True))  # fmt: skip
+    write_report(report, as_json=as_json, out=out, echo=typer.echo)
+
+
+@app.command()
+def retrain(
+    model_store: Annotated[
+        str | None, Opt(help="Model registry store: a directory or an fsspec URL.")
+    ] = None,
+    model_name: Annotated[str | None, Opt(help="Model name to keep current.")] = None,
+    model_cache_dir: Annotated[
+        Path | None, Opt(help="Local copies of a URL store's versions.")
+    ] = None,
+    bootstrap_servers: Annotated[str | None, Opt(help="Kafka bootstrap servers.")] = None,
+    input_topic: Annotated[str | None, Opt("--input-topic", "--topic", help="Event topic.")] = None,
+    redis_url: Annotated[str | None, Opt(help="Redis URL (password allowed).")] = None,
+    redis_prefix: Annotated[str | None, Opt(help="Prefix of Redis keys.")] = None,
+    interval_s: Annotated[
+        float | None, Opt("--interval", "--interval-s", help="Seconds between retrains.")
+    ] = None,
+    window_size: Annotated[int | None, Opt(help="Newest events kept per device group.")] = None,
+    max_groups: Annotated[int | None, Opt(help="Device groups kept in the window.")] = None,
+    group_by: Annotated[str | None, Opt(help="prefix (pump-7 -> pump), device or none.")] = None,
+    backfill: Annotated[int | None, Opt(help="Events per partition read back at start.")] = None,
+    min_train_size: Annotated[int | None, Opt(help="Fewest events to train on.")] = None,
+    holdout_fraction: Annotated[float | None, Opt(help="Newest share held back.")] = None,
+    include_flagged: Annotated[
+        bool | None, Opt("--include-flagged/--exclude-flagged", help="Train on flagged events.")
+    ] = None,
+    k: Annotated[float | None, Opt("--k", help="The scorers' k.")] = None,
+    threshold_space: Annotated[str | None, Opt(help="The scorers' space: log or linear.")] = None,
+    min_samples: Annotated[int | None, Opt(help="The scorers' warm-up length.")] = None,
+    max_alert_rate: Annotated[float | None, Opt(help="Gate: most false-alert rate.")] = None,
+    p99_margin: Annotated[float | None, Opt(help="Gate: p99 z-score margin.")] = None,
+    regime_share: Annotated[float | None, Opt(help="Flagged share meaning a new regime.")] = None,
+    min_agreement: Annotated[float | None, Opt(help="Gate: share of anomalies kept.")] = None,
+    epochs: Annotated[int | None, Opt(help="Override the champion's epochs.")] = None,
+    keep: Annotated[int | None, Opt(help="Versions kept in the store.")] = None,
+    device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
+    lease_ttl_s: Annotated[float | None, Opt(help="Lease expiry (s).")] = None,
+    max_message_bytes: Annotated[
+        int | None, Opt(help="Larger events are left out of the window.")
+    ] = None,
+    metrics_port: Annotated[int | None, Opt(help="Prometheus port (0 = off).")] = None,
+    metrics_host: Annotated[str | None, Opt(help="Metrics bind address.")] = None,
+    kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
+    log_level: Annotated[str | None, Opt(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    once: Annotated[bool, Opt("--once", help="One round now; print its result as JSON.")] = False,
+    config: Annotated[Path | None, Opt(help="TOML config file (flags and env win).")] = None,
+) -> None:
+    """Retrain on recent events and promote challengers that pass the gate (sidecar)."""
+    given = dict(locals())  # first statement: exactly the options
+    given.pop("config")
+    given.pop("once")
+    from seismo.stream.config.loader import load_retrain_settings
+    from seismo.stream.retrain.command import run_retrain
+
+    given["kafka_config"] = parse_pairs(kafka_config)
+    settings = load_retrain_settings(given, config_file=config)
+    setup_logging(settings.log_level)
+    run_retrain(settings, install_stop_handlers(), once=once, echo=typer.echo)
+
+
+app.command()(simulate)
+app.command()(demo)
+app.command()(bench)
+app.command(name="bench-devices")(bench_devices)
+app.add_typer(models_app, name="models")
+app.command()(incidents)
+app.command()(notify)
+app.add_typer(silence_app, name="silence")
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors, no tracebacks for known failures."""
+    try:
+        app()
+    except SeismoError as exc:
+        print(f"seismo: error: {exc}", file=sys.stderr)
+        sys.exit(1)

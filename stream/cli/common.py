@@ -1,0 +1,95 @@
+"""What every command's parsing shares: ``KEY=VALUE`` options, logging, stop signals."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Annotated, Any
+
+import typer
+from pydantic import SecretStr
+
+from seismo.stream.config.base import check_redis_url
+from seismo.stream.errors import ConfigError
+
+
+def redis_url_option(value: str) -> str:
+    """Check a ``--redis-url`` given to a command without a settings class.
+
+    >>> redis_url_option("redis://127.0.0.1:6379/0")
+    'redis://127.0.0.1:6379/0'
+    >>> redis_url_option("http://h:6379")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ...
+    BadParameter: must start with redis://, rediss:// or unix://
+    """
+    try:
+        check_redis_url(SecretStr(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+#: ``--redis-url`` and ``--redis-prefix`` of the commands without a settings class
+#: (``seismo models``, ``seismo silence``): the same variables as every other command.
+RedisUrlOpt = Annotated[str, typer.Option(
+    envvar="SEISMO_REDIS_URL", callback=redis_url_option, help="Redis URL (password allowed).",
+)]  # fmt: skip
+RedisPrefixOpt = Annotated[
+    str, typer.Option(envvar="SEISMO_REDIS_PREFIX", help="Prefix of Redis keys.")
+]
+
+
+def parse_pairs(pairs: list[str] | None) -> dict[str, str] | None:
+    """Parse repeated ``KEY=VALUE`` options.
+
+    >>> parse_pairs(["security.protocol=SASL_SSL", "sasl.mechanism=PLAIN"])
+    {'security.protocol': 'SASL_SSL', 'sasl.mechanism': 'PLAIN'}
+    >>> parse_pairs(["oops"])
+    Traceback (most recent call last):
+    ...
+    seismo.stream.errors.ConfigError: --kafka-config expects KEY=VALUE, got 'oops'
+    """
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--kafka-config expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def setup_logging(level: str) -> None:
+    """Log lines to stderr, one per event.
+
+    Control characters of the line (``\\n``, ``\\r``, ``\\x1b``...: a device id,
+    a topic name, a broker's error text) are written out as escapes
+    (:func:`seismo.stream.incidents.sinks.escape_controls`), so no input can forge a log line
+    or drive a terminal; a traceback, after the line, keeps its lines.
+    """
+    from seismo.stream.incidents.sinks import escape_controls
+
+    class OneLineFormatter(logging.Formatter):
+        def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's)
+            return escape_controls(super().formatMessage(record))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+def install_stop_handlers() -> threading.Event:
+    """SIGTERM/SIGINT set the returned event: finish the batch, commit, leave."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        logging.getLogger("seismo").info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop

@@ -1,0 +1,218 @@
+"""What every settings class shares: the ``SEISMO_`` prefix, secrets kept out of
+logs, a Redis URL check, and one validation that turns every problem into a
+one-line :class:`~seismo.stream.errors.ConfigError`.
+
+Precedence, for every command: command-line flags > ``SEISMO_*`` environment
+variables > an optional TOML config file (``--config``, flat ``key = value``
+using the field names) > defaults. :func:`validate` is given the environment
+variables some seismo command reads (:func:`seismo.stream.config.loader.known_env`)
+so that a misspelt one is refused, not ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from seismo.stream.errors import ConfigError
+
+ENV_PREFIX = "SEISMO_"
+S = TypeVar("S", bound=BaseSettings)
+_SECRET_WORDS = ("password", "secret", "token", "key")
+
+
+def redact_kafka_config(config: Mapping[str, str]) -> dict[str, str]:
+    """``config`` with the values of secret keys masked (``***``).
+
+    Masked: every ``sasl.*`` setting except the few that name, not prove, an
+    identity (the mechanism, the user name, the Kerberos
+    service and principal, the OAUTHBEARER method, client id and scope), so
+    ``sasl.password``, ``sasl.oauthbearer.config``,
+    ``sasl.oauthbearer.client.secret``, ``sasl.oauthbearer.extensions``,
+    ``sasl.kerberos.keytab`` and any new one are; and any key naming a
+    password, secret, token, key, credential, PEM or JAAS setting
+    (``ssl.key.password``, ``ssl.key.pem``, ``ssl.keystore.password``...),
+    except the public certificates ``ssl.ca.pem`` and ``ssl.certificate.pem``.
+    Keys are compared without case or surrounding blanks.
+
+    >>> redact_kafka_config({"sasl.password": "x", "sasl.mechanism": "PLAIN",
+    ...                      "sasl.oauthbearer.config": "principal=a secret=b",
+    ...                      "ssl.key.pem": "-----BEGIN", "ssl.ca.location": "/ca.pem"})
+    {'sasl.password': '***', 'sasl.mechanism': 'PLAIN', 'sasl.oauthbearer.config': '***', \
+'ssl.key.pem': '***', 'ssl.ca.location': '/ca.pem'}
+    """
+    public_sasl = {
+        "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.kerberos.service.name",
+        "sasl.kerberos.principal", "sasl.kerberos.min.time.before.relogin",
+        "sasl.oauthbearer.method", "sasl.oauthbearer.client.id", "sasl.oauthbearer.scope",
+    }  # fmt: skip
+    public_pem = {"ssl.ca.pem", "ssl.certificate.pem"}
+    words = (*_SECRET_WORDS, "credential", "pem", "jaas")
+
+    def secret(key: str) -> bool:
+        key = key.strip().lower()
+        if key.startswith("sasl."):
+            return key not in public_sasl
+        return key not in public_pem and any(w in key for w in words)
+
+    return {k: ("***" if secret(k) else v) for k, v in config.items()}
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: ``SEISMO_*`` variables that are no setting but are read on purpose.
+OTHER_ENV = ("SEISMO_DATA",)
+OTHER_ENV_PREFIXES = ("SEISMO_TEST_",)
+
+
+def check_redis_url(url: SecretStr) -> SecretStr:
+    """Refuse a Redis URL of another scheme, without echoing it (it may hold a password).
+
+    >>> check_redis_url(SecretStr("rediss://:pw@h:6380/0")).get_secret_value()[:9]
+    'rediss://'
+    >>> check_redis_url(SecretStr("http://h:6379"))
+    Traceback (most recent call last):
+    ...
+    ValueError: must start with redis://, rediss:// or unix://
+    """
+    if not url.get_secret_value().startswith(REDIS_SCHEMES):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return url
+
+
+def unknown_env(env: Mapping[str, str], known: set[str]) -> str | None:
+    """The first ``SEISMO_*`` variable that names no setting, with a suggestion.
+
+    >>> unknown_env({"SEISMO_LINGER_MSX": "5", "PATH": "/bin"}, {"SEISMO_LINGER_MS"})
+    'SEISMO_LINGER_MSX: not a seismo setting (did you mean SEISMO_LINGER_MS?)'
+    >>> unknown_env({"SEISMO_TEST_KAFKA": "h:1", "SEISMO_DATA": "d"}, set()) is None
+    True
+    """
+    import difflib
+
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in OTHER_ENV:
+            continue
+        if upper.startswith(OTHER_ENV_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1)
+        return f"{upper}: not a seismo setting" + (f" (did you mean {close[0]}?)" if close else "")
+    return None
+
+
+class RedactedSettings(BaseSettings):
+    """Settings whose ``redacted()`` view and ``repr`` mask every secret.
+
+    Secret fields (``SecretStr``) show as asterisks, secret-looking
+    ``kafka_config`` keys as ``***``, paths as text.
+    """
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict safe to log: secrets masked."""
+        out = self.model_dump()
+        for name, value in out.items():
+            if isinstance(value, SecretStr | Path):
+                out[name] = str(value)
+        if "kafka_config" in out:
+            out["kafka_config"] = redact_kafka_config(out["kafka_config"])
+        return out
+
+    def __repr_args__(self) -> Any:
+        """``repr`` shows the redacted view, so a logged settings object leaks nothing."""
+        return list(self.redacted().items())
+
+
+def _with_sources(base: type[S], config_file: Path | None, env: Mapping[str, str]) -> type[S]:
+    """A subclass of ``base`` reading the given env mapping and TOML file."""
+
+    class _Loaded(base):  # type: ignore[valid-type,misc]
+        model_config = SettingsConfigDict(**{**base.model_config, "toml_file": config_file})
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings]
+            sources.append(_MappingEnvSource(settings_cls, env))
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls))
+            return tuple(sources)
+
+    return _Loaded
+
+
+class _MappingEnvSource(PydanticBaseSettingsSource):
+    """Environment source over an explicit mapping (so tests need not patch os.environ)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        from pydantic_settings import EnvSettingsSource
+
+        self._inner = EnvSettingsSource(settings_cls, case_sensitive=False)
+        self._inner.env_vars = {k.lower(): v for k, v in env.items()}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return self._inner()
+
+
+def validate(
+    cls: type[S],
+    cli: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str],
+    known: set[str],
+    config_file: Path | None = None,
+) -> S:
+    """Validate settings of class ``cls`` once, turning every problem into a one-line ConfigError.
+
+    Parameters
+    ----------
+    cls : type
+        A settings class with ``env_prefix`` ``SEISMO_``.
+    cli : mapping
+        Values given on the command line (``None`` values are ignored).
+    environ : mapping
+        The environment variables.
+    known : set of str
+        Every ``SEISMO_*`` variable some seismo command reads; any other is refused.
+    config_file : Path, optional
+        A TOML file with flat ``field = value`` lines.
+    """
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    given = {k: v for k, v in cli.items() if v is not None}
+    stray = unknown_env(environ, known)
+    if stray:
+        raise ConfigError(f"unknown environment variable {stray}")
+    loaded = _with_sources(cls, config_file, environ)
+    try:
+        return loaded(**given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"])
+        if not name:
+            message = err["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"invalid settings: {message}") from None
+        field = name.split(".")[0]
+        raise ConfigError(
+            f"invalid setting {name} ({ENV_PREFIX}{field.upper()}): {err['msg']}"
+        ) from None
+    except ValueError as exc:  # e.g. TOML syntax
+        raise ConfigError(f"invalid configuration: {exc}") from None

@@ -1,0 +1,2 @@
+"""``seismo demo``: the whole pipeline on local services, a live view and an HTML report.
+"""

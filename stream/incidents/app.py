@@ -1,0 +1,235 @@
+"""``seismo incidents``: the Faust app that turns the alerts topic into incidents.
+
+One agent consumes the alerts topic (keyed by device id) and keeps every
+device's state (:mod:`seismo.stream.incidents.state`) in a Faust table, ``devices``, whose
+changelog topic (``{app_id}-devices-changelog``) makes it survive a restart or
+a rebalance. A timer resolves incidents that went quiet. Every change is
+published to the incidents topic, keyed by device id; changes made while
+processing an alert are published before that alert's offset is committed
+(Faust's attachments), so none is lost in a crash.
+
+The table uses the producer's partitioner (``use_partitioner``), so the timer
+may write to it too; seismo's scorer publishes alerts with the Java-compatible
+``murmur2_random`` partitioner, the same as Faust's (aiokafka's), so a
+device's alerts and its table entry share a partition number and land on the
+same worker.
+
+One alert never stops the agent: a message that is no alert
+(:func:`~seismo.stream.incidents.state.alert_problem`), or any error while applying one,
+sends that message to the dead topic (``alerts_dlq_topic``, created with one
+partition at start when missing, as Faust does with its table's topic) with
+the scorer's dead-letter headers (``seismo-error``: the reason;
+``seismo-source-topic``, ``-partition``, ``-offset``), counted
+(``seismo_incident_skipped_messages_total``) and logged once; the dead letter
+is published before the alert's offset is committed, like any change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from seismo.stream.config.incident_settings import IncidentSettings, faust_credentials
+from seismo.stream.errors import ServiceError
+from seismo.stream.incidents.silences import SilenceCache
+from seismo.stream.incidents.state import Rules, alert_problem, mute, new_state, on_alert, on_tick
+from seismo.stream.io.kafka import client_config
+from seismo.stream.io.metrics import IncidentMetrics
+from seismo.stream.scoring.alerts import Source, dead_letter_headers
+
+log = logging.getLogger(__name__)
+
+
+def rules_of(settings: IncidentSettings) -> Rules:
+    return Rules(open_after=settings.open_after, window_s=settings.window_s,
+                 quiet_s=settings.quiet_period_s)  # fmt: skip
+
+
+def partition_count(settings: IncidentSettings) -> int:
+    """Partitions of the alerts topic; the incidents topic must exist too.
+
+    The dead topic is created (one partition) when missing.
+    """
+    admin = AdminClient(client_config(settings.bootstrap_servers, {}, settings.kafka_config))
+    try:
+        topics = admin.list_topics(timeout=10).topics
+    except Exception as exc:  # KafkaException: one line, not a traceback
+        where = settings.bootstrap_servers
+        raise ServiceError(f"Kafka broker unreachable at {where}: {exc}") from None
+    for name in (settings.alerts_topic, settings.incidents_topic):
+        if name not in topics or topics[name].error is not None:
+            raise ServiceError(f"topic {name!r} does not exist (create it first)")
+    if settings.alerts_dlq_topic not in topics:
+        _create_topic(admin, settings.alerts_dlq_topic)
+    return len(topics[settings.alerts_topic].partitions)
+
+
+def _create_topic(admin: AdminClient, name: str) -> None:
+    future = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name]
+    try:
+        future.result(timeout=15)
+    except Exception as exc:  # KafkaException: one line, not a traceback
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            return
+        raise ServiceError(
+            f"cannot create the dead topic {name!r} (create it first): {exc}"
+        ) from None
+    log.info("created the dead topic %s (1 partition)", name)
+
+
+def parse_alert(value: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The alert in a message value, or why it is none.
+
+    >>> parse_alert(b'{"alert_id": "t:0:1", "device_id": "d", "ts": 5}')[0]["device_id"]
+    'd'
+    >>> parse_alert(b"junk"), parse_alert(b'{"device_id": "d"}'), parse_alert(None)
+    ((None, 'invalid JSON'), (None, 'alert_id is missing'), (None, 'invalid JSON'))
+    """
+    try:
+        alert = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None, "invalid JSON"
+    problem = alert_problem(alert)
+    return (None, problem) if problem else (alert, None)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The dead-letter reason of an unexpected error while applying one alert.
+
+    >>> failure_reason(KeyError("seq"))
+    "cannot apply: KeyError: 'seq'"
+    """
+    words = " ".join(str(exc).split())[:200]
+    return f"cannot apply: {type(exc).__name__}" + (f": {words}" if words else "")
+
+
+def _with_silence(change: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    return {**change, "silenced": reason is not None, "silence_reason": reason}
+
+
+def build_app(
+    settings: IncidentSettings, partitions: int, silences: SilenceCache,
+    metrics: IncidentMetrics | None = None,
+) -> faust.App:  # fmt: skip
+    """The Faust app: one agent, one table, one timer."""
+    metrics = metrics or IncidentMetrics()
+    rules = rules_of(settings)
+    batching: dict[str, Any] = {}
+    if settings.producer_batch_bytes is not None:
+        batching["producer_max_batch_size"] = settings.producer_batch_bytes
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{h.strip()}" for h in settings.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings.kafka_config),
+        store=settings.store,
+        datadir=str(Path(settings.data_dir)),
+        web_enabled=False,
+        web_bind="127.0.0.1",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(settings.session_timeout_s / 10, 0.5),
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,  # a standby's entries would be resolved twice by the timer
+        consumer_auto_offset_reset="earliest",
+        **batching,
+    )
+    alerts = app.topic(settings.alerts_topic, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")  # fmt: skip
+    incidents = app.topic(settings.incidents_topic, key_serializer="raw", value_serializer="raw")
+    # keys: raw device ids; values: JSON (the app's default serializers)
+    dead = app.topic(settings.alerts_dlq_topic, key_serializer="raw", value_serializer="raw")
+    devices = app.Table("devices", default=None, partitions=partitions, use_partitioner=True,
+                        key_type=bytes)  # fmt: skip
+
+    async def publish(key: bytes, changes: list[dict[str, Any]]) -> None:
+        for change in changes:
+            metrics.changes.labels(change["status"]).inc()
+            if change["silenced"]:
+                metrics.silenced.inc()
+            log.info("incident %s %s: %s, %d alerts, severity %s%s", change["incident_id"],
+                     change["status"], change["device_id"], change["alert_count"],
+                     change["severity"], " (silenced)" if change["silenced"] else "")
+            await incidents.send(key=key, value=orjson.dumps(change))
+
+    async def dead_letter(event: Any, reason: str, *, logged: bool = False) -> None:
+        """Publish one message to the dead topic (before its offset is committed)."""
+        m = event.message
+        src = Source(m.topic, m.partition, m.offset)
+        metrics.skipped.inc()
+        await dead.send(key=event.key, value=event.value,
+                        headers=dead_letter_headers(reason, src))  # fmt: skip
+        if not logged:
+            log.warning("sent %s:%d:%d to %s: %s", src.topic, src.partition, src.offset,
+                        settings.alerts_dlq_topic, reason)  # fmt: skip
+
+    async def apply(event: Any, alert: dict[str, Any]) -> None:
+        key = event.key or str(alert["device_id"]).encode()
+        state, changes = on_alert(devices.get(key) or new_state(), alert, rules)
+        if changes:
+            reason = silences.reason_for(str(alert["device_id"]), _now_ms())
+            mute(state, reason)
+            changes = [_with_silence(c, reason) for c in changes]
+        devices[key] = state
+        await publish(key, changes)
+
+    @app.agent(alerts)
+    async def track(stream: Any) -> None:
+        async for event in stream.events():
+            alert, problem = parse_alert(event.value)
+            if alert is None:
+                await dead_letter(event, problem or "no seismo alert")
+                continue
+            try:
+                await apply(event, alert)
+            except Exception as exc:  # noqa: BLE001 - one alert must never stop the agent
+                m = event.message
+                log.error("cannot apply %s:%d:%d (sent to %s)", m.topic, m.partition, m.offset,
+                          settings.alerts_dlq_topic, exc_info=True)  # fmt: skip
+                await dead_letter(event, failure_reason(exc), logged=True)
+
+    @app.timer(interval=settings.tick_s)
+    async def resolve_quiet() -> None:
+        now = _now_ms()
+        for key, state in list(devices.items()):
+            if not state or state.get("incident") is None:
+                continue
+            new, changes = on_tick(state, now, rules)
+            if changes:
+                devices[key] = new
+                await publish(key, changes)
+
+    return app
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def run_incidents(settings: IncidentSettings) -> None:
+    """Run the app in this process until SIGTERM/SIGINT (Faust's worker handles them)."""
+    from seismo.stream.incidents.silences import list_silences
+    from seismo.stream.io.redis_stats import connect
+
+    log.info("starting incidents app with settings %s", settings.redacted())
+    partitions = partition_count(settings)
+    client = connect(settings.redis_url.get_secret_value())
+    cache = SilenceCache(lambda: list_silences(client, settings.redis_prefix))
+    metrics = IncidentMetrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
+    app = build_app(settings, partitions, cache, metrics)
+    # Seismo's own logging (setup_logging: one line per event, escaped) stays in force.
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+                          override_logging=False)  # fmt: skip
+    try:
+        worker.execute_from_commandline()
+    finally:
+        client.close()

@@ -1,0 +1,71 @@
+"""Where each message of a consumed batch came from, read from the messages only when needed.
+
+Alerts and dead letters name their source message (topic, partition, offset),
+and the commit needs the highest offset of each partition. Building a
+:class:`~seismo.stream.scoring.alerts.Source` for every message of every batch costs more than
+decoding it, while only the alerts (a small share) need one: so a
+:class:`MessageSources` builds them on access, and computes the commit offsets
+in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import overload
+
+from confluent_kafka import Message, TopicPartition
+
+from seismo.stream.scoring.alerts import Source
+
+
+def source_of(message: Message) -> Source:
+    """Where a consumed message came from (topic, partition, offset)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("a consumed message without topic, partition or offset")
+    return Source(topic, partition, offset)
+
+
+def commit_offsets(sources: Sequence[Source]) -> list[TopicPartition]:
+    """The offsets that commit a batch: the highest offset + 1 of each partition."""
+    top: dict[tuple[str, int], int] = {}
+    for src in sources:
+        key = (src.topic, src.partition)
+        top[key] = max(top.get(key, -1), src.offset)
+    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
+
+
+class MessageSources(Sequence[Source]):
+    """The :class:`Source` of each message of ``messages``, made on access."""
+
+    def __init__(self, messages: Sequence[Message]) -> None:
+        self._messages = messages
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @overload
+    def __getitem__(self, index: int) -> Source: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Source]: ...
+
+    def __getitem__(self, index: int | slice) -> Source | list[Source]:
+        if isinstance(index, slice):
+            return [source_of(m) for m in self._messages[index]]
+        return source_of(self._messages[index])
+
+    def __iter__(self) -> Iterator[Source]:
+        return (source_of(m) for m in self._messages)
+
+    def commit_offsets(self) -> list[TopicPartition]:
+        """Highest offset + 1 per partition, in one pass over the messages."""
+        top: dict[tuple[str, int], int] = {}
+        for m in self._messages:
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            if topic is None or partition is None or offset is None:
+                raise ValueError("a consumed message without topic, partition or offset")
+            key = (topic, partition)
+            if offset > top.get(key, -1):
+                top[key] = offset
+        return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]

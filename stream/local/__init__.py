@@ -1,0 +1,3 @@
+"""Services for local use: the embedded Kafka broker and redis-server, and seismo commands
+run as child processes.
+"""

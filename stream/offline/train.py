@@ -1,0 +1,274 @@
+"""``seismo train``: fit an autoencoder on a file and write its artifact.
+
+The architecture (``--arch``) is any name in `seismo.models.nets.architectures.ARCHITECTURES`;
+the command-line options that shape it map onto fields of that
+architecture's config (see `ARCH_FLAGS`). An option that the chosen
+architecture does not have is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from seismo.models.artifact import build_artifact, save_artifact
+from seismo.models.config import TrainConfig, default_hidden
+from seismo.models.data import (
+    Table,
+    is_series_csv,
+    load_table,
+    read_series,
+    series_windows,
+    window_feature_names,
+)
+from seismo.models.errors import SeismoError, TrainingStopped
+from seismo.models.nets.architectures import ModelConfig, get_architecture
+from seismo.models.training import TrainResult, train_autoencoder
+from seismo.stream.errors import ArtifactError, ConfigError
+
+#: Command-line option -> config field, for options that shape an architecture.
+ARCH_FLAGS: dict[str, str] = {
+    "hidden": "hidden",
+    "activation": "activation",
+    "output_activation": "output_activation",
+    "score": "score",
+    "penalty": "penalty",
+    "penalty_weight": "weight",
+    "sparsity_target": "target",
+    "noise": "noise",
+    "noise_level": "noise_level",
+    "kl_weight": "kl_weight",
+    "window": "window",
+    "channels": "channels",
+    "filters": "filters",
+    "kernel_size": "kernel_size",
+    "latent": "latent",
+    "layers": "layers",
+}
+
+
+def parse_widths(flag: str, text: str) -> tuple[int, ...]:
+    """Comma-separated positive integers, e.g. ``"64,16"``.
+
+    >>> parse_widths("--filters", "16,8")
+    (16, 8)
+    """
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{flag} expects comma-separated integers, got {text!r}") from None
+
+
+def build_config(arch: str, n_features: int, options: dict[str, Any]) -> ModelConfig:
+    """The config of ``arch`` for ``n_features`` inputs from the given CLI options.
+
+    ``options`` maps `ARCH_FLAGS` keys to values (``None`` = not given).
+    Dense-like architectures get `default_hidden` unless ``hidden`` is given;
+    sequence architectures need ``window`` and derive ``channels`` from it.
+
+    >>> build_config("dense", 16, {"hidden": "8,2"}).hidden
+    (8, 2)
+    >>> build_config("dense", 16, {"window": 4})
+    Traceback (most recent call last):
+    ...
+    seismo.stream.errors.ConfigError: --window does not apply to --arch dense
+    """
+    try:
+        spec = get_architecture(arch)
+    except SeismoError as exc:
+        raise ConfigError(str(exc)) from None
+    types = {f.name: str(f.type) for f in fields(spec.config_cls)}  # type: ignore[arg-type]
+    names = set(types)
+    values: dict[str, Any] = {}
+    for option, value in options.items():
+        if value is None:
+            continue
+        field = ARCH_FLAGS[option]
+        if field not in names:
+            flag = "--" + option.replace("_", "-")
+            raise ConfigError(f"{flag} does not apply to --arch {arch}")
+        values[field] = _parse_option(option, value, types[field])
+    if "window" in names:
+        _sequence_shape(values, n_features)
+    else:
+        values.setdefault("hidden", default_hidden(n_features))
+    if "n_features" in names:
+        values["n_features"] = n_features
+    try:
+        return spec.config_cls.from_dict(values)
+    except SeismoError as exc:
+        raise ConfigError(f"--arch {arch}: {exc}") from None
+
+
+WIDTHS = ("hidden", "filters")
+
+
+def _parse_option(option: str, value: Any, field_type: str) -> Any:
+    """``--hidden``/``--filters`` text as a tuple of widths, or one int where the field is one.
+
+    >>> _parse_option("hidden", "64,16", "tuple[int, ...]"), _parse_option("hidden", "32", "int")
+    ((64, 16), 32)
+    """
+    if option not in WIDTHS or not isinstance(value, str):
+        return value
+    widths = parse_widths(f"--{option}", value)
+    if field_type.startswith("tuple"):
+        return widths
+    if len(widths) != 1:
+        raise ConfigError(f"--{option} takes one integer for this architecture, got {value!r}")
+    return widths[0]
+
+
+def _sequence_shape(values: dict[str, Any], n_features: int) -> None:
+    """Fill ``channels`` from ``window`` (rows are flattened windows, time-major)."""
+    window = values.get("window")
+    if window is None:
+        raise ConfigError("--window is required for sequence architectures")
+    channels = values.setdefault("channels", n_features // window if window else 0)
+    if window * channels != n_features:
+        raise ConfigError(
+            f"--window {window} x --channels {channels} must equal the {n_features} features"
+        )
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse, before any training, an ``--out`` that exists and is not an empty directory.
+
+    >>> check_out_dir(Path("/nonexistent/seismo-model"))
+    >>> check_out_dir(Path("/"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    seismo.models.errors.ArtifactError: --out / already exists; choose a new directory ...
+    """
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise ArtifactError(
+            f"--out {out} already exists; choose a new directory "
+            "(seismo train never overwrites an artifact)"
+        )
+
+
+def fit_with_progress(
+    x: np.ndarray,
+    config: ModelConfig,
+    train_cfg: TrainConfig,
+    device: str,
+    console: Console,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train on ``x`` (n, d) with a progress bar of epochs and losses on ``console``.
+
+    ``should_stop`` is asked after every epoch; true raises `TrainingStopped`.
+    """
+    with Progress(
+        TextColumn("epoch {task.completed:>3.0f}/{task.total:.0f}"),
+        BarColumn(),
+        TextColumn("{task.fields[losses]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("train", total=train_cfg.epochs, losses="")
+
+        def progress(epoch: int, train_loss: float, val_loss: float) -> None:
+            losses = f"train {train_loss:.4f}  val {val_loss:.4f}"
+            bar.update(task, completed=epoch, losses=losses)
+            if should_stop is not None and should_stop():
+                raise TrainingStopped(f"training stopped after epoch {epoch}")
+
+        return train_autoencoder(
+            x, config=config, train=train_cfg, device=device, progress=progress
+        )
+
+
+def describe(config: ModelConfig) -> str:
+    """A one-line description of a model config, for the console.
+
+    >>> from seismo.models.config import DenseConfig
+    >>> describe(DenseConfig(n_features=784, hidden=(64, 16)))
+    'dense autoencoder 784-64-16-64-784'
+    """
+    hidden = getattr(config, "hidden", None)
+    if isinstance(hidden, tuple):
+        d = config.n_features
+        shape = "-".join(str(w) for w in (d, *hidden, *reversed(hidden[:-1]), d))
+        return f"{config.arch} autoencoder {shape}"
+    return f"{config.arch} autoencoder {config.to_dict()}"
+
+
+def run_train(
+    *,
+    data: Path,
+    out: Path,
+    arch: str,
+    arch_options: dict[str, Any],
+    train_options: dict[str, Any],
+    name: str,
+    exclude_labelled: bool,
+    label_column: str | None,
+    device: str,
+    contamination: float | None = None,
+    timestamp_column: str = "timestamp",
+    train_share: float = 0.5,
+) -> Path:
+    """Load, train with a progress bar, calibrate, and save; return the artifact dir.
+
+    ``arch_options`` are `ARCH_FLAGS` values, ``train_options`` `TrainConfig`
+    fields (``None`` = default). The artifact's training window records the
+    source file, the rows trained on (``rows``, training plus validation
+    split) and the labelled rows left out by ``exclude_labelled``
+    (``rows_excluded``).
+
+    With ``window`` and a CSV that has ``timestamp_column``, the data is a
+    time series (one or more value columns): the model learns the sliding
+    windows of its first ``train_share`` (time-major, features named
+    ``{channel}@t-{k}``), the rows a scorer run with ``--window`` builds.
+    """
+    check_out_dir(out)
+    console = Console(stderr=True)
+    window = arch_options.get("window")
+    if window and is_series_csv(data, timestamp_column):
+        table = series_table(data, timestamp_column, window, train_share)
+        if "window" not in {f.name for f in fields(get_architecture(arch).config_cls)}:  # type: ignore[arg-type]
+            arch_options = {**arch_options, "window": None}  # dense: the flattened window
+        console.print(f"time series: {len(table.x)} windows of {window} readings from the "
+                      f"first {train_share:.0%} of {data}")  # fmt: skip
+    else:
+        table = load_table(data, label_column=label_column, exclude_labelled=exclude_labelled)
+    n, d = table.x.shape
+    config = build_config(arch, d, arch_options)
+    try:
+        train_cfg = TrainConfig(**{k: v for k, v in train_options.items() if v is not None})
+    except SeismoError as exc:
+        raise ConfigError(str(exc)) from None
+    console.print(f"training {describe(config)} on {n} rows of {data}")
+    result = fit_with_progress(table.x, config, train_cfg, device, console)
+    artifact = build_artifact(
+        result,
+        name=name,
+        feature_names=table.feature_names,
+        training_window={"source": str(data), "rows": n, "rows_excluded": table.n_excluded},
+        contamination=contamination,
+    )
+    path = save_artifact(artifact, out)
+    cal = artifact.calibration
+    console.print(
+        f"wrote {path} version {artifact.version}: "
+        f"{result.summary.get('epochs_run')} epochs, validation error "
+        f"mean {cal.mean:.4g} std {cal.std:.4g} p99 {cal.quantiles.get('0.99', float('nan')):.4g}"
+    )
+    return path
+
+
+def series_table(data: Path, timestamp_column: str, window: int, train_share: float) -> Table:
+    """The sliding windows of a time-series CSV's first ``train_share``, as a table."""
+    if not 0 < train_share <= 1:
+        raise ConfigError(f"--train-share must be in (0, 1], got {train_share}")
+    series = read_series(data, timestamp_column)
+    head = series.values[: max(window, int(len(series.values) * train_share))]
+    x = series_windows(head, window).astype(np.float32)
+    return Table(x=x, y=None, feature_names=window_feature_names(series.channels, window))

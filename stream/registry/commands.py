@@ -1,0 +1,90 @@
+"""``seismo models list|publish|promote|rollback``: the model registry from the shell.
+
+The registry itself is :mod:`seismo.stream.registry.model_registry`; this module opens it from
+the command's options and prints one line per result on stdout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from seismo.models.artifact import load_artifact
+from seismo.stream.errors import ServiceError
+from seismo.stream.io.redis_stats import connect
+from seismo.stream.registry.model_registry import ModelRegistry, VersionInfo
+from seismo.stream.retrain.requests import request_retrain
+
+Echo = Callable[[str], None]
+
+
+@contextmanager
+def open_registry(store: str, redis_url: str, redis_prefix: str) -> Iterator[ModelRegistry]:
+    """A registry on ``store`` and the Redis at ``redis_url``; Redis errors become one line."""
+    client = connect(redis_url)
+    try:
+        yield ModelRegistry(store, client, redis_prefix)
+    except redis.RedisError as exc:
+        raise ServiceError(f"Redis failed during the registry update: {exc}") from exc
+    finally:
+        client.close()
+
+
+def format_versions(versions: list[VersionInfo]) -> list[str]:
+    """One line per version, newest first, ``*`` before the current one.
+
+    >>> format_versions([VersionInfo("v2", "2026-11-23T10:00:00+00:00", True),
+    ...                  VersionInfo("v1", "", False)])
+    ['* v2  2026-11-23T10:00:00+00:00', '  v1  -']
+    """
+    return [f"{'*' if v.current else ' '} {v.version}  {v.created_at or '-'}" for v in versions]
+
+
+def run_list(store: str, name: str, redis_url: str, redis_prefix: str, echo: Echo) -> None:
+    """Print the stored versions of ``name``."""
+    with open_registry(store, redis_url, redis_prefix) as registry:
+        for line in format_versions(registry.list_versions(name)):
+            echo(line)
+
+
+def run_publish(
+    store: str, model: Path, keep: int, redis_url: str, redis_prefix: str, echo: Echo
+) -> None:
+    """Copy the artifact at ``model`` into the store and point its name at it."""
+    artifact = load_artifact(model, device="cpu")
+    with open_registry(store, redis_url, redis_prefix) as registry:
+        version = registry.publish(artifact, keep=keep)
+    echo(f"{artifact.name} -> {version}")
+
+
+def run_promote(
+    store: str, name: str, version: str, redis_url: str, redis_prefix: str, echo: Echo
+) -> None:
+    """Point ``name`` at a stored, verified ``version``."""
+    with open_registry(store, redis_url, redis_prefix) as registry:
+        registry.promote(name, version)
+    echo(f"{name} -> {version}")
+
+
+def run_rollback(store: str, name: str, redis_url: str, redis_prefix: str, echo: Echo) -> None:
+    """Point ``name`` back at its previous version."""
+    with open_registry(store, redis_url, redis_prefix) as registry:
+        version = registry.rollback(name)
+    echo(f"{name} -> {version}")
+
+
+def run_request_retrain(
+    name: str, reason: str, redis_url: str, redis_prefix: str, echo: Echo
+) -> None:
+    """Leave a retrain request for the retrainer of ``name``."""
+    client = connect(redis_url)
+    try:
+        request_retrain(client, redis_prefix, name, reason=reason, by="seismo models")
+    except redis.RedisError as exc:
+        raise ServiceError(f"Redis failed while requesting a retrain: {exc}") from exc
+    finally:
+        client.close()
+    echo(f"retrain of {name} requested")

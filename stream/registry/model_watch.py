@@ -1,0 +1,239 @@
+"""Hot swap: follow a model's registry pointer and load new versions in the background.
+
+A :class:`ModelWatcher` thread listens on the model's events channel
+(``{prefix}:model:{name}:events``) and, in case a notification is lost
+(pub/sub delivers at most once, and not while disconnected), reads the pointer
+every ``poll_s`` seconds: a new version is noticed within ``poll_s`` at the
+latest. It loads and verifies the new version (checksum, and the same number
+of features as the one serving) off the scoring thread and leaves it in a
+one-slot mailbox; the scorer takes it between two batches
+(:meth:`ModelWatcher.take`), so no batch is ever scored by two models and no
+event is dropped or scored twice by the swap. A version that cannot be used is
+logged, counted and skipped; the scorer keeps its current model.
+
+The thread never dies of an error: whatever a check raises (Redis away, a
+pointer that is no UTF-8, a store that does not answer) is logged, counted
+(``on_error``) and retried after a backoff (:func:`retry_delay_s`), and a
+version that failed that way is tried again. :meth:`ModelWatcher.status` says
+whether the thread lives, its last error and when a check last succeeded, for
+``/health`` (:func:`seismo.stream.io.health.watcher_state`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from seismo.models.artifact import Artifact
+from seismo.stream.errors import ArtifactError, RegistryError
+from seismo.stream.io.health import WatcherStatus
+from seismo.stream.registry.model_registry import ModelRegistry
+from seismo.stream.registry.model_versions import events_channel
+
+log = logging.getLogger(__name__)
+
+#: First wait after a failed check (s); it doubles with each failure in a row.
+FIRST_RETRY_S = 0.5
+#: Longest wait after a failed check (s), whatever the poll period.
+MAX_RETRY_S = 30.0
+
+
+def retry_delay_s(failures: int, poll_s: float) -> float:
+    """Wait after ``failures`` failed checks in a row: doubling, at most one poll period.
+
+    >>> [retry_delay_s(n, 30.0) for n in (1, 2, 3, 7, 20)]
+    [0.5, 1.0, 2.0, 30.0, 30.0]
+    >>> retry_delay_s(5, 2.0), retry_delay_s(1, 0.1)
+    (2.0, 0.5)
+    """
+    doubled = FIRST_RETRY_S * 2.0 ** min(failures - 1, 16)
+    return min(doubled, max(poll_s, FIRST_RETRY_S), MAX_RETRY_S)
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming an error: its type and its first line.
+
+    >>> describe(UnicodeDecodeError("utf-8", b"\\xff", 0, 1, "invalid start byte"))
+    "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"
+    >>> describe(KeyError())
+    'KeyError'
+    """
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+class ModelWatcher:
+    """Load each new current version of ``name`` for the scorer to swap in.
+
+    Parameters
+    ----------
+    registry : ModelRegistry
+        The store and the Redis pointer. Its client is used for reads; the
+        watcher opens its own pub/sub connection from the same pool settings.
+    name : str
+        The model name to follow.
+    serving : str
+        The version the scorer serves at start.
+    n_features : int
+        A new version must take this many features.
+    poll_s : float
+        Longest time between two reads of the pointer.
+    device : str
+        Where new versions are loaded.
+    on_refused : callable, optional
+        Called with ``(version, reason)`` when a new version cannot be used.
+    on_error : callable, optional
+        Called with the exception each time a check fails (then retried).
+    clock : callable
+        Monotonic time of :meth:`status` (the :class:`~seismo.stream.io.health.Health` clock).
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        name: str,
+        *,
+        serving: str,
+        n_features: int,
+        poll_s: float,
+        device: str = "cpu",
+        on_refused: Callable[[str, str], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.name = name
+        self.n_features = n_features
+        self.poll_s = poll_s
+        self.device = device
+        self.on_refused = on_refused
+        self.on_error = on_error
+        self.clock = clock
+        self.errors = 0
+        self._failures = 0  # in a row
+        self._last_error: str | None = None
+        self._failing_since: float | None = None
+        self._last_ok_at: float | None = None
+        self._seen = serving
+        self._ready: Artifact | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"model-watch-{name}", daemon=True)
+
+    def start(self) -> ModelWatcher:
+        """Start the background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread (it exits within ``poll_s`` at the latest)."""
+        self._stop.set()
+        self._thread.join(timeout=self.poll_s + 5)
+
+    def take(self) -> Artifact | None:
+        """The newest loaded version not yet taken, or ``None``."""
+        with self._lock:
+            ready, self._ready = self._ready, None
+        return ready
+
+    def status(self) -> WatcherStatus:
+        """Whether the thread lives, its errors and its last good check (for ``/health``)."""
+        with self._lock:
+            return WatcherStatus(
+                alive=self._thread.is_alive(), stopping=self._stop.is_set(), errors=self.errors,
+                last_error=self._last_error, failing_since=self._failing_since,
+                last_ok_at=self._last_ok_at, poll_s=self.poll_s,
+            )  # fmt: skip
+
+    def check_now(self) -> None:
+        """Read the pointer once and load a new version if there is one (also used by tests).
+
+        A version that cannot be used (unknown, fails verification, another
+        width) is refused once and never tried again; any other error, a
+        store that cannot be read (``OSError``) included, is raised, and the
+        version is tried again at the next check.
+        """
+        version = self.registry.current(self.name)
+        if version is None or version == self._seen:
+            return
+        try:
+            artifact = self.registry.verify(self.name, version, device=self.device)
+        except (RegistryError, ArtifactError) as exc:
+            if isinstance(exc.__cause__, OSError):
+                raise  # the store did not answer: not the version's fault
+            self._seen = version
+            self._refuse(version, str(exc))
+            return
+        self._seen = version
+        if artifact.n_features != self.n_features:
+            self._refuse(
+                version, f"it takes {artifact.n_features} features, the scorer {self.n_features}"
+            )
+            return
+        with self._lock:
+            self._ready = artifact
+        log.info("model %s version %s loaded, swapping in at the next batch", self.name, version)
+
+    def _refuse(self, version: str, reason: str) -> None:
+        log.error("not swapping to %s version %s: %s", self.name, version, reason)
+        if self.on_refused is not None:
+            self.on_refused(version, reason)
+
+    def _loop(self) -> None:
+        channel = events_channel(self.registry.prefix, self.name)
+        pubsub: redis.client.PubSub | None = None
+        while not self._stop.is_set():
+            try:
+                if pubsub is None:
+                    pubsub = self.registry.client.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(channel)
+                self.check_now()
+                self._succeeded()
+                pubsub.get_message(timeout=self.poll_s)  # wakes early on a notification
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any one error
+                delay = self._failed(exc)
+                _close(pubsub)
+                pubsub = None
+                self._stop.wait(delay)
+        _close(pubsub)
+
+    def _succeeded(self) -> None:
+        with self._lock:
+            failures, self._failures = self._failures, 0
+            self._failing_since, self._last_ok_at = None, self.clock()
+        if failures:
+            log.info("model watcher of %s reads the pointer again after %d failed checks",
+                     self.name, failures)  # fmt: skip
+
+    def _failed(self, exc: Exception) -> float:
+        """Record, log and count one failed check; the wait before the next."""
+        with self._lock:
+            self.errors += 1
+            self._failures += 1
+            self._last_error = describe(exc)
+            if self._failing_since is None:
+                self._failing_since = self.clock()
+            failures = self._failures
+        delay = retry_delay_s(failures, self.poll_s)
+        # The traceback of an unexpected error once per run of failures, one line after.
+        trace = failures == 1 and not isinstance(exc, redis.RedisError)
+        log.warning("model watcher of %s: check failed (%s), retrying in %.1f s", self.name,
+                    self._last_error, delay, exc_info=trace)  # fmt: skip
+        if self.on_error is not None:
+            try:
+                self.on_error(exc)
+            except Exception:  # noqa: BLE001 - a failing counter must not end the thread
+                log.exception("on_error of the model watcher failed")
+        return delay
+
+
+def _close(pubsub: redis.client.PubSub | None) -> None:
+    if pubsub is not None:
+        try:
+            pubsub.close()
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail any way
+            pass

@@ -1,0 +1,267 @@
+"""The retraining sidecar: follow the input topic, retrain on schedule or request, publish.
+
+:class:`Retrainer` moves data only: events from Kafka into the
+:class:`~seismo.stream.retrain.reservoir.Reservoir`, the champion's shared threshold from
+Redis, a :func:`~seismo.stream.retrain.round.run_round` result into the
+:class:`~seismo.stream.registry.model_registry.ModelRegistry`. It reads the input topic without a
+consumer group (assigned partitions, starting ``backfill`` events before the
+end of each), so a long training never triggers a rebalance, and it commits
+nothing: the window is a sample, rebuilt after a restart.
+
+A round starts when ``interval_s`` has passed since the last one, or at once
+when a retrain request is waiting in Redis (a scorer's drift trigger, or
+``seismo models request-retrain``), and only while this process holds the
+retrainer lease, so at most one retrainer of a model name works at a time.
+
+Events are decoded as the scorer decodes them (:func:`~seismo.stream.scoring.codec.decode_batch`
+with the messages' headers and keys), so JSON and binary
+(``application/x-seismo-f32``) events both enter the window. Events that
+cannot be decoded, or whose values would overflow the champion's float32
+math (:func:`~seismo.stream.scoring.scorable.representable`), are left out, counted
+(:attr:`Retrainer.rejected`) and logged at most once a minute, with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import numpy as np
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+from seismo.models.artifact import Artifact
+from seismo.models.errors import TrainingStopped
+from seismo.stream.config.retrain_settings import RetrainSettings
+from seismo.stream.errors import RegistryError
+from seismo.stream.io.kafka import split_errors
+from seismo.stream.io.metrics import RetrainerMetrics
+from seismo.stream.io.redis_stats import RedisStats, stats_key
+from seismo.stream.registry.model_registry import ModelRegistry
+from seismo.stream.retrain.requests import Lease, lease_key, take_request
+from seismo.stream.retrain.reservoir import Reservoir, group_of
+from seismo.stream.retrain.round import RoundOptions, RoundResult, run_round
+from seismo.stream.scoring.codec import decode_batch
+from seismo.stream.scoring.scorable import NOT_FINITE, representable
+from seismo.stream.scoring.stats import RunningStats
+from seismo.stream.scoring.threshold import Threshold, ThresholdRule
+
+log = logging.getLogger(__name__)
+
+#: Most messages taken from the consumer per call.
+CONSUME_BATCH = 5000
+#: Events left out of the window are logged at most this often (s).
+REJECT_LOG_S = 60.0
+
+
+def start_offsets(low: int, high: int, backfill: int) -> int:
+    """Where to start reading a partition: ``backfill`` events before its end.
+
+    >>> start_offsets(0, 100, 30), start_offsets(50, 60, 30), start_offsets(0, 0, 30)
+    (70, 50, 0)
+    """
+    return max(low, high - backfill)
+
+
+class Retrainer:
+    """Keep one model name current from the events of the input topic."""
+
+    def __init__(
+        self,
+        *,
+        settings: RetrainSettings,
+        registry: ModelRegistry,
+        client: redis.Redis,
+        consumer: Consumer,
+        metrics: RetrainerMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.client = client
+        self.consumer = consumer
+        self.metrics = metrics
+        self.clock = clock
+        self.owner = f"retrainer-{uuid.uuid4().hex[:8]}"
+        self.lease = Lease(
+            client, lease_key(settings.redis_prefix, settings.model_name), self.owner,
+            settings.lease_ttl_s,
+        )  # fmt: skip
+        self.champion: Artifact | None = None
+        champion = self.champion = self._load_champion()
+        self.reservoir = Reservoir(
+            champion.n_features, settings.window_size, settings.max_groups
+        )
+        self.rounds = 0
+        self.rejected = 0
+        self._rejected_logged = (0, -REJECT_LOG_S)  # (count, when)
+        self._last_round = clock()
+        self._stop: threading.Event | None = None
+
+    def assign(self) -> None:
+        """Assign every partition of the input topic, ``backfill`` events before its end."""
+        s = self.settings
+        metadata = self.consumer.list_topics(s.input_topic, timeout=10)
+        assignments = []
+        for partition in sorted(metadata.topics[s.input_topic].partitions):
+            tp = TopicPartition(s.input_topic, partition)
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=10)
+            start = start_offsets(low, high, s.backfill_events)
+            assignments.append(
+                TopicPartition(s.input_topic, partition, start if start > 0 else OFFSET_BEGINNING)
+            )
+        self.consumer.assign(assignments)
+        log.info("reading %s from offsets %s", s.input_topic,
+                 {tp.partition: tp.offset for tp in assignments})
+
+    def fill(self, max_s: float, idle_s: float | None = None) -> int:
+        """Consume for at most ``max_s`` (or until nothing came for ``idle_s``); events added."""
+        deadline = self.clock() + max_s
+        idle_since = self.clock()
+        added = 0
+        while self.clock() < deadline:
+            messages, errors = split_errors(self.consumer.consume(CONSUME_BATCH, timeout=0.2))
+            if errors:
+                log.warning("consume error: %s", errors[0].str())
+            if messages:
+                added += self._add(messages)
+                idle_since = self.clock()
+            elif idle_s is not None and self.clock() - idle_since >= idle_s:
+                break
+        self.metrics.window_events.set(len(self.reservoir))
+        return added
+
+    def _add(self, messages: list[Message]) -> int:
+        now_ms = int(time.time() * 1000)
+        stamps = [ts if kind else now_ms for kind, ts in (m.timestamp() for m in messages)]
+        headers = [m.headers() for m in messages]
+        decoded = decode_batch(
+            [m.value() for m in messages],
+            kafka_timestamps=stamps,
+            n_features=self.reservoir.n_features,
+            max_bytes=self.settings.max_message_bytes,
+            headers=headers,
+            keys=[m.key() for m in messages] if any(headers) else None,
+        )
+        scaler = self.champion.detector.scaler if self.champion is not None else None
+        if scaler is not None and len(decoded):
+            ok = representable(decoded.values, scaler.mean, scaler.scale)
+            decoded = decoded if ok.all() else decoded.reject(~ok, NOT_FINITE)
+        if decoded.rejected:
+            self._note_rejected(len(decoded.rejected), decoded.rejected[0].reason)
+        if not len(decoded):
+            return 0
+        partitions = np.array([messages[i].partition() for i in decoded.rows], dtype=np.int64)
+        offsets = np.array([messages[i].offset() for i in decoded.rows], dtype=np.int64)
+        groups = np.array([group_of(d, self.settings.group_by) for d in decoded.device_ids])
+        for group in dict.fromkeys(groups.tolist()):
+            rows = groups == group
+            self.reservoir.add(
+                group, decoded.values[rows], decoded.timestamps[rows], partitions[rows],
+                offsets[rows],
+            )  # fmt: skip
+        return len(decoded)
+
+    def _note_rejected(self, count: int, reason: str) -> None:
+        """Count events left out of the window; log them at most every :data:`REJECT_LOG_S`."""
+        self.rejected += count
+        logged, at = self._rejected_logged
+        if self.clock() - at >= REJECT_LOG_S:
+            log.warning("%d events left out of the training window since the last report"
+                        " (cannot be decoded; e.g. %s)", self.rejected - logged, reason)
+            self._rejected_logged = (self.rejected, self.clock())
+
+    def due(self) -> str | None:
+        """Why a round should start now (``"interval"``, a request's reason), or ``None``."""
+        s = self.settings
+        request = take_request(self.client, s.redis_prefix, s.model_name)
+        if request is not None:
+            return str(request.get("reason", "request"))
+        if self.clock() - self._last_round >= s.interval_s:
+            return "interval"
+        return None
+
+    def attempt(self, trigger: str) -> RoundResult:
+        """One round: train a challenger on the window, judge it, publish it if it wins."""
+        s = self.settings
+        self._last_round = self.clock()
+        champion = self.champion = self._load_champion()
+        self.rounds += 1
+        self.metrics.attempted.labels(trigger).inc()
+        log.info("retrain (%s): window of %d events, champion %s", trigger,
+                 len(self.reservoir), champion.version)
+        options = RoundOptions(
+            holdout_fraction=s.holdout_fraction, include_flagged=s.include_flagged, k=s.k,
+            space=s.threshold_space, epochs=s.epochs, seed=self.rounds, device=s.device,
+            should_stop=None if self._stop is None else self._stop.is_set,
+        )  # fmt: skip
+        self.metrics.health.round_started(trigger)
+        try:
+            result = run_round(
+                champion, self.reservoir.window(), self._champion_threshold(champion),
+                options=options, policy=s.policy, trigger=trigger,
+            )  # fmt: skip
+        except TrainingStopped:
+            self.metrics.health.round_ended({"trigger": trigger, "abandoned": True})
+            raise
+        self.metrics.health.round_ended({"trigger": trigger, **result.summary()})
+        self.metrics.seconds.observe(result.seconds)
+        if result.decision.promote and result.challenger is not None:
+            version = self.registry.publish(result.challenger, keep=s.keep)
+            self.champion = result.challenger
+            self.metrics.promoted.inc()
+            self.metrics.set_model(s.model_name, version)
+            log.info("promoted %s version %s: %s", s.model_name, version, result.summary())
+        else:
+            self.metrics.rejected.labels(result.decision.reason).inc()
+            log.info("challenger rejected (%s): %s", result.decision.reason, result.summary())
+        return result
+
+    def run(self, stop: threading.Event) -> None:
+        """Fill the window and run rounds when due, until ``stop`` is set.
+
+        A stop during training abandons the round within one epoch.
+        """
+        self._stop = stop
+        while not stop.is_set():
+            self.fill(max_s=1.0)
+            active = self.lease.acquire()
+            self.metrics.health.loop_alive(active=active)
+            if not active:
+                continue  # another retrainer is active; keep the window warm
+            trigger = self.due()
+            if trigger is not None:
+                try:
+                    self.attempt(trigger)
+                except TrainingStopped as exc:
+                    log.info("stopping: round abandoned (%s)", exc)
+        self.lease.release()
+
+    def _load_champion(self) -> Artifact:
+        s = self.settings
+        version = self.registry.current(s.model_name)
+        if version is None:
+            raise RegistryError(
+                f"{s.model_name} has no current version in {s.model_store}; "
+                "publish one first (seismo models publish)"
+            )
+        if self.champion is not None and self.champion.version == version:
+            return self.champion
+        champion = self.registry.verify(s.model_name, version)
+        self.metrics.set_model(s.model_name, version)
+        return champion
+
+    def _champion_threshold(self, champion: Artifact) -> Threshold:
+        """The threshold the scorers apply to the champion now (Redis, or its calibration)."""
+        s = self.settings
+        key = stats_key(s.redis_prefix, champion.name, champion.version, s.threshold_space)
+        rule = ThresholdRule(k=s.k, min_samples=s.min_samples, space=s.threshold_space)
+        try:
+            stats = RedisStats(self.client, key, None).read()
+        except redis.RedisError as exc:
+            log.warning("cannot read the champion's statistics, using its calibration: %s", exc)
+            return rule.current(RunningStats(), champion.calibration)
+        return rule.current(stats, champion.calibration)

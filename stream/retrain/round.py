@@ -1,0 +1,143 @@
+"""One retraining round on a window of events: split, train a challenger, judge it.
+
+No Kafka and no Redis here: :mod:`seismo.stream.retrain.retrainer` gathers the window and the
+champion's threshold and publishes what this module promotes.
+
+The round, in order:
+
+1. the champion judges every event of the window with the threshold the
+   scorers use (the shared statistics, or its calibration during warm-up);
+2. the newest ``holdout_fraction`` of the window (by event time) is held back;
+3. the older events train the challenger, leaving out the ones the champion
+   flags, unless ``include_flagged`` or the champion flags more than
+   ``regime_share`` of the held-back events (a new regime: the flagged events
+   are the new normal);
+4. both models are judged on the held-back events by
+   :func:`seismo.stream.registry.promotion.decide`, each against its own threshold statistics
+   (the challenger's are its calibration, which is what scorers start from
+   after the swap).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from seismo.models.artifact import Artifact
+from seismo.models.challenger import train_challenger
+from seismo.models.errors import SeismoError
+from seismo.stream.registry.promotion import Decision, GatePolicy, decide
+from seismo.stream.retrain.reservoir import Window
+from seismo.stream.scoring.stats import RunningStats
+from seismo.stream.scoring.threshold import ScoreSpace, Threshold, ThresholdRule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoundOptions:
+    """How a round splits its window and trains (see the module docstring)."""
+
+    holdout_fraction: float = 0.2
+    include_flagged: bool = False
+    k: float = 3.0
+    space: ScoreSpace = "log"
+    epochs: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    should_stop: Callable[[], bool] | None = None
+    """Asked after each training epoch; true ends the round (``TrainingStopped``)."""
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What a round decided, the challenger it trained (if any) and how long it took."""
+
+    decision: Decision
+    challenger: Artifact | None
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able account of the round (for logs and ``seismo retrain --once``)."""
+        return {
+            "promoted": self.decision.promote,
+            "reason": self.decision.reason,
+            "challenger": self.challenger.version if self.challenger else None,
+            "seconds": round(self.seconds, 3),
+            **self.decision.metrics,
+        }
+
+
+def holdout_split(n: int, fraction: float) -> int:
+    """Index where the held-back newest ``fraction`` of ``n`` time-ordered events starts.
+
+    >>> holdout_split(100, 0.2), holdout_split(3, 0.2), holdout_split(0, 0.2)
+    (80, 2, 0)
+    """
+    if n == 0:
+        return 0
+    return n - min(max(1, round(n * fraction)), n)
+
+
+def run_round(
+    champion: Artifact,
+    window: Window,
+    champion_threshold: Threshold,
+    *,
+    options: RoundOptions,
+    policy: GatePolicy,
+    trigger: str,
+) -> RoundResult:
+    """Train and judge one challenger on ``window`` (oldest first)."""
+    started = time.perf_counter()
+    cut = holdout_split(len(window), options.holdout_fraction)
+    flags, champion_z = champion_threshold.classify(champion.detector.score_batch(window.values))
+    regime = bool(flags[cut:].mean() > policy.regime_share) if cut < len(window) else False
+    train_mask = np.arange(len(window)) < cut
+    if not (options.include_flagged or regime):
+        train_mask &= ~flags
+    train = window.take(train_mask)
+    held = window.take(np.arange(cut, len(window)))
+    n_train = len(train)
+    if n_train < policy.min_train_size:
+        metrics = {"n_train": n_train, "n_holdout": len(held), "regime_change": regime}
+        decision = Decision(False, "too_little_data", metrics)
+        return RoundResult(decision, None, time.perf_counter() - started)
+    describe = _describe(window, train, trigger, int((~train_mask[:cut]).sum()), regime)
+    try:
+        challenger = train_challenger(
+            champion, train.values, window=describe, epochs=options.epochs,
+            seed=options.seed, device=options.device, should_stop=options.should_stop,
+        )  # fmt: skip
+    except SeismoError as exc:
+        log.warning("challenger training failed: %s", exc)
+        decision = Decision(False, "training_failed", {"n_train": n_train, "error": str(exc)})
+        return RoundResult(decision, None, time.perf_counter() - started)
+    rule = ThresholdRule(k=options.k, min_samples=1, space=options.space)
+    challenger_threshold = rule.current(RunningStats(), challenger.calibration)
+    _, challenger_z = challenger_threshold.classify(challenger.detector.score_batch(held.values))
+    decision = decide(
+        champion_z[cut:], challenger_z, k=options.k, n_train=n_train, policy=policy
+    )
+    return RoundResult(decision, challenger, time.perf_counter() - started)
+
+
+def _describe(
+    window: Window, train: Window, trigger: str, excluded: int, regime: bool
+) -> dict[str, Any]:
+    """The training window as recorded in the challenger's artifact."""
+    return {
+        "source": "kafka",
+        "trigger": trigger,
+        "events": len(train),
+        "window_events": len(window),
+        "excluded_flagged": excluded,
+        "regime_change": regime,
+        "ts_from": int(train.timestamps.min()) if len(train) else None,
+        "ts_to": int(train.timestamps.max()) if len(train) else None,
+    }

@@ -1,0 +1,172 @@
+"""Build the JSON records the scorer publishes: alerts, scores, dead letters.
+
+Pure functions from the arrays of one scored batch to plain dicts (and header
+lists); the scorer serialises and produces them. Field names are a public
+contract, documented in the README.
+
+Examples
+--------
+>>> import numpy as np
+>>> errors = np.array([[0.1, 5.0, 0.2, 3.0]], dtype=np.float32)
+>>> top_features(errors[0], ["a", "b", "c", "d"])
+[{'index': 1, 'name': 'b', 'error': 5.0}, {'index': 3, 'name': 'd', 'error': 3.0}, \
+{'index': 2, 'name': 'c', 'error': 0.2}]
+>>> alert_id(Source("sensor-events", 2, 41))
+'sensor-events:2:41'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from seismo.stream.scoring.codec import DecodedBatch
+from seismo.stream.scoring.device_rule import BatchVerdicts
+from seismo.stream.scoring.threshold import Threshold
+
+#: Header names on dead-letter messages (public contract).
+H_ERROR = "seismo-error"
+H_TOPIC = "seismo-source-topic"
+H_PARTITION = "seismo-source-partition"
+H_OFFSET = "seismo-source-offset"
+
+
+class Source(NamedTuple):
+    """Where a consumed message came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+def alert_id(src: Source) -> str:
+    """Deterministic alert id, so a replay produces the same id."""
+    return f"{src.topic}:{src.partition}:{src.offset}"
+
+
+def _short(x: np.floating) -> float:
+    """A float32 error as the shortest float that reads back the same (tidy JSON)."""
+    return float(f"{float(x):.7g}")
+
+
+def top_features(
+    errors: np.ndarray, names: Sequence[str], n: int = 3
+) -> list[dict[str, Any]]:
+    """The ``n`` features with the largest reconstruction error, largest first.
+
+    Parameters
+    ----------
+    errors : numpy.ndarray
+        ``(d,)`` per-feature errors of one event.
+    names : sequence of str
+        ``d`` feature names.
+    """
+    n = min(n, errors.shape[0])
+    idx = np.argpartition(-errors, n - 1)[:n] if n else np.array([], dtype=np.int64)
+    idx = idx[np.argsort(-errors[idx], kind="stable")]
+    return [{"index": int(i), "name": names[i], "error": _short(errors[i])} for i in idx]
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """Everything known about the valid events of a batch after scoring.
+
+    ``scores``, ``flags``, ``zscores`` are ``(m,)``; ``feature_errors`` is
+    ``(m, d)``; ``sources`` holds one :class:`Source` per consumed message
+    (indexed by ``decoded.rows``).
+    """
+
+    decoded: DecodedBatch
+    sources: Sequence[Source]
+    scores: np.ndarray
+    feature_errors: np.ndarray
+    flags: np.ndarray
+    zscores: np.ndarray
+    threshold: Threshold
+    model_version: str
+    feature_names: Sequence[str]
+    #: With windowed scoring: each row's window start (epoch ms); size, stride, step; channels.
+    window_starts: np.ndarray | None = None
+    window: tuple[int, int, int] = (1, 1, 1)
+    channel_names: Sequence[str] = ()
+    #: With ``threshold_scope = "device"``: each row's verdict (then ``threshold`` is unused).
+    device: BatchVerdicts | None = None
+
+
+def _common(batch: ScoredBatch, i: int) -> dict[str, Any]:
+    d = batch.decoded
+    return {
+        "event_id": d.event_ids[i],
+        "device_id": d.device_ids[i],
+        "ts": int(d.timestamps[i]),
+        "score": float(batch.scores[i]),
+        "threshold": batch.threshold.value if batch.device is None else batch.device.threshold(i),
+        "model_version": batch.model_version,
+        "source": batch.sources[int(d.rows[i])].as_dict(),
+    }
+
+
+def _judged(batch: ScoredBatch, i: int) -> dict[str, Any]:
+    """An alert's threshold fields: the shared threshold's, or the device's own."""
+    t, v = batch.threshold, batch.device
+    if v is None:
+        return {"mean": t.mean, "std": t.std, "k": t.k, "zscore": float(batch.zscores[i]),
+                "threshold_source": t.source, "threshold_space": t.space}  # fmt: skip
+    return {"mean": float(v.mean[i]), "std": float(v.std[i]), "k": v.k,
+            "zscore": float(v.window_z[i]), "threshold_source": "device",
+            "threshold_space": "log", "smoothed_score": float(np.exp(v.smoothed[i])),
+            "level_z": float(v.level_z[i]), "checks": v.checks(i)}  # fmt: skip
+
+
+def alert_records(batch: ScoredBatch, detected_at_ms: int) -> list[dict[str, Any]]:
+    """One alert dict per flagged event, in batch order."""
+    out = []
+    for i in np.flatnonzero(batch.flags):
+        record = _common(batch, int(i))
+        record.update(
+            alert_id=alert_id(batch.sources[int(batch.decoded.rows[i])]),
+            detected_at=detected_at_ms,
+            **_judged(batch, int(i)),
+            top_features=top_features(batch.feature_errors[i], batch.feature_names),
+        )
+        if batch.window_starts is not None:
+            size, stride, step = batch.window
+            per_channel = batch.feature_errors[i].reshape(size, -1).sum(axis=0)
+            record["window"] = {"start_ts": int(batch.window_starts[i]), "end_ts": record["ts"],
+                                "size": size, "stride": stride, "step": step}  # fmt: skip
+            record["top_channels"] = top_features(per_channel, batch.channel_names)
+        out.append(record)
+    return out
+
+
+def score_records(batch: ScoredBatch) -> list[dict[str, Any]]:
+    """One score dict per valid event (for the optional scores topic)."""
+    out = []
+    for i in range(len(batch.decoded)):
+        record = _common(batch, i)
+        record["is_anomaly"] = bool(batch.flags[i])
+        if batch.device is not None:
+            record.update(zscore=float(batch.device.window_z[i]),
+                          level_z=float(batch.device.level_z[i]), checks=batch.device.checks(i))
+        out.append(record)
+    return out
+
+
+def dead_letter_headers(reason: str, src: Source) -> list[tuple[str, bytes]]:
+    """Headers of a dead-letter message (public contract).
+
+    >>> dead_letter_headers("invalid JSON", Source("t", 0, 7))[0]
+    ('seismo-error', b'invalid JSON')
+    """
+    return [
+        (H_ERROR, reason.encode()),
+        (H_TOPIC, src.topic.encode()),
+        (H_PARTITION, str(src.partition).encode()),
+        (H_OFFSET, str(src.offset).encode()),
+    ]

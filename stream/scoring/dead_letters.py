@@ -1,0 +1,123 @@
+"""Dead letters that the broker always accepts: bounded size, and stubs as a last resort.
+
+A dead letter republishes the message that could not be scored, with the
+reason and the source in headers (:func:`seismo.stream.scoring.alerts.dead_letter_headers`).
+One hostile message must not make that fail: a value, key or headers larger
+than the producer may send would be refused, the batch could never be
+confirmed, and its partition would stall. So :func:`dead_letter` cuts what
+does not fit ``limit`` (the producer's ``message.max.bytes``) and says so in
+headers (:data:`H_ORIGINAL_SIZE`, :data:`H_HEADERS_DROPPED`); and a record the
+broker still refuses for good becomes a :func:`stub`: no value, the reason,
+the source and the refusal in headers. No offset is committed without a
+score record or a dead letter.
+
+This module is pure: records in, records out.
+
+Examples
+--------
+>>> from seismo.stream.scoring.alerts import Source
+>>> src = Source("sensor-events", 0, 41)
+>>> letter = dead_letter("dlq", b"x" * 2_000_000, b"pump-7", [("trace", b"1")],
+...                      "message of 2000000 bytes exceeds the limit of 900000", src, row=3,
+...                      limit=1_000_000)
+>>> len(letter.value) <= 1_000_000 - OVERHEAD, dict(letter.headers)[H_ORIGINAL_SIZE]
+(True, b'2000000')
+>>> stub_of = stub("dlq", "invalid JSON", src, row=3, error="Broker: Message size too large")
+>>> stub_of.value is None, dict(stub_of.headers)["seismo-error"]
+(True, b'invalid JSON; the original was not published: Broker: Message size too large')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from seismo.stream.scoring.alerts import H_ERROR, Source, dead_letter_headers
+
+HeaderList = list[tuple[str, str | bytes | None]]
+
+#: Header on a dead letter whose value was cut: the original value's size in bytes.
+H_ORIGINAL_SIZE = "seismo-original-size"
+#: Header on a dead letter whose original headers were left out: how many there were.
+H_HEADERS_DROPPED = "seismo-original-headers-dropped"
+#: Header on a dead letter whose key was cut: the original key's size in bytes.
+H_ORIGINAL_KEY_SIZE = "seismo-original-key-size"
+#: Header ``1`` on a stub: the original could not be published at all.
+H_STUB = "seismo-stub"
+#: librdkafka's default ``message.max.bytes``.
+PRODUCER_MAX_BYTES = 1_000_000
+#: Bytes kept free for the record's framing and seismo's own headers.
+OVERHEAD = 4096
+#: Longest key kept on a dead letter.
+MAX_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One record to publish for the message at ``row`` of the consumed batch."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    headers: HeaderList | None
+    row: int
+
+
+def producer_limit(kafka_config: Mapping[str, Any]) -> int:
+    """The largest record the producer sends: its ``message.max.bytes``.
+
+    >>> producer_limit({}), producer_limit({"message.max.bytes": "2000000"})
+    (1000000, 2000000)
+    """
+    return int(kafka_config.get("message.max.bytes", PRODUCER_MAX_BYTES))
+
+
+def _size(pairs: Sequence[tuple[str, str | bytes | None]]) -> int:
+    return sum(len(name.encode()) + len(value or b"") for name, value in pairs)
+
+
+def dead_letter(
+    topic: str, value: bytes | None, key: bytes | None, headers: HeaderList, reason: str,
+    src: Source, *, row: int, limit: int,
+) -> Outgoing:  # fmt: skip
+    """The dead letter of a message, cut to fit ``limit`` bytes.
+
+    The original headers are kept unless they take more than a quarter of
+    the room; the key is cut at :data:`MAX_KEY_BYTES`; the value is cut to
+    what is left. Each cut is named in a header.
+
+    >>> src = Source("t", 0, 1)
+    >>> big = dead_letter("dlq", b"v", b"k" * 3000, [("h", b"x" * 9000)], "bad", src, row=0,
+    ...                   limit=20_000)
+    >>> sorted(name for name, _ in big.headers if name.startswith("seismo-original"))
+    ['seismo-original-headers-dropped', 'seismo-original-key-size']
+    >>> len(big.key), big.value
+    (1024, b'v')
+    """
+    own = dead_letter_headers(reason, src)
+    room = max(limit - OVERHEAD, 0)
+    extra: HeaderList = []
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        extra.append((H_ORIGINAL_KEY_SIZE, str(len(key)).encode()))
+        key = key[:MAX_KEY_BYTES]
+    kept: HeaderList = list(headers)
+    if _size(kept) > room // 4:
+        extra.append((H_HEADERS_DROPPED, str(len(kept)).encode()))
+        kept = []
+    if value is not None:
+        fits = room - len(key or b"") - _size(kept) - _size(own) - _size(extra) - 64
+        if len(value) > fits:
+            extra.append((H_ORIGINAL_SIZE, str(len(value)).encode()))
+            value = value[: max(fits, 0)]
+    return Outgoing(topic, value, key, kept + own + extra, row)
+
+
+def stub(topic: str, reason: str, src: Source, *, row: int, error: str) -> Outgoing:
+    """A value-less dead letter: the reason, the source and why the original was refused."""
+    headers: HeaderList = [
+        (name, f"{reason}; the original was not published: {error}".encode()[:1000])
+        if name == H_ERROR else (name, raw)
+        for name, raw in dead_letter_headers(reason, src)
+    ]  # fmt: skip
+    return Outgoing(topic, None, None, [*headers, (H_STUB, b"1")], row)

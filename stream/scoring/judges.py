@@ -1,0 +1,179 @@
+"""How the scorer judges a batch's scores: against one shared threshold, or each
+device against its own past. The scorer holds one judge and makes the same calls
+in every batch, whatever the mode:
+
+- :meth:`Judge.unjudged`: leave out the rows a replay brings back that were
+  already judged (a per-device state remembers them; the shared threshold
+  keeps nothing per row, so it judges everything);
+- :meth:`Judge.judge`: flags and z-scores of the scored rows (step 1);
+- :meth:`Judge.save`: write what the batch taught it (inside step 4, with the
+  shared statistics' merge);
+- :meth:`Judge.forget`: partitions were revoked; state held in memory may be
+  stale.
+
+The shared threshold itself (:class:`~seismo.stream.scoring.threshold.Threshold`)
+is computed by the scorer in both modes: the device judge reports it, and its
+statistics are merged either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from seismo.models.artifact import Artifact
+from seismo.models.calibration import log_scores
+from seismo.stream.scoring.alerts import Source
+from seismo.stream.scoring.codec import DecodedBatch
+from seismo.stream.scoring.device_rule import BatchVerdicts, DeviceRule, judge_batch
+from seismo.stream.scoring.device_states import DeviceStates
+from seismo.stream.scoring.threshold import Threshold
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """Flags and z-scores of a batch's scored rows; a device judge adds its details."""
+
+    flags: np.ndarray
+    zscores: np.ndarray
+    device: BatchVerdicts | None = None
+
+
+@dataclass
+class StateCounts:
+    """What a judge's stored state has been through, for the metrics."""
+
+    held: int = 0
+    pending: int = 0
+    errors: int = 0
+    repairs: int = 0
+    evictions: int = 0
+
+
+class Judge(Protocol):
+    """The one interface of both modes."""
+
+    def unjudged(
+        self, decoded: DecodedBatch, starts: np.ndarray | None, sources: Sequence[Source]
+    ) -> tuple[DecodedBatch, np.ndarray | None]: ...
+
+    def judge(
+        self, decoded: DecodedBatch, scores: np.ndarray, sources: Sequence[Source],
+        threshold: Threshold, artifact: Artifact, reading_width: int,
+    ) -> Verdicts: ...  # fmt: skip
+
+    def save(self) -> None: ...
+
+    def forget(self) -> None: ...
+
+    def counts(self) -> StateCounts | None: ...
+
+
+class SharedJudge:
+    """Every row against the threshold from the shared statistics (``threshold_scope model``)."""
+
+    def unjudged(
+        self, decoded: DecodedBatch, starts: np.ndarray | None, sources: Sequence[Source]
+    ) -> tuple[DecodedBatch, np.ndarray | None]:
+        return decoded, starts
+
+    def judge(
+        self, decoded: DecodedBatch, scores: np.ndarray, sources: Sequence[Source],
+        threshold: Threshold, artifact: Artifact, reading_width: int,
+    ) -> Verdicts:  # fmt: skip
+        flags, zscores = threshold.classify(scores)
+        return Verdicts(flags, zscores)
+
+    def save(self) -> None:
+        return None
+
+    def forget(self) -> None:
+        return None
+
+    def counts(self) -> StateCounts | None:
+        return None
+
+
+class DeviceJudge:
+    """Each row against its device's own state (``threshold_scope device``), kept in Redis.
+
+    Parameters
+    ----------
+    states : DeviceStates
+        The device states store (read through, written back by :meth:`save`).
+    rule : DeviceRule
+        The per-device rule.
+    max_batch : int
+        The scorer's batch size: a replay reaches back less than one batch.
+    on_skipped : callable
+        Called with the number of rows left out as already judged.
+    """
+
+    def __init__(self, states: DeviceStates, rule: DeviceRule, max_batch: int,
+                 on_skipped: Callable[[int], None] | None = None) -> None:  # fmt: skip
+        self.states = states
+        self.rule = rule
+        self.max_batch = max_batch
+        self.on_skipped = on_skipped
+
+    def unjudged(
+        self, decoded: DecodedBatch, starts: np.ndarray | None, sources: Sequence[Source]
+    ) -> tuple[DecodedBatch, np.ndarray | None]:
+        """Leave out the rows a device's state has already judged: a batch replayed after
+        a crash between the Redis write (step 4) and the commit (step 5), whose output
+        was confirmed (step 3) before. Such a replay reaches back less than one batch;
+        offsets further back (a recreated topic, offsets reset to reprocess) are judged
+        again."""
+        states = self.states.load(decoded.device_ids)
+        keep = np.ones(len(decoded), dtype=bool)
+        rewound = 0
+        for i, device in enumerate(decoded.device_ids):
+            state, src = states[device], sources[int(decoded.rows[i])]
+            last = -1 if state is None else state.offsets.get(src.partition, -1)
+            if src.offset <= last:
+                keep[i] = last - src.offset >= self.max_batch
+                rewound += int(keep[i])
+        if rewound:
+            log.warning("%d rows lie more than a batch before their device's last judged "
+                        "offset (topic recreated or offsets reset?): judged again", rewound)
+        if keep.all():
+            return decoded, starts
+        skipped = int((~keep).sum())
+        if self.on_skipped is not None:
+            self.on_skipped(skipped)
+        log.warning("%d rows already judged by their device's state (a replay after a "
+                    "restart): not judged again, no output", skipped)  # fmt: skip
+        return decoded.take(keep), None if starts is None else starts[keep]
+
+    def judge(
+        self, decoded: DecodedBatch, scores: np.ndarray, sources: Sequence[Source],
+        threshold: Threshold, artifact: Artifact, reading_width: int,
+    ) -> Verdicts:  # fmt: skip
+        """Each row against its device's state; the states are kept for :meth:`save`."""
+        states = self.states.load(decoded.device_ids)
+        positions = [(src.partition, src.offset)
+                     for src in (sources[int(r)] for r in decoded.rows)]  # fmt: skip
+        readings = decoded.values[:, -reading_width:]  # the reading ending each window
+        verdicts = judge_batch(states, decoded.device_ids, log_scores(scores), readings,
+                               positions, artifact.version, artifact.calibration,
+                               self.rule)  # fmt: skip
+        for device, state in states.items():
+            if state is not None:
+                self.states.put(device, state)
+        return Verdicts(verdicts.flags, verdicts.window_z, verdicts)
+
+    def save(self) -> None:
+        self.states.save()
+
+    def forget(self) -> None:
+        self.states.forget()
+
+    def counts(self) -> StateCounts | None:
+        s = self.states
+        return StateCounts(len(s), s.pending, s.errors, s.repairs, s.evictions)

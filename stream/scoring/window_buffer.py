@@ -1,0 +1,201 @@
+"""Per-device sliding windows of readings, for scoring shapes over time.
+
+Each device (message key) keeps its last readings of ``channels`` values in
+a ring buffer (one float32 array and the readings' timestamps). A window is
+``window`` readings ``step`` apart (``step`` = 1: consecutive readings; 12:
+every 12th, so 48 readings of a 5-minute series cover four hours rather
+than one); it spans ``(window - 1) * step + 1`` readings. Every ``stride``
+readings, once the span is full, the buffer yields the window in time-major
+order, flattened, the layout the window models take
+(:mod:`seismo.models.nets.sequence`): ``row[t * channels + c]``.
+
+A reading whose source offset is not above the last one seen for its
+partition and device is a replay (the scorer is at-least-once) and is
+ignored, so a replayed batch does not put readings twice into a window.
+
+Examples
+--------
+>>> import numpy as np
+>>> buffer = WindowBuffer(window=3, stride=2, channels=1)
+>>> out = [buffer.push("d", np.array([v]), ts=v, partition=0, offset=v) for v in range(6)]
+>>> [None if w is None else w.values.tolist() for w in out]
+[None, None, [0.0, 1.0, 2.0], None, [2.0, 3.0, 4.0], None]
+>>> buffer.push("d", np.array([9.0]), ts=9, partition=0, offset=4) is None  # a replay
+True
+>>> out[4].start_ts, out[4].end_ts
+(2, 4)
+>>> spaced = WindowBuffer(window=3, stride=1, channels=1, step=2)
+>>> out = [spaced.push("d", np.array([v]), ts=v, partition=0, offset=v) for v in range(6)]
+>>> [None if w is None else w.values.tolist() for w in out]
+[None, None, None, None, [0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from seismo.models.data import STEP_MARK
+from seismo.stream.scoring.codec import DecodedBatch
+
+
+@dataclass(frozen=True)
+class Window:
+    """One complete window of a device: flattened values and its time span (epoch ms)."""
+
+    device_id: str
+    values: np.ndarray  # (window * channels,) float32, time-major
+    start_ts: int
+    end_ts: int
+
+
+class _Ring:
+    __slots__ = ("values", "stamps", "count", "since", "partition", "offset", "others")
+
+    def __init__(self, span: int, channels: int) -> None:
+        self.values = np.zeros((span, channels), dtype=np.float32)
+        self.stamps = np.zeros(span, dtype=np.int64)
+        self.count = 0  # readings pushed so far
+        self.since = 0  # readings since the last window yielded
+        #: where the last reading came from (a device's readings share a partition, so
+        #: the last offsets of other partitions are kept only when there are any)
+        self.partition = -1
+        self.offset = -1
+        self.others: dict[int, int] | None = None
+
+    def is_new(self, partition: int, offset: int) -> bool:
+        """Whether ``offset`` lies beyond the last reading seen from ``partition``; if so,
+        remember it."""
+        if partition == self.partition:
+            last = self.offset
+        else:
+            last = -1 if self.others is None else self.others.get(partition, -1)
+        if offset <= last:
+            return False
+        if partition != self.partition:
+            if self.partition >= 0:
+                self.others = self.others or {}
+                self.others[self.partition] = self.offset
+            self.partition = partition
+        self.offset = offset
+        return True
+
+
+class WindowBuffer:
+    """Ring buffers per device; :meth:`push` one reading, get a :class:`Window` when due.
+
+    At most ``max_devices`` buffers are kept: a new device beyond that drops
+    the buffer of the device heard from least recently (counted in
+    :attr:`evictions`), which starts filling again if it reports later.
+
+    >>> small = WindowBuffer(window=2, stride=1, channels=1, max_devices=2)
+    >>> for device in ["a", "b", "a", "c"]:
+    ...     _ = small.push(device, np.array([1.0]), ts=0, partition=0, offset=ord(device))
+    >>> len(small), small.evictions, sorted(small._rings)
+    (2, 1, ['a', 'c'])
+    """
+
+    def __init__(
+        self, window: int, stride: int, channels: int, step: int = 1,
+        max_devices: int | None = None,
+    ) -> None:  # fmt: skip
+        if window < 1 or stride < 1 or channels < 1 or step < 1:
+            raise ValueError("window, stride, channels and step must be at least 1")
+        if max_devices is not None and max_devices < 1:
+            raise ValueError(f"max_devices must be at least 1, got {max_devices}")
+        self.window, self.stride, self.channels, self.step = window, stride, channels, step
+        self.span = (window - 1) * step + 1
+        self.max_devices = max_devices
+        #: Buffers dropped to stay under ``max_devices``.
+        self.evictions = 0
+        self._rings: OrderedDict[str, _Ring] = OrderedDict()
+
+    def __len__(self) -> int:
+        """Devices with a buffer."""
+        return len(self._rings)
+
+    def push(
+        self, device_id: str, values: np.ndarray, ts: int, partition: int, offset: int
+    ) -> Window | None:
+        """Add one reading; the device's window when it is full and ``stride`` readings on."""
+        rings, span = self._rings, self.span
+        ring = rings.get(device_id)
+        if ring is None:
+            ring = rings[device_id] = _Ring(span, self.channels)
+            if self.max_devices is not None and len(rings) > self.max_devices:
+                rings.popitem(last=False)
+                self.evictions += 1
+        else:
+            rings.move_to_end(device_id)
+        if not ring.is_new(partition, offset):
+            return None
+        slot = ring.count % span
+        ring.values[slot] = values
+        ring.stamps[slot] = ts
+        ring.count += 1
+        ring.since += 1
+        if ring.count < span:
+            return None
+        if ring.count > span and ring.since < self.stride:
+            return None
+        ring.since = 0
+        order = (ring.count + np.arange(0, span, self.step)) % span
+        return Window(device_id, ring.values[order].reshape(-1).copy(),
+                      int(ring.stamps[order[0]]), int(ring.stamps[order[-1]]))  # fmt: skip
+
+    def forget(self, device_ids: set[str] | None = None) -> None:
+        """Drop the buffers of ``device_ids`` (all when ``None``), e.g. after a revocation."""
+        if device_ids is None:
+            self._rings.clear()
+        else:
+            for device in device_ids:
+                self._rings.pop(device, None)
+
+
+def channel_names(feature_names: list[str], window: int) -> list[str]:
+    """Channel names of a window model: its last time step's feature names, without the
+    ``@t-k`` suffix that ``seismo train --window`` gives them.
+
+    >>> channel_names(["rpm@t-1", "temp@t-1", "rpm@t-0", "temp@t-0"], 2)
+    ['rpm', 'temp']
+    >>> channel_names(["f0", "f1", "f2", "f3"], 2)
+    ['f2', 'f3']
+    """
+    channels = len(feature_names) // window
+    last = feature_names[(window - 1) * channels :]
+    return [name.split(STEP_MARK)[0] for name in last]
+
+
+def gather(
+    buffer: WindowBuffer, decoded: DecodedBatch, partitions: Sequence[int],
+    offsets: Sequence[int],
+) -> tuple[DecodedBatch, np.ndarray]:  # fmt: skip
+    """The windows a batch completes, as a batch of their own, and their start times.
+
+    Each window is attributed to the event that completed it (its row, id and
+    ``ts``), so alerts keep pointing at a real message. ``partitions`` and
+    ``offsets`` are per consumed message; rejected messages stay rejected.
+    """
+    values, rows, devices, event_ids, ends, starts = [], [], [], [], [], []
+    for i in range(len(decoded)):
+        row = int(decoded.rows[i])
+        window = buffer.push(decoded.device_ids[i], decoded.values[i],
+                             int(decoded.timestamps[i]), partitions[row], offsets[row])  # fmt: skip
+        if window is None:
+            continue
+        values.append(window.values)
+        rows.append(row)
+        devices.append(window.device_id)
+        event_ids.append(decoded.event_ids[i])
+        ends.append(window.end_ts)
+        starts.append(window.start_ts)
+    width = buffer.window * buffer.channels
+    batch = DecodedBatch(
+        values=np.array(values, dtype=np.float32).reshape(len(values), width),
+        rows=np.array(rows, dtype=np.int64), device_ids=devices, event_ids=event_ids,
+        timestamps=np.array(ends, dtype=np.int64), rejected=decoded.rejected,
+    )  # fmt: skip
+    return batch, np.array(starts, dtype=np.int64)

@@ -1,0 +1,2 @@
+"""The simulated plant: sensor data with injected anomalies, and ``seismo simulate``.
+"""
