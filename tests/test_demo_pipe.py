@@ -86,7 +86,7 @@ class Watch:
 
     def assert_nothing_left(self) -> None:
         joined = " | ".join(self.commands.values())
-        for part in ("tansu", "redis-server", "stream score", "stream retrain"):
+        for part in ("tansu", "redis-server", "seismo score", "seismo retrain"):
             assert part in joined, f"expected Kafka, Redis, scorer, retrainer: {joined}"
         assert wait_for(lambda: not any(alive(p) for p in self.started), timeout=10), [
             p for p in self.started if alive(p)
@@ -172,6 +172,6 @@ def test_demo_uses_given_kafka_and_redis_with_topics_of_its_own(
     assert len(scores) == summary["events"] == summary["produced"] > 0
     assert redis_client.get(f"seismo-demo-{run_dir.name}:model:pumps:current") is not None
     joined = " | ".join(demo.commands.values())
-    assert "stream score" in joined and "stream retrain" in joined, joined
+    assert "seismo score" in joined and "seismo retrain" in joined, joined
     assert "tansu" not in joined and "redis-server" not in joined, joined  # nothing embedded
     assert wait_for(lambda: not any(alive(p) for p in demo.started), timeout=10)

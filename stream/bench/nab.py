@@ -38,6 +38,7 @@ from seismo.models.eval.nab_scoring import (
 )
 from seismo.stream.bench.nab_replay import Services, ThroughScorer
 from seismo.stream.bench.odds import emit_report
+from seismo.stream.bench.protocol import Split, group_of_path, select
 from seismo.stream.bench.series_detector import (
     SeriesResult,
     SeriesRules,
@@ -308,6 +309,7 @@ def through_services(
 def run_benchmark_nab(
     data_dir: Path | None, results_dir: Path, rules: SeriesRules = SeriesRules(),
     progress: Callable[[str], None] = lambda _line: None, through: Replay | None = None,
+    split: Split = "all", holdout: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """seismo's detector over the corpus, its figures at the top level; under ``baselines``
     the rolling Gaussian and, where the level check is on, seismo's window check alone.
@@ -315,7 +317,8 @@ def run_benchmark_nab(
     With ``through``, seismo's runs go through Kafka, Redis and the scorer;
     ``report["agreement"]`` counts the rows flagged alike by that path and the
     in-process one."""
-    corpus = load_corpus(data_dir or default_data_dir())
+    corpus = select(load_corpus(data_dir or default_data_dir()),
+                    lambda s: group_of_path(s.key), split, holdout)  # fmt: skip
     seismo, window_only = seismo_detectors(rules, through)
     report = score_detector(corpus, results_dir, DETECTOR, seismo, progress)
     report["path"] = "kafka" if through is not None else "in-process"
@@ -330,6 +333,8 @@ def run_benchmark_nab(
     report["corpus"] = {"series": len(corpus), "rows": sum(len(s.values) for s in corpus),
                         "windows": sum(len(s.windows) for s in corpus)}  # fmt: skip
     report["rules"] = {k: v for k, v in vars(rules).items()}
+    report["protocol"] = {"split": split, "holdout": holdout,
+                          "categories": sorted({group_of_path(s.key) for s in corpus})}  # fmt: skip
     return report
 
 
@@ -352,6 +357,20 @@ PUBLISHED = {"Windowed Gaussian": (39.6, 20.9, 47.4), "Random Cut Forest": (51.7
              "Numenta HTM": (70.5, 62.6, 75.2)}  # fmt: skip
 
 
+def section_heading(report: Mapping[str, Any]) -> str:
+    """The section ``--out`` rewrites: one per part of the protocol (``docs/protocol.md``).
+
+    >>> section_heading({"protocol": {"split": "eval", "holdout": "realKnownCause"}})
+    '## NAB (Numenta Anomaly Benchmark), --split eval --holdout realKnownCause'
+    >>> section_heading({}) == SECTION
+    True
+    """
+    protocol = report.get("protocol") or {}
+    if protocol.get("split", "all") == "all":
+        return SECTION
+    return f"{SECTION}, --split {protocol['split']} --holdout {protocol['holdout']}"
+
+
 def render_section(report: Mapping[str, Any]) -> str:
     """The markdown section ``--out`` rewrites: what ran, the table, the caveats."""
     corpus, rules = report["corpus"], report["rules"]
@@ -371,7 +390,7 @@ def render_section(report: Mapping[str, Any]) -> str:
         "scorer itself)")  # fmt: skip
     agreement = report.get("agreement")
     return "\n".join([
-        SECTION, "",
+        section_heading(report), "",
         f"`seismo benchmark-nab` streams the NAB series present ({corpus['series']} files, "
         f"{corpus['rows']} rows, {corpus['windows']} anomaly windows) {path}. Each series "
         "is one device: a dense window model learns its probationary first 15 %, then it is "
@@ -425,4 +444,4 @@ def write_report(
 ) -> None:
     """Print the JSON or the table; with ``out``, rewrite its NAB section."""
     emit_report(report, as_json=as_json, text=render_table(report), echo=echo, out=out,
-                section=render_section(report), heading=SECTION)  # fmt: skip
+                section=render_section(report), heading=section_heading(report))  # fmt: skip

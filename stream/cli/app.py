@@ -331,6 +331,12 @@ def benchmark_nab(
     redis_url: Annotated[
         str | None, Opt(help="With --through-kafka: a Redis [default: start one].")
     ] = None,
+    split: Annotated[
+        str, Opt(help="tune, eval or all: the part of the protocol (docs/protocol.md).")
+    ] = "all",
+    holdout: Annotated[
+        str | None, Opt(help="With --split tune|eval: the category evaluated on.")
+    ] = None,
 ) -> None:
     """Stream the NAB series through the window detector; NAB's scores, P/R and delay."""
     from seismo.stream.bench.nab import run_benchmark_nab, through_services, write_report
@@ -339,7 +345,8 @@ def benchmark_nab(
     rules = SeriesRules(k=k, level=level, seed=seed)
     progress = lambda line: typer.echo(line, err=True)  # noqa: E731
     with through_services(through_kafka, bootstrap_servers, redis_url, results_dir) as through:
-        report = run_benchmark_nab(data_dir, results_dir, rules, progress, through)
+        report = run_benchmark_nab(data_dir, results_dir, rules, progress, through,
+                                   split=split, holdout=holdout)  # type: ignore[arg-type]
     write_report(report, as_json=as_json, out=out, echo=typer.echo)
 
 
