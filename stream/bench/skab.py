@@ -44,6 +44,7 @@ from seismo.models.nets.conv1d import Conv1dConfig
 from seismo.models.scaler import StandardScaler
 from seismo.models.training import train_autoencoder
 from seismo.stream.bench.odds import emit_report
+from seismo.stream.bench.protocol import Split, group_of_path, select
 from seismo.stream.errors import ConfigError
 
 CHANNELS = 8
@@ -232,11 +233,14 @@ ABLATION = "no_scale_floor"
 def run_benchmark_skab(
     data_dir: Path | None, rules: SkabRules = SkabRules(),
     progress: Callable[[str], None] = lambda _line: None,
+    split: Split = "all", holdout: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The figures of ``rules`` on every experiment under ``data_dir``; with a scale
     floor, also those of the same run without it (``report["ablation"]``)."""
     free, experiments = load(data_dir or default_data_dir())
+    experiments = select(experiments, lambda e: group_of_path(e.key), split, holdout)
     report = evaluate(free, experiments, rules, progress)
+    report["protocol"] = {"split": split, "holdout": holdout}
     if rules.scale_floor > 0:
         plain = evaluate(free, experiments, replace(rules, scale_floor=0.0))
         report["ablation"] = {ABLATION: {key: plain[key] for key in (

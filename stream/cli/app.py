@@ -362,12 +362,19 @@ def benchmark_skab(
     scale_floor: Annotated[
         float, Opt(help="Smallest channel scale as a share of its level (0: plain std).")
     ] = 0.01,
+    split: Annotated[
+        str, Opt(help="tune, eval or all: the part of the protocol (docs/protocol.md).")
+    ] = "all",
+    holdout: Annotated[
+        str | None, Opt(help="With --split tune|eval: the experiment folder evaluated on.")
+    ] = None,
 ) -> None:
     """Outlier F1/FAR/MAR and changepoint NAB score of a conv1d window model on SKAB."""
     from seismo.stream.bench.skab import SkabRules, run_benchmark_skab, write_report
 
     report = run_benchmark_skab(data_dir, SkabRules(k=k, seed=seed, scale_floor=scale_floor),
-                                progress=lambda line: typer.echo(line, err=True))  # fmt: skip
+                                progress=lambda line: typer.echo(line, err=True),
+                                split=split, holdout=holdout)  # type: ignore[arg-type]
     write_report(report, as_json=as_json, out=out, echo=typer.echo)
 
 
