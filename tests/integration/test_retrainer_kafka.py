@@ -30,16 +30,28 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 NAME = "pumps"
 
 
+def publish_champion(rng: np.random.Generator, tmp_path: Path, client, prefix: str) -> None:  # noqa: ANN001
+    """A 4-feature champion of ``NAME``, trained one epoch, current in the store."""
+    result = train_autoencoder(rng.normal(size=(60, 4)).astype(np.float32),
+                               config=DenseConfig(n_features=4, hidden=(4, 2)),
+                               train=TrainConfig(epochs=1, seed=0), device="cpu")  # fmt: skip
+    ModelRegistry(tmp_path / "store", client, prefix).publish(build_artifact(result, name=NAME))
+
+
+def retrain_settings(tmp_path: Path, bootstrap: str, topic: str, redis_url: str, prefix: str):  # noqa: ANN201
+    """The sidecar's settings for that store, topic and Redis."""
+    return load_retrain_settings({
+        "model_store": str(tmp_path / "store"), "model_name": NAME,
+        "bootstrap_servers": bootstrap, "input_topic": topic,
+        "redis_url": redis_url, "redis_prefix": prefix, "metrics_port": 0,
+        "kafka_config": {"session.timeout.ms": "6000"}}, env={})  # fmt: skip
+
+
 def test_binary_f32_events_enter_the_retrainers_window(
     kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path
 ):
     rng = np.random.default_rng(3)
-    result = train_autoencoder(rng.normal(size=(60, 4)).astype(np.float32),
-                               config=DenseConfig(n_features=4, hidden=(4, 2)),
-                               train=TrainConfig(epochs=1, seed=0), device="cpu")  # fmt: skip
-    ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix).publish(
-        build_artifact(result, name=NAME)
-    )
+    publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
     create_topics(kafka_bootstrap, {topic_name: 1})
     binary = rng.normal(size=(20, 4)).astype(np.float32)
     as_json = rng.normal(size=(5, 4)).astype(np.float32).round(3)
@@ -54,11 +66,8 @@ def test_binary_f32_events_enter_the_retrainers_window(
         producer.produce(topic_name, orjson.dumps(event), b"fan-1")
     assert producer.flush(10) == 0
 
-    settings = load_retrain_settings({
-        "model_store": str(tmp_path / "store"), "model_name": NAME,
-        "bootstrap_servers": kafka_bootstrap, "input_topic": topic_name,
-        "redis_url": redis_url, "redis_prefix": redis_key_prefix, "metrics_port": 0,
-        "kafka_config": {"session.timeout.ms": "6000"}}, env={})  # fmt: skip
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix)  # fmt: skip
     with open_retrainer(settings) as retrainer:
         added = retrainer.fill(max_s=30, idle_s=2)
         window = retrainer.reservoir.window()
@@ -74,12 +83,7 @@ def test_hostile_events_never_enter_the_window_nor_stop_the_retrainer(
     kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path
 ):
     rng = np.random.default_rng(4)
-    result = train_autoencoder(rng.normal(size=(60, 4)).astype(np.float32),
-                               config=DenseConfig(n_features=4, hidden=(4, 2)),
-                               train=TrainConfig(epochs=1, seed=0), device="cpu")  # fmt: skip
-    ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix).publish(
-        build_artifact(result, name=NAME)
-    )
+    publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
     create_topics(kafka_bootstrap, {topic_name: 1})
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     deep = b'{"device_id":"d","values":[1,2,3,4],"x":' + b"[" * 1500 + b"]" * 1500 + b"}"
@@ -90,11 +94,8 @@ def test_hostile_events_never_enter_the_window_nor_stop_the_retrainer(
         producer.produce(topic_name, orjson.dumps({"device_id": "d", "values": row.tolist()}))
     assert producer.flush(10) == 0
 
-    settings = load_retrain_settings({
-        "model_store": str(tmp_path / "store"), "model_name": NAME,
-        "bootstrap_servers": kafka_bootstrap, "input_topic": topic_name,
-        "redis_url": redis_url, "redis_prefix": redis_key_prefix, "metrics_port": 0,
-        "kafka_config": {"session.timeout.ms": "6000"}}, env={})  # fmt: skip
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix)  # fmt: skip
     with open_retrainer(settings) as retrainer:
         added = retrainer.fill(max_s=30, idle_s=2)
         window = retrainer.reservoir.window()
