@@ -22,19 +22,33 @@ Examples
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from seismo.models.columns import (
+    DEFAULT_TIMESTAMP,
+    ColumnPlan,
+    ColumnSpec,
+    looks_like_time,
+    model_order,
+    plan_columns,
+    time_like,
+    time_like_warning,
+)
 from seismo.models.errors import DataError
 
-Loaded = tuple[np.ndarray, np.ndarray | None, list[str]]
-"""What a format reader returns: raw features (n, d), raw labels (n,) or None, names."""
+log = logging.getLogger(__name__)
+
+Loaded = tuple[np.ndarray, np.ndarray | None, ColumnPlan]
+"""What a format reader returns: raw features (n, d), raw labels (n,) or None, the plan
+(whose ``features`` name the ``d`` columns)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,8 +79,9 @@ def _is_numeric(array: np.ndarray) -> bool:
     return array.dtype.kind in "biuf"
 
 
-def _read_npz(path: Path, label_column: str | None) -> Loaded:
+def _read_npz(path: Path, spec: ColumnSpec) -> Loaded:
     """``X`` holds the features; labels come from ``label_column`` (default ``y``) if present."""
+    label_column = spec.label_column
     label_key = label_column or "y"
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -78,12 +93,19 @@ def _read_npz(path: Path, label_column: str | None) -> Loaded:
             y = archive[label_key] if label_key in archive.files else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read {path} as .npz: {exc}") from exc
-    n_features = x.shape[1] if x.ndim == 2 else 0
-    return x, y, [f"f{i}" for i in range(n_features)]
+    names = [f"f{i}" for i in range(x.shape[1] if x.ndim == 2 else 0)]
+    plan = plan_columns(names, replace(spec, label_column=None), str(path)) if names else None
+    if plan is None or plan.features == names:
+        return x, y, plan or ColumnPlan(None, None, None, names)
+    return x[:, [names.index(n) for n in plan.features]], y, plan
 
 
-def _locate_csv_problem(path: Path, n_columns: int) -> str | None:
-    """Find the first line whose cells are not ``n_columns`` numbers; slow, errors only."""
+def _locate_csv_problem(
+    path: Path, n_columns: int, usecols: Sequence[int] | None = None,
+    header: Sequence[str] = (),
+) -> str | None:
+    """Find the first line whose cells (those at ``usecols``, default all) are not
+    ``n_columns`` numbers; slow, errors only."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         for line_no, row in enumerate(csv.reader(handle), start=1):
             if line_no == 1 or not row:
@@ -91,52 +113,101 @@ def _locate_csv_problem(path: Path, n_columns: int) -> str | None:
             if len(row) != n_columns:
                 return f"line {line_no} has {len(row)} columns, the header has {n_columns}"
             for column, cell in enumerate(row, start=1):
+                if usecols is not None and column - 1 not in usecols:
+                    continue
                 try:
                     float(cell)
                 except ValueError:
-                    return f"line {line_no}, column {column}: {cell!r} is not a number"
+                    return f"line {line_no}, column {column}: {cell!r} is not a number" + (
+                        _not_a_number_hint(header[column - 1], cell)
+                        if column <= len(header) else ""
+                    )
     return None
 
 
-def _label_split(
-    matrix: np.ndarray, names: list[str], label_column: str | None, path: Path
-) -> Loaded:
-    """Pull ``label_column`` (if any) out of ``matrix`` as the label vector."""
-    if label_column is None:
-        return matrix, None, names
-    if label_column not in names:
-        raise DataError(f"{path} has no label column {label_column!r} (columns: {names})")
-    index = names.index(label_column)
-    features = [n for n in names if n != label_column]
-    return np.delete(matrix, index, axis=1), matrix[:, index], features
+def _not_a_number_hint(name: str, cell: str) -> str:
+    """How to keep a column of times or of names out of the features.
+
+    >>> _not_a_number_hint("time", "2024-11-23 08:20:00")
+    " (column 'time' holds times: name it with --timestamp-column time or --drop-columns time)"
+    """
+    what = "times" if looks_like_time(cell) else "text"
+    option = "--timestamp-column" if what == "times" else "--device-column"
+    return f" (column {name!r} holds {what}: name it with {option} {name} or --drop-columns {name})"
 
 
-def _read_csv(path: Path, label_column: str | None) -> Loaded:
-    """Comma-separated, one header row of names, every cell numeric."""
+def _plan_split(matrix: np.ndarray, plan: ColumnPlan) -> Loaded:
+    """``matrix`` holds the plan's features, then its label column (if any)."""
+    if plan.label is None:
+        return matrix, None, plan
+    return matrix[:, :-1], matrix[:, -1], plan
+
+
+def _read_header(path: Path) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    if not header:
+        raise DataError(f"{path} is empty; expected a header row of column names")
+    other = other_delimiter(header)
+    if other is not None:
+        raise DataError(
+            f"{path} looks {other!r}-separated (its header is one column, {header[0]!r}): "
+            "seismo reads comma-separated files; rewrite it with commas, e.g. in Python "
+            f"csv.writer(out).writerows(csv.reader(f, delimiter={other!r}))"
+        )
+    return [name.strip() for name in header]
+
+
+def other_delimiter(header: Sequence[str]) -> str | None:
+    """The delimiter a one-column header seems to use instead of commas, if any.
+
+    >>> other_delimiter(["temp;vib;label"]), other_delimiter(["a|b"]), other_delimiter(["a", "b"])
+    (';', '|', None)
+    """
+    if len(header) != 1:
+        return None
+    for candidate in (";", "\t", "|"):
+        if candidate in header[0]:
+            return candidate
+    return None
+
+
+def _read_csv(path: Path, spec: ColumnSpec) -> Loaded:
+    """Comma-separated, one header row of names; the feature and label cells numeric
+    (the time, device and dropped columns may hold anything)."""
+    header = _read_header(path)
+    plan = plan_columns(header, spec, str(path))
+    wanted = plan.features + ([plan.label] if plan.label is not None else [])
+    usecols = [header.index(name) for name in wanted]
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-            matrix = np.loadtxt(
-                path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64, quotechar='"'
-            )
+            matrix = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64,
+                                quotechar='"',
+                                usecols=None if len(usecols) == len(header) else usecols)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
     except ValueError as exc:
-        problem = _locate_csv_problem(path, len(header)) or str(exc)
+        problem = _locate_csv_problem(path, len(header), usecols, header) or str(exc)
         raise DataError(f"{path}: {problem}") from exc
-    if not header:
-        raise DataError(f"{path} is empty; expected a header row of column names")
     if matrix.size == 0:
         raise DataError(f"{path} has a header but no data rows")
-    if matrix.shape[1] != len(header):
+    if matrix.shape[1] != len(usecols):
         raise DataError(f"{path}: rows have {matrix.shape[1]} columns, header has {len(header)}")
-    return _label_split(matrix, [name.strip() for name in header], label_column, path)
+    if len(usecols) == len(header):  # loadtxt read every column: in the plan's order
+        matrix = matrix[:, usecols]
+    else:  # loadtxt saw only some columns: check the row lengths
+        short = _locate_csv_problem(path, len(header), usecols=())
+        if short is not None:
+            raise DataError(f"{path}: {short}")
+    return _plan_split(matrix, plan)
 
 
-def _read_parquet(path: Path, label_column: str | None) -> Loaded:
-    """Every column numeric (integer, float or boolean) without nulls."""
+def _read_parquet(path: Path, spec: ColumnSpec) -> Loaded:
+    """The feature and label columns numeric (integer, float or boolean) without nulls."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -146,8 +217,11 @@ def _read_parquet(path: Path, label_column: str | None) -> Loaded:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(f"cannot read {path} as parquet: {exc}") from exc
+    plan = plan_columns(list(table.column_names), spec, str(path))
+    wanted = plan.features + ([plan.label] if plan.label is not None else [])
     columns = []
-    for name, column in zip(table.column_names, table.columns, strict=True):
+    for name in wanted:
+        column = table.column(name)
         kind = column.type
         if not (
             pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
@@ -158,10 +232,10 @@ def _read_parquet(path: Path, label_column: str | None) -> Loaded:
         columns.append(column.to_numpy().astype(np.float64))
     if not columns or table.num_rows == 0:
         raise DataError(f"{path} has no data (shape {table.num_rows} x {table.num_columns})")
-    return _label_split(np.column_stack(columns), list(table.column_names), label_column, path)
+    return _plan_split(np.column_stack(columns), plan)
 
 
-_READERS: dict[str, Callable[[Path, str | None], Loaded]] = {
+_READERS: dict[str, Callable[[Path, ColumnSpec], Loaded]] = {
     ".npz": _read_npz,
     ".csv": _read_csv,
     ".parquet": _read_parquet,
@@ -181,10 +255,27 @@ def _check_features(path: Path, x: np.ndarray, names: list[str]) -> np.ndarray:
     if bad.any():
         row, col = (int(i[0]) for i in np.nonzero(bad))
         raise DataError(
-            f"{path}: NaN or Inf (or a value too large for float32) in data row {row}, "
+            f"{path}: NaN or Inf (or a value too large for float32) at {_position(path, row)}, "
             f"column {names[col]!r}"
         )
     return x32
+
+
+def _position(path: Path, row: int) -> str:
+    """Where data row ``row`` (0-based) is: ``line N`` of a CSV (the header is line 1;
+    blank and ``#`` lines count, as in an editor), else ``row N`` (1-based)."""
+    if path.suffix.lower() != ".csv":
+        return f"row {row + 1}"
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        seen = -1
+        for record in reader:
+            if record and not record[0].lstrip().startswith("#"):
+                seen += 1
+                if seen == row:
+                    return f"line {reader.line_num}"
+    return f"row {row + 1}"
 
 
 def _check_labels(path: Path, y: np.ndarray, n_rows: int) -> np.ndarray:
@@ -200,6 +291,7 @@ def load_table(
     *,
     label_column: str | None = None,
     exclude_labelled: bool = False,
+    columns: ColumnSpec | None = None,
 ) -> Table:
     """Read a numeric table, optionally with 0/1 anomaly labels.
 
@@ -214,6 +306,12 @@ def load_table(
         ``.npz`` it names the label array (default ``y``, read if present).
     exclude_labelled : bool
         Drop rows labelled 1 (anomalies), e.g. to train on normal rows only.
+    columns : ColumnSpec, optional
+        Which columns are time, device, features and dropped
+        (:func:`seismo.models.columns.plan_columns`); by default every column
+        but ``timestamp``, ``device_id`` and the label is a feature. A feature
+        column that looks like a time or a counter is logged as a warning,
+        unless ``columns.feature_columns`` named it.
 
     Returns
     -------
@@ -233,8 +331,14 @@ def load_table(
         raise DataError(f"data file not found: {source}")
     if not source.is_file():
         raise DataError(f"data path {source} is not a file")
-    raw_x, raw_y, names = reader(source, label_column)
+    spec = columns or ColumnSpec()
+    if label_column is not None:
+        spec = replace(spec, label_column=label_column)
+    raw_x, raw_y, plan = reader(source, spec)
+    names = plan.features
     x = _check_features(source, raw_x, names)
+    if not plan.named:
+        warn_time_like(raw_x, names)
     y = None if raw_y is None else _check_labels(source, raw_y, x.shape[0])
     n_read = x.shape[0]
     if exclude_labelled:
@@ -247,6 +351,38 @@ def load_table(
             raise DataError(f"{source}: every row is labelled 1; nothing left to train on")
         x, y = x[keep], y[keep]
     return Table(x=x, y=y, feature_names=names, n_excluded=n_read - x.shape[0])
+
+
+def in_model_order(table: Table, channels: Sequence[str], source: str | os.PathLike[str]) -> Table:
+    """``table`` with its columns matched by name to a model's ``channels`` and put in
+    their order; a missing or extra channel raises
+    :class:`~seismo.models.errors.ChannelMismatch` naming it. Stand-in names
+    (``f0, f1, ...``) on either side match by position: only the width is checked.
+
+    >>> t = Table(np.array([[1.0, 2.0]], dtype=np.float32), None, ["rpm", "temp"])
+    >>> in_model_order(t, ["temp", "rpm"], "f.csv").x.tolist()
+    [[2.0, 1.0]]
+    """
+    order = model_order(table.feature_names, channels, str(source))
+    if order is None:
+        if table.x.shape[1] != len(channels):
+            raise DataError(f"{source} has {table.x.shape[1]} feature columns but the model "
+                            f"expects {len(channels)}")  # fmt: skip
+        return table
+    if order.tolist() == list(range(len(order))):
+        return table
+    return replace(table, x=np.ascontiguousarray(table.x[:, order]),
+                   feature_names=[table.feature_names[i] for i in order])  # fmt: skip
+
+
+def warn_time_like(x: np.ndarray, names: Sequence[str]) -> None:
+    """Log a warning for each column of ``x`` (n, d) that looks like a time or a counter."""
+    if x.ndim != 2 or x.shape[1] != len(names):
+        return
+    for j, name in enumerate(names):
+        why = time_like(x[:, j])
+        if why is not None:
+            log.warning(time_like_warning(name, why))
 
 
 def shared_data_dir(subdir: str, env: Mapping[str, str] | None = None) -> Path:
@@ -270,8 +406,9 @@ class Series:
     values: np.ndarray  # (n, c)
 
 
-def is_series_csv(path: Path, timestamp_column: str) -> bool:
-    """Whether ``path`` is a CSV whose header has ``timestamp_column``."""
+def is_series_csv(path: Path, timestamp_column: str | None) -> bool:
+    """Whether ``path`` is a CSV whose header has ``timestamp_column`` (default ``timestamp``)."""
+    timestamp_column = timestamp_column or DEFAULT_TIMESTAMP
     if path.suffix.lower() != ".csv":
         return False
     try:
@@ -282,21 +419,28 @@ def is_series_csv(path: Path, timestamp_column: str) -> bool:
     return timestamp_column in [name.strip() for name in header]
 
 
-def read_series(path: Path, timestamp_column: str) -> Series:
-    """Every column but the timestamp, as floats (the timestamps only order the file)."""
+def read_series(path: Path, timestamp_column: str | ColumnSpec) -> Series:
+    """The feature columns as floats (the timestamps only order the file); every column
+    but the time column when ``timestamp_column`` is a name, else as the spec says."""
+    spec = (timestamp_column if isinstance(timestamp_column, ColumnSpec)
+            else ColumnSpec(timestamp_column=timestamp_column))  # fmt: skip
     with path.open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))
-    header = [name.strip() for name in rows[0]]
-    keep = [i for i, name in enumerate(header) if name != timestamp_column]
+    header = [name.strip() for name in rows[0]] if rows else []
+    plan = plan_columns(header, spec, str(path))
+    timestamp_column = plan.timestamp or DEFAULT_TIMESTAMP
+    keep = [header.index(name) for name in plan.features]
     try:
         values = np.array([[float(row[i]) for i in keep] for row in rows[1:]], dtype=np.float64)
     except (ValueError, IndexError) as exc:
-        message = f"{path}: every column but {timestamp_column!r} must be numeric: {exc}"
+        message = f"{path}: every feature column must be numeric: {exc}"
         raise DataError(message) from None
     if values.size == 0 or not keep:
         raise DataError(f"{path}: no readings, or no value column next to {timestamp_column!r}")
     if not np.isfinite(values).all():
         raise DataError(f"{path}: NaN or infinite readings")
+    if not plan.named:
+        warn_time_like(values, plan.features)
     return Series([header[i] for i in keep], values)
 
 

@@ -15,6 +15,10 @@ class DataError(SeismoError):
     """A training or evaluation data file cannot be read or has the wrong shape."""
 
 
+class ChannelMismatch(DataError):  # noqa: N818 - reads as the sentence it is
+    """A file's columns are not the model's channels: one is missing or extra."""
+
+
 class ArtifactError(SeismoError):
     """A model artifact is missing, corrupt, or incompatible with this seismo."""
 

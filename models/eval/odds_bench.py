@@ -48,14 +48,31 @@ TRAIN_FRACTION = 0.6
 """Share of each class that goes to the training split (PyOD's benchmark uses 60/40)."""
 
 DATASETS: dict[str, str] = {
+    "arrhythmia": "arrhythmia",
+    "breastw": "4_breastw",
     "cardio": "6_cardio",
-    "shuttle": "32_shuttle",
-    "mnist": "24_mnist",
-    "satimage-2": "31_satimage-2",
-    "optdigits": "26_optdigits",
+    "ionosphere": "18_Ionosphere",
+    "letter": "20_letter",
     "mammography": "23_mammography",
+    "mnist": "24_mnist",
+    "musk": "25_musk",
+    "optdigits": "26_optdigits",
+    "pima": "29_Pima",
+    "satimage-2": "31_satimage-2",
+    "shuttle": "32_shuttle",
+    "vowels": "40_vowels",
+    "wbc": "wbc",
 }
-"""Default data sets: short name -> file stem of the ADBench ``.npz`` (keys ``X``, ``y``)."""
+"""Default data sets: short name -> file stem of the ``.npz`` (keys ``X``, ``y``), in name order.
+
+Every distinct set of ``../shared/data/odds`` (its ``SOURCES.md``), each once:
+the ADBench ``Classical`` files, and three ODDS sets converted from PyOD's
+``.mat``. Left out as duplicates: ODDS ``ionosphere`` (the same rows and
+labels as ADBench ``18_Ionosphere``, scaled differently) and ADBench
+``42_WBC`` (223 rows of the original Wisconsin breast-cancer data, which
+``4_breastw`` holds in full; were both in, one half of the protocol would be
+tuned on rows the other half reports). ``wbc`` is ODDS's Wisconsin
+*Diagnostic* set, a different data set despite the name."""
 
 
 def _norm(x: np.ndarray) -> np.ndarray:

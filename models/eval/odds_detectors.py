@@ -17,6 +17,8 @@ Examples
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,10 +35,17 @@ PYOD_DETECTORS: dict[str, tuple[str, str]] = {
     "pyod AutoEncoder": ("pyod.models.auto_encoder", "AutoEncoder"),
     "pyod VAE": ("pyod.models.vae", "VAE"),
     "pyod IForest": ("pyod.models.iforest", "IForest"),
+    "pyod ECOD": ("pyod.models.ecod", "ECOD"),
+    "pyod KNN": ("pyod.models.knn", "KNN"),
 }
 """Table name -> (module, class) of the PyOD baselines, all built with PyOD's defaults."""
 
-_DEEP = {"AutoEncoder", "VAE"}
+DETECTOR_KEYS: dict[str, str] = {
+    "seismo": SEISMO,
+    **{name.removeprefix("pyod ").lower(): name for name in PYOD_DETECTORS},
+}
+"""``--detectors`` key -> table name: ``seismo``, ``autoencoder``, ``vae``, ``iforest``,
+``ecod``, ``knn``."""
 
 
 class MissingPyOD(SeismoError):
@@ -80,31 +89,46 @@ def pyod_detector(name: str) -> FitFn:
     """A PyOD baseline from `PYOD_DETECTORS` with PyOD's default hyperparameters.
 
     Only ``random_state`` (set to the split's seed) and ``verbose=0`` are
-    passed, so runs are repeatable and quiet. Scores are PyOD's
-    ``decision_function`` (higher = more anomalous).
+    passed, and only to the detectors that take them (ECOD and KNN are
+    deterministic and take neither), so runs are repeatable and quiet.
+    Scores are PyOD's ``decision_function`` (higher = more anomalous).
     """
     module_name, class_name = PYOD_DETECTORS[name]
     cls = _pyod_class(module_name, class_name)
+    accepted = inspect.signature(cls).parameters
 
     def fit(x_train: np.ndarray, seed: int) -> ScoreFn:
-        kwargs: dict[str, Any] = {"random_state": seed}
-        if class_name in _DEEP:
-            kwargs["verbose"] = 0
-        model = cls(**kwargs)
+        wanted: dict[str, Any] = {"random_state": seed, "verbose": 0}
+        model = cls(**{k: v for k, v in wanted.items() if k in accepted})
         model.fit(x_train)
         return lambda x: np.asarray(model.decision_function(x), dtype=np.float64)
 
     return fit
 
 
-def build_detectors(with_pyod: bool = True, device: str = "auto") -> dict[str, FitFn]:
+def build_detectors(
+    with_pyod: bool = True, device: str = "auto", keys: Sequence[str] | None = None
+) -> dict[str, FitFn]:
     """Seismo's default model, then (unless ``with_pyod`` is false) the PyOD baselines.
 
-    Raises `MissingPyOD` up front, before any training, when PyOD is wanted
-    but missing.
+    ``keys`` (`DETECTOR_KEYS`, e.g. ``["seismo", "knn"]``) keeps only those,
+    in table order. Raises `MissingPyOD` up front, before any training, when
+    PyOD is wanted but missing, and `SeismoError` for an unknown key.
+
+    >>> list(build_detectors(with_pyod=False))
+    ['seismo']
     """
-    detectors: dict[str, FitFn] = {SEISMO: seismo_default(device)}
+    wanted = set(DETECTOR_KEYS) if keys is None else set(keys)
+    unknown = sorted(wanted - set(DETECTOR_KEYS))
+    if unknown:
+        known = ", ".join(DETECTOR_KEYS)
+        raise SeismoError(f"--detectors: unknown {', '.join(unknown)}; known: {known}")
+    names = {DETECTOR_KEYS[k] for k in wanted}
+    detectors: dict[str, FitFn] = {}
+    if SEISMO in names:
+        detectors[SEISMO] = seismo_default(device)
     if with_pyod:
         for name in PYOD_DETECTORS:
-            detectors[name] = pyod_detector(name)
+            if name in names:
+                detectors[name] = pyod_detector(name)
     return detectors

@@ -41,7 +41,7 @@ from seismo.stream.config.loader import load_settings
 from seismo.stream.io.kafka import RDKAFKA_LOG
 from seismo.stream.io.metrics import ScorerMetrics
 from seismo.stream.local.embedded import EmbeddedKafka, EmbeddedRedis, create_topics
-from seismo.stream.scoring.device_states import DEFAULT_MAX_DEVICES
+from seismo.stream.scoring.devices.states import DEFAULT_MAX_DEVICES
 from seismo.stream.sim.factors import factor_rows
 
 Echo = Callable[[str], None]

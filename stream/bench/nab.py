@@ -36,6 +36,7 @@ from seismo.models.eval.nab_scoring import (
     series_score,
     window_rows,
 )
+from seismo.models.eval.vus import vus_pr
 from seismo.stream.bench.nab_replay import Services, ThroughScorer
 from seismo.stream.bench.odds import emit_report
 from seismo.stream.bench.protocol import Split, group_of_path, select
@@ -117,10 +118,13 @@ class Outcome:
     flagged: np.ndarray
     detections: np.ndarray
     by_check: Mapping[str, int] | None = None  # detections per check, where there are several
+    #: per row, higher = more anomalous, 1.0 on the threshold (what VUS-PR ranks)
+    severity: np.ndarray | None = None
 
 
 def _outcome(result: SeriesResult) -> Outcome:
-    return Outcome(result.anomaly_score, result.flagged, result.detections, result.detections_by())
+    return Outcome(result.anomaly_score, result.flagged, result.detections, result.detections_by(),
+                   result.severity)  # fmt: skip
 
 
 def seismo_detectors(
@@ -155,7 +159,7 @@ def rolling_gaussian(k: float = 3.0, history: int = 6400, rules: SeriesRules = S
         z = rolling_z(series.values, probation, history)
         flagged = z > k
         detections = episode_starts(flagged, episode_gap(rules, stride))
-        return Outcome(anomaly_score(detections, z, k), flagged, detections)
+        return Outcome(anomaly_score(detections, z, k), flagged, detections, severity=z / k)
 
     return run
 
@@ -212,6 +216,7 @@ def score_detector(
     counts: list[EventCounts] = []
     per_series: dict[str, Any] = {}
     delays_s: list[float] = []
+    vus_scores: list[float] = []
     for series in corpus:
         n = len(series.values)
         probation = probation_length(n)
@@ -233,6 +238,10 @@ def score_detector(
             "detections": c.detections_in + c.detections_out, "false_alarms": c.detections_out,
             "standard_raw": round(standard.raw, 3),
         }  # fmt: skip
+        vus = series_vus_pr(series, outcome, probation)
+        if vus is not None:
+            per_series[series.key]["vus_pr"] = round(vus, 3)
+            vus_scores.append(vus)
         if outcome.by_check is not None:
             per_series[series.key]["detections_by"] = dict(outcome.by_check)
         progress(f"{detector:17s} {series.key:58s} windows {c.found}/{c.windows}, "
@@ -259,7 +268,24 @@ def score_detector(
         },
         "mean_delay": None if not delays_s else round(float(np.mean(delays_s)), 1),
         "mean_delay_unit": "seconds from the window's start to the first detection",
+        **({"vus_pr": round(float(np.mean(vus_scores)), 3)} if vus_scores else {}),
     }
+
+
+#: VUS-PR's buffers on NAB, in rows: 0 to 100 every 10 (NAB's windows are already wide).
+VUS_BUFFERS = list(range(0, 101, 10))
+
+
+def series_vus_pr(series: Series, outcome: Outcome, probation: int) -> float | None:
+    """VUS-PR of the detector's severity after probation against the rows inside NAB's
+    windows (``None`` without a window there or without a severity)."""
+    if outcome.severity is None:
+        return None
+    labels = label_column(len(series.values), series.windows)[probation:].astype(bool)
+    if not labels.any():
+        return None
+    return vus_pr(labels, np.asarray(outcome.severity, dtype=np.float64)[probation:],
+                  max_buffer=max(VUS_BUFFERS), buffers=VUS_BUFFERS, thresholds=250)  # fmt: skip
 
 
 @dataclass
@@ -341,14 +367,16 @@ def run_benchmark_nab(
 def render_table(report: Mapping[str, Any]) -> str:
     """Markdown rows: seismo and the baseline on the three profiles, P/R and delay."""
     head = ("| Detector | Standard | Reward low FP | Reward low FN | Event P / R "
-            "| Point P / R | Mean delay |\n| --- | --- | --- | --- | --- | --- | --- |")
+            "| Point P / R | VUS-PR | Mean delay |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |")  # fmt: skip
     rows = [head]
     for name, r in [(DETECTOR, report), *report.get("baselines", {}).items()]:
         delay = "-" if r["mean_delay"] is None else f"{r['mean_delay'] / 3600:.1f} h"
         rows.append(
             f"| {name} | {r['standard']:.1f} | {r['reward_low_fp']:.1f} | "
             f"{r['reward_low_fn']:.1f} | {r['precision']['event']} / {r['recall']['event']} | "
-            f"{r['precision']['point']} / {r['recall']['point']} | {delay} |")  # fmt: skip
+            f"{r['precision']['point']} / {r['recall']['point']} | {r.get('vus_pr', '-')} | "
+            f"{delay} |")  # fmt: skip
     return "\n".join(rows)
 
 
@@ -371,10 +399,31 @@ def section_heading(report: Mapping[str, Any]) -> str:
     return f"{SECTION}, --split {protocol['split']} --holdout {protocol['holdout']}"
 
 
+def level_check_text(rules: Mapping[str, Any]) -> str:
+    """The level check's clause of the section's description of the rule.
+
+    >>> level_check_text({"level": True, "level_mode": "range", "level_tolerance": 0.05})[-40:]
+    'than 5 % of that range (the level check)'
+    >>> level_check_text({"level": False})
+    ''
+    """
+    if not rules.get("level"):
+        return ""
+    if rules.get("level_mode") == "range":
+        return (", or when the reading lies beyond the device's lowest-to-highest reading so far "
+                f"by more than {rules['level_tolerance'] * 100:g} % of that range (the level "
+                "check)")  # fmt: skip
+    level_k = rules.get("level_k") or rules["k"]
+    what = ("the reading itself" if rules.get("level_smooth", 1) == 1
+            else f"the mean of the last {rules['level_smooth']} readings")  # fmt: skip
+    return (f", or when {what} is more than {level_k:g} standard deviations from the mean of "
+            f"the device's readings (memory {rules['level_history']}; the level check)")
+
+
 def render_section(report: Mapping[str, Any]) -> str:
     """The markdown section ``--out`` rewrites: what ran, the table, the caveats."""
     corpus, rules = report["corpus"], report["rules"]
-    published = "\n".join(f"| {name} (published, 58 files) | {a} | {b} | {c} | | | |"
+    published = "\n".join(f"| {name} (published, 58 files) | {a} | {b} | {c} | | | | |"
                           for name, (a, b, c) in PUBLISHED.items())  # fmt: skip
     weak = sorted(k for k, v in report["series"].items() if v["found"] == 0)
     alone = report.get("baselines", {}).get(ABLATION, {}).get("series", {})
@@ -400,9 +449,7 @@ def render_section(report: Mapping[str, Any]) -> str:
         f"{rules['smooth']} windows, exceeds the mean plus {rules['k']:g} standard deviations "
         "of the device's unflagged past (statistics that forget with a memory of "
         f"{rules['history']} windows and start from each model version's calibration)"
-        + (f", or when the reading itself is more than {rules['k']:g} standard deviations from "
-           f"the mean of the device's readings (memory {rules['level_history']}; the level "
-           "check)" if rules["level"] else "")
+        + level_check_text(rules)
         + "; the first flagged row of an episode is the detection. Windows "
         f"hold {rules['points']} readings over {rules['span_s'] / 3600:g} h. Scores follow "
         "NAB's rules as implemented in `models/eval/nab_scoring.py` (tested against hand-computed "

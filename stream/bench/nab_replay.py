@@ -53,8 +53,8 @@ from seismo.stream.io.redis_stats import connect
 from seismo.stream.local.embedded import create_topics
 from seismo.stream.registry.model_registry import ModelRegistry
 from seismo.stream.scoring.codec import encode_event
-from seismo.stream.scoring.device_rule import DeviceState
-from seismo.stream.scoring.device_states import DeviceStates
+from seismo.stream.scoring.devices.rule import DeviceState
+from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.scorer import Scorer
 from seismo.stream.scoring.service import open_scorer
 
@@ -196,7 +196,10 @@ class ThroughScorer:
             "window": r.points, "window_step": plan.stride, "window_tail": plan.span,
             "threshold_scope": "device", "k": r.k, "smooth": r.smooth,
             "device_history": r.history, "level_history": r.level_history if r.level else 0,
-            "level_warmup": r.level_warmup, "drift_m": 0, "metrics_port": 0, "linger_ms": 20,
+            "level_warmup": r.level_warmup, "level_mode": r.level_mode,
+            "level_smooth": r.level_smooth, "level_k": r.level_k,
+            "level_tolerance": r.level_tolerance, "learn_anomalies": r.learn_anomalies,
+            "drift_m": 0, "metrics_port": 0, "linger_ms": 20,
             "max_batch": 2048, "kafka_config": {"session.timeout.ms": "6000"},
             "log_level": "WARNING",
         }, env={})  # fmt: skip

@@ -3,8 +3,10 @@
 The protocol and the tables are `seismo.models.eval.odds_bench`; this module finds and
 reads the ``.npz`` files, reports progress, and writes the results: a
 markdown section ``## ODDS outlier benchmarks`` in ``--out`` (replaced on
-every run, the rest of the file kept) and, with ``--json``, every run and
-summary as JSON.
+every run, the rest of the file kept; one section per part of the protocol,
+e.g. ``## ODDS outlier benchmarks, --split eval --fold 0``) and, with
+``--json``, every run and summary as JSON. The parts are those of
+`seismo.stream.bench.protocol.select_sets` (``docs/protocol.md``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from seismo.models.eval.odds_bench import (
     summarise,
 )
 from seismo.models.eval.odds_detectors import SEISMO, build_detectors, pyod_version
+from seismo.stream.bench.protocol import Split, select_sets
 from seismo.stream.errors import ConfigError
 
 SECTION = "## ODDS outlier benchmarks"
@@ -85,9 +88,37 @@ def environment(device: str) -> dict[str, Any]:
     }
 
 
+def section_heading(split: Split, fold: int) -> str:
+    """The heading of one part's section; `SECTION` itself for ``--split all``.
+
+    >>> section_heading("eval", 1)
+    '## ODDS outlier benchmarks, --split eval --fold 1'
+    >>> section_heading("all", 0) == SECTION
+    True
+    """
+    return SECTION if split == "all" else f"{SECTION}, --split {split} --fold {fold}"
+
+
+def part_note(names: Sequence[str], split: Split, fold: int) -> str:
+    """One sentence saying which part of the protocol the sets are (``docs/protocol.md``).
+
+    >>> part_note(["b", "d"], "eval", 0)
+    'Part: the evaluation half of fold 0 (b, d), not used to choose any default.'
+    """
+    if split == "all":
+        return "Part: every set (`--split all`), tuning and evaluation halves together."
+    if split == "tune":
+        return f"Part: the tuning half of fold {fold} ({', '.join(names)})."
+    return (
+        f"Part: the evaluation half of fold {fold} ({', '.join(names)}), "
+        "not used to choose any default."
+    )
+
+
 def render_section(
-    summaries: Sequence[Summary], env: Mapping[str, Any], command: str, seeds: Sequence[int]
-) -> str:
+    summaries: Sequence[Summary], env: Mapping[str, Any], command: str, seeds: Sequence[int],
+    heading: str = SECTION, part: str = "",
+) -> str:  # fmt: skip
     """The markdown section: protocol, environment, tables."""
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     seed_note = ""
@@ -97,7 +128,7 @@ def render_section(
             "the run short on this machine, so the std is a rough guide."
         )
     lines = [
-        SECTION,
+        heading,
         "",
         "PyOD's benchmark protocol: per data set and seed, a stratified 60/40 train/test "
         "split; standardisation with the training split's statistics; every detector "
@@ -106,7 +137,8 @@ def render_section(
         f"the same splits. `{SEISMO}` is exactly what `seismo train --seed SEED` builds with "
         "every other option at its default; the PyOD detectors use PyOD's defaults "
         f"(only `random_state` = seed and `verbose=0` set).{seed_note} Seconds are the "
-        "wall-clock time of one split's fit and score, as rough as the machine is busy.",
+        "wall-clock time of one split's fit and score, as rough as the machine is busy."
+        + (f" {part}" if part else ""),
         "",
         f"- command: `{command}`",
         f"- date: {env['date']}; machine: {env['machine']}",
@@ -163,10 +195,14 @@ def write_results(
     runs: Sequence[Run],
     summaries: Sequence[Summary],
     env: Mapping[str, Any],
+    heading: str = SECTION,
 ) -> None:
-    """Write the markdown section into ``out`` and the JSON record to ``json_path``."""
+    """Write the section (under ``heading``) into ``out`` and the JSON record to ``json_path``.
+
+    ``env`` is recorded as is (the environment, and the protocol's part).
+    """
     if out is not None:
-        rewrite_section(out, section)
+        rewrite_section(out, section, heading)
     if json_path is not None:
         record = {
             **env,
@@ -185,14 +221,25 @@ def command_line(
     json_path: Path | None,
     with_pyod: bool,
     device: str,
+    split: Split = "all",
+    fold: int = 0,
+    detectors: str | None = None,
 ) -> str:
     """The ``seismo benchmark-odds`` call that reproduces a run (defaults left out).
 
     >>> command_line(None, 3, "cardio", Path("docs/benchmarks.md"), None, True, "auto")
     'seismo benchmark-odds --seeds 3 --datasets cardio --out docs/benchmarks.md'
+    >>> command_line(None, 3, None, None, None, True, "cpu", "eval", 1, "seismo,knn")
+    'seismo benchmark-odds --split eval --fold 1 --seeds 3 --detectors seismo,knn --device cpu'
     """
-    words = ["seismo", "benchmark-odds", "--seeds", str(seeds)]
-    options = {"--data-dir": data_dir, "--datasets": datasets, "--out": out, "--json": json_path}
+    words = ["seismo", "benchmark-odds"]
+    if split != "all":
+        words += ["--split", split, "--fold", str(fold)]
+    words += ["--seeds", str(seeds)]
+    options = {
+        "--data-dir": data_dir, "--datasets": datasets, "--detectors": detectors,
+        "--out": out, "--json": json_path,
+    }  # fmt: skip
     for flag, value in options.items():
         if value is not None:
             words += [flag, str(value)]
@@ -212,6 +259,10 @@ def _print_run(run: Run) -> None:
     )
 
 
+def _detector_keys(detectors: str | None) -> list[str] | None:
+    return [k.strip() for k in detectors.split(",") if k.strip()] if detectors else None
+
+
 def run_benchmark_odds(
     *,
     data_dir: Path | None,
@@ -221,20 +272,39 @@ def run_benchmark_odds(
     json_path: Path | None,
     with_pyod: bool,
     device: str,
+    split: Split = "all",
+    fold: int = 0,
+    detectors: str | None = None,
 ) -> list[Summary]:
-    """Load the data sets, run every detector on ``seeds`` splits, write and print the tables."""
+    """Load the sets of one part, run every detector on ``seeds`` splits, write the tables.
+
+    The sets are ``datasets`` (default: every set of `DATASETS`), cut to one
+    part of the protocol by `seismo.stream.bench.protocol.select_sets`
+    (``split``, ``fold``); ``detectors`` is a comma-separated list of
+    `seismo.models.eval.odds_detectors.DETECTOR_KEYS` (default: all).
+    """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    names = [n.strip() for n in datasets.split(",")] if datasets else list(DATASETS)
+    names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else list(DATASETS)
+    names = select_sets(names, split, fold)
     directory = data_dir if data_dir is not None else default_data_dir()
-    detectors = build_detectors(with_pyod=with_pyod, device=device)  # fails fast without PyOD
-    data = {name: load_dataset(dataset_file(directory, name)) for name in names if name}
+    # fails fast, before any training, without PyOD or with an unknown key
+    fits = build_detectors(with_pyod, device, _detector_keys(detectors))
+    if not fits:
+        raise ConfigError("no detector to run (check --detectors and --no-pyod)")
+    data = {name: load_dataset(dataset_file(directory, name)) for name in names}
     seed_list = list(range(seeds))
-    runs = run_benchmark(data, detectors, seed_list, progress=_print_run)
+    runs = run_benchmark(data, fits, seed_list, progress=_print_run)
     summaries = summarise(runs)
     env = environment(device)
-    command = command_line(data_dir, seeds, datasets, out, json_path, with_pyod, device)
-    section = render_section(summaries, env, command, seed_list)
-    write_results(out, json_path, section, runs, summaries, env)
+    record = {**env, "protocol": {"split": split, "fold": fold, "datasets": names}}
+    command = command_line(
+        data_dir, seeds, datasets, out, json_path, with_pyod, device, split, fold, detectors
+    )
+    heading = section_heading(split, fold)
+    section = render_section(
+        summaries, env, command, seed_list, heading, part_note(names, split, fold)
+    )
+    write_results(out, json_path, section, runs, summaries, record, heading)
     print(markdown_tables(summaries))
     return summaries

@@ -1,7 +1,8 @@
 """The contenders of ``seismo bench``, each reading the same prepared topic.
 
-- :func:`run_raw`: a plain confluent-kafka consumer that consumes in batches
-  and discards: the ceiling.
+- :func:`run_raw`: a plain confluent-kafka consumer in a process of its own
+  (:mod:`~seismo.stream.bench.raw_consumer`: library defaults, ``subscribe``,
+  ``consume(10000, 1.0)``, discard): the ceiling.
 - :func:`run_seismo`: the full scorer (:class:`~seismo.stream.scoring.scorer.Scorer`: decode,
   validate, score, threshold in Redis, produce alerts, commit) from a fresh
   consumer group until every event is scored and committed.
@@ -9,7 +10,9 @@
   it, score it with its own forward pass.
 - :func:`run_river`: River's ``HalfSpaceTrees``, score and learn per event.
 
-Every consumer gets the same pass-through settings (``--kafka-config``). Each
+Every consumer gets the same pass-through settings (``--kafka-config``).
+The in-process consumers below also get the scorer's fetch wait; the raw one
+runs on librdkafka's defaults. Each
 returns a :class:`RunResult`: the events handled after the first batch
 (or message) and the seconds from the end of that first batch to the last
 event, so start-up, group join and model loading count for no contender.
@@ -17,6 +20,8 @@ event, so start-up, group join and model loading count for no contender.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -72,25 +77,23 @@ def _assigned_consumer(
 
 
 def run_raw(
-    bootstrap: str, topic: str, partitions: int, total: int, batch: int = 10_000,
-    timeout_s: float = 300.0, extra: Mapping[str, Any] | None = None,
+    bootstrap: str, topic: str, total: int, timeout_s: float = 300.0,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunResult:  # fmt: skip
-    """Consume ``total`` messages in batches of up to ``batch`` and discard them."""
-    consumer = _assigned_consumer(bootstrap, topic, partitions, extra)
-    seen, first_batch, first, last = 0, 0, 0.0, 0.0
-    deadline = time.monotonic() + timeout_s
-    try:
-        while seen < total and time.monotonic() < deadline:
-            messages = consumer.consume(num_messages=batch, timeout=0.5)
-            if not messages:
-                continue
-            seen += sum(1 for m in messages if m.error() is None)
-            if not first_batch:
-                first_batch, first = seen, time.perf_counter()
-            last = time.perf_counter()
-    finally:
-        consumer.close()
-    return RunResult("raw", seen - first_batch, last - first)
+    """The ceiling: :mod:`~seismo.stream.bench.raw_consumer` in a process of its own.
+
+    ``extra`` (``--kafka-config``: SASL, TLS) is passed through; nothing else
+    is set, so the consumer runs on librdkafka's defaults.
+    """
+    pairs = [f"{k}={v}" for k, v in (extra or {}).items()]
+    command = [sys.executable, "-m", "seismo.stream.bench.raw_consumer", bootstrap, topic,
+               str(total), *pairs]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s + 60,
+                          check=False)  # fmt: skip  # noqa: S603 (our own module)
+    if done.returncode != 0:
+        raise RuntimeError(f"the raw consumer failed ({done.returncode}): {done.stderr[-500:]}")
+    result = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return RunResult("raw", int(result["events"]), float(result["seconds"]))
 
 
 def _per_event(

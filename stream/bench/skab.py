@@ -24,6 +24,11 @@ notebooks do (they score whole files). Changepoints:
 a predicted changepoint wherever the flags switch; NAB's scoring
 (:mod:`seismo.models.eval.nab_scoring`) with a window of ``window`` rows to the right of
 each labelled changepoint, SKAB's convention.
+
+VUS-PR (:mod:`seismo.models.eval.vus`, threshold-free): each scored row's
+score is its log error over the file's threshold, the label buffers run up to
+``window`` rows (``window // 2`` each side of a labelled range), and the
+figure is the mean over the experiments, as TSB-AD averages over series.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ import numpy as np
 from seismo.models.config import TrainConfig
 from seismo.models.data import shared_data_dir
 from seismo.models.detector import AutoencoderDetector
-from seismo.models.eval.nab_scoring import PROFILES, normalised, series_score
+from seismo.models.eval.nab_scoring import PROFILES, SeriesScore, normalised, series_score
+from seismo.models.eval.vus import vus_pr
 from seismo.models.nets.conv1d import Conv1dConfig
 from seismo.models.scaler import StandardScaler
 from seismo.models.training import train_autoencoder
@@ -169,18 +175,52 @@ def outlier_rates(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
     }
 
 
-def flag_experiment(detector: AutoencoderDetector, e: Experiment, rules: SkabRules) -> np.ndarray:
-    """``(n,)`` flags of one experiment: the window ending at a row over the threshold
-    calibrated on the first rows (never flagged themselves)."""
+def margins(detector: AutoencoderDetector, e: Experiment, rules: SkabRules) -> np.ndarray:
+    """``(n,)`` log error of the window ending at each row over the threshold calibrated
+    on the first rows (higher = more anomalous; ``-inf`` before the first full window)."""
     n, w, cal = len(e.values), rules.window, rules.calibration_rows
     error = np.log(detector.score_batch(standardised_windows(e.values, rules)) + 1e-9)
     rows = np.arange(w - 1, n)  # the row each window ends at
     calibration = error[rows < cal]
     threshold = calibration.mean() + rules.k * calibration.std()
-    flags = np.zeros(n, dtype=bool)
-    flags[rows] = error > threshold
-    flags[:cal] = False
-    return flags
+    margin = np.full(n, -np.inf)
+    margin[rows] = error - threshold
+    return margin
+
+
+def experiment_vus_pr(margin: np.ndarray, e: Experiment, rules: SkabRules) -> float | None:
+    """VUS-PR of the scored rows' margins (None when they hold no anomaly).
+
+    Buffers up to ``rules.window`` rows: the model's window, which is also the
+    changepoint window SKAB scores with.
+    """
+    labels, scores = e.anomaly[rules.calibration_rows :], margin[rules.calibration_rows :]
+    if not labels.any():
+        return None
+    return round(vus_pr(labels, scores, max_buffer=rules.window), 4)
+
+
+def experiment_figures(
+    detector: AutoencoderDetector, e: Experiment, rules: SkabRules
+) -> tuple[np.ndarray, dict[str, SeriesScore], dict[str, Any]]:
+    """One experiment's ``(tp, fp, fn, tn)`` over its scored rows, its changepoint score
+    per NAB profile, and its line of the report's ``files``."""
+    n, cal = len(e.values), rules.calibration_rows
+    margin = margins(detector, e, rules)
+    scored = np.arange(n) >= cal
+    flags = (margin > 0) & scored  # the first rows calibrate, never flagged
+    y = e.anomaly
+    counts = np.array([(flags & y & scored).sum(), (flags & ~y & scored).sum(),
+                       (~flags & y & scored).sum(), (~flags & ~y & scored).sum()])  # fmt: skip
+    predicted = np.r_[False, flags[1:] != flags[:-1]] & scored
+    spans = changepoint_spans(e.changepoints, rules.window)
+    changepoints = {profile.name: series_score(list(range(n)), list(predicted), spans, profile,
+                                               probation=cal) for profile in PROFILES}  # fmt: skip
+    tp, fp, fn, tn = counts.tolist()
+    line = {"rows": n, **outlier_rates(tp, fp, fn, tn),
+            "vus_pr": experiment_vus_pr(margin, e, rules),
+            "counts": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}}  # fmt: skip
+    return counts, changepoints, line
 
 
 def evaluate(
@@ -189,36 +229,31 @@ def evaluate(
 ) -> dict[str, Any]:  # fmt: skip
     """Train once on the anomaly-free file, then flag every experiment; the figures."""
     config = Conv1dConfig(window=rules.window, channels=CHANNELS)
-    train = TrainConfig(epochs=rules.epochs, scaling="none", patience=3, seed=rules.seed)
+    # trained on the anomaly-free file: nothing to trim (the floor was chosen with trim 0)
+    train = TrainConfig(epochs=rules.epochs, scaling="none", patience=3, seed=rules.seed,
+                        trim_share=0.0)  # fmt: skip
     detector = train_autoencoder(standardised_windows(free, rules), config=config, train=train,
                                  device="cpu").detector  # fmt: skip
     counts = np.zeros(4, dtype=np.int64)  # tp, fp, fn, tn
     calibration_normal = 0
-    changepoint_scores: dict[str, list] = {p.name: [] for p in PROFILES}
+    changepoint_scores: dict[str, list[SeriesScore]] = {p.name: [] for p in PROFILES}
     per_file: dict[str, Any] = {}
     for e in experiments:
-        n, cal = len(e.values), rules.calibration_rows
-        flags = flag_experiment(detector, e, rules)
-        scored = np.arange(n) >= cal
-        y = e.anomaly
-        file_counts = np.array([(flags & y & scored).sum(), (flags & ~y & scored).sum(),
-                                (~flags & y & scored).sum(), (~flags & ~y & scored).sum()])
+        file_counts, changepoints, line = experiment_figures(detector, e, rules)
         counts += file_counts
-        calibration_normal += int((~y[:cal]).sum())
-        predicted = np.r_[False, flags[1:] != flags[:-1]] & scored
-        spans = changepoint_spans(e.changepoints, rules.window)
-        stamps = list(range(n))
-        for profile in PROFILES:
-            changepoint_scores[profile.name].append(
-                series_score(stamps, list(predicted), spans, profile, probation=cal))
-        per_file[e.key] = {"rows": n, **outlier_rates(*file_counts.tolist())}
-        progress(f"{e.key:18s} F1 {per_file[e.key]['f1']:.3f}, FAR {per_file[e.key]['far']:.1f} %,"
-                 f" MAR {per_file[e.key]['mar']:.1f} %")  # fmt: skip
+        calibration_normal += int((~e.anomaly[: rules.calibration_rows]).sum())
+        for name, score in changepoints.items():
+            changepoint_scores[name].append(score)
+        per_file[e.key] = line
+        progress(f"{e.key:18s} F1 {line['f1']:.3f}, FAR {line['far']:.1f} %,"
+                 f" MAR {line['mar']:.1f} %, VUS-PR {line['vus_pr']}")  # fmt: skip
     tp, fp, fn, tn = counts.tolist()
+    vus = [f["vus_pr"] for f in per_file.values() if f["vus_pr"] is not None]
     nab = {p.name: round(normalised(changepoint_scores[p.name]), 2) for p in PROFILES}
     return {
         **outlier_rates(tp, fp, fn, tn),
         "far_all_rows": outlier_rates(tp, fp, fn, tn + calibration_normal)["far"],
+        "vus_pr": round(float(np.mean(vus)), 4) if vus else None,
         "counts": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
         "nab_standard": nab["standard"], "nab_reward_low_fp": nab["reward_low_fp"],
         "nab_reward_low_fn": nab["reward_low_fn"], "experiments": len(experiments),
@@ -244,37 +279,57 @@ def run_benchmark_skab(
     if rules.scale_floor > 0:
         plain = evaluate(free, experiments, replace(rules, scale_floor=0.0))
         report["ablation"] = {ABLATION: {key: plain[key] for key in (
-            "f1", "far", "mar", "far_all_rows", "nab_standard", "nab_reward_low_fp",
+            "f1", "far", "mar", "far_all_rows", "vus_pr", "nab_standard", "nab_reward_low_fp",
             "nab_reward_low_fn")}}  # fmt: skip
     return report
 
 
+def section_heading(report: Mapping[str, Any]) -> str:
+    """The section ``--out`` rewrites: one per part of the protocol (``docs/protocol.md``).
+
+    >>> section_heading({"protocol": {"split": "eval", "holdout": "valve1"}})
+    '## SKAB (Skoltech Anomaly Benchmark), --split eval --holdout valve1'
+    >>> section_heading({"protocol": {"split": "all", "holdout": None}}) == SECTION
+    True
+    """
+    protocol = report.get("protocol") or {}
+    if protocol.get("split", "all") == "all":
+        return SECTION
+    return f"{SECTION}, --split {protocol['split']} --holdout {protocol['holdout']}"
+
+
 def _row(name: str, r: Mapping[str, Any]) -> str:
     return (f"| {name} | {r['f1']} | {r['far']} | {r['far_all_rows']} | {r['mar']} | "
+            f"{r.get('vus_pr')} | "
             f"{r['nab_standard']} / {r['nab_reward_low_fp']} / {r['nab_reward_low_fn']} |")
 
 
 def render_section(report: Mapping[str, Any]) -> str:
     """The markdown section ``--out`` rewrites."""
     rules = report["rules"]
-    published = "\n".join(f"| {name} (published) | {f1} | | {far} | {mar} | |"
+    published = "\n".join(f"| {name} (published) | {f1} | | {far} | {mar} | | |"
                           for name, (f1, far, mar) in PUBLISHED.items())  # fmt: skip
     rows = [_row(f"seismo (scale floor {rules['scale_floor']:g})", report)]
     rows += [_row("seismo, plain std (no floor)", r)
              for r in report.get("ablation", {}).values()]  # fmt: skip
+    protocol = report.get("protocol") or {}
+    command = "`seismo benchmark-skab" + (
+        f" --split {protocol['split']} --holdout {protocol['holdout']}`"
+        if protocol.get("split", "all") != "all" else "`")  # fmt: skip
     return "\n".join([
-        SECTION, "",
-        f"`seismo benchmark-skab` on {report['experiments']} SKAB experiments: one conv1d "
+        section_heading(report), "",
+        f"{command} on {report['experiments']} SKAB experiments: one conv1d "
         f"autoencoder ({rules['window']} rows x 8 channels) trained on the anomaly-free file; "
         f"each experiment standardised by, and its threshold calibrated on, its first "
         f"{rules['calibration_rows']} rows (each channel's scale at least "
         f"{100 * rules['scale_floor']:g} % of its level; mean + {rules['k']:g} std of the log "
         "error, the scorer's rule); the rest scored row by row. Changepoints: where the flags "
         f"switch, scored with NAB's rules in windows of {rules['window']} rows after each "
-        "labelled changepoint.", "",
-        "| Detector | F1 | FAR, % (scored rows) | FAR, % (all rows) | MAR, % "
+        f"labelled changepoint. VUS-PR: threshold-free, label buffers up to {rules['window']} "
+        "rows, mean over the experiments.", "",
+        "| Detector | F1 | FAR, % (scored rows) | FAR, % (all rows) | MAR, % | VUS-PR "
         "| Changepoint NAB (standard / low FP / low FN) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *rows, published, "",
         "FAR over all rows also counts each file's first 400 rows (never flagged) as normal "
         "rows, as SKAB's notebooks count whole files. SKAB's leaderboard trains one model per "
@@ -288,7 +343,7 @@ def write_report(
 ) -> None:
     """Print the JSON or a summary line; with ``out``, rewrite its SKAB section."""
     summary = (f"F1 {report['f1']}, FAR {report['far']} % ({report['far_all_rows']} % of all "
-               f"rows), MAR {report['mar']} %, changepoint NAB standard "
+               f"rows), MAR {report['mar']} %, VUS-PR {report['vus_pr']}, changepoint NAB standard "
                f"{report['nab_standard']}")  # fmt: skip
     emit_report(report, as_json=as_json, text=summary, echo=echo, out=out,
-                section=render_section(report), heading=SECTION)  # fmt: skip
+                section=render_section(report), heading=section_heading(report))  # fmt: skip

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,46 @@ class BenchOptions:
     seed: int = 0
     hidden: tuple[int, ...] | None = None
     binary: bool = True
+    repeats: int = 3
+    threshold_scope: str = "model"
+    window: int = 1
     kafka_config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Repeated runs of one contender: the median rate and the spread."""
+
+    runs: tuple[RunResult, ...]
+
+    @classmethod
+    def of(cls, runs: Sequence[RunResult]) -> Runs:
+        return cls(tuple(runs))
+
+    @property
+    def rates(self) -> list[float]:
+        return [r.per_second for r in self.runs]
+
+    @property
+    def per_second(self) -> float:
+        """The median rate (of an even count: the mean of the middle two).
+
+        >>> runs = [RunResult("a", 300, 1), RunResult("a", 100, 1), RunResult("a", 200, 1)]
+        >>> Runs.of(runs).per_second, Runs.of(runs).summary()["runs"]
+        (200.0, [300.0, 100.0, 200.0])
+        """
+        return float(np.median(self.rates)) if self.runs else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """What the report keeps: the median run's numbers, every rate, min and max."""
+        rates = self.rates
+        middle = self.runs[int(np.argsort(rates)[len(rates) // 2])] if self.runs else None
+        return {"events": middle.events if middle else 0,
+                "seconds": round(middle.seconds, 4) if middle else 0.0,
+                "events_per_s": round(self.per_second, 1),
+                "runs": [round(r, 1) for r in rates],
+                "min": round(min(rates, default=0.0), 1),
+                "max": round(max(rates, default=0.0), 1)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,7 +106,7 @@ class BenchReport:
 
     options: dict[str, Any]
     machine: dict[str, Any]
-    results: dict[str, dict[str, float]]
+    results: dict[str, dict[str, Any]]
     ratios: dict[str, float]
     latency: dict[str, dict[str, float | None]] = field(default_factory=dict)
     scaling: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -132,21 +171,29 @@ def train_bench_model(d: int, out: Path, seed: int, hidden: tuple[int, ...] | No
     return save_artifact(build_artifact(result, name=f"bench-d{d}"), out)
 
 
-def _ratios(results: dict[str, RunResult]) -> dict[str, float]:
-    """seismo's rate over each other contender's.
+def _ratios(rates: dict[str, float]) -> dict[str, float]:
+    """Every seismo row over the raw ceiling of its encoding, and the other ratios asked for.
 
-    >>> _ratios({"seismo": RunResult("seismo", 500, 1), "raw": RunResult("raw", 1000, 1)})
-    {'seismo/raw': 0.5}
+    >>> _ratios({"raw": 1000.0, "seismo": 500.0, "per-message": 50.0, "seismo-device": 250.0})
+    {'seismo/raw': 0.5, 'seismo/per-message': 10.0, 'seismo-device/raw': 0.25, \
+'seismo-device/seismo': 0.5}
     """
-    ours = results["seismo"].per_second
-    json_peers = {k: r for k, r in results.items() if "seismo" not in k and "-f32" not in k}
-    out = {f"seismo/{k}": ours / r.per_second for k, r in json_peers.items() if r.per_second > 0}
-    binary, binary_raw = results.get("seismo-f32"), results.get("raw-f32")
-    if binary is not None and binary_raw is not None and binary_raw.per_second > 0:
-        out["seismo-f32/raw-f32"] = binary.per_second / binary_raw.per_second
-        per_message = results.get("per-message")
-        if per_message is not None and per_message.per_second > 0:
-            out["seismo-f32/per-message"] = binary.per_second / per_message.per_second
+    out: dict[str, float] = {}
+
+    def put(a: str, b: str) -> None:
+        if a in rates and rates.get(b, 0.0) > 0:
+            out[f"{a}/{b}"] = rates[a] / rates[b]
+
+    put("seismo", "raw")
+    put("seismo", "per-message")
+    put("seismo", "river-hst")
+    put("seismo-f32", "raw-f32")
+    put("seismo-f32", "per-message")
+    for name in rates:
+        if name.startswith("seismo-device"):
+            model = "seismo" + name.removeprefix("seismo-device")
+            put(name, "raw")
+            put(name, model)
     return out
 
 
@@ -169,19 +216,19 @@ def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
         model_dir = train_bench_model(options.features, workdir / f"model-{tag}", options.seed,
                                       options.hidden)  # fmt: skip
         results = _run_all(options, bootstrap, redis_url, topic, alerts, dlq, model_dir, n, echo)
+        results |= _run_scopes(options, bootstrap, redis_url, topic, model_dir, n, workdir, echo)
         if options.binary:
             results |= _run_binary(options, bootstrap, redis_url, rows, model_dir, echo)
-        latency = _run_latency(options, bootstrap, redis_url, model_dir,
-                               results["seismo"].per_second, echo)  # fmt: skip
+        ours = results["seismo"].per_second
+        latency = _run_latency(options, bootstrap, redis_url, model_dir, ours, echo)
         scaling = _run_scaling(options, bootstrap, redis_url, model_dir, rows, workdir, echo)
-        soak = _run_soak(options, bootstrap, redis_url, model_dir,
-                         results["seismo"].per_second, echo)  # fmt: skip
+        soak = _run_soak(options, bootstrap, redis_url, model_dir, ours, echo)
     return BenchReport(
         options={k: v for k, v in asdict(options).items() if k != "kafka_config"},
         machine=machine_facts(),
-        results={k: {"events": r.events, "seconds": round(r.seconds, 4),
-                     "events_per_s": round(r.per_second, 1)} for k, r in results.items()},
-        ratios={k: round(v, 3) for k, v in _ratios(results).items()},
+        results={k: r.summary() for k, r in results.items()},
+        ratios={k: round(v, 3) for k, v in
+                _ratios({k: r.per_second for k, r in results.items()}).items()},
         latency=latency,
         scaling=scaling,
         soak=soak,
@@ -244,7 +291,7 @@ LATENCY_LEVELS = (0.5, 0.9)
 
 def _scorer_settings(
     o: BenchOptions, bootstrap: str, redis_url: str, model_dir: Path, topic: str, alerts: str,
-    dlq: str, linger_ms: int,
+    dlq: str, linger_ms: int, **overrides: Any,
 ) -> Any:  # fmt: skip
     tag = uuid.uuid4().hex[:8]
     return load_settings({
@@ -252,7 +299,7 @@ def _scorer_settings(
         "redis_prefix": f"bench-{tag}", "input_topic": topic, "alerts_topic": alerts,
         "dlq_topic": dlq, "group_id": f"bench-{tag}", "max_batch": o.max_batch,
         "linger_ms": linger_ms, "metrics_port": 0, "device": o.device, "drift_m": 0,
-        "kafka_config": o.kafka_config,
+        "kafka_config": o.kafka_config, **overrides,
     }, env={})  # fmt: skip
 
 
@@ -304,46 +351,99 @@ def _run_latency(
 def _run_all(
     o: BenchOptions, bootstrap: str, redis_url: str, topic: str, alerts: str, dlq: str,
     model_dir: Path, n: int, echo: Echo,
-) -> dict[str, RunResult]:  # fmt: skip
+) -> dict[str, Runs]:  # fmt: skip
+    """raw and seismo ``repeats`` times (in turn), then per-message and River once."""
     from seismo.models.artifact import load_artifact
 
-    results: dict[str, RunResult] = {}
-
-    def record(result: RunResult) -> None:
-        results[result.name] = result
-        _echo_result(result, echo)
-
+    results = _raw_and_seismo(o, bootstrap, redis_url, topic, model_dir, n, echo, "")
     extra = _consumer_config(o)
-    record(run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch, extra=extra))
-    settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
-                                o.linger_ms)  # fmt: skip
-    record(run_seismo(settings, n))
     artifact = load_artifact(model_dir, device=o.device)
-    record(run_per_message(bootstrap, topic, o.partitions, artifact,
-                           min(n, o.per_message_events), extra=extra))  # fmt: skip
-    record(run_river(bootstrap, topic, o.partitions, min(n, o.river_events), extra=extra))
+    for r in (run_per_message(bootstrap, topic, o.partitions, artifact,
+                              min(n, o.per_message_events), extra=extra),
+              run_river(bootstrap, topic, o.partitions, min(n, o.river_events), extra=extra)):
+        results[r.name] = Runs.of([r])
+        _echo_result(r.name, r, echo)  # fmt: skip
     return results
+
+
+def _raw_and_seismo(
+    o: BenchOptions, bootstrap: str, redis_url: str, topic: str, model_dir: Path, n: int,
+    echo: Echo, suffix: str,
+) -> dict[str, Runs]:  # fmt: skip
+    """``repeats`` rounds of the raw consumer then seismo, each seismo on a fresh group."""
+    raws: list[RunResult] = []
+    ours: list[RunResult] = []
+    for _ in range(o.repeats):
+        raws.append(run_raw(bootstrap, topic, n, extra=o.kafka_config))
+        _echo_result("raw" + suffix, raws[-1], echo)
+        ours.append(run_seismo(_bench_settings(o, bootstrap, redis_url, model_dir, topic), n))
+        _echo_result("seismo" + suffix, ours[-1], echo)
+    return {"raw" + suffix: Runs.of(raws), "seismo" + suffix: Runs.of(ours)}
+
+
+def _bench_settings(
+    o: BenchOptions, bootstrap: str, redis_url: str, model_dir: Path, topic: str,
+    **overrides: Any,
+) -> Any:  # fmt: skip
+    """Scorer settings on ``topic`` with alert and dead-letter topics of its own."""
+    tag = uuid.uuid4().hex[:8]
+    alerts, dlq = f"{topic}-{tag}-alerts", f"{topic}-{tag}-dlq"
+    create_topics(bootstrap, {alerts: 1, dlq: 1}, extra_config=o.kafka_config)
+    return _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
+                            o.linger_ms, **overrides)  # fmt: skip
 
 
 def _run_binary(
     o: BenchOptions, bootstrap: str, redis_url: str, rows: np.ndarray, model_dir: Path,
     echo: Echo,
-) -> dict[str, RunResult]:  # fmt: skip
+) -> dict[str, Runs]:  # fmt: skip
     """The raw consumer and seismo again, on the same rows as ``application/x-seismo-f32``."""
-    tag = uuid.uuid4().hex[:8]
-    topic, alerts, dlq = f"bench-{tag}-f32", f"bench-{tag}-f32-alerts", f"bench-{tag}-f32-dlq"
-    create_topics(bootstrap, {topic: o.partitions, alerts: 1, dlq: 1},
-                  extra_config=o.kafka_config)  # fmt: skip
+    topic = f"bench-{uuid.uuid4().hex[:8]}-f32"
+    create_topics(bootstrap, {topic: o.partitions}, extra_config=o.kafka_config)
     n = fill_topic(bootstrap, topic, rows, extra=o.kafka_config, encoding="f32")
-    extra = _consumer_config(o)
-    raw = run_raw(bootstrap, topic, o.partitions, n, batch=o.max_batch, extra=extra)
-    settings = _scorer_settings(o, bootstrap, redis_url, model_dir, topic, alerts, dlq,
-                                o.linger_ms)  # fmt: skip
-    ours = run_seismo(settings, n)
-    out = {"raw-f32": replace(raw, name="raw-f32"), "seismo-f32": replace(ours, name="seismo-f32")}
-    for r in out.values():
-        _echo_result(r, echo)
+    return _raw_and_seismo(o, bootstrap, redis_url, topic, model_dir, n, echo, "-f32")
+
+
+def _run_scopes(
+    o: BenchOptions, bootstrap: str, redis_url: str, topic: str, model_dir: Path, n: int,
+    workdir: Path, echo: Echo,
+) -> dict[str, Runs]:  # fmt: skip
+    """Device scope beside model scope on the JSON topic, ``repeats`` times each, in turn.
+
+    ``seismo-device`` pairs with ``seismo`` (already measured). With ``--window W``
+    a model of ``W * d`` inputs is trained as well and ``seismo-wW`` (model
+    scope) and ``seismo-device-wW`` run in turn.
+    """
+    if o.threshold_scope != "device":
+        return {}
+    out = {"seismo-device": Runs.of(_scope_runs(o, bootstrap, redis_url, topic, model_dir, n,
+                                                echo, "device", 1))}  # fmt: skip
+    if o.window > 1:
+        windowed = train_bench_model(o.features * o.window, workdir / f"model-w{o.window}",
+                                     o.seed)  # fmt: skip
+        runs: dict[str, list[RunResult]] = {"model": [], "device": []}
+        for _ in range(o.repeats):
+            for scope, found in runs.items():
+                found += _scope_runs(o, bootstrap, redis_url, topic, windowed, n, echo, scope,
+                                     o.window, repeats=1)  # fmt: skip
+        out[f"seismo-w{o.window}"] = Runs.of(runs["model"])
+        out[f"seismo-device-w{o.window}"] = Runs.of(runs["device"])
     return out
+
+
+def _scope_runs(
+    o: BenchOptions, bootstrap: str, redis_url: str, topic: str, model_dir: Path, n: int,
+    echo: Echo, scope: str, window: int, repeats: int | None = None,
+) -> list[RunResult]:  # fmt: skip
+    name = ("seismo-device" if scope == "device" else "seismo") + (
+        f"-w{window}" if window > 1 else "")
+    found = []
+    for _ in range(o.repeats if repeats is None else repeats):
+        settings = _bench_settings(o, bootstrap, redis_url, model_dir, topic, window=window,
+                                   threshold_scope=scope)  # fmt: skip
+        found.append(run_seismo(settings, n))
+        _echo_result(name, found[-1], echo)
+    return found
 
 
 def _consumer_config(o: BenchOptions) -> dict[str, Any]:
@@ -351,8 +451,8 @@ def _consumer_config(o: BenchOptions) -> dict[str, Any]:
     return {"fetch.wait.max.ms": fetch_wait_ms(o.linger_ms), **o.kafka_config}
 
 
-def _echo_result(r: RunResult, echo: Echo) -> None:
-    echo(f"{r.name:>12}: {r.per_second:>12,.0f} events/s "
+def _echo_result(name: str, r: RunResult, echo: Echo) -> None:
+    echo(f"{name:>18}: {r.per_second:>12,.0f} events/s "
          f"({r.events:,} events in {r.seconds:.2f} s)")  # fmt: skip
 
 
@@ -370,12 +470,17 @@ def machine_facts() -> dict[str, Any]:
 
 def format_report(report: BenchReport) -> list[str]:
     """A Markdown table of the results and the ratios."""
-    lines = ["| contender | events | seconds | events/s |", "| --- | ---: | ---: | ---: |"]
+    lines = ["| contender | events | runs | events/s (median) | lowest | highest | spread |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for name, r in report.results.items():
         rate = r["events_per_s"]
-        lines.append(f"| {name} | {r['events']:,} | {r['seconds']:.2f} | {rate:,.0f} |")
+        low, high = r.get("min", rate), r.get("max", rate)
+        spread = f"{(high - low) / rate:.0%}" if rate else "-"
+        lines.append(f"| {name} | {r['events']:,} | {len(r.get('runs', [rate]))} | {rate:,.0f} "
+                     f"| {low:,.0f} | {high:,.0f} | {spread} |")  # fmt: skip
     lines.append("")
     lines += [f"- {name}: {value:.3f}" for name, value in report.ratios.items()]
+    lines += ["", "Ratios are of medians; spread is (highest - lowest) / median."]
     if report.latency:
         o = report.options
         lines += ["", f"Event-to-alert latency, linger {o['latency_linger_ms']} ms, "
@@ -436,12 +541,20 @@ def render_section(report: BenchReport, command: str) -> str:
     m, o = report.machine, report.options
     lines = [
         SECTION, "",
-        "Every contender reads the same topic (JSON events, one run, one after the other); "
-        "`raw-f32` and `seismo-f32` read a second topic of the same rows in the binary "
-        "encoding `application/x-seismo-f32`. Rates count the events after each one's first "
-        "batch or message, so start-up, the group join and model loading count for none. "
-        "Every consumer fetches with the scorer's `fetch.wait.max.ms` (its linger). The "
-        "broker and Redis run on the same machine as the contenders.", "",
+        "Every contender reads the same topic (JSON events, one after the other); `raw-f32` "
+        "and `seismo-f32` read a second topic of the same rows in the binary encoding "
+        "`application/x-seismo-f32`. `raw` and `seismo` run in turn "
+        f"{o.get('repeats', 1)} times (each seismo run a fresh group), per-message and River "
+        "once. Rates count the events after each one's first batch or message, so start-up, "
+        "the group join and model loading count for none. The broker and Redis run on the "
+        "same machine as the contenders.", "",
+        "`raw` is the ceiling every `/raw` ratio is against: a plain confluent-kafka consumer "
+        "in a process of its own (`python -m seismo.stream.bench.raw_consumer`) on "
+        "librdkafka's defaults, `subscribe`, `consume(10000, 1.0)`, discard; no logger "
+        "callback, no other thread, no torch in that process. The in-process consumers "
+        "(per-message, River) fetch with the scorer's `fetch.wait.max.ms` (its linger). "
+        "`seismo-device` is seismo with `--threshold-scope device` (100 devices) on the same "
+        "topic; `-wW` rows score windows of W readings with a model of W * d inputs.", "",
         f"- command: `{command}`",
         f"- date: {m['date']}; machine: {m['cpus']}-core CPU, {m['platform']}",
         f"- versions: python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)",

@@ -13,10 +13,20 @@ from typing import Annotated
 import typer
 
 from seismo.stream.cli.bench import bench, bench_devices
+from seismo.stream.cli.columns import (
+    DeviceColumn,
+    DropColumns,
+    FeatureColumns,
+    TimestampColumn,
+    column_spec,
+)
 from seismo.stream.cli.common import install_stop_handlers, parse_pairs, setup_logging
 from seismo.stream.cli.demo import demo, simulate
+from seismo.stream.cli.dev import dev_app
+from seismo.stream.cli.help_text import SeismoGroup, SettingsCommand
 from seismo.stream.cli.incidents import incidents, notify, silence_app
 from seismo.stream.cli.models import models_app
+from seismo.stream.cli.tail import tail
 from seismo.stream.errors import SeismoError
 
 app = typer.Typer(
@@ -25,12 +35,31 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
+    cls=SeismoGroup,
 )
 
 Opt = typer.Option
 
 
-@app.command()
+def _version(value: bool) -> None:
+    if value:
+        from seismo import __version__
+
+        typer.echo(f"seismo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, Opt("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Streaming anomaly detection for sensor events on Kafka."""
+
+
+@app.command(cls=SettingsCommand)
 def score(
     model: Annotated[Path | None, Opt(help="Model artifact directory [env SEISMO_MODEL].")] = None,
     model_store: Annotated[
@@ -87,6 +116,18 @@ def score(
     level_warmup: Annotated[
         int | None, Opt(help="Device scope: readings before the level check judges.")
     ] = None,
+    level_mode: Annotated[
+        str | None, Opt(help="Device scope: std (k std off the mean) or range (beyond it).")
+    ] = None,
+    level_smooth: Annotated[
+        int | None, Opt(help="Device scope, level mode std: readings averaged first.")
+    ] = None,
+    level_k: Annotated[
+        float | None, Opt(help="Device scope, level mode std: threshold in std [default k].")
+    ] = None,
+    level_tolerance: Annotated[
+        float | None, Opt(help="Device scope, level mode range: excess allowed (share).")
+    ] = None,
     device_state_ttl_s: Annotated[
         int | None, Opt(help="Device scope: unwritten device states expire after (s).")
     ] = None,
@@ -119,7 +160,11 @@ def score(
     log_level: Annotated[str | None, Opt(help="DEBUG, INFO, WARNING or ERROR.")] = None,
     config: Annotated[Path | None, Opt(help="TOML config file (flags and env win).")] = None,
 ) -> None:
-    """Score events from Kafka and publish alerts (runs until SIGTERM/SIGINT)."""
+    """Score events from Kafka and publish alerts (runs until SIGTERM/SIGINT).
+
+    Each option is also the environment variable SEISMO_<OPTION> and a key of
+    the --config file (docs/settings.md); a flag wins over both.
+    """
     given = dict(locals())  # first statement: exactly the options
     given.pop("config")
     from seismo.stream.config.loader import load_settings
@@ -158,9 +203,10 @@ def train(
     window: Annotated[
         int | None, Opt(help="Time steps per row (conv1d/lstm); on a series CSV, any arch.")
     ] = None,
-    timestamp_column: Annotated[
-        str, Opt(help="A CSV with this column is a time series (windows of --window).")
-    ] = "timestamp",
+    timestamp_column: TimestampColumn = None,
+    device_column: DeviceColumn = None,
+    feature_columns: FeatureColumns = None,
+    drop_columns: DropColumns = None,
     train_share: Annotated[
         float, Opt(help="Series: the first share of the readings is the training stretch.")
     ] = 0.5,
@@ -173,6 +219,14 @@ def train(
     weight_decay: Annotated[float | None, Opt(help="Adam weight decay.")] = None,
     batch_size: Annotated[int | None, Opt(help="Minibatch size.")] = None,
     patience: Annotated[int | None, Opt(help="Early-stopping patience (epochs).")] = None,
+    trim_share: Annotated[
+        float | None,
+        Opt(help="Share of each batch with the highest loss left out (0..0.5) [default 0.3; "
+            "0 with --window]."),
+    ] = None,
+    refit_share: Annotated[
+        float | None, Opt(help="Refit without this share of top-scored training rows (0..0.5).")
+    ] = None,
     contamination: Annotated[
         float | None, Opt(help="Known anomaly share of the data: also store that threshold.")
     ] = None,
@@ -182,6 +236,7 @@ def train(
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Train an autoencoder and write a self-describing artifact."""
+    setup_logging("WARNING")  # e.g. a column that looks like a time, about to be a channel
     from seismo.stream.offline.train import run_train
 
     run_train(
@@ -198,14 +253,15 @@ def train(
         train_options=dict(
             epochs=epochs, seed=seed, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
             patience=patience, loss=loss, scaling=scaling, scale_floor=scale_floor,
+            trim_share=trim_share, refit_share=refit_share,
         ),  # fmt: skip
         name=name,
         exclude_labelled=exclude_labelled,
         label_column=label_column,
         device=device,
         contamination=contamination,
-        timestamp_column=timestamp_column,
         train_share=train_share,
+        columns=column_spec(timestamp_column, device_column, feature_columns, drop_columns),
     )
 
 
@@ -213,10 +269,18 @@ def train(
 def produce(
     topic: Annotated[str, Opt(help="Topic to publish to.")],
     data: Annotated[Path, Opt(help="Rows to publish: .npz, .csv or .parquet.")],
-    bootstrap_servers: Annotated[str, Opt(help="Kafka bootstrap servers.")] = "127.0.0.1:9092",
+    bootstrap_servers: Annotated[
+        str, Opt(envvar="SEISMO_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+    ] = "127.0.0.1:9092",
     rate: Annotated[float, Opt(help="Events per second (0 = as fast as possible).")] = 0.0,
-    device_column: Annotated[str | None, Opt(help="CSV/parquet column holding device ids.")] = None,
-    devices: Annotated[int, Opt(help="Without --device-column: spread rows over N devices.")] = 1,
+    timestamp_column: TimestampColumn = None,
+    device_column: DeviceColumn = None,
+    feature_columns: FeatureColumns = None,
+    drop_columns: DropColumns = None,
+    positional: Annotated[
+        bool, Opt("--positional", help="Send values as a list in file order, not named.")
+    ] = False,
+    devices: Annotated[int, Opt(help="Without a device column: spread rows over N devices.")] = 1,
     label_column: Annotated[str | None, Opt(help="Column to leave out of the values.")] = None,
     limit: Annotated[int | None, Opt(help="Publish at most N rows.")] = None,
     kafka_config: Annotated[list[str] | None, Opt(help="librdkafka KEY=VALUE, repeatable.")] = None,
@@ -227,6 +291,7 @@ def produce(
     ] = "json",
 ) -> None:
     """Publish the rows of a file as events following the contract (id = row index)."""
+    setup_logging("WARNING")  # e.g. a column that looks like a time, about to be a channel
     from seismo.stream.offline.produce import run_produce
 
     run_produce(
@@ -240,16 +305,23 @@ def produce(
         limit=limit,
         kafka_config=parse_pairs(kafka_config) or {},
         encoding=encoding,
+        columns=column_spec(timestamp_column, device_column, feature_columns, drop_columns,
+                            label_column),
+        positional=positional,
     )
 
 
-@app.command()
+@app.command(cls=SettingsCommand)
 def evaluate(
     model: Annotated[Path, Opt(help="Model artifact directory.")],
     data: Annotated[Path, Opt(help="Labelled rows: .npz (X, y), .csv or .parquet.")],
     report: Annotated[Path | None, Opt(help="Write index.html + PNG plots here.")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object on stdout.")] = False,
     label_column: Annotated[str | None, Opt(help="Label column (.npz key, default y).")] = None,
+    timestamp_column: TimestampColumn = None,
+    device_column: DeviceColumn = None,
+    feature_columns: FeatureColumns = None,
+    drop_columns: DropColumns = None,
     k: Annotated[float, Opt("--k", help="Calibration threshold = mean + k*std.")] = 3.0,
     threshold_space: Annotated[str, Opt(help="log or linear: where mean/std apply.")] = "log",
     threshold: Annotated[str, Opt(help="calibration or contamination.")] = "calibration",
@@ -257,9 +329,27 @@ def evaluate(
         str | None, Opt(help="HxW of image rows for the report (784 -> 28x28).")
     ] = None,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+    streaming: Annotated[
+        bool, Opt("--streaming", help="Also judge the rows in order by the scorer's rolling "
+                  "threshold (its k, min samples, window) and report both.")
+    ] = False,
+    min_samples: Annotated[
+        int | None, Opt(help="With --streaming: warm-up scores, as the scorer's.")
+    ] = None,
+    stats_window: Annotated[
+        int | None, Opt(help="With --streaming: memory of the statistics (0 = unbounded).")
+    ] = None,
+    learn_anomalies: Annotated[
+        bool | None, Opt("--learn-anomalies/--no-learn-anomalies",
+                         help="With --streaming: fold flagged scores in.")
+    ] = None,
+    stream_batch: Annotated[
+        int, Opt(help="With --streaming: rows judged against one threshold (a micro-batch).")
+    ] = 1,
 ) -> None:
     """Score a labelled file and report ROC-AUC, PR-AUC, precision, recall, F1."""
-    from seismo.stream.offline.evaluate import run_evaluate
+    setup_logging("WARNING")  # e.g. a column that looks like a time, about to be a channel
+    from seismo.stream.offline.evaluate import run_evaluate, streaming_settings
 
     run_evaluate(
         model=model,
@@ -272,6 +362,9 @@ def evaluate(
         threshold=threshold,
         image_shape_text=image_shape,
         device=device,
+        streaming=streaming_settings(min_samples, stats_window, learn_anomalies, stream_batch)
+        if streaming else None,
+        columns=column_spec(timestamp_column, device_column, feature_columns, drop_columns),
     )
 
 
@@ -282,7 +375,17 @@ def benchmark_odds(
     ] = None,
     seeds: Annotated[int, Opt(help="Splits per data set (seeds 0..N-1).")] = 10,
     datasets: Annotated[
-        str | None, Opt(help="Comma-separated, e.g. cardio,shuttle [default: six sets].")
+        str | None, Opt(help="Comma-separated, e.g. cardio,shuttle [default: all 14 sets].")
+    ] = None,
+    split: Annotated[
+        str, Opt(help="Protocol part: tune, eval or all (docs/protocol.md).")
+    ] = "all",
+    fold: Annotated[
+        int, Opt(help="0: tune on the first half of the sets, eval on the second; 1 swaps.")
+    ] = 0,
+    detectors: Annotated[
+        str | None,
+        Opt(help="Comma-separated: seismo, autoencoder, vae, iforest, ecod, knn [default: all]."),
     ] = None,
     out: Annotated[Path | None, Opt(help="Markdown file whose section is rewritten.")] = Path(
         "docs/benchmarks.md"
@@ -302,6 +405,9 @@ def benchmark_odds(
         json_path=json_path,
         with_pyod=not no_pyod,
         device=device,
+        split=split,  # type: ignore[arg-type]  # checked by select_sets
+        fold=fold,
+        detectors=detectors,
     )
 
 
@@ -321,6 +427,22 @@ def benchmark_nab(
     level: Annotated[
         bool, Opt(help="Also flag a reading k std off the mean of its last 6400 (level check).")
     ] = True,
+    smooth: Annotated[int, Opt(help="Windows whose log errors are averaged before judging.")] = 6,
+    level_smooth: Annotated[
+        int, Opt(help="Readings averaged before the level check judges them.")
+    ] = 1,
+    level_k: Annotated[
+        float | None, Opt(help="The level check's threshold in std [default: k].")
+    ] = None,
+    learn_anomalies: Annotated[
+        bool, Opt(help="Fold flagged windows into the window statistics too.")
+    ] = False,
+    level_mode: Annotated[
+        str, Opt(help="std: k std off the readings' mean; range: beyond every reading so far.")
+    ] = "std",
+    level_tolerance: Annotated[
+        float, Opt(help="level-mode range: the share of the range a reading may exceed it by.")
+    ] = 0.05,
     seed: Annotated[int, Opt(help="Seeds the window model's training (spread over seeds).")] = 0,
     through_kafka: Annotated[
         bool, Opt(help="Replay every series through Kafka, Redis and the scorer.")
@@ -342,7 +464,9 @@ def benchmark_nab(
     from seismo.stream.bench.nab import run_benchmark_nab, through_services, write_report
     from seismo.stream.bench.series_detector import SeriesRules
 
-    rules = SeriesRules(k=k, level=level, seed=seed)
+    rules = SeriesRules(k=k, level=level, seed=seed, smooth=smooth, level_smooth=level_smooth,
+                        level_k=level_k, learn_anomalies=learn_anomalies,
+                        level_mode=level_mode, level_tolerance=level_tolerance)  # type: ignore[arg-type]
     progress = lambda line: typer.echo(line, err=True)  # noqa: E731
     with through_services(through_kafka, bootstrap_servers, redis_url, results_dir) as through:
         report = run_benchmark_nab(data_dir, results_dir, rules, progress, through,
@@ -378,7 +502,7 @@ def benchmark_skab(
     write_report(report, as_json=as_json, out=out, echo=typer.echo)
 
 
-@app.command()
+@app.command(cls=SettingsCommand)
 def retrain(
     model_store: Annotated[
         str | None, Opt(help="Model registry store: a directory or an fsspec URL.")
@@ -442,9 +566,11 @@ app.command()(demo)
 app.command()(bench)
 app.command(name="bench-devices")(bench_devices)
 app.add_typer(models_app, name="models")
-app.command()(incidents)
-app.command()(notify)
+app.command(cls=SettingsCommand)(incidents)
+app.command(cls=SettingsCommand)(notify)
 app.add_typer(silence_app, name="silence")
+app.add_typer(dev_app, name="dev")
+app.command()(tail)
 
 
 def main() -> None:

@@ -28,6 +28,19 @@ def _counts(text: str, flag: str = "--scaling") -> tuple[int, ...]:
     return counts
 
 
+def _scope(text: str) -> str:
+    """``--threshold-scope``: model or device.
+
+    >>> _scope("device")
+    'device'
+    """
+    from seismo.stream.errors import ConfigError
+
+    if text not in ("model", "device"):
+        raise ConfigError(f"--threshold-scope expects model or device, got {text!r}")
+    return text
+
+
 def bench(
     events: Annotated[int, Opt(help="Events in the benchmark topic.")] = 200_000,
     features: Annotated[int, Opt("--features", "-d", help="Features per event (d).")] = 16,
@@ -64,6 +77,16 @@ def bench(
     binary: Annotated[
         bool, Opt(help="Also run raw and seismo on the binary application/x-seismo-f32 encoding.")
     ] = True,
+    repeats: Annotated[
+        int, Opt(min=1, help="Runs of raw and seismo (in turn); the report gives medians.")
+    ] = 3,
+    threshold_scope: Annotated[
+        str, Opt(help="model, or device: also run seismo with device scope (seismo-device).")
+    ] = "model",
+    window: Annotated[
+        int, Opt(min=1, help="With --threshold-scope device: windows of this many readings "
+                 "(a model of window * d inputs), model and device scope.")
+    ] = 1,
 ) -> None:
     """Events/s of the raw consumer, seismo, per-message scoring and River, on one topic."""
     import logging
@@ -80,7 +103,8 @@ def bench(
         scaling=_counts(scaling), soak_seconds=soak_seconds,
         bootstrap_servers=bootstrap_servers, redis_url=redis_url, device=device,
         kafka_config=parse_pairs(kafka_config) or {}, binary=binary,
-        hidden=_counts(hidden, "--hidden") if hidden else None,
+        hidden=_counts(hidden, "--hidden") if hidden else None, repeats=repeats,
+        threshold_scope=_scope(threshold_scope), window=window,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="seismo-bench-") as tmp:
         report = run_bench(options, Path(tmp), typer.echo)

@@ -29,7 +29,7 @@ from pydantic_settings import SettingsConfigDict
 from seismo.stream.config import defaults
 from seismo.stream.config.base import ENV_PREFIX, RedactedSettings, check_redis_url
 from seismo.stream.scoring.codec import DEFAULT_MAX_MESSAGE_BYTES
-from seismo.stream.scoring.device_states import DEFAULT_MAX_DEVICES
+from seismo.stream.scoring.devices.states import DEFAULT_MAX_DEVICES
 
 
 class ScorerSettings(RedactedSettings):
@@ -75,15 +75,15 @@ class ScorerSettings(RedactedSettings):
         600.0, ge=0, description="After a drift request, no scorer asks again for this long."
     )
     bootstrap_servers: str = Field(
-        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+        defaults.BOOTSTRAP_SERVERS, description="Kafka bootstrap servers, comma-separated."
     )
-    input_topic: str = Field("sensor-events", description="Topic of sensor events.")
-    alerts_topic: str = Field("anomalies", description="Topic alerts are published to.")
+    input_topic: str = Field(defaults.INPUT_TOPIC, description="Topic of sensor events.")
+    alerts_topic: str = Field(defaults.ALERTS_TOPIC, description="Topic alerts are published to.")
     scores_topic: str | None = Field(
         None, description="Optional topic receiving one score record per valid event."
     )
     dlq_topic: str = Field(
-        "sensor-events.dlq", description="Dead-letter topic for messages that cannot be scored."
+        defaults.DLQ_TOPIC, description="Dead-letter topic for messages that cannot be scored."
     )
     group_id: str = Field("seismo-scorer", description="Kafka consumer group of the scorers.")
     kafka_config: dict[str, str] = Field(
@@ -144,6 +144,27 @@ class ScorerSettings(RedactedSettings):
     level_warmup: int = Field(
         250, ge=1,
         description="threshold_scope device: readings of a device before the level check judges.",
+    )  # fmt: skip
+    level_mode: Literal["std", "range"] = Field(
+        "std",
+        description="threshold_scope device: the level check. std: a reading (or the mean of "
+        "the last level_smooth) k std off the device's readings; range: a reading beyond the "
+        "device's lowest-to-highest so far by more than level_tolerance of that range.",
+    )
+    level_smooth: int = Field(
+        1, ge=1, le=1000,
+        description="threshold_scope device, level_mode std: readings averaged before the "
+        "level check judges them (a spike moves the mean by 1/level_smooth, a shift wholly).",
+    )  # fmt: skip
+    level_k: float | None = Field(
+        None, gt=0,
+        description="threshold_scope device, level_mode std: the level check's threshold in "
+        "std (None = k).",
+    )  # fmt: skip
+    level_tolerance: float = Field(
+        0.05, ge=0, le=100,
+        description="threshold_scope device, level_mode range: how far beyond its range a "
+        "reading may go, as a share of the range, before it is flagged.",
     )  # fmt: skip
     max_devices: int = Field(
         DEFAULT_MAX_DEVICES, ge=1, le=100_000_000,

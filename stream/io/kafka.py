@@ -3,8 +3,9 @@
 Every client seismo creates goes through :func:`client_config`, so the
 user's ``--kafka-config`` settings (SASL, TLS, timeouts...) reach all of them,
 and librdkafka's own log lines go through Python logging (logger
-``seismo.librdkafka``) instead of raw to stderr. ``msg.error()`` is checked in
-one place: :func:`split_errors`.
+``seismo.librdkafka``) instead of raw to stderr, each kind of line at most
+once per 10 s with a count of the repeats (:mod:`seismo.stream.io.log_throttle`).
+``msg.error()`` is checked in one place: :func:`split_errors`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import ClusterMetadata
 
 from seismo.stream.errors import DeliveryError, ServiceError
+from seismo.stream.io.log_throttle import RdkafkaLog
 
 log = logging.getLogger(__name__)
-#: Where librdkafka's log lines go (served by the clients' poll/consume calls).
-RDKAFKA_LOG = logging.getLogger("seismo.librdkafka")
+#: Where librdkafka's log lines go (served by the clients' poll/consume calls): to the
+#: logger ``seismo.librdkafka``, repeats held back and counted.
+RDKAFKA_LOG = RdkafkaLog(logging.getLogger("seismo.librdkafka"))
 #: Longest single metadata request while :func:`check_topics` waits for a broker.
 METADATA_SLICE_S = 0.25
 
@@ -172,6 +175,7 @@ def cluster_metadata(
             if reason is None and time.monotonic() < deadline:
                 continue
             detail = reason or f"no metadata within {timeout_s:g} s ({exc.args[0].str()})"
+            RDKAFKA_LOG.flush()  # the counts of the lines held back, before the one error
             raise ServiceError(f"Kafka broker unreachable: {detail}") from exc
 
 
@@ -255,8 +259,11 @@ class ConfirmingProducer:
         headers: list[tuple[str, str | bytes | None]] | None = None,
         retries: int = 100,
         tag: object = None,
+        timestamp: int | None = None,
     ) -> None:
         """Queue one message; on a full local queue, serve callbacks and retry (bounded).
+
+        ``timestamp`` (epoch ms) sets the message's Kafka timestamp (default: now).
 
         A record the client refuses at once (larger than ``message.max.bytes``,
         an unknown topic...) is not raised here: like a failed delivery, it
@@ -267,7 +274,8 @@ class ConfirmingProducer:
         for _ in range(retries):
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery,
+                    timestamp=timestamp or 0,
                 )
                 break
             except BufferError:

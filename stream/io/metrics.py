@@ -88,6 +88,11 @@ class ScorerMetrics(_ServiceMetrics[Health]):
             registry=r,
         )
         self.threshold = Gauge("seismo_threshold", "Threshold in force.", registry=r)
+        self.threshold_calibration = Gauge(
+            "seismo_threshold_calibration",
+            "Threshold of the model's calibration alone (what seismo evaluate uses).",
+            registry=r,
+        )
         self.threshold_mean = Gauge("seismo_threshold_mean", "Rolling score mean.", registry=r)
         self.threshold_std = Gauge("seismo_threshold_std", "Rolling score std.", registry=r)
         self.model_info = Gauge(

@@ -22,13 +22,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from seismo.stream.errors import ServiceError
+from seismo.stream.local.detached import Detached
 
 __all__ = [
     "EmbeddedKafka",
@@ -322,6 +323,38 @@ class _Server:
             self.log_path.unlink(missing_ok=True)
             self.log_path = None
 
+    def detach(self) -> Detached:
+        """Leave the running server to outlive this object (``seismo dev up --detach``).
+
+        :meth:`stop` no longer stops it, nor deletes its log: stop it by PID
+        with :func:`seismo.stream.local.detached.stop_detached`.
+
+        Raises
+        ------
+        ServiceError
+            If the server is not running.
+        """
+        handle = self.handle()
+        assert self._proc is not None
+        _DETACHED.append(self._proc)  # no "still running" warning when the object is collected
+        self._proc, self.log_path = None, None
+        return handle
+
+    def handle(self) -> Detached:
+        """How another process finds and stops this server (by PID, binary, signal).
+
+        Raises
+        ------
+        ServiceError
+            If the server is not running.
+        """
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise ServiceError(f"{self.name} on {HOST}:{self.port} is not running")
+        argv0 = cast(list[str], proc.args)[0]  # always _command()'s list
+        return Detached(self.name, proc.pid, self.port, argv0, self.stop_signal.name,
+                        str(self.log_path or ""))  # fmt: skip
+
     def __enter__(self) -> Self:
         return self.start()
 
@@ -332,6 +365,10 @@ class _Server:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+#: Servers handed over by :meth:`_Server.detach`, kept so none is collected while running.
+_DETACHED: list[subprocess.Popen[bytes]] = []
 
 
 class EmbeddedKafka(_Server):

@@ -3,13 +3,17 @@
 The metrics come from `seismo.models.eval.metrics`, the optional HTML/PNG report from
 `seismo.models.eval.report` (matplotlib, imported only when ``--report`` is given). With
 ``--json`` stdout carries exactly one JSON object; everything else (progress,
-the report path) goes to stderr.
+the report path) goes to stderr. With ``--streaming`` the rows are also judged,
+in file order, by the scorer's rolling threshold rule
+(:mod:`seismo.stream.offline.replay`), and both sets of figures are reported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,11 +22,20 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from seismo.models.artifact import Artifact, load_artifact
-from seismo.models.data import Table, load_table
+from seismo.models.columns import ColumnSpec
+from seismo.models.data import Table, in_model_order, load_table
 from seismo.models.errors import DataError
-from seismo.models.eval.metrics import Evaluation, ThresholdChoice, evaluate, select_threshold
+from seismo.models.eval.metrics import (
+    Evaluation,
+    ThresholdChoice,
+    confusion,
+    evaluate,
+    select_threshold,
+)
 from seismo.models.reconstruction import build_gallery, image_shape, latent_codes
 from seismo.stream.errors import ConfigError
+from seismo.stream.offline.replay import replay_threshold
+from seismo.stream.scoring.threshold import ScoreSpace, ThresholdRule
 
 SPACES = ("log", "linear")
 THRESHOLDS = ("calibration", "contamination")
@@ -45,14 +58,20 @@ def check_options(k: float, threshold_space: str, threshold: str) -> None:
         raise ConfigError(f"--k must be a finite number, got {k!r}")
 
 
-def labelled_table(data: Path, label_column: str | None, n_features: int) -> Table:
-    """Load ``data``; it must hold labels and ``n_features`` feature columns."""
-    table = load_table(data, label_column=label_column)
+def labelled_table(
+    data: Path, label_column: str | None, n_features: int,
+    channels: Sequence[str] | None = None, columns: ColumnSpec | None = None,
+) -> Table:  # fmt: skip
+    """Load ``data``; it must hold labels and ``n_features`` feature columns, matched by
+    name to the model's ``channels`` (and put in their order) when given."""
+    table = load_table(data, label_column=label_column, columns=columns)
     if table.y is None:
         raise DataError(
             f"evaluation needs labels: {data} has no label array 'y' "
             "(in .npz files) and no --label-column was given (CSV/Parquet)"
         )
+    if channels is not None and len(channels) == n_features:
+        return in_model_order(table, channels, data)
     if table.x.shape[1] != n_features:
         raise DataError(
             f"{data} has {table.x.shape[1]} feature columns but the model expects {n_features}"
@@ -108,6 +127,70 @@ def print_human(console: Console, evaluation: Evaluation, title: str) -> None:
     console.print(evaluation.report(), markup=False, highlight=False)
 
 
+@dataclasses.dataclass(frozen=True)
+class Streaming:
+    """The scorer's threshold settings that ``--streaming`` replays with."""
+
+    min_samples: int = 1000
+    stats_window: int | None = 100_000
+    learn_anomalies: bool = False
+    batch: int = 1
+
+
+def streaming_settings(
+    min_samples: int | None, stats_window: int | None, learn_anomalies: bool | None,
+    batch: int = 1,
+) -> Streaming:  # fmt: skip
+    """The replay's settings: those given, else the scorer's defaults (``ScorerSettings``);
+    a ``stats_window`` of 0 is unbounded.
+
+    >>> streaming_settings(None, 0, None)
+    Streaming(min_samples=1000, stats_window=None, learn_anomalies=False, batch=1)
+    """
+    from seismo.stream.config.settings import ScorerSettings
+
+    fields = ScorerSettings.model_fields
+    if batch < 1:
+        raise ConfigError(f"--stream-batch must be at least 1, got {batch}")
+    if min_samples is not None and min_samples < 0:
+        raise ConfigError(f"--min-samples must be 0 or more, got {min_samples}")
+    window = fields["stats_window"].default if stats_window is None else stats_window or None
+    return Streaming(
+        min_samples=fields["min_samples"].default if min_samples is None else min_samples,
+        stats_window=window,
+        learn_anomalies=(fields["learn_anomalies"].default if learn_anomalies is None
+                         else learn_anomalies),
+        batch=batch,
+    )  # fmt: skip
+
+
+def streaming_evaluation(
+    table: Table, scores: np.ndarray, artifact: Artifact, evaluation: Evaluation, k: float,
+    space: str, streaming: Streaming,
+) -> tuple[Evaluation, dict[str, Any]]:  # fmt: skip
+    """``evaluation`` with the rows judged by the rolling threshold rule instead, and
+    what the threshold did (first, last, highest)."""
+    assert table.y is not None
+    rule = ThresholdRule(k=k, min_samples=streaming.min_samples, space=cast(ScoreSpace, space))
+    replay = replay_threshold(
+        scores, artifact.calibration, rule, stats_window=streaming.stats_window,
+        learn_anomalies=streaming.learn_anomalies, batch=streaming.batch,
+    )  # fmt: skip
+    last = float(replay.thresholds[-1])
+    streamed = dataclasses.replace(
+        evaluation, threshold=last, confusion=confusion(table.y, replay.flags),
+        threshold_rule=f"rolling {space} mean + {k:g} * std after {streaming.min_samples} "
+        f"scores (window {streaming.stats_window}), threshold at the end",
+    )  # fmt: skip
+    extra = {
+        "threshold_calibration": rule.calibrated(artifact.calibration).value,
+        "threshold_first": float(replay.thresholds[0]),
+        "threshold_max": float(replay.thresholds.max()),
+        **dataclasses.asdict(streaming),
+    }
+    return streamed, extra
+
+
 def run_evaluate(
     *,
     model: Path,
@@ -120,28 +203,53 @@ def run_evaluate(
     threshold: str = "calibration",
     image_shape_text: str | None = None,
     device: str = "auto",
+    streaming: Streaming | None = None,
+    columns: ColumnSpec | None = None,
 ) -> Evaluation:
-    """Evaluate ``model`` on the labelled rows of ``data``; print, optionally write a report."""
+    """Evaluate ``model`` on the labelled rows of ``data``; print, optionally write a report.
+
+    With ``streaming``, the rows are also judged by the scorer's rolling
+    threshold rule and both evaluations are printed (in JSON, the second as
+    ``streaming``); the calibration one is returned.
+    """
     check_options(k, threshold_space, threshold)
     if report is not None:
         import seismo.models.eval.report  # noqa: F401  (needs matplotlib: fail before any work)
     artifact = load_artifact(model, device=device)
     shape = image_shape(artifact.n_features, image_shape_text)
-    table = labelled_table(data, label_column, artifact.n_features)
+    table = labelled_table(data, label_column, artifact.n_features,
+                           artifact.feature_names, columns)  # fmt: skip
     assert table.y is not None
     scores = artifact.detector.score_batch(table.x)
     value, rule = select_threshold(
         artifact.calibration, cast(ThresholdChoice, threshold), k=k, space=threshold_space
     )
     evaluation = evaluate(table.y, scores, threshold=value, threshold_rule=rule)
+    streamed = None
+    if streaming is not None:
+        streamed = streaming_evaluation(table, scores, artifact, evaluation, k, threshold_space,
+                                        streaming)  # fmt: skip
     index = None
     if report is not None:
         index = write_html_report(report, artifact, table, scores, evaluation, shape, data)
         Console(stderr=True).print(f"wrote report {index}", markup=False, highlight=False)
     if as_json:
-        extra = {"data": str(data), "report": str(index) if index else None}
+        extra: dict[str, Any] = {"data": str(data), "report": str(index) if index else None}
+        if streamed is not None:
+            extra["streaming"] = {**streamed[0].to_json_dict(), **streamed[1]}
         print(json_document(evaluation, artifact, extra))
     else:
         title = f"{artifact.name} {artifact.version} on {data}"
         print_human(Console(), evaluation, title)
+        if streamed is not None:
+            print_human(Console(), streamed[0], f"{title}, streaming (rolling threshold)")
+            print(streaming_summary(evaluation, *streamed))  # one line, never wrapped
     return evaluation
+
+
+def streaming_summary(fixed: Evaluation, streamed: Evaluation, extra: dict[str, Any]) -> str:
+    """One line comparing the calibration threshold's recall with the stream's."""
+    return (f"recall {fixed.recall:.4f} at the calibration threshold {fixed.threshold:.4g}; "
+            f"{streamed.recall:.4f} through the rolling threshold (from "
+            f"{extra['threshold_first']:.4g} to {extra['threshold_max']:.4g} at most, "
+            f"{streamed.threshold:.4g} at the end)")  # fmt: skip

@@ -18,8 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seismo.models.artifact import build_artifact, save_artifact
+from seismo.models.columns import ColumnSpec
 from seismo.models.config import TrainConfig, default_hidden
 from seismo.models.data import (
+    STEP_MARK,
     Table,
     is_series_csv,
     load_table,
@@ -52,6 +54,9 @@ ARCH_FLAGS: dict[str, str] = {
     "layers": "layers",
 }
 
+
+#: ``trim_share`` of ``seismo train --window`` unless ``--trim-share`` is given.
+WINDOW_TRIM_SHARE = 0.0
 
 def parse_widths(flag: str, text: str) -> tuple[int, ...]:
     """Comma-separated positive integers, e.g. ``"64,16"``.
@@ -212,8 +217,9 @@ def run_train(
     label_column: str | None,
     device: str,
     contamination: float | None = None,
-    timestamp_column: str = "timestamp",
+    timestamp_column: str | None = None,
     train_share: float = 0.5,
+    columns: ColumnSpec | None = None,
 ) -> Path:
     """Load, train with a progress bar, calibrate, and save; return the artifact dir.
 
@@ -227,25 +233,38 @@ def run_train(
     time series (one or more value columns): the model learns the sliding
     windows of its first ``train_share`` (time-major, features named
     ``{channel}@t-{k}``), the rows a scorer run with ``--window`` builds.
+
+    ``columns`` says which columns are time, device, features and dropped
+    (:class:`~seismo.models.columns.ColumnSpec`); by default every column but
+    ``timestamp``, ``device_id`` and the label is a channel.
     """
     check_out_dir(out)
     console = Console(stderr=True)
     window = arch_options.get("window")
-    if window and is_series_csv(data, timestamp_column):
-        table = series_table(data, timestamp_column, window, train_share)
+    spec = columns or ColumnSpec(timestamp_column=timestamp_column)
+    if window and is_series_csv(data, spec.timestamp_column):
+        table = series_table(data, spec, window, train_share)
         if "window" not in {f.name for f in fields(get_architecture(arch).config_cls)}:  # type: ignore[arg-type]
             arch_options = {**arch_options, "window": None}  # dense: the flattened window
         console.print(f"time series: {len(table.x)} windows of {window} readings from the "
                       f"first {train_share:.0%} of {data}")  # fmt: skip
     else:
-        table = load_table(data, label_column=label_column, exclude_labelled=exclude_labelled)
+        table = load_table(data, label_column=label_column, exclude_labelled=exclude_labelled,
+                           columns=spec)  # fmt: skip
     n, d = table.x.shape
     config = build_config(arch, d, arch_options)
+    given = {k: v for k, v in train_options.items() if v is not None}
+    if window:
+        # window models learn every window unless told otherwise: the trimmed loss was
+        # chosen on tabular sets (ODDS), and on series it cost detections (docs/protocol.md)
+        given.setdefault("trim_share", WINDOW_TRIM_SHARE)
     try:
-        train_cfg = TrainConfig(**{k: v for k, v in train_options.items() if v is not None})
+        train_cfg = TrainConfig(**given)
     except SeismoError as exc:
         raise ConfigError(str(exc)) from None
-    console.print(f"training {describe(config)} on {n} rows of {data}")
+    console.print(f"training {describe(config)} on {n} rows of {data}", markup=False)
+    console.print(f"channels: {', '.join(channel_list(table.feature_names, window))}",
+                  markup=False, highlight=False)  # fmt: skip
     result = fit_with_progress(table.x, config, train_cfg, device, console)
     artifact = build_artifact(
         result,
@@ -264,7 +283,20 @@ def run_train(
     return path
 
 
-def series_table(data: Path, timestamp_column: str, window: int, train_share: float) -> Table:
+def channel_list(feature_names: list[str], window: int | None) -> list[str]:
+    """The channels a model learns: its feature names, or a window model's channel names.
+
+    >>> channel_list(["a@t-1", "b@t-1", "a@t-0", "b@t-0"], 2), channel_list(["a", "b"], None)
+    (['a', 'b'], ['a', 'b'])
+    """
+    if not window or STEP_MARK not in feature_names[0]:
+        return feature_names
+    return [name.split(STEP_MARK)[0] for name in feature_names[-(len(feature_names) // window):]]
+
+
+def series_table(
+    data: Path, timestamp_column: str | ColumnSpec, window: int, train_share: float
+) -> Table:
     """The sliding windows of a time-series CSV's first ``train_share``, as a table."""
     if not 0 < train_share <= 1:
         raise ConfigError(f"--train-share must be in (0, 1], got {train_share}")

@@ -85,4 +85,4 @@ def run_retrain(
             result = retrainer.attempt("once")
         finally:
             retrainer.lease.release()
-        echo(json.dumps(result.summary(), sort_keys=True))
+        echo(json.dumps(result.summary(), sort_keys=True, allow_nan=False))

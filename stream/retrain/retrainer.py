@@ -145,6 +145,7 @@ class Retrainer:
             max_bytes=self.settings.max_message_bytes,
             headers=headers,
             keys=[m.key() for m in messages] if any(headers) else None,
+            channels=list(self.champion.feature_names) if self.champion is not None else None,
         )
         scaler = self.champion.detector.scaler if self.champion is not None else None
         if scaler is not None and len(decoded):

@@ -21,6 +21,7 @@ The round, in order:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,14 +64,29 @@ class RoundResult:
     seconds: float
 
     def summary(self) -> dict[str, Any]:
-        """A JSON-able account of the round (for logs and ``seismo retrain --once``)."""
+        """A JSON-able account of the round (for logs and ``seismo retrain --once``).
+
+        A figure that does not exist (the agreement when the champion flagged
+        nothing, a p99 of no events) is ``None`` (JSON ``null``), never NaN.
+        """
         return {
             "promoted": self.decision.promote,
             "reason": self.decision.reason,
             "challenger": self.challenger.version if self.challenger else None,
             "seconds": round(self.seconds, 3),
-            **self.decision.metrics,
+            **{key: json_number(value) for key, value in self.decision.metrics.items()},
         }
+
+
+def json_number(value: Any) -> Any:
+    """``value``, or ``None`` for a float that JSON cannot hold (NaN, Inf).
+
+    >>> json_number(float("nan")), json_number(0.5), json_number("promoted")
+    (None, 0.5, 'promoted')
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def holdout_split(n: int, fraction: float) -> int:

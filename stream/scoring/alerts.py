@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from seismo.stream.scoring.codec import DecodedBatch
-from seismo.stream.scoring.device_rule import BatchVerdicts
+from seismo.stream.scoring.devices.rule import BatchVerdicts
 from seismo.stream.scoring.threshold import Threshold
 
 #: Header names on dead-letter messages (public contract).

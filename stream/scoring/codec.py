@@ -11,6 +11,9 @@ The contract (see the README) for an event value is a JSON object::
     {"device_id": "pump-7", "ts": 1732350000000, "values": [0.1, 2.3], "id": "e-1"}
 
 ``ts`` (epoch milliseconds, or an ISO-8601 string) and ``id`` are optional.
+``values`` may also name its channels, ``{"temp": 20.5, "rpm": 1200}``: given
+the model's channel names (``channels``), they are put in the model's order,
+and an event with a missing or unknown channel is rejected naming it.
 Whatever the bytes, :func:`decode_batch` never raises: every message is either
 decoded or rejected with a reason.
 
@@ -229,18 +232,58 @@ def _identifier(obj: dict[str, object], field: str, *, required: bool) -> str | 
     return raw
 
 
-def _vector(raw: object, n_features: int) -> np.ndarray:
-    if not isinstance(raw, list):
+def _channel(name: str) -> str:
+    """A channel name as a dead-letter reason quotes it: repr, cut to 60 characters.
+
+    >>> print(_channel("temp"), _channel("x" * 100)[-5:])
+    'temp' xx...
+    """
+    return repr(name) if len(name) <= 60 else repr(name[:60])[:-1] + "..."
+
+
+def _by_name(raw: dict[str, object], channels: Sequence[str] | None) -> list[object]:
+    """Named values in the model's channel order; a missing or unknown channel is an error.
+
+    >>> _by_name({"b": 2, "a": 1}, ["a", "b"])
+    [1, 2]
+    >>> _by_name({"a": 1, "c": 3}, ["a", "b"])
+    Traceback (most recent call last):
+    ...
+    seismo.stream.scoring.codec.EventError: unknown channel 'c'; missing channel 'b'
+    """
+    if channels is None:
         raise EventError("field 'values' must be an array of numbers")
+    known = set(channels)
+    problems = []
+    unknown = [name for name in raw if name not in known]
+    if unknown:
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        problems.append(f"unknown channel {_channel(unknown[0])}{more}")
+    missing = [name for name in channels if name not in raw]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        problems.append(f"missing channel {_channel(missing[0])}{more}")
+    if problems:
+        raise EventError("; ".join(problems))
+    return [raw[name] for name in channels]
+
+
+def _vector(raw: object, n_features: int, channels: Sequence[str] | None = None) -> np.ndarray:
+    not_numbers = "field 'values' must be an array of numbers"
+    if isinstance(raw, dict):
+        raw = _by_name(raw, channels)
+        not_numbers = "field 'values' must map channel names to numbers"
+    elif not isinstance(raw, list):
+        raise EventError(not_numbers)
     if len(raw) != n_features:
         raise EventError(f"expected {n_features} values, got {len(raw)}")
     try:
         arr = np.asarray(raw)
     except (ValueError, TypeError, OverflowError):
-        raise EventError("field 'values' must be an array of numbers") from None
+        raise EventError(not_numbers) from None
     if arr.ndim != 1 or arr.dtype.kind not in "iuf" or any(type(v) is bool for v in raw):
         # numpy coerces booleans to numbers; the contract does not.
-        raise EventError("field 'values' must be an array of numbers")
+        raise EventError(not_numbers)
     with np.errstate(over="ignore", invalid="ignore"):
         vec = arr.astype(np.float32)
     if not np.isfinite(vec).all():
@@ -248,8 +291,13 @@ def _vector(raw: object, n_features: int) -> np.ndarray:
     return vec
 
 
-def decode_event(value: bytes | None, n_features: int, max_bytes: int) -> _Event:
-    """Decode one message value, raising :class:`EventError` with the reason."""
+def decode_event(
+    value: bytes | None, n_features: int, max_bytes: int, channels: Sequence[str] | None = None
+) -> _Event:
+    """Decode one message value, raising :class:`EventError` with the reason.
+
+    ``channels`` (the model's channel names, in order) lets ``values`` name them.
+    """
     if value is None or len(value) == 0:
         raise EventError("empty message value (tombstone)")
     if len(value) > max_bytes:
@@ -271,7 +319,7 @@ def decode_event(value: bytes | None, n_features: int, max_bytes: int) -> _Event
     assert device_id is not None  # required=True never returns None
     if "values" not in obj:
         raise EventError("missing field 'values'")
-    vec = _vector(obj["values"], n_features)
+    vec = _vector(obj["values"], n_features, channels)
     ts_raw = obj.get("ts")
     ts = None if ts_raw is None else parse_timestamp(ts_raw)
     event_id = _identifier(obj, "id", required=False)
@@ -291,6 +339,7 @@ def decode_batch(
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     headers: Sequence[Headers] | None = None,
     keys: Sequence[bytes | None] | None = None,
+    channels: Sequence[str] | None = None,
 ) -> DecodedBatch:
     """Decode a micro-batch of message values; never raises for bad input.
 
@@ -309,6 +358,10 @@ def decode_batch(
         header says ``application/x-seismo-f32`` is a binary event
         (:mod:`seismo.stream.scoring.f32_codec`, the key is its device id); without headers
         every message is JSON.
+    channels : sequence of str, optional
+        The model's ``n_features`` channel names, in its order. With them, a
+        JSON event's ``values`` may be an object of channel name to number
+        (in any order); without them, only arrays are accepted.
 
     Returns
     -------
@@ -343,18 +396,30 @@ def decode_batch(
     >>> decode_batch([deep, b'{"device_id":"e","values":[2]}'], kafka_timestamps=[0, 0],
     ...              n_features=1).rejected
     [Rejected(index=0, reason='too deeply nested')]
+
+    Named values, in any order, against the model's channels:
+
+    >>> named = decode_batch([b'{"device_id":"a","values":{"rpm":2,"temp":1}}',
+    ...                       b'{"device_id":"b","values":{"temp":1,"rmp":2}}'],
+    ...                      kafka_timestamps=[0, 0], n_features=2, channels=["temp", "rpm"])
+    >>> named.values.tolist(), named.rejected[0].reason
+    ([[1.0, 2.0]], "unknown channel 'rmp'; missing channel 'rpm'")
     """
+    shape = (n_features, max_bytes, channels)
     try:
-        return _decode_batch(values, kafka_timestamps, n_features, max_bytes, headers, keys)
+        return _decode_batch(values, kafka_timestamps, shape, headers, keys)
     except Exception:  # noqa: BLE001 - a decoder bug must never halt a partition
-        return _decode_alone(values, kafka_timestamps, n_features, max_bytes, headers, keys)
+        return _decode_alone(values, kafka_timestamps, shape, headers, keys)
+
+
+_Shape = tuple[int, int, Sequence[str] | None]
+"""What every event must fit: ``(n_features, max_bytes, channels)``."""
 
 
 def _decode_alone(
     values: Sequence[bytes | None],
     kafka_timestamps: Sequence[int],
-    n_features: int,
-    max_bytes: int,
+    shape: _Shape,
     headers: Sequence[Headers] | None,
     keys: Sequence[bytes | None] | None,
 ) -> DecodedBatch:
@@ -364,7 +429,7 @@ def _decode_alone(
     for i in range(len(values)):
         try:
             one = _decode_batch(
-                [values[i]], [kafka_timestamps[i]], n_features, max_bytes,
+                [values[i]], [kafka_timestamps[i]], shape,
                 None if headers is None else [headers[i]], None if keys is None else [keys[i]],
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001
@@ -376,7 +441,7 @@ def _decode_alone(
             rejected=[Rejected(r.index + i, r.reason) for r in one.rejected],
         ))  # fmt: skip
     if not parts:
-        parts.append(_empty(n_features))
+        parts.append(_empty(shape[0]))
     return _merge(parts, failed)
 
 
@@ -390,20 +455,19 @@ def _empty(n_features: int) -> DecodedBatch:
 def _decode_batch(
     values: Sequence[bytes | None],
     kafka_timestamps: Sequence[int],
-    n_features: int,
-    max_bytes: int,
+    shape: _Shape,
     headers: Sequence[Headers] | None,
     keys: Sequence[bytes | None] | None,
 ) -> DecodedBatch:
     if headers is None or not any(headers):
-        return _decode_json(values, None, kafka_timestamps, n_features, max_bytes)
+        return _decode_json(values, None, kafka_timestamps, shape)
     split = split_encodings(headers)
-    parts = [_decode_json(values, split.json, kafka_timestamps, n_features, max_bytes)]
+    parts = [_decode_json(values, split.json, kafka_timestamps, shape)]
     if split.f32:
         binary = decode_f32(
             values, keys=keys if keys is not None else [None] * len(values),
             indices=split.f32, event_ids=split.f32_ids,
-            kafka_timestamps=kafka_timestamps, n_features=n_features,
+            kafka_timestamps=kafka_timestamps, n_features=shape[0],
         )  # fmt: skip
         parts.append(DecodedBatch(
             values=binary.values, rows=binary.rows, device_ids=binary.device_ids,
@@ -483,16 +547,16 @@ def _decode_json(
     values: Sequence[bytes | None],
     indices: Sequence[int] | None,
     kafka_timestamps: Sequence[int],
-    n_features: int,
-    max_bytes: int,
+    shape: _Shape,
 ) -> DecodedBatch:
     """The JSON events at ``indices`` (all when ``None``): fast path, then the full decoder."""
     subset = values if indices is None else [values[i] for i in indices]
-    fast = fast_pass(subset, n_features=n_features, max_bytes=max_bytes)
+    n_features, max_bytes, channels = shape
+    fast = fast_pass(subset, n_features=n_features, max_bytes=max_bytes, channels=channels)
     if indices is not None:
         fast.rows = [indices[r] for r in fast.rows]
         fast.slow = [indices[r] for r in fast.slow]
-    slow = _decode_each(values, fast.slow, kafka_timestamps, n_features, max_bytes)
+    slow = _decode_each(values, fast.slow, kafka_timestamps, n_features, max_bytes, channels)
     pairs = zip(fast.rows, fast.ts, strict=True)
     stamps = [int(kafka_timestamps[i]) if t is None else t for i, t in pairs]
     quick = DecodedBatch(
@@ -533,6 +597,7 @@ def _decode_each(
     kafka_timestamps: Sequence[int],
     n_features: int,
     max_bytes: int,
+    channels: Sequence[str] | None = None,
 ) -> DecodedBatch:
     """The full decoder, message by message, over ``indices`` of ``values``."""
     out = np.empty((len(indices), n_features), dtype=np.float32)
@@ -543,7 +608,7 @@ def _decode_each(
     rejected: list[Rejected] = []
     for i in indices:
         try:
-            event = decode_event(values[i], n_features, max_bytes)
+            event = decode_event(values[i], n_features, max_bytes, channels)
         except EventError as exc:
             rejected.append(Rejected(i, str(exc)))
             continue
@@ -567,16 +632,29 @@ def _decode_each(
 
 
 def encode_event(
-    device_id: str, values: Sequence[float], *, ts: int | None = None, event_id: str | None = None
+    device_id: str,
+    values: Sequence[float] | Mapping[str, float],
+    *,
+    ts: int | None = None,
+    event_id: str | None = None,
 ) -> bytes:
     """Encode one event following the contract (used by ``seismo produce``).
+
+    ``values`` is a list (positional) or a mapping of channel name to value.
 
     Examples
     --------
     >>> encode_event("d1", [1.5, 2.0], ts=5, event_id="7")
     b'{"device_id":"d1","values":[1.5,2.0],"ts":5,"id":"7"}'
+    >>> encode_event("d1", {"temp": 1.5, "rpm": 2})
+    b'{"device_id":"d1","values":{"temp":1.5,"rpm":2.0}}'
     """
-    event: dict[str, object] = {"device_id": device_id, "values": [float(v) for v in values]}
+    floats: object = (
+        {str(k): float(v) for k, v in values.items()}
+        if isinstance(values, Mapping)
+        else [float(v) for v in values]
+    )
+    event: dict[str, object] = {"device_id": device_id, "values": floats}
     if ts is not None:
         event["ts"] = ts
     if event_id is not None:

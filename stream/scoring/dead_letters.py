@@ -11,6 +11,12 @@ broker still refuses for good becomes a :func:`stub`: no value, the reason,
 the source and the refusal in headers. No offset is committed without a
 score record or a dead letter.
 
+The scorer also says that it dead-letters: :class:`DeadLetterLog` counts the
+dead letters and gives one WARNING line at most every
+:data:`SUMMARY_PERIOD_S` while there are any (how many, and one sample with
+its source and reason); the metric ``seismo_events_dead_lettered`` counts
+them all.
+
 This module is pure: records in, records out.
 
 Examples
@@ -29,7 +35,8 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,3 +128,63 @@ def stub(topic: str, reason: str, src: Source, *, row: int, error: str) -> Outgo
         for name, raw in dead_letter_headers(reason, src)
     ]  # fmt: skip
     return Outgoing(topic, None, None, [*headers, (H_STUB, b"1")], row)
+
+
+#: Seconds between two log lines that summarise the dead letters (the first is at once).
+SUMMARY_PERIOD_S = 10.0
+
+
+class DeadLetterLog:
+    """Dead letters since the last summary line: how many, and the first one's reason.
+
+    :meth:`add` counts a batch's dead letters and :meth:`due` says when a
+    summary is due: at once for the first dead letter after a quiet period,
+    then at most every ``period_s`` while more arrive.
+
+    >>> now = [100.0]
+    >>> letters = DeadLetterLog("events-dlq", clock=lambda: now[0])
+    >>> letters.add([("expected 6 values, got 7", Source("events", 0, 41))])
+    >>> letters.due()
+    '1 event dead-lettered to events-dlq, e.g. events[0] offset 41: expected 6 values, got 7'
+    >>> letters.add([("invalid JSON", Source("events", 1, 7))] * 3)
+    >>> letters.due() is None       # the next summary waits for the period
+    True
+    >>> now[0] = 112.0
+    >>> letters.due()
+    '3 events dead-lettered to events-dlq in the last 12 s, e.g. events[1] offset 7: invalid JSON'
+    >>> letters.due() is None       # nothing new: no line
+    True
+    """
+
+    def __init__(
+        self, topic: str, period_s: float = SUMMARY_PERIOD_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.topic = topic
+        self.period_s = period_s
+        self.clock = clock
+        self.count = 0
+        self.sample: tuple[str, Source] | None = None
+        self._last: float | None = None  # time of the last summary
+        self._first = 0.0  # time of the first dead letter counted since
+
+    def add(self, letters: Sequence[tuple[str, Source]]) -> None:
+        """Count dead letters: ``(reason, source)`` each."""
+        if letters and self.sample is None:
+            self.sample, self._first = letters[0], self.clock()
+        self.count += len(letters)
+
+    def due(self) -> str | None:
+        """The summary line, if one is due (its count starts again), else ``None``."""
+        now = self.clock()
+        if not self.count or self.sample is None or (
+            self._last is not None and now - self._last < self.period_s
+        ):  # fmt: skip
+            return None
+        reason, src = self.sample
+        since = f" in the last {now - self._first:.0f} s" if now - self._first >= 1 else ""
+        line = (f"{self.count} event{'s' if self.count != 1 else ''} dead-lettered to "
+                f"{self.topic}{since}, e.g. {src.topic}[{src.partition}] offset {src.offset}: "
+                f"{reason}")  # fmt: skip
+        self.count, self.sample, self._last = 0, None, now
+        return line

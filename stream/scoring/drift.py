@@ -20,11 +20,38 @@ Examples
 True
 >>> monitor.observe(np.full(3, 5.0))   # starts over after a report
 False
+
+The threshold itself drifts too: the rolling statistics follow the live
+scores, so the threshold in force can end up far from the one the model was
+calibrated with (and from what ``seismo evaluate`` reports at that
+threshold). :class:`ThresholdWatch` says so: "far" is more than
+:data:`FAR_FACTOR` times the calibration threshold, or less than its
+1/:data:`FAR_FACTOR` (in the default log space, a factor of 2 is a shift of
+0.69 in log(score), 1.4 calibration std for a typical ``log_std`` of 0.5).
+
+>>> watch = ThresholdWatch(clock=lambda: 0.0)
+>>> level, line = watch.observe(3.97, 1.46)
+>>> level, line.split(" (")[0]
+(30, 'threshold 3.97 is 2.7x the model calibration threshold 1.46')
+>>> watch.observe(4.2, 1.46) is None     # still far: said again after FAR_PERIOD_S
+True
+>>> watch.observe(1.5, 1.46)
+(20, 'threshold 1.5 is back within 2x of the model calibration threshold 1.46')
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import time
+from collections.abc import Callable
+
 import numpy as np
+
+#: The threshold in force is far from the calibration threshold beyond this factor.
+FAR_FACTOR = 2.0
+#: Seconds between two warnings that the threshold is still far.
+FAR_PERIOD_S = 300.0
 
 
 class DriftMonitor:
@@ -75,3 +102,42 @@ class DriftMonitor:
     def reset(self) -> None:
         """Forget everything seen (after a report or a model swap)."""
         self._size, self._next, self._high_for = 0, 0, 0
+
+
+class ThresholdWatch:
+    """Says when the threshold in force moves far from the model's calibration threshold.
+
+    :meth:`observe` returns ``(level, line)`` to log: a WARNING when the
+    threshold goes beyond :data:`FAR_FACTOR` (again every ``period_s`` while
+    it stays there), an INFO line when it comes back; ``None`` otherwise.
+    """
+
+    def __init__(
+        self, factor: float = FAR_FACTOR, period_s: float = FAR_PERIOD_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.factor = factor
+        self.period_s = period_s
+        self.clock = clock
+        self._far_since: float | None = None  # time of the last warning while far
+
+    def observe(self, live: float, calibrated: float) -> tuple[int, str] | None:
+        """Compare one batch's threshold with the calibration threshold (score units)."""
+        if not (math.isfinite(live) and math.isfinite(calibrated)) or calibrated <= 0:
+            return None
+        ratio = live / calibrated
+        if 1 / self.factor <= ratio <= self.factor:
+            if self._far_since is None:
+                return None
+            self._far_since = None
+            return logging.INFO, (f"threshold {live:.4g} is back within {self.factor:g}x of "
+                                  f"the model calibration threshold {calibrated:.4g}")  # fmt: skip
+        now = self.clock()
+        if self._far_since is not None and now - self._far_since < self.period_s:
+            return None
+        self._far_since = now
+        return logging.WARNING, (
+            f"threshold {live:.4g} is {ratio:.2g}x the model calibration threshold "
+            f"{calibrated:.4g} (rolling statistics of the live scores; seismo evaluate "
+            "--streaming replays a file through the same rule)"
+        )

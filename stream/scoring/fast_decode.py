@@ -4,10 +4,14 @@ Each value is decoded straight into a small struct (C code: JSON parsing, type
 checks, no intermediate dicts), and the values of all events that pass become
 one float32 matrix in one numpy call. Anything this path is not sure about — a
 parse or type error, a wrong length, an ISO-8601 ``ts``, a value beyond
-float32, an id out of bounds — is handed back by index, and the full decoder
+float32, an id out of bounds, a named ``values`` object whose names are not
+exactly the model's channels — is handed back by index, and the full decoder
 (:func:`seismo.stream.scoring.codec.decode_event`) decides it and words the reason. So the
 fast path changes the speed of decoding, never its outcome (a Hypothesis test
 compares the two on arbitrary input).
+
+Named values (``"values": {"temp": 20.5, "rpm": 1200}``) take this path too
+when ``channels`` is given: their names are mapped to the model's order.
 
 Examples
 --------
@@ -17,11 +21,15 @@ Examples
 ([0], ['a'], ['7'], [1, 2])
 >>> fast.values
 array([[1., 2.]], dtype=float32)
+>>> named = fast_pass([b'{"device_id":"a","values":{"rpm":2,"temp":1}}'], n_features=2,
+...                   max_bytes=1000, channels=["temp", "rpm"])
+>>> named.values, named.slow
+(array([[1., 2.]], dtype=float32), [])
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -36,7 +44,7 @@ MAX_TS_MS = 100_000_000_000_000
 
 class _Event(msgspec.Struct, gc=False):
     device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
-    values: list[float]
+    values: list[float] | dict[str, float]
     ts: int | None = None
     id: str | int | None = None
 
@@ -56,8 +64,19 @@ class FastPass:
     slow: list[int]
 
 
-def fast_pass(values: Sequence[bytes | None], *, n_features: int, max_bytes: int) -> FastPass:
-    """Decode what is plainly valid; return the rest's indices in ``slow``."""
+def fast_pass(
+    values: Sequence[bytes | None],
+    *,
+    n_features: int,
+    max_bytes: int,
+    channels: Sequence[str] | None = None,
+) -> FastPass:
+    """Decode what is plainly valid; return the rest's indices in ``slow``.
+
+    ``channels`` are the model's ``n_features`` channel names, in its order:
+    named values are accepted only with them.
+    """
+    index = None if channels is None else {name: j for j, name in enumerate(channels)}
     rows: list[int] = []
     events: list[_Event] = []
     slow: list[int] = []
@@ -71,6 +90,12 @@ def fast_pass(values: Sequence[bytes | None], *, n_features: int, max_bytes: int
             # nesting in an unknown field), MemoryError...: the full decoder words the reason
             slow.append(i)
             continue
+        if type(event.values) is dict:
+            ordered = _in_order(event.values, index, n_features)
+            if ordered is None:
+                slow.append(i)
+                continue
+            event.values = ordered
         ident = event.id
         if len(event.values) != n_features or (
             ident is not None and not 0 < len(str(ident)) <= MAX_ID_LENGTH
@@ -80,6 +105,26 @@ def fast_pass(values: Sequence[bytes | None], *, n_features: int, max_bytes: int
         rows.append(i)
         events.append(event)
     return _finish(rows, events, slow, n_features)
+
+
+def _in_order(
+    named: dict[str, float], index: Mapping[str, int] | None, n_features: int
+) -> list[float] | None:
+    """Named values in the model's order, or ``None`` unless the names are exactly its channels.
+
+    >>> index = {"a": 0, "b": 1}
+    >>> _in_order({"b": 2.0, "a": 1.0}, index, 2), _in_order({"a": 1.0}, index, 2)
+    ([1.0, 2.0], None)
+    """
+    if index is None or len(named) != n_features or len(index) != n_features:
+        return None
+    row = [0.0] * n_features
+    for name, value in named.items():
+        j = index.get(name)
+        if j is None:
+            return None
+        row[j] = value
+    return row
 
 
 def _finish(rows: list[int], events: list[_Event], slow: list[int], d: int) -> FastPass:

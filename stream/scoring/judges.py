@@ -29,8 +29,9 @@ from seismo.models.artifact import Artifact
 from seismo.models.calibration import log_scores
 from seismo.stream.scoring.alerts import Source
 from seismo.stream.scoring.codec import DecodedBatch
-from seismo.stream.scoring.device_rule import BatchVerdicts, DeviceRule, judge_batch
-from seismo.stream.scoring.device_states import DeviceStates
+from seismo.stream.scoring.devices.batch import judge_grouped
+from seismo.stream.scoring.devices.rule import BatchVerdicts, DeviceRule
+from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.threshold import Threshold
 
 log = logging.getLogger(__name__)
@@ -160,9 +161,9 @@ class DeviceJudge:
         positions = [(src.partition, src.offset)
                      for src in (sources[int(r)] for r in decoded.rows)]  # fmt: skip
         readings = decoded.values[:, -reading_width:]  # the reading ending each window
-        verdicts = judge_batch(states, decoded.device_ids, log_scores(scores), readings,
-                               positions, artifact.version, artifact.calibration,
-                               self.rule)  # fmt: skip
+        verdicts = judge_grouped(states, decoded.device_ids, log_scores(scores), readings,
+                                 positions, artifact.version, artifact.calibration,
+                                 self.rule)  # fmt: skip
         for device, state in states.items():
             if state is not None:
                 self.states.put(device, state)

@@ -30,15 +30,22 @@ from seismo.stream.config.settings import ScorerSettings
 from seismo.stream.errors import DeliveryError
 from seismo.stream.io.batch_sources import MessageSources
 from seismo.stream.io.kafka import ConfirmingProducer, split_errors
+from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.io.metrics import ScorerMetrics
 from seismo.stream.io.redis_stats import SharedStats
 from seismo.stream.registry.model_watch import ModelWatcher
 from seismo.stream.scoring.alerts import ScoredBatch, Source, alert_records, score_records
 from seismo.stream.scoring.codec import DecodedBatch, decode_batch
-from seismo.stream.scoring.dead_letters import Outgoing, dead_letter, producer_limit, stub
-from seismo.stream.scoring.device_rule import DeviceRule
-from seismo.stream.scoring.device_states import DeviceStates
-from seismo.stream.scoring.drift import DriftMonitor
+from seismo.stream.scoring.dead_letters import (
+    DeadLetterLog,
+    Outgoing,
+    dead_letter,
+    producer_limit,
+    stub,
+)
+from seismo.stream.scoring.devices.rule import DeviceRule
+from seismo.stream.scoring.devices.states import DeviceStates
+from seismo.stream.scoring.drift import DriftMonitor, ThresholdWatch
 from seismo.stream.scoring.judges import DeviceJudge, Judge, SharedJudge
 from seismo.stream.scoring.scorable import NOT_FINITE, finite_rows, representable
 from seismo.stream.scoring.threshold import ThresholdRule, ThresholdSource, learnable, to_space
@@ -126,6 +133,10 @@ class Scorer:
         self._dlq_limit = producer_limit(settings.kafka_config)
         self._stats_source: ThresholdSource = "redis"
         self.drift = self._drift_monitor(artifact)
+        #: what the log says of dead letters (a summary) and of the threshold's drift
+        self.dead_letters = DeadLetterLog(settings.dlq_topic)
+        self.threshold_watch = ThresholdWatch()
+        self._consume_errors = Throttle()  # an outage repeats them every batch
         metrics.set_model(artifact.name, artifact.version)
         self.windows: WindowBuffer | None = None
         self._owned: set[tuple[str, int]] = set()
@@ -146,7 +157,9 @@ class Scorer:
             rule = DeviceRule(
                 k=settings.k, smooth=settings.smooth, history=settings.device_history,
                 level_history=settings.level_history, level_warmup=settings.level_warmup,
-                learn_anomalies=settings.learn_anomalies)  # fmt: skip
+                learn_anomalies=settings.learn_anomalies, level_mode=settings.level_mode,
+                level_smooth=settings.level_smooth, level_k=settings.level_k,
+                level_tolerance=settings.level_tolerance)  # fmt: skip
             self.judge = DeviceJudge(devices, rule, settings.max_batch,
                                      on_skipped=metrics.rows_skipped.inc)  # fmt: skip
 
@@ -204,6 +217,7 @@ class Scorer:
                 self.process(messages)
             else:
                 self.producer.poll()
+                self._summarise_dead_letters()
             self.metrics.health.loop_alive(len(assignment))
 
     def _sync_partitions(self, assignment: Sequence[TopicPartition]) -> None:
@@ -270,7 +284,10 @@ class Scorer:
         messages, errors = split_errors(raw)
         if errors:
             self.metrics.kafka_errors.inc(len(errors))
-            log.warning("consume error: %s", errors[0].str())
+            held = self._consume_errors.admit(errors[0].code())
+            if held is not None:
+                more = f" ({held} more in the last {self._consume_errors.period_s:g} s)"
+                log.warning("consume error: %s%s", errors[0].str(), more if held else "")
         if not messages:
             return BatchResult(0, 0, 0, 0)
         sources = MessageSources(messages)
@@ -286,6 +303,7 @@ class Scorer:
         self.judge.save()
         self._commit(sources)  # 5
         self._observe(scored, len(messages), n_alerts, started)
+        self._summarise_dead_letters()
         done = scored.decoded
         return BatchResult(len(messages), len(done), len(done.rejected), n_alerts)
 
@@ -298,7 +316,8 @@ class Scorer:
         return decoded if ok.all() else decoded.reject(~ok, NOT_FINITE)
 
     def _decode(self, messages: Sequence[Message], now_ms: int) -> DecodedBatch:
-        """The messages' events (``d`` values each: the model's width over the window)."""
+        """The messages' events (``d`` values each: the model's width over the window),
+        positional or named by channel."""
         headers = [m.headers() for m in messages]
         return decode_batch(
             [m.value() for m in messages],
@@ -307,7 +326,14 @@ class Scorer:
             max_bytes=self.settings.max_message_bytes,
             headers=headers,
             keys=[m.key() for m in messages] if any(headers) else None,
+            channels=self._event_channels(),
         )
+
+    def _event_channels(self) -> list[str]:
+        """The channel names an event's named values are matched against, in model order:
+        the model's feature names, or with a window model the names of one reading."""
+        names = list(self.artifact.feature_names)
+        return channel_names(names, self.settings.window) if self.windows is not None else names
 
     def _gather(
         self, decoded: DecodedBatch, messages: Sequence[Message]
@@ -452,6 +478,12 @@ class Scorer:
                           sources[r.row].offset, error)  # fmt: skip
         return stubbed
 
+    def _summarise_dead_letters(self) -> None:
+        """One WARNING line per period while events are dead-lettered (count, a sample)."""
+        line = self.dead_letters.due()
+        if line is not None:
+            log.warning("%s", line)
+
     def _commit(self, sources: MessageSources) -> None:
         try:
             self.consumer.commit(offsets=sources.commit_offsets(), asynchronous=False)
@@ -466,10 +498,17 @@ class Scorer:
         m.consumed.inc(consumed)
         m.scored.inc(len(scored.decoded))
         m.dead_lettered.inc(len(scored.decoded.rejected))
+        self.dead_letters.add([(r.reason, scored.sources[r.index])
+                               for r in scored.decoded.rejected])  # fmt: skip
         m.alerts.inc(alerts)
         m.batch_size.observe(consumed)
         m.batch_latency.observe(time.perf_counter() - started)
         m.threshold.set(t.value)
+        calibrated = self.rule.calibrated(self.artifact.calibration).value
+        m.threshold_calibration.set(calibrated)
+        said = self.threshold_watch.observe(t.value, calibrated)
+        if said is not None:
+            log.log(*said)
         m.threshold_mean.set(t.mean)
         m.threshold_std.set(t.std)
         m.threshold_local.set(1 if self._stats_source == "local" else 0)

@@ -43,7 +43,7 @@ from seismo.stream.io.redis_stats import RedisStats, SharedStats, connect, stats
 from seismo.stream.registry.model_registry import ModelRegistry
 from seismo.stream.registry.model_watch import ModelWatcher
 from seismo.stream.retrain.requests import request_retrain
-from seismo.stream.scoring.device_states import DeviceStates
+from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.scorer import DriftCallback, Scorer, StatsFactory, TailReader
 
 log = logging.getLogger(__name__)

@@ -128,6 +128,21 @@ class ThresholdRule:
             mean, std, used = calibration.log_mean, calibration.log_std, "calibration"
         else:
             mean, std, used = calibration.mean, calibration.std, "calibration"
+        return self._threshold(mean, std, used)
+
+    def calibrated(self, calibration: Calibration) -> Threshold:
+        """The threshold of the model's calibration alone (what warm-up uses).
+
+        >>> from seismo.models.calibration import Calibration
+        >>> cal = Calibration(10, 1.0, 0.5, {}, log_mean=0.0, log_std=0.5)
+        >>> ThresholdRule(k=3.0, min_samples=0, space="linear").calibrated(cal).value
+        2.5
+        """
+        if self.space == "log":
+            return self._threshold(calibration.log_mean, calibration.log_std, "calibration")
+        return self._threshold(calibration.mean, calibration.std, "calibration")
+
+    def _threshold(self, mean: float, std: float, used: ThresholdSource) -> Threshold:
         edge = mean + self.k * std
         value = float(np.exp(edge)) if self.space == "log" else edge
         return Threshold(value, mean, std, self.k, used, self.space)

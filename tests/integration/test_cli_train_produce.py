@@ -8,6 +8,8 @@ is checked by reading the topic back from a real broker.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 
 from seismo.stream.local.embedded import free_port
 from tests.kafka_tools import Record, create_topics, read_topic
-from tests.pipes import run_seismo
+from tests.pipes import run_seismo, seismo_command
 
 #: Hard bound on each subprocess: a hang fails the test instead of blocking it.
 RUN_TIMEOUT_S = 120.0
@@ -54,9 +56,9 @@ def assert_self_describing(config: dict, names: list[str]) -> None:
     assert config["feature_names"] == names
     assert config["model"]["n_features"] == len(names)
     assert len(config["scaler"]["mean"]) == len(config["scaler"]["scale"]) == len(names)
-    # the default architecture: a VAE scored by its ELBO (README, "Detection quality")
+    # the default architecture: a VAE scored by its reconstruction (docs/protocol.md)
     assert config["version"].startswith("vae-") and config["created_at"]
-    assert config["model"]["score"] == "elbo"
+    assert config["model"]["score"] == "mse"
     assert {"mean", "std"} <= set(config["calibration"])
     assert config["training"]["summary"]["epochs_run"] >= 1
 
@@ -284,7 +286,37 @@ def test_produce_csv_device_column_keys_events_and_is_not_a_value(
     for i, record in events.items():
         body = record.json()
         assert record.key == devices[i].encode() and body["device_id"] == devices[i]
-        np.testing.assert_allclose(body["values"], x[i], atol=1e-5)
+        assert list(body["values"]) == ["temp", "vib"]  # named: the file has a header
+        np.testing.assert_allclose(list(body["values"].values()), x[i], atol=1e-5)
+
+
+@pytest.mark.kafka
+def test_produce_sends_the_time_column_as_ts_and_named_or_positional_values(
+    kafka_bootstrap, topic_name, tmp_path
+):
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    data = tmp_path / "rooms.csv"
+    data.write_text("temp,timestamp,device_id,rh\n"
+                    "1.5,2024-11-23T08:20:00Z,room-1,80\n"
+                    "2.5,1732350060,room-2,81\n")  # fmt: skip
+
+    produce(kafka_bootstrap, topic_name, data)
+    produce(kafka_bootstrap, topic_name, data, "--positional", "--drop-columns", "rh")
+
+    bodies = [r.json() for r in read_events(kafka_bootstrap, topic_name, 4)]
+    assert [b["ts"] for b in bodies] == [1732350000000, 1732350060000] * 2
+    assert [b["device_id"] for b in bodies] == ["room-1", "room-2"] * 2
+    assert [b["values"] for b in bodies] == [{"temp": 1.5, "rh": 80.0}, {"temp": 2.5, "rh": 81.0},
+                                             [1.5], [2.5]]  # fmt: skip
+
+
+def test_produce_reads_the_broker_from_seismo_bootstrap_servers(tmp_path):
+    data = tmp_path / "rows.csv"
+    data.write_text("temp\n1\n")
+    env = {**os.environ, "SEISMO_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    command = [*seismo_command(), "produce", "--topic", "t", "--data", str(data)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env)
+    assert done.returncode == 1 and "127.0.0.1:1" in done.stderr
 
 
 @pytest.mark.kafka

@@ -2,7 +2,7 @@
 a real Redis, judging each device against its own state, kept in Redis.
 
 The verdicts of scorers that take over from each other equal one pass of the
-pure rule over every row (:func:`seismo.stream.scoring.device_rule.judge_batch`), a replayed
+pure rule over every row (:func:`seismo.stream.scoring.devices.rule.judge_batch`), a replayed
 batch is not judged twice, and the level check catches a reading that the
 model reconstructs well but that is far off the device's own range.
 """
@@ -16,8 +16,8 @@ import redis
 from seismo.models.artifact import load_artifact
 from seismo.models.calibration import log_scores
 from seismo.stream.io.metrics import ScorerMetrics
-from seismo.stream.scoring.device_rule import DeviceRule, DeviceState, judge_batch
-from seismo.stream.scoring.device_states import device_key
+from seismo.stream.scoring.devices.rule import DeviceRule, DeviceState, judge_batch
+from seismo.stream.scoring.devices.states import device_key
 from seismo.stream.scoring.service import open_scorer
 from tests.integration.scorer_streams import Streams, consume, events, normal_rows
 
@@ -130,7 +130,7 @@ def test_device_states_are_read_through_written_back_and_survive_a_dead_redis(
     redis_url: str, redis_client: redis.Redis, redis_key_prefix: str
 ) -> None:
     from seismo.stream.local.embedded import free_port
-    from seismo.stream.scoring.device_states import DeviceStates
+    from seismo.stream.scoring.devices.states import DeviceStates
     from seismo.stream.scoring.stats import RunningStats
 
     prefix = redis_key_prefix.rstrip(":")

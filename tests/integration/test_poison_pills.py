@@ -23,7 +23,7 @@ from seismo.stream.io.redis_stats import stats_key
 from seismo.stream.scoring.alerts import H_ERROR, H_OFFSET
 from seismo.stream.scoring.codec import encode_event
 from seismo.stream.scoring.dead_letters import H_ORIGINAL_SIZE, H_STUB
-from seismo.stream.scoring.device_states import device_key
+from seismo.stream.scoring.devices.states import device_key
 from seismo.stream.scoring.scorable import NOT_FINITE
 from seismo.stream.scoring.service import open_scorer
 from tests.integration.scorer_streams import (

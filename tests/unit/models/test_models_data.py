@@ -50,7 +50,7 @@ def test_npz_without_labels_and_custom_label_key(tmp_path: Path) -> None:
         ({"features": np.ones((2, 2))}, "no array 'X'"),
         ({"X": np.ones(3)}, "shape"),
         ({"X": np.array([["a", "b"]])}, "numeric"),
-        ({"X": np.array([[1.0, np.nan]])}, "row 0, column 'f1'"),
+        ({"X": np.array([[1.0, np.nan]])}, "at row 1, column 'f1'"),
         ({"X": np.array([[1e300]])}, "too large for float32"),
         ({"X": np.ones((2, 1)), "y": np.array([0, 2])}, "0 .normal. or 1"),
         ({"X": np.ones((2, 1)), "y": np.array([0])}, "shape"),

@@ -154,7 +154,7 @@ def test_defaults() -> None:
     noisy = DenoisingConfig(n_features=4, hidden=(2,))
     assert (noisy.noise, noisy.noise_level, noisy.score) == ("gaussian", 0.2, "mse")
     vae = VAEConfig(n_features=4, hidden=(2,))
-    assert (vae.kl_weight, vae.score) == (0.25, "elbo")
+    assert (vae.kl_weight, vae.score) == (0.25, "mse")  # docs/protocol.md
     assert (SparseConfig.arch, DenoisingConfig.arch, VAEConfig.arch) == (
         "sparse",
         "denoising",

@@ -23,7 +23,7 @@ from seismo.models.eval.odds_bench import (
 from seismo.models.eval.odds_detectors import MissingPyOD, build_detectors, pyod_detector
 from seismo.stream.bench.odds import SECTION, dataset_file, default_data_dir, replace_section
 from seismo.stream.cli.app import app
-from seismo.stream.errors import ConfigError
+from seismo.stream.errors import ConfigError, SeismoError
 
 
 def _labelled(n: int, d: int, outliers: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -185,3 +185,64 @@ def test_cli_writes_markdown_and_json(tmp_path: Path) -> None:
     assert len(record["runs"]) == 4 and len(record["summaries"]) == 2
     assert {s["dataset"] for s in record["summaries"]} == {"alpha", "beta"}
     assert set(record["versions"]) >= {"torch", "numpy", "pyod", "seismo"}
+
+
+def _write_sets(data_dir: Path, names: tuple[str, ...]) -> None:
+    data_dir.mkdir()
+    for i, name in enumerate(names):
+        x, y = _labelled(80, 3, 8, seed=i)
+        np.savez(data_dir / f"{i + 1}_{name}.npz", X=x, y=y)
+
+
+def test_cli_runs_one_part_of_the_protocol_under_its_own_heading(tmp_path: Path) -> None:
+    data_dir = tmp_path / "odds"
+    _write_sets(data_dir, ("alpha", "beta", "gamma", "delta"))
+    out = tmp_path / "benchmarks.md"
+    base = ["benchmark-odds", "--data-dir", str(data_dir), "--datasets", "alpha,beta,gamma,delta"]
+    base += ["--seeds", "1", "--out", str(out), "--no-pyod", "--device", "cpu"]
+    for fold in ("0", "1"):
+        result = CliRunner().invoke(app, [*base, "--split", "eval", "--fold", fold])
+        assert result.exit_code == 0, result.output
+    text = out.read_text()
+    # sorted: alpha, beta, delta, gamma; fold 0 evaluates beta, gamma; fold 1 alpha, delta
+    fold0 = text[text.index(f"{SECTION}, --split eval --fold 0") :]
+    fold0 = fold0[: fold0.index(f"{SECTION}, --split eval --fold 1")]
+    fold1 = text[text.index(f"{SECTION}, --split eval --fold 1") :]
+    assert "| beta |" in fold0 and "| gamma |" in fold0 and "| alpha |" not in fold0
+    assert "| alpha |" in fold1 and "| delta |" in fold1 and "| beta |" not in fold1
+    assert "--split eval --fold 1 --seeds 1" in fold1 and "evaluation half of fold 1" in fold1
+    assert f"{SECTION}\n" not in text  # the --split all section is another one
+
+
+def test_cli_rejects_a_bad_part_or_detector(tmp_path: Path) -> None:
+    data_dir = tmp_path / "odds"
+    _write_sets(data_dir, ("alpha", "beta"))
+    base = ["benchmark-odds", "--data-dir", str(data_dir), "--datasets", "alpha,beta"]
+    base += ["--seeds", "1", "--out", str(tmp_path / "b.md"), "--device", "cpu"]
+    for extra, message in (
+        (["--split", "test"], "--split must be one of tune, eval, all"),
+        (["--split", "eval", "--fold", "2"], "--fold must be 0 or 1"),
+        (["--detectors", "seismo,lof"], "--detectors: unknown lof"),
+    ):
+        result = CliRunner().invoke(app, [*base, *extra])
+        assert isinstance(result.exception, SeismoError), result.output
+        assert message in str(result.exception)
+    assert not (tmp_path / "b.md").exists()
+
+
+def test_detectors_are_chosen_by_key_in_table_order() -> None:
+    pytest.importorskip("pyod")
+    chosen = build_detectors(device="cpu", keys=["knn", "seismo", "ecod"])
+    assert list(chosen) == ["seismo", "pyod ECOD", "pyod KNN"]
+    assert list(build_detectors(device="cpu")) == [
+        "seismo", "pyod AutoEncoder", "pyod VAE", "pyod IForest", "pyod ECOD", "pyod KNN",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["pyod ECOD", "pyod KNN"])
+def test_pyod_ecod_and_knn_take_no_seed_and_score_outliers_higher(name: str) -> None:
+    pytest.importorskip("pyod")
+    x, y = _labelled(200, 3, 20, seed=0)
+    scores = pyod_detector(name)(x, 0)(x)  # would raise on random_state=...
+    assert scores.shape == (200,)
+    assert scores[y == 1].mean() > scores[y == 0].mean()

@@ -107,3 +107,59 @@ def test_divergence_is_reported(inliers: np.ndarray) -> None:
     x = inliers[:100] * 1e30
     with pytest.raises(SeismoError):
         train_autoencoder(x, train=TrainConfig(epochs=2, lr=1e30), device="cpu")
+
+
+# --- contamination-robust training: trimmed loss and refit --------------------------------
+
+
+def test_trimmed_loss_leaves_out_the_worst_rows_and_their_gradient() -> None:
+    from seismo.models.training import trimmed_loss
+
+    target = torch.zeros(10, 3)
+    recon = torch.full((10, 3), 0.5, requires_grad=True)
+    with torch.no_grad():
+        recon[7] = 10.0  # one badly reconstructed row
+    plain, trimmed = trimmed_loss("mse", 0.0), trimmed_loss("mse", 0.1)
+    assert plain(recon, target).item() == pytest.approx((9 * 0.25 + 100.0) / 10)
+    loss = trimmed(recon, target)
+    assert loss.item() == pytest.approx(0.25)
+    loss.backward()
+    assert recon.grad is not None
+    assert torch.all(recon.grad[7] == 0) and torch.all(recon.grad[:7] != 0)
+    # at least one row is always kept; any loss of LOSSES works per row
+    assert float(trimmed_loss("mae", 0.5)(recon[:1], target[:1])) == pytest.approx(0.5)
+
+
+def _contaminated(manifold_rows: RowMaker, off_manifold_rows: RowMaker) -> np.ndarray:
+    rows = np.concatenate([manifold_rows(540, seed=21), 3.0 * off_manifold_rows(60, seed=22)])
+    return rows[np.random.default_rng(0).permutation(len(rows))]
+
+
+def test_trimmed_training_fits_the_inliers_better(
+    manifold_rows: RowMaker, off_manifold_rows: RowMaker
+) -> None:
+    x = _contaminated(manifold_rows, off_manifold_rows)
+    config = DenseConfig(n_features=16, hidden=(32, 4))
+    base = TrainConfig(epochs=40, batch_size=64, lr=3e-3, patience=40)
+    errors = {}
+    for share in (0.0, 0.2):
+        train = TrainConfig(**{**base.to_dict(), "trim_share": share})
+        detector = train_autoencoder(x, config=config, train=train, device="cpu").detector
+        errors[share] = float(np.median(detector.score_batch(manifold_rows(300, seed=23))))
+    # the outliers no longer pull the model: clean rows reconstruct clearly better
+    assert errors[0.2] < 0.8 * errors[0.0]
+
+
+def test_refit_drops_the_top_scored_training_rows(
+    manifold_rows: RowMaker, off_manifold_rows: RowMaker
+) -> None:
+    x = _contaminated(manifold_rows, off_manifold_rows)
+    once = train_autoencoder(x, train=TrainConfig(epochs=5), device="cpu")
+    train = TrainConfig(epochs=5, refit_share=0.1)
+    refit = train_autoencoder(x, train=train, device="cpu")
+    n_train = once.summary["n_train"]
+    assert once.summary["n_refit_dropped"] == 0
+    assert refit.summary["n_refit_dropped"] == int(0.1 * n_train)
+    assert refit.summary["n_train"] == n_train - int(0.1 * n_train)
+    assert refit.train_scores.shape == once.train_scores.shape  # scored on every training row
+    assert not np.array_equal(refit.val_scores, once.val_scores)

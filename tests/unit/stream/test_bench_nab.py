@@ -59,6 +59,11 @@ def test_both_windows_are_found_early_and_the_result_files_follow_nab(tmp_path):
         assert read_detections(path).sum() == report["series"][key]["detections"]
     assert set(report["baselines"]) == {"rolling_gaussian", "seismo_window_only"}
     assert sum(report["detections_by"].values()) >= 2  # each detection by one check or both
+    # VUS-PR ranks the severity: above the share of rows inside windows (a random score's)
+    share = 401 / (N - 605)
+    assert 1.0 >= report["vus_pr"] > 2 * share
+    assert all(0 <= report["series"][k]["vus_pr"] <= 1 for k in report["series"])
+    assert 0 <= report["baselines"]["rolling_gaussian"]["vus_pr"] <= 1
 
 
 def test_the_command_prints_one_json_object_and_refuses_a_folder_without_labels(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seismo.stream.bench.skab import SkabRules, run_benchmark_skab
+from seismo.stream.bench.skab import SkabRules, render_section, run_benchmark_skab
 from tests.pipes import run_seismo
 
 HEAD = ("datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;"
@@ -60,6 +60,24 @@ def test_a_pressure_step_is_flagged_and_the_figures_are_reported(tmp_path):
     assert report["nab_standard"] > 0  # the switches land after the labelled changepoints
     counts = report["counts"]
     assert sum(counts.values()) == 2 * (1100 - 400), "every row after the calibration scored"
+    # the step is ranked far above the normal rows: VUS-PR well above the anomaly rate
+    assert 0.0 <= report["vus_pr"] <= 1.0
+    assert report["vus_pr"] > 0.7 > 250 / 700, report["vus_pr"]
+    files = report["files"].values()
+    assert report["vus_pr"] == round(float(np.mean([f["vus_pr"] for f in files])), 4)
+    assert sum(f["counts"]["tp"] for f in files) == counts["tp"]
+    assert 0.0 <= report["ablation"]["no_scale_floor"]["vus_pr"] <= 1.0
+
+
+def test_each_part_of_the_protocol_writes_its_own_section(tmp_path):
+    make_skab(tmp_path)
+    report = run_benchmark_skab(tmp_path, SkabRules(epochs=2, scale_floor=0.0),
+                                split="eval", holdout="valve2")  # fmt: skip
+    assert report["experiments"] == 1 and list(report["files"]) == ["valve2/0.csv"]
+    section = render_section(report)
+    heading = "## SKAB (Skoltech Anomaly Benchmark), --split eval --holdout valve2"
+    assert section.splitlines()[0] == heading
+    assert "| VUS-PR |" in section and f"| {report['vus_pr']} |" in section
 
 
 def test_the_command_prints_one_json_object_and_refuses_another_folder(tmp_path):
@@ -68,7 +86,8 @@ def test_the_command_prints_one_json_object_and_refuses_another_folder(tmp_path)
                       "--seed", "2", timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
-    assert {"f1", "far", "mar", "nab_standard"} <= set(report)
+    assert {"f1", "far", "mar", "nab_standard", "vus_pr"} <= set(report)
+    assert 0.0 <= report["vus_pr"] <= 1.0
     assert report["rules"]["seed"] == 2
     wrong = run_seismo("benchmark-skab", "--data-dir", str(tmp_path), timeout=120)
     assert wrong.returncode == 1 and "no SKAB data" in wrong.stderr

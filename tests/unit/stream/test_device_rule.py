@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seismo.models.calibration import Calibration
-from seismo.stream.scoring.device_rule import DeviceRule, DeviceState, judge
+from seismo.stream.scoring.devices.rule import DeviceRule, DeviceState, judge
 from seismo.stream.scoring.stats import RunningStats
 
 finite = st.floats(-5, 5, allow_nan=False, width=32)
@@ -115,16 +115,24 @@ def test_the_level_check_waits_for_its_warmup_and_can_be_off():
     recent=st.lists(finite, max_size=6),
     level=st.lists(st.tuples(st.floats(0, 1e4), finite, st.floats(0, 1e4)), max_size=4),
     offsets=st.dictionaries(st.integers(0, 100), st.integers(0, 2**62), max_size=4),
+    readings=st.lists(st.lists(finite, min_size=2, max_size=2), max_size=3),
+    bounds=st.lists(st.tuples(finite, finite).map(sorted), max_size=3),
 )
-def test_a_state_reads_back_exactly_from_its_bytes(version, window, recent, level, offsets):
+def test_a_state_reads_back_exactly_from_its_bytes(
+    version, window, recent, level, offsets, readings, bounds
+):
     state = DeviceState(version, RunningStats(*window), recent,
-                        [RunningStats(*s) for s in level], offsets)  # fmt: skip
+                        [RunningStats(*s) for s in level], offsets, readings,
+                        [list(b) for b in bounds])  # fmt: skip
     assert DeviceState.from_bytes(state.to_bytes()) == state
 
 
 @pytest.mark.parametrize("bad", [dict(k=0), dict(smooth=0), dict(history=0),
                                  dict(level_history=-1), dict(level_warmup=0),
-                                 dict(level_history=10, level_warmup=11)])  # fmt: skip
+                                 dict(level_history=10, level_warmup=11),
+                                 dict(level_smooth=0), dict(level_k=0.0),
+                                 dict(level_mode="median"),
+                                 dict(level_tolerance=-0.1)])  # fmt: skip
 def test_invalid_rules_are_refused(bad):
     with pytest.raises(ValueError):
         DeviceRule(**bad)
@@ -137,3 +145,36 @@ def test_the_smoothing_averages_the_last_windows_only():
     smoothed = [judge(state, e, np.zeros(1), rule).smoothed for e in (1.0, 3.0, 5.0)]
     assert smoothed == [1.0, 2.0, 4.0]
     assert state.window.mean == pytest.approx(np.mean([0.0, 0.2, 1.0, 2.0, 4.0]))
+
+
+def _levels(rule, readings, warm):
+    cal = Calibration.from_scores(np.exp(np.zeros(10) + np.arange(10) * 0.01))
+    state = DeviceState.start("v", cal, rule, channels=1)
+    state.warm(np.asarray(warm, dtype=float)[:, None], rule)
+    return [judge(state, 0.0, np.array([r]), rule) for r in readings], state
+
+
+def test_the_level_check_judges_the_mean_of_the_last_level_smooth_readings():
+    warm = np.random.default_rng(0).normal(10.0, 1.0, 400)
+    spike_then_shift = [10.0, 16.0, 10.0, 10.0] + [16.0] * 8
+    single, _ = _levels(DeviceRule(smooth=1, level_warmup=3), spike_then_shift, warm)
+    short_mean, state = _levels(DeviceRule(smooth=1, level_warmup=3, level_smooth=4),
+                                spike_then_shift, warm)  # fmt: skip
+    assert single[1].level_flag and not short_mean[1].level_flag  # one spike: a quarter of it
+    assert short_mean[1].level_z == pytest.approx(single[1].level_z / 4 + 0.75 * single[0].level_z,
+                                                  abs=0.5)  # fmt: skip
+    assert [v.level_flag for v in short_mean[4:]] == [False, False, True, True, True, True, True,
+                                                      True]  # the shift, once the mean holds it
+    assert state.readings == [[16.0]] * 4
+
+
+def test_the_range_level_check_flags_only_readings_beyond_everything_seen():
+    rule = DeviceRule(smooth=1, level_warmup=3, level_mode="range", level_tolerance=0.1)
+    readings = [5.0, 10.5, 12.5, 11.0, -1.0, -3.0]
+    verdicts, state = _levels(rule, readings, warm=[0.0, 10.0, 3.0])
+    # 10.5 exceeds [0, 10] by 5 %, 12.5 exceeds [0, 10.5] by 19 %, -1.0 [0, 12.5] by 8 %,
+    # -3.0 exceeds [-1, 12.5] by 15 %
+    assert [v.level_flag for v in verdicts] == [False, False, True, False, False, True]
+    assert verdicts[2].level_z == pytest.approx(2.0 / 10.5)
+    assert state.bounds == [[-3.0, 12.5]]
+    assert DeviceState.from_bytes(state.to_bytes()).bounds == [[-3.0, 12.5]]

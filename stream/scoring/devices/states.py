@@ -1,6 +1,6 @@
 """The per-device rule's states in Redis, cached in memory for the partitions owned.
 
-Each device's :class:`~seismo.stream.scoring.device_rule.DeviceState` is one string at
+Each device's :class:`~seismo.stream.scoring.devices.rule.DeviceState` is one string at
 ``{prefix}:device:{model_name}:{input_topic}:{group}:{device_id}`` (a small
 JSON document; the group id is percent-encoded, so no two pipelines share a
 key). A device's readings come from one partition, so one scorer at a time
@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 import redis
 
-from seismo.stream.scoring.device_rule import DeviceState
+from seismo.stream.scoring.devices.rule import DeviceState
 
 log = logging.getLogger(__name__)
 

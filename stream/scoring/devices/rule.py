@@ -10,11 +10,19 @@ device against statistics of that device alone, with two checks:
   capped, the arithmetic of the shared threshold); flagged windows never
   enter them. They start from the model version's calibration, and start
   again from the new version's when the model changes.
-- **level check**: the reading that completed the window, each channel against
-  the mean plus ``k`` standard deviations of the device's readings (memory
-  ``level_history``, every reading enters), once ``level_warmup`` readings
-  have been seen. A model retrained on a wide-ranging series can learn to
-  reconstruct a reading far outside its recent range; this check cannot.
+- **level check**: the reading that completed the window (or, with
+  ``level_smooth`` > 1, the mean of the device's last ``level_smooth``
+  readings), each channel against the mean plus ``level_k`` (default ``k``)
+  standard deviations of the device's readings (memory ``level_history``,
+  every reading enters), once ``level_warmup`` readings have been seen. The
+  short mean is judged against the spread of single readings, so one spike
+  moves it by a ``level_smooth``-th while a shift of level moves it whole.
+  With ``level_mode = "range"`` the check is instead the one of NAB's HTM
+  detector: a reading beyond the device's whole range so far (lowest to
+  highest reading since it was first seen) by more than ``level_tolerance``
+  of that range; ``level_z`` is then the excess as a share of the range.
+  A model retrained on a wide-ranging series can learn to reconstruct a
+  reading far outside its recent range; this check cannot.
 
 A window is flagged when either check exceeds ``k``. The rule is sequential
 per device and reads nothing but the device's state, so how readings are cut
@@ -39,7 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import orjson
@@ -64,14 +72,30 @@ class DeviceRule:
     level_history: int = 6400
     level_warmup: int = 250
     learn_anomalies: bool = False
+    level_smooth: int = 1
+    level_k: float | None = None
+    level_mode: Literal["std", "range"] = "std"
+    level_tolerance: float = 0.05
 
     def __post_init__(self) -> None:
         if self.k <= 0 or self.smooth < 1 or self.history < 1:
             raise ValueError("k must be positive, smooth and history at least 1")
+        if self.level_smooth < 1 or (self.level_k is not None and self.level_k <= 0):
+            raise ValueError("level_smooth must be at least 1 and level_k positive")
+        if self.level_mode not in ("std", "range") or self.level_tolerance < 0:
+            raise ValueError("level_mode must be std or range, level_tolerance >= 0")
         if self.level_history < 0 or self.level_warmup < 1:
             raise ValueError("level_history must be >= 0 and level_warmup >= 1")
         if self.level_history and self.level_warmup > self.level_history:
             raise ValueError("level_warmup cannot exceed level_history")
+
+    @property
+    def level_threshold(self) -> float:
+        """The level check's threshold on ``level_z``: ``level_tolerance`` in range mode,
+        else ``level_k`` (or ``k``) standard deviations."""
+        if self.level_mode == "range":
+            return self.level_tolerance
+        return self.k if self.level_k is None else self.level_k
 
 
 class Verdict(NamedTuple):
@@ -103,6 +127,10 @@ class DeviceState:
     level: list[RunningStats] = field(default_factory=list)
     #: partition -> offset of the last reading judged (a replay is not judged twice)
     offsets: dict[int, int] = field(default_factory=dict)
+    #: the last ``level_smooth`` readings (only kept when ``level_smooth`` > 1)
+    readings: list[list[float]] = field(default_factory=list)
+    #: per channel, the lowest and highest reading seen (only kept in range mode)
+    bounds: list[list[float]] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -121,14 +149,19 @@ class DeviceState:
 
     def warm(self, readings: np.ndarray, rule: DeviceRule) -> None:
         """Fold ``(n, channels)`` earlier readings into the level statistics (no verdict)."""
-        for reading in np.asarray(readings, dtype=np.float64):
+        readings = np.asarray(readings, dtype=np.float64)
+        for reading in readings:
             self.learn_reading(reading, rule)
+        if rule.level_smooth > 1:
+            self.readings = readings[-rule.level_smooth :].tolist()
 
     def learn_reading(self, reading: np.ndarray, rule: DeviceRule) -> None:
         """Fold one ``(channels,)`` reading into the level statistics."""
         if rule.level_history:
             self.level = [s.merge(RunningStats(1.0, float(v), 0.0), window=rule.level_history)
                           for s, v in zip(self.level, reading, strict=True)]  # fmt: skip
+            if rule.level_mode == "range":
+                self.bounds = widened(self.bounds, reading)
 
     @property
     def usable(self) -> bool:
@@ -139,7 +172,9 @@ class DeviceState:
         (True, False)
         """
         return (self.window.usable and all(s.usable for s in self.level)
-                and all(math.isfinite(x) for x in self.recent))  # fmt: skip
+                and all(math.isfinite(x) for x in self.recent)
+                and all(math.isfinite(x) for r in self.readings for x in r)
+                and all(math.isfinite(x) for b in self.bounds for x in b))  # fmt: skip
 
     def to_bytes(self) -> bytes:
         """A compact JSON document (what Redis stores); :meth:`from_bytes` reverses it.
@@ -149,11 +184,16 @@ class DeviceState:
         """
         if not self.usable:
             raise ValueError("refusing to write a device state with non-finite numbers")
-        return orjson.dumps({
+        doc: dict[str, Any] = {
             "v": self.version, "w": _triple(self.window), "r": self.recent,
             "l": [_triple(s) for s in self.level],
             "o": {str(p): o for p, o in self.offsets.items()},
-        })  # fmt: skip
+        }  # fmt: skip
+        if self.readings:
+            doc["rl"] = self.readings
+        if self.bounds:
+            doc["b"] = self.bounds
+        return orjson.dumps(doc)
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> DeviceState:
@@ -163,6 +203,9 @@ class DeviceState:
         ...                 {0: 41})
         >>> DeviceState.from_bytes(s.to_bytes()) == s
         True
+        >>> s.readings = [[1.0], [2.0]]
+        >>> DeviceState.from_bytes(s.to_bytes()).readings
+        [[1.0], [2.0]]
         >>> DeviceState.from_bytes(b'{"v":"v","w":[2.0,null,0.5],"r":[],"l":[],"o":{}}')
         Traceback (most recent call last):
         ...
@@ -173,7 +216,9 @@ class DeviceState:
             state = cls(str(doc["v"]), RunningStats(*map(float, doc["w"])),
                         [float(x) for x in doc["r"]],
                         [RunningStats(*map(float, s)) for s in doc["l"]],
-                        {int(p): int(o) for p, o in doc["o"].items()})  # fmt: skip
+                        {int(p): int(o) for p, o in doc["o"].items()},
+                        [[float(x) for x in r] for r in doc.get("rl", ())],
+                        [[float(lo), float(hi)] for lo, hi in doc.get("b", ())])  # fmt: skip
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise ValueError(f"unusable device state: {type(exc).__name__}") from exc
         if not state.usable:
@@ -209,6 +254,34 @@ def level_z(stats: Sequence[RunningStats], reading: np.ndarray) -> float:
                strict=True)), default=0.0)  # fmt: skip
 
 
+def widened(bounds: Sequence[Sequence[float]], reading: np.ndarray) -> list[list[float]]:
+    """Per channel, ``[lowest, highest]`` so far including ``reading`` (its own without bounds).
+
+    >>> widened([], np.array([2.0])), widened([[0.0, 1.0]], np.array([3.0]))
+    ([[2.0, 2.0]], [[0.0, 3.0]])
+    """
+    if not bounds:
+        return [[float(v), float(v)] for v in reading]
+    return [[min(lo, float(v)), max(hi, float(v))]
+            for (lo, hi), v in zip(bounds, reading, strict=True)]  # fmt: skip
+
+
+def range_excess(bounds: Sequence[Sequence[float]], reading: np.ndarray) -> float:
+    """How far the reading's farthest channel lies beyond its ``[lowest, highest]`` so far,
+    as a share of that range (0 inside it).
+
+    >>> range_excess([[0.0, 10.0], [5.0, 5.0]], np.array([11.0, 5.0]))
+    0.1
+    >>> range_excess([[0.0, 10.0]], np.array([4.0])), range_excess([], np.array([4.0]))
+    (0.0, 0.0)
+    """
+    excess = 0.0
+    for (lo, hi), v in zip(bounds, np.asarray(reading, dtype=np.float64), strict=False):
+        width = max(hi - lo, MIN_STD)
+        excess = max(excess, (float(v) - hi) / width, (lo - float(v)) / width)
+    return excess
+
+
 def judge(state: DeviceState, log_error: float, reading: np.ndarray, rule: DeviceRule) -> Verdict:
     """Judge one window of the device, then learn from it (``state`` is updated).
 
@@ -231,9 +304,16 @@ def judge(state: DeviceState, log_error: float, reading: np.ndarray, rule: Devic
     if rule.learn_anomalies or not window_flag:
         state.window = stats.merge(RunningStats(1.0, smoothed, 0.0), window=rule.history)
     reading = np.asarray(reading, dtype=np.float64)
+    judged = reading
+    if rule.level_smooth > 1:
+        state.readings = [*state.readings, reading.tolist()][-rule.level_smooth :]
+        judged = np.mean(state.readings, axis=0)
     warm = rule.level_history > 0 and state.level and state.level[0].count >= rule.level_warmup
-    z_level = level_z(state.level, reading) if warm else 0.0
-    level_flag = z_level > rule.k
+    z_level = 0.0
+    if warm:
+        z_level = (range_excess(state.bounds, judged) if rule.level_mode == "range"
+                   else level_z(state.level, judged))  # fmt: skip
+    level_flag = z_level > rule.level_threshold
     state.learn_reading(reading, rule)
     return Verdict(window_flag or level_flag, window_flag, level_flag, window_z, z_level,
                    stats.mean, std, smoothed)  # fmt: skip

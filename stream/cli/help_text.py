@@ -1,0 +1,92 @@
+"""Help that says what each option does: no type noise, the real defaults, text as written.
+
+Typer's default help renders every option's help as Rich markup (so
+``[env SEISMO_MODEL]`` vanished, leaving "Model artifact directory .") and
+shows a type beside each option (``<bool>`` even on a flag). :class:`SeismoGroup`
+turns both off for every command and subcommand: help text is printed as
+written, and an option shows its name, its help and its default.
+
+The options of a command with a settings class (``score``, ``retrain``...)
+default to ``None`` so that the settings decide (flag, then environment,
+then config file, then the setting's own default). :class:`SettingsCommand`
+shows that last default in the help, read from the settings ``Field`` when
+the help is asked for (the settings classes are not imported otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import SecretStr
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+
+def plain_help(command: Any) -> None:
+    """Help text as written, without a type column, for ``command`` and all below it."""
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    for param in command.params:
+        if isinstance(param, TyperOption) and param.metavar is None:
+            param.metavar = ""
+        elif isinstance(param, TyperArgument) and param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+
+
+class SeismoGroup(TyperGroup):
+    """The ``seismo`` group: every command's help plain (see :func:`plain_help`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_help(self)
+
+
+def shown(value: Any) -> str | None:
+    """A setting's default as help shows it; ``None`` when there is nothing to show.
+
+    >>> shown(50), shown(None), shown({}), shown(SecretStr("redis://r:6379/0"))
+    ('50', None, None, 'redis://r:6379/0')
+    """
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if value is None or value == {} or value == [] or value == "":
+        return None
+    return str(value)
+
+
+def settings_class(command: str) -> Any:
+    """The settings class whose defaults ``command``'s ``None`` options stand for."""
+    from seismo.stream.config.incident_settings import IncidentSettings, NotifySettings
+    from seismo.stream.config.retrain_settings import RetrainSettings
+    from seismo.stream.config.settings import ScorerSettings
+
+    return {
+        "score": ScorerSettings, "evaluate": ScorerSettings, "retrain": RetrainSettings,
+        "incidents": IncidentSettings, "notify": NotifySettings,
+    }.get(command)  # fmt: skip
+
+
+def show_setting_defaults(command: Any, cls: Any) -> None:
+    """Append ``[default: X]`` to the help of each option left to a setting of ``cls``."""
+    fields = getattr(cls, "model_fields", {})
+    for param in command.params:
+        field = fields.get(param.name)
+        if not isinstance(param, TyperOption) or param.default is not None or field is None:
+            continue
+        value = shown(field.default)
+        if value is None or "[default" in (param.help or ""):
+            continue
+        if isinstance(field.default, bool) and param.secondary_opts:
+            value = (param.opts if field.default else param.secondary_opts)[0].lstrip("-")
+        param.help = f"{param.help or ''}  [default: {value}]"
+
+
+class SettingsCommand(TyperCommand):
+    """A command whose ``None`` options show their setting's default in ``--help``."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        cls = settings_class(self.name or "")
+        if cls is not None:
+            show_setting_defaults(self, cls)
+        super().format_help(ctx, formatter)

@@ -1,0 +1,216 @@
+"""Column roles: time, device, label, channels; matching a file to a model by name."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seismo.models.columns import (
+    ColumnSpec,
+    epoch_ms,
+    model_order,
+    plan_columns,
+    time_like,
+)
+from seismo.models.data import in_model_order, load_table, read_series
+from seismo.models.errors import ChannelMismatch, DataError
+
+HEADER = ["timestamp", "device_id", "temp", "rh", "door"]
+
+
+def test_time_and_device_columns_are_never_channels_by_default():
+    plan = plan_columns(HEADER, ColumnSpec(), "f.csv")
+    assert (plan.timestamp, plan.device, plan.features) == ("timestamp", "device_id",
+                                                            ["temp", "rh", "door"])  # fmt: skip
+    assert not plan.named
+
+
+def test_named_time_and_device_columns_and_drops():
+    header = ["when", "room", "site", "temp", "rh"]
+    plan = plan_columns(header, ColumnSpec(timestamp_column="when", device_column="room",
+                                           drop_columns=("site",)), "f.csv")  # fmt: skip
+    assert (plan.timestamp, plan.device, plan.features) == ("when", "room", ["temp", "rh"])
+
+
+def test_feature_columns_pick_the_channels_in_their_order_even_the_time():
+    plan = plan_columns(HEADER, ColumnSpec(feature_columns=("door", "timestamp")), "f.csv")
+    assert plan.features == ["door", "timestamp"] and plan.named
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (ColumnSpec(timestamp_column="time"), "no column 'time' for --timestamp-column"),
+        (ColumnSpec(device_column="devise_id"), "(did you mean 'device_id'?)"),
+        (ColumnSpec(feature_columns=("temp", "pressure")), "no column 'pressure'"),
+        (ColumnSpec(drop_columns=("x",)), "no column 'x' for --drop-columns"),
+        (ColumnSpec(label_column="y"), "has no label column 'y'"),
+        (ColumnSpec(feature_columns=("temp",), drop_columns=("temp",)), "and --drop-columns"),
+        (ColumnSpec(drop_columns=("temp", "rh", "door")), "no feature columns left"),
+    ],
+)
+def test_a_column_option_the_header_cannot_satisfy_is_one_line_naming_it(spec, message):
+    with pytest.raises(DataError, match=None) as caught:
+        plan_columns(HEADER, spec, "f.csv")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_model_order_reorders_by_name():
+    assert model_order(["door", "temp", "rh"], ["temp", "rh", "door"], "f").tolist() == [1, 2, 0]
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["temp", "rh"], "no column for the model's channel 'door'"),
+        (["temp", "rh", "door", "site"], "column 'site' is not a channel of the model; "
+                                         "leave it out with --drop-columns site"),
+        (["temp", "rh", "dor"], "(did you mean 'door'?)"),
+    ],
+)
+def test_a_missing_or_extra_channel_is_a_channel_mismatch_naming_it(names, message):
+    with pytest.raises(ChannelMismatch) as caught:
+        model_order(names, ["temp", "rh", "door"], "f.csv")
+    assert message in str(caught.value)
+
+
+def test_stand_in_names_match_by_position():
+    assert model_order(["f0", "f1"], ["temp", "rh"], "f") is None
+    assert model_order(["temp", "rh"], ["f0", "f1"], "f") is None
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (np.arange(1.7e9, 1.7e9 + 600, 60), "epoch-like times"),
+        (np.arange(1.7e12, 1.7e12 + 6e5, 6e4), "epoch-like times"),
+        (np.arange(100.0, 0, -10), "strictly monotone integers (a counter or an index)"),
+        (np.arange(20.0), "strictly monotone integers (a counter or an index)"),
+        (np.arange(20.0) + 0.5, None),  # a ramp, not integers
+        (np.array([1.0, 2, 2, 3, 4, 5, 6, 7, 8]), None),  # not strict
+        (np.arange(5.0), None),  # too few rows to tell
+        (np.random.default_rng(0).normal(size=50), None),
+    ],
+)
+def test_time_like(values, expected):
+    assert time_like(values) == expected
+
+
+@pytest.mark.parametrize(
+    ("cell", "ms"),
+    [
+        ("1732350000", 1732350000000),
+        ("1732350000.5", 1732350000500),
+        ("1732350000000", 1732350000000),
+        ("2024-11-23T08:20:00Z", 1732350000000),
+        ("2024-11-23 09:20:00+01:00", 1732350000000),
+        ("2024-11-23 08:20:00", 1732350000000),
+        (0, 0),
+    ],
+)
+def test_epoch_ms_reads_seconds_milliseconds_and_iso(cell, ms):
+    assert epoch_ms(cell) == ms
+
+
+@pytest.mark.parametrize("cell", ["", "yesterday", "nan", "inf", "-5", "1e20"])
+def test_epoch_ms_refuses_what_is_not_a_time(cell):
+    with pytest.raises(ValueError):
+        epoch_ms(cell)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def rooms_csv(path: Path, order: list[str], n: int = 12) -> Path:
+    rng = np.random.default_rng(0)
+    rows = {"timestamp": [f"2024-11-23T08:{i:02d}:00Z" for i in range(n)],
+            "device_id": [f"room-{i % 3}" for i in range(n)],
+            "temp": rng.normal(size=n).round(4), "rh": rng.normal(size=n).round(4),
+            "door": rng.normal(size=n).round(4), "label": [i % 2 for i in range(n)]}  # fmt: skip
+    lines = [",".join(order)] + [",".join(str(rows[c][i]) for c in order) for i in range(n)]
+    return write(path, "\n".join(lines) + "\n")
+
+
+def test_load_table_leaves_iso_times_and_device_text_out_of_the_channels(tmp_path):
+    order = ["timestamp", "device_id", "temp", "rh", "door", "label"]
+    table = load_table(rooms_csv(tmp_path / "a.csv", order), label_column="label")
+    assert table.feature_names == ["temp", "rh", "door"] and table.x.shape == (12, 3)
+    assert table.y is not None and table.y.tolist()[:2] == [0, 1]
+
+
+def test_shuffled_columns_in_model_order_give_the_same_matrix(tmp_path):
+    a = load_table(rooms_csv(tmp_path / "a.csv", ["timestamp", "device_id", "temp", "rh",
+                                                  "door", "label"]), label_column="label")
+    b = load_table(rooms_csv(tmp_path / "b.csv", ["door", "label", "rh", "device_id", "temp",
+                                                  "timestamp"]), label_column="label")
+    assert b.feature_names == ["door", "rh", "temp"]
+    matched = in_model_order(b, a.feature_names, "b.csv")
+    assert matched.feature_names == a.feature_names
+    np.testing.assert_array_equal(matched.x, a.x)
+
+
+def test_in_model_order_refuses_a_missing_channel(tmp_path):
+    table = load_table(rooms_csv(tmp_path / "a.csv", ["timestamp", "temp", "rh"]))
+    with pytest.raises(ChannelMismatch, match="no column for the model's channel 'door'"):
+        in_model_order(table, ["temp", "rh", "door"], "a.csv")
+
+
+def test_a_counter_about_to_be_a_channel_is_a_warning_naming_it(tmp_path, caplog):
+    text = "seq,temp\n" + "".join(f"{i},{(-1) ** i * 0.5}\n" for i in range(10))
+    with caplog.at_level(logging.WARNING, logger="seismo.models.data"):
+        load_table(write(tmp_path / "c.csv", text))
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "column 'seq' holds strictly monotone integers" in record.getMessage()
+    assert "--drop-columns seq" in record.getMessage()
+
+
+def test_an_epoch_time_column_by_another_name_is_a_warning(tmp_path, caplog):
+    text = "time,temp\n" + "".join(f"{1732350000 + 60 * i},{i % 3}\n" for i in range(10))
+    with caplog.at_level(logging.WARNING, logger="seismo.models.data"):
+        table = load_table(write(tmp_path / "c.csv", text))
+    assert table.feature_names == ["time", "temp"]
+    assert "column 'time' holds epoch-like times" in caplog.text
+    assert "--timestamp-column time" in caplog.text
+
+
+def test_no_warning_for_a_counter_named_as_a_feature_or_for_plain_channels(tmp_path, caplog):
+    text = "seq,temp\n" + "".join(f"{i},{(-1) ** i * 0.5}\n" for i in range(10))
+    path = write(tmp_path / "c.csv", text)
+    with caplog.at_level(logging.WARNING, logger="seismo.models.data"):
+        load_table(path, columns=ColumnSpec(feature_columns=("seq", "temp")))
+        load_table(path, columns=ColumnSpec(drop_columns=("seq",)))
+    assert caplog.records == []
+
+
+def test_an_iso_time_column_about_to_be_a_channel_is_an_error_saying_how_to_exclude_it(tmp_path):
+    path = write(tmp_path / "t.csv", "time,temp\n2024-11-23 08:20:00,1.5\n")
+    with pytest.raises(DataError, match="column 'time' holds times: name it with "
+                                        "--timestamp-column time or --drop-columns time"):
+        load_table(path)
+    assert load_table(path, columns=ColumnSpec(timestamp_column="time")).feature_names == [
+        "temp"
+    ]
+
+
+def test_a_text_column_is_an_error_pointing_at_device_or_drop(tmp_path):
+    path = write(tmp_path / "t.csv", "room,temp\nr1,1.5\n")
+    with pytest.raises(DataError, match="--device-column room or --drop-columns room"):
+        load_table(path)
+
+
+def test_a_short_row_is_still_found_when_only_some_columns_are_read(tmp_path):
+    path = write(tmp_path / "t.csv", "timestamp,temp,rh\n1,2,3\n4,5\n")
+    with pytest.raises(DataError, match="line 3 has 2 columns"):
+        load_table(path)
+
+
+def test_read_series_leaves_out_the_device_and_dropped_columns(tmp_path):
+    path = rooms_csv(tmp_path / "s.csv", ["timestamp", "device_id", "temp", "rh", "label"])
+    series = read_series(path, ColumnSpec(drop_columns=("label",)))
+    assert series.channels == ["temp", "rh"] and series.values.shape == (12, 2)

@@ -1,0 +1,96 @@
+"""The batch path of the per-device rule against the row-by-row reference, bit for bit."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from seismo.models.calibration import Calibration
+from seismo.stream.scoring.devices.batch import judge_grouped
+from seismo.stream.scoring.devices.rule import DeviceRule, DeviceState, judge_batch
+
+CAL = Calibration(count=300, mean=1.0, std=0.2, quantiles={}, log_mean=-0.5, log_std=0.3)
+RULES = [
+    DeviceRule(k=2.5, smooth=3, history=50, level_history=40, level_warmup=5),
+    DeviceRule(k=2.0, smooth=1, history=20, level_history=30, level_warmup=3,
+               level_mode="range", level_tolerance=0.02),
+    DeviceRule(k=2.0, smooth=6, history=10, level_history=8, level_warmup=8,
+               learn_anomalies=True, level_k=1.5),
+    DeviceRule(k=3.0, smooth=2, level_history=0),
+]
+
+
+def _batches(seed: int, devices: int, channels: int, batches: int, size: int):
+    rng = np.random.default_rng(seed)
+    ids = [f"dev-{i}" for i in range(devices)]
+    offset = 0
+    for _ in range(batches):
+        which = rng.integers(0, devices, size)
+        errors = rng.normal(-0.5, 0.4, size)
+        errors[rng.random(size) < 0.05] += 3.0  # some windows far above the rest
+        readings = rng.normal(10.0, 1.0, (size, channels)) * (1 + (which % 3))[:, None]
+        readings[rng.random(size) < 0.03] *= 4.0  # some readings far out of range
+        positions = [(int(w % 4), offset + i) for i, w in enumerate(which)]
+        offset += size
+        yield [ids[w] for w in which], errors, readings, positions
+
+
+def _same(a, b):
+    for name in ("flags", "window_flags", "level_flags", "window_z", "level_z", "mean", "std",
+                 "smoothed"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=["std", "range", "learn", "no-level"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_batch_path_gives_the_reference_verdicts_and_states(rule, seed):
+    reference: dict[str, DeviceState | None] = {}
+    fast: dict[str, DeviceState | None] = {}
+    flagged = 0
+    for n, (ids, errors, readings, positions) in enumerate(_batches(seed, 37, 5, 12, 300)):
+        version = "v1" if n < 8 else "v2"  # a model change mid-stream
+        want = judge_batch(reference, ids, errors, readings, positions, version, CAL, rule)
+        got = judge_grouped(fast, ids, errors, readings, positions, version, CAL, rule)
+        _same(got, want)
+        assert fast == reference
+        assert {d: s.to_bytes() for d, s in fast.items() if s} == {
+            d: s.to_bytes() for d, s in reference.items() if s}
+        flagged += int(want.flags.sum())
+    assert 0 < flagged < 12 * 300  # the comparison saw both verdicts
+
+
+def test_states_loaded_from_redis_continue_the_same_way():
+    rule = RULES[1]
+    reference: dict[str, DeviceState | None] = {}
+    for ids, errors, readings, positions in _batches(5, 9, 3, 3, 200):
+        judge_batch(reference, ids, errors, readings, positions, "v1", CAL, rule)
+    fast = {d: DeviceState.from_bytes(s.to_bytes()) for d, s in reference.items() if s}
+    reference = copy.deepcopy(fast)
+    for ids, errors, readings, positions in _batches(6, 12, 3, 3, 200):  # 3 new devices
+        want = judge_batch(reference, ids, errors, readings, positions, "v1", CAL, rule)
+        got = judge_grouped(fast, ids, errors, readings, positions, "v1", CAL, rule)
+        _same(got, want)
+        assert fast == reference
+
+
+def test_batches_the_fast_path_does_not_cover_go_to_the_reference():
+    rule = DeviceRule(level_smooth=3, level_history=20, level_warmup=2)
+    ids, errors, readings, positions = next(_batches(3, 4, 2, 1, 50))
+    reference: dict[str, DeviceState | None] = {}
+    fast: dict[str, DeviceState | None] = {}
+    _same(judge_grouped(fast, ids, errors, readings, positions, "v", CAL, rule),
+          judge_batch(reference, ids, errors, readings, positions, "v", CAL, rule))
+    assert fast == reference
+    bad = errors.copy()
+    bad[7] = np.inf  # an infinite error: flagged by the reference, never learnt
+    reference, fast = {}, {}
+    _same(judge_grouped(fast, ids, bad, readings, positions, "v", CAL, RULES[0]),
+          judge_batch(reference, ids, bad, readings, positions, "v", CAL, RULES[0]))
+    assert fast == reference
+
+
+def test_an_empty_batch_judges_nothing():
+    v = judge_grouped({}, [], np.zeros(0), np.zeros((0, 3)), [], "v", CAL, RULES[0])
+    assert v.flags.shape == (0,)
