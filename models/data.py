@@ -151,6 +151,19 @@ def _read_header(path: Path) -> list[str]:
         raise DataError(f"cannot read {path}: {exc}") from exc
     if not header:
         raise DataError(f"{path} is empty; expected a header row of column names")
+    refuse_other_delimiter(path, header)
+    return [name.strip() for name in header]
+
+
+def refuse_other_delimiter(path: Path, header: Sequence[str]) -> None:
+    """A one-line :class:`DataError` when ``header`` looks separated by something else than commas.
+
+    >>> refuse_other_delimiter(Path("rooms.csv"), ["ts;temp"])
+    Traceback (most recent call last):
+    ...
+    seismo.models.errors.DataError: rooms.csv looks ';'-separated (its header is one column, 'ts;temp'): seismo reads comma-separated files; rewrite it with commas, e.g. in Python csv.writer(out).writerows(csv.reader(f, delimiter=';'))
+    >>> refuse_other_delimiter(Path("rooms.csv"), ["ts", "temp"])
+    """
     other = other_delimiter(header)
     if other is not None:
         raise DataError(
@@ -158,7 +171,6 @@ def _read_header(path: Path) -> list[str]:
             "seismo reads comma-separated files; rewrite it with commas, e.g. in Python "
             f"csv.writer(out).writerows(csv.reader(f, delimiter={other!r}))"
         )
-    return [name.strip() for name in header]
 
 
 def other_delimiter(header: Sequence[str]) -> str | None:

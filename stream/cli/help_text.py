@@ -28,10 +28,19 @@ def plain_help(command: Any) -> None:
     for param in command.params:
         if isinstance(param, TyperOption) and param.metavar is None:
             param.metavar = ""
-        elif isinstance(param, TyperArgument) and param.metavar is None and param.name:
-            param.metavar = param.name.upper()
+        elif isinstance(param, TyperArgument):
+            _plain_argument(param)
     for sub in getattr(command, "commands", {}).values():
         plain_help(sub)
+
+
+def _plain_argument(param: Any) -> None:
+    """``TOPIC`` in usage and help, as click writes it (Typer writes ``{TOPIC}`` and ``TOPIC <str>``)."""
+    if param.metavar is None and param.name:
+        param.metavar = param.name.upper()
+    name = param.metavar or ""
+    param.display_type_rich = lambda ctx: ""
+    param.get_usage_pieces = lambda ctx: [name if param.required else f"[{name}]"]
 
 
 class SeismoGroup(TyperGroup):

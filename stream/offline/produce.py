@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from seismo.models.columns import ColumnSpec, epoch_ms, plan_columns
-from seismo.models.data import load_table, warn_time_like
+from seismo.models.data import load_table, refuse_other_delimiter, warn_time_like
 from seismo.stream.errors import ConfigError, DataError
 from seismo.stream.io.kafka import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
 from seismo.stream.scoring.codec import encode_event
@@ -82,6 +82,7 @@ def _read_csv_records(path: Path, columns: ColumnSpec) -> Records:
         header = [name.strip() for name in next(reader, [])]
         if not header:
             raise DataError(f"{path} is empty; expected a header row of column names")
+        refuse_other_delimiter(path, header)
         plan = plan_columns(header, columns, str(path))
         wanted = [header.index(name) for name in plan.features]
         dev = None if plan.device is None else header.index(plan.device)

@@ -48,10 +48,16 @@ def test_version_prints_the_installed_version():
 
 
 @pytest.mark.parametrize("command", every_command(), ids=" ".join)
-def test_no_option_shows_a_type(command):
+def test_no_option_or_argument_shows_a_type(command):
     text = help_of(*command)
-    options = text.split("Options:", 1)[-1]
-    assert not TYPE_NOISE.search(options), options
+    assert not TYPE_NOISE.search(text), text
+    assert "{" not in text.splitlines()[0], text  # usage as click writes it: TOPIC, not {TOPIC}
+
+
+def test_an_argument_reads_as_its_name_in_usage_and_help():
+    text = help_of("tail")
+    assert text.startswith("Usage: seismo tail [OPTIONS] TOPIC\n")
+    assert re.search(r"^  TOPIC  Topic to read", text, re.M), text
 
 
 def test_score_help_keeps_brackets_and_shows_the_settings_defaults():

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from seismo.models.calibration import Calibration
+from seismo.models.columns import ColumnSpec
 from seismo.models.data import load_table
 from seismo.models.errors import DataError
 from seismo.stream.io.log_throttle import RdkafkaLog, Throttle, normalise
+from seismo.stream.offline.produce import read_records
 from seismo.stream.registry.promotion import Decision
 from seismo.stream.retrain.round import RoundResult, json_number
 from seismo.stream.scoring.alerts import Source
@@ -188,3 +190,6 @@ def test_a_csv_with_another_delimiter_gets_a_hint(tmp_path, sep):
     with pytest.raises(DataError) as raised:
         load_table(path)
     assert f"looks {sep!r}-separated" in str(raised.value)
+    with pytest.raises(DataError) as produced:  # seismo produce reads the same file
+        read_records(path, ColumnSpec())
+    assert str(produced.value) == str(raised.value)
