@@ -31,6 +31,7 @@ from seismo.models.errors import DataError, SeismoError
 from seismo.models.nets.architectures import ModelConfig
 from seismo.models.nets.base import Autoencoder
 from seismo.models.scaler import StandardScaler
+from seismo.models.staging import HostStaging
 
 SCORES: tuple[str, ...] = ("mse", "mae", "elbo")
 """How a row's score is formed: mean squared or absolute error over features, or
@@ -60,6 +61,9 @@ class AutoencoderDetector:
         Where to run; strings go through `seismo.models.device.select_device`.
     chunk_rows : int
         Rows per forward pass.
+    staging : bool or None
+        Copy batches through one reused (pinned) host buffer with asynchronous
+        copies (:class:`~seismo.models.staging.HostStaging`); default: on CUDA only.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class AutoencoderDetector:
         config: ModelConfig,
         device: torch.device | str = "cpu",
         chunk_rows: int = CHUNK_ROWS,
+        staging: bool | None = None,
     ) -> None:
         if scaler.n_features != config.n_features:
             raise DataError(
@@ -83,6 +88,8 @@ class AutoencoderDetector:
         self.scaler = scaler
         self.config = config
         self.chunk_rows = chunk_rows
+        use_staging = self.device.type == "cuda" if staging is None else staging
+        self.staging = HostStaging(self.device) if use_staging else None
         self.score_kind: str = getattr(config, "score", "mse")
         if self.score_kind not in SCORES:
             raise SeismoError(f"score {self.score_kind!r} is not one of: {', '.join(SCORES)}")
@@ -180,12 +187,17 @@ class AutoencoderDetector:
         with torch.inference_mode():
             for start in range(0, n, self.chunk_rows):
                 stop = min(start + self.chunk_rows, n)
-                chunk = fn(to_device(self.scaler.transform(array[start:stop]), self.device))
+                chunk = fn(self._to_device(self.scaler.transform(array[start:stop])))
                 values = chunk.reshape(stop - start, -1).float().cpu().numpy()
                 if out is None:
                     out = np.empty((n, values.shape[1]), dtype=np.float32)
                 out[start:stop] = values
         return np.empty((0, 0), dtype=np.float32) if out is None else out
+
+    def _to_device(self, rows: np.ndarray) -> torch.Tensor:
+        if self.staging is not None:
+            return self.staging.stage(rows)
+        return to_device(rows, self.device)
 
     def _run(self, x: np.ndarray, *, with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Row scores and, if asked, per-feature errors: one forward pass per chunk."""

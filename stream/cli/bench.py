@@ -87,10 +87,21 @@ def bench(
         int, Opt(min=1, help="With --threshold-scope device: windows of this many readings "
                  "(a model of window * d inputs), model and device scope.")
     ] = 1,
+    gpu_check: Annotated[
+        bool, Opt(help="Instead: the accelerator check (kernel rows/s of the 784-250-10 model "
+                  "against the memory-bandwidth bound, end to end at d=16 and 784) on --device.")
+    ] = False,
+    gpu_check_quick: Annotated[
+        bool, Opt(help="With --gpu-check: a small run of every step (a smoke test on CPU).")
+    ] = False,
 ) -> None:
     """Events/s of the raw consumer, seismo, per-message scoring and River, on one topic."""
     import logging
     import sys
+
+    if gpu_check:
+        _gpu_check(device, gpu_check_quick, json_path)
+        return
 
     from seismo.stream.bench.throughput import BenchOptions, format_report, run_bench
     from seismo.stream.cli.common import parse_pairs
@@ -122,6 +133,24 @@ def bench(
         out.write_text(replace_section(document, render_section(report, command), SECTION),
                        encoding="utf-8")  # fmt: skip
         typer.echo(f"wrote {out}")
+
+
+def _gpu_check(device: str, quick: bool, json_path: Path | None) -> None:
+    import logging
+    import sys
+
+    import orjson
+
+    from seismo.stream.bench.gpu_check import run_gpu_check
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="seismo-gpu-check-") as tmp:
+        check = run_gpu_check(device, quick, Path(tmp), typer.echo)
+    for line in check.lines():
+        typer.echo(line)
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(check.to_dict(), option=orjson.OPT_INDENT_2))
+        typer.echo(f"wrote {json_path}")
 
 
 def bench_devices(

@@ -35,7 +35,10 @@ def plain_help(command: Any) -> None:
 
 
 def _plain_argument(param: Any) -> None:
-    """``TOPIC`` in usage and help, as click writes it (Typer writes ``{TOPIC}`` and ``TOPIC <str>``)."""
+    """``TOPIC`` in usage and help, as click writes it.
+
+    Typer writes ``{TOPIC}`` in the usage line and ``TOPIC <str>`` in the help.
+    """
     if param.metavar is None and param.name:
         param.metavar = param.name.upper()
     name = param.metavar or ""
