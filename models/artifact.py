@@ -79,6 +79,7 @@ from seismo.models.calibration import Calibration
 from seismo.models.detector import AutoencoderDetector
 from seismo.models.device import select_device
 from seismo.models.errors import ArtifactError, SeismoError
+from seismo.models.neighbours import REFERENCE_KEY, Neighbours
 from seismo.models.nets.architectures import Architecture, ModelConfig, get_architecture
 from seismo.models.nets.base import Autoencoder
 from seismo.models.scaler import StandardScaler
@@ -137,7 +138,9 @@ class Artifact:
 
 
 def _weights_bytes(detector: AutoencoderDetector) -> bytes:
-    state = detector.module.state_dict()
+    state = dict(detector.module.state_dict())
+    if detector.neighbours is not None:  # checksummed with the weights
+        state[REFERENCE_KEY] = detector.neighbours.reference
     return safetensors_save({k: v.detach().cpu().contiguous() for k, v in state.items()})
 
 
@@ -225,6 +228,8 @@ def _config_json(artifact: Artifact, weights: bytes) -> bytes:
         "training": artifact.training,
         "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(weights).hexdigest()},
     }
+    if detector.neighbours is not None:
+        document["neighbours"] = detector.neighbours.to_dict()
     try:
         return json.dumps(document, indent=2, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
@@ -338,10 +343,19 @@ def load_artifact(
         )
     if len(set(names)) != len(names):
         raise ArtifactError(f"{where}: feature_names must be unique")
-    module = _build_checked(spec, config, parse_weights(weights, root / WEIGHTS_FILE), where)
+    state = parse_weights(weights, root / WEIGHTS_FILE)
+    reference = state.pop(REFERENCE_KEY, None)
+    near = None
+    if "neighbours" in document or reference is not None:
+        try:
+            near = Neighbours.from_parts(document.get("neighbours"), reference, config.n_features)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{where}: {exc}") from exc
+    module = _build_checked(spec, config, state, where)
     training = document.get("training")
     return Artifact(
-        detector=AutoencoderDetector(module, scaler, config=config, device=select_device(device)),
+        detector=AutoencoderDetector(module, scaler, config=config, device=select_device(device),
+                                     neighbours=near),  # fmt: skip
         name=section(document, "name", text, where),
         version=section(document, "version", text, where),
         created_at=section(document, "created_at", text, where),

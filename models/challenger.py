@@ -39,9 +39,16 @@ from seismo.models.training import train_autoencoder
 
 
 def champion_train_config(champion: Artifact) -> TrainConfig:
-    """The `TrainConfig` the champion was trained with (defaults where it is not recorded)."""
+    """The `TrainConfig` the champion was trained with (defaults where it is not recorded).
+
+    A champion from before the neighbour term records no ``neighbours``: its
+    challenger gets the term only if the champion has one, so both score alike.
+    """
     recorded = champion.training.get("summary", {}).get("train_config")
-    return TrainConfig.from_dict(recorded) if isinstance(recorded, Mapping) else TrainConfig()
+    given = dict(recorded) if isinstance(recorded, Mapping) else {}
+    near = champion.detector.neighbours
+    given.setdefault("neighbours", 0 if near is None else int(near.reference.shape[0]))
+    return TrainConfig.from_dict(given)
 
 
 def train_challenger(

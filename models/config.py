@@ -219,6 +219,17 @@ class TrainConfig:
         model (same seed) is trained without the highest-scored ``refit_share``
         of them. 0 (the default) trains once; on the ODDS protocol a refit
         did not help (``docs/protocol.md``).
+    neighbours : int
+        Reference rows of the k-nearest-neighbour term
+        (:mod:`seismo.models.neighbours`): a row's score adds its squared
+        distance to the ``neighbour_k``-th nearest of that many sampled training
+        rows, both terms over their training medians. 0 scores by the
+        reconstruction error alone. The default, 2048, was chosen on the ODDS
+        protocol (``docs/protocol.md``); it costs a ``(batch, 2048)`` matrix
+        product per batch (``docs/benchmarks.md``). Window models
+        (``seismo train --window``) and the time-series benchmarks use 0.
+    neighbour_k : int
+        Which neighbour the distance is to (PyOD's kNN default, 5).
 
     Examples
     --------
@@ -242,9 +253,11 @@ class TrainConfig:
     scale_floor: float = 0.0
     trim_share: float = 0.3
     refit_share: float = 0.0
+    neighbours: int = 2048
+    neighbour_k: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "neighbour_k"):
             _check_positive_int(name, getattr(self, name))
         if not _is_int(self.seed) or self.seed < 0:
             raise SeismoError(f"seed must be a non-negative integer, got {self.seed!r}")
@@ -264,6 +277,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not _is_real(value) or not 0 <= value <= 0.5:
                 raise SeismoError(f"{name} must be in [0, 0.5], got {value!r}")
+        if not _is_int(self.neighbours) or self.neighbours < 0:
+            raise SeismoError(f"neighbours must be an integer >= 0, got {self.neighbours!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict; `from_dict` reverses it."""

@@ -28,6 +28,7 @@ import torch
 
 from seismo.models.device import select_device, to_device
 from seismo.models.errors import DataError, SeismoError
+from seismo.models.neighbours import Neighbours
 from seismo.models.nets.architectures import ModelConfig
 from seismo.models.nets.base import Autoencoder
 from seismo.models.scaler import StandardScaler
@@ -64,6 +65,10 @@ class AutoencoderDetector:
     staging : bool or None
         Copy batches through one reused (pinned) host buffer with asynchronous
         copies (:class:`~seismo.models.staging.HostStaging`); default: on CUDA only.
+    neighbours : Neighbours or None
+        A k-nearest-neighbour term added to each row's score
+        (:mod:`seismo.models.neighbours`); the per-feature errors stay the
+        reconstruction's.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class AutoencoderDetector:
         device: torch.device | str = "cpu",
         chunk_rows: int = CHUNK_ROWS,
         staging: bool | None = None,
+        neighbours: Neighbours | None = None,
     ) -> None:
         if scaler.n_features != config.n_features:
             raise DataError(
@@ -90,6 +96,7 @@ class AutoencoderDetector:
         self.chunk_rows = chunk_rows
         use_staging = self.device.type == "cuda" if staging is None else staging
         self.staging = HostStaging(self.device) if use_staging else None
+        self.neighbours = None if neighbours is None else neighbours.to(self.device)
         self.score_kind: str = getattr(config, "score", "mse")
         if self.score_kind not in SCORES:
             raise SeismoError(f"score {self.score_kind!r} is not one of: {', '.join(SCORES)}")
@@ -204,6 +211,8 @@ class AutoencoderDetector:
 
         def chunk(batch: torch.Tensor) -> torch.Tensor:
             per_feature, rows = self._errors(batch)
+            if self.neighbours is not None:
+                rows = self.neighbours.combine(rows, batch.float())
             return torch.cat([rows[:, None], per_feature], dim=1) if with_features else rows
 
         out = self.map_rows(x, chunk, width=1 + self.n_features if with_features else 1)

@@ -28,6 +28,7 @@ from seismo.models.config import TrainConfig, default_hidden
 from seismo.models.detector import CHUNK_ROWS, AutoencoderDetector
 from seismo.models.device import select_device, to_device
 from seismo.models.errors import DataError, SeismoError
+from seismo.models.neighbours import fit_neighbours
 from seismo.models.nets.architectures import ModelConfig, get_architecture
 from seismo.models.nets.base import Autoencoder, LossFn
 from seismo.models.nets.vae import VAEConfig
@@ -241,6 +242,20 @@ def _drop_top_scored(scores: np.ndarray, share: float) -> tuple[np.ndarray, int]
     return np.sort(order[: len(scores) - n_drop]), n_drop
 
 
+def _with_neighbours(
+    detector: AutoencoderDetector, rows: np.ndarray, train: TrainConfig, rng: np.random.Generator
+) -> AutoencoderDetector:
+    """``detector`` plus the k-nearest-neighbour term fitted on its training rows."""
+    scaled = to_device(detector.scaler.transform(rows), detector.device).float()
+    errors = torch.from_numpy(detector.score_batch(rows)).to(detector.device)
+    with torch.inference_mode():
+        near = fit_neighbours(scaled, errors, train.neighbours, train.neighbour_k, rng)
+    if near is None:
+        return detector
+    return AutoencoderDetector(detector.module, detector.scaler, config=detector.config,
+                               device=detector.device, neighbours=near)  # fmt: skip
+
+
 def train_autoencoder(
     x: np.ndarray,
     *,
@@ -303,6 +318,8 @@ def train_autoencoder(
         x_train = x_train[torch.from_numpy(kept).to(target)]
         module, fit = _build_and_fit(model_config, x_train, x_val, train, rng, progress)
         detector = AutoencoderDetector(module, scaler, config=model_config, device=target)
+    if train.neighbours > 0:
+        detector = _with_neighbours(detector, data[train_idx], train, rng)
     val_scores = detector.score_batch(data[val_idx])
     summary: dict[str, Any] = {
         "epochs_run": fit.epochs_run,

@@ -59,7 +59,8 @@ def test_a_frozen_redis_for_30_s_neither_stops_nor_stalls_the_scorer(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     result = train_autoencoder(SensorData().normal(3000, seed=1), device="cpu",
-                               train=TrainConfig(epochs=30, batch_size=64, lr=3e-3, seed=0))
+                               train=TrainConfig(epochs=30, batch_size=64, lr=3e-3, seed=0,
+                                                 trim_share=0.0, neighbours=0))  # clean
     model = save_artifact(build_artifact(result, name="outage"), tmp_path / "model")
     artifact = load_artifact(model)
     tag = uuid.uuid4().hex[:8]

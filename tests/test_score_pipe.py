@@ -53,7 +53,7 @@ def model_dir(tmp_path_factory) -> Path:
     out = str(root / "model")
     done = run_seismo(
         "train", "--data", str(data), "--out", out, "--arch", "dense", "--epochs", "60",
-        "--seed", "0",
+        "--seed", "0", "--clean",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return root / "model"

@@ -123,8 +123,8 @@ def _model(o: DevicesOptions, out: Path) -> Path:
     rows = factor_rows(4000, o.channels, o.seed + 1)
     windows = rows[: len(rows) // o.window * o.window].reshape(-1, d)
     config = DenseConfig(n_features=d, hidden=(8, 4))
-    result = train_autoencoder(windows, config=config, train=TrainConfig(epochs=3, seed=o.seed),
-                               device="cpu")  # fmt: skip
+    train = TrainConfig(epochs=3, seed=o.seed, neighbours=0)  # a window model (see train.py)
+    result = train_autoencoder(windows, config=config, train=train, device="cpu")
     return save_artifact(build_artifact(result, name="bench-devices"), out)
 
 

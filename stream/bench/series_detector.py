@@ -304,7 +304,8 @@ def train_series_model(
     # default, chosen on tabular data, cost the window check 61 points on the artificial
     # series (docs/protocol.md); the retraining already leaves flagged windows out
     train = TrainConfig(epochs=epochs, batch_size=64, lr=1e-2, scaling="none", seed=seed,
-                        patience=max(3, epochs // 4), trim_share=0.0)  # fmt: skip
+                        patience=max(3, epochs // 4), trim_share=0.0,
+                        neighbours=0)  # fmt: skip
     result = train_autoencoder(scaler.transform(raw_windows), config=config, train=train,
                                device="cpu")  # fmt: skip
     result.detector.scaler = scaler

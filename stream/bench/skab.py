@@ -231,7 +231,7 @@ def evaluate(
     config = Conv1dConfig(window=rules.window, channels=CHANNELS)
     # trained on the anomaly-free file: nothing to trim (the floor was chosen with trim 0)
     train = TrainConfig(epochs=rules.epochs, scaling="none", patience=3, seed=rules.seed,
-                        trim_share=0.0)  # fmt: skip
+                        trim_share=0.0, neighbours=0)  # fmt: skip
     detector = train_autoencoder(standardised_windows(free, rules), config=config, train=train,
                                  device="cpu").detector  # fmt: skip
     counts = np.zeros(4, dtype=np.int64)  # tp, fp, fn, tn

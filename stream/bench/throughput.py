@@ -61,6 +61,7 @@ class BenchOptions:
     repeats: int = 3
     threshold_scope: str = "model"
     window: int = 1
+    neighbours: int = 0
     kafka_config: dict[str, str] = field(default_factory=dict)
 
 
@@ -163,11 +164,18 @@ def bench_hidden(d: int, hidden: tuple[int, ...] | None = None) -> tuple[int, ..
     return hidden or TUTORIAL_HIDDEN.get(d) or tuple(default_hidden(d))
 
 
-def train_bench_model(d: int, out: Path, seed: int, hidden: tuple[int, ...] | None = None) -> Path:
-    """A dense autoencoder of :func:`bench_hidden` widths for ``d``, trained briefly."""
+def train_bench_model(
+    d: int, out: Path, seed: int, hidden: tuple[int, ...] | None = None, neighbours: int = 0
+) -> Path:
+    """A dense autoencoder of :func:`bench_hidden` widths for ``d``, trained briefly.
+
+    ``neighbours``: reference rows of its neighbour term (0 = none, the figures
+    of ``docs/benchmarks.md``; ``seismo train``'s default is 2048).
+    """
     config = DenseConfig(n_features=d, hidden=bench_hidden(d, hidden))
-    result = train_autoencoder(factor_rows(4000, d, seed + 1), config=config,
-                               train=TrainConfig(epochs=3, seed=seed), device="cpu")  # fmt: skip
+    train = TrainConfig(epochs=3, seed=seed, neighbours=neighbours)
+    result = train_autoencoder(factor_rows(4000, d, seed + 1), config=config, train=train,
+                               device="cpu")  # fmt: skip
     return save_artifact(build_artifact(result, name=f"bench-d{d}"), out)
 
 
@@ -214,7 +222,7 @@ def run_bench(options: BenchOptions, workdir: Path, echo: Echo) -> BenchReport:
         echo(f"published {n:,} events of d={options.features} to {options.partitions} "
              f"partitions in {time.perf_counter() - started:.1f} s")  # fmt: skip
         model_dir = train_bench_model(options.features, workdir / f"model-{tag}", options.seed,
-                                      options.hidden)  # fmt: skip
+                                      options.hidden, options.neighbours)  # fmt: skip
         results = _run_all(options, bootstrap, redis_url, topic, alerts, dlq, model_dir, n, echo)
         results |= _run_scopes(options, bootstrap, redis_url, topic, model_dir, n, workdir, echo)
         if options.binary:

@@ -227,9 +227,18 @@ def train(
     refit_share: Annotated[
         float | None, Opt(help="Refit without this share of top-scored training rows (0..0.5).")
     ] = None,
+    neighbours: Annotated[
+        int | None,
+        Opt(help="Training rows kept for the k-nearest-neighbour term of the score (0 = the "
+            "reconstruction error alone) [default 2048; 0 with --window]."),
+    ] = None,
     contamination: Annotated[
         float | None, Opt(help="Known anomaly share of the data: also store that threshold.")
     ] = None,
+    clean: Annotated[
+        bool, Opt(help="The rows are known to be normal: learn every row and score by the "
+                  "reconstruction error alone (--trim-share 0 --neighbours 0).")
+    ] = False,
     name: Annotated[str, Opt(help="Model name (namespaces Redis statistics).")] = "seismo",
     exclude_labelled: Annotated[bool, Opt(help="Drop rows whose label y is 1.")] = False,
     label_column: Annotated[str | None, Opt(help="CSV/parquet label column.")] = None,
@@ -253,7 +262,7 @@ def train(
         train_options=dict(
             epochs=epochs, seed=seed, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
             patience=patience, loss=loss, scaling=scaling, scale_floor=scale_floor,
-            trim_share=trim_share, refit_share=refit_share,
+            trim_share=trim_share, refit_share=refit_share, neighbours=neighbours,
         ),  # fmt: skip
         name=name,
         exclude_labelled=exclude_labelled,
@@ -262,6 +271,7 @@ def train(
         contamination=contamination,
         train_share=train_share,
         columns=column_spec(timestamp_column, device_column, feature_columns, drop_columns),
+        clean=clean,
     )
 
 

@@ -87,6 +87,10 @@ def bench(
         int, Opt(min=1, help="With --threshold-scope device: windows of this many readings "
                  "(a model of window * d inputs), model and device scope.")
     ] = 1,
+    neighbours: Annotated[
+        int, Opt(min=0, help="Reference rows of the bench model's neighbour term (0 = the "
+                 "reconstruction error alone; seismo train's default is 2048).")
+    ] = 0,
     gpu_check: Annotated[
         bool, Opt(help="Instead: the accelerator check (kernel rows/s of the 784-250-10 model "
                   "against the memory-bandwidth bound, end to end at d=16 and 784) on --device.")
@@ -115,7 +119,7 @@ def bench(
         bootstrap_servers=bootstrap_servers, redis_url=redis_url, device=device,
         kafka_config=parse_pairs(kafka_config) or {}, binary=binary,
         hidden=_counts(hidden, "--hidden") if hidden else None, repeats=repeats,
-        threshold_scope=_scope(threshold_scope), window=window,
+        threshold_scope=_scope(threshold_scope), window=window, neighbours=neighbours,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="seismo-bench-") as tmp:
         report = run_bench(options, Path(tmp), typer.echo)

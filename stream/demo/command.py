@@ -166,7 +166,9 @@ def train_first_model(
     torch.set_num_threads(1)  # see CHILD_ENV
     x = simulation.warmup_data(days=1.0)
     config = DenseConfig(n_features=len(CHANNELS), hidden=(16, 2))
-    train = TrainConfig(epochs=options.epochs, batch_size=256, seed=options.seed)
+    # normal readings: learn every row, score by the reconstruction (seismo train --clean)
+    train = TrainConfig(epochs=options.epochs, batch_size=256, seed=options.seed,
+                        trim_share=0.0, neighbours=0)
     console.print(f"training a dense autoencoder 5-16-2-16-5 on {len(x):,} normal readings")
     result = fit_with_progress(x, config, train, "cpu", console, should_stop)
     return build_artifact(

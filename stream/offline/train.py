@@ -55,8 +55,34 @@ ARCH_FLAGS: dict[str, str] = {
 }
 
 
-#: ``trim_share`` of ``seismo train --window`` unless ``--trim-share`` is given.
+#: ``trim_share`` of ``seismo train --window`` or ``--clean`` unless ``--trim-share`` is given.
 WINDOW_TRIM_SHARE = 0.0
+#: ``neighbours`` of ``seismo train --window`` or ``--clean`` unless ``--neighbours`` is
+#: given: the neighbour term was chosen on tabular sets and not tried on series.
+WINDOW_NEIGHBOURS = 0
+
+
+def train_options_for(given: dict[str, Any], *, window: bool, clean: bool) -> dict[str, Any]:
+    """``TrainConfig`` fields: those given, then the defaults of windows and of clean rows.
+
+    The trimmed loss and the neighbour term (`TrainConfig`'s defaults) were chosen for
+    training rows that hold anomalies (ODDS). On rows known to be normal they only
+    widen the spread of normal scores, which a k-sigma threshold pays for in false
+    alarms (docs/protocol.md), and on series they cost detections: windows and
+    ``--clean`` learn every row and score by the reconstruction error alone.
+
+    >>> train_options_for({"epochs": 5}, window=False, clean=True)
+    {'epochs': 5, 'trim_share': 0.0, 'neighbours': 0}
+    >>> train_options_for({"trim_share": 0.1}, window=True, clean=False)
+    {'trim_share': 0.1, 'neighbours': 0}
+    >>> train_options_for({}, window=False, clean=False)
+    {}
+    """
+    out = dict(given)
+    if window or clean:
+        out.setdefault("trim_share", WINDOW_TRIM_SHARE)
+        out.setdefault("neighbours", WINDOW_NEIGHBOURS)
+    return out
 
 def parse_widths(flag: str, text: str) -> tuple[int, ...]:
     """Comma-separated positive integers, e.g. ``"64,16"``.
@@ -220,6 +246,7 @@ def run_train(
     timestamp_column: str | None = None,
     train_share: float = 0.5,
     columns: ColumnSpec | None = None,
+    clean: bool = False,
 ) -> Path:
     """Load, train with a progress bar, calibrate, and save; return the artifact dir.
 
@@ -253,11 +280,8 @@ def run_train(
                            columns=spec)  # fmt: skip
     n, d = table.x.shape
     config = build_config(arch, d, arch_options)
-    given = {k: v for k, v in train_options.items() if v is not None}
-    if window:
-        # window models learn every window unless told otherwise: the trimmed loss was
-        # chosen on tabular sets (ODDS), and on series it cost detections (docs/protocol.md)
-        given.setdefault("trim_share", WINDOW_TRIM_SHARE)
+    given = train_options_for({k: v for k, v in train_options.items() if v is not None},
+                              window=bool(window), clean=clean)  # fmt: skip
     try:
         train_cfg = TrainConfig(**given)
     except SeismoError as exc:

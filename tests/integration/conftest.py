@@ -19,7 +19,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = train_autoencoder(
         normal_rows(400, seed=1),
         train=TrainConfig(epochs=30, batch_size=32, lr=3e-3, patience=5, seed=0,
-                          trim_share=0.0),  # clean rows: nothing to leave out
+                          trim_share=0.0, neighbours=0),  # clean rows: nothing to leave out
         device="cpu",
     )
     artifact = build_artifact(result, name="itest", feature_names=FEATURES)

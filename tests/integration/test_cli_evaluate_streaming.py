@@ -35,7 +35,8 @@ def test_streaming_recall_is_the_rolling_rules_and_differs_from_the_calibrations
         return (z @ basis + 0.1 * rng.normal(size=(n, 6))).astype(np.float32)
 
     result = train_autoencoder(rows(1500, 0.0), device="cpu",
-                               train=TrainConfig(epochs=20, seed=0, patience=5))  # fmt: skip
+                               train=TrainConfig(epochs=20, seed=0, patience=5, trim_share=0.0,
+                                                   neighbours=0))  # clean rows  # fmt: skip
     model = save_artifact(build_artifact(result, name="streaming"), tmp_path / "model")
     artifact = load_artifact(model, device="cpu")
     rule = ThresholdRule(k=3.0, min_samples=300, space="log")
