@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,15 +52,18 @@ class MissingPyOD(SeismoError):
     """PyOD (or a module it needs) is not installed."""
 
 
-def seismo_default(device: str = "auto") -> FitFn:
+def seismo_default(device: str = "auto", overrides: Mapping[str, Any] | None = None) -> FitFn:
     """What ``seismo train --seed SEED`` builds with every other option at its default.
 
-    That is `seismo.models.training.train_autoencoder` with the default `DenseConfig`
-    (`seismo.models.config.default_hidden`) and ``TrainConfig(seed=seed)``.
+    That is `seismo.models.training.train_autoencoder` with the default model config
+    and ``TrainConfig(seed=seed)``; ``overrides`` (e.g. ``{"neighbours": 0}``, the
+    protocol's variants) replace `TrainConfig` fields.
     """
+    given = dict(overrides or {})
 
     def fit(x_train: np.ndarray, seed: int) -> ScoreFn:
-        result = train_autoencoder(x_train, train=TrainConfig(seed=seed), device=device)
+        train = TrainConfig(**{**given, "seed": seed})
+        result = train_autoencoder(x_train, train=train, device=device)
         return result.detector.score_batch
 
     return fit
@@ -107,7 +110,8 @@ def pyod_detector(name: str) -> FitFn:
 
 
 def build_detectors(
-    with_pyod: bool = True, device: str = "auto", keys: Sequence[str] | None = None
+    with_pyod: bool = True, device: str = "auto", keys: Sequence[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, FitFn]:
     """Seismo's default model, then (unless ``with_pyod`` is false) the PyOD baselines.
 
@@ -126,7 +130,7 @@ def build_detectors(
     names = {DETECTOR_KEYS[k] for k in wanted}
     detectors: dict[str, FitFn] = {}
     if SEISMO in names:
-        detectors[SEISMO] = seismo_default(device)
+        detectors[SEISMO] = seismo_default(device, overrides)
     if with_pyod:
         for name in PYOD_DETECTORS:
             if name in names:

@@ -275,13 +275,15 @@ def run_benchmark_odds(
     split: Split = "all",
     fold: int = 0,
     detectors: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[Summary]:
     """Load the sets of one part, run every detector on ``seeds`` splits, write the tables.
 
     The sets are ``datasets`` (default: every set of `DATASETS`), cut to one
     part of the protocol by `seismo.stream.bench.protocol.select_sets`
     (``split``, ``fold``); ``detectors`` is a comma-separated list of
-    `seismo.models.eval.odds_detectors.DETECTOR_KEYS` (default: all).
+    `seismo.models.eval.odds_detectors.DETECTOR_KEYS` (default: all);
+    ``overrides`` replace fields of seismo's `TrainConfig` (a protocol variant).
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
@@ -289,7 +291,7 @@ def run_benchmark_odds(
     names = select_sets(names, split, fold)
     directory = data_dir if data_dir is not None else default_data_dir()
     # fails fast, before any training, without PyOD or with an unknown key
-    fits = build_detectors(with_pyod, device, _detector_keys(detectors))
+    fits = build_detectors(with_pyod, device, _detector_keys(detectors), overrides)
     if not fits:
         raise ConfigError("no detector to run (check --detectors and --no-pyod)")
     data = {name: load_dataset(dataset_file(directory, name)) for name in names}
@@ -297,7 +299,8 @@ def run_benchmark_odds(
     runs = run_benchmark(data, fits, seed_list, progress=_print_run)
     summaries = summarise(runs)
     env = environment(device)
-    record = {**env, "protocol": {"split": split, "fold": fold, "datasets": names}}
+    record = {**env, "protocol": {"split": split, "fold": fold, "datasets": names},
+              "seismo_train_overrides": dict(overrides or {})}
     command = command_line(
         data_dir, seeds, datasets, out, json_path, with_pyod, device, split, fold, detectors
     )

@@ -403,6 +403,12 @@ def benchmark_odds(
     json_path: Annotated[Path | None, Opt("--json", help="Also write runs as JSON.")] = None,
     no_pyod: Annotated[bool, Opt("--no-pyod", help="Only seismo (no PyOD baselines).")] = False,
     device: Annotated[str, Opt(help="auto, cpu or cuda (seismo's model).")] = "auto",
+    trim_share: Annotated[
+        float | None, Opt(help="A protocol variant: seismo trained with this --trim-share.")
+    ] = None,
+    neighbours: Annotated[
+        int | None, Opt(help="A protocol variant: seismo trained with this --neighbours.")
+    ] = None,
 ) -> None:
     """Benchmark seismo's default model against PyOD on ODDS outlier sets."""
     from seismo.stream.bench.odds import run_benchmark_odds
@@ -418,6 +424,8 @@ def benchmark_odds(
         split=split,  # type: ignore[arg-type]  # checked by select_sets
         fold=fold,
         detectors=detectors,
+        overrides={k: v for k, v in (("trim_share", trim_share), ("neighbours", neighbours))
+                   if v is not None},  # fmt: skip
     )
 
 
