@@ -226,8 +226,8 @@ class TrainConfig:
         rows, both terms over their training medians. 0 scores by the
         reconstruction error alone. The default, 2048, was chosen on the ODDS
         protocol (``docs/protocol.md``); it costs a ``(batch, 2048)`` matrix
-        product per batch (``docs/benchmarks.md``). Window models
-        (``seismo train --window``) and the time-series benchmarks use 0.
+        product per batch (``seismo bench --neighbours 2048`` measures it). Window models
+        (``seismo train --window``), ``--clean`` and the time-series benchmarks use 0.
     neighbour_k : int
         Which neighbour the distance is to (PyOD's kNN default, 5).
 

@@ -2,7 +2,8 @@
 
 `AutoencoderDetector.score_batch` maps rows ``(n, d)`` to scores ``(n,)``;
 **higher = more anomalous** (mean squared reconstruction error in
-standardised units).
+standardised units; with a `~seismo.models.neighbours.Neighbours` term, that
+error and the k-th neighbour distance, each over its training median).
 
 Examples
 --------
@@ -127,7 +128,8 @@ class AutoencoderDetector:
         return self.score_with_features(x)[1]
 
     def score_batch(self, x: np.ndarray) -> np.ndarray:
-        """Anomaly score per row: mean squared (or absolute, see `SCORES`) error.
+        """Anomaly score per row: mean squared (or absolute, see `SCORES`) error, plus
+        the neighbour term when the detector has one.
 
         Parameters
         ----------

@@ -244,16 +244,19 @@ def _drop_top_scored(scores: np.ndarray, share: float) -> tuple[np.ndarray, int]
 
 def _with_neighbours(
     detector: AutoencoderDetector, rows: np.ndarray, train: TrainConfig, rng: np.random.Generator
-) -> AutoencoderDetector:
-    """``detector`` plus the k-nearest-neighbour term fitted on its training rows."""
-    scaled = to_device(detector.scaler.transform(rows), detector.device).float()
+) -> tuple[AutoencoderDetector, np.ndarray | None]:
+    """``detector`` plus the k-nearest-neighbour term fitted on its training rows, and those
+    rows' scores (``None``: too few rows, the detector is returned as it was)."""
     errors = torch.from_numpy(detector.score_batch(rows)).to(detector.device)
     with torch.inference_mode():
-        near = fit_neighbours(scaled, errors, train.neighbours, train.neighbour_k, rng)
-    if near is None:
-        return detector
-    return AutoencoderDetector(detector.module, detector.scaler, config=detector.config,
-                               device=detector.device, neighbours=near)  # fmt: skip
+        scaled = to_device(detector.scaler.transform(rows), detector.device).float()
+        fitted = fit_neighbours(scaled, errors, train.neighbours, train.neighbour_k, rng)
+    if fitted is None:
+        return detector, None
+    near, scores = fitted
+    with_term = AutoencoderDetector(detector.module, detector.scaler, config=detector.config,
+                                    device=detector.device, neighbours=near)  # fmt: skip
+    return with_term, scores.float().cpu().numpy()
 
 
 def train_autoencoder(
@@ -318,8 +321,9 @@ def train_autoencoder(
         x_train = x_train[torch.from_numpy(kept).to(target)]
         module, fit = _build_and_fit(model_config, x_train, x_val, train, rng, progress)
         detector = AutoencoderDetector(module, scaler, config=model_config, device=target)
+    train_scores = None
     if train.neighbours > 0:
-        detector = _with_neighbours(detector, data[train_idx], train, rng)
+        detector, train_scores = _with_neighbours(detector, data[train_idx], train, rng)
     val_scores = detector.score_batch(data[val_idx])
     summary: dict[str, Any] = {
         "epochs_run": fit.epochs_run,
@@ -337,5 +341,6 @@ def train_autoencoder(
         detector=detector,
         summary=summary,
         val_scores=val_scores,
-        train_scores=detector.score_batch(data[train_idx]),
+        train_scores=(detector.score_batch(data[train_idx]) if train_scores is None
+                      else train_scores),  # fmt: skip
     )

@@ -60,6 +60,7 @@ def seismo_default(device: str = "auto", overrides: Mapping[str, Any] | None = N
     protocol's variants) replace `TrainConfig` fields.
     """
     given = dict(overrides or {})
+    TrainConfig(**given)  # an invalid variant fails here, before any data is read
 
     def fit(x_train: np.ndarray, seed: int) -> ScoreFn:
         train = TrainConfig(**{**given, "seed": seed})

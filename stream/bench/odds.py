@@ -250,6 +250,15 @@ def command_line(
     return " ".join(words)
 
 
+def variant_flags(overrides: Mapping[str, Any]) -> str:
+    """The ``seismo train`` fields of a protocol variant as flags, for command and heading.
+
+    >>> variant_flags({"trim_share": 0.2, "neighbours": 0}), variant_flags({})
+    (' --trim-share 0.2 --neighbours 0', '')
+    """
+    return "".join(f" --{k.replace('_', '-')} {v}" for k, v in overrides.items())
+
+
 def _print_run(run: Run) -> None:
     print(
         f"{run.dataset:>12} seed {run.seed:<2} {run.detector:<17} "
@@ -303,8 +312,9 @@ def run_benchmark_odds(
               "seismo_train_overrides": dict(overrides or {})}
     command = command_line(
         data_dir, seeds, datasets, out, json_path, with_pyod, device, split, fold, detectors
-    )
-    heading = section_heading(split, fold)
+    ) + variant_flags(overrides or {})
+    # a variant never replaces the default's section: its flags are part of the heading
+    heading = section_heading(split, fold) + variant_flags(overrides or {})
     section = render_section(
         summaries, env, command, seed_list, heading, part_note(names, split, fold)
     )

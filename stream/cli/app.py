@@ -230,14 +230,14 @@ def train(
     neighbours: Annotated[
         int | None,
         Opt(help="Training rows kept for the k-nearest-neighbour term of the score (0 = the "
-            "reconstruction error alone) [default 2048; 0 with --window]."),
+            "reconstruction error alone) [default 2048; 0 with --window or --clean]."),
     ] = None,
     contamination: Annotated[
         float | None, Opt(help="Known anomaly share of the data: also store that threshold.")
     ] = None,
     clean: Annotated[
         bool, Opt(help="The rows are known to be normal: learn every row and score by the "
-                  "reconstruction error alone (--trim-share 0 --neighbours 0).")
+                  "reconstruction error alone (--trim-share 0 --neighbours 0 unless given).")
     ] = False,
     name: Annotated[str, Opt(help="Model name (namespaces Redis statistics).")] = "seismo",
     exclude_labelled: Annotated[bool, Opt(help="Drop rows whose label y is 1.")] = False,

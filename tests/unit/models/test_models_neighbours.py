@@ -79,6 +79,10 @@ def test_a_config_without_its_reference_rows_is_refused_in_one_line() -> None:
         Neighbours.from_parts(meta, None, 2)
     with pytest.raises(ArtifactError, match=r"reference of shape \(3, 2\), expected \(3, 4\)"):
         Neighbours.from_parts(meta, reference, 4)
+    with pytest.raises(ArtifactError, match="NaN or Inf"):
+        Neighbours.from_parts(meta, torch.full((3, 2), float("nan")), 2)
+    with pytest.raises(ArtifactError, match="must be integers"):
+        Neighbours.from_parts({**meta, "k": 1.5}, reference, 2)
     with pytest.raises(ArtifactError, match="medians must be positive"):
         Neighbours.from_parts({**meta, "distance_median": 0.0}, reference, 2)
 
