@@ -30,6 +30,7 @@ import torch
 
 from seismo.models.config import DenseConfig
 from seismo.models.detector import AutoencoderDetector
+from seismo.models.neighbours import Neighbours
 from seismo.models.nets.architectures import get_architecture
 from seismo.models.scaler import StandardScaler
 
@@ -37,6 +38,8 @@ Echo = Callable[[str], None]
 
 #: The tutorials' model the kernel part measures.
 KERNEL_D, KERNEL_HIDDEN, KERNEL_BATCH = 784, (250, 10), 4096
+#: Reference rows of the neighbour term (``TrainConfig.neighbours``' default).
+NEIGHBOUR_ROWS = 2048
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class GpuCheck:
     compiled_rows_per_s: float | None
     compile_note: str
     host_rows_per_s: float
+    neighbours_rows_per_s: float = 0.0
     end_to_end: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
@@ -66,6 +70,8 @@ class GpuCheck:
             f"({share:.2f} of the bound)",
             f"kernel compiled: {compiled}",
             f"score_batch from host rows: {self.host_rows_per_s:,.0f} rows/s",
+            f"score_batch with seismo train's neighbour term ({NEIGHBOUR_ROWS} rows): "
+            f"{self.neighbours_rows_per_s:,.0f} rows/s",
         ]
         for d, rates in self.end_to_end.items():
             out.append(f"end to end d={d}: " + ", ".join(
@@ -158,10 +164,16 @@ def kernel_check(device: torch.device, batch: int, seconds: float, echo: Echo) -
                                    chunk_rows=batch)  # fmt: skip
     host = np.random.default_rng(1).normal(size=(batch, KERNEL_D)).astype(np.float32)
     from_host = rate(lambda: detector.score_batch(host), batch, device, seconds)
+    reference = torch.randn(NEIGHBOUR_ROWS, KERNEL_D)
+    with_term = AutoencoderDetector(module, scaler, config=config, device=device,
+                                    chunk_rows=batch,
+                                    neighbours=Neighbours(reference, 5, 1.0, 1.0))  # fmt: skip
+    neighbours = rate(lambda: with_term.score_batch(host), batch, device, seconds)
+    echo(f"score_batch: {from_host:,.0f} rows/s, with the neighbour term {neighbours:,.0f}")
     return GpuCheck(device=_name(device), batch=batch, bandwidth_gb_s=bandwidth / 1e9,
                     bound_rows_per_s=bound, eager_rows_per_s=eager,
                     compiled_rows_per_s=compiled, compile_note=note,
-                    host_rows_per_s=from_host)  # fmt: skip
+                    host_rows_per_s=from_host, neighbours_rows_per_s=neighbours)  # fmt: skip
 
 
 def _name(device: torch.device) -> str:

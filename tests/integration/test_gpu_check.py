@@ -21,6 +21,7 @@ def test_the_gpu_check_runs_every_step_on_cpu_and_reports_each_figure(tmp_path: 
     check = json.loads(report.read_text())
     assert 0 < check["eager_rows_per_s"] < check["bound_rows_per_s"]
     assert check["host_rows_per_s"] > 0 and check["bandwidth_gb_s"] > 0
+    assert 0 < check["neighbours_rows_per_s"]
     assert check["compiled_rows_per_s"] is None and "CUDA only" in check["compile_note"]
     for d in ("16", "784"):
         rates = check["end_to_end"][d]
