@@ -116,7 +116,7 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
         send(kafka_bootstrap, topics["alerts"], "pump-1", [10, 11])
         after = changes("pump-1", lambda c: len(c) >= 10)[8:]
         gap_s = time.monotonic() - last_alert_at
-        if after[:1] and after[0]["status"] == "resolved":
+        if any(c["status"] == "resolved" for c in after):  # before alert 10 or between 10 and 11
             assert gap_s < QUIET_S, (
                 f"the restart took {gap_s:.0f} s, longer than the quiet period ({QUIET_S:g} s):"
                 " the incident rightly resolved meanwhile; the test needs a longer QUIET_S")
