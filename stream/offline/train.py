@@ -301,7 +301,7 @@ def run_train(
     cal = artifact.calibration
     console.print(
         f"wrote {path} version {artifact.version}: "
-        f"{result.summary.get('epochs_run')} epochs, validation error "
+        f"{result.summary.get('epochs_run')} epochs, validation score "
         f"mean {cal.mean:.4g} std {cal.std:.4g} p99 {cal.quantiles.get('0.99', float('nan')):.4g}"
     )
     return path
