@@ -26,7 +26,7 @@ its logarithm). The reference is a fixed random sample of at most
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,11 @@ class Neighbours:
     k: int
     error_median: float
     distance_median: float
+    _ref_norms: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # the reference's squared norms, once: every scored batch needs them
+        object.__setattr__(self, "_ref_norms", self.reference.square().sum(dim=1))
 
     def to(self, device: torch.device) -> Neighbours:
         """The same neighbours with the reference on ``device``."""
@@ -78,8 +83,7 @@ class Neighbours:
 
     def _nearest(self, rows: torch.Tensor, count: int) -> torch.Tensor:
         """The ``count`` smallest squared distances of each row, ascending."""
-        ref = self.reference
-        ref_norms = ref.square().sum(dim=1)
+        ref, ref_norms = self.reference, self._ref_norms
         count = min(count, len(ref))
         out = []
         for block in rows.split(BLOCK_ROWS):

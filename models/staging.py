@@ -46,7 +46,8 @@ class HostStaging:
         self.pin = cuda if pin is None else pin
         self._buffer: torch.Tensor | None = None
         self._stream: Any = torch.cuda.Stream(device) if cuda else None
-        self._copied: Any = None  # the CUDA event of the last copy out of the buffer
+        self._copied: Any = torch.cuda.Event() if cuda else None  # the last copy's end
+        self._pending = False  # a copy out of the buffer may still run
 
     @property
     def capacity(self) -> int:
@@ -58,7 +59,7 @@ class HostStaging:
         if buffer is None or buffer.shape[0] < rows or buffer.shape[1] != width:
             buffer = torch.empty((rows, width), dtype=torch.float32, pin_memory=self.pin)
             self._buffer = buffer
-        elif self._copied is not None:
+        elif self._pending:
             self._copied.synchronize()  # the previous batch has left the buffer
         return buffer[:rows]
 
@@ -75,8 +76,8 @@ class HostStaging:
             return host.to(self.device)
         with torch.cuda.stream(self._stream):
             moved = host.to(self.device, non_blocking=True)
-            self._copied = torch.cuda.Event()
             self._copied.record(self._stream)
+            self._pending = True
         torch.cuda.current_stream(self.device).wait_stream(self._stream)
         moved.record_stream(torch.cuda.current_stream(self.device))
         return moved

@@ -37,8 +37,13 @@ from seismo.models.errors import ArtifactError, DataError
 ThresholdChoice = Literal["calibration", "contamination"]
 
 
-def _checked(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as bool ``(n,)`` and scores as float64 ``(n,)``; both classes present."""
+def labels_and_scores(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as bool ``(n,)`` and scores as float64 ``(n,)``: equal 1-D shapes, labels
+    0/1, scores finite (each metric then asks for the classes it needs).
+
+    >>> labels_and_scores(np.array([0, 1]), np.array([0.5, 2.0]))[0].tolist()
+    [False, True]
+    """
     labels = np.asarray(y)
     values = np.asarray(scores, dtype=np.float64)
     if labels.ndim != 1 or labels.shape != values.shape:
@@ -47,11 +52,16 @@ def _checked(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         raise DataError("labels must be 0 (normal) or 1 (anomaly)")
     if not np.isfinite(values).all():
         raise DataError("scores contain NaN or Inf")
-    positives = labels.astype(bool)
+    return labels.astype(bool), values
+
+
+def _checked(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`labels_and_scores` with both classes present."""
+    positives, values = labels_and_scores(y, scores)
     if positives.all() or not positives.any():
         raise DataError(
             "evaluation needs both normal (0) and anomalous (1) rows; "
-            f"all {labels.size} labels are {int(labels[0]) if labels.size else 'missing'}"
+            f"all {positives.size} labels are {int(positives[0]) if positives.size else 'missing'}"
         )
     return positives, values
 

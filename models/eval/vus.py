@@ -50,6 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from seismo.models.errors import DataError
+from seismo.models.eval.metrics import labels_and_scores
 
 
 def anomaly_ranges(labels: np.ndarray) -> np.ndarray:
@@ -95,17 +96,10 @@ def buffered_ranges(n: int, ranges: np.ndarray, half: int) -> np.ndarray:
 
 
 def _checked(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(labels)
-    s = np.asarray(scores, dtype=np.float64)
-    if y.ndim != 1 or y.shape != s.shape:
-        raise DataError(f"labels {y.shape} and scores {s.shape} must be equal 1-D shapes")
-    if not np.isin(y, (0, 1)).all():
-        raise DataError("labels must be 0/False (normal) or 1/True (anomaly)")
-    if not np.isfinite(s).all():
-        raise DataError("scores contain NaN or Inf")
+    y, s = labels_and_scores(labels, scores)
     if not y.any():
         raise DataError("VUS-PR needs at least one anomalous row")
-    return y.astype(bool), s
+    return y, s
 
 
 class _Ranking:

@@ -253,6 +253,11 @@ def _by_name(raw: dict[str, object], channels: Sequence[str] | None) -> list[obj
     """
     if channels is None:
         raise EventError("field 'values' must be an array of numbers")
+    if len(raw) == len(channels):  # the usual event: every channel once, nothing else
+        try:
+            return [raw[name] for name in channels]
+        except KeyError:
+            pass  # say which channels are wrong
     known = set(channels)
     problems = []
     unknown = [name for name in raw if name not in known]

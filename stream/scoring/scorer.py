@@ -140,7 +140,8 @@ class Scorer:
         metrics.set_model(artifact.name, artifact.version)
         self.windows: WindowBuffer | None = None
         self._owned: set[tuple[str, int]] = set()
-        self._channels: list[str] = []
+        #: the channel names of one reading, in model order (named values, window gather)
+        self._channels = self._channel_names(artifact)
         #: values per reading: the model's width over the window
         self._reading_width = artifact.n_features // settings.window
         if settings.window > 1:
@@ -148,7 +149,6 @@ class Scorer:
             self.windows = WindowBuffer(size, settings.window_stride, self._reading_width,
                                         step=settings.window_step,
                                         max_devices=settings.max_devices)  # fmt: skip
-            self._channels = channel_names(list(artifact.feature_names), size)
         self.devices = devices
         self.judge: Judge = SharedJudge()
         if settings.threshold_scope == "device":
@@ -193,6 +193,7 @@ class Scorer:
         self._retired["repairs"] += self.stats.repairs
         self.stats = self.stats_for(new)
         self.drift = self._drift_monitor(new)
+        self._channels = self._channel_names(new)
         self.metrics.set_model(new.name, new.version)
         self.metrics.model_swaps.inc()
         log.info("model swapped: %s version %s -> %s", new.name, old.version, new.version)
@@ -326,14 +327,14 @@ class Scorer:
             max_bytes=self.settings.max_message_bytes,
             headers=headers,
             keys=[m.key() for m in messages] if any(headers) else None,
-            channels=self._event_channels(),
+            channels=self._channels,
         )
 
-    def _event_channels(self) -> list[str]:
-        """The channel names an event's named values are matched against, in model order:
-        the model's feature names, or with a window model the names of one reading."""
-        names = list(self.artifact.feature_names)
-        return channel_names(names, self.settings.window) if self.windows is not None else names
+    def _channel_names(self, artifact: Artifact) -> list[str]:
+        """The names an event's named values are matched against, in model order: the
+        model's feature names, or with a window model the names of one reading."""
+        names = list(artifact.feature_names)
+        return channel_names(names, self.settings.window) if self.settings.window > 1 else names
 
     def _gather(
         self, decoded: DecodedBatch, messages: Sequence[Message]
