@@ -62,6 +62,11 @@ class SeriesRules:
     ``k``, ``smooth``, ``history``, ``level_history`` and ``level_warmup`` are
     the scorer's per-device rule (:class:`seismo.stream.scoring.devices.rule.DeviceRule`,
     whose defaults they are); ``level = False`` turns the level check off.
+    ``relative_entropy`` is a variant of the benchmark alone, not of the scorer
+    (``seismo benchmark-nab --relative-entropy``, rejected under the protocol:
+    ``docs/protocol.md``): also flag a row whose last 52 readings' distribution
+    agrees with no earlier one (:mod:`seismo.models.eval.relative_entropy`,
+    bounds from the probationary stretch).
     """
 
     points: int = 48
@@ -82,6 +87,7 @@ class SeriesRules:
     learn_anomalies: bool = False
     level_mode: Literal["std", "range"] = "std"
     level_tolerance: float = 0.05
+    relative_entropy: bool = False
 
     def device_rule(self) -> DeviceRule:
         """The scorer's rule with these settings."""

@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 import orjson
 import torch
-from confluent_kafka import Producer
+from confluent_kafka import Producer, libversion
 
 from seismo.models.artifact import build_artifact, save_artifact
 from seismo.models.config import DenseConfig, TrainConfig, default_hidden
 from seismo.models.training import train_autoencoder
 from seismo.stream.bench.runs import RunResult, run_per_message, run_raw, run_river, run_seismo
 from seismo.stream.config.loader import load_settings
-from seismo.stream.io.kafka import RDKAFKA_LOG, fetch_wait_ms
+from seismo.stream.io.kafka import RDKAFKA_LOG, fetch_queue_defaults, fetch_wait_ms
 from seismo.stream.local.embedded import EmbeddedKafka, EmbeddedRedis, create_topics
 from seismo.stream.scoring.f32_codec import encode_f32, f32_headers
 from seismo.stream.sim.factors import factor_rows
@@ -455,8 +455,10 @@ def _scope_runs(
 
 
 def _consumer_config(o: BenchOptions) -> dict[str, Any]:
-    """The contenders' consumer settings: the scorer's own fetch wait, then ``--kafka-config``."""
-    return {"fetch.wait.max.ms": fetch_wait_ms(o.linger_ms), **o.kafka_config}
+    """The in-process contenders' consumer settings: the scorer's own fetch wait and fetch
+    queue backoff, then ``--kafka-config``."""
+    return {"fetch.wait.max.ms": fetch_wait_ms(o.linger_ms),
+            **fetch_queue_defaults(libversion()[1]), **o.kafka_config}  # fmt: skip
 
 
 def _echo_result(name: str, r: RunResult, echo: Echo) -> None:
@@ -559,8 +561,11 @@ def render_section(report: BenchReport, command: str) -> str:
         "`raw` is the ceiling every `/raw` ratio is against: a plain confluent-kafka consumer "
         "in a process of its own (`python -m seismo.stream.bench.raw_consumer`) on "
         "librdkafka's defaults, `subscribe`, `consume(10000, 1.0)`, discard; no logger "
-        "callback, no other thread, no torch in that process. The in-process consumers "
-        "(per-message, River) fetch with the scorer's `fetch.wait.max.ms` (its linger). "
+        "callback, no other thread, no torch in that process, and librdkafka's fetch queue "
+        "backoff of 1 000 ms, where seismo's consumer sets 0 (`CONSUMER_DEFAULTS`; "
+        "docs/benchmarks.md, \"The raw ceiling\"). The in-process consumers "
+        "(per-message, River) fetch with the scorer's `fetch.wait.max.ms` (its linger) and its "
+        "`fetch.queue.backoff.ms` (0). "
         "`seismo-device` is seismo with `--threshold-scope device` (100 devices) on the same "
         "topic; `-wW` rows score windows of W readings with a model of W * d inputs.", "",
         f"- command: `{command}`",

@@ -27,7 +27,7 @@ from seismo.stream.cli.help_text import SeismoGroup, SettingsCommand
 from seismo.stream.cli.incidents import incidents, notify, silence_app
 from seismo.stream.cli.models import models_app
 from seismo.stream.cli.tail import tail
-from seismo.stream.errors import SeismoError
+from seismo.stream.errors import ConfigError, SeismoError
 
 app = typer.Typer(
     name="seismo",
@@ -461,6 +461,9 @@ def benchmark_nab(
     level_tolerance: Annotated[
         float, Opt(help="level-mode range: the share of the range a reading may exceed it by.")
     ] = 0.05,
+    relative_entropy: Annotated[
+        bool, Opt(help="Variant: also flag a change of the value distribution (not the scorer's).")
+    ] = False,
     seed: Annotated[int, Opt(help="Seeds the window model's training (spread over seeds).")] = 0,
     through_kafka: Annotated[
         bool, Opt(help="Replay every series through Kafka, Redis and the scorer.")
@@ -484,7 +487,10 @@ def benchmark_nab(
 
     rules = SeriesRules(k=k, level=level, seed=seed, smooth=smooth, level_smooth=level_smooth,
                         level_k=level_k, learn_anomalies=learn_anomalies,
-                        level_mode=level_mode, level_tolerance=level_tolerance)  # type: ignore[arg-type]
+                        level_mode=level_mode,  # type: ignore[arg-type]
+                        level_tolerance=level_tolerance, relative_entropy=relative_entropy)
+    if relative_entropy and through_kafka:
+        raise ConfigError("--relative-entropy is a variant of the in-process benchmark only")
     progress = lambda line: typer.echo(line, err=True)  # noqa: E731
     with through_services(through_kafka, bootstrap_servers, redis_url, results_dir) as through:
         report = run_benchmark_nab(data_dir, results_dir, rules, progress, through,

@@ -57,7 +57,10 @@ def test_both_windows_are_found_early_and_the_result_files_follow_nab(tmp_path):
         assert list(rows[0]) == ["timestamp", "value", "anomaly_score", "label"]
         assert len(rows) == N and sum(int(r["label"]) for r in rows) == 401
         assert read_detections(path).sum() == report["series"][key]["detections"]
-    assert set(report["baselines"]) == {"rolling_gaussian", "seismo_window_only"}
+    assert set(report["baselines"]) == {"rolling_gaussian", "nab_relative_entropy",
+                                        "seismo_window_only"}  # fmt: skip
+    # the peer flags the 4-unit step (its distribution is new) inside both windows
+    assert report["baselines"]["nab_relative_entropy"]["recall"]["event"] == 1.0
     assert sum(report["detections_by"].values()) >= 2  # each detection by one check or both
     # VUS-PR ranks the severity: above the share of rows inside windows (a random score's)
     share = 401 / (N - 605)
@@ -79,7 +82,19 @@ def test_the_command_prints_one_json_object_and_refuses_a_folder_without_labels(
     assert alone.returncode == 0, alone.stderr[-2000:]
     window_only = json.loads(alone.stdout)
     assert window_only["rules"]["level"] is False and window_only["rules"]["seed"] == 1
-    assert set(window_only["baselines"]) == {"rolling_gaussian"}  # no ablation of an ablation
-    assert window_only["detections_by"]["level"] == 0
+    assert set(window_only["baselines"]) == {"rolling_gaussian", "nab_relative_entropy"}
+    assert window_only["detections_by"]["level"] == 0  # no ablation of an ablation above
+    variant = run_seismo("benchmark-nab", "--data-dir", str(tmp_path / "nab"), "--json",
+                         "--relative-entropy", "--results-dir", str(tmp_path / "r2"),
+                         timeout=600)  # fmt: skip
+    assert variant.returncode == 0, variant.stderr[-2000:]
+    with_distribution = json.loads(variant.stdout)
+    assert with_distribution["rules"]["relative_entropy"] is True
+    assert "distribution" in with_distribution["detections_by"]
+    # the extra check only adds flagged rows: never fewer windows found than without it
+    assert with_distribution["recall"]["event"] >= report["recall"]["event"]
+    refused = run_seismo("benchmark-nab", "--data-dir", str(tmp_path / "nab"),
+                         "--relative-entropy", "--through-kafka", timeout=120)  # fmt: skip
+    assert refused.returncode == 1 and "in-process benchmark only" in refused.stderr
     empty = run_seismo("benchmark-nab", "--data-dir", str(tmp_path), timeout=120)
     assert empty.returncode == 1 and "no NAB labels" in empty.stderr

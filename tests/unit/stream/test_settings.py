@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import confluent_kafka
 import pytest
+from confluent_kafka import Consumer
 
 from seismo.stream.cli.common import parse_pairs
 from seismo.stream.config.loader import load_settings
@@ -118,6 +120,17 @@ def test_user_kafka_config_passes_through_but_cannot_turn_on_auto_commit():
     assert config["enable.auto.commit"] is False
     assert config["security.protocol"] == "SASL_SSL"
     assert config["bootstrap.servers"] == "b:1"
+
+
+def test_the_fetch_queue_backoff_is_off_by_default_and_the_users_value_wins():
+    # librdkafka's 1 s backoff held the scorer back (docs/benchmarks.md, "The raw ceiling")
+    assert confluent_kafka.libversion()[1] >= 0x02040000  # what the project installs
+    assert CONSUMER_DEFAULTS["fetch.queue.backoff.ms"] == 0
+    mine = client_config("b:1", CONSUMER_DEFAULTS, {"fetch.queue.backoff.ms": "1000"},
+                         PINNED_CONSUMER)  # fmt: skip
+    assert mine["fetch.queue.backoff.ms"] == "1000"
+    # librdkafka accepts the merged settings (an unknown property would raise here)
+    Consumer({**client_config("127.0.0.1:1", CONSUMER_DEFAULTS, {}), "group.id": "g"}).close()
 
 
 def test_kafka_config_pairs_keep_equals_signs_in_values():
