@@ -8,6 +8,8 @@ duplicates are counted and bounded by the batches whose commit a rebalance
 refused (each such batch is scored again by the partition's next owner); and
 the shared Redis statistics, merged by three processes at once, count exactly
 one normal score per normal score record published, duplicates included.
+Scorers a and c consume ahead (``--prefetch``: their revocations hand over
+the batch in flight and the one consumed ahead), b does not.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tests.pipes import SensorData, seismo_command, wait_for
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
 RATE, SECONDS, PARTITIONS, MAX_BATCH = 400, 60, 6, 100
+PREFETCHING = {"a", "c"}
 
 
 class Scorer:
@@ -43,8 +46,9 @@ class Scorer:
 
     def __init__(self, name: str, args: list[str], tmp: Path) -> None:
         self.name, self.log = name, tmp / f"{name}.log"
+        mode = "--prefetch" if name in PREFETCHING else "--no-prefetch"
         with self.log.open("w") as out:
-            self.proc = subprocess.Popen([*seismo_command(), *args], stdout=out,
+            self.proc = subprocess.Popen([*seismo_command(), *args, mode], stdout=out,
                                          stderr=subprocess.STDOUT)  # fmt: skip
 
     def text(self) -> str:

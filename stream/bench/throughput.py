@@ -62,6 +62,7 @@ class BenchOptions:
     threshold_scope: str = "model"
     window: int = 1
     neighbours: int = 0
+    prefetch: bool = False
     kafka_config: dict[str, str] = field(default_factory=dict)
 
 
@@ -276,7 +277,7 @@ def _run_scaling(
 
     extra = [a for k, v in o.kafka_config.items() for a in ("--kafka-config", f"{k}={v}")]
     extra += ["--max-batch", str(o.max_batch), "--linger-ms", str(o.linger_ms),
-              "--device", o.device]  # fmt: skip
+              "--device", o.device, "--prefetch" if o.prefetch else "--no-prefetch"]  # fmt: skip
     out: dict[str, dict[str, float]] = {}
     for n in o.scaling:
         r = run_scaling(
@@ -307,6 +308,7 @@ def _scorer_settings(
         "redis_prefix": f"bench-{tag}", "input_topic": topic, "alerts_topic": alerts,
         "dlq_topic": dlq, "group_id": f"bench-{tag}", "max_batch": o.max_batch,
         "linger_ms": linger_ms, "metrics_port": 0, "device": o.device, "drift_m": 0,
+        "prefetch": o.prefetch,
         "kafka_config": o.kafka_config, **overrides,
     }, env={})  # fmt: skip
 
@@ -562,10 +564,10 @@ def render_section(report: BenchReport, command: str) -> str:
         "in a process of its own (`python -m seismo.stream.bench.raw_consumer`) on "
         "librdkafka's defaults, `subscribe`, `consume(10000, 1.0)`, discard; no logger "
         "callback, no other thread, no torch in that process, and librdkafka's fetch queue "
-        "backoff of 1 000 ms, where seismo's consumer sets 0 (`CONSUMER_DEFAULTS`; "
+        "backoff of 1 000 ms, where seismo's consumer sets 10 ms (`CONSUMER_DEFAULTS`; "
         "docs/benchmarks.md, \"The raw ceiling\"). The in-process consumers "
         "(per-message, River) fetch with the scorer's `fetch.wait.max.ms` (its linger) and its "
-        "`fetch.queue.backoff.ms` (0). "
+        "`fetch.queue.backoff.ms` (10 ms). "
         "`seismo-device` is seismo with `--threshold-scope device` (100 devices) on the same "
         "topic; `-wW` rows score windows of W readings with a model of W * d inputs.", "",
         f"- command: `{command}`",

@@ -90,6 +90,9 @@ def score(
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
     max_batch: Annotated[int | None, Opt(help="Most events per micro-batch.")] = None,
     linger_ms: Annotated[int | None, Opt(help="Longest wait for a batch to fill (ms).")] = None,
+    prefetch: Annotated[
+        bool | None, Opt("--prefetch/--no-prefetch", help="Consume the next batch while scoring.")
+    ] = None,
     k: Annotated[float | None, Opt("--k", help="Threshold = mean + k*std.")] = None,
     window: Annotated[
         int | None, Opt(help="Score each device's last W readings with a window model.")

@@ -91,6 +91,9 @@ def bench(
         int, Opt(min=0, help="Reference rows of the bench model's neighbour term (0 = the "
                  "reconstruction error alone; seismo train's default is 2048).")
     ] = 0,
+    prefetch: Annotated[
+        bool, Opt(help="The seismo contenders consume the next batch while scoring (--prefetch).")
+    ] = False,
     gpu_check: Annotated[
         bool, Opt(help="Instead: the accelerator check (kernel rows/s of the 784-250-10 model "
                   "against the memory-bandwidth bound, end to end at d=16 and 784) on --device.")
@@ -120,6 +123,7 @@ def bench(
         kafka_config=parse_pairs(kafka_config) or {}, binary=binary,
         hidden=_counts(hidden, "--hidden") if hidden else None, repeats=repeats,
         threshold_scope=_scope(threshold_scope), window=window, neighbours=neighbours,
+        prefetch=prefetch,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="seismo-bench-") as tmp:
         report = run_bench(options, Path(tmp), typer.echo)

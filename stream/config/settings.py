@@ -105,6 +105,10 @@ class ScorerSettings(RedactedSettings):
     linger_ms: int = Field(
         50, ge=1, le=60_000, description="Longest wait for a micro-batch to fill (ms)."
     )
+    prefetch: bool = Field(
+        False,
+        description="Consume the next micro-batch in a thread while the current one is scored.",
+    )
     k: float = Field(3.0, gt=0, description="Threshold = mean + k * std of recent scores.")
     window: int = Field(
         1, ge=1, le=10_000,

@@ -32,24 +32,32 @@ METADATA_SLICE_S = 0.25
 #: librdkafka 2.4.0, the first with ``fetch.queue.backoff.ms``
 #: (numbered as :func:`confluent_kafka.libversion` does).
 FETCH_QUEUE_BACKOFF_SINCE = 0x02040000
+#: seismo's ``fetch.queue.backoff.ms`` (librdkafka's default is 1 000).
+FETCH_QUEUE_BACKOFF_MS = 10
 
 
 def fetch_queue_defaults(libversion: int) -> dict[str, Any]:
-    """``fetch.queue.backoff.ms`` 0 where librdkafka has the setting (else nothing).
+    """``fetch.queue.backoff.ms`` 10 where librdkafka has the setting (else nothing).
 
     Once a partition's prefetched messages pass ``queued.min.messages`` (or
     ``queued.max.messages.kbytes``), librdkafka postpones its next fetch by
     ``fetch.queue.backoff.ms``, 1 000 ms by default. A consumer that reads
     slower than the fetcher, as a scorer does, passes that threshold again and
     again and waits a second each time (measured: +65 % events/s for JSON, +90 %
-    for binary events with 0; ``docs/benchmarks.md``). With 0 the fetcher refills
-    the queue as soon as it drops below the threshold: memory stays bounded by
-    the same thresholds, at the cost of more fetch requests.
+    for binary events with 0; ``docs/benchmarks.md``). With a short backoff the
+    fetcher refills the queue soon after it drops below the threshold: memory
+    stays bounded by the same thresholds, at the cost of more fetch requests.
+    10 ms, not 0: 0 kept the throughput but doubled the event-to-alert latency
+    at half load (the fetcher and the scorer then contend for the two cores of
+    the measuring machine); 10 ms kept both (``docs/benchmarks.md``, "The
+    scorer's fetch queue backoff").
 
     >>> fetch_queue_defaults(0x020400FF), fetch_queue_defaults(0x020300FF)
-    ({'fetch.queue.backoff.ms': 0}, {})
+    ({'fetch.queue.backoff.ms': 10}, {})
     """
-    return {"fetch.queue.backoff.ms": 0} if libversion >= FETCH_QUEUE_BACKOFF_SINCE else {}
+    if libversion < FETCH_QUEUE_BACKOFF_SINCE:
+        return {}
+    return {"fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS}
 
 
 #: Consumer settings seismo relies on for at-least-once delivery, and the fetch backoff's.

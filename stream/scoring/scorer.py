@@ -47,6 +47,7 @@ from seismo.stream.scoring.devices.rule import DeviceRule
 from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.drift import DriftMonitor, ThresholdWatch
 from seismo.stream.scoring.judges import DeviceJudge, Judge, SharedJudge
+from seismo.stream.scoring.prefetch import Prefetcher
 from seismo.stream.scoring.scorable import NOT_FINITE, finite_rows, representable
 from seismo.stream.scoring.threshold import ThresholdRule, ThresholdSource, learnable, to_space
 from seismo.stream.scoring.window_buffer import WindowBuffer, channel_names, gather
@@ -124,6 +125,7 @@ class Scorer:
         self.new_producer = new_producer
         self.read_tail = read_tail
         self._stop = threading.Event()
+        self._prefetcher: Prefetcher[Message] | None = None
         self.rule = ThresholdRule(
             k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space
         )
@@ -203,23 +205,66 @@ class Scorer:
         """Consume and process batches until ``stop`` is set.
 
         A batch closes when ``max_batch`` messages arrived or ``linger_ms``
-        passed; the batch in flight when ``stop`` is set is finished first.
+        passed; the batch in flight when ``stop`` is set is finished first
+        (with ``prefetch``, the one consumed ahead of it too).
         """
         linger_s = self.settings.linger_ms / 1000
         self._stop = stop
-        while not stop.is_set():
-            self.swap_if_ready()
-            messages = self.consumer.consume(
-                num_messages=self.settings.max_batch, timeout=linger_s
-            )
-            assignment = self.consumer.assignment()
-            self._sync_partitions(assignment)  # before the batch: it may be a new partition's
-            if messages:
+
+        def consume() -> list[Message]:
+            return self.consumer.consume(num_messages=self.settings.max_batch, timeout=linger_s)
+
+        if not self.settings.prefetch:
+            while not stop.is_set():
+                self.swap_if_ready()
+                messages = consume()
+                self._step(messages, self.consumer.assignment())
+            return
+        # The consumer is used by the prefetching thread only (see prefetch.py).
+        owned: list[list[TopicPartition]] = [[]]
+
+        def prefetch() -> list[Message]:
+            messages = consume()
+            owned[0] = self.consumer.assignment()
+            return messages
+
+        with Prefetcher(prefetch, stop) as prefetcher:
+            self._prefetcher = prefetcher
+            try:
+                while not stop.is_set():
+                    self.swap_if_ready()
+                    self._step(prefetcher.next(linger_s) or [], owned[0], prefetcher.done)
+                for ahead in prefetcher.left():
+                    self._step(ahead, owned[0], prefetcher.done)
+            finally:
+                self._prefetcher = None  # the deferred commits run in this thread from here
+
+    def settle(self) -> None:
+        """Before partitions are revoked: finish and commit every batch consumed ahead.
+
+        Called by the consumer's revocation callback, which librdkafka runs in
+        the thread that consumes; without prefetching it has nothing to wait for.
+        """
+        prefetcher = self._prefetcher
+        if prefetcher is not None:
+            prefetcher.settle()
+
+    def _step(
+        self, messages: Sequence[Message], assignment: Sequence[TopicPartition],
+        done: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
+        """One turn of the loop: ``messages`` processed (or, with none, the idle chores)."""
+        self._sync_partitions(assignment)  # before the batch: it may be a new partition's
+        if messages:
+            try:
                 self.process(messages)
-            else:
-                self.producer.poll()
-                self._summarise_dead_letters()
-            self.metrics.health.loop_alive(len(assignment))
+            finally:
+                if done is not None:
+                    done()
+        else:
+            self.producer.poll()
+            self._summarise_dead_letters()
+        self.metrics.health.loop_alive(len(assignment))
 
     def _sync_partitions(self, assignment: Sequence[TopicPartition]) -> None:
         """Keep the device windows and device states in step with the partitions owned.
@@ -274,7 +319,8 @@ class Scorer:
            again after a restart.
         4. Write to Redis what the batch taught: merge its normal scores into
            the shared statistics, and save the device states it moved on.
-        5. Commit the batch's offsets synchronously.
+        5. Commit the batch's offsets synchronously (with ``prefetch``, in the
+           consuming thread before its next ``consume()``).
 
         A crash before step 5 replays the batch: alerts reappear with the same
         ``alert_id`` (deduplicate on it) and step 4 may count a batch twice in
@@ -486,6 +532,13 @@ class Scorer:
             log.warning("%s", line)
 
     def _commit(self, sources: MessageSources) -> None:
+        prefetcher = self._prefetcher
+        if prefetcher is not None:  # the consumer belongs to the prefetching thread
+            prefetcher.defer(lambda: self._commit_now(sources))
+        else:
+            self._commit_now(sources)
+
+    def _commit_now(self, sources: MessageSources) -> None:
         try:
             self.consumer.commit(offsets=sources.commit_offsets(), asynchronous=False)
         except KafkaException as exc:

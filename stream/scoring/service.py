@@ -220,11 +220,6 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         producer = ConfirmingProducer(producer_config)
         if settings.metrics_port:
             metrics.serve(settings.metrics_port, settings.metrics_host)
-        consumer.subscribe(
-            [settings.input_topic],
-            on_assign=_log_assignment("assigned"),
-            on_revoke=_log_assignment("revoked"),
-        )
         scorer = Scorer(
             settings=settings,
             artifact=artifact,
@@ -243,6 +238,14 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
             if settings.threshold_scope == "device" else None,
         )  # fmt: skip
         stack.callback(scorer.close)  # its producer may have been replaced since
+        revoked = _log_assignment("revoked")
+
+        def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            scorer.settle()  # batches consumed ahead are finished while still owned
+            revoked(consumer, partitions)
+
+        consumer.subscribe([settings.input_topic], on_assign=_log_assignment("assigned"),
+                           on_revoke=on_revoke)  # fmt: skip
         yield scorer
 
 

@@ -50,11 +50,15 @@ def shared_stats(client: redis.Redis, scorer: Scorer) -> dict[str, float]:
     return {k.decode(): float(v) for k, v in client.hgetall(key).items()}
 
 
-def test_run_bounds_batches_by_max_batch_and_scores_every_event_once(streams: Streams) -> None:
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_run_bounds_batches_by_max_batch_and_scores_every_event_once(
+    streams: Streams, prefetch: bool
+) -> None:
     streams.create(partitions=2)
     positions = streams.produce(events(normal_rows(250, seed=2), "e"))
     assert {p for p, _ in positions} == {0, 1}
-    with open_scorer(streams.settings(max_batch=64), ScorerMetrics()) as scorer:
+    settings = streams.settings(max_batch=64, prefetch=prefetch)
+    with open_scorer(settings, ScorerMetrics()) as scorer:
         with running(scorer) as batches:
             streams.read(streams.scores, 250)  # wait until every event is scored
         scores = [r.json() for r in streams.read(streams.scores, 250)]  # none twice
