@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import overload
 
+import numpy as np
 from confluent_kafka import Message, TopicPartition
 
 from seismo.stream.scoring.alerts import Source
@@ -40,6 +41,7 @@ class MessageSources(Sequence[Source]):
 
     def __init__(self, messages: Sequence[Message]) -> None:
         self._messages = messages
+        self._positions: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self._messages)
@@ -69,3 +71,29 @@ class MessageSources(Sequence[Source]):
             if offset > top.get(key, -1):
                 top[key] = offset
         return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every message's partition and offset as two ``int64`` arrays (built once)."""
+        if self._positions is None:
+            n, messages = len(self._messages), self._messages
+            try:
+                self._positions = (
+                    np.fromiter((m.partition() for m in messages), dtype=np.int64, count=n),
+                    np.fromiter((m.offset() for m in messages), dtype=np.int64, count=n),
+                )
+            except TypeError:  # a None among them
+                raise ValueError("a consumed message without partition or offset") from None
+        return self._positions
+
+
+def positions_of(sources: Sequence[Source]) -> tuple[np.ndarray, np.ndarray]:
+    """The partitions and offsets of ``sources`` as two ``int64`` arrays.
+
+    >>> parts, offsets = positions_of([Source("t", 1, 7), Source("t", 0, 9)])
+    >>> parts.tolist(), offsets.tolist()
+    ([1, 0], [7, 9])
+    """
+    if isinstance(sources, MessageSources):
+        return sources.positions()
+    return (np.array([s.partition for s in sources], dtype=np.int64),
+            np.array([s.offset for s in sources], dtype=np.int64))  # fmt: skip

@@ -27,6 +27,7 @@ import numpy as np
 
 from seismo.models.artifact import Artifact
 from seismo.models.calibration import log_scores
+from seismo.stream.io.batch_sources import positions_of
 from seismo.stream.scoring.alerts import Source
 from seismo.stream.scoring.codec import DecodedBatch
 from seismo.stream.scoring.devices.batch import judge_grouped
@@ -132,14 +133,17 @@ class DeviceJudge:
         offsets further back (a recreated topic, offsets reset to reprocess) are judged
         again."""
         states = self.states.load(decoded.device_ids)
-        keep = np.ones(len(decoded), dtype=bool)
-        rewound = 0
-        for i, device in enumerate(decoded.device_ids):
-            state, src = states[device], sources[int(decoded.rows[i])]
-            last = -1 if state is None else state.offsets.get(src.partition, -1)
-            if src.offset <= last:
-                keep[i] = last - src.offset >= self.max_batch
-                rewound += int(keep[i])
+        judged = {(device, partition): offset for device, state in states.items()
+                  if state is not None for partition, offset in state.offsets.items()}  # fmt: skip
+        if not judged:
+            return decoded, starts  # devices never judged before: nothing to leave out
+        partitions, offsets = (a[decoded.rows] for a in positions_of(sources))
+        last = np.fromiter((judged.get(key, -1) for key in
+                            zip(decoded.device_ids, partitions.tolist(), strict=True)),
+                           dtype=np.int64, count=len(decoded))  # fmt: skip
+        again = offsets <= last
+        keep = ~again | (last - offsets >= self.max_batch)
+        rewound = int((again & keep).sum())
         if rewound:
             log.warning("%d rows lie more than a batch before their device's last judged "
                         "offset (topic recreated or offsets reset?): judged again", rewound)
@@ -158,8 +162,8 @@ class DeviceJudge:
     ) -> Verdicts:  # fmt: skip
         """Each row against its device's state; the states are kept for :meth:`save`."""
         states = self.states.load(decoded.device_ids)
-        positions = [(src.partition, src.offset)
-                     for src in (sources[int(r)] for r in decoded.rows)]  # fmt: skip
+        partitions, offsets = (a[decoded.rows] for a in positions_of(sources))
+        positions = list(zip(partitions.tolist(), offsets.tolist(), strict=True))
         readings = decoded.values[:, -reading_width:]  # the reading ending each window
         verdicts = judge_grouped(states, decoded.device_ids, log_scores(scores), readings,
                                  positions, artifact.version, artifact.calibration,

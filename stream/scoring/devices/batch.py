@@ -5,9 +5,9 @@ and each row folds its reading into one :class:`RunningStats` object per
 channel. :func:`judge_grouped` gives the same verdicts and leaves the same
 states, bit for bit, with less Python per row:
 
-- the **window check** runs row by row (it is one scalar recurrence per
-  device), in plain floats, with the device's recent errors kept in a local
-  list instead of a list rebuilt per row;
+- the **window check** smooths the errors row by row (``math.fsum`` over the
+  device's recent errors, kept in a local list), then advances the window
+  statistics one step per occurrence, like the level check below;
 - the **level check** runs one step per *occurrence*: step ``t`` takes the
   ``t``-th row of every device in the batch at once and does the same float64
   arithmetic as :meth:`RunningStats.merge` on ``(devices, channels)`` arrays.
@@ -24,6 +24,7 @@ channel count) go to the reference, which raises or judges exactly as before.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import MutableMapping, Sequence
 
 import numpy as np
@@ -106,25 +107,73 @@ def _covered(
 def _windows(
     owned: list[DeviceState], rows: np.ndarray, log_errors: np.ndarray, rule: DeviceRule
 ) -> np.ndarray:
-    """The window check row by row: ``(4, m)`` window_z, mean, std, smoothed."""
+    """The window check: ``(4, m)`` window_z, mean, std, smoothed.
+
+    The smoothed errors depend on the errors alone, so they are computed first,
+    row by row (``math.fsum``, as the reference); the statistics then advance
+    one step per occurrence, every device of the step at once.
+    """
     out = np.empty((4, len(rows)), dtype=np.float64)
-    recents = [list(state.recent) for state in owned]
-    smooth, history, k, learn = rule.smooth, rule.history, rule.k, rule.learn_anomalies
-    for i, (row, log_error) in enumerate(zip(rows.tolist(), log_errors.tolist(), strict=True)):
-        state, recent = owned[row], recents[row]
-        recent.append(log_error)
-        if len(recent) > smooth:
-            del recent[: len(recent) - smooth]
-        smoothed = math.fsum(recent) / len(recent)
-        stats = state.window
-        std = stats.std
-        window_z = (smoothed - stats.mean) / max(std, MIN_STD)
-        if learn or not window_z > k:
-            state.window = stats.merge(RunningStats(1.0, smoothed, 0.0), window=history)
-        out[:, i] = (window_z, stats.mean, std, smoothed)
-    for state, recent in zip(owned, recents, strict=True):
-        state.recent = recent
+    out[3] = _smoothed(owned, rows, log_errors, rule.smooth)
+    stats = np.array([(s.window.count, s.window.mean, s.window.m2) for s in owned],
+                     dtype=np.float64).reshape(len(owned), 3)  # fmt: skip
+    count, mean, m2 = stats[:, 0].copy(), stats[:, 1].copy(), stats[:, 2].copy()
+    changed = np.zeros(len(owned), dtype=bool)
+    history = float(rule.history)
+    for step in _steps(rows):
+        d, x = rows[step], out[3, step]
+        c, u, s2 = count[d], mean[d], m2[d]
+        variance = np.divide(s2, c, out=np.zeros_like(s2), where=c > 0)
+        std = np.sqrt(np.maximum(variance, 0.0))
+        window_z = (x - u) / np.maximum(std, MIN_STD)
+        out[0, step], out[1, step], out[2, step] = window_z, u, std
+        keep = None if rule.learn_anomalies else ~(window_z > rule.k)
+        if keep is not None and not keep.all():
+            d, c, u, s2, x = d[keep], c[keep], u[keep], s2[keep], x[keep]
+        count[d], mean[d], m2[d] = _merge_one(c, u, s2, x, history)
+        changed[d] = True
+    for i in np.flatnonzero(changed).tolist():  # the others keep their statistics as they are
+        owned[i].window = RunningStats(float(count[i]), float(mean[i]), float(m2[i]))
     return out
+
+
+def _smoothed(
+    owned: list[DeviceState], rows: np.ndarray, log_errors: np.ndarray, smooth: int
+) -> np.ndarray:
+    """Each row's mean of its device's last ``smooth`` errors (``recent`` is updated)."""
+    out = [0.0] * len(rows)
+    recents = [deque(state.recent, maxlen=smooth) for state in owned]
+    fsum = math.fsum
+    for i, (row, log_error) in enumerate(zip(rows.tolist(), log_errors.tolist(), strict=True)):
+        recent = recents[row]
+        recent.append(log_error)
+        out[i] = fsum(recent) / len(recent)
+    for state, recent in zip(owned, recents, strict=True):
+        state.recent = list(recent)
+    return np.array(out, dtype=np.float64)
+
+
+def _merge_one(
+    count: np.ndarray, mean: np.ndarray, m2: np.ndarray, x: np.ndarray, window: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`RunningStats.merge` of ``RunningStats(1.0, x, 0.0)``, capped, elementwise.
+
+    The same float64 operations in the same order, so the same bits:
+
+    >>> a = RunningStats(3.0, 0.25, 0.5).merge(RunningStats(1.0, 0.7, 0.0), window=3)
+    >>> b = _merge_one(*(np.array([v]) for v in (3.0, 0.25, 0.5, 0.7)), 3.0)
+    >>> (a.count, a.mean, a.m2) == tuple(float(v[0]) for v in b)
+    True
+    """
+    empty = count <= 0
+    n = count + 1.0
+    delta = x - mean
+    new_mean = np.where(empty, x, mean + delta * 1.0 / n)
+    new_m2 = np.where(empty, 0.0, m2 + 0.0 + delta * delta * count * 1.0 / n)
+    new_count = np.where(empty, 1.0, n)
+    over = new_count > window
+    return (np.where(over, window, new_count), new_mean,
+            np.where(over, new_m2 * (window / new_count), new_m2))  # fmt: skip
 
 
 def _levels(
@@ -200,17 +249,7 @@ class _LevelArrays:
     def _learn(self, d: np.ndarray, v: np.ndarray, count: np.ndarray, mean: np.ndarray,
                m2: np.ndarray, window: float) -> None:  # fmt: skip
         """:meth:`RunningStats.merge` of ``RunningStats(1.0, v, 0.0)``, capped, elementwise."""
-        empty = count <= 0
-        n = count + 1.0
-        delta = v - mean
-        new_mean = np.where(empty, v, mean + delta * 1.0 / n)
-        new_m2 = np.where(empty, 0.0, m2 + 0.0 + delta * delta * count * 1.0 / n)
-        new_count = np.where(empty, 1.0, n)
-        over = new_count > window
-        factor = window / new_count
-        self.count[d] = np.where(over, window, new_count)
-        self.mean[d] = new_mean
-        self.m2[d] = np.where(over, new_m2 * factor, new_m2)
+        self.count[d], self.mean[d], self.m2[d] = _merge_one(count, mean, m2, v, window)
         if self.lo is not None and self.hi is not None:
             lo, hi, bounded = self.lo[d], self.hi[d], self.bounded[d][:, None]
             self.lo[d] = np.where(bounded & ~(v < lo), lo, v)
