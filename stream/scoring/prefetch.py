@@ -23,6 +23,9 @@ the revocation callback from inside ``consume()``, so in the prefetching
 thread, and :meth:`Prefetcher.settle` (called there) waits until every batch
 already consumed is finished, the one in flight and the one waiting, then
 runs their commits, before the partitions go. The next owner starts after them.
+A revocation therefore takes up to two batches' time (with windows, a rebuild
+of the windows too): far below librdkafka's ``max.poll.interval.ms`` (5 min)
+with the default batch sizes.
 
 Examples
 --------
@@ -35,7 +38,7 @@ Examples
 ...         prefetcher.defer(lambda batch=batch: committed.append(batch))
 ...         prefetcher.done()
 ...     stop.set()
-...     prefetcher.left()
+...     list(prefetcher.left())
 []
 >>> seen, committed
 ([[1, 2], [3]], [[1, 2], [3]])
@@ -46,7 +49,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -115,17 +118,21 @@ class Prefetcher(Generic[T]):
             self._pending -= 1
             self._settled.notify_all()
 
-    def left(self) -> list[Sequence[T]]:
-        """After ``stop``: the batches consumed and not yet taken, once the thread ended."""
-        out: list[Sequence[T]] = []
+    def left(self) -> Iterator[Sequence[T]]:
+        """After ``stop``: the batches consumed and not yet taken, each handed over as soon
+        as it is taken, until the thread ended.
+
+        One at a time, not a list at the end: a revocation in flight waits in the
+        thread until they are finished (:meth:`settle`), and the thread ends only then.
+        """
         while self._thread.is_alive() or not self._queue.empty():
             try:
-                out.append(self._queue.get(timeout=0.05))
+                batch = self._queue.get(timeout=0.05)
             except queue.Empty:
                 continue
+            yield batch
         if self._failure is not None:
             raise self._failure
-        return out
 
     def abandon(self) -> None:
         """Stop the thread without waiting for the batches it consumed (they are not

@@ -228,16 +228,16 @@ class Scorer:
             owned[0] = self.consumer.assignment()
             return messages
 
-        with Prefetcher(prefetch, stop) as prefetcher:
-            self._prefetcher = prefetcher
-            try:
+        try:
+            with Prefetcher(prefetch, stop) as prefetcher:
+                self._prefetcher = prefetcher
                 while not stop.is_set():
                     self.swap_if_ready()
                     self._step(prefetcher.next(linger_s) or [], owned[0], prefetcher.done)
                 for ahead in prefetcher.left():
                     self._step(ahead, owned[0], prefetcher.done)
-            finally:
-                self._prefetcher = None  # the deferred commits run in this thread from here
+        finally:
+            self._prefetcher = None  # the thread is gone: the consumer is this thread's again
 
     def settle(self) -> None:
         """Before partitions are revoked: finish and commit every batch consumed ahead.

@@ -124,7 +124,7 @@ def _windows(
         d, x = rows[step], out[3, step]
         c, u, s2 = count[d], mean[d], m2[d]
         variance = np.divide(s2, c, out=np.zeros_like(s2), where=c > 0)
-        std = np.sqrt(np.maximum(variance, 0.0))
+        std = np.sqrt(np.where(variance < 0.0, 0.0, variance))  # max(v, 0.0): -0.0 stays
         window_z = (x - u) / np.maximum(std, MIN_STD)
         out[0, step], out[1, step], out[2, step] = window_z, u, std
         keep = None if rule.learn_anomalies else ~(window_z > rule.k)

@@ -42,7 +42,7 @@ def test_batches_come_in_order_and_at_most_one_waits_ahead() -> None:
             seen.extend(batch)
             prefetcher.done()
         stop.set()
-        assert prefetcher.left() == []
+        assert list(prefetcher.left()) == []
     assert seen == list(range(1, 11))
 
 
@@ -68,7 +68,7 @@ def test_a_revocation_waits_until_every_batch_consumed_ahead_is_finished_and_com
             prefetcher.done()
             finished += 1
         stop.set()
-        prefetcher.left()
+        list(prefetcher.left())
     assert log.index("revoke starts") < log.index("batch 2 scored")
     assert log.index("batch 2 committed") < log.index("revoke ends")
     assert log.index("batch 3 scored") > log.index("revoke ends")
@@ -88,9 +88,37 @@ def test_commits_run_in_the_consuming_thread_and_the_last_ones_on_exit() -> None
         time.sleep(0.2)  # the thread's idle consume() calls run the deferred commits
         assert threads == ["seismo-prefetch"] * 3
         stop.set()
-        assert prefetcher.left() == []
+        assert list(prefetcher.left()) == []
         prefetcher.defer(commit)  # a batch finished after the thread ended
     assert threads[-1] == threading.current_thread().name
+
+
+def test_a_stop_during_a_revocation_finishes_the_batches_ahead_and_ends() -> None:
+    stop, log = threading.Event(), []
+    holder: list[Prefetcher[int]] = []
+
+    def revoke() -> None:  # the third consume(): batch 1 in flight, batch 2 queued
+        holder[0].settle()
+        log.append("revoke ends")
+
+    def score() -> None:  # as Scorer.run does with the prefetcher
+        with Prefetcher(Source(10, hook={3: revoke}).consume, stop) as prefetcher:
+            holder.append(prefetcher)
+            batch = prefetcher.next(1.0)
+            time.sleep(0.2)  # scoring batch 1 while the revocation waits; then a SIGTERM
+            stop.set()
+            log.append(f"batch {batch[0]} done")
+            prefetcher.done()
+            for ahead in prefetcher.left():
+                log.append(f"batch {ahead[0]} done")
+                prefetcher.done()
+
+    scorer = threading.Thread(target=score, daemon=True)
+    scorer.start()
+    scorer.join(5.0)
+    assert not scorer.is_alive(), f"deadlocked after {log}"
+    # batch 3, consumed by the call the revocation ran in, is finished before leaving too
+    assert log == ["batch 1 done", "batch 2 done", "revoke ends", "batch 3 done"]
 
 
 def test_settle_outside_the_prefetch_thread_returns_at_once() -> None:
@@ -110,7 +138,7 @@ def test_the_batch_consumed_after_stop_is_handed_over_by_left() -> None:
     with Prefetcher(source.consume, stop) as prefetcher:
         assert prefetcher.next(1.0) == [1]
         prefetcher.done()
-        assert prefetcher.left() == [[2]]
+        assert list(prefetcher.left()) == [[2]]
     assert source.calls == 2
 
 
