@@ -75,8 +75,9 @@ def judge_grouped(
             state = states[name] = DeviceState.start(version, calibration, rule, channels)
         state.follow(version, calibration, rule)
         owned.append(state)
-    window = _windows(owned, rows, log_errors, rule)
-    level_z = _levels(owned, rows, values, rule)
+    steps = _steps(rows)
+    window = _windows(owned, rows, steps, log_errors, rule)
+    level_z = _levels(owned, rows, steps, values, rule)
     for row, (partition, offset) in zip(rows.tolist(), positions, strict=True):
         owned[row].offsets[partition] = offset
     window_flags, level_flags = window[0] > rule.k, level_z > rule.level_threshold
@@ -105,8 +106,9 @@ def _covered(
 
 
 def _windows(
-    owned: list[DeviceState], rows: np.ndarray, log_errors: np.ndarray, rule: DeviceRule
-) -> np.ndarray:
+    owned: list[DeviceState], rows: np.ndarray, steps: list[np.ndarray], log_errors: np.ndarray,
+    rule: DeviceRule,
+) -> np.ndarray:  # fmt: skip
     """The window check: ``(4, m)`` window_z, mean, std, smoothed.
 
     The smoothed errors depend on the errors alone, so they are computed first,
@@ -120,7 +122,7 @@ def _windows(
     count, mean, m2 = stats[:, 0].copy(), stats[:, 1].copy(), stats[:, 2].copy()
     changed = np.zeros(len(owned), dtype=bool)
     history = float(rule.history)
-    for step in _steps(rows):
+    for step in steps:
         d, x = rows[step], out[3, step]
         c, u, s2 = count[d], mean[d], m2[d]
         variance = np.divide(s2, c, out=np.zeros_like(s2), where=c > 0)
@@ -177,14 +179,15 @@ def _merge_one(
 
 
 def _levels(
-    owned: list[DeviceState], rows: np.ndarray, values: np.ndarray, rule: DeviceRule
-) -> np.ndarray:
+    owned: list[DeviceState], rows: np.ndarray, steps: list[np.ndarray], values: np.ndarray,
+    rule: DeviceRule,
+) -> np.ndarray:  # fmt: skip
     """The level check, one step per occurrence across devices: ``(m,)`` level_z."""
     z = np.zeros(len(rows), dtype=np.float64)
     if not rule.level_history or values.shape[1] == 0:
         return z
     level = _LevelArrays.of(owned, values.shape[1], rule.level_mode == "range")
-    for step in _steps(rows):
+    for step in steps:
         level.judge_and_learn(rows[step], values[step], rule, z, step)
     level.store(owned)
     return z
