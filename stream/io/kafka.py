@@ -47,7 +47,7 @@ def fetch_queue_defaults(libversion: int) -> dict[str, Any]:
     for binary events with 0; ``docs/benchmarks.md``). With a short backoff the
     fetcher refills the queue soon after it drops below the threshold: memory
     stays bounded by the same thresholds, at the cost of more fetch requests.
-    10 ms, not 0: 0 kept the throughput but doubled the event-to-alert latency
+    10 ms, not 0: 0 kept the throughput but raised the event-to-alert latency
     at half load (the fetcher and the scorer then contend for the two cores of
     the measuring machine); 10 ms kept both (``docs/benchmarks.md``, "The
     scorer's fetch queue backoff").

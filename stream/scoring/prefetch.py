@@ -10,8 +10,8 @@ consumer back as before.
 
 **The consumer is used from that thread only.** A synchronous offset commit
 made in one thread while ``consume()`` waits in another can block for good
-(three of six runs of a small script with librdkafka 2.16 on Tansu; the
-scorer's integration and rebalance tests run ``--prefetch`` against a broker).
+(seen with librdkafka 2.16 on Tansu; the scorer's integration and rebalance
+tests run ``--prefetch`` against a broker).
 So the scoring thread does not commit: it hands the commit over with
 :meth:`Prefetcher.defer`, and the prefetching thread runs it between two
 ``consume()`` calls (within one ``linger_ms``). A crash before it runs
