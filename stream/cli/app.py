@@ -20,7 +20,12 @@ from seismo.stream.cli.columns import (
     TimestampColumn,
     column_spec,
 )
-from seismo.stream.cli.common import install_stop_handlers, parse_pairs, setup_logging
+from seismo.stream.cli.common import (
+    install_stop_handlers,
+    parse_pairs,
+    setup_logging,
+    unwind_on_sigterm,
+)
 from seismo.stream.cli.demo import demo, simulate
 from seismo.stream.cli.dev import dev_app
 from seismo.stream.cli.help_text import SeismoGroup, SettingsCommand
@@ -602,6 +607,7 @@ app.command()(tail)
 
 def main() -> None:
     """Console-script entry point: one-line errors, no tracebacks for known failures."""
+    unwind_on_sigterm()
     try:
         app()
     except SeismoError as exc:

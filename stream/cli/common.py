@@ -83,6 +83,21 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level, handlers=[handler])
 
 
+def unwind_on_sigterm() -> None:
+    """SIGTERM unwinds the command as Ctrl-C does (``SystemExit``, exit status 143), so
+    ``finally`` blocks and context managers run: the embedded broker and Redis a command
+    started are stopped instead of left running. A second SIGTERM kills at once.
+
+    Commands with a graceful stop replace this with :func:`install_stop_handlers`.
+    """
+
+    def handler(signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def install_stop_handlers() -> threading.Event:
     """SIGTERM/SIGINT set the returned event: finish the batch, commit, leave."""
     stop = threading.Event()
