@@ -562,14 +562,28 @@ def _decode_json(
         fast.rows = [indices[r] for r in fast.rows]
         fast.slow = [indices[r] for r in fast.slow]
     slow = _decode_each(values, fast.slow, kafka_timestamps, n_features, max_bytes, channels)
-    pairs = zip(fast.rows, fast.ts, strict=True)
-    stamps = [int(kafka_timestamps[i]) if t is None else t for i, t in pairs]
+    rows = np.asarray(fast.rows, dtype=np.int64)
     quick = DecodedBatch(
-        values=fast.values, rows=np.asarray(fast.rows, dtype=np.int64),
-        device_ids=fast.device_ids, event_ids=fast.event_ids,
-        timestamps=np.asarray(stamps, dtype=np.int64), rejected=[],
+        values=fast.values, rows=rows, device_ids=fast.device_ids, event_ids=fast.event_ids,
+        timestamps=_event_times(fast.ts, rows, kafka_timestamps), rejected=[],
     )  # fmt: skip
     return _merge([quick, slow], [])
+
+
+def _event_times(
+    ts: Sequence[int | None], rows: np.ndarray, kafka_timestamps: Sequence[int]
+) -> np.ndarray:
+    """Each event's ``ts``, or where it has none its message's Kafka timestamp.
+
+    >>> _event_times([None, 5], np.array([0, 2]), [10, 20, 30]).tolist()
+    [10, 5]
+    """
+    stamps = np.asarray(kafka_timestamps, dtype=np.int64)[rows]
+    if ts.count(None) != len(ts):  # most streams give all or none
+        for j, stamp in enumerate(ts):
+            if stamp is not None:
+                stamps[j] = stamp
+    return stamps
 
 
 def _merge(parts: list[DecodedBatch], rejected: list[Rejected]) -> DecodedBatch:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Annotated
 
 import msgspec
@@ -43,10 +44,13 @@ MAX_TS_MS = 100_000_000_000_000
 
 
 class _Event(msgspec.Struct, gc=False):
+    # The bounds are checked here, in C, not per event in Python; an event outside
+    # them fails to decode and goes to the full decoder, as any other doubt does.
+    # An ``id`` that is an integer needs no length bound: msgspec takes only 64-bit ones.
     device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
     values: list[float] | dict[str, float]
-    ts: int | None = None
-    id: str | int | None = None
+    ts: Annotated[int, msgspec.Meta(ge=0, lt=MAX_TS_MS)] | None = None
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)] | int | None = None
 
 
 _DECODE = msgspec.json.Decoder(_Event).decode
@@ -96,10 +100,7 @@ def fast_pass(
                 slow.append(i)
                 continue
             event.values = ordered
-        ident = event.id
-        if len(event.values) != n_features or (
-            ident is not None and not 0 < len(str(ident)) <= MAX_ID_LENGTH
-        ):
+        if len(event.values) != n_features:
             slow.append(i)
             continue
         rows.append(i)
@@ -128,28 +129,25 @@ def _in_order(
 
 
 def _finish(rows: list[int], events: list[_Event], slow: list[int], d: int) -> FastPass:
-    """One matrix for all accepted rows; rows beyond float32 or with a bad ``ts`` go slow."""
+    """One matrix for all accepted rows; rows beyond float32 go slow."""
     if not events:
         return FastPass([], [], [], [], np.empty((0, d), dtype=np.float32), slow)
-    with np.errstate(over="ignore", invalid="ignore"):
-        matrix = np.array([e.values for e in events], dtype=np.float32)
-    ts = [e.ts for e in events]
-    ok = np.asarray(np.isfinite(matrix).all(axis=1))
-    for j, stamp in enumerate(ts):
-        if stamp is not None and not 0 <= stamp < MAX_TS_MS:
-            ok[j] = False
+    n = len(events)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, sent slow below
+        flat = chain.from_iterable([e.values for e in events])
+        matrix = np.fromiter(flat, dtype=np.float32, count=n * d).reshape(n, d)
+    ok = np.isfinite(matrix).all(axis=1)
     if not ok.all():
         slow = sorted(slow + [rows[j] for j in np.flatnonzero(~ok)])
         keep = np.flatnonzero(ok)
         rows = [rows[j] for j in keep]
         events = [events[j] for j in keep]
-        ts = [ts[j] for j in keep]
         matrix = matrix[keep]
     return FastPass(
         rows=rows,
         device_ids=[e.device_id for e in events],
         event_ids=[None if e.id is None else str(e.id) for e in events],
-        ts=ts,
+        ts=[e.ts for e in events],
         values=matrix,
         slow=slow,
     )

@@ -295,3 +295,18 @@ def test_the_fast_path_keeps_batch_order_when_both_paths_accept() -> None:
     from seismo.stream.scoring.fast_decode import fast_pass
 
     assert fast_pass(values, n_features=D, max_bytes=1_000).rows == [1, 3]  # the rest went slow
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"id": ""}, {"id": "x" * 257}, {"ts": -1}, {"ts": 100_000_000_000_000}, {"values": [1e39] * D}],
+)
+def test_what_the_fast_path_cannot_vouch_for_goes_to_the_full_decoder(extra) -> None:
+    from seismo.stream.scoring.fast_decode import MAX_TS_MS, fast_pass
+
+    assert MAX_TS_MS == 100_000_000_000_000
+    value = orjson.dumps({"device_id": "a", "values": [1.0] * D, **extra})
+    fast = fast_pass([value], n_features=D, max_bytes=1_000)
+    assert fast.rows == [] and fast.slow == [0]
+    assert_same(decode_batch([value], kafka_timestamps=[7], n_features=D),
+                reference([value], [7]))  # fmt: skip
