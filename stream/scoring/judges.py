@@ -163,7 +163,7 @@ class DeviceJudge:
         """Each row against its device's state; the states are kept for :meth:`save`."""
         states = self.states.load(decoded.device_ids)
         partitions, offsets = (a[decoded.rows] for a in positions_of(sources))
-        positions = list(zip(partitions.tolist(), offsets.tolist(), strict=True))
+        positions = np.column_stack((partitions, offsets))
         readings = decoded.values[:, -reading_width:]  # the reading ending each window
         verdicts = judge_grouped(states, decoded.device_ids, log_scores(scores), readings,
                                  positions, artifact.version, artifact.calibration,

@@ -12,7 +12,9 @@ states, bit for bit, with less Python per row:
   ``t``-th row of every device in the batch at once and does the same float64
   arithmetic as :meth:`RunningStats.merge` on ``(devices, channels)`` arrays.
   Rows of one device stay in order; rows of different devices never touch
-  the same state, so their order between devices changes nothing.
+  the same state, so their order between devices changes nothing. Devices
+  are numbered most rows first, so the devices of a step are a prefix of
+  those arrays: each step works on slices, with no gather or scatter.
 
 Elementwise ``+ - * /`` and ``sqrt`` are correctly rounded in numpy as in
 Python, and every expression keeps the reference's order of operations, so
@@ -42,12 +44,14 @@ from seismo.stream.scoring.stats import RunningStats
 
 def judge_grouped(
     states: MutableMapping[str, DeviceState | None], device_ids: Sequence[str],
-    log_errors: np.ndarray, readings: np.ndarray, positions: Sequence[tuple[int, int]],
-    version: str, calibration: Calibration, rule: DeviceRule,
+    log_errors: np.ndarray, readings: np.ndarray,
+    positions: Sequence[tuple[int, int]] | np.ndarray, version: str, calibration: Calibration,
+    rule: DeviceRule,
 ) -> BatchVerdicts:  # fmt: skip
     """:func:`~seismo.stream.scoring.devices.rule.judge_batch`'s verdicts and states, per batch.
 
-    Same parameters; ``readings`` is ``(m, channels)``.
+    Same parameters; ``readings`` is ``(m, channels)``, and ``positions`` may also be an
+    ``(m, 2)`` integer array of (partition, offset) rows.
 
     Examples
     --------
@@ -60,14 +64,13 @@ def judge_grouped(
     """
     log_errors = np.asarray(log_errors, dtype=np.float64)
     values = np.asarray(readings, dtype=np.float64)
-    m = len(device_ids)
     if not _covered(states, device_ids, log_errors, values, rule):
+        if isinstance(positions, np.ndarray):
+            positions = [(p, o) for p, o in positions.tolist()]
         return judge_batch(states, device_ids, log_errors, readings, positions, version,
                            calibration, rule)  # fmt: skip
     channels = values.shape[1] if values.ndim == 2 else 0
-    names = list(dict.fromkeys(device_ids))
-    index = {name: i for i, name in enumerate(names)}
-    rows = np.fromiter((index[d] for d in device_ids), dtype=np.intp, count=m)
+    names, rows, steps = _by_occurrence(device_ids)
     owned: list[DeviceState] = []
     for name in names:
         state = states.get(name)
@@ -75,14 +78,31 @@ def judge_grouped(
             state = states[name] = DeviceState.start(version, calibration, rule, channels)
         state.follow(version, calibration, rule)
         owned.append(state)
-    steps = _steps(rows)
     window = _windows(owned, rows, steps, log_errors, rule)
     level_z = _levels(owned, rows, steps, values, rule)
-    for row, (partition, offset) in zip(rows.tolist(), positions, strict=True):
+    for row, partition, offset in _last_offsets(rows, positions):
         owned[row].offsets[partition] = offset
     window_flags, level_flags = window[0] > rule.k, level_z > rule.level_threshold
     return BatchVerdicts(window_flags | level_flags, window_flags, level_flags, window[0],
                          level_z, window[1], window[2], window[3], rule.k)  # fmt: skip
+
+
+def _last_offsets(
+    rows: np.ndarray, positions: Sequence[tuple[int, int]] | np.ndarray
+) -> list[tuple[int, int, int]]:
+    """``(device, partition, offset)`` of the last row of each device and partition, the
+    offset the reference leaves in the state (it writes every row's, in batch order).
+
+    >>> _last_offsets(np.array([0, 1, 0, 0]), [(3, 10), (3, 11), (3, 12), (2, 13)])
+    [(0, 2, 13), (0, 3, 12), (1, 3, 11)]
+    """
+    pos = np.asarray(positions, dtype=np.int64).reshape(len(rows), 2)
+    order = np.lexsort((np.arange(len(rows)), pos[:, 0], rows))  # device, partition, batch order
+    device, partition = rows[order], pos[order, 0]
+    last = np.flatnonzero(np.r_[(device[1:] != device[:-1]) | (partition[1:] != partition[:-1]),
+                                True])  # fmt: skip
+    return list(zip(device[last].tolist(), partition[last].tolist(), pos[order[last], 1].tolist(),
+                    strict=True))  # fmt: skip
 
 
 def _covered(
@@ -123,17 +143,21 @@ def _windows(
     changed = np.zeros(len(owned), dtype=bool)
     history = float(rule.history)
     for step in steps:
-        d, x = rows[step], out[3, step]
-        c, u, s2 = count[d], mean[d], m2[d]
+        n, x = len(step), out[3, step]  # the step's devices are 0 .. n-1, in order
+        c, u, s2 = count[:n], mean[:n], m2[:n]
         variance = np.divide(s2, c, out=np.zeros_like(s2), where=c > 0)
         std = np.sqrt(np.where(variance < 0.0, 0.0, variance))  # max(v, 0.0): -0.0 stays
         window_z = (x - u) / np.maximum(std, MIN_STD)
         out[0, step], out[1, step], out[2, step] = window_z, u, std
-        keep = None if rule.learn_anomalies else ~(window_z > rule.k)
-        if keep is not None and not keep.all():
-            d, c, u, s2, x = d[keep], c[keep], u[keep], s2[keep], x[keep]
-        count[d], mean[d], m2[d] = _merge_one(c, u, s2, x, history)
-        changed[d] = True
+        merged = _merge_one(c, u, s2, x, history)
+        if rule.learn_anomalies:
+            count[:n], mean[:n], m2[:n] = merged
+            changed[:n] = True
+        else:  # a window above k is not learnt: its device keeps its statistics as they were
+            keep = ~(window_z > rule.k)
+            count[:n], mean[:n], m2[:n] = [np.where(keep, new, old)
+                                           for new, old in zip(merged, (c, u, s2), strict=True)]
+            changed[:n] |= keep
     for i in np.flatnonzero(changed).tolist():  # the others keep their statistics as they are
         owned[i].window = RunningStats(float(count[i]), float(mean[i]), float(m2[i]))
     return out
@@ -188,25 +212,42 @@ def _levels(
         return z
     level = _LevelArrays.of(owned, values.shape[1], rule.level_mode == "range")
     for step in steps:
-        level.judge_and_learn(rows[step], values[step], rule, z, step)
+        level.judge_and_learn(len(step), values[step], rule, z, step)
     level.store(owned)
     return z
 
 
-def _steps(rows: np.ndarray) -> list[np.ndarray]:
-    """Row indices by occurrence: the first row of every device, then the second...
+def _by_occurrence(device_ids: Sequence[str]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """The batch's devices, each row's device number, and the row indices by occurrence.
 
-    >>> [s.tolist() for s in _steps(np.array([0, 1, 0, 0, 2]))]
-    [[0, 1, 4], [2], [3]]
+    Devices are numbered by how many rows they have, most first (ties: first
+    seen first), and step ``t`` holds the ``t``-th row of every device with
+    more than ``t`` rows, ordered by device number. So the devices of step
+    ``t`` are ``0 .. len(step) - 1``: every step reads and writes a prefix of
+    the per-device arrays, with no gather or scatter.
+
+    >>> names, rows, steps = _by_occurrence(["a", "b", "a", "a", "c"])
+    >>> names, rows.tolist(), [s.tolist() for s in steps]
+    (['a', 'b', 'c'], [0, 1, 0, 0, 2], [[0, 1, 4], [2], [3]])
+    >>> names, rows, steps = _by_occurrence(["x", "y", "y"])
+    >>> names, rows.tolist(), [s.tolist() for s in steps]
+    (['y', 'x'], [1, 0, 0], [[1, 0], [2]])
     """
-    order = np.argsort(rows, kind="stable")
+    seen = {name: i for i, name in enumerate(dict.fromkeys(device_ids))}
+    first = np.fromiter(map(seen.__getitem__, device_ids), dtype=np.intp, count=len(device_ids))
+    by_count = np.argsort(-np.bincount(first), kind="stable")  # most rows first
+    number = np.empty_like(by_count)
+    number[by_count] = np.arange(len(by_count))
+    rows = number[first]
+    order = np.argsort(rows, kind="stable")  # rows grouped by device, in batch order
     sorted_rows = rows[order]
     starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
-    lengths = np.diff(np.r_[starts, len(rows)])
     rank = np.empty(len(rows), dtype=np.intp)
-    rank[order] = np.arange(len(rows)) - np.repeat(starts, lengths)
-    by_rank = np.argsort(rank, kind="stable")
-    return np.split(by_rank, np.cumsum(np.bincount(rank))[:-1])
+    rank[order] = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    by_step = np.lexsort((rows, rank))  # by occurrence, then by device number
+    steps = np.split(by_step, np.cumsum(np.bincount(rank))[:-1])
+    names = list(seen)
+    return [names[i] for i in by_count.tolist()], rows, steps
 
 
 class _LevelArrays:
@@ -231,33 +272,34 @@ class _LevelArrays:
                    lo, hi, bounded)  # fmt: skip
 
     def judge_and_learn(
-        self, d: np.ndarray, v: np.ndarray, rule: DeviceRule, z: np.ndarray, at: np.ndarray
+        self, n: int, v: np.ndarray, rule: DeviceRule, z: np.ndarray, at: np.ndarray
     ) -> None:
-        """Rows ``at`` (devices ``d``, distinct; readings ``v``): their level_z, then learn."""
-        count, mean, m2 = self.count[d], self.mean[d], self.m2[d]
+        """Rows ``at`` (devices ``0 .. n-1``, in order; readings ``v``): their level_z, then
+        learn."""
+        count, mean, m2 = self.count[:n], self.mean[:n], self.m2[:n]
         warm = count[:, 0] >= rule.level_warmup
         if warm.any():
             if self.lo is not None and self.hi is not None:
-                lo, hi = self.lo[d], self.hi[d]
+                lo, hi = self.lo[:n], self.hi[:n]
                 width = np.maximum(hi - lo, MIN_STD)
                 excess = np.maximum((v - hi) / width, (lo - v) / width).max(axis=1)
-                found = np.where(self.bounded[d], np.maximum(excess, 0.0), 0.0)
+                found = np.where(self.bounded[:n], np.maximum(excess, 0.0), 0.0)
             else:
                 variance = np.divide(m2, count, out=np.zeros_like(m2), where=count > 0)
                 std = np.sqrt(np.maximum(variance, 0.0))
                 found = (np.abs(v - mean) / (std + MIN_STD)).max(axis=1)
             z[at] = np.where(warm, found, 0.0)
-        self._learn(d, v, count, mean, m2, float(rule.level_history))
+        self._learn(n, v, count, mean, m2, float(rule.level_history))
 
-    def _learn(self, d: np.ndarray, v: np.ndarray, count: np.ndarray, mean: np.ndarray,
+    def _learn(self, n: int, v: np.ndarray, count: np.ndarray, mean: np.ndarray,
                m2: np.ndarray, window: float) -> None:  # fmt: skip
         """:meth:`RunningStats.merge` of ``RunningStats(1.0, v, 0.0)``, capped, elementwise."""
-        self.count[d], self.mean[d], self.m2[d] = _merge_one(count, mean, m2, v, window)
+        self.count[:n], self.mean[:n], self.m2[:n] = _merge_one(count, mean, m2, v, window)
         if self.lo is not None and self.hi is not None:
-            lo, hi, bounded = self.lo[d], self.hi[d], self.bounded[d][:, None]
-            self.lo[d] = np.where(bounded & ~(v < lo), lo, v)
-            self.hi[d] = np.where(bounded & ~(v > hi), hi, v)
-            self.bounded[d] = True
+            lo, hi, bounded = self.lo[:n], self.hi[:n], self.bounded[:n, None]
+            self.lo[:n] = np.where(bounded & ~(v < lo), lo, v)
+            self.hi[:n] = np.where(bounded & ~(v > hi), hi, v)
+            self.bounded[:n] = True
 
     def store(self, owned: list[DeviceState]) -> None:
         """Write the arrays back into the states, as the reference would have left them."""

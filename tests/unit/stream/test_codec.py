@@ -299,7 +299,8 @@ def test_the_fast_path_keeps_batch_order_when_both_paths_accept() -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [{"id": ""}, {"id": "x" * 257}, {"ts": -1}, {"ts": 100_000_000_000_000}, {"values": [1e39] * D}],
+    [{"id": ""}, {"id": "x" * 257}, {"ts": -1}, {"ts": 100_000_000_000_000},
+     {"values": [1e39] * D}],
 )
 def test_what_the_fast_path_cannot_vouch_for_goes_to_the_full_decoder(extra) -> None:
     from seismo.stream.scoring.fast_decode import MAX_TS_MS, fast_pass
