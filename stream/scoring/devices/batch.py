@@ -145,16 +145,16 @@ def _windows(
     for step in steps:
         n, x = len(step), out[3, step]  # the step's devices are 0 .. n-1, in order
         c, u, s2 = count[:n], mean[:n], m2[:n]
-        variance = np.divide(s2, c, out=np.zeros_like(s2), where=c > 0)
+        variance = _variance(s2, c)
         std = np.sqrt(np.where(variance < 0.0, 0.0, variance))  # max(v, 0.0): -0.0 stays
         window_z = (x - u) / np.maximum(std, MIN_STD)
         out[0, step], out[1, step], out[2, step] = window_z, u, std
         merged = _merge_one(c, u, s2, x, history)
-        if rule.learn_anomalies:
+        keep = None if rule.learn_anomalies else ~(window_z > rule.k)
+        if keep is None or keep.all():
             count[:n], mean[:n], m2[:n] = merged
             changed[:n] = True
         else:  # a window above k is not learnt: its device keeps its statistics as they were
-            keep = ~(window_z > rule.k)
             count[:n], mean[:n], m2[:n] = [np.where(keep, new, old)
                                            for new, old in zip(merged, (c, u, s2), strict=True)]
             changed[:n] |= keep
@@ -179,6 +179,17 @@ def _smoothed(
     return np.array(out, dtype=np.float64)
 
 
+def _variance(m2: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``m2 / count``, 0 where ``count`` is 0 (:attr:`RunningStats.variance`).
+
+    >>> _variance(np.array([2.0, 5.0]), np.array([4.0, 0.0])).tolist()
+    [0.5, 0.0]
+    """
+    if count.min() > 0:
+        return m2 / count
+    return np.divide(m2, count, out=np.zeros_like(m2), where=count > 0)
+
+
 def _merge_one(
     count: np.ndarray, mean: np.ndarray, m2: np.ndarray, x: np.ndarray, window: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -191,9 +202,16 @@ def _merge_one(
     >>> (a.count, a.mean, a.m2) == tuple(float(v[0]) for v in b)
     True
     """
-    empty = count <= 0
     n = count + 1.0
     delta = x - mean
+    if count.min() > 0:  # no empty statistics (the common case): fewer steps, same bits,
+        # since ``* 1.0`` changes no bit and ``m2 + 0.0 + y`` is ``m2 + y`` for y >= +0.0
+        new_m2 = m2 + delta * delta * count / n
+        if n.max() <= window:
+            return n, mean + delta / n, new_m2
+        if n.min() > window:
+            return np.full_like(n, window), mean + delta / n, new_m2 * (window / n)
+    empty = count <= 0
     new_mean = np.where(empty, x, mean + delta * 1.0 / n)
     new_m2 = np.where(empty, 0.0, m2 + 0.0 + delta * delta * count * 1.0 / n)
     new_count = np.where(empty, 1.0, n)
@@ -285,7 +303,7 @@ class _LevelArrays:
                 excess = np.maximum((v - hi) / width, (lo - v) / width).max(axis=1)
                 found = np.where(self.bounded[:n], np.maximum(excess, 0.0), 0.0)
             else:
-                variance = np.divide(m2, count, out=np.zeros_like(m2), where=count > 0)
+                variance = _variance(m2, count)
                 std = np.sqrt(np.maximum(variance, 0.0))
                 found = (np.abs(v - mean) / (std + MIN_STD)).max(axis=1)
             z[at] = np.where(warm, found, 0.0)
