@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -126,7 +127,7 @@ def _covered(
 
 
 def _windows(
-    owned: list[DeviceState], rows: np.ndarray, steps: list[np.ndarray], log_errors: np.ndarray,
+    owned: list[DeviceState], rows: np.ndarray, steps: _Steps, log_errors: np.ndarray,
     rule: DeviceRule,
 ) -> np.ndarray:  # fmt: skip
     """The window check: ``(4, m)`` window_z, mean, std, smoothed.
@@ -137,18 +138,20 @@ def _windows(
     """
     out = np.empty((4, len(rows)), dtype=np.float64)
     out[3] = _smoothed(owned, rows, log_errors, rule.smooth)
+    xs, found = out[3][steps.order], np.empty((3, len(rows)), dtype=np.float64)  # step order
     stats = np.array([(s.window.count, s.window.mean, s.window.m2) for s in owned],
                      dtype=np.float64).reshape(len(owned), 3)  # fmt: skip
     count, mean, m2 = stats[:, 0].copy(), stats[:, 1].copy(), stats[:, 2].copy()
     changed = np.zeros(len(owned), dtype=bool)
     history = float(rule.history)
-    for step in steps:
-        n, x = len(step), out[3, step]  # the step's devices are 0 .. n-1, in order
+    for start, stop in steps.spans:
+        n, x = stop - start, xs[start:stop]  # the step's devices are 0 .. n-1, in order
         c, u, s2 = count[:n], mean[:n], m2[:n]
         variance = _variance(s2, c)
-        std = np.sqrt(np.where(variance < 0.0, 0.0, variance))  # max(v, 0.0): -0.0 stays
-        window_z = (x - u) / np.maximum(std, MIN_STD)
-        out[0, step], out[1, step], out[2, step] = window_z, u, std
+        std = np.sqrt(np.where(variance < 0.0, 0.0, variance),  # max(v, 0.0): -0.0 stays
+                      out=found[2, start:stop])  # fmt: skip
+        window_z = np.divide(x - u, np.maximum(std, MIN_STD), out=found[0, start:stop])
+        found[1, start:stop] = u
         merged = _merge_one(c, u, s2, x, history)
         keep = None if rule.learn_anomalies else ~(window_z > rule.k)
         if keep is None or keep.all():
@@ -160,6 +163,7 @@ def _windows(
             changed[:n] |= keep
     for i in np.flatnonzero(changed).tolist():  # the others keep their statistics as they are
         owned[i].window = RunningStats(float(count[i]), float(mean[i]), float(m2[i]))
+    out[:3, steps.order] = found
     return out
 
 
@@ -221,7 +225,7 @@ def _merge_one(
 
 
 def _levels(
-    owned: list[DeviceState], rows: np.ndarray, steps: list[np.ndarray], values: np.ndarray,
+    owned: list[DeviceState], rows: np.ndarray, steps: _Steps, values: np.ndarray,
     rule: DeviceRule,
 ) -> np.ndarray:  # fmt: skip
     """The level check, one step per occurrence across devices: ``(m,)`` level_z."""
@@ -229,26 +233,42 @@ def _levels(
     if not rule.level_history or values.shape[1] == 0:
         return z
     level = _LevelArrays.of(owned, values.shape[1], rule.level_mode == "range")
-    for step in steps:
-        level.judge_and_learn(len(step), values[step], rule, z, step)
+    vs, zs = values[steps.order], np.zeros(len(rows), dtype=np.float64)  # step order
+    for start, stop in steps.spans:
+        level.judge_and_learn(vs[start:stop], rule, zs[start:stop])
     level.store(owned)
+    z[steps.order] = zs
     return z
 
 
-def _by_occurrence(device_ids: Sequence[str]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-    """The batch's devices, each row's device number, and the row indices by occurrence.
+@dataclass(frozen=True)
+class _Steps:
+    """The batch's rows by occurrence: ``order`` lists the row indices step after step,
+    and step ``t`` is ``order[spans[t][0]:spans[t][1]]``."""
+
+    order: np.ndarray
+    spans: list[tuple[int, int]]
+
+    def rows(self) -> list[list[int]]:
+        """Each step's row indices (for reading)."""
+        return [self.order[a:b].tolist() for a, b in self.spans]
+
+
+def _by_occurrence(device_ids: Sequence[str]) -> tuple[list[str], np.ndarray, _Steps]:
+    """The batch's devices, each row's device number, and the rows by occurrence.
 
     Devices are numbered by how many rows they have, most first (ties: first
     seen first), and step ``t`` holds the ``t``-th row of every device with
     more than ``t`` rows, ordered by device number. So the devices of step
     ``t`` are ``0 .. len(step) - 1``: every step reads and writes a prefix of
-    the per-device arrays, with no gather or scatter.
+    the per-device arrays, and a contiguous span of arrays laid out in step
+    order, with no gather or scatter.
 
     >>> names, rows, steps = _by_occurrence(["a", "b", "a", "a", "c"])
-    >>> names, rows.tolist(), [s.tolist() for s in steps]
+    >>> names, rows.tolist(), steps.rows()
     (['a', 'b', 'c'], [0, 1, 0, 0, 2], [[0, 1, 4], [2], [3]])
     >>> names, rows, steps = _by_occurrence(["x", "y", "y"])
-    >>> names, rows.tolist(), [s.tolist() for s in steps]
+    >>> names, rows.tolist(), steps.rows()
     (['y', 'x'], [1, 0, 0], [[1, 0], [2]])
     """
     seen = {name: i for i, name in enumerate(dict.fromkeys(device_ids))}
@@ -262,9 +282,10 @@ def _by_occurrence(device_ids: Sequence[str]) -> tuple[list[str], np.ndarray, li
     starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
     rank = np.empty(len(rows), dtype=np.intp)
     rank[order] = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
-    by_step = np.lexsort((rows, rank))  # by occurrence, then by device number
-    steps = np.split(by_step, np.cumsum(np.bincount(rank))[:-1])
+    ends = np.cumsum(np.bincount(rank)).tolist()
+    spans = list(zip([0, *ends[:-1]], ends, strict=True))
     names = list(seen)
+    steps = _Steps(np.lexsort((rows, rank)), spans)  # by occurrence, then by device number
     return [names[i] for i in by_count.tolist()], rows, steps
 
 
@@ -289,11 +310,10 @@ class _LevelArrays:
         return cls(triples[:, :, 0].copy(), triples[:, :, 1].copy(), triples[:, :, 2].copy(),
                    lo, hi, bounded)  # fmt: skip
 
-    def judge_and_learn(
-        self, n: int, v: np.ndarray, rule: DeviceRule, z: np.ndarray, at: np.ndarray
-    ) -> None:
-        """Rows ``at`` (devices ``0 .. n-1``, in order; readings ``v``): their level_z, then
-        learn."""
+    def judge_and_learn(self, v: np.ndarray, rule: DeviceRule, z: np.ndarray) -> None:
+        """One step: ``v`` holds a reading of devices ``0 .. len(v) - 1``, in order; their
+        level_z goes to ``z``, then the readings are learnt."""
+        n = len(v)
         count, mean, m2 = self.count[:n], self.mean[:n], self.m2[:n]
         warm = count[:, 0] >= rule.level_warmup
         if warm.any():
@@ -306,7 +326,7 @@ class _LevelArrays:
                 variance = _variance(m2, count)
                 std = np.sqrt(np.maximum(variance, 0.0))
                 found = (np.abs(v - mean) / (std + MIN_STD)).max(axis=1)
-            z[at] = np.where(warm, found, 0.0)
+            z[:] = np.where(warm, found, 0.0)
         self._learn(n, v, count, mean, m2, float(rule.level_history))
 
     def _learn(self, n: int, v: np.ndarray, count: np.ndarray, mean: np.ndarray,
