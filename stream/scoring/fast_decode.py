@@ -4,7 +4,8 @@ Each value is decoded straight into a small struct (C code: JSON parsing, type
 checks, no intermediate dicts), and the values of all events that pass become
 one float32 matrix in one numpy call. Anything this path is not sure about — a
 parse or type error, a wrong length, an ISO-8601 ``ts``, a value beyond
-float32, an id out of bounds, a named ``values`` object whose names are not
+float32 or of 2**53 or more, an id out of bounds (a string too long, an
+integer beyond 64 bits), a named ``values`` object whose names are not
 exactly the model's channels — is handed back by index, and the full decoder
 (:func:`seismo.stream.scoring.codec.decode_event`) decides it and words the reason. So the
 fast path changes the speed of decoding, never its outcome (a Hypothesis test
@@ -46,11 +47,13 @@ MAX_TS_MS = 100_000_000_000_000
 class _Event(msgspec.Struct, gc=False):
     # The bounds are checked here, in C, not per event in Python; an event outside
     # them fails to decode and goes to the full decoder, as any other doubt does.
-    # An ``id`` that is an integer needs no length bound: msgspec takes only 64-bit ones.
+    # msgspec decodes integers of any size, the full decoder (orjson) only 64-bit ones:
+    # an integer ``id`` beyond int64 goes to the full decoder.
     device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
     values: list[float] | dict[str, float]
     ts: Annotated[int, msgspec.Meta(ge=0, lt=MAX_TS_MS)] | None = None
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)] | int | None = None
+    id: (Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+         | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | None) = None  # fmt: skip
 
 
 _DECODE = msgspec.json.Decoder(_Event).decode
@@ -128,15 +131,21 @@ def _in_order(
     return row
 
 
+#: Values at least this large go to the full decoder: an integer there may not be exact
+#: in float64, and the full decoder rounds integers to float32 directly, not twice.
+EXACT_BELOW = 2.0**53
+
+
 def _finish(rows: list[int], events: list[_Event], slow: list[int], d: int) -> FastPass:
-    """One matrix for all accepted rows; rows beyond float32 go slow."""
+    """One matrix for all accepted rows; rows beyond float32, or with a value of
+    `EXACT_BELOW` or more, go slow."""
     if not events:
         return FastPass([], [], [], [], np.empty((0, d), dtype=np.float32), slow)
     n = len(events)
     with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, sent slow below
         flat = chain.from_iterable([e.values for e in events])
         matrix = np.fromiter(flat, dtype=np.float32, count=n * d).reshape(n, d)
-    ok = np.isfinite(matrix).all(axis=1)
+    ok = (np.abs(matrix) < EXACT_BELOW).all(axis=1)  # False for inf and NaN too
     if not ok.all():
         slow = sorted(slow + [rows[j] for j in np.flatnonzero(~ok)])
         keep = np.flatnonzero(ok)

@@ -72,13 +72,14 @@ def judge_grouped(
                            calibration, rule)  # fmt: skip
     channels = values.shape[1] if values.ndim == 2 else 0
     names, rows, steps = _by_occurrence(device_ids)
-    owned: list[DeviceState] = []
-    for name in names:
+    found: dict[str, DeviceState] = {}
+    for name in dict.fromkeys(device_ids):  # new devices enter ``states`` as in the reference
         state = states.get(name)
         if state is None:
             state = states[name] = DeviceState.start(version, calibration, rule, channels)
         state.follow(version, calibration, rule)
-        owned.append(state)
+        found[name] = state
+    owned = [found[name] for name in names]
     window = _windows(owned, rows, steps, log_errors, rule)
     level_z = _levels(owned, rows, steps, values, rule)
     for row, partition, offset in _last_offsets(rows, positions):
@@ -92,16 +93,19 @@ def _last_offsets(
     rows: np.ndarray, positions: Sequence[tuple[int, int]] | np.ndarray
 ) -> list[tuple[int, int, int]]:
     """``(device, partition, offset)`` of the last row of each device and partition, the
-    offset the reference leaves in the state (it writes every row's, in batch order).
+    offset the reference leaves in the state (it writes every row's, in batch order), in
+    the order of each pair's first row (the order the reference adds new partitions in).
 
     >>> _last_offsets(np.array([0, 1, 0, 0]), [(3, 10), (3, 11), (3, 12), (2, 13)])
-    [(0, 2, 13), (0, 3, 12), (1, 3, 11)]
+    [(0, 3, 12), (1, 3, 11), (0, 2, 13)]
     """
     pos = np.asarray(positions, dtype=np.int64).reshape(len(rows), 2)
     order = np.lexsort((np.arange(len(rows)), pos[:, 0], rows))  # device, partition, batch order
     device, partition = rows[order], pos[order, 0]
-    last = np.flatnonzero(np.r_[(device[1:] != device[:-1]) | (partition[1:] != partition[:-1]),
-                                True])  # fmt: skip
+    new_pair = (device[1:] != device[:-1]) | (partition[1:] != partition[:-1])
+    first, last = np.flatnonzero(np.r_[True, new_pair]), np.flatnonzero(np.r_[new_pair, True])
+    by_first = np.argsort(order[first], kind="stable")
+    last = last[by_first]
     return list(zip(device[last].tolist(), partition[last].tolist(), pos[order[last], 1].tolist(),
                     strict=True))  # fmt: skip
 

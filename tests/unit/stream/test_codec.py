@@ -300,7 +300,7 @@ def test_the_fast_path_keeps_batch_order_when_both_paths_accept() -> None:
 @pytest.mark.parametrize(
     "extra",
     [{"id": ""}, {"id": "x" * 257}, {"ts": -1}, {"ts": 100_000_000_000_000},
-     {"values": [1e39] * D}],
+     {"values": [1e39] * D}, {"values": [2**60 + 2**36 + 1] * D}],
 )
 def test_what_the_fast_path_cannot_vouch_for_goes_to_the_full_decoder(extra) -> None:
     from seismo.stream.scoring.fast_decode import MAX_TS_MS, fast_pass
@@ -311,3 +311,22 @@ def test_what_the_fast_path_cannot_vouch_for_goes_to_the_full_decoder(extra) -> 
     assert fast.rows == [] and fast.slow == [0]
     assert_same(decode_batch([value], kafka_timestamps=[7], n_features=D),
                 reference([value], [7]))  # fmt: skip
+
+
+@pytest.mark.parametrize("ident", [b"9" * 257, b"9" * 400, b"-9223372036854775809"])
+def test_an_integer_id_beyond_64_bits_is_decided_by_the_full_decoder(ident) -> None:
+    from seismo.stream.scoring.fast_decode import fast_pass
+
+    value = b'{"device_id":"d","values":[1,2,3,4],"id":' + ident + b"}"
+    assert fast_pass([value], n_features=D, max_bytes=1_000).slow == [0]
+    batch = decode_batch([value], kafka_timestamps=[0], n_features=D)
+    assert batch.device_ids == [] and len(batch.rejected) == 1  # orjson reads it as a float
+    assert_same(batch, reference([value], [0]))
+
+
+def test_integer_values_are_rounded_to_float32_as_the_full_decoder_rounds_them() -> None:
+    big = 2**60 + 2**36 + 1  # float64 then float32 would round it down, directly up
+    value = orjson.dumps({"device_id": "d", "values": [big] * D})
+    batch = decode_batch([value], kafka_timestamps=[0], n_features=D)
+    assert batch.values[0, 0] == np.float32(np.int64(big))
+    assert_same(batch, reference([value], [0]))

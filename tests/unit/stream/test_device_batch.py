@@ -116,8 +116,12 @@ def test_random_rules_and_batches_give_the_reference_bit_for_bit(seed):
         for n, (ids, errors, readings, positions) in enumerate(
             _batches(int(rng.integers(0, 2**31)), devices, channels, 3, size)
         ):
+            # any device on any partition: the order a state learns its partitions in is
+            # part of what Redis stores
+            positions = [(int(rng.integers(0, 5)), o) for _, o in positions]
             want = judge_batch(reference, ids, errors, readings, positions, "v1", CAL, rule)
             got = judge_grouped(fast, ids, errors, readings, np.array(positions), "v1", CAL, rule)
             _same(got, want)
-            assert {d: s.to_bytes() for d, s in fast.items() if s} == {
-                d: s.to_bytes() for d, s in reference.items() if s}, n
+            assert list(fast) == list(reference), n
+            assert [s.to_bytes() for s in fast.values() if s] == [
+                s.to_bytes() for s in reference.values() if s], n
