@@ -22,6 +22,30 @@ def seismo_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "seismo"]
 
 
+def children_of(pid: int) -> set[int]:
+    """PIDs whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def run_seismo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*seismo_command(), *args], capture_output=True, text=True, timeout=timeout, check=False

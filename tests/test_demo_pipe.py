@@ -6,7 +6,6 @@ the command, watches which processes it starts, and reads what it writes.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -16,33 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.pipes import seismo_command, start_seismo, wait_for
+from tests.pipes import alive, children_of, seismo_command, start_seismo, wait_for
 
 pytestmark = [pytest.mark.pipe, pytest.mark.kafka, pytest.mark.redis]
-
-
-def children_of(pid: int) -> set[int]:
-    """PIDs whose parent is ``pid`` (from /proc)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            found.add(int(entry))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 class Watch:

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.pipes import run_seismo, start_seismo, stop, wait_for
+from tests.pipes import alive, children_of, run_seismo, start_seismo, stop, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.pipe]
 
@@ -124,27 +124,6 @@ def test_bench_refuses_an_unknown_threshold_scope(tmp_path: Path) -> None:
     assert "--threshold-scope expects model or device" in done.stderr + done.stdout
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # it ended meanwhile
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_sigterm_stops_the_bench_and_the_broker_and_redis_it_started(tmp_path: Path) -> None:
     # Before, SIGTERM killed the command at once and left its embedded Tansu and
     # redis-server running, orphaned, until the machine was restarted.
@@ -155,10 +134,10 @@ def test_sigterm_stops_the_bench_and_the_broker_and_redis_it_started(tmp_path: P
     try:
         assert wait_for(lambda: "published" in log.read_text() or proc.poll() is not None,
                         120), log.read_text()[-3000:]  # fmt: skip
-        servers = _children(proc.pid)
+        servers = sorted(children_of(proc.pid))
         assert len(servers) == 2, servers  # the broker and Redis, started by the command
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 128 + signal.SIGTERM, log.read_text()[-3000:]
-        assert wait_for(lambda: not any(_alive(p) for p in servers), 30), servers
+        assert wait_for(lambda: not any(alive(p) for p in servers), 30), servers
     finally:
         stop(proc)
