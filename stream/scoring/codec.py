@@ -577,9 +577,14 @@ def _event_times(
 
     >>> _event_times([None, 5], np.array([0, 2]), [10, 20, 30]).tolist()
     [10, 5]
+    >>> _event_times([7, 5], np.array([0, 2]), [10, 20, 30]).tolist()
+    [7, 5]
     """
+    missing = ts.count(None)
+    if not missing:  # most streams give all or none; fast_pass bounds each ts to int64
+        return np.array(ts, dtype=np.int64)
     stamps = np.asarray(kafka_timestamps, dtype=np.int64)[rows]
-    if ts.count(None) != len(ts):  # most streams give all or none
+    if missing != len(ts):
         for j, stamp in enumerate(ts):
             if stamp is not None:
                 stamps[j] = stamp
