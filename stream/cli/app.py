@@ -240,6 +240,9 @@ def train(
         Opt(help="Training rows kept for the k-nearest-neighbour term of the score (0 = the "
             "reconstruction error alone) [default 2048; 0 with --window or --clean]."),
     ] = None,
+    neighbour_k: Annotated[
+        int | None, Opt(help="The neighbour term's distance is to the k-th nearest [default 5].")
+    ] = None,
     contamination: Annotated[
         float | None, Opt(help="Known anomaly share of the data: also store that threshold.")
     ] = None,
@@ -271,6 +274,7 @@ def train(
             epochs=epochs, seed=seed, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
             patience=patience, loss=loss, scaling=scaling, scale_floor=scale_floor,
             trim_share=trim_share, refit_share=refit_share, neighbours=neighbours,
+            neighbour_k=neighbour_k,
         ),  # fmt: skip
         name=name,
         exclude_labelled=exclude_labelled,
@@ -417,6 +421,13 @@ def benchmark_odds(
     neighbours: Annotated[
         int | None, Opt(help="A protocol variant: seismo trained with this --neighbours.")
     ] = None,
+    neighbour_k: Annotated[
+        int | None,
+        Opt(help="A protocol variant: the neighbour term's distance to the k-th nearest."),
+    ] = None,
+    refit_share: Annotated[
+        float | None, Opt(help="A protocol variant: seismo trained with this --refit-share.")
+    ] = None,
 ) -> None:
     """Benchmark seismo's default model against PyOD on ODDS outlier sets."""
     from seismo.stream.bench.odds import run_benchmark_odds
@@ -432,7 +443,8 @@ def benchmark_odds(
         split=split,  # type: ignore[arg-type]  # checked by select_sets
         fold=fold,
         detectors=detectors,
-        overrides={k: v for k, v in (("trim_share", trim_share), ("neighbours", neighbours))
+        overrides={k: v for k, v in (("trim_share", trim_share), ("neighbours", neighbours),
+                                     ("neighbour_k", neighbour_k), ("refit_share", refit_share))
                    if v is not None},  # fmt: skip
     )
 

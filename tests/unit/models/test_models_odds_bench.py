@@ -214,6 +214,22 @@ def test_cli_runs_one_part_of_the_protocol_under_its_own_heading(tmp_path: Path)
     assert f"{SECTION}\n" not in text  # the --split all section is another one
 
 
+def test_cli_variant_flags_reach_training_heading_and_json(tmp_path: Path) -> None:
+    data_dir = tmp_path / "odds"
+    _write_sets(data_dir, ("alpha", "beta"))
+    out, report = tmp_path / "b.md", tmp_path / "b.json"
+    args = ["benchmark-odds", "--data-dir", str(data_dir), "--datasets", "alpha,beta"]
+    args += ["--seeds", "1", "--out", str(out), "--json", str(report), "--no-pyod"]
+    args += ["--device", "cpu", "--neighbour-k", "3", "--refit-share", "0.1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"{SECTION} --neighbour-k 3 --refit-share 0.1\n" in out.read_text()
+    record = json.loads(report.read_text())
+    assert record["seismo_train_overrides"] == {"neighbour_k": 3, "refit_share": 0.1}
+    bad = CliRunner().invoke(app, [*args[:-4], "--neighbour-k", "0"])
+    assert isinstance(bad.exception, SeismoError) and "neighbour_k" in str(bad.exception)
+
+
 def test_cli_rejects_a_bad_part_or_detector(tmp_path: Path) -> None:
     data_dir = tmp_path / "odds"
     _write_sets(data_dir, ("alpha", "beta"))
