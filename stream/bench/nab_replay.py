@@ -199,6 +199,7 @@ class ThroughScorer:
             "level_warmup": r.level_warmup, "level_mode": r.level_mode,
             "level_smooth": r.level_smooth, "level_k": r.level_k,
             "level_tolerance": r.level_tolerance, "learn_anomalies": r.learn_anomalies,
+            "level_clip": r.level_clip,
             "drift_m": 0, "metrics_port": 0, "linger_ms": 20,
             "max_batch": 2048, "kafka_config": {"session.timeout.ms": "6000"},
             "log_level": "WARNING",

@@ -87,6 +87,7 @@ class SeriesRules:
     learn_anomalies: bool = False
     level_mode: Literal["std", "range"] = "std"
     level_tolerance: float = 0.05
+    level_clip: float = 10.0
     relative_entropy: bool = False
 
     def device_rule(self) -> DeviceRule:
@@ -96,7 +97,8 @@ class SeriesRules:
                           level_warmup=self.level_warmup, learn_anomalies=self.learn_anomalies,
                           level_smooth=self.level_smooth, level_k=self.level_k,
                           level_mode=self.level_mode,
-                          level_tolerance=self.level_tolerance)  # fmt: skip
+                          level_tolerance=self.level_tolerance,
+                          level_clip=self.level_clip)  # fmt: skip
 
 
 class Verdicts(NamedTuple):

@@ -136,6 +136,10 @@ def score(
     level_tolerance: Annotated[
         float | None, Opt(help="Device scope, level mode range: excess allowed (share).")
     ] = None,
+    level_clip: Annotated[
+        float | None, Opt(help="Device scope: readings learnt clipped to mean -/+ this many "
+                          "std (0 = unclipped) [default 10].")
+    ] = None,
     device_state_ttl_s: Annotated[
         int | None, Opt(help="Device scope: unwritten device states expire after (s).")
     ] = None,
@@ -481,6 +485,9 @@ def benchmark_nab(
     level_tolerance: Annotated[
         float, Opt(help="level-mode range: the share of the range a reading may exceed it by.")
     ] = 0.05,
+    level_clip: Annotated[
+        float, Opt(help="Readings learnt clipped to mean -/+ this many std (0 = unclipped).")
+    ] = 10.0,
     relative_entropy: Annotated[
         bool, Opt(help="Variant: also flag a change of the value distribution (not the scorer's).")
     ] = False,
@@ -508,7 +515,8 @@ def benchmark_nab(
     rules = SeriesRules(k=k, level=level, seed=seed, smooth=smooth, level_smooth=level_smooth,
                         level_k=level_k, learn_anomalies=learn_anomalies,
                         level_mode=level_mode,  # type: ignore[arg-type]
-                        level_tolerance=level_tolerance, relative_entropy=relative_entropy)
+                        level_tolerance=level_tolerance, level_clip=level_clip,
+                        relative_entropy=relative_entropy)  # fmt: skip
     if relative_entropy and through_kafka:
         raise ConfigError("--relative-entropy is a variant of the in-process benchmark only")
     progress = lambda line: typer.echo(line, err=True)  # noqa: E731

@@ -168,7 +168,15 @@ class ScorerSettings(RedactedSettings):
     level_tolerance: float = Field(
         0.05, ge=0, le=100,
         description="threshold_scope device, level_mode range: how far beyond its range a "
-        "reading may go, as a share of the range, before it is flagged.",
+        "reading may go, as a share of the range, before it is flagged. Range mode widens a "
+        "device's range by every reading: one far out silences its range check for good, so "
+        "it is not for streams untrusted producers write to.",
+    )  # fmt: skip
+    level_clip: float = Field(
+        10.0, ge=0, le=1e6,
+        description="threshold_scope device: once the level check is warm, each reading is "
+        "learnt clipped to its channel's mean -/+ level_clip std, so one crafted reading "
+        "cannot widen the spread and hide later level shifts; 0 learns readings as they are.",
     )  # fmt: skip
     max_devices: int = Field(
         DEFAULT_MAX_DEVICES, ge=1, le=100_000_000,

@@ -80,6 +80,6 @@ def replay_threshold(
         flagged, _z = threshold.classify(chunk)
         flags[start : start + batch] = flagged
         thresholds[start : start + batch] = threshold.value
-        stats = stats.merge(learnable(chunk, flagged, learn_anomalies, rule.space),
-                            window=stats_window)  # fmt: skip
+        stats = stats.merge(learnable(chunk, flagged, learn_anomalies, rule.space,
+                                      band=threshold.band), window=stats_window)  # fmt: skip
     return Replay(flags, thresholds, stats)

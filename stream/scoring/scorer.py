@@ -161,7 +161,8 @@ class Scorer:
                 level_history=settings.level_history, level_warmup=settings.level_warmup,
                 learn_anomalies=settings.learn_anomalies, level_mode=settings.level_mode,
                 level_smooth=settings.level_smooth, level_k=settings.level_k,
-                level_tolerance=settings.level_tolerance)  # fmt: skip
+                level_tolerance=settings.level_tolerance,
+                level_clip=settings.level_clip)  # fmt: skip
             self.judge = DeviceJudge(devices, rule, settings.max_batch,
                                      on_skipped=metrics.rows_skipped.inc)  # fmt: skip
 
@@ -345,7 +346,8 @@ class Scorer:
         self._watch_drift(scored)
         n_alerts = self._deliver(scored, messages, sources)  # 2, 3
         self.stats.merge(  # 4
-            learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space)
+            learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space,
+                      band=scored.threshold.band)  # fmt: skip
         )
         self.judge.save()
         self._commit(sources)  # 5

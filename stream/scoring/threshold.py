@@ -51,6 +51,10 @@ ScoreSpace = Literal["log", "linear"]
 
 #: Smallest standard deviation used for z-scores (avoids division by zero).
 MIN_STD = 1e-12
+#: The learning band's half-width is at least ``k`` times this share of a score's scale
+#: (0.01 in the log space: scores 1 % apart; 1 % of the mean in the linear one), so
+#: statistics whose spread is 0 can still learn one.
+BAND_FLOOR = 0.01
 
 
 def to_space(scores: np.ndarray, space: ScoreSpace) -> np.ndarray:
@@ -75,6 +79,12 @@ class Threshold:
     k: float
     source: ThresholdSource
     space: ScoreSpace = "linear"
+
+    @property
+    def band(self) -> tuple[float, float]:
+        """What a learnt value is clipped to, in ``space``: ``mean -/+ k * std``
+        (see :func:`learning_band`)."""
+        return learning_band(self.mean, self.std, self.k, self.space)
 
     def classify(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flag scores whose z-score is above ``k``.
@@ -148,19 +158,43 @@ class ThresholdRule:
         return Threshold(value, mean, std, self.k, used, self.space)
 
 
+def learning_band(mean: float, std: float, k: float, space: ScoreSpace) -> tuple[float, float]:
+    """``mean -/+ k * std``, the half-width at least ``k * BAND_FLOOR`` of the score's scale.
+
+    >>> learning_band(0.0, 0.5, 3.0, "log"), learning_band(2.0, 0.0, 3.0, "log")
+    ((-1.5, 1.5), (1.97, 2.03))
+    >>> learning_band(10.0, 0.0, 2.0, "linear")
+    (9.8, 10.2)
+    """
+    scale = 1.0 if space == "log" else abs(mean)
+    width = k * max(std, BAND_FLOOR * scale)
+    return mean - width, mean + width
+
+
 def learnable(
-    scores: np.ndarray, flags: np.ndarray, learn_anomalies: bool, space: ScoreSpace = "linear"
-) -> RunningStats:
+    scores: np.ndarray, flags: np.ndarray, learn_anomalies: bool, space: ScoreSpace = "linear",
+    band: tuple[float, float] | None = None,
+) -> RunningStats:  # fmt: skip
     """Statistics (in ``space``) of the scores that may join the rolling state.
 
     Flagged scores are left out unless ``learn_anomalies`` is set, so a burst of
-    anomalies does not raise the threshold that should catch it.
+    anomalies does not raise the threshold that should catch it. With ``band``
+    (the threshold in force's :attr:`Threshold.band`), each value is clipped to
+    it first: one score far *below* the others (a reconstruction near perfect,
+    whose log is huge and negative) would otherwise widen the spread, raise the
+    threshold and hide the anomalies after it, and with ``learn_anomalies`` one
+    far above would do the same. Clipped, no single score moves the statistics
+    more than a score at the band's edge does.
 
     >>> s = np.array([1.0, 2.0, 100.0])
     >>> learnable(s, np.array([False, False, True]), learn_anomalies=False).count
     2.0
     >>> learnable(s, np.array([False, False, True]), learn_anomalies=True).count
     3.0
+    >>> learnable(np.array([1e-30, 1.0]), np.zeros(2, bool), False, "log", band=(-1.0, 1.0)).mean
+    -0.5
     """
-    kept = scores if learn_anomalies else scores[~flags]
-    return RunningStats.from_scores(to_space(kept, space))
+    kept = to_space(scores if learn_anomalies else scores[~flags], space)
+    if band is not None:
+        kept = np.clip(kept, band[0], band[1])
+    return RunningStats.from_scores(kept)

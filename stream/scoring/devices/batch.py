@@ -41,6 +41,7 @@ from seismo.stream.scoring.devices.rule import (
     judge_batch,
 )
 from seismo.stream.scoring.stats import RunningStats
+from seismo.stream.scoring.threshold import BAND_FLOOR
 
 
 def judge_grouped(
@@ -156,7 +157,9 @@ def _windows(
                       out=found[2, start:stop])  # fmt: skip
         window_z = np.divide(x - u, np.maximum(std, MIN_STD), out=found[0, start:stop])
         found[1, start:stop] = u
-        merged = _merge_one(c, u, s2, x, history)
+        width = rule.k * np.maximum(std, BAND_FLOOR * 1.0)  # learning_band in the log space
+        learnt = np.minimum(np.maximum(x, u - width), u + width)
+        merged = _merge_one(c, u, s2, learnt, history)
         keep = None if rule.learn_anomalies else ~(window_z > rule.k)
         if keep is None or keep.all():
             count[:n], mean[:n], m2[:n] = merged
@@ -320,6 +323,7 @@ class _LevelArrays:
         n = len(v)
         count, mean, m2 = self.count[:n], self.mean[:n], self.m2[:n]
         warm = count[:, 0] >= rule.level_warmup
+        learnt = v
         if warm.any():
             if self.lo is not None and self.hi is not None:
                 lo, hi = self.lo[:n], self.hi[:n]
@@ -331,12 +335,18 @@ class _LevelArrays:
                 std = np.sqrt(np.maximum(variance, 0.0))
                 found = (np.abs(v - mean) / (std + MIN_STD)).max(axis=1)
             z[:] = np.where(warm, found, 0.0)
-        self._learn(n, v, count, mean, m2, float(rule.level_history))
+            if rule.level_clip:  # DeviceState.learn_reading: clipped once warm, where std > 0
+                std = np.sqrt(np.maximum(_variance(m2, count), 0.0))
+                width = rule.level_clip * std
+                bounded = np.minimum(np.maximum(v, mean - width), mean + width)
+                learnt = np.where(warm[:, None] & (std > 0.0), bounded, v)
+        self._learn(n, v, learnt, count, mean, m2, float(rule.level_history))
 
-    def _learn(self, n: int, v: np.ndarray, count: np.ndarray, mean: np.ndarray,
-               m2: np.ndarray, window: float) -> None:  # fmt: skip
-        """:meth:`RunningStats.merge` of ``RunningStats(1.0, v, 0.0)``, capped, elementwise."""
-        self.count[:n], self.mean[:n], self.m2[:n] = _merge_one(count, mean, m2, v, window)
+    def _learn(self, n: int, v: np.ndarray, learnt: np.ndarray, count: np.ndarray,
+               mean: np.ndarray, m2: np.ndarray, window: float) -> None:  # fmt: skip
+        """:meth:`RunningStats.merge` of ``RunningStats(1.0, learnt, 0.0)``, capped,
+        elementwise; the bounds (range mode) widen by the readings ``v`` as they are."""
+        self.count[:n], self.mean[:n], self.m2[:n] = _merge_one(count, mean, m2, learnt, window)
         if self.lo is not None and self.hi is not None:
             lo, hi, bounded = self.lo[:n], self.hi[:n], self.bounded[:n, None]
             self.lo[:n] = np.where(bounded & ~(v < lo), lo, v)

@@ -24,7 +24,27 @@ device against statistics of that device alone, with two checks:
   A model retrained on a wide-ranging series can learn to reconstruct a
   reading far outside its recent range; this check cannot.
 
-A window is flagged when either check exceeds ``k``. The rule is sequential
+A window is flagged when either check exceeds ``k``. What is learnt is
+bounded, so that no single message can blind a device (a crafted reading or
+window error, from anyone who can publish as that device):
+
+- the window statistics learn the smoothed error clipped to the band
+  ``mean -/+ k * std`` in force (at least ``k * 0.01`` wide:
+  :func:`seismo.stream.scoring.threshold.learning_band`). Above the band a
+  window is flagged and not learnt anyway (unless ``learn_anomalies``);
+  below it, a window reconstructed almost perfectly (its log error far below
+  every other) would otherwise widen the spread and hide the anomalies after it;
+- once warm, each reading enters the level statistics clipped, per channel,
+  to ``mean -/+ level_clip`` standard deviations (a channel whose standard
+  deviation is still 0 learns its reading as it is): one reading of 1e12
+  would otherwise inflate the spread and hide every later level shift for
+  hundreds of thousands of readings. A lasting shift is still learnt, a
+  bounded step per reading. ``level_clip = 0`` learns readings as they are.
+  Range mode's bounds are widened by every reading, unclipped: one reading
+  far out silences the range check of its device for good, so range mode is
+  not for streams that untrusted producers write to.
+
+The rule is sequential
 per device and reads nothing but the device's state, so how readings are cut
 into batches never changes a verdict.
 
@@ -54,6 +74,7 @@ import orjson
 
 from seismo.models.calibration import Calibration
 from seismo.stream.scoring.stats import RunningStats
+from seismo.stream.scoring.threshold import learning_band
 
 #: Smallest standard deviation used for z-scores (a device that never moved).
 MIN_STD = 1e-9
@@ -76,6 +97,7 @@ class DeviceRule:
     level_k: float | None = None
     level_mode: Literal["std", "range"] = "std"
     level_tolerance: float = 0.05
+    level_clip: float = 10.0
 
     def __post_init__(self) -> None:
         if self.k <= 0 or self.smooth < 1 or self.history < 1:
@@ -88,6 +110,8 @@ class DeviceRule:
             raise ValueError("level_history must be >= 0 and level_warmup >= 1")
         if self.level_history and self.level_warmup > self.level_history:
             raise ValueError("level_warmup cannot exceed level_history")
+        if not self.level_clip >= 0:  # NaN too
+            raise ValueError("level_clip must be >= 0 (0: readings are learnt unclipped)")
 
     @property
     def level_threshold(self) -> float:
@@ -156,10 +180,14 @@ class DeviceState:
             self.readings = readings[-rule.level_smooth :].tolist()
 
     def learn_reading(self, reading: np.ndarray, rule: DeviceRule) -> None:
-        """Fold one ``(channels,)`` reading into the level statistics."""
+        """Fold one ``(channels,)`` reading into the level statistics (clipped once warm)."""
         if rule.level_history:
-            self.level = [s.merge(RunningStats(1.0, float(v), 0.0), window=rule.level_history)
-                          for s, v in zip(self.level, reading, strict=True)]  # fmt: skip
+            learnt = [float(v) for v in reading]
+            if rule.level_clip and self.level and self.level[0].count >= rule.level_warmup:
+                learnt = [clipped(s, v, rule.level_clip) for s, v in zip(self.level, learnt,
+                                                                         strict=True)]  # fmt: skip
+            self.level = [s.merge(RunningStats(1.0, v, 0.0), window=rule.level_history)
+                          for s, v in zip(self.level, learnt, strict=True)]  # fmt: skip
             if rule.level_mode == "range":
                 self.bounds = widened(self.bounds, reading)
 
@@ -243,6 +271,22 @@ def calibration_stats(calibration: Calibration, rule: DeviceRule) -> RunningStat
     return stats.capped(rule.history)
 
 
+def clipped(stats: RunningStats, value: float, clip: float) -> float:
+    """``value`` within ``mean -/+ clip * std`` of ``stats`` (as it is while the std is 0).
+
+    >>> s = RunningStats(4.0, 2.0, 4.0)  # std 1
+    >>> clipped(s, 1e12, 10.0), clipped(s, -5.0, 3.0), clipped(s, 2.5, 3.0)
+    (12.0, -1.0, 2.5)
+    >>> clipped(RunningStats(4.0, 2.0, 0.0), 1e12, 10.0)
+    1000000000000.0
+    """
+    std = stats.std
+    if std > 0.0:
+        width = clip * std
+        return min(max(value, stats.mean - width), stats.mean + width)
+    return value
+
+
 def level_z(stats: Sequence[RunningStats], reading: np.ndarray) -> float:
     """The reading's largest channel distance from its mean, in standard deviations.
 
@@ -302,7 +346,9 @@ def judge(state: DeviceState, log_error: float, reading: np.ndarray, rule: Devic
     window_z = (smoothed - stats.mean) / max(std, MIN_STD)
     window_flag = window_z > rule.k
     if rule.learn_anomalies or not window_flag:
-        state.window = stats.merge(RunningStats(1.0, smoothed, 0.0), window=rule.history)
+        lo, hi = learning_band(stats.mean, std, rule.k, "log")
+        learnt = min(max(smoothed, lo), hi)
+        state.window = stats.merge(RunningStats(1.0, learnt, 0.0), window=rule.history)
     reading = np.asarray(reading, dtype=np.float64)
     judged = reading
     if rule.level_smooth > 1:

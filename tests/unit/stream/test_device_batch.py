@@ -19,6 +19,7 @@ RULES = [
     DeviceRule(k=2.0, smooth=6, history=10, level_history=8, level_warmup=8,
                learn_anomalies=True, level_k=1.5),
     DeviceRule(k=3.0, smooth=2, level_history=0),
+    DeviceRule(k=2.0, smooth=2, history=30, level_history=40, level_warmup=4, level_clip=0.5),
 ]
 
 
@@ -43,7 +44,7 @@ def _same(a, b):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-@pytest.mark.parametrize("rule", RULES, ids=["std", "range", "learn", "no-level"])
+@pytest.mark.parametrize("rule", RULES, ids=["std", "range", "learn", "no-level", "clip"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_batch_path_gives_the_reference_verdicts_and_states(rule, seed):
     reference: dict[str, DeviceState | None] = {}
@@ -109,6 +110,7 @@ def test_random_rules_and_batches_give_the_reference_bit_for_bit(seed):
             level_warmup=int(rng.integers(1, 9)) if level_history else 1,
             learn_anomalies=bool(rng.random() < 0.3),
             level_mode=str(rng.choice(["std", "range"])),
+            level_clip=float(rng.choice([0.0, 0.5, 2.0, 10.0])),  # 0.5: most readings clipped
         )  # fmt: skip
         devices, size, channels = int(rng.integers(1, 60)), int(rng.integers(1, 400)), 3
         reference: dict[str, DeviceState | None] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +17,11 @@ finite = st.floats(-5, 5, allow_nan=False, width=32)
 
 
 def naive(calibration_logs, steps, rule):
-    """Lists, re-averaged at every step: what the rule means when nothing is forgotten."""
+    """Lists, re-averaged at every step: what the rule means when nothing is forgotten.
+
+    What is learnt is clipped: a smoothed error to mean -/+ k * max(std, 0.01), a reading
+    once warm, per channel, to mean -/+ level_clip * std (where std > 0).
+    """
     pool = list(calibration_logs)  # the unflagged smoothed log errors (and the calibration)
     recent, readings, out = [], [], []
     for log_error, reading in steps:
@@ -25,12 +31,19 @@ def naive(calibration_logs, steps, rule):
         z = (smoothed - mean) / max(std, 1e-9)
         window_flag = z > rule.k
         if not window_flag or rule.learn_anomalies:
-            pool.append(smoothed)
+            width = rule.k * max(std, 0.01)
+            pool.append(min(max(smoothed, mean - width), mean + width))
         level = 0.0
+        learnt = np.array(reading, dtype=np.float64)
         if len(readings) >= rule.level_warmup:
             past = np.array(readings)
             level = float(np.max(np.abs(reading - past.mean(0)) / (past.std(0) + 1e-9)))
-        readings.append(reading)
+        if len(readings) >= rule.level_warmup and rule.level_clip:
+            past, spread = np.array(readings), np.array(readings).std(0)
+            clip = np.clip(learnt, past.mean(0) - rule.level_clip * spread,
+                           past.mean(0) + rule.level_clip * spread)  # fmt: skip
+            learnt = np.where(spread > 0, clip, learnt)
+        readings.append(learnt)
         out.append((window_flag or level > rule.k, window_flag, z, level))
     return out
 
@@ -42,14 +55,15 @@ def naive(calibration_logs, steps, rule):
     smooth=st.integers(1, 4),
     warmup=st.integers(1, 5),
     learn=st.booleans(),
+    clip=st.sampled_from([0.0, 1.0, 10.0]),
 )
 def test_the_rule_matches_the_naive_model_while_nothing_is_forgotten(
-    calibration, steps, smooth, warmup, learn
+    calibration, steps, smooth, warmup, learn, clip
 ):
     calibration_logs = np.array(calibration, dtype=np.float64)
     cal = Calibration.from_scores(np.exp(calibration_logs))
     rule = DeviceRule(k=2.0, smooth=smooth, history=10_000, level_history=10_000,
-                      level_warmup=warmup, learn_anomalies=learn)  # fmt: skip
+                      level_warmup=warmup, learn_anomalies=learn, level_clip=clip)  # fmt: skip
     state = DeviceState.start("v1", cal, rule, channels=2)
     steps = [(le, np.array(r)) for le, r in steps]
     expected = naive(np.log(np.exp(calibration_logs)), steps, rule)
@@ -178,3 +192,48 @@ def test_the_range_level_check_flags_only_readings_beyond_everything_seen():
     assert verdicts[2].level_z == pytest.approx(2.0 / 10.5)
     assert state.bounds == [[-3.0, 12.5]]
     assert DeviceState.from_bytes(state.to_bytes()).bounds == [[-3.0, 12.5]]
+
+
+def _warm_device(rule: DeviceRule, rng: np.random.Generator) -> DeviceState:
+    cal = Calibration.from_scores(np.exp(rng.normal(0.0, 0.3, 500)))
+    state = DeviceState.start("v1", cal, rule, channels=2)
+    for _ in range(1000):
+        judge(state, float(rng.normal(0.0, 0.3)), rng.normal(20.0, 1.0, 2), rule)
+    return state
+
+
+@pytest.mark.parametrize("clip", [10.0, 0.0])
+def test_one_huge_reading_does_not_blind_the_level_check(clip):
+    # Red-team finding: every reading entered the level statistics as it was, so one
+    # reading of 1e15 (any producer can send it as any device) made the spread so wide
+    # that no later level shift was flagged for hundreds of thousands of readings.
+    rng = np.random.default_rng(5)
+    rule = DeviceRule(smooth=1, level_warmup=50, level_clip=clip)
+    state = _warm_device(rule, rng)
+    assert judge(state, 0.0, np.array([1e15, 20.0]), rule).level_flag  # the crafted one
+    for _ in range(200):
+        judge(state, float(rng.normal(0.0, 0.3)), rng.normal(20.0, 1.0, 2), rule)
+    shifted = judge(state, 0.0, np.array([35.0, 20.0]), rule)  # a 15-sigma level shift
+    assert shifted.level_flag == bool(clip)  # clip 0: learnt as it was, the old way
+
+
+def test_a_lasting_level_shift_is_still_learnt_with_the_clip():
+    rng = np.random.default_rng(6)
+    rule = DeviceRule(smooth=1, level_warmup=50)
+    state = _warm_device(rule, rng)
+    flags = [judge(state, 0.0, rng.normal(40.0, 1.0, 2), rule).level_flag for _ in range(3000)]
+    # a 20-sigma shift: flagged for about 150 readings (unclipped: about 130), then learnt
+    assert all(flags[:100]) and not any(flags[400:])
+
+
+def test_a_window_reconstructed_almost_perfectly_does_not_blind_the_window_check():
+    # Red-team finding: log(1e-14) is about -32; learnt as it was, one such window tripled
+    # the device's spread and hid the anomalous windows after it.
+    rng = np.random.default_rng(7)
+    rule = DeviceRule(smooth=1, level_history=0)
+    state = _warm_device(rule, rng)
+    before = state.window.std
+    for _ in range(3):
+        judge(state, math.log(1e-14), np.zeros(2), rule)
+    assert state.window.std == pytest.approx(before, rel=0.05)
+    assert judge(state, 2.0, np.zeros(2), rule).window_flag  # ~6.7 sigma: still flagged

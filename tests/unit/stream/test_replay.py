@@ -14,17 +14,19 @@ CAL = Calibration(500, 1.0, 0.2, {}, log_mean=-0.02, log_std=0.2)
 
 
 def by_hand(scores, k, min_samples, learn_anomalies):
-    """Each score against mean + k * std (population) of the learnable scores before it."""
+    """Each score against mean + k * std (population) of the learnable scores before it,
+    each learnt clipped to mean -/+ k * max(std, 1 % of the mean)."""
     learned: list[float] = []
     flags = []
     for s in scores:
         if len(learned) >= min_samples:
-            edge = np.mean(learned) + k * np.std(learned)
+            mean, std = np.mean(learned), np.std(learned)
         else:
-            edge = CAL.mean + k * CAL.std
-        flags.append(s > edge)
+            mean, std = CAL.mean, CAL.std
+        flags.append(s > mean + k * std)
+        width = k * max(std, 0.01 * abs(mean))
         if learn_anomalies or not flags[-1]:
-            learned.append(s)
+            learned.append(min(max(s, mean - width), mean + width))
     return np.array(flags)
 
 

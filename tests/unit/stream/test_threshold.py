@@ -102,3 +102,25 @@ def test_log_space_handles_zero_scores():
     flags, z = t.classify(np.array([0.0, 1.0, 1e6]))
     assert flags.tolist() == [False, False, True]
     assert np.isfinite(z).all()
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_a_few_near_perfect_or_huge_scores_do_not_blind_the_log_threshold(learn):
+    # Red-team finding: a crafted event the model reconstructs almost perfectly scores
+    # ~1e-14, whose log (-32) is far below the others; learnt as it is, three of them
+    # raised the threshold about a hundredfold and hid every anomaly after them. With
+    # ``learn_anomalies`` one huge score does the same from above.
+    rng = np.random.default_rng(4)
+    rule = ThresholdRule(k=3.0, min_samples=100, space="log")
+    normal = np.exp(rng.normal(0.0, 0.3, 1000))
+    state = learnable(normal, np.zeros(1000, bool), False, "log")
+    before = rule.current(state, CAL)
+    crafted = np.array([1e-14, 1e-14, 1e-14, 1e30 if learn else 1e-14])
+    flags, _ = before.classify(crafted)
+    blinded = state.merge(learnable(crafted, flags, learn, "log"))
+    guarded = state.merge(learnable(crafted, flags, learn, "log", band=before.band))
+    anomalies = np.full(20, before.value * 2.0)  # clearly above the threshold in force
+    assert not rule.current(blinded, CAL).classify(anomalies)[0].any()  # the old way
+    after = rule.current(guarded, CAL)
+    assert after.classify(anomalies)[0].all()
+    assert after.value == pytest.approx(before.value, rel=0.02)
