@@ -46,6 +46,7 @@ from seismo.stream.scoring.dead_letters import (
 from seismo.stream.scoring.devices.rule import DeviceRule
 from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.drift import DriftMonitor, ThresholdWatch
+from seismo.stream.scoring.fast_decode import MAX_TS_MS
 from seismo.stream.scoring.judges import DeviceJudge, Judge, SharedJudge
 from seismo.stream.scoring.prefetch import Prefetcher
 from seismo.stream.scoring.scorable import NOT_FINITE, finite_rows, representable
@@ -71,10 +72,13 @@ class BatchResult:
 
 
 def _timestamps(messages: Sequence[Message], now_ms: int) -> list[int]:
+    """Each message's Kafka timestamp, or ``now_ms`` where it has none or one outside the
+    event times an event's own ``ts`` may take (``[0, MAX_TS_MS)``: a producer clock in
+    microseconds, say), so no alert carries a time that downstream refuses."""
     out = []
     for m in messages:
         kind, ts = m.timestamp()
-        out.append(now_ms if kind == TIMESTAMP_NOT_AVAILABLE else ts)
+        out.append(ts if kind != TIMESTAMP_NOT_AVAILABLE and 0 <= ts < MAX_TS_MS else now_ms)
     return out
 
 

@@ -89,6 +89,15 @@ def test_timestamps_use_kafka_time_and_fall_back_to_now_when_unavailable():
     assert _timestamps(batch, now_ms=99_000) == [1_000, 99_000, 3_000]
 
 
+def test_kafka_timestamps_outside_the_event_time_range_fall_back_to_now():
+    # Red-team finding: a producer stamping microseconds gave alerts a ts of 1.7e15,
+    # which an event's own ts may not take and the incidents service refuses.
+    batch = [FakeMessage(_timestamp=(TIMESTAMP_CREATE_TIME, 1_732_350_000_000_000)),
+             FakeMessage(_timestamp=(TIMESTAMP_CREATE_TIME, -5)),
+             FakeMessage(_timestamp=(TIMESTAMP_CREATE_TIME, 1_732_350_000_000))]
+    assert _timestamps(batch, now_ms=7) == [7, 7, 1_732_350_000_000]
+
+
 def test_timestamps_of_an_empty_batch_is_empty():
     assert _timestamps([], now_ms=5) == []
 
