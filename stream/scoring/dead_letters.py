@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seismo.stream.scoring.alerts import H_ERROR, Source, dead_letter_headers
+from seismo.stream.scoring.f32_codec import EVENT_ID_HEADER
 
 HeaderList = list[tuple[str, str | bytes | None]]
 
@@ -58,6 +59,10 @@ PRODUCER_MAX_BYTES = 1_000_000
 OVERHEAD = 4096
 #: Longest key kept on a dead letter.
 MAX_KEY_BYTES = 1024
+#: An original header named like seismo's own (``seismo-...``, but ``seismo-event-id``,
+#: an input header) is kept under this prefix, so no producer can forge a dead letter's
+#: ``seismo-error`` or source for a consumer that reads the first header of a name.
+SHADOWED_PREFIX = "original-"
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,21 @@ def producer_limit(kafka_config: Mapping[str, Any]) -> int:
     (1000000, 2000000)
     """
     return int(kafka_config.get("message.max.bytes", PRODUCER_MAX_BYTES))
+
+
+def unshadowed(headers: HeaderList) -> HeaderList:
+    """``headers`` with every name seismo's own dead-letter headers could take renamed.
+
+    >>> unshadowed([("seismo-error", b"forged"), ("SEISMO-Offset", b"1"),
+    ...             ("seismo-event-id", b"e1"), ("trace", b"t")])  # doctest: +NORMALIZE_WHITESPACE
+    [('original-seismo-error', b'forged'), ('original-SEISMO-Offset', b'1'),
+     ('seismo-event-id', b'e1'), ('trace', b't')]
+    """
+    def ours(name: str) -> bool:
+        lowered = name.lower()
+        return lowered.startswith("seismo-") and lowered != EVENT_ID_HEADER
+
+    return [(SHADOWED_PREFIX + name, raw) if ours(name) else (name, raw) for name, raw in headers]
 
 
 def _size(pairs: Sequence[tuple[str, str | bytes | None]]) -> int:
@@ -108,7 +128,7 @@ def dead_letter(
     if key is not None and len(key) > MAX_KEY_BYTES:
         extra.append((H_ORIGINAL_KEY_SIZE, str(len(key)).encode()))
         key = key[:MAX_KEY_BYTES]
-    kept: HeaderList = list(headers)
+    kept: HeaderList = unshadowed(list(headers))
     if _size(kept) > room // 4:
         extra.append((H_HEADERS_DROPPED, str(len(kept)).encode()))
         kept = []

@@ -138,6 +138,23 @@ def test_an_unusable_device_state_is_repaired_not_a_crash(
     assert state["o"] == {"0": 10} and all(math.isfinite(x) for x in state["w"])
 
 
+def test_a_producer_cannot_forge_the_dead_letter_headers(streams: Streams) -> None:
+    # Red-team finding: a producer's own seismo-error header came first on its dead letter,
+    # so a consumer reading the first header of a name read the forgery.
+    streams.create()
+    forged = [("seismo-error", b"all fine"), ("seismo-source-offset", b"999"),
+              ("trace-id", b"t-1")]  # fmt: skip
+    streams.produce([(b"dev-0", b"not json", forged), *events(normal_rows(3, seed=4), "n")])
+    with open_scorer(streams.settings(), ScorerMetrics()) as scorer:
+        result = scorer.process(consume(scorer, 4))
+    assert (result.scored, result.dead_lettered) == (3, 1)
+    [letter] = streams.read(streams.dlq, 1)
+    assert letter.headers[H_ERROR] != b"all fine" and letter.headers[H_OFFSET] == b"0"
+    assert letter.headers["original-seismo-error"] == b"all fine"
+    assert letter.headers["original-seismo-source-offset"] == b"999"
+    assert letter.headers["trace-id"] == b"t-1"
+
+
 def test_an_oversized_message_is_dead_lettered_cut_to_fit(streams: Streams) -> None:
     # 2 MB: over the input limit and over what the producer may send (1 000 000 bytes)
     streams.create()
