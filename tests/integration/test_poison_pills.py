@@ -224,3 +224,62 @@ def test_windows_of_many_devices_are_bounded_too(streams: Streams, tmp_path) -> 
     for i in range(10_000):
         buffer.push(f"id-{i}", np.ones(4, dtype=np.float32), ts=i, partition=0, offset=i)
     assert len(buffer) == 100 and buffer.evictions == 9_900
+
+
+def _near_perfect(model_dir, start: np.ndarray) -> tuple[list[float], float]:
+    """An event the model reconstructs almost perfectly: a pattern search on its score
+    (what an attacker with the weights, or the scores topic, can do)."""
+    detector = load_artifact(model_dir, device="cpu").detector
+    x, step = np.asarray(start, dtype=np.float64), 0.5
+    best = float(detector.score_batch(x[None].astype(np.float32))[0])
+    while step > 1e-9:
+        near = np.concatenate([x + step * np.eye(len(x)), x - step * np.eye(len(x))])
+        scores = detector.score_batch(near.astype(np.float32))
+        i = int(np.argmin(scores))
+        if scores[i] < best:
+            x, best = near[i], float(scores[i])
+        else:
+            step /= 2
+    return [float(v) for v in x], best
+
+
+def test_events_reconstructed_almost_perfectly_do_not_blind_the_threshold(
+    streams: Streams, model_dir
+) -> None:
+    # Red-team finding (2026-12-07): three such events (score ~1e-11, log -25 against
+    # about -4 for normal events) were learnt as they were; the shared threshold rose
+    # about a hundredfold and none of 20 clear anomalies after them was alerted.
+    streams.create()
+    crafted, score = _near_perfect(model_dir, normal_rows(1, seed=9)[0])
+    assert score < 1e-8
+    hostile = [(b"dev-9", encode_event("dev-9", crafted), []) for _ in range(3)]
+    spread = normal_rows(1000, seed=0).std(axis=0)
+    anomalies = normal_rows(20, seed=4) + 4.0 * spread * np.array([1, -1, 1, -1])
+    streams.produce([*events(normal_rows(300, seed=3), "n"), *hostile,
+                     *events(normal_rows(10, seed=5), "m"), *events(anomalies, "x")])  # fmt: skip
+    with open_scorer(streams.settings(min_samples=200), ScorerMetrics()) as scorer:
+        scorer.process(consume(scorer, 303))
+        scorer.process(consume(scorer, 10))
+        after = scorer.process(consume(scorer, 20))
+    assert after.scored == 20 and after.alerts == 20
+
+
+def test_one_huge_reading_does_not_blind_a_devices_level_check(streams: Streams) -> None:
+    # Red-team finding (2026-12-07): one reading of 1e12 entered the device's level
+    # statistics as it was; a reading 4 times the largest normal one was then judged
+    # normal (level_z 0.07 instead of 12.9).
+    streams.create()
+    rows = normal_rows(200, seed=21)
+    largest = int(np.argmax(np.abs(rows[:150]).max(axis=1)))
+    rows[120] = np.sign(rows[120]) * 1e12
+    rows[199] = rows[largest] * 4  # on the model's subspace, far off in level
+    streams.produce([(b"dev-0", encode_event("dev-0", [float(v) for v in r], event_id=f"r-{i}"),
+                      []) for i, r in enumerate(rows)])  # fmt: skip
+    settings = streams.settings(threshold_scope="device", smooth=3, level_warmup=20)
+    with open_scorer(settings, ScorerMetrics()) as scorer:
+        done = scorer.process(consume(scorer, 200))
+    records = {r.json()["event_id"]: r.json() for r in streams.read(streams.scores, done.scored)}
+    assert records["r-120"]["is_anomaly"]  # the crafted reading itself
+    last = records["r-199"]
+    assert last["is_anomaly"] and "level" in last["checks"] and last["level_z"] > 5
+
