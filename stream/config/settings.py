@@ -197,7 +197,8 @@ class ScorerSettings(RedactedSettings):
         1000, ge=0, description="Scores seen before the rolling threshold replaces calibration."
     )
     learn_anomalies: bool = Field(
-        False, description="Also fold flagged scores into the rolling statistics (each clipped to mean + k std, as every learnt score is to mean -/+ k std)."
+        False, description="Also fold flagged scores into the rolling statistics (each "
+        "clipped to mean + k std, as every learnt score is to mean -/+ k std).",
     )
     stats_window: int | None = Field(
         100_000,
