@@ -82,7 +82,7 @@ def judge_grouped(
         found[name] = state
     owned = [found[name] for name in names]
     window = _windows(owned, rows, steps, log_errors, rule)
-    level_z = _levels(owned, rows, steps, values, rule)
+    level_z = _levels(owned, rows, steps, values, window[0] > rule.k, rule)
     for row, partition, offset in _last_offsets(rows, positions):
         owned[row].offsets[partition] = offset
     window_flags, level_flags = window[0] > rule.k, level_z > rule.level_threshold
@@ -233,16 +233,19 @@ def _merge_one(
 
 def _levels(
     owned: list[DeviceState], rows: np.ndarray, steps: _Steps, values: np.ndarray,
-    rule: DeviceRule,
+    window_flags: np.ndarray, rule: DeviceRule,
 ) -> np.ndarray:  # fmt: skip
-    """The level check, one step per occurrence across devices: ``(m,)`` level_z."""
+    """The level check, one step per occurrence across devices: ``(m,)`` level_z.
+    ``window_flags`` (row order): while a device warms up, a flagged window's reading
+    is not learnt."""
     z = np.zeros(len(rows), dtype=np.float64)
     if not rule.level_history or values.shape[1] == 0:
         return z
     level = _LevelArrays.of(owned, values.shape[1], rule.level_mode == "range")
     vs, zs = values[steps.order], np.zeros(len(rows), dtype=np.float64)  # step order
+    fs = window_flags[steps.order]
     for start, stop in steps.spans:
-        level.judge_and_learn(vs[start:stop], rule, zs[start:stop])
+        level.judge_and_learn(vs[start:stop], fs[start:stop], rule, zs[start:stop])
     level.store(owned)
     z[steps.order] = zs
     return z
@@ -317,9 +320,12 @@ class _LevelArrays:
         return cls(triples[:, :, 0].copy(), triples[:, :, 1].copy(), triples[:, :, 2].copy(),
                    lo, hi, bounded)  # fmt: skip
 
-    def judge_and_learn(self, v: np.ndarray, rule: DeviceRule, z: np.ndarray) -> None:
+    def judge_and_learn(self, v: np.ndarray, window_flags: np.ndarray, rule: DeviceRule,
+                        z: np.ndarray) -> None:  # fmt: skip
         """One step: ``v`` holds a reading of devices ``0 .. len(v) - 1``, in order; their
-        level_z goes to ``z``, then the readings are learnt."""
+        level_z goes to ``z``, then the readings are learnt (while a device warms up,
+        only where its window was not flagged: :func:`~seismo.stream.scoring.devices.rule.judge`).
+        """
         n = len(v)
         count, mean, m2 = self.count[:n], self.mean[:n], self.m2[:n]
         warm = count[:, 0] >= rule.level_warmup
@@ -340,18 +346,31 @@ class _LevelArrays:
                 width = rule.level_clip * std
                 bounded = np.minimum(np.maximum(v, mean - width), mean + width)
                 learnt = np.where(warm[:, None] & (std > 0.0), bounded, v)
-        self._learn(n, v, learnt, count, mean, m2, float(rule.level_history))
+        learns = warm | ~window_flags
+        self._learn(n, v, learnt, None if learns.all() else learns, count, mean, m2,
+                    float(rule.level_history))  # fmt: skip
 
-    def _learn(self, n: int, v: np.ndarray, learnt: np.ndarray, count: np.ndarray,
-               mean: np.ndarray, m2: np.ndarray, window: float) -> None:  # fmt: skip
+    def _learn(self, n: int, v: np.ndarray, learnt: np.ndarray, learns: np.ndarray | None,
+               count: np.ndarray, mean: np.ndarray, m2: np.ndarray,
+               window: float) -> None:  # fmt: skip
         """:meth:`RunningStats.merge` of ``RunningStats(1.0, learnt, 0.0)``, capped,
-        elementwise; the bounds (range mode) widen by the readings ``v`` as they are."""
-        self.count[:n], self.mean[:n], self.m2[:n] = _merge_one(count, mean, m2, learnt, window)
+        elementwise; the bounds (range mode) widen by the readings ``v`` as they are.
+        Devices where ``learns`` is False keep everything as it was."""
+        c, u, s2 = _merge_one(count, mean, m2, learnt, window)
+        if learns is not None:
+            keep = learns[:, None]
+            c, u, s2 = np.where(keep, c, count), np.where(keep, u, mean), np.where(keep, s2, m2)
+        self.count[:n], self.mean[:n], self.m2[:n] = c, u, s2
         if self.lo is not None and self.hi is not None:
             lo, hi, bounded = self.lo[:n], self.hi[:n], self.bounded[:n, None]
-            self.lo[:n] = np.where(bounded & ~(v < lo), lo, v)
-            self.hi[:n] = np.where(bounded & ~(v > hi), hi, v)
-            self.bounded[:n] = True
+            new_lo = np.where(bounded & ~(v < lo), lo, v)
+            new_hi = np.where(bounded & ~(v > hi), hi, v)
+            if learns is not None:
+                new_lo, new_hi = np.where(keep, new_lo, lo), np.where(keep, new_hi, hi)
+                self.bounded[:n] |= learns
+            else:
+                self.bounded[:n] = True
+            self.lo[:n], self.hi[:n] = new_lo, new_hi
 
     def store(self, owned: list[DeviceState]) -> None:
         """Write the arrays back into the states, as the reference would have left them."""

@@ -25,8 +25,9 @@ device against statistics of that device alone, with two checks:
   reading far outside its recent range; this check cannot.
 
 A window is flagged when either check exceeds ``k``. What is learnt is
-bounded, so that no single message can blind a device (a crafted reading or
-window error, from anyone who can publish as that device):
+bounded, so that one crafted message (a reading or a window error, from
+anyone who can publish as that device) cannot blind it; the gaps that are
+left are in ``docs/reliability.md`` ("Not done"):
 
 - the window statistics learn the smoothed error clipped to the band
   ``mean -/+ k * std`` in force (at least ``k * 0.01`` wide:
@@ -40,6 +41,9 @@ window error, from anyone who can publish as that device):
   would otherwise inflate the spread and hide every later level shift for
   hundreds of thousands of readings. A lasting shift is still learnt, a
   bounded step per reading. ``level_clip = 0`` learns readings as they are.
+  While the level check warms up there are no statistics to clip to yet,
+  so a reading is learnt only when the window check did not flag its window
+  (the model finds a reading of 1e12 anything but normal).
   Range mode's bounds are widened by every reading, unclipped: one reading
   far out silences the range check of its device for good, so range mode is
   not for streams that untrusted producers write to.
@@ -360,7 +364,8 @@ def judge(state: DeviceState, log_error: float, reading: np.ndarray, rule: Devic
         z_level = (range_excess(state.bounds, judged) if rule.level_mode == "range"
                    else level_z(state.level, judged))  # fmt: skip
     level_flag = z_level > rule.level_threshold
-    state.learn_reading(reading, rule)
+    if warm or not window_flag:  # while warming up, only readings the model finds normal
+        state.learn_reading(reading, rule)
     return Verdict(window_flag or level_flag, window_flag, level_flag, window_z, z_level,
                    stats.mean, std, smoothed)  # fmt: skip
 

@@ -20,7 +20,8 @@ def naive(calibration_logs, steps, rule):
     """Lists, re-averaged at every step: what the rule means when nothing is forgotten.
 
     What is learnt is clipped: a smoothed error to mean -/+ k * max(std, 0.01), a reading
-    once warm, per channel, to mean -/+ level_clip * std (where std > 0).
+    once warm, per channel, to mean -/+ level_clip * std (where std > 0); before, a
+    reading is learnt only when its window was not flagged.
     """
     pool = list(calibration_logs)  # the unflagged smoothed log errors (and the calibration)
     recent, readings, out = [], [], []
@@ -38,6 +39,9 @@ def naive(calibration_logs, steps, rule):
         if len(readings) >= rule.level_warmup:
             past = np.array(readings)
             level = float(np.max(np.abs(reading - past.mean(0)) / (past.std(0) + 1e-9)))
+        if len(readings) < rule.level_warmup and window_flag:
+            out.append((window_flag or level > rule.k, window_flag, z, level))
+            continue  # while warming up, a flagged window's reading is not learnt
         if len(readings) >= rule.level_warmup and rule.level_clip:
             past, spread = np.array(readings), np.array(readings).std(0)
             clip = np.clip(learnt, past.mean(0) - rule.level_clip * spread,
@@ -237,3 +241,20 @@ def test_a_window_reconstructed_almost_perfectly_does_not_blind_the_window_check
         judge(state, math.log(1e-14), np.zeros(2), rule)
     assert state.window.std == pytest.approx(before, rel=0.05)
     assert judge(state, 2.0, np.zeros(2), rule).window_flag  # ~6.7 sigma: still flagged
+
+
+def test_one_huge_reading_while_a_device_warms_up_does_not_blind_it():
+    # Review finding: before the level check is warm there are no statistics to clip
+    # to, and one reading of 1e12 among a new device's first readings was learnt as it
+    # was. Now a reading whose window the model flags is not learnt while warming up.
+    rng = np.random.default_rng(8)
+    rule = DeviceRule(smooth=1, level_warmup=50)
+    cal = Calibration.from_scores(np.exp(rng.normal(0.0, 0.3, 500)))
+    state = DeviceState.start("v1", cal, rule, channels=2)
+    for i in range(1000):
+        crafted = i == 4
+        reading = np.array([1e12, 20.0]) if crafted else rng.normal(20.0, 1.0, 2)
+        log_error = 60.0 if crafted else float(rng.normal(0.0, 0.3))  # the model's verdict
+        judge(state, log_error, reading, rule)
+    assert state.level[0].std < 2.0
+    assert judge(state, 0.0, np.array([35.0, 20.0]), rule).level_flag
