@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -22,6 +22,9 @@ class Record:
     headers: dict[str, bytes]
     partition: int
     offset: int
+    #: the headers as the broker returned them, in order, names repeated (``headers``
+    #: keeps the last value of each name)
+    header_list: list[tuple[str, bytes]] = field(default_factory=list)
 
     def json(self) -> dict:
         return orjson.loads(self.value)
@@ -61,7 +64,8 @@ def read_topic(
                 if m.error():
                     continue
                 records.append(
-                    Record(m.key(), m.value(), dict(m.headers() or []), m.partition(), m.offset())
+                    Record(m.key(), m.value(), dict(m.headers() or []), m.partition(), m.offset(),
+                           list(m.headers() or []))
                 )
                 last_new = time.monotonic()
             if until(records) and time.monotonic() - last_new >= idle_s:

@@ -443,8 +443,8 @@ def level_check_text(rules: Mapping[str, Any]) -> str:
     'than 5 % of that range (the level check)'
     >>> level_check_text({"level": False})
     ''
-    >>> level_check_text({"level": True, "k": 3, "level_history": 9, "level_clip": 10})[-82:]
-    '(memory 9; each reading learnt clipped to 10 standard deviations; the level check)'
+    >>> level_check_text({"level": True, "k": 3, "level_history": 9, "level_clip": 10})[-58:]
+    'learnt clipped to 10 standard deviations; the level check)'
     """
     if not rules.get("level"):
         return ""
@@ -456,7 +456,8 @@ def level_check_text(rules: Mapping[str, Any]) -> str:
     what = ("the reading itself" if rules.get("level_smooth", 1) == 1
             else f"the mean of the last {rules['level_smooth']} readings")  # fmt: skip
     clip = rules.get("level_clip", 0)
-    learnt = f"; each reading learnt clipped to {clip:g} standard deviations" if clip else ""
+    learnt = (f"; once warm, each reading learnt clipped to {clip:g} standard deviations"
+              if clip else "")  # fmt: skip
     return (f", or when {what} is more than {level_k:g} standard deviations from the mean of "
             f"the device's readings (memory {rules['level_history']}{learnt}; the level check)")
 
@@ -490,7 +491,7 @@ def render_section(report: Mapping[str, Any]) -> str:
         f"{rules['smooth']} windows, exceeds the mean plus {rules['k']:g} standard deviations "
         "of the device's unflagged past (statistics that forget with a memory of "
         f"{rules['history']} windows, start from each model version's calibration and learn "
-        "each smoothed error clipped to mean -/+ k standard deviations)"
+        f"each smoothed error clipped to mean -/+ {rules['k']:g} standard deviations)"
         + level_check_text(rules)
         + (", or when the distribution of the last 52 readings agrees with none seen before "
            "(NAB's relative-entropy test, bounds from the probationary stretch: the "

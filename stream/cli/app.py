@@ -517,6 +517,10 @@ def benchmark_nab(
                         level_mode=level_mode,  # type: ignore[arg-type]
                         level_tolerance=level_tolerance, level_clip=level_clip,
                         relative_entropy=relative_entropy)  # fmt: skip
+    try:
+        rules.device_rule()  # a bad --level-* or --k: one line, before any work
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if relative_entropy and through_kafka:
         raise ConfigError("--relative-entropy is a variant of the in-process benchmark only")
     progress = lambda line: typer.echo(line, err=True)  # noqa: E731

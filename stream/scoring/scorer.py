@@ -351,7 +351,7 @@ class Scorer:
         n_alerts = self._deliver(scored, messages, sources)  # 2, 3
         self.stats.merge(  # 4
             learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space,
-                      band=scored.threshold.band)  # fmt: skip
+                      scored.threshold)  # fmt: skip
         )
         self.judge.save()
         self._commit(sources)  # 5

@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,6 +56,11 @@ MIN_STD = 1e-12
 #: (0.01 in the log space: scores 1 % apart; 1 % of the mean in the linear one), so
 #: statistics whose spread is 0 can still learn one.
 BAND_FLOOR = 0.01
+#: A batch of at least this many learnable scores widens the learning band to its own
+#: robust band (median -/+ k * 1.4826 * MAD): what most of a batch shows is learnt as it
+#: is, so the statistics follow a shift as fast as without the band (during warm-up too,
+#: where the band is the calibration's), while a few crafted scores are still clipped.
+ROBUST_MIN = 30
 
 
 def to_space(scores: np.ndarray, space: ScoreSpace) -> np.ndarray:
@@ -165,36 +171,64 @@ def learning_band(mean: float, std: float, k: float, space: ScoreSpace) -> tuple
     ((-1.5, 1.5), (1.97, 2.03))
     >>> learning_band(10.0, 0.0, 2.0, "linear")
     (9.8, 10.2)
+
+    Linear statistics of scores that were all 0 have no scale: nothing is clipped.
+
+    >>> learning_band(0.0, 0.0, 3.0, "linear")
+    (-inf, inf)
     """
     scale = 1.0 if space == "log" else abs(mean)
     width = k * max(std, BAND_FLOOR * scale)
+    if width <= 0.0:
+        return -math.inf, math.inf
     return mean - width, mean + width
+
+
+def widened_band(band: tuple[float, float], values: np.ndarray, k: float) -> tuple[float, float]:
+    """``band``, widened to the values' own ``median -/+ k * 1.4826 * MAD`` when there are
+    at least `ROBUST_MIN` of them (see :func:`learnable`).
+
+    >>> shifted = np.linspace(-6.0, -4.0, 40)  # most of a batch, far below the band
+    >>> [round(x, 2) for x in widened_band((-1.0, 1.0), shifted, 3.0)]
+    [-7.28, 1.0]
+    >>> widened_band((-1.0, 1.0), shifted[:5], 3.0)
+    (-1.0, 1.0)
+    """
+    if values.size < ROBUST_MIN:
+        return band
+    median = float(np.median(values))
+    spread = k * 1.4826 * float(np.median(np.abs(values - median)))
+    return min(band[0], median - spread), max(band[1], median + spread)
 
 
 def learnable(
     scores: np.ndarray, flags: np.ndarray, learn_anomalies: bool, space: ScoreSpace = "linear",
-    band: tuple[float, float] | None = None,
+    threshold: Threshold | None = None,
 ) -> RunningStats:  # fmt: skip
     """Statistics (in ``space``) of the scores that may join the rolling state.
 
     Flagged scores are left out unless ``learn_anomalies`` is set, so a burst of
-    anomalies does not raise the threshold that should catch it. With ``band``
-    (the threshold in force's :attr:`Threshold.band`), each value is clipped to
-    it first: one score far *below* the others (a reconstruction near perfect,
-    whose log is huge and negative) would otherwise widen the spread, raise the
-    threshold and hide the anomalies after it, and with ``learn_anomalies`` one
-    far above would do the same. Clipped, no single score moves the statistics
-    more than a score at the band's edge does.
+    anomalies does not raise the threshold that should catch it. With
+    ``threshold`` (the one in force), each value is first clipped to its
+    :attr:`Threshold.band`, widened by the batch's own robust band
+    (:func:`widened_band`): one score far *below* the others (a reconstruction
+    near perfect, whose log is huge and negative) would otherwise widen the
+    spread, raise the threshold and hide the anomalies after it, and with
+    ``learn_anomalies`` one far above would do the same. Clipped, no single
+    score moves the statistics more than a score at the band's edge does,
+    while a shift that most of a batch shows is learnt as it is.
 
     >>> s = np.array([1.0, 2.0, 100.0])
     >>> learnable(s, np.array([False, False, True]), learn_anomalies=False).count
     2.0
     >>> learnable(s, np.array([False, False, True]), learn_anomalies=True).count
     3.0
-    >>> learnable(np.array([1e-30, 1.0]), np.zeros(2, bool), False, "log", band=(-1.0, 1.0)).mean
+    >>> t = Threshold(value=np.e, mean=0.0, std=1 / 3, k=3.0, source="redis", space="log")
+    >>> round(learnable(np.array([1e-30, 1.0]), np.zeros(2, bool), False, "log", t).mean, 6)
     -0.5
     """
     kept = to_space(scores if learn_anomalies else scores[~flags], space)
-    if band is not None:
-        kept = np.clip(kept, band[0], band[1])
+    if threshold is not None and kept.size:
+        low, high = widened_band(threshold.band, kept, threshold.k)
+        kept = np.clip(kept, low, high)
     return RunningStats.from_scores(kept)

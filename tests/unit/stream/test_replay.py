@@ -64,3 +64,21 @@ def test_the_window_caps_the_statistics_memory():
     scores = np.ones(100)
     replay = replay_threshold(scores, CAL, ThresholdRule(min_samples=10), stats_window=30)
     assert replay.stats.count == 30
+
+
+@pytest.mark.parametrize("robust_min", [30, 10**9])
+def test_a_shift_below_the_calibration_is_followed_in_batches(monkeypatch, robust_min):
+    # Review finding: with every learnt score clipped to the band of the threshold in
+    # force (the calibration's during warm-up), live scores 5 sigma below the
+    # calibration piled up at its edge and the threshold lagged for tens of thousands
+    # of scores. A batch's own robust band widens the clip (robust_min 10**9: without).
+    import seismo.stream.scoring.threshold as threshold
+
+    monkeypatch.setattr(threshold, "ROBUST_MIN", robust_min)
+    rng = np.random.default_rng(2)
+    scores = np.exp(rng.normal(CAL.log_mean - 1.0, 0.2, 4000))  # 5 calibration sigma lower
+    rule = ThresholdRule(k=3.0, min_samples=1000, space="log")
+    replay = replay_threshold(scores, CAL, rule, stats_window=100_000, batch=100)
+    ideal = np.exp(np.log(scores).mean() + 3 * np.log(scores).std())
+    lagging = replay.thresholds[-1] / ideal - 1
+    assert (abs(lagging) < 0.05) if robust_min == 30 else (lagging > 0.2)

@@ -118,7 +118,7 @@ def test_a_few_near_perfect_or_huge_scores_do_not_blind_the_log_threshold(learn)
     crafted = np.array([1e-14, 1e-14, 1e-14, 1e30 if learn else 1e-14])
     flags, _ = before.classify(crafted)
     blinded = state.merge(learnable(crafted, flags, learn, "log"))
-    guarded = state.merge(learnable(crafted, flags, learn, "log", band=before.band))
+    guarded = state.merge(learnable(crafted, flags, learn, "log", before))
     anomalies = np.full(20, before.value * 2.0)  # clearly above the threshold in force
     assert not rule.current(blinded, CAL).classify(anomalies)[0].any()  # the old way
     after = rule.current(guarded, CAL)
