@@ -147,6 +147,11 @@ class ScorerMetrics(_ServiceMetrics[Health]):
             "(states are written to Redis first).",
             registry=r,
         )
+        self.timestamps_replaced = Counter(
+            "seismo_timestamps_replaced",
+            "Events whose Kafka timestamp lay outside [0, 1e14) ms and took the scorer's clock.",
+            registry=r,
+        )
         self.rows_skipped = Counter(
             "seismo_rows_skipped",
             "Rows not judged because their device's state had already judged them (a replay).",

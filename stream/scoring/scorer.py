@@ -82,6 +82,13 @@ def _timestamps(messages: Sequence[Message], now_ms: int) -> list[int]:
     return out
 
 
+def _out_of_range(messages: Sequence[Message]) -> int:
+    """How many messages carry a Kafka timestamp outside ``[0, MAX_TS_MS)``."""
+    return sum(1 for m in messages
+               if m.timestamp()[0] != TIMESTAMP_NOT_AVAILABLE
+               and not 0 <= m.timestamp()[1] < MAX_TS_MS)  # fmt: skip
+
+
 StatsFactory = Callable[[Artifact], SharedStats]
 """The shared statistics of a model version (each version has its own)."""
 DriftCallback = Callable[[Artifact], None]
@@ -372,15 +379,29 @@ class Scorer:
         """The messages' events (``d`` values each: the model's width over the window),
         positional or named by channel."""
         headers = [m.headers() for m in messages]
+        stamps = _timestamps(messages, now_ms)
+        if stamps.count(now_ms):  # rare: none, or one out of range (counted and said)
+            self._report_odd_timestamps(_out_of_range(messages))
         return decode_batch(
             [m.value() for m in messages],
-            kafka_timestamps=_timestamps(messages, now_ms),
+            kafka_timestamps=stamps,
             n_features=self.artifact.n_features // self.settings.window,
             max_bytes=self.settings.max_message_bytes,
             headers=headers,
             keys=[m.key() for m in messages] if any(headers) else None,
             channels=self._channels,
         )
+
+    def _report_odd_timestamps(self, odd: int) -> None:
+        """Count (and, at most once a period, log) Kafka timestamps replaced by the clock."""
+        if not odd:
+            return
+        self.metrics.timestamps_replaced.inc(odd)
+        held = self._consume_errors.admit("timestamps")
+        if held is not None:
+            log.warning("%d message(s) with a Kafka timestamp outside [0, %d) ms (a producer "
+                        "clock in microseconds?): their events take the scorer's clock",
+                        odd, MAX_TS_MS)  # fmt: skip
 
     def _channel_names(self, artifact: Artifact) -> list[str]:
         """The names an event's named values are matched against, in model order: the

@@ -10,11 +10,13 @@ device states finite, and anomalies after the attack still alerted.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import orjson
 import pytest
 import redis
+from confluent_kafka import Producer
 
 from seismo.models.artifact import load_artifact
 from seismo.stream.io.kafka import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
@@ -285,3 +287,25 @@ def test_one_huge_reading_does_not_blind_a_devices_level_check(streams: Streams)
     last = records["r-199"]
     assert last["is_anomaly"] and "level" in last["checks"] and last["level_z"] > 5
 
+
+
+def test_a_kafka_timestamp_in_microseconds_takes_the_scorers_clock_and_is_counted(
+    streams: Streams,
+) -> None:
+    # Red-team finding: such a timestamp went into the alert's ts, which the incidents
+    # service refuses (an event's own ts in that range is dead-lettered).
+    streams.create()
+    producer = Producer({"bootstrap.servers": streams.bootstrap})
+    micros = 1_732_350_000_000_000
+    for i, row in enumerate(normal_rows(2, seed=6)):
+        value = orjson.dumps({"device_id": "dev-0", "values": row.tolist(), "id": f"t-{i}"})
+        producer.produce(streams.topic, value, b"dev-0", timestamp=micros if i == 0 else 1_000)
+    assert producer.flush(30) == 0
+    metrics = ScorerMetrics()
+    before = time.time() * 1000
+    with open_scorer(streams.settings(), metrics) as scorer:
+        done = scorer.process(consume(scorer, 2))
+    assert done.scored == 2
+    stamps = {r.json()["event_id"]: r.json()["ts"] for r in streams.read(streams.scores, 2)}
+    assert before <= stamps["t-0"] <= time.time() * 1000 and stamps["t-1"] == 1_000
+    assert metrics.timestamps_replaced._value.get() == 1
