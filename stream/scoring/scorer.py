@@ -71,22 +71,27 @@ class BatchResult:
     alerts: int
 
 
-def _timestamps(messages: Sequence[Message], now_ms: int) -> list[int]:
+def _kafka_times(messages: Sequence[Message], now_ms: int) -> tuple[list[int], int]:
     """Each message's Kafka timestamp, or ``now_ms`` where it has none or one outside the
     event times an event's own ``ts`` may take (``[0, MAX_TS_MS)``: a producer clock in
-    microseconds, say), so no alert carries a time that downstream refuses."""
-    out = []
+    microseconds, say), so no alert carries a time that downstream refuses; and how many
+    were out of that range."""
+    out, odd = [], 0
     for m in messages:
         kind, ts = m.timestamp()
-        out.append(ts if kind != TIMESTAMP_NOT_AVAILABLE and 0 <= ts < MAX_TS_MS else now_ms)
-    return out
+        if kind == TIMESTAMP_NOT_AVAILABLE:
+            out.append(now_ms)
+        elif 0 <= ts < MAX_TS_MS:
+            out.append(ts)
+        else:
+            out.append(now_ms)
+            odd += 1
+    return out, odd
 
 
-def _out_of_range(messages: Sequence[Message]) -> int:
-    """How many messages carry a Kafka timestamp outside ``[0, MAX_TS_MS)``."""
-    return sum(1 for m in messages
-               if m.timestamp()[0] != TIMESTAMP_NOT_AVAILABLE
-               and not 0 <= m.timestamp()[1] < MAX_TS_MS)  # fmt: skip
+def _timestamps(messages: Sequence[Message], now_ms: int) -> list[int]:
+    """:func:`_kafka_times` without the count."""
+    return _kafka_times(messages, now_ms)[0]
 
 
 StatsFactory = Callable[[Artifact], SharedStats]
@@ -379,9 +384,8 @@ class Scorer:
         """The messages' events (``d`` values each: the model's width over the window),
         positional or named by channel."""
         headers = [m.headers() for m in messages]
-        stamps = _timestamps(messages, now_ms)
-        if stamps.count(now_ms):  # rare: none, or one out of range (counted and said)
-            self._report_odd_timestamps(_out_of_range(messages))
+        stamps, odd = _kafka_times(messages, now_ms)
+        self._report_odd_timestamps(odd)
         return decode_batch(
             [m.value() for m in messages],
             kafka_timestamps=stamps,

@@ -331,18 +331,16 @@ class _LevelArrays:
         warm = count[:, 0] >= rule.level_warmup
         learnt = v
         if warm.any():
+            std = np.sqrt(np.maximum(_variance(m2, count), 0.0))  # the check's and the clip's
             if self.lo is not None and self.hi is not None:
                 lo, hi = self.lo[:n], self.hi[:n]
                 width = np.maximum(hi - lo, MIN_STD)
                 excess = np.maximum((v - hi) / width, (lo - v) / width).max(axis=1)
                 found = np.where(self.bounded[:n], np.maximum(excess, 0.0), 0.0)
             else:
-                variance = _variance(m2, count)
-                std = np.sqrt(np.maximum(variance, 0.0))
                 found = (np.abs(v - mean) / (std + MIN_STD)).max(axis=1)
             z[:] = np.where(warm, found, 0.0)
             if rule.level_clip:  # DeviceState.learn_reading: clipped once warm, where std > 0
-                std = np.sqrt(np.maximum(_variance(m2, count), 0.0))
                 width = rule.level_clip * std
                 bounded = np.minimum(np.maximum(v, mean - width), mean + width)
                 learnt = np.where(warm[:, None] & (std > 0.0), bounded, v)
