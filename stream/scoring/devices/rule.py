@@ -48,9 +48,8 @@ left are in ``docs/reliability.md`` ("Not done"):
   far out silences the range check of its device for good, so range mode is
   not for streams that untrusted producers write to.
 
-The rule is sequential
-per device and reads nothing but the device's state, so how readings are cut
-into batches never changes a verdict.
+The rule is sequential per device and reads nothing but the device's state, so
+how readings are cut into batches never changes a verdict.
 
 Examples
 --------
