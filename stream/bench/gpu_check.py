@@ -182,17 +182,19 @@ def _name(device: torch.device) -> str:
     return f"CPU, {torch.get_num_threads()} torch threads"
 
 
-def end_to_end(device: str, sizes: dict[int, int], workdir: Path,
-               echo: Echo) -> dict[str, dict[str, float]]:  # fmt: skip
-    """``seismo bench`` once per ``d`` (events in ``sizes``), the throughput rows only."""
+def end_to_end(
+    device: str, sizes: dict[int, int], workdir: Path, echo: Echo,
+    kafka_config: dict[str, str] | None = None,
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    """``seismo bench`` once per ``d`` (events in ``sizes``), the throughput rows only:
+    raw and seismo, JSON and f32 (per-message and River are not run)."""
     from seismo.stream.bench.throughput import BenchOptions, run_bench
 
     out: dict[str, dict[str, float]] = {}
     for d, events in sizes.items():
         options = BenchOptions(events=events, features=d, device=device, repeats=1,
-                               latency_seconds=0.0, scaling=(),
-                               per_message_events=min(events, 2000),
-                               river_events=min(events, 1000))  # fmt: skip
+                               latency_seconds=0.0, scaling=(), per_message_events=0,
+                               river_events=0, kafka_config=dict(kafka_config or {}))  # fmt: skip
         report = run_bench(options, workdir, echo)
         out[str(d)] = {name: report.results[name]["events_per_s"]
                        for name in ("raw", "seismo", "raw-f32", "seismo-f32")
@@ -200,8 +202,10 @@ def end_to_end(device: str, sizes: dict[int, int], workdir: Path,
     return out
 
 
-def run_gpu_check(device: str, quick: bool, workdir: Path, echo: Echo) -> GpuCheck:
-    """Both parts; ``quick`` shrinks them (a CPU smoke run of every path)."""
+def run_gpu_check(device: str, quick: bool, workdir: Path, echo: Echo,
+                  kafka_config: dict[str, str] | None = None) -> GpuCheck:  # fmt: skip
+    """Both parts; ``quick`` shrinks them (a CPU smoke run of every path).
+    ``kafka_config`` goes to every consumer of the end-to-end part."""
     from seismo.models.device import select_device
 
     target = select_device(device)
@@ -210,4 +214,5 @@ def run_gpu_check(device: str, quick: bool, workdir: Path, echo: Echo) -> GpuChe
     check = kernel_check(target, batch, seconds, echo)
     sizes = {16: 30_000, 784: 20_000} if quick else {16: 200_000, 784: 50_000}
     return GpuCheck(**{**check.to_dict(),
-                       "end_to_end": end_to_end(str(target), sizes, workdir, echo)})
+                       "end_to_end": end_to_end(str(target), sizes, workdir, echo,
+                                                kafka_config)})  # fmt: skip

@@ -362,17 +362,23 @@ def _run_all(
     o: BenchOptions, bootstrap: str, redis_url: str, topic: str, alerts: str, dlq: str,
     model_dir: Path, n: int, echo: Echo,
 ) -> dict[str, Runs]:  # fmt: skip
-    """raw and seismo ``repeats`` times (in turn), then per-message and River once."""
+    """raw and seismo ``repeats`` times (in turn), then per-message and River once
+    (each skipped when its event count is 0)."""
     from seismo.models.artifact import load_artifact
 
     results = _raw_and_seismo(o, bootstrap, redis_url, topic, model_dir, n, echo, "")
     extra = _consumer_config(o)
-    artifact = load_artifact(model_dir, device=o.device)
-    for r in (run_per_message(bootstrap, topic, o.partitions, artifact,
-                              min(n, o.per_message_events), extra=extra),
-              run_river(bootstrap, topic, o.partitions, min(n, o.river_events), extra=extra)):
+    found = []
+    if o.per_message_events > 0:
+        artifact = load_artifact(model_dir, device=o.device)
+        found.append(run_per_message(bootstrap, topic, o.partitions, artifact,
+                                     min(n, o.per_message_events), extra=extra))  # fmt: skip
+    if o.river_events > 0:
+        found.append(run_river(bootstrap, topic, o.partitions, min(n, o.river_events),
+                               extra=extra))  # fmt: skip
+    for r in found:
         results[r.name] = Runs.of([r])
-        _echo_result(r.name, r, echo)  # fmt: skip
+        _echo_result(r.name, r, echo)
     return results
 
 

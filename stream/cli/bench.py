@@ -47,8 +47,10 @@ def bench(
     partitions: Annotated[int, Opt(help="Partitions of the topic.")] = 4,
     max_batch: Annotated[int, Opt(help="The scorer's max batch.")] = 4096,
     linger_ms: Annotated[int, Opt(help="The scorer's linger (ms).")] = 50,
-    per_message_events: Annotated[int, Opt(help="Events for the per-message run.")] = 20_000,
-    river_events: Annotated[int, Opt(help="Events for the River run.")] = 10_000,
+    per_message_events: Annotated[int, Opt(help="Events for the per-message run (0 = skip).")] = (
+        20_000
+    ),
+    river_events: Annotated[int, Opt(help="Events for the River run (0 = skip).")] = 10_000,
     latency_seconds: Annotated[
         float, Opt(help="Seconds of paced events per latency level (0 = skip).")
     ] = 10.0,
@@ -106,12 +108,13 @@ def bench(
     import logging
     import sys
 
+    from seismo.stream.cli.common import parse_pairs
+
     if gpu_check:
-        _gpu_check(device, gpu_check_quick, json_path)
+        _gpu_check(device, gpu_check_quick, json_path, parse_pairs(kafka_config) or {})
         return
 
     from seismo.stream.bench.throughput import BenchOptions, format_report, run_bench
-    from seismo.stream.cli.common import parse_pairs
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     options = BenchOptions(
@@ -143,7 +146,9 @@ def bench(
         typer.echo(f"wrote {out}")
 
 
-def _gpu_check(device: str, quick: bool, json_path: Path | None) -> None:
+def _gpu_check(
+    device: str, quick: bool, json_path: Path | None, kafka_config: dict[str, str]
+) -> None:
     import logging
     import sys
 
@@ -153,7 +158,7 @@ def _gpu_check(device: str, quick: bool, json_path: Path | None) -> None:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="seismo-gpu-check-") as tmp:
-        check = run_gpu_check(device, quick, Path(tmp), typer.echo)
+        check = run_gpu_check(device, quick, Path(tmp), typer.echo, kafka_config)
     for line in check.lines():
         typer.echo(line)
     if json_path is not None:
