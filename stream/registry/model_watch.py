@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 FIRST_RETRY_S = 0.5
 #: Longest wait after a failed check (s), whatever the poll period.
 MAX_RETRY_S = 30.0
+#: Longest single wait on the events channel (s): how soon :meth:`ModelWatcher.stop`
+#: is noticed between two polls.
+STOP_CHECK_S = 0.25
 
 
 def retry_delay_s(failures: int, poll_s: float) -> float:
@@ -130,9 +133,10 @@ class ModelWatcher:
         return self
 
     def stop(self) -> None:
-        """Stop the thread (it exits within ``poll_s`` at the latest)."""
+        """Stop the thread: it exits within :data:`STOP_CHECK_S` of a wait, or when the
+        check under way (a Redis call, a model being loaded) returns."""
         self._stop.set()
-        self._thread.join(timeout=self.poll_s + 5)
+        self._thread.join(timeout=STOP_CHECK_S + 10)
 
     def take(self) -> Artifact | None:
         """The newest loaded version not yet taken, or ``None``."""
@@ -193,13 +197,22 @@ class ModelWatcher:
                     pubsub.subscribe(channel)
                 self.check_now()
                 self._succeeded()
-                pubsub.get_message(timeout=self.poll_s)  # wakes early on a notification
+                self._wait_for_news(pubsub)
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any one error
                 delay = self._failed(exc)
                 _close(pubsub)
                 pubsub = None
                 self._stop.wait(delay)
         _close(pubsub)
+
+    def _wait_for_news(self, pubsub: redis.client.PubSub) -> None:
+        """Until a notification arrives, ``poll_s`` has passed or :meth:`stop` was called:
+        in slices of :data:`STOP_CHECK_S`, so stopping never waits for a whole poll."""
+        deadline = time.monotonic() + self.poll_s
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or pubsub.get_message(timeout=min(left, STOP_CHECK_S)) is not None:
+                return
 
     def _succeeded(self) -> None:
         with self._lock:

@@ -103,7 +103,10 @@ def test_watcher_loads_each_new_version_and_refuses_another_width(registry, vers
         assert wait_for(lambda: refused == [wide.version], 10)
         assert watcher.take() is None, "a model of another width is never offered"
     finally:
+        asked = time.monotonic()
         watcher.stop()
+    assert not watcher.status().alive
+    assert time.monotonic() - asked < 5, "stopping does not wait out the 30 s poll"
 
 
 def test_watcher_polls_when_the_notification_is_lost(registry, versions, redis_client,
