@@ -19,7 +19,7 @@ statistics are merged either way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,7 +31,7 @@ from seismo.stream.io.batch_sources import positions_of
 from seismo.stream.scoring.alerts import Source
 from seismo.stream.scoring.codec import DecodedBatch
 from seismo.stream.scoring.devices.batch import judge_grouped
-from seismo.stream.scoring.devices.rule import BatchVerdicts, DeviceRule
+from seismo.stream.scoring.devices.rule import BatchVerdicts, DeviceRule, DeviceState
 from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.threshold import Threshold
 
@@ -102,6 +102,31 @@ class SharedJudge:
         return None
 
 
+def last_judged(
+    states: Mapping[str, DeviceState | None], device_ids: Sequence[str], partitions: np.ndarray
+) -> np.ndarray:
+    """Each row's last offset judged by its device's state on the row's partition (-1:
+    none), looked up once per device and partition rather than once per row.
+
+    >>> from seismo.stream.scoring.stats import RunningStats
+    >>> s = DeviceState("v", RunningStats(), offsets={0: 7, 3: 9})
+    >>> last_judged({"a": s, "b": None}, ["a", "b", "a", "a"], np.array([0, 0, 3, 1])).tolist()
+    [7, -1, 9, -1]
+    """
+    index = {device: i for i, device in enumerate(dict.fromkeys(device_ids))}
+    found, column = np.unique(partitions, return_inverse=True)
+    where = {partition: j for j, partition in enumerate(found.tolist())}
+    table = np.full((len(index), len(found)), -1, dtype=np.int64)
+    for device, i in index.items():
+        state = states.get(device)
+        for partition, offset in (state.offsets.items() if state is not None else ()):
+            j = where.get(partition)
+            if j is not None:
+                table[i, j] = offset
+    rows = np.fromiter(map(index.__getitem__, device_ids), dtype=np.intp, count=len(device_ids))
+    return table[rows, column.reshape(-1)]
+
+
 class DeviceJudge:
     """Each row against its device's own state (``threshold_scope device``), kept in Redis.
 
@@ -133,14 +158,10 @@ class DeviceJudge:
         offsets further back (a recreated topic, offsets reset to reprocess) are judged
         again."""
         states = self.states.load(decoded.device_ids)
-        judged = {(device, partition): offset for device, state in states.items()
-                  if state is not None for partition, offset in state.offsets.items()}  # fmt: skip
-        if not judged:
+        if not any(state is not None and state.offsets for state in states.values()):
             return decoded, starts  # devices never judged before: nothing to leave out
         partitions, offsets = (a[decoded.rows] for a in positions_of(sources))
-        last = np.fromiter((judged.get(key, -1) for key in
-                            zip(decoded.device_ids, partitions.tolist(), strict=True)),
-                           dtype=np.int64, count=len(decoded))  # fmt: skip
+        last = last_judged(states, decoded.device_ids, partitions)
         again = offsets <= last
         keep = ~again | (last - offsets >= self.max_batch)
         rewound = int((again & keep).sum())

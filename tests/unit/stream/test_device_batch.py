@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from seismo.models.calibration import Calibration
+from seismo.stream.scoring.devices import batch as batch_module
 from seismo.stream.scoring.devices.batch import judge_grouped
 from seismo.stream.scoring.devices.rule import DeviceRule, DeviceState, judge_batch
 
@@ -127,3 +128,35 @@ def test_random_rules_and_batches_give_the_reference_bit_for_bit(seed):
             assert list(fast) == list(reference), n
             assert [s.to_bytes() for s in fast.values() if s] == [
                 s.to_bytes() for s in reference.values() if s], n
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.5, 10.0])
+@pytest.mark.parametrize("learn", [False, True])
+def test_the_steady_paths_give_the_reference_bit_for_bit(monkeypatch, clip, learn):
+    """Batches whose devices are all warm, then all at their caps, take the steady paths
+    (``_merge_steady`` without its checks): they must still give the reference's bits."""
+    taken: set[tuple[float, str | None]] = set()
+    steady = batch_module._merge_steady
+
+    def spy(count, mean, m2, x, window, regime):
+        taken.add((window, regime))
+        return steady(count, mean, m2, x, window, regime)
+
+    monkeypatch.setattr(batch_module, "_merge_steady", spy)
+    rule = DeviceRule(k=2.5, smooth=4, history=60, level_history=90, level_warmup=6,
+                      learn_anomalies=learn, level_clip=clip)  # fmt: skip
+    reference: dict[str, DeviceState | None] = {}
+    fast: dict[str, DeviceState | None] = {}
+    for n, (ids, errors, readings, positions) in enumerate(_batches(11, 6, 4, 40, 24)):
+        # one channel of one device constant, then another value: a warm channel whose
+        # std is 0 learns its reading unclipped
+        readings[[i for i, d in enumerate(ids) if d == "dev-0"], 0] = 7.0 if n < 20 else 9.0
+        want = judge_batch(reference, ids, errors, readings, positions, "v1", CAL, rule)
+        got = judge_grouped(fast, ids, errors, readings, positions, "v1", CAL, rule)
+        _same(got, want)
+        assert [s.to_bytes() for s in fast.values() if s] == [
+            s.to_bytes() for s in reference.values() if s]
+    # the window statistics start at their cap (the calibration's 300 > history 60); the
+    # level statistics grow, warm up, cross their cap (general path) and stay there
+    assert {(60.0, batch_module.AT_CAP), (90.0, batch_module.BELOW_CAP),
+            (90.0, batch_module.AT_CAP)} <= taken, taken  # fmt: skip
