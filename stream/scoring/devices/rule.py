@@ -196,16 +196,21 @@ class DeviceState:
 
     @property
     def usable(self) -> bool:
-        """Whether every number of the state is finite (and counts not negative).
+        """Whether every number of the state is finite (and counts not negative), and every
+        partition and offset one Kafka can have (int32 and int64, not negative).
 
         >>> s = DeviceState("v", RunningStats(2.0, 1.5, 0.5), [1.0], [RunningStats(3.0, 2.0, 1.0)])
         >>> s.usable, DeviceState("v", RunningStats(2.0, 1.5, 0.5), [float("inf")]).usable
         (True, False)
+        >>> DeviceState("v", RunningStats(2.0, 1.5, 0.5), offsets={0: 2**70}).usable
+        False
         """
         return (self.window.usable and all(s.usable for s in self.level)
                 and all(math.isfinite(x) for x in self.recent)
                 and all(math.isfinite(x) for r in self.readings for x in r)
-                and all(math.isfinite(x) for b in self.bounds for x in b))  # fmt: skip
+                and all(math.isfinite(x) for b in self.bounds for x in b)
+                and all(0 <= p < 2**31 and 0 <= o < 2**63
+                        for p, o in self.offsets.items()))  # fmt: skip
 
     def to_bytes(self) -> bytes:
         """A compact JSON document (what Redis stores); :meth:`from_bytes` reverses it.
@@ -214,7 +219,8 @@ class DeviceState:
         NaN or Inf, and a state written with nulls could never be read back.
         """
         if not self.usable:
-            raise ValueError("refusing to write a device state with non-finite numbers")
+            raise ValueError("refusing to write a device state with non-finite numbers "
+                             "or offsets out of range")
         doc: dict[str, Any] = {
             "v": self.version, "w": _triple(self.window), "r": self.recent,
             "l": [_triple(s) for s in self.level],
@@ -253,7 +259,7 @@ class DeviceState:
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise ValueError(f"unusable device state: {type(exc).__name__}") from exc
         if not state.usable:
-            raise ValueError("unusable device state: non-finite numbers")
+            raise ValueError("unusable device state: non-finite numbers or offsets out of range")
         return state
 
 

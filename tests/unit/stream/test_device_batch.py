@@ -11,6 +11,7 @@ from seismo.models.calibration import Calibration
 from seismo.stream.scoring.devices import batch as batch_module
 from seismo.stream.scoring.devices.batch import judge_grouped
 from seismo.stream.scoring.devices.rule import DeviceRule, DeviceState, judge_batch
+from seismo.stream.scoring.stats import RunningStats
 
 CAL = Calibration(count=300, mean=1.0, std=0.2, quantiles={}, log_mean=-0.5, log_std=0.3)
 RULES = [
@@ -130,11 +131,14 @@ def test_random_rules_and_batches_give_the_reference_bit_for_bit(seed):
                 s.to_bytes() for s in reference.values() if s], n
 
 
+@pytest.mark.parametrize("history", [60, 2000])
 @pytest.mark.parametrize("clip", [0.0, 0.5, 10.0])
 @pytest.mark.parametrize("learn", [False, True])
-def test_the_steady_paths_give_the_reference_bit_for_bit(monkeypatch, clip, learn):
+def test_the_steady_paths_give_the_reference_bit_for_bit(monkeypatch, clip, learn, history):
     """Batches whose devices are all warm, then all at their caps, take the steady paths
-    (``_merge_steady`` without its checks): they must still give the reference's bits."""
+    (``_merge_steady`` without its checks): they must still give the reference's bits.
+    Then the caps are lowered (``history`` and ``level_history`` changed, states kept,
+    as after a restart with new settings): counts above the cap take the general path."""
     taken: set[tuple[float, str | None]] = set()
     steady = batch_module._merge_steady
 
@@ -143,11 +147,15 @@ def test_the_steady_paths_give_the_reference_bit_for_bit(monkeypatch, clip, lear
         return steady(count, mean, m2, x, window, regime)
 
     monkeypatch.setattr(batch_module, "_merge_steady", spy)
-    rule = DeviceRule(k=2.5, smooth=4, history=60, level_history=90, level_warmup=6,
+    rule = DeviceRule(k=2.5, smooth=4, history=history, level_history=90, level_warmup=6,
                       learn_anomalies=learn, level_clip=clip)  # fmt: skip
+    lowered = DeviceRule(k=2.5, smooth=4, history=40, level_history=50, level_warmup=6,
+                         learn_anomalies=learn, level_clip=clip)  # fmt: skip
     reference: dict[str, DeviceState | None] = {}
     fast: dict[str, DeviceState | None] = {}
-    for n, (ids, errors, readings, positions) in enumerate(_batches(11, 6, 4, 40, 24)):
+    for n, (ids, errors, readings, positions) in enumerate(_batches(11, 6, 4, 46, 24)):
+        if n == 40:
+            rule = lowered
         # one channel of one device constant, then another value: a warm channel whose
         # std is 0 learns its reading unclipped
         readings[[i for i, d in enumerate(ids) if d == "dev-0"], 0] = 7.0 if n < 20 else 9.0
@@ -156,7 +164,28 @@ def test_the_steady_paths_give_the_reference_bit_for_bit(monkeypatch, clip, lear
         _same(got, want)
         assert [s.to_bytes() for s in fast.values() if s] == [
             s.to_bytes() for s in reference.values() if s]
-    # the window statistics start at their cap (the calibration's 300 > history 60); the
-    # level statistics grow, warm up, cross their cap (general path) and stay there
-    assert {(60.0, batch_module.AT_CAP), (90.0, batch_module.BELOW_CAP),
-            (90.0, batch_module.AT_CAP)} <= taken, taken  # fmt: skip
+    # history 60: the window statistics start at their cap (the calibration's 300 > 60);
+    # history 2000: they stay below it. The level statistics grow, warm up, cross their
+    # cap (general path) and stay there; after the caps are lowered, the first batch
+    # (counts above the new caps) takes the general path, the next ones the cap's.
+    window = batch_module.AT_CAP if history == 60 else batch_module.BELOW_CAP
+    assert {(float(history), window), (90.0, batch_module.BELOW_CAP),
+            (90.0, batch_module.AT_CAP), (40.0, batch_module.AT_CAP),
+            (50.0, batch_module.AT_CAP)} <= taken, taken
+    assert (40.0, None) in taken, "the window check's counts above its new cap"
+
+
+def test_a_device_warm_on_one_channel_and_empty_on_another_takes_the_general_path():
+    """The level check warms up on channel 0's count; a stored state whose other channel
+    has no readings (count 0) must not take the steady path (it divides by the count)."""
+    rule = DeviceRule(k=2.5, smooth=2, history=50, level_history=40, level_warmup=3)
+    state = DeviceState("v1", RunningStats(50.0, -0.5, 4.5), [-0.5],
+                        [RunningStats(10.0, 10.0, 9.0), RunningStats()])  # fmt: skip
+    ids, errors = ["a"] * 4, np.array([-0.4, -0.6, -0.5, 2.0])
+    readings = np.array([[10.0, 3.0], [11.0, 3.5], [9.0, 2.5], [10.0, 40.0]])
+    positions = [(0, i) for i in range(4)]
+    reference, fast = {"a": state}, {"a": copy.deepcopy(state)}
+    want = judge_batch(reference, ids, errors, readings, positions, "v1", CAL, rule)
+    got = judge_grouped(fast, ids, errors, readings, positions, "v1", CAL, rule)
+    _same(got, want)
+    assert fast == reference

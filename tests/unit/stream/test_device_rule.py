@@ -258,3 +258,12 @@ def test_one_huge_reading_while_a_device_warms_up_does_not_blind_it():
         judge(state, log_error, reading, rule)
     assert state.level[0].std < 2.0
     assert judge(state, 0.0, np.array([35.0, 20.0]), rule).level_flag
+
+
+@pytest.mark.parametrize("offsets", [f'{{"1":{2**70}}}', '{"1":-5}', f'{{"{2**40}":3}}'])
+def test_a_stored_partition_or_offset_kafka_cannot_have_makes_the_state_unusable(offsets):
+    """Such a state (a corrupt Redis value) starts again from the calibration: it would
+    otherwise overflow the int64 arrays of the replay check on every retry."""
+    doc = b'{"v":"v","w":[2.0,0.0,0.5],"r":[],"l":[],"o":' + offsets.encode() + b"}"
+    with pytest.raises(ValueError, match="offsets out of range"):
+        DeviceState.from_bytes(doc)
