@@ -61,7 +61,12 @@ class MessageSources(Sequence[Source]):
         return (source_of(m) for m in self._messages)
 
     def commit_offsets(self) -> list[TopicPartition]:
-        """Highest offset + 1 per partition, in one pass over the messages."""
+        """Highest offset + 1 per partition, in one pass over the messages (from the
+        :meth:`positions` arrays when they were built and the batch holds one topic)."""
+        if self._positions is not None and self._messages:
+            topics = {m.topic() for m in self._messages}
+            if len(topics) == 1 and None not in topics:
+                return _highest(topics.pop(), *self._positions)  # type: ignore[arg-type]
         top: dict[tuple[str, int], int] = {}
         for m in self._messages:
             topic, partition, offset = m.topic(), m.partition(), m.offset()
@@ -84,6 +89,19 @@ class MessageSources(Sequence[Source]):
             except TypeError:  # a None among them
                 raise ValueError("a consumed message without partition or offset") from None
         return self._positions
+
+
+def _highest(topic: str, partitions: np.ndarray, offsets: np.ndarray) -> list[TopicPartition]:
+    """Highest offset + 1 of each partition of one topic, partitions in order.
+
+    >>> [(tp.partition, tp.offset) for tp in
+    ...  _highest("t", np.array([2, 0, 2, 0]), np.array([7, 4, 9, 3]))]
+    [(0, 5), (2, 10)]
+    """
+    order = np.lexsort((offsets, partitions))  # by partition, then offset
+    last = np.flatnonzero(np.r_[partitions[order][1:] != partitions[order][:-1], True])
+    return [TopicPartition(topic, p, o + 1) for p, o in
+            zip(partitions[order][last].tolist(), offsets[order][last].tolist(), strict=True)]
 
 
 def positions_of(sources: Sequence[Source]) -> tuple[np.ndarray, np.ndarray]:

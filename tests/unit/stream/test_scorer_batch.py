@@ -114,3 +114,8 @@ def test_message_sources_match_the_eager_sources(positions):
     assert [(tp.topic, tp.partition, tp.offset) for tp in lazy.commit_offsets()] == [
         (tp.topic, tp.partition, tp.offset) for tp in commit_offsets(eager)
     ]
+    arrays = MessageSources(batch)  # device scope reads the positions first
+    arrays.positions()
+    assert [(tp.topic, tp.partition, tp.offset) for tp in arrays.commit_offsets()] == [
+        (tp.topic, tp.partition, tp.offset) for tp in commit_offsets(eager)
+    ]
