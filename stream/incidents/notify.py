@@ -140,9 +140,10 @@ def post(request: Request, timeout_s: float) -> None:
     outgoing = urllib.request.Request(  # noqa: S310 (settings allow http(s) URLs only)
         request.url, data=request.body, headers=request.headers, method="POST"
     )
+    deadline = time.monotonic() + timeout_s
     try:
         with urllib.request.urlopen(outgoing, timeout=timeout_s) as answer:  # noqa: S310 (http(s) only)
-            answer.read()
+            drain(answer, deadline)
     except urllib.error.HTTPError as exc:
         final = 400 <= exc.code < 500 and exc.code not in RETRYABLE_4XX
         raise SinkError(f"HTTP {exc.code}", final=final) from None
@@ -150,6 +151,29 @@ def post(request: Request, timeout_s: float) -> None:
         raise SinkError(str(getattr(exc, "reason", exc))) from None
     except http.client.HTTPException as exc:  # a sink that answers no HTTP
         raise SinkError(f"bad answer: {type(exc).__name__}") from None
+
+
+#: Most bytes of a sink's answer read (and dropped) after its 2xx status.
+MAX_ANSWER_BYTES = 1 << 20
+
+
+def drain(answer: Any, deadline: float, limit: int = MAX_ANSWER_BYTES) -> None:
+    """Read and drop a 2xx answer's body until it ends, ``limit`` bytes or ``deadline``
+    (``time.monotonic``), whichever comes first.
+
+    The socket timeout bounds each read, not the whole answer: a sink that
+    sends its body a byte at a time would otherwise hold the stream (and a
+    stop) for as long as it likes. Its status already said it took the change.
+
+    >>> import io
+    >>> drain(io.BufferedReader(io.BytesIO(b"x" * 10)), time.monotonic() + 5)
+    """
+    read = 0
+    while read < limit and time.monotonic() < deadline:
+        chunk = answer.read1(65536)
+        if not chunk:
+            return
+        read += len(chunk)
 
 
 def retry_delay_s(attempt: int, settings: NotifySettings) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 
 import orjson
 import pytest
@@ -235,3 +236,39 @@ def test_sink_urls_never_reach_the_logs_and_slack_text_is_escaped(
     assert "starting notifier" in logged and "http://127.0.0.1:" in logged
     assert "webhook: delivery of inc-abc:0 failed (HTTP 500)" in logged
     assert token not in logged and "pa55word" not in logged, logged
+
+
+def test_a_sink_that_trickles_its_answer_cannot_hold_the_notifier():
+    """A 200 whose body comes a byte every 0.5 s for a minute: every socket read is within
+    the timeout, so only a deadline on the whole answer lets the next change (and a stop)
+    through. The change counts as delivered: the status said so."""
+    import socket
+
+    from seismo.stream.incidents.notify import Request, post
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(120):
+                if stop.wait(0.5):
+                    return
+                try:
+                    conn.sendall(b"1\r\nx\r\n")
+                except OSError:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        started = time.monotonic()
+        post(Request(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", b"{}",
+                     {"Content-Type": "application/json"}), timeout_s=1.5)  # fmt: skip
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    assert took < 5, f"post() waited {took:.1f} s on a trickling answer (timeout 1.5 s)"
