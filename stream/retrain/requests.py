@@ -89,6 +89,12 @@ def request_retrain(
     return True
 
 
+def restore_request(client: redis.Redis, prefix: str, name: str, request: dict[str, Any]) -> bool:
+    """Put back a request taken for a round that did not finish, unless a newer one is
+    pending; True if it was put back."""
+    return bool(client.set(request_key(prefix, name), json.dumps(request), nx=True))
+
+
 def take_request(client: redis.Redis, prefix: str, name: str) -> dict[str, Any] | None:
     """The pending request of ``name``, removed atomically; ``None`` if there is none."""
     raw = client.register_script(TAKE_LUA)(keys=[request_key(prefix, name)])

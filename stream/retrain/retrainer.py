@@ -41,7 +41,7 @@ from seismo.stream.io.kafka import split_errors
 from seismo.stream.io.metrics import RetrainerMetrics
 from seismo.stream.io.redis_stats import RedisStats, stats_key
 from seismo.stream.registry.model_registry import ModelRegistry
-from seismo.stream.retrain.requests import Lease, lease_key, take_request
+from seismo.stream.retrain.requests import Lease, lease_key, restore_request, take_request
 from seismo.stream.retrain.reservoir import Reservoir, group_of
 from seismo.stream.retrain.round import RoundOptions, RoundResult, run_round
 from seismo.stream.scoring.codec import decode_batch
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 CONSUME_BATCH = 5000
 #: Events left out of the window are logged at most this often (s).
 REJECT_LOG_S = 60.0
+#: Longest wait between two tries while Redis does not answer (s).
+MAX_REDIS_RETRY_S = 30.0
 
 
 def start_offsets(low: int, high: int, backfill: int) -> int:
@@ -99,6 +101,8 @@ class Retrainer:
         self.rejected = 0
         self._rejected_logged = (0, -REJECT_LOG_S)  # (count, when)
         self._last_round = clock()
+        #: the request taken for the round under way (put back if the round does not finish)
+        self._request: dict[str, object] | None = None
         self._stop: threading.Event | None = None
 
     def assign(self) -> None:
@@ -179,6 +183,7 @@ class Retrainer:
         """Why a round should start now (``"interval"``, a request's reason), or ``None``."""
         s = self.settings
         request = take_request(self.client, s.redis_prefix, s.model_name)
+        self._request = request
         if request is not None:
             return str(request.get("reason", "request"))
         if self.clock() - self._last_round >= s.interval_s:
@@ -227,19 +232,55 @@ class Retrainer:
         A stop during training abandons the round within one epoch.
         """
         self._stop = stop
+        failures = 0
         while not stop.is_set():
             self.fill(max_s=1.0)
-            active = self.lease.acquire()
-            self.metrics.health.loop_alive(active=active)
-            if not active:
-                continue  # another retrainer is active; keep the window warm
-            trigger = self.due()
-            if trigger is not None:
-                try:
-                    self.attempt(trigger)
-                except TrainingStopped as exc:
-                    log.info("stopping: round abandoned (%s)", exc)
-        self.lease.release()
+            try:
+                self._step()
+                failures = 0
+            except redis.RedisError as exc:  # Redis away: keep the window, try again later
+                failures += 1
+                self._give_back_request()
+                delay = min(2.0 ** (failures - 1), MAX_REDIS_RETRY_S)
+                self.metrics.health.loop_alive(active=False)
+                log.warning("Redis call failed (%s: %s): no round until it answers; "
+                            "retrying in %.0f s", type(exc).__name__, exc, delay)  # fmt: skip
+                stop.wait(delay)
+        try:
+            self.lease.release()
+        except redis.RedisError as exc:
+            log.warning("could not release the retrainer lease (it expires by itself): %s", exc)
+
+    def _step(self) -> None:
+        """Renew the lease and run a round when one is due (Redis errors propagate)."""
+        active = self.lease.acquire()
+        self.metrics.health.loop_alive(active=active)
+        if not active:
+            return  # another retrainer is active; keep the window warm
+        trigger = self.due()
+        if trigger is None:
+            return
+        try:
+            self.attempt(trigger)
+        except TrainingStopped as exc:
+            self._give_back_request()
+            log.info("stopping: round abandoned (%s)", exc)
+        self._request = None
+
+    def _give_back_request(self) -> None:
+        """A request taken for a round that did not finish goes back to Redis (unless a
+        newer one is there), so a restarted retrainer runs it."""
+        request, self._request = self._request, None
+        if request is None:
+            return
+        s = self.settings
+        try:
+            if restore_request(self.client, s.redis_prefix, s.model_name, request):
+                log.info("the retrain request (%s) is kept for the next round",
+                         request.get("reason", "request"))  # fmt: skip
+        except redis.RedisError as exc:
+            log.warning("the retrain request (%s) of the unfinished round is lost: %s",
+                        request.get("reason", "request"), exc)  # fmt: skip
 
     def _load_champion(self) -> Artifact:
         s = self.settings

@@ -103,3 +103,54 @@ def test_hostile_events_never_enter_the_window_nor_stop_the_retrainer(
     assert added == 6 and rejected == 2
     np.testing.assert_allclose(window.values, normal)
     assert np.isfinite(window.values).all()
+
+
+def test_the_retrainer_outlives_redis_going_away_and_keeps_an_unfinished_request(
+    kafka_bootstrap, topic_name, redis_key_prefix, tmp_path: Path, monkeypatch
+):
+    """Redis stopped under a running retrainer: it logs, waits and tries again instead of
+    dying with a traceback. A round stopped mid-training puts its request back, so a
+    restarted retrainer runs it (it would otherwise wait a whole interval)."""
+    import threading
+
+    from seismo.models.errors import TrainingStopped
+    from seismo.stream.io.redis_stats import connect
+    from seismo.stream.local.embedded import EmbeddedRedis
+    from seismo.stream.retrain.requests import request_key, request_retrain
+
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    with EmbeddedRedis() as server:
+        client = connect(server.url)
+        publish_champion(np.random.default_rng(5), tmp_path, client, redis_key_prefix)
+        settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, server.url,
+                                    redis_key_prefix)  # fmt: skip
+        with open_retrainer(settings) as retrainer:
+            request_retrain(client, redis_key_prefix, NAME, reason="drift", by="scorer-1")
+
+            def stopped(trigger: str) -> None:
+                raise TrainingStopped("stopped after epoch 3")
+
+            monkeypatch.setattr(retrainer, "attempt", stopped)
+            retrainer._step()
+            kept = client.get(request_key(redis_key_prefix, NAME))
+            assert kept is not None and orjson.loads(kept)["reason"] == "drift"
+
+            stop = threading.Event()
+            errors: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    retrainer.run(stop)
+                except BaseException as exc:  # noqa: BLE001 - the test reports it
+                    errors.append(exc)
+
+            monkeypatch.setattr(retrainer, "attempt", lambda trigger: None)
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            time.sleep(1.5)
+            server.stop()
+            time.sleep(4.0)
+            assert thread.is_alive() and not errors, errors
+            stop.set()
+            thread.join(timeout=40)
+            assert not thread.is_alive() and not errors, errors
