@@ -246,6 +246,21 @@ class SharedStats:
             return self._last.merge(self._pending, self.store.window), "local"
         return self._last.merge(self._pending, self.store.window), "redis"
 
+    def flush(self) -> float:
+        """One last try to merge what is pending (on shutdown: ignores the pause after a
+        failure); the number of scores still not merged (0 when all went)."""
+        if self._pending.count <= 0:
+            return 0.0
+        try:
+            self._last = self.store.merge(self._pending)
+        except redis.RedisError as exc:
+            self.errors += 1
+            log.warning("Redis merge failed at shutdown: %d scores of this scorer never reach "
+                        "the shared statistics (%s)", self._pending.count, exc)  # fmt: skip
+            return self._pending.count
+        self._pending = RunningStats()
+        return 0.0
+
     @property
     def repairs(self) -> int:
         """Stored states found unusable and started again (see :meth:`RedisStats.read`)."""

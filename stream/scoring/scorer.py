@@ -183,7 +183,15 @@ class Scorer:
                                      on_skipped=metrics.rows_skipped.inc)  # fmt: skip
 
     def close(self) -> None:
-        """Flush and close the producer in use (on shutdown, after the last batch)."""
+        """On shutdown, after the last batch: one last try to write to Redis what the
+        scorer learnt (warned about when Redis is still away: it is lost), then flush
+        and close the producer in use."""
+        self.stats.flush()
+        self.judge.save()
+        counts = self.judge.counts()
+        if counts is not None and counts.pending:
+            log.warning("%d device states could not be written to Redis at shutdown: those "
+                        "devices continue from their last written state", counts.pending)
         left = self.producer.close()
         if left:
             log.warning("%d output messages were not delivered at shutdown; their input "

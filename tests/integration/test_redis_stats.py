@@ -247,3 +247,28 @@ def test_non_finite_batches_never_reach_redis(redis_client, redis_key_prefix):
         shared.store.merge(RunningStats(1.0, float("inf"), 0.0))
     assert shared.pending == RunningStats()
     _assert_same(shared.read()[0], RunningStats.from_scores([1.0, 2.0]))
+
+
+def test_a_last_flush_at_shutdown_writes_what_is_pending_or_says_it_is_lost(
+    redis_key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The scorer's close() flushes once more, even inside the pause after a failure;
+    with Redis still away the pending scores are named in a warning, not dropped in
+    silence."""
+    server = EmbeddedRedis(startup_timeout=10.0, stop_grace=5.0)
+    client = redis.Redis.from_url(server.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    with server, client:
+        shared = SharedStats(RedisStats(client, f"{redis_key_prefix}stats", None), retry_s=600.0)
+        shared.merge(RunningStats.from_scores(np.arange(10.0)))
+        assert shared.flush() == 0.0
+        server.stop()
+        shared.merge(RunningStats.from_scores(np.arange(7.0)))
+        assert shared.pending.count == 7
+        with caplog.at_level("WARNING"):
+            assert shared.flush() == 7
+        assert "7 scores of this scorer never reach the shared statistics" in caplog.text
+        server.start()
+        shared.merge(RunningStats.from_scores(np.arange(3.0)))  # inside the 600 s pause
+        assert shared.pending.count == 10, "not tried before the pause ends"
+        assert shared.flush() == 0.0 and shared.pending.count == 0
+        assert shared.store.read().count == 10  # Redis came back empty: the 7 and the 3
