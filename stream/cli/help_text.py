@@ -86,10 +86,12 @@ def show_setting_defaults(command: Any, cls: Any) -> None:
         field = fields.get(param.name)
         if not isinstance(param, TyperOption) or param.default is not None or field is None:
             continue
-        value = shown(field.default)
+        if field.is_required():  # no default to show (the setting must be given)
+            continue
+        value = shown(field.get_default(call_default_factory=True))
         if value is None or "[default" in (param.help or ""):
             continue
-        if isinstance(field.default, bool) and param.secondary_opts:
+        if isinstance(field.default, bool) and param.secondary_opts:  # a flag pair
             value = (param.opts if field.default else param.secondary_opts)[0].lstrip("-")
         param.help = f"{param.help or ''}  [default: {value}]"
 

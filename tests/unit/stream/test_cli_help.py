@@ -72,6 +72,13 @@ def test_score_help_keeps_brackets_and_shows_the_settings_defaults():
     assert "--scores-topic Optional per-event scores topic. --dlq-topic" in text  # none
 
 
+@pytest.mark.parametrize("command", ["score", "evaluate", "retrain", "incidents", "notify"])
+def test_no_help_shows_a_default_a_setting_does_not_have(command):
+    """Settings with a default factory (``kafka_config``) or none at all (``model_store``
+    of retrain) showed ``[default: PydanticUndefined]``."""
+    assert "Undefined" not in help_of(command)
+
+
 def test_evaluate_help_shows_the_scorers_streaming_defaults():
     text = unwrapped(help_of("evaluate"))
     assert "--streaming" in text
