@@ -28,7 +28,9 @@ def _kinds(text: str | None) -> tuple[str, ...]:
 
 
 def simulate(
-    bootstrap_servers: Annotated[str, Opt(help="Kafka bootstrap servers.")] = "127.0.0.1:9092",
+    bootstrap_servers: Annotated[
+        str, Opt(envvar="SEISMO_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+    ] = "127.0.0.1:9092",
     topic: Annotated[str, Opt(help="Topic of the sensor events.")] = "sensor-events",
     labels_topic: Annotated[
         str, Opt(help="Topic of the anomalies' ground truth ('' = none).")

@@ -20,14 +20,17 @@ pytestmark = [pytest.mark.kafka, pytest.mark.pipe]
 
 
 def test_simulate_publishes_events_and_the_labels_of_every_episode(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The broker from the environment, as `eval "$(seismo dev up --detach)"` leaves it
+    # (every other command reads it; simulate did not).
+    monkeypatch.setenv("SEISMO_BOOTSTRAP_SERVERS", kafka_bootstrap)
     tag = uuid.uuid4().hex[:8]
     events_topic, labels_topic = f"sim-{tag}", f"sim-labels-{tag}"
     create_topics(kafka_bootstrap, {events_topic: 2, labels_topic: 1})
     labels_file = tmp_path / "labels.jsonl"
     done = run_seismo(
-        "simulate", "--bootstrap-servers", kafka_bootstrap, "--topic", events_topic,
+        "simulate", "--topic", events_topic,
         "--labels-topic", labels_topic, "--labels-file", str(labels_file), "--devices", "5",
         "--rate", "2500", "--duration", "4", "--anomaly-rate", "0.1", "--seed", "3",
         timeout=120,
