@@ -466,8 +466,11 @@ class Scorer:
         if self.drift is None or self.on_drift is None or not len(scored.scores):
             return
         if self.drift.observe(to_space(scored.scores, self.rule.space)):
-            log.warning("scores of %s version %s drifted from its calibration",
-                        self.artifact.name, self.artifact.version)
+            held = self._consume_errors.admit("drift")  # it repeats while the drift lasts
+            if held is not None:
+                more = f" ({held} more in the last {self._consume_errors.period_s:g} s)"
+                log.warning("scores of %s version %s drifted from its calibration%s",
+                            self.artifact.name, self.artifact.version, more if held else "")
             self.on_drift(self.artifact)
 
     def _outbox(

@@ -37,6 +37,7 @@ from seismo.stream.io.kafka import (
     fetch_wait_ms,
     split_errors,
 )
+from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.io.metrics import ScorerMetrics
 from seismo.stream.io.preflight import dimension_mismatch, latest_values
 from seismo.stream.io.redis_stats import RedisStats, SharedStats, connect, stats_key
@@ -133,6 +134,7 @@ def _drift_reporter(
 ) -> DriftCallback:
     """Ask the retrainer for a retrain, once per cool-down across every scorer."""
     by = f"{socket.gethostname()}:{os.getpid()}"
+    throttle = Throttle()  # Redis away: every drifted batch would log it
 
     def report(artifact: Artifact) -> None:
         try:
@@ -142,7 +144,10 @@ def _drift_reporter(
                 cooldown_s=settings.drift_cooldown_s,
             )  # fmt: skip
         except redis.RedisError as exc:
-            log.warning("could not request a retrain after drift: %s", exc)
+            held = throttle.admit("request")
+            if held is not None:
+                more = f" ({held} more in the last {throttle.period_s:g} s)" if held else ""
+                log.warning("could not request a retrain after drift: %s%s", exc, more)
             return
         if made:
             metrics.drift_requests.inc()

@@ -157,3 +157,21 @@ def test_nothing_is_learned_or_committed_when_the_broker_does_not_confirm(artifa
         scorer.process(batch())  # type: ignore[arg-type]
     assert "merge stats" not in log.calls and "commit" not in log.calls
     assert consumer.committed == []
+
+
+def test_a_lasting_drift_is_logged_once_a_period_and_reported_each_time(artifact, caplog):
+    """The drift check fires every few batches while a drift lasts; each firing still asks
+    for a retrain (the cool-down is the retrainer's), but the log says it once per 10 s."""
+    log = Recorder()
+    settings = load_settings({"model": "unused", "drift_m": 1.0, "drift_window": 10}, env={})
+    reports: list[str] = []
+    scorer = Scorer(settings=settings, artifact=artifact, consumer=Consumer(log),  # type: ignore[arg-type]
+                    producer=Producer(log, True), stats=Stats(log),  # type: ignore[arg-type]
+                    metrics=ScorerMetrics(),
+                    on_drift=lambda a: reports.append(a.version))  # fmt: skip
+    far = [orjson.dumps({"device_id": "pump-1", "values": [50.0] * D}) for _ in range(10)]
+    with caplog.at_level("WARNING"):
+        for n in range(12):
+            scorer.process([Message(v, 10 * n + i) for i, v in enumerate(far)])
+    assert len(reports) >= 3, reports
+    assert caplog.text.count("drifted from its calibration") == 1, caplog.text
