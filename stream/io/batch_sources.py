@@ -14,9 +14,10 @@ from collections.abc import Iterator, Sequence
 from typing import overload
 
 import numpy as np
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message, TopicPartition
 
 from seismo.stream.scoring.alerts import Source
+from seismo.stream.scoring.fast_decode import MAX_TS_MS
 
 
 def source_of(message: Message) -> Source:
@@ -25,6 +26,24 @@ def source_of(message: Message) -> Source:
     if topic is None or partition is None or offset is None:
         raise ValueError("a consumed message without topic, partition or offset")
     return Source(topic, partition, offset)
+
+
+def kafka_times(messages: Sequence[Message], now_ms: int) -> tuple[list[int], int]:
+    """Each message's Kafka timestamp, or ``now_ms`` where it has none or one outside the
+    event times an event's own ``ts`` may take (``[0, MAX_TS_MS)``: a producer clock in
+    microseconds, say), so no alert carries a time that downstream refuses; and how many
+    were out of that range."""
+    out, odd = [], 0
+    for m in messages:
+        kind, ts = m.timestamp()
+        if kind == TIMESTAMP_NOT_AVAILABLE:
+            out.append(now_ms)
+        elif 0 <= ts < MAX_TS_MS:
+            out.append(ts)
+        else:
+            out.append(now_ms)
+            odd += 1
+    return out, odd
 
 
 def commit_offsets(sources: Sequence[Source]) -> list[TopicPartition]:

@@ -93,6 +93,14 @@ class Throttle:
             self._kinds.popitem(last=False)
         return held
 
+    def note(self, held: int) -> str:
+        """What a line that passed adds about the ones held back before it.
+
+        >>> Throttle(10.0).note(0), Throttle(10.0).note(3)
+        ('', ' (3 more in the last 10 s)')
+        """
+        return f" ({held} more in the last {self.period_s:g} s)" if held else ""
+
     def drain(self) -> list[tuple[Hashable, int]]:
         """The kinds with lines held back, and how many; their counts start again at 0.
 

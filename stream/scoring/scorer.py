@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 from confluent_kafka import (
-    TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaException,
     Message,
@@ -28,7 +27,7 @@ from confluent_kafka import (
 from seismo.models.artifact import Artifact
 from seismo.stream.config.settings import ScorerSettings
 from seismo.stream.errors import DeliveryError
-from seismo.stream.io.batch_sources import MessageSources
+from seismo.stream.io.batch_sources import MessageSources, kafka_times
 from seismo.stream.io.kafka import ConfirmingProducer, split_errors
 from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.io.metrics import ScorerMetrics
@@ -69,29 +68,6 @@ class BatchResult:
     scored: int
     dead_lettered: int
     alerts: int
-
-
-def _kafka_times(messages: Sequence[Message], now_ms: int) -> tuple[list[int], int]:
-    """Each message's Kafka timestamp, or ``now_ms`` where it has none or one outside the
-    event times an event's own ``ts`` may take (``[0, MAX_TS_MS)``: a producer clock in
-    microseconds, say), so no alert carries a time that downstream refuses; and how many
-    were out of that range."""
-    out, odd = [], 0
-    for m in messages:
-        kind, ts = m.timestamp()
-        if kind == TIMESTAMP_NOT_AVAILABLE:
-            out.append(now_ms)
-        elif 0 <= ts < MAX_TS_MS:
-            out.append(ts)
-        else:
-            out.append(now_ms)
-            odd += 1
-    return out, odd
-
-
-def _timestamps(messages: Sequence[Message], now_ms: int) -> list[int]:
-    """:func:`_kafka_times` without the count."""
-    return _kafka_times(messages, now_ms)[0]
 
 
 StatsFactory = Callable[[Artifact], SharedStats]
@@ -154,7 +130,9 @@ class Scorer:
         #: what the log says of dead letters (a summary) and of the threshold's drift
         self.dead_letters = DeadLetterLog(settings.dlq_topic)
         self.threshold_watch = ThresholdWatch()
-        self._consume_errors = Throttle()  # an outage repeats them every batch
+        #: warnings that would repeat every batch (consume errors in an outage, a drift,
+        #: odd timestamps): at most one line of each kind per period
+        self._log_throttle = Throttle()
         metrics.set_model(artifact.name, artifact.version)
         self.windows: WindowBuffer | None = None
         self._owned: set[tuple[str, int]] = set()
@@ -356,10 +334,9 @@ class Scorer:
         messages, errors = split_errors(raw)
         if errors:
             self.metrics.kafka_errors.inc(len(errors))
-            held = self._consume_errors.admit(errors[0].code())
+            held = self._log_throttle.admit(errors[0].code())
             if held is not None:
-                more = f" ({held} more in the last {self._consume_errors.period_s:g} s)"
-                log.warning("consume error: %s%s", errors[0].str(), more if held else "")
+                log.warning("consume error: %s%s", errors[0].str(), self._log_throttle.note(held))
         if not messages:
             return BatchResult(0, 0, 0, 0)
         sources = MessageSources(messages)
@@ -392,7 +369,7 @@ class Scorer:
         """The messages' events (``d`` values each: the model's width over the window),
         positional or named by channel."""
         headers = [m.headers() for m in messages]
-        stamps, odd = _kafka_times(messages, now_ms)
+        stamps, odd = kafka_times(messages, now_ms)
         self._report_odd_timestamps(odd)
         return decode_batch(
             [m.value() for m in messages],
@@ -409,7 +386,7 @@ class Scorer:
         if not odd:
             return
         self.metrics.timestamps_replaced.inc(odd)
-        held = self._consume_errors.admit("timestamps")
+        held = self._log_throttle.admit("timestamps")
         if held is not None:
             log.warning("%d message(s) with a Kafka timestamp outside [0, %d) ms (a producer "
                         "clock in microseconds?): their events take the scorer's clock",
@@ -466,11 +443,11 @@ class Scorer:
         if self.drift is None or self.on_drift is None or not len(scored.scores):
             return
         if self.drift.observe(to_space(scored.scores, self.rule.space)):
-            held = self._consume_errors.admit("drift")  # it repeats while the drift lasts
+            held = self._log_throttle.admit("drift")  # it repeats while the drift lasts
             if held is not None:
-                more = f" ({held} more in the last {self._consume_errors.period_s:g} s)"
                 log.warning("scores of %s version %s drifted from its calibration%s",
-                            self.artifact.name, self.artifact.version, more if held else "")
+                            self.artifact.name, self.artifact.version,
+                            self._log_throttle.note(held))  # fmt: skip
             self.on_drift(self.artifact)
 
     def _outbox(

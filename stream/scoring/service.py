@@ -146,8 +146,8 @@ def _drift_reporter(
         except redis.RedisError as exc:
             held = throttle.admit("request")
             if held is not None:
-                more = f" ({held} more in the last {throttle.period_s:g} s)" if held else ""
-                log.warning("could not request a retrain after drift: %s%s", exc, more)
+                log.warning("could not request a retrain after drift: %s%s", exc,
+                            throttle.note(held))  # fmt: skip
             return
         if made:
             metrics.drift_requests.inc()

@@ -13,9 +13,8 @@ from confluent_kafka import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seismo.stream.io.batch_sources import MessageSources, commit_offsets, source_of
+from seismo.stream.io.batch_sources import MessageSources, commit_offsets, kafka_times, source_of
 from seismo.stream.scoring.alerts import Source
-from seismo.stream.scoring.scorer import _timestamps
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def test_timestamps_use_kafka_time_and_fall_back_to_now_when_unavailable():
         FakeMessage(_timestamp=(TIMESTAMP_NOT_AVAILABLE, -1)),
         FakeMessage(_timestamp=(TIMESTAMP_LOG_APPEND_TIME, 3_000)),
     ]
-    assert _timestamps(batch, now_ms=99_000) == [1_000, 99_000, 3_000]
+    assert kafka_times(batch, now_ms=99_000)[0] == [1_000, 99_000, 3_000]
 
 
 def test_kafka_timestamps_outside_the_event_time_range_fall_back_to_now():
@@ -95,11 +94,11 @@ def test_kafka_timestamps_outside_the_event_time_range_fall_back_to_now():
     batch = [FakeMessage(_timestamp=(TIMESTAMP_CREATE_TIME, 1_732_350_000_000_000)),
              FakeMessage(_timestamp=(TIMESTAMP_CREATE_TIME, -5)),
              FakeMessage(_timestamp=(TIMESTAMP_CREATE_TIME, 1_732_350_000_000))]
-    assert _timestamps(batch, now_ms=7) == [7, 7, 1_732_350_000_000]
+    assert kafka_times(batch, now_ms=7)[0] == [7, 7, 1_732_350_000_000]
 
 
 def test_timestamps_of_an_empty_batch_is_empty():
-    assert _timestamps([], now_ms=5) == []
+    assert kafka_times([], now_ms=5)[0] == []
 
 
 @settings(max_examples=200, deadline=None)
