@@ -37,6 +37,7 @@ from seismo.models.artifact import Artifact
 from seismo.models.errors import TrainingStopped
 from seismo.stream.config.retrain_settings import RetrainSettings
 from seismo.stream.errors import RegistryError
+from seismo.stream.io.batch_sources import kafka_times
 from seismo.stream.io.kafka import split_errors
 from seismo.stream.io.metrics import RetrainerMetrics
 from seismo.stream.io.redis_stats import RedisStats, stats_key
@@ -140,7 +141,7 @@ class Retrainer:
 
     def _add(self, messages: list[Message]) -> int:
         now_ms = int(time.time() * 1000)
-        stamps = [ts if kind else now_ms for kind, ts in (m.timestamp() for m in messages)]
+        stamps, _ = kafka_times(messages, now_ms)  # out-of-range stamps: the clock, as scored
         headers = [m.headers() for m in messages]
         decoded = decode_batch(
             [m.value() for m in messages],
