@@ -165,7 +165,7 @@ class NotifySettings(ServiceSettings):
     max_attempts: int = Field(8, ge=1, description="Deliveries tried before the dead topic.")
     backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt.")
     max_backoff_s: float = Field(300.0, gt=0, description="Longest retry delay.")
-    timeout_s: float = Field(5.0, gt=0, description="HTTP timeout of one delivery.")
+    timeout_s: float = Field(5.0, gt=0, description="Longest time of one delivery, answer read.")
     metrics_port: int | None = Field(9467, ge=0, le=65535, description="Metrics port (0 = off).")
 
     @model_validator(mode="after")

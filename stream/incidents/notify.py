@@ -54,6 +54,7 @@ from seismo.stream.incidents.sinks import (
     sign,
     slack_message,
 )
+from seismo.stream.io.http_deadline import open_within
 from seismo.stream.io.kafka import (
     PRODUCER_DEFAULTS,
     BrokerErrors,
@@ -132,7 +133,13 @@ def build_request(sink: str, change: Change, settings: NotifySettings) -> Reques
 
 
 def post(request: Request, timeout_s: float) -> None:
-    """POST; raise :class:`SinkError` unless the sink answers 2xx.
+    """POST; raise :class:`SinkError` unless the sink answers 2xx within ``timeout_s``.
+
+    ``timeout_s`` bounds the whole request, however slowly the sink sends
+    its answer (:func:`~seismo.stream.io.http_deadline.open_within`). Once a
+    2xx status is in, the change counts as delivered: the rest of the answer
+    is read and dropped (at most :data:`MAX_ANSWER_BYTES`, until the time is
+    up), and an error while reading it changes nothing.
 
     The reason never holds the URL (a secret): an HTTP status, or the
     network error (refused, timed out, TLS...).
@@ -140,10 +147,9 @@ def post(request: Request, timeout_s: float) -> None:
     outgoing = urllib.request.Request(  # noqa: S310 (settings allow http(s) URLs only)
         request.url, data=request.body, headers=request.headers, method="POST"
     )
-    deadline = time.monotonic() + timeout_s
     try:
-        with urllib.request.urlopen(outgoing, timeout=timeout_s) as answer:  # noqa: S310 (http(s) only)
-            drain(answer, deadline)
+        with open_within(outgoing, timeout_s) as answer:
+            drain(answer)
     except urllib.error.HTTPError as exc:
         final = 400 <= exc.code < 500 and exc.code not in RETRYABLE_4XX
         raise SinkError(f"HTTP {exc.code}", final=final) from None
@@ -157,23 +163,24 @@ def post(request: Request, timeout_s: float) -> None:
 MAX_ANSWER_BYTES = 1 << 20
 
 
-def drain(answer: Any, deadline: float, limit: int = MAX_ANSWER_BYTES) -> None:
-    """Read and drop a 2xx answer's body until it ends, ``limit`` bytes or ``deadline``
-    (``time.monotonic``), whichever comes first.
+def drain(answer: Any, limit: int = MAX_ANSWER_BYTES) -> None:
+    """Read and drop a 2xx answer's body until it ends, fails or ``limit`` bytes.
 
-    The socket timeout bounds each read, not the whole answer: a sink that
-    sends its body a byte at a time would otherwise hold the stream (and a
-    stop) for as long as it likes. Its status already said it took the change.
+    The request's deadline ends a body that trickles (the read in progress
+    fails or ends); the status already said the sink took the change.
 
     >>> import io
-    >>> drain(io.BufferedReader(io.BytesIO(b"x" * 10)), time.monotonic() + 5)
+    >>> drain(io.BufferedReader(io.BytesIO(b"x" * 10)))
     """
     read = 0
-    while read < limit and time.monotonic() < deadline:
-        chunk = answer.read1(65536)
-        if not chunk:
-            return
-        read += len(chunk)
+    try:
+        while read < limit:
+            chunk = answer.read1(65536)
+            if not chunk:
+                return
+            read += len(chunk)
+    except (OSError, http.client.HTTPException):
+        return
 
 
 def retry_delay_s(attempt: int, settings: NotifySettings) -> float:

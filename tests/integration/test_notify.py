@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 import threading
 import time
 
@@ -238,37 +239,83 @@ def test_sink_urls_never_reach_the_logs_and_slack_text_is_escaped(
     assert token not in logged and "pa55word" not in logged, logged
 
 
+class _TricklingSink:
+    """A TCP server (TLS with ``context``) that answers one request with ``head``
+    at once, then ``drip`` every 0.5 s for a minute: each socket read of the
+    client stays well inside its timeout."""
+
+    def __init__(self, head: bytes, drip: bytes, context: ssl.SSLContext | None = None) -> None:
+        import socket
+
+        self.head, self.drip, self.context = head, drip, context
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        scheme = "http" if self.context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        try:
+            if self.context is not None:
+                conn = self.context.wrap_socket(conn, server_side=True)
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self.head)
+                for _ in range(120):
+                    if self.stop.wait(0.5):
+                        return
+                    conn.sendall(self.drip)
+        except OSError:
+            return
+
+    def __enter__(self) -> _TricklingSink:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+def _timed_post(url: str, timeout_s: float) -> tuple[float, str | None]:
+    """Seconds ``post`` took, and its SinkError's reason (None: delivered)."""
+    from seismo.stream.incidents.notify import Request, SinkError, post
+
+    started = time.monotonic()
+    try:
+        post(Request(url, b"{}", {"Content-Type": "application/json"}), timeout_s=timeout_s)
+    except SinkError as exc:
+        return time.monotonic() - started, str(exc)
+    return time.monotonic() - started, None
+
+
 def test_a_sink_that_trickles_its_answer_cannot_hold_the_notifier():
     """A 200 whose body comes a byte every 0.5 s for a minute: every socket read is within
     the timeout, so only a deadline on the whole answer lets the next change (and a stop)
     through. The change counts as delivered: the status said so."""
-    import socket
-
-    from seismo.stream.incidents.notify import Request, post
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            for _ in range(120):
-                if stop.wait(0.5):
-                    return
-                try:
-                    conn.sendall(b"1\r\nx\r\n")
-                except OSError:
-                    return
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        started = time.monotonic()
-        post(Request(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", b"{}",
-                     {"Content-Type": "application/json"}), timeout_s=1.5)  # fmt: skip
-        took = time.monotonic() - started
-    finally:
-        stop.set()
-        listener.close()
+    with _TricklingSink(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                        b"1\r\nx\r\n") as sink:  # fmt: skip
+        took, failure = _timed_post(sink.url, timeout_s=1.5)
     assert took < 5, f"post() waited {took:.1f} s on a trickling answer (timeout 1.5 s)"
+    assert failure is None
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["http", "https"])
+def test_a_sink_that_trickles_its_headers_cannot_hold_the_notifier(secure, tmp_path, monkeypatch):
+    """The status line at once, then one header byte every 0.5 s: the answer never
+    begins its body, so the delivery fails after the whole request's timeout (and is
+    retried later), over plain HTTP and TLS alike."""
+    context = None
+    if secure:
+        from tests.tls_tools import make_ca
+
+        tls = make_ca(tmp_path)
+        context = tls.server_context()
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca))  # the client trusts the test CA
+    with _TricklingSink(b"HTTP/1.1 200 OK\r\nX-Slow: ", b"x", context) as sink:
+        took, failure = _timed_post(sink.url, timeout_s=1.5)
+    assert took < 5, f"post() waited {took:.1f} s on trickling headers (timeout 1.5 s)"
+    assert failure == "no complete answer within 1.5 s"
