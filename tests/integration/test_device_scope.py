@@ -127,8 +127,9 @@ def test_pipelines_on_other_topics_or_groups_keep_their_own_device_states(
 
 
 def test_device_states_are_read_through_written_back_and_survive_a_dead_redis(
-    redis_url: str, redis_client: redis.Redis, redis_key_prefix: str
-) -> None:
+    redis_url: str, redis_client: redis.Redis, redis_key_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     from seismo.stream.local.embedded import free_port
     from seismo.stream.scoring.devices.states import DeviceStates
     from seismo.stream.scoring.stats import RunningStats
@@ -153,6 +154,14 @@ def test_device_states_are_read_through_written_back_and_survive_a_dead_redis(
     assert dead.load(["a"]) == {"a": None} and dead.errors == 1
     dead.put("a", state)
     assert not dead.save() and dead.pending == 1 and dead.errors == 2
+    # every batch fails the same way while Redis is away: counted each time, logged once
+    # a period (Throttle), not once per batch
+    for _ in range(5):
+        dead.load(["b"])
+        assert not dead.save()
+    assert dead.errors == 12
+    failures = [r.getMessage() for r in caplog.records if "device states failed" in r.getMessage()]
+    assert [m.split(" of ")[0] for m in failures] == ["Redis read", "Redis write"], failures
     # a revocation drops even what was never written: the new owner writes now
     dead.forget()
     assert dead.pending == 0 and len(dead) == 0

@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import redis
 
+from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.scoring.devices.rule import DeviceState
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class DeviceStates:
         self._pending: set[str] = set()
         #: devices read this batch and found without a usable state (not read twice)
         self._absent: set[str] = set()
+        #: a failing Redis fails every batch: one line per kind and period, with a count
+        self._throttle = Throttle()
 
     def key(self, device_id: str) -> str:
         """The Redis key of a device's state."""
@@ -119,8 +122,10 @@ class DeviceStates:
                 raw = self.client.mget([self._key(d) for d in missing])
             except redis.RedisError as exc:
                 self.errors += 1
-                log.warning("Redis read of %d device states failed (they start from the "
-                            "calibration): %s", len(missing), exc)  # fmt: skip
+                if (held := self._throttle.admit("read")) is not None:
+                    log.warning("Redis read of %d device states failed (they start from the "
+                                "calibration): %s%s", len(missing), exc,
+                                self._throttle.note(held))  # fmt: skip
                 raw = [None] * len(missing)
             for device, data in zip(missing, raw, strict=True):
                 if data is None or not self._read(device, data):
@@ -176,8 +181,9 @@ class DeviceStates:
         except redis.RedisError as exc:
             self.errors += 1
             self._pending = set(docs)
-            log.warning("Redis write of %d device states failed (kept for the next batch): %s",
-                        len(docs), exc)  # fmt: skip
+            if (held := self._throttle.admit("write")) is not None:
+                log.warning("Redis write of %d device states failed (kept for the next batch): "
+                            "%s%s", len(docs), exc, self._throttle.note(held))  # fmt: skip
             return False
         self._pending.clear()
         return True
