@@ -180,8 +180,14 @@ def train_first_model(
 def start_services(
     options: DemoOptions, stack: ExitStack, echo: Callable[[str], None]
 ) -> tuple[str, str]:
-    """Bootstrap servers and Redis URL: the given ones, or embedded ones ``stack`` stops."""
+    """Bootstrap servers and Redis URL: the given ones, or embedded ones ``stack`` stops.
+
+    A given Redis must answer before anything is created: a demo refused for
+    its Redis leaves no topics on a given Kafka and trains no model.
+    """
     bootstrap, redis_url = options.bootstrap_servers, options.redis_url
+    if redis_url is not None:
+        connect(redis_url).close()  # ServiceError: one line, without the password
     if bootstrap is None:
         kafka = stack.enter_context(EmbeddedKafka())
         bootstrap = kafka.bootstrap_servers
