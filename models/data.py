@@ -413,10 +413,30 @@ def shared_data_dir(subdir: str, env: Mapping[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Series:
-    """A time-series CSV: its value columns and the readings, in file order."""
+    """A time-series CSV: its value columns and the readings, in file order.
+
+    ``devices`` holds each reading's device id when the file has a device
+    column (readings of several devices interleaved), else ``None``.
+    """
 
     channels: list[str]
     values: np.ndarray  # (n, c)
+    devices: list[str] | None = None
+
+    def by_device(self) -> list[np.ndarray]:
+        """Each device's readings in file order (devices in order of first appearance);
+        the whole file as one device when it names none.
+
+        >>> s = Series(["v"], np.arange(5.0).reshape(5, 1), ["a", "b", "a", "b", "a"])
+        >>> [part[:, 0].tolist() for part in s.by_device()]
+        [[0.0, 2.0, 4.0], [1.0, 3.0]]
+        """
+        if self.devices is None:
+            return [self.values]
+        rows: dict[str, list[int]] = {}
+        for i, device in enumerate(self.devices):
+            rows.setdefault(device, []).append(i)
+        return [self.values[index] for index in rows.values()]
 
 
 def is_series_csv(path: Path, timestamp_column: str | None) -> bool:
@@ -454,7 +474,11 @@ def read_series(path: Path, timestamp_column: str | ColumnSpec) -> Series:
         raise DataError(f"{path}: NaN or infinite readings")
     if not plan.named:
         warn_time_like(values, plan.features)
-    return Series([header[i] for i in keep], values)
+    devices = None
+    if plan.device is not None:
+        at = header.index(plan.device)
+        devices = [row[at].strip() for row in rows[1:]]
+    return Series([header[i] for i in keep], values, devices)
 
 
 def series_windows(values: np.ndarray, window: int, stride: int = 1) -> np.ndarray:

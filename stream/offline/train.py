@@ -29,7 +29,7 @@ from seismo.models.data import (
     series_windows,
     window_feature_names,
 )
-from seismo.models.errors import SeismoError, TrainingStopped
+from seismo.models.errors import DataError, SeismoError, TrainingStopped
 from seismo.models.nets.architectures import ModelConfig, get_architecture
 from seismo.models.training import TrainResult, train_autoencoder
 from seismo.stream.errors import ArtifactError, ConfigError
@@ -321,10 +321,20 @@ def channel_list(feature_names: list[str], window: int | None) -> list[str]:
 def series_table(
     data: Path, timestamp_column: str | ColumnSpec, window: int, train_share: float
 ) -> Table:
-    """The sliding windows of a time-series CSV's first ``train_share``, as a table."""
+    """The sliding windows of a time-series CSV's first ``train_share``, as a table.
+
+    With a device column the windows are each device's, over the first
+    ``train_share`` of its own readings, as the scorer builds them (per
+    device key): a window never mixes two devices' readings. A device with
+    fewer than ``window`` readings there gives none.
+    """
     if not 0 < train_share <= 1:
         raise ConfigError(f"--train-share must be in (0, 1], got {train_share}")
     series = read_series(data, timestamp_column)
-    head = series.values[: max(window, int(len(series.values) * train_share))]
-    x = series_windows(head, window).astype(np.float32)
+    parts = [values[: max(window, int(len(values) * train_share))]
+             for values in series.by_device()]  # fmt: skip
+    windows = [series_windows(part, window) for part in parts if len(part) >= window]
+    if not windows:
+        raise DataError(f"{data}: no device has {window} readings for a window of {window}")
+    x = np.concatenate(windows).astype(np.float32)
     return Table(x=x, y=None, feature_names=window_feature_names(series.channels, window))

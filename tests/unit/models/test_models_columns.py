@@ -214,3 +214,31 @@ def test_read_series_leaves_out_the_device_and_dropped_columns(tmp_path):
     path = rooms_csv(tmp_path / "s.csv", ["timestamp", "device_id", "temp", "rh", "label"])
     series = read_series(path, ColumnSpec(drop_columns=("label",)))
     assert series.channels == ["temp", "rh"] and series.values.shape == (12, 2)
+
+
+def test_window_training_data_never_mixes_the_readings_of_two_devices(tmp_path):
+    """Three devices interleaved row by row, each at its own level: every training window
+    holds one device's consecutive readings, as the scorer's windows (per device key) do.
+    Before, windows slid across the interleaved rows and a model trained on them alerted
+    on every normal window of every device (found by a stranger helper)."""
+    from seismo.stream.offline.train import series_table
+
+    levels = {"cold": 0.0, "warm": 100.0, "frz": 1000.0}
+    lines = ["timestamp,device_id,temp,compressor"]
+    for i in range(30):  # cold gets 10 readings, warm 10, frz 10; rows interleaved
+        device = list(levels)[i % 3]
+        step = i // 3
+        lines.append(f"{1000 + i},{device},{levels[device] + step},{levels[device] + 0.5}")
+    path = write(tmp_path / "multi.csv", "\n".join(lines) + "\n")
+    table = series_table(path, ColumnSpec(), window=4, train_share=1.0)
+    assert table.x.shape == (3 * (10 - 4 + 1), 8)
+    temps = table.x[:, 0::2]  # the window's four temperatures, oldest first
+    base = np.floor(temps[:, :1] / 100) * 100  # each window's device level
+    assert (np.floor(temps / 100) * 100 == base).all(), "a window mixes devices"
+    np.testing.assert_array_equal(np.diff(temps, axis=1), 1.0)  # consecutive readings
+    # --train-share takes the first share of each device's own readings
+    half = series_table(path, ColumnSpec(), window=4, train_share=0.5)
+    assert half.x.shape == (3 * (5 - 4 + 1), 8)
+    # no device with a window's readings: one line, not an empty model
+    with pytest.raises(DataError, match="no device has 12 readings"):
+        series_table(path, ColumnSpec(), window=12, train_share=1.0)
