@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -102,7 +103,7 @@ def _read_npz(path: Path, spec: ColumnSpec) -> Loaded:
 
 def _locate_csv_problem(
     path: Path, n_columns: int, usecols: Sequence[int] | None = None,
-    header: Sequence[str] = (),
+    header: Sequence[str] = (), label: str | None = None,
 ) -> str | None:
     """Find the first line whose cells (those at ``usecols``, default all) are not
     ``n_columns`` numbers; slow, errors only."""
@@ -119,18 +120,37 @@ def _locate_csv_problem(
                     float(cell)
                 except ValueError:
                     return f"line {line_no}, column {column}: {cell!r} is not a number" + (
-                        _not_a_number_hint(header[column - 1], cell)
+                        not_a_number_hint(header[column - 1], cell, label)
                         if column <= len(header) else ""
                     )
     return None
 
 
-def _not_a_number_hint(name: str, cell: str) -> str:
-    """How to keep a column of times or of names out of the features.
+def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
+    """What to do about a cell that is not a number, by what it looks like.
 
-    >>> _not_a_number_hint("time", "2024-11-23 08:20:00")
+    >>> not_a_number_hint("time", "2024-11-23 08:20:00")
     " (column 'time' holds times: name it with --timestamp-column time or --drop-columns time)"
+    >>> not_a_number_hint("site", "pump-7")
+    " (column 'site' holds text: name it with --device-column site or --drop-columns site)"
+    >>> not_a_number_hint("rh", " ")
+    " (an empty cell in column 'rh': every feature needs a reading in every row)"
+    >>> not_a_number_hint("rh", "3,61")
+    " (a decimal comma in column 'rh': write 3.61)"
+    >>> not_a_number_hint("door", "TRUE")
+    " (column 'door' holds true/false: write 1/0)"
+    >>> not_a_number_hint("label", "normal", label="label")
+    " (the label column 'label' must hold 0 (normal) or 1 (anomaly))"
     """
+    text = cell.strip()
+    if name == label:
+        return f" (the label column {name!r} must hold 0 (normal) or 1 (anomaly))"
+    if not text:
+        return f" (an empty cell in column {name!r}: every feature needs a reading in every row)"
+    if re.fullmatch(r"[-+]?\d+,\d+", text):
+        return f" (a decimal comma in column {name!r}: write {text.replace(',', '.')})"
+    if text.lower() in ("true", "false"):
+        return f" (column {name!r} holds true/false: write 1/0)"
     what = "times" if looks_like_time(cell) else "text"
     option = "--timestamp-column" if what == "times" else "--device-column"
     return f" (column {name!r} holds {what}: name it with {option} {name} or --drop-columns {name})"
@@ -204,7 +224,8 @@ def _read_csv(path: Path, spec: ColumnSpec) -> Loaded:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
     except ValueError as exc:
-        problem = _locate_csv_problem(path, len(header), usecols, header) or str(exc)
+        problem = _locate_csv_problem(path, len(header), usecols, header, plan.label)
+        problem = problem or str(exc)
         raise DataError(f"{path}: {problem}") from exc
     if matrix.size == 0:
         raise DataError(f"{path} has a header but no data rows")

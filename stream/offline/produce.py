@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from seismo.models.columns import ColumnSpec, epoch_ms, plan_columns
-from seismo.models.data import load_table, refuse_other_delimiter, warn_time_like
+from seismo.models.data import (
+    load_table,
+    not_a_number_hint,
+    refuse_other_delimiter,
+    warn_time_like,
+)
 from seismo.stream.errors import ConfigError, DataError
 from seismo.stream.io.kafka import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
 from seismo.stream.scoring.codec import encode_event
@@ -34,7 +39,9 @@ class Records:
     Attributes
     ----------
     x : numpy.ndarray
-        ``(n, d)`` float32, finite.
+        ``(n, d)``, finite and within float32's range; float64 from a CSV, so a
+        JSON event carries the file's value as written (the scorer rounds to
+        float32 itself), float32 from the other files.
     channels : list of str or None
         The ``d`` feature column names; ``None`` for a file without a header (.npz).
     devices : list of str or None
@@ -72,7 +79,7 @@ def read_records(path: Path, columns: ColumnSpec) -> Records:
 
 
 def _read_csv_records(path: Path, columns: ColumnSpec) -> Records:
-    """A CSV's channels as float32 ``(n, d)`` rows, its device ids and times.
+    """A CSV's channels as float64 ``(n, d)`` rows, its device ids and times.
 
     Held to :func:`seismo.models.data.load_table`'s rules: a header (a UTF-8 BOM is
     ignored), at least one data row, every value a finite number.
@@ -95,7 +102,7 @@ def _read_csv_records(path: Path, columns: ColumnSpec) -> Records:
             try:
                 rows.append([float(row[i]) for i in wanted])
             except (IndexError, ValueError):
-                raise DataError(f"{where}: non-numeric or missing value") from None
+                raise DataError(f"{where}: {_bad_cell(row, wanted, header)}") from None
             if dev is not None:
                 device = row[dev] if dev < len(row) else ""
                 if not device:
@@ -108,7 +115,7 @@ def _read_csv_records(path: Path, columns: ColumnSpec) -> Records:
         raise DataError(f"{path} has a header but no data rows")
     x = _finite(path, rows, len(wanted), lines)
     if not plan.named:
-        warn_time_like(x.astype(np.float64), plan.features)
+        warn_time_like(x, plan.features)
     return Records(x, plan.features, devices if dev is not None else None,
                    stamps if when is not None else None)  # fmt: skip
 
@@ -120,10 +127,31 @@ def _epoch_ms(cell: str, where: str) -> int:
         raise DataError(f"{where}: {exc}") from None
 
 
+def _bad_cell(row: list[str], wanted: list[int], header: list[str]) -> str:
+    """Why a row's feature cells are not all numbers, naming the first bad one.
+
+    >>> _bad_cell(["1", "x"], [0, 1], ["a", "b"])
+    "column 'b': 'x' is not a number (column 'b' holds text: name it with --device-column b \
+or --drop-columns b)"
+    >>> _bad_cell(["1"], [0, 1], ["a", "b"])
+    'the row has 1 columns, the header 2'
+    """
+    for i in wanted:
+        if i >= len(row):
+            return f"the row has {len(row)} columns, the header {len(header)}"
+        try:
+            float(row[i])
+        except ValueError:
+            name = header[i]
+            return f"column {name!r}: {row[i]!r} is not a number{not_a_number_hint(name, row[i])}"
+    return "non-numeric or missing value"
+
+
 def _finite(path: Path, rows: list[list[float]], d: int, lines: list[int]) -> np.ndarray:
+    """The rows as float64, refused where a value is not finite or beyond float32."""
+    x = np.asarray(rows, dtype=np.float64).reshape(len(rows), d)
     with np.errstate(over="ignore"):  # overflow becomes Inf, reported just below
-        x = np.asarray(rows, dtype=np.float32).reshape(len(rows), d)
-    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+        bad = np.flatnonzero(~np.isfinite(x.astype(np.float32)).all(axis=1))
     if bad.size:
         raise DataError(f"{path}:{lines[bad[0]]}: NaN or Inf (or a value too large for float32)")
     return x

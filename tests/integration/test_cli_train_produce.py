@@ -297,7 +297,7 @@ def test_produce_sends_the_time_column_as_ts_and_named_or_positional_values(
     create_topics(kafka_bootstrap, {topic_name: 1})
     data = tmp_path / "rooms.csv"
     data.write_text("temp,timestamp,device_id,rh\n"
-                    "1.5,2024-11-23T08:20:00Z,room-1,80\n"
+                    "4.5399,2024-11-23T08:20:00Z,room-1,1000000015476\n"
                     "2.5,1732350060,room-2,81\n")  # fmt: skip
 
     produce(kafka_bootstrap, topic_name, data)
@@ -306,8 +306,11 @@ def test_produce_sends_the_time_column_as_ts_and_named_or_positional_values(
     bodies = [r.json() for r in read_events(kafka_bootstrap, topic_name, 4)]
     assert [b["ts"] for b in bodies] == [1732350000000, 1732350060000] * 2
     assert [b["device_id"] for b in bodies] == ["room-1", "room-2"] * 2
-    assert [b["values"] for b in bodies] == [{"temp": 1.5, "rh": 80.0}, {"temp": 2.5, "rh": 81.0},
-                                             [1.5], [2.5]]  # fmt: skip
+    # the file's values as written, not rounded to float32 (4.539899826049805 and
+    # 999999995904.0 before): the scorer rounds them itself
+    assert [b["values"] for b in bodies] == [
+        {"temp": 4.5399, "rh": 1000000015476.0}, {"temp": 2.5, "rh": 81.0}, [4.5399], [2.5]
+    ]
 
 
 def test_produce_reads_the_broker_from_seismo_bootstrap_servers(tmp_path):
@@ -342,10 +345,13 @@ def test_produce_limit_publishes_the_first_rows_only(kafka_bootstrap, topic_name
         ("device,temp\nd1,1.5\nd2,nan\n", "rows.csv:3: NaN or Inf"),
         ("device,temp\nd1,1.5\nd2,1e39\n", "rows.csv:3: NaN or Inf"),
         ("device,temp\nd1,1.5\n,2.5\n", "rows.csv:3: no device id"),
-        ("device,temp\nd1\n", "rows.csv:2: non-numeric or missing value"),
+        ("device,temp\nd1\n", "rows.csv:2: the row has 1 columns, the header 2"),
+        ("device,temp,rh\nd1,1.5,2\nd2,1.5,\n",
+         "rows.csv:3: column 'rh': '' is not a number (an empty cell in column 'rh'"),
         ("device,temp\n", "has a header but no data rows"),
     ],
-    ids=["no-device-column", "nan", "float32-overflow", "no-device-id", "short-row", "no-rows"],
+    ids=["no-device-column", "nan", "float32-overflow", "no-device-id", "short-row", "empty-cell",
+         "no-rows"],
 )
 def test_produce_bad_csv_is_one_line_error_before_publishing(
     text, expected, kafka_bootstrap, topic_name, tmp_path

@@ -242,3 +242,23 @@ def test_window_training_data_never_mixes_the_readings_of_two_devices(tmp_path):
     # no device with a window's readings: one line, not an empty model
     with pytest.raises(DataError, match="no device has 12 readings"):
         series_table(path, ColumnSpec(), window=12, train_share=1.0)
+
+
+@pytest.mark.parametrize(
+    ("cells", "label", "expected"),
+    [
+        ("1.5,", None, "an empty cell in column 'rh': every feature needs a reading"),
+        ('1.5,"3,61"', None, "a decimal comma in column 'rh': write 3.61"),
+        ("1.5,true", None, "column 'rh' holds true/false: write 1/0"),
+        ("1.5,dry", None, "column 'rh' holds text: name it with --device-column rh"),
+        ("1.5,normal", "rh", "the label column 'rh' must hold 0 (normal) or 1 (anomaly)"),
+    ],
+    ids=["empty", "decimal-comma", "boolean", "text", "label"],
+)
+def test_a_cell_that_is_not_a_number_gets_the_hint_that_fits_it(tmp_path, cells, label, expected):
+    """Before, every such cell got the hint for a column of names (--device-column), even
+    an empty cell, a decimal comma or a label column already named (a stranger helper)."""
+    path = write(tmp_path / "t.csv", f"temp,rh\n1.0,2.0\n{cells}\n")
+    with pytest.raises(DataError, match=r"line 3, column 2: .* is not a number \(") as refused:
+        load_table(path, label_column=label)
+    assert expected in str(refused.value)
