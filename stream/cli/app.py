@@ -293,7 +293,7 @@ def train(
 
 @app.command()
 def produce(
-    topic: Annotated[str, Opt(help="Topic to publish to.")],
+    topic: Annotated[str, Opt(envvar="SEISMO_INPUT_TOPIC", help="Topic to publish to.")],
     data: Annotated[Path, Opt(help="Rows to publish: .npz, .csv or .parquet.")],
     bootstrap_servers: Annotated[
         str, Opt(envvar="SEISMO_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")

@@ -313,6 +313,25 @@ def test_produce_sends_the_time_column_as_ts_and_named_or_positional_values(
     ]
 
 
+@pytest.mark.kafka
+def test_produce_takes_broker_and_topic_from_the_environment_dev_up_prints(
+    kafka_bootstrap, topic_name, tmp_path
+):
+    """``eval "$(seismo dev up --detach)"`` exports SEISMO_INPUT_TOPIC for a topic of
+    another name; produce required --topic all the same (a stranger helper)."""
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    data = tmp_path / "rows.csv"
+    data.write_text("temp\n1\n2\n")
+    env = {**os.environ, "SEISMO_BOOTSTRAP_SERVERS": kafka_bootstrap,
+           "SEISMO_INPUT_TOPIC": topic_name}  # fmt: skip
+    command = [*seismo_command(), "produce", "--data", str(data)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env)
+    assert done.returncode == 0, done.stderr
+    assert [r.json()["values"] for r in read_events(kafka_bootstrap, topic_name, 2)] == [
+        {"temp": 1.0}, {"temp": 2.0}
+    ]
+
+
 def test_produce_reads_the_broker_from_seismo_bootstrap_servers(tmp_path):
     data = tmp_path / "rows.csv"
     data.write_text("temp\n1\n")
