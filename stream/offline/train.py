@@ -32,6 +32,7 @@ from seismo.models.data import (
 from seismo.models.errors import DataError, SeismoError, TrainingStopped
 from seismo.models.nets.architectures import ModelConfig, get_architecture
 from seismo.models.training import TrainResult, train_autoencoder
+from seismo.models.training_checks import training_warnings
 from seismo.stream.errors import ArtifactError, ConfigError
 
 #: Command-line option -> config field, for options that shape an architecture.
@@ -299,6 +300,8 @@ def run_train(
     )
     path = save_artifact(artifact, out)
     cal = artifact.calibration
+    for line in training_warnings(table.x, table.feature_names, cal.count):
+        console.print(f"warning: {line}", markup=False, highlight=False, style="yellow")
     console.print(
         f"wrote {path} version {artifact.version}: "
         f"{result.summary.get('epochs_run')} epochs, validation score "

@@ -69,3 +69,24 @@ def test_sequence_shape_must_divide_the_features() -> None:
         build_config("lstm", 8, {"window": 3})
     with pytest.raises(ConfigError, match="--window is required"):
         build_config("conv1d", 8, {})
+
+
+def test_train_warns_of_a_constant_column_and_of_too_few_validation_rows(tmp_path, capsys):
+    """Both trained a model that scores, silently: a constant pressure of 101.3 whose later
+    102.3 no threshold found, and a threshold calibrated on 2 rows (a stranger helper)."""
+    import numpy as np
+
+    from seismo.stream.offline.train import run_train
+
+    rng = np.random.default_rng(0)
+    lines = ["temp,pressure"] + [f"{t:.3f},101.3" for t in rng.normal(20, 1, 20)]
+    data = tmp_path / "tiny.csv"
+    data.write_text("\n".join(lines) + "\n")
+    run_train(data=data, out=tmp_path / "m", arch="dense", arch_options={},
+              train_options={"epochs": 2}, name="tiny", exclude_labelled=False,
+              label_column=None, device="cpu", clean=True)  # fmt: skip
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("warning: column 'pressure' is constant in the training data (101.3): its scale "
+            "is 1 in its own units") in err, err  # fmt: skip
+    assert "warning: the threshold starts from the scores of only 2 validation rows" in err, err
+    assert (tmp_path / "m").is_dir()  # warnings, not errors: the model is written
