@@ -54,6 +54,9 @@ from seismo.stream.scoring.window_buffer import WindowBuffer, channel_names, gat
 
 log = logging.getLogger(__name__)
 
+#: An event time below this (1973-03-03 in epoch ms) is most likely epoch seconds.
+SECONDS_LIKE_BELOW_MS = 100_000_000_000
+
 #: Longest pause between two attempts to publish a batch the broker did not confirm.
 MAX_DELIVERY_PAUSE_S = 30.0
 #: Times a record is refused for good (too large, invalid) before a stub replaces it.
@@ -371,7 +374,7 @@ class Scorer:
         headers = [m.headers() for m in messages]
         stamps, odd = kafka_times(messages, now_ms)
         self._report_odd_timestamps(odd)
-        return decode_batch(
+        decoded = decode_batch(
             [m.value() for m in messages],
             kafka_timestamps=stamps,
             n_features=self.artifact.n_features // self.settings.window,
@@ -380,6 +383,17 @@ class Scorer:
             keys=[m.key() for m in messages] if any(headers) else None,
             channels=self._channels,
         )
+        self._report_seconds_like(decoded.timestamps)
+        return decoded
+
+    def _report_seconds_like(self, timestamps: np.ndarray) -> None:
+        """Log (at most once a period) events whose time lies before 1973: a ``ts`` in epoch
+        seconds, which the contract reads as milliseconds (1732500000 is 1970-01-21)."""
+        early = int(np.count_nonzero(timestamps < SECONDS_LIKE_BELOW_MS))
+        if early and (held := self._log_throttle.admit("seconds")) is not None:
+            log.warning("%d event(s) with a ts before 1973 (%d ms): epoch seconds? ts is epoch "
+                        "milliseconds; their alerts and windows carry that time%s", early,
+                        int(timestamps.min()), self._log_throttle.note(held))  # fmt: skip
 
     def _report_odd_timestamps(self, odd: int) -> None:
         """Count (and, at most once a period, log) Kafka timestamps replaced by the clock."""

@@ -175,3 +175,24 @@ def test_a_lasting_drift_is_logged_once_a_period_and_reported_each_time(artifact
             scorer.process([Message(v, 10 * n + i) for i, v in enumerate(far)])
     assert len(reports) >= 3, reports
     assert caplog.text.count("drifted from its calibration") == 1, caplog.text
+
+
+def test_events_with_a_ts_in_epoch_seconds_are_named_once_a_period(artifact, caplog):
+    """``ts`` is epoch milliseconds; 1732500000 (seconds) is 1970-01-21 and its alerts said
+    so without a word (a stranger helper). Now a warning, once per 10 s, says how many."""
+    log = Recorder()
+    settings = load_settings({"model": "unused"}, env={})
+    scorer = Scorer(settings=settings, artifact=artifact, consumer=Consumer(log),  # type: ignore[arg-type]
+                    producer=Producer(log, True), stats=Stats(log),  # type: ignore[arg-type]
+                    metrics=ScorerMetrics())  # fmt: skip
+    millis = [orjson.dumps({"device_id": "p", "values": [0.0] * D, "ts": 1732500000000})]
+    seconds = [orjson.dumps({"device_id": "p", "values": [0.0] * D, "ts": 1732500000 + i})
+               for i in range(3)]  # fmt: skip
+    with caplog.at_level("WARNING"):
+        scorer.process([Message(v, i) for i, v in enumerate(millis)])
+        assert "epoch seconds" not in caplog.text
+        for n in range(4):
+            scorer.process([Message(v, 10 * n + i) for i, v in enumerate(seconds)])
+    lines = [r.getMessage() for r in caplog.records if "epoch seconds" in r.getMessage()]
+    assert lines == ["3 event(s) with a ts before 1973 (1732500000 ms): epoch seconds? ts is "
+                     "epoch milliseconds; their alerts and windows carry that time"], lines
