@@ -194,7 +194,8 @@ def end_to_end(
     for d, events in sizes.items():
         options = BenchOptions(events=events, features=d, device=device, repeats=1,
                                latency_seconds=0.0, scaling=(), per_message_events=0,
-                               river_events=0, kafka_config=dict(kafka_config or {}))  # fmt: skip
+                               river_events=0, raw_backoff=False,
+                               kafka_config=dict(kafka_config or {}))  # fmt: skip
         report = run_bench(options, workdir, echo)
         out[str(d)] = {name: report.results[name]["events_per_s"]
                        for name in ("raw", "seismo", "raw-f32", "seismo-f32")

@@ -33,7 +33,8 @@ def test_bench_reports_every_contender_on_the_same_events(
     assert done.returncode == 0, done.stderr[-3000:]
     report = orjson.loads(out.read_bytes())
     results = report["results"]
-    assert set(results) == {"raw", "seismo", "per-message", "river-hst", "raw-f32", "seismo-f32"}
+    assert set(results) == {"raw", "seismo", "per-message", "river-hst", "raw-f32", "seismo-f32",
+                            "raw-f32-backoff"}  # fmt: skip
     # Each counts the events after its first batch (or message), all of the topic's for the
     # batch consumers (the raw one consumes up to 10 000 at a time), the asked-for share for
     # the per-event ones.
@@ -42,6 +43,7 @@ def test_bench_reports_every_contender_on_the_same_events(
     # The same rows again as application/x-seismo-f32: all of them scored.
     assert 16000 - 1024 <= results["seismo-f32"]["events"] < 16000
     assert 16000 - 10000 <= results["raw-f32"]["events"] < 16000
+    assert 16000 - 10000 <= results["raw-f32-backoff"]["events"] < 16000
     assert all(len(r["runs"]) == 1 and r["min"] <= r["events_per_s"] <= r["max"]
                for r in results.values())  # fmt: skip
     assert results["per-message"]["events"] == 299 and results["river-hst"]["events"] == 299
@@ -49,11 +51,14 @@ def test_bench_reports_every_contender_on_the_same_events(
         assert r["events_per_s"] > 0, name
     ratios = report["ratios"]
     assert set(ratios) == {"seismo/raw", "seismo/per-message", "seismo/river-hst",
-                           "seismo-f32/raw-f32", "seismo-f32/per-message"}  # fmt: skip
+                           "seismo-f32/raw-f32", "seismo-f32/raw-f32-backoff",
+                           "seismo-f32/per-message"}  # fmt: skip
     expected = results["seismo"]["events_per_s"] / results["raw"]["events_per_s"]
     assert ratios["seismo/raw"] == pytest.approx(expected, rel=0.01)
     expected = results["seismo-f32"]["events_per_s"] / results["raw-f32"]["events_per_s"]
     assert ratios["seismo-f32/raw-f32"] == pytest.approx(expected, rel=0.01)
+    expected = results["seismo-f32"]["events_per_s"] / results["raw-f32-backoff"]["events_per_s"]
+    assert ratios["seismo-f32/raw-f32-backoff"] == pytest.approx(expected, rel=0.01)
     assert report["machine"]["cpus"] >= 1 and report["options"]["features"] == 8
     # --hidden shapes the bench model; --out rewrites only the bench's own section.
     assert report["options"]["hidden"] == [6, 3]
