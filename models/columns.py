@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -240,6 +241,34 @@ def time_like(values: np.ndarray) -> str | None:
     if bool((v == np.round(v)).all()) and (bool((steps > 0).all()) or bool((steps < 0).all())):
         return "strictly monotone integers (a counter or an index)"
     return None
+
+
+def id_like(name: str, values: np.ndarray) -> bool:
+    """Whether a column is named as an identifier (``id``, ``sensor_id``, ``deviceId``,
+    ``unit-ID``) and holds only integers: a device id about to become a channel.
+
+    >>> id_like("sensor_id", np.array([100.0, 101, 102])), id_like("id", np.array([1.5]))
+    (True, False)
+    >>> id_like("humid", np.array([1.0, 2.0])), id_like("deviceId", np.array([7.0]))
+    (False, True)
+    >>> id_like("unit-ID", np.array([3.0]))
+    True
+    """
+    v = np.asarray(values, dtype=np.float64)
+    text = name.strip()
+    named = bool(re.search(r"(^|[_\-\s.])id$", text.lower()) or re.search(r"[a-z]Id$", text))
+    return bool(named and v.size and np.isfinite(v).all() and (v == np.round(v)).all())
+
+
+def id_like_warning(name: str) -> str:
+    """The warning for a column named as an id that is about to be a feature.
+
+    >>> id_like_warning("sensor_id")  # doctest: +ELLIPSIS
+    "column 'sensor_id' is named as an id and holds integers, and is trained on ... sensor_id"
+    """
+    return (f"column {name!r} is named as an id and holds integers, and is trained on as a "
+            f"channel; if it names devices, name it with --device-column {name}, or leave it "
+            f"out with --drop-columns {name}")  # fmt: skip
 
 
 def time_like_warning(name: str, why: str) -> str:

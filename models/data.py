@@ -37,6 +37,8 @@ from seismo.models.columns import (
     DEFAULT_TIMESTAMP,
     ColumnPlan,
     ColumnSpec,
+    id_like,
+    id_like_warning,
     looks_like_time,
     model_order,
     plan_columns,
@@ -410,13 +412,16 @@ def in_model_order(table: Table, channels: Sequence[str], source: str | os.PathL
 
 
 def warn_time_like(x: np.ndarray, names: Sequence[str]) -> None:
-    """Log a warning for each column of ``x`` (n, d) that looks like a time or a counter."""
+    """Log a warning for each column of ``x`` (n, d) that looks like a time, a counter
+    or a device id."""
     if x.ndim != 2 or x.shape[1] != len(names):
         return
     for j, name in enumerate(names):
         why = time_like(x[:, j])
         if why is not None:
             log.warning(time_like_warning(name, why))
+        elif id_like(name, x[:, j]):
+            log.warning(id_like_warning(name))
 
 
 def shared_data_dir(subdir: str, env: Mapping[str, str] | None = None) -> Path:

@@ -262,3 +262,20 @@ def test_a_cell_that_is_not_a_number_gets_the_hint_that_fits_it(tmp_path, cells,
     with pytest.raises(DataError, match=r"line 3, column 2: .* is not a number \(") as refused:
         load_table(path, label_column=label)
     assert expected in str(refused.value)
+
+
+def test_a_numeric_id_column_about_to_be_a_channel_is_named_in_a_warning(tmp_path, caplog):
+    """sensor_id = 100/101/102 became a channel without a word (a stranger helper)."""
+    rows = "\n".join(f"{100 + i % 3},{20 + i * 0.1:.1f}" for i in range(12))
+    path = write(tmp_path / "t.csv", f"sensor_id,temp\n{rows}\n")
+    with caplog.at_level(logging.WARNING, logger="seismo.models.data"):
+        assert load_table(path).feature_names == ["sensor_id", "temp"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "column 'sensor_id' is named as an id and holds integers, and is trained on as a "
+        "channel; if it names devices, name it with --device-column sensor_id, or leave it "
+        "out with --drop-columns sensor_id"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="seismo.models.data"):
+        table = load_table(path, columns=ColumnSpec(device_column="sensor_id"))
+    assert table.feature_names == ["temp"] and caplog.records == []
