@@ -459,7 +459,9 @@ class Scorer:
         if self.drift.observe(to_space(scored.scores, self.rule.space)):
             held = self._log_throttle.admit("drift")  # it repeats while the drift lasts
             if held is not None:
-                log.warning("scores of %s version %s drifted from its calibration%s",
+                log.warning("scores of %s version %s drifted from its calibration (the "
+                            "devices changed, or the events differ from the training data: "
+                            "units, or the order of positional values)%s",
                             self.artifact.name, self.artifact.version,
                             self._log_throttle.note(held))  # fmt: skip
             self.on_drift(self.artifact)
