@@ -135,6 +135,10 @@ def build_request(sink: str, change: Change, settings: NotifySettings) -> Reques
 def post(request: Request, timeout_s: float) -> None:
     """POST; raise :class:`SinkError` unless the sink answers 2xx within ``timeout_s``.
 
+    A redirect (3xx) is not followed and fails for good: urllib would send
+    the change on as a GET without its body, with its credentials and
+    signature, to whatever host the sink names.
+
     ``timeout_s`` bounds the whole request, however slowly the sink sends
     its answer (:func:`~seismo.stream.io.http_deadline.open_within`). Once a
     2xx status is in, the change counts as delivered: the rest of the answer
@@ -151,6 +155,9 @@ def post(request: Request, timeout_s: float) -> None:
         with open_within(outgoing, timeout_s) as answer:
             drain(answer)
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:  # not followed (open_within): no retry would change that
+            raise SinkError(f"HTTP {exc.code}: redirect not followed; configure the URL it "
+                            "points to", final=True) from None  # fmt: skip
         final = 400 <= exc.code < 500 and exc.code not in RETRYABLE_4XX
         raise SinkError(f"HTTP {exc.code}", final=final) from None
     except (urllib.error.URLError, OSError) as exc:

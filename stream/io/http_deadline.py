@@ -6,9 +6,10 @@ it likes, and holds whatever waits on the request (``seismo notify``'s loop,
 and with it a stop). :func:`open_within` also shuts the request's sockets
 down once its whole time is up, so the read in progress ends at once.
 
-Proxies from the environment and TLS work as with ``urllib.request.urlopen``.
-A TLS handshake that trickles is still bounded per read only: the socket is
-watched from the end of its ``connect``.
+Proxies from the environment and TLS work as with ``urllib.request.urlopen``;
+a socket is watched from its creation, so a proxy's ``CONNECT`` answer and
+the TLS handshake are bounded too (DNS resolution is not). Redirects are not
+followed (:class:`_NoRedirect`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ class _Watch:
     >>> watch.expire()
     >>> watch.expired, a.recv(1)
     (True, b'')
-    >>> a.close(); b.close()
+    >>> c, d = socket.socketpair()
+    >>> watch.add(c)  # a socket created after the time was up is shut at once
+    >>> c.recv(1)
+    b''
+    >>> for sock in (a, b, c, d): sock.close()
     """
 
     def __init__(self) -> None:
@@ -62,13 +67,43 @@ def _shut(sock: socket.socket) -> None:
         pass
 
 
-def _watched(base: type[http.client.HTTPConnection], watch: _Watch) -> Any:
-    class Watched(base):  # type: ignore[valid-type,misc]
-        def connect(self) -> None:
-            super().connect()
-            watch.add(self.sock)
+class _WatchedConnection(http.client.HTTPConnection):
+    """An HTTP connection whose socket is watched from its creation: the proxy's
+    ``CONNECT`` answer (a tunnel) is bounded too."""
 
-    return Watched
+    watch: _Watch
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        create = self._create_connection  # type: ignore[has-type]
+
+        def watched(*a: Any, **k: Any) -> socket.socket:
+            sock = create(*a, **k)
+            self.watch.add(sock)
+            return sock
+
+        self._create_connection = watched
+
+
+class _WatchedSecureConnection(http.client.HTTPSConnection, _WatchedConnection):
+    """An HTTPS connection watched through the tunnel and the TLS handshake:
+    ``HTTPSConnection.connect`` with the handshake after the watch, not in
+    ``wrap_socket``."""
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        host = self._tunnel_host or self.host  # type: ignore[attr-defined]
+        context = self._context  # type: ignore[attr-defined]
+        sock = context.wrap_socket(self.sock, server_hostname=host,
+                                   do_handshake_on_connect=False)  # fmt: skip
+        self.watch.add(sock)
+        sock.do_handshake()
+        self.sock = sock
+
+
+def _bound(base: type[_WatchedConnection], watch: _Watch) -> Any:
+    """``base`` with ``watch``: urllib builds the connection from a class."""
+    return type(base.__name__, (base,), {"watch": watch})
 
 
 class _Handler(urllib.request.HTTPHandler):
@@ -77,7 +112,7 @@ class _Handler(urllib.request.HTTPHandler):
         self.watch = watch
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_watched(http.client.HTTPConnection, self.watch), req)
+        return self.do_open(_bound(_WatchedConnection, self.watch), req)
 
 
 class _SecureHandler(urllib.request.HTTPSHandler):
@@ -87,8 +122,17 @@ class _SecureHandler(urllib.request.HTTPSHandler):
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         context = self._context  # type: ignore[attr-defined]
-        return self.do_open(_watched(http.client.HTTPSConnection, self.watch), req,
+        return self.do_open(_bound(_WatchedSecureConnection, self.watch), req,
                             context=context)  # fmt: skip
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer is an ``HTTPError``, not followed: urllib would send the POST on
+    as a GET without its body, and its headers (credentials, signature) to
+    whatever host ``Location`` names."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 @contextmanager
@@ -97,7 +141,8 @@ def open_within(request: urllib.request.Request, timeout_s: float) -> Iterator[A
     also cut off ``timeout_s`` after the request began, however slowly it comes.
 
     Raises what ``urlopen`` raises (``HTTPError`` for a status other than
-    2xx/3xx); a request still unanswered when its time is up raises
+    2xx, redirects included: they are not followed); a request still
+    unanswered when its time is up raises
     :class:`TimeoutError`. A read of the answer's body after that time fails
     or ends early.
     """
@@ -105,7 +150,7 @@ def open_within(request: urllib.request.Request, timeout_s: float) -> Iterator[A
     timer = threading.Timer(timeout_s, watch.expire)
     timer.daemon = True
     timer.start()
-    opener = urllib.request.build_opener(_Handler(watch), _SecureHandler(watch))
+    opener = urllib.request.build_opener(_Handler(watch), _SecureHandler(watch), _NoRedirect())
     try:
         try:
             answer = opener.open(request, timeout=timeout_s)

@@ -319,3 +319,44 @@ def test_a_sink_that_trickles_its_headers_cannot_hold_the_notifier(secure, tmp_p
         took, failure = _timed_post(sink.url, timeout_s=1.5)
     assert took < 5, f"post() waited {took:.1f} s on trickling headers (timeout 1.5 s)"
     assert failure == "no complete answer within 1.5 s"
+
+
+def test_a_proxy_that_trickles_its_tunnel_answer_cannot_hold_the_notifier(monkeypatch):
+    """With ``https_proxy`` set, the proxy's answer to CONNECT comes before any TLS; the
+    socket is watched from its creation, so that answer is bounded too (found by a
+    reviewer helper: 2 s against a 0.3 s timeout, for as long as the proxy liked)."""
+    with _TricklingSink(b"HTTP/1.1 200 Connection established\r\nX-Slow: ", b"x") as proxy:
+        monkeypatch.setenv("https_proxy", proxy.url.removesuffix("/hook"))
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        took, failure = _timed_post("https://sink.example/hook", timeout_s=1.5)
+    assert took < 5, f"post() waited {took:.1f} s on a trickling proxy (timeout 1.5 s)"
+    assert failure == "no complete answer within 1.5 s"
+
+
+def test_an_https_sink_that_answers_is_delivered_through_the_watched_connection(
+    tmp_path, monkeypatch
+):
+    from tests.tls_tools import make_ca
+
+    tls = make_ca(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with _TricklingSink(answer, b"", tls.server_context()) as sink:
+        took, failure = _timed_post(sink.url, timeout_s=5)
+    assert failure is None and took < 5
+
+
+def test_a_redirect_is_not_followed_and_fails_for_good():
+    """urllib followed a 302 with a GET without the change, sending the credentials and the
+    signature to the host it named, and a 2xx there counted as delivered (a reviewer
+    helper). Now the redirect is the delivery's final failure."""
+    from seismo.stream.incidents.notify import Request, SinkError, post
+
+    moved = (b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\n"
+             b"Content-Length: 0\r\n\r\n")  # fmt: skip
+    with _TricklingSink(moved, b"") as sink:
+        with pytest.raises(SinkError) as refused:
+            post(Request(sink.url, b"{}", {"Authorization": "Basic eDp5"}), timeout_s=5)
+    assert refused.value.final
+    assert str(refused.value) == "HTTP 302: redirect not followed; configure the URL it points to"
