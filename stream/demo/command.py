@@ -5,10 +5,11 @@ Ctrl-C and on errors):
 
 1. an embedded Kafka (Tansu) and Redis on free loopback ports, unless
    ``--bootstrap-servers`` / ``--redis-url`` name existing ones;
-2. the topics (on an existing Kafka, suffixed with the run id, so a demo
-   never mixes with real traffic or an earlier run);
-3. a dense autoencoder trained on one simulated day of normal readings,
+2. a dense autoencoder trained on one simulated day of normal readings,
    published as the first version of a registry in the run directory;
+3. the topics (on an existing Kafka, suffixed with the run id, so a demo
+   never mixes with real traffic or an earlier run; created after the
+   model, so a demo stopped while training leaves none);
 4. the scorer (``seismo score --model-store``) and the retraining sidecar
    (``seismo retrain``) as child processes, the simulator in a thread, and a
    watcher of the scores and alerts topics feeding the live view;
@@ -261,9 +262,11 @@ class Demo:
             bootstrap, url = start_services(self.options, stack, self.echo)
             suffix = "" if self.options.bootstrap_servers is None else f"-demo-{self.run_id}"
             topics = Topics.for_run(suffix)
-            self._create_topics(bootstrap, topics)
             store, prefix = self.run_dir / "store", f"seismo-demo-{self.run_id}"
+            # the model first: a demo stopped while training (Ctrl-C) or refused by its
+            # Redis leaves no topics on a given Kafka
             self._publish_first_model(store, url, prefix)
+            self._create_topics(bootstrap, topics)
             port = free_port()
             commands = child_commands(self.options, topics, bootstrap, url, store, prefix, port)
             children = {
