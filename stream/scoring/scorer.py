@@ -136,6 +136,8 @@ class Scorer:
         #: warnings that would repeat every batch (consume errors in an outage, a drift,
         #: odd timestamps): at most one line of each kind per period
         self._log_throttle = Throttle()
+        #: events with a seconds-like time since the last warning about them, and the lowest
+        self._early_events, self._earliest_ms = 0, SECONDS_LIKE_BELOW_MS
         metrics.set_model(artifact.name, artifact.version)
         self.windows: WindowBuffer | None = None
         self._owned: set[tuple[str, int]] = set()
@@ -387,13 +389,20 @@ class Scorer:
         return decoded
 
     def _report_seconds_like(self, timestamps: np.ndarray) -> None:
-        """Log (at most once a period) events whose time lies before 1973: a ``ts`` in epoch
-        seconds, which the contract reads as milliseconds (1732500000 is 1970-01-21)."""
-        early = int(np.count_nonzero(timestamps < SECONDS_LIKE_BELOW_MS))
-        if early and (held := self._log_throttle.admit("seconds")) is not None:
-            log.warning("%d event(s) with a ts before 1973 (%d ms): epoch seconds? ts is epoch "
-                        "milliseconds; their alerts and windows carry that time%s", early,
-                        int(timestamps.min()), self._log_throttle.note(held))  # fmt: skip
+        """Log (at most once a period, with every such event since the last line) events
+        whose time lies before 1973: a ``ts`` in epoch seconds, which the contract reads
+        as milliseconds (1732500000 is 1970-01-21)."""
+        early = timestamps < SECONDS_LIKE_BELOW_MS
+        if not early.any():
+            return
+        self._early_events += int(np.count_nonzero(early))
+        self._earliest_ms = min(self._earliest_ms, int(timestamps[early].min()))
+        if self._log_throttle.admit("seconds") is not None:
+            log.warning("%d event(s) with a time before 1973 (as low as %d ms): epoch seconds? "
+                        "An event's ts (without one, its Kafka timestamp) is read as epoch "
+                        "milliseconds; their alerts and windows carry that time",
+                        self._early_events, self._earliest_ms)  # fmt: skip
+            self._early_events, self._earliest_ms = 0, SECONDS_LIKE_BELOW_MS
 
     def _report_odd_timestamps(self, odd: int) -> None:
         """Count (and, at most once a period, log) Kafka timestamps replaced by the clock."""

@@ -19,6 +19,7 @@ from seismo.models.config import DenseConfig, TrainConfig
 from seismo.models.training import train_autoencoder
 from seismo.stream.config.loader import load_settings
 from seismo.stream.errors import DeliveryError
+from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.io.metrics import ScorerMetrics
 from seismo.stream.scoring.scorer import Scorer
 from seismo.stream.scoring.stats import RunningStats
@@ -179,12 +180,15 @@ def test_a_lasting_drift_is_logged_once_a_period_and_reported_each_time(artifact
 
 def test_events_with_a_ts_in_epoch_seconds_are_named_once_a_period(artifact, caplog):
     """``ts`` is epoch milliseconds; 1732500000 (seconds) is 1970-01-21 and its alerts said
-    so without a word (a stranger helper). Now a warning, once per 10 s, says how many."""
+    so without a word (a stranger helper). Now a warning, once per 10 s, says how many
+    events since the last one."""
     log = Recorder()
     settings = load_settings({"model": "unused"}, env={})
     scorer = Scorer(settings=settings, artifact=artifact, consumer=Consumer(log),  # type: ignore[arg-type]
                     producer=Producer(log, True), stats=Stats(log),  # type: ignore[arg-type]
                     metrics=ScorerMetrics())  # fmt: skip
+    now = [0.0]
+    scorer._log_throttle = Throttle(clock=lambda: now[0])
     millis = [orjson.dumps({"device_id": "p", "values": [0.0] * D, "ts": 1732500000000})]
     seconds = [orjson.dumps({"device_id": "p", "values": [0.0] * D, "ts": 1732500000 + i})
                for i in range(3)]  # fmt: skip
@@ -193,6 +197,14 @@ def test_events_with_a_ts_in_epoch_seconds_are_named_once_a_period(artifact, cap
         assert "epoch seconds" not in caplog.text
         for n in range(4):
             scorer.process([Message(v, 10 * n + i) for i, v in enumerate(seconds)])
+        now[0] += 10.0  # the next line may pass: it counts every event held back since
+        scorer.process([Message(v, 100 + i) for i, v in enumerate(seconds)])
     lines = [r.getMessage() for r in caplog.records if "epoch seconds" in r.getMessage()]
-    assert lines == ["3 event(s) with a ts before 1973 (1732500000 ms): epoch seconds? ts is "
-                     "epoch milliseconds; their alerts and windows carry that time"], lines
+    assert lines == [
+        "3 event(s) with a time before 1973 (as low as 1732500000 ms): epoch seconds? An "
+        "event's ts (without one, its Kafka timestamp) is read as epoch milliseconds; their "
+        "alerts and windows carry that time",
+        "12 event(s) with a time before 1973 (as low as 1732500000 ms): epoch seconds? An "
+        "event's ts (without one, its Kafka timestamp) is read as epoch milliseconds; their "
+        "alerts and windows carry that time",
+    ], lines
