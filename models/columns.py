@@ -47,6 +47,9 @@ SECONDS_BELOW = 1e11
 #: Epoch milliseconds must lie in [0, MAX_TS_MS), as the event contract says.
 MAX_TS_MS = 100_000_000_000_000
 
+#: Between a channel's name and its time step in a window model's feature names.
+STEP_MARK = "@t-"
+
 
 @dataclass(frozen=True)
 class ColumnSpec:

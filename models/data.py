@@ -35,6 +35,7 @@ import numpy as np
 
 from seismo.models.columns import (
     DEFAULT_TIMESTAMP,
+    STEP_MARK,
     ColumnPlan,
     ColumnSpec,
     id_like,
@@ -139,6 +140,8 @@ def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
     " (an empty cell in column 'rh': every feature needs a reading in every row)"
     >>> not_a_number_hint("rh", "3,61")
     " (a decimal comma in column 'rh': write 3.61)"
+    >>> not_a_number_hint("flow", "1,250")
+    " (a decimal comma or a thousands separator in column 'flow': write 1.250 or 1250)"
     >>> not_a_number_hint("door", "TRUE")
     " (column 'door' holds true/false: write 1/0)"
     >>> not_a_number_hint("label", "normal", label="label")
@@ -149,6 +152,9 @@ def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
         return f" (the label column {name!r} must hold 0 (normal) or 1 (anomaly))"
     if not text:
         return f" (an empty cell in column {name!r}: every feature needs a reading in every row)"
+    if re.fullmatch(r"[-+]?\d{1,3},\d{3}", text):  # 1,250: 1.25 or 1250?
+        return (f" (a decimal comma or a thousands separator in column {name!r}: write "
+                f"{text.replace(',', '.')} or {text.replace(',', '')})")  # fmt: skip
     if re.fullmatch(r"[-+]?\d+,\d+", text):
         return f" (a decimal comma in column {name!r}: write {text.replace(',', '.')})"
     if text.lower() in ("true", "false"):
@@ -519,9 +525,6 @@ def series_windows(values: np.ndarray, window: int, stride: int = 1) -> np.ndarr
     view = np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))[:, 0]
     return view.reshape(len(view), -1)[::stride]
 
-
-#: Between a channel's name and its time step in a window model's feature names.
-STEP_MARK = "@t-"
 
 
 def window_feature_names(channels: list[str], window: int) -> list[str]:

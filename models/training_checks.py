@@ -4,7 +4,8 @@ Neither is an error: the model is written and scores. But nothing downstream
 would say why it misses or over-alerts, so the trainer says it once, at the
 moment it can be fixed (found by a stranger helper on their own data).
 
-- A **constant column**: the scaler gives it scale 1 in its own units
+- A **constant column**: the scaler gives it scale 1 in its own units, or
+  its ``--scale-floor`` share of its value
   (:meth:`~seismo.models.scaler.StandardScaler.fit`), so a later change of
   less than a few units of it barely moves the score (a pressure of 101.3
   that becomes 102.3 is found by no threshold).
@@ -19,9 +20,9 @@ Examples
 >>> x = np.array([[1.0, 101.3], [2.0, 101.3], [3.0, 101.3]])
 >>> for line in training_warnings(x, ["temp", "pressure"], calibration_rows=500):
 ...     print(line)
-column 'pressure' is constant in the training data (101.3): its scale is 1 in its own units, \
-so a change of less than a few units will barely move the score; train on data where it \
-moves, or leave it out (--drop-columns pressure)
+column 'pressure' is constant in the training data (101.3): its scale falls back to 1 in its \
+own units (or --scale-floor times its value), so a change of less than a few units will barely \
+move the score; train on data where it moves, or leave it out (--drop-columns pressure)
 >>> training_warnings(np.zeros((2, 7)), list("abcdefg"), 500)[0][:74]
 "7 columns are constant in the training data ('a', 'b', 'c', 'd', 'e' and 2"
 >>> training_warnings(x[:, :1], ["temp"], calibration_rows=2)
@@ -35,11 +36,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seismo.models.data import STEP_MARK
+from seismo.models.columns import STEP_MARK
 
 #: Fewer validation rows than this make the starting threshold a guess.
 MIN_CALIBRATION_ROWS = 50
-
 
 
 def constant_channels(x: np.ndarray, names: Sequence[str]) -> dict[str, float]:
@@ -75,20 +75,20 @@ def training_warnings(
     of validation rows the calibration came from."""
     lines = []
     constant = constant_channels(x, names)
+    scale = ("falls back to 1 in its own units (or --scale-floor times its value), so a "
+             "change of less than a few units will barely move the score")  # fmt: skip
     if len(constant) == 1:
         [(name, value)] = constant.items()
         lines.append(
-            f"column {name!r} is constant in the training data ({value:g}): its scale is 1 in "
-            "its own units, so a change of less than a few units will barely move the score; "
-            f"train on data where it moves, or leave it out (--drop-columns {name})"
+            f"column {name!r} is constant in the training data ({value:g}): its scale "
+            f"{scale}; train on data where it moves, or leave it out (--drop-columns {name})"
         )
     elif constant:
         shown = ", ".join(repr(name) for name in list(constant)[:5])
         more = f" and {len(constant) - 5} more" if len(constant) > 5 else ""
         lines.append(
             f"{len(constant)} columns are constant in the training data ({shown}{more}): "
-            "their scale is 1 in their own units, so a change of less than a few units will "
-            "barely move the score; train on data where they move, or leave them out "
+            f"each one's scale {scale}; train on data where they move, or leave them out "
             "(--drop-columns)"
         )
     if calibration_rows < MIN_CALIBRATION_ROWS:

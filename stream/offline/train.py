@@ -8,6 +8,7 @@ architecture does not have is an error, never silently ignored.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -34,6 +35,8 @@ from seismo.models.nets.architectures import ModelConfig, get_architecture
 from seismo.models.training import TrainResult, train_autoencoder
 from seismo.models.training_checks import training_warnings
 from seismo.stream.errors import ArtifactError, ConfigError
+
+log = logging.getLogger(__name__)
 
 #: Command-line option -> config field, for options that shape an architecture.
 ARCH_FLAGS: dict[str, str] = {
@@ -336,8 +339,15 @@ def series_table(
     series = read_series(data, timestamp_column)
     parts = [values[: max(window, int(len(values) * train_share))]
              for values in series.by_device()]  # fmt: skip
-    windows = [series_windows(part, window) for part in parts if len(part) >= window]
-    if not windows:
-        raise DataError(f"{data}: no device has {window} readings for a window of {window}")
+    if series.devices is None:  # one series: too short is the window's own error
+        windows = [series_windows(parts[0], window)]
+    else:
+        windows = [series_windows(part, window) for part in parts if len(part) >= window]
+        if not windows:
+            raise DataError(f"{data}: no device has {window} readings for a window of {window}")
+        if len(windows) < len(parts):
+            log.warning("%d of %d devices have fewer than %d readings in the training share "
+                        "of %s and give no window", len(parts) - len(windows), len(parts),
+                        window, data)  # fmt: skip
     x = np.concatenate(windows).astype(np.float32)
     return Table(x=x, y=None, feature_names=window_feature_names(series.channels, window))

@@ -216,7 +216,7 @@ def test_read_series_leaves_out_the_device_and_dropped_columns(tmp_path):
     assert series.channels == ["temp", "rh"] and series.values.shape == (12, 2)
 
 
-def test_window_training_data_never_mixes_the_readings_of_two_devices(tmp_path):
+def test_window_training_data_never_mixes_the_readings_of_two_devices(tmp_path, caplog):
     """Three devices interleaved row by row, each at its own level: every training window
     holds one device's consecutive readings, as the scorer's windows (per device key) do.
     Before, windows slid across the interleaved rows and a model trained on them alerted
@@ -242,6 +242,15 @@ def test_window_training_data_never_mixes_the_readings_of_two_devices(tmp_path):
     # no device with a window's readings: one line, not an empty model
     with pytest.raises(DataError, match="no device has 12 readings"):
         series_table(path, ColumnSpec(), window=12, train_share=1.0)
+    # a device too short for a window is named in a warning, the others train
+    short = write(tmp_path / "short.csv", "\n".join(lines + ["2000,lone,1.0,1.0"]) + "\n")
+    with caplog.at_level(logging.WARNING, logger="seismo.stream.offline.train"):
+        assert series_table(short, ColumnSpec(), window=4, train_share=1.0).x.shape == (21, 8)
+    assert "1 of 4 devices have fewer than 4 readings" in caplog.text
+    # without a device column, a file shorter than the window keeps the window's own error
+    single = write(tmp_path / "single.csv", "timestamp,temp\n1,1.0\n2,2.0\n")
+    with pytest.raises(DataError, match="a window of 4 needs at least 4 readings"):
+        series_table(single, ColumnSpec(), window=4, train_share=1.0)
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,6 @@ def test_train_warns_of_a_constant_column_and_of_too_few_validation_rows(tmp_pat
               label_column=None, device="cpu", clean=True)  # fmt: skip
     err = " ".join(capsys.readouterr().err.split())
     assert ("warning: column 'pressure' is constant in the training data (101.3): its scale "
-            "is 1 in its own units") in err, err  # fmt: skip
+            "falls back to 1 in its own units") in err, err  # fmt: skip
     assert "warning: the threshold starts from the scores of only 2 validation rows" in err, err
     assert (tmp_path / "m").is_dir()  # warnings, not errors: the model is written
