@@ -51,6 +51,16 @@ MAX_TS_MS = 100_000_000_000_000
 STEP_MARK = "@t-"
 
 
+def window_of(feature_names: Sequence[str]) -> int | None:
+    """The readings per window of a window model's features, ``None`` for a row model.
+
+    >>> window_of(["a@t-1", "b@t-1", "a@t-0", "b@t-0"]), window_of(["a", "b"])
+    (2, None)
+    """
+    steps = {name.rpartition(STEP_MARK)[2] for name in feature_names if STEP_MARK in name}
+    return len(steps) or None
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """The column options of a command; ``None`` means the default.

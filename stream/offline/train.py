@@ -33,8 +33,8 @@ from seismo.models.data import (
 from seismo.models.errors import DataError, SeismoError, TrainingStopped
 from seismo.models.nets.architectures import ModelConfig, get_architecture
 from seismo.models.training import TrainResult, train_autoencoder
-from seismo.models.training_checks import training_warnings
 from seismo.stream.errors import ArtifactError, ConfigError
+from seismo.stream.offline.training_checks import training_warnings
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,10 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from seismo.models.artifact import Artifact
+from seismo.models.columns import window_of
 from seismo.models.errors import TrainingStopped
 from seismo.stream.config.retrain_settings import RetrainSettings
-from seismo.stream.errors import RegistryError
+from seismo.stream.errors import ConfigError, RegistryError
 from seismo.stream.io.batch_sources import kafka_times
 from seismo.stream.io.kafka import split_errors
 from seismo.stream.io.metrics import RetrainerMetrics
@@ -294,6 +295,13 @@ class Retrainer:
         if self.champion is not None and self.champion.version == version:
             return self.champion
         champion = self.registry.verify(s.model_name, version)
+        window = window_of(champion.feature_names)
+        if window is not None:
+            raise ConfigError(
+                f"{s.model_name} version {version} scores windows of {window} readings; seismo "
+                "retrain learns from single events and cannot retrain it: train window models "
+                "with seismo train --window and publish them (seismo models publish)"
+            )
         self.metrics.set_model(s.model_name, version)
         return champion
 

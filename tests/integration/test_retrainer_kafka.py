@@ -154,3 +154,27 @@ def test_the_retrainer_outlives_redis_going_away_and_keeps_an_unfinished_request
             stop.set()
             thread.join(timeout=40)
             assert not thread.is_alive() and not errors, errors
+
+
+def test_a_window_champion_is_refused_in_one_line_not_starved(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path
+):
+    """The sidecar learns from single events; a champion that scores windows (features
+    ``ch@t-k``) had every event left out of the window as the wrong width, for good."""
+    from seismo.stream.errors import ConfigError
+
+    rng = np.random.default_rng(5)
+    result = train_autoencoder(rng.normal(size=(60, 4)).astype(np.float32),
+                               config=DenseConfig(n_features=4, hidden=(4, 2)),
+                               train=TrainConfig(epochs=1, seed=0), device="cpu")  # fmt: skip
+    names = ["temp@t-1", "rpm@t-1", "temp@t-0", "rpm@t-0"]
+    ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix).publish(
+        build_artifact(result, name=NAME, feature_names=names)
+    )
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix)  # fmt: skip
+    with pytest.raises(ConfigError, match=f"{NAME} version .* scores windows of 2 readings; "
+                                          "seismo retrain learns from single events"):
+        with open_retrainer(settings):
+            pass
