@@ -404,4 +404,4 @@ def test_produce_to_an_unreachable_broker_fails_fast(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr
     last = done.stderr.splitlines()[-1]
     assert last.startswith("seismo: error: Kafka broker unreachable") and bootstrap in last
-    assert elapsed < 15
+    assert elapsed < 30  # a hang guard (imports included, on a machine running two tests)
