@@ -27,11 +27,18 @@ import numpy as np
 
 from seismo.models.artifact import Artifact
 from seismo.models.calibration import log_scores
+from seismo.models.columns import STEP_MARK
 from seismo.stream.io.batch_sources import positions_of
+from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.scoring.alerts import Source
 from seismo.stream.scoring.codec import DecodedBatch
 from seismo.stream.scoring.devices.batch import judge_grouped
-from seismo.stream.scoring.devices.rule import BatchVerdicts, DeviceRule, DeviceState
+from seismo.stream.scoring.devices.rule import (
+    BatchVerdicts,
+    DeviceRule,
+    DeviceState,
+    channels_key,
+)
 from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.threshold import Threshold
 
@@ -148,6 +155,10 @@ class DeviceJudge:
         self.rule = rule
         self.max_batch = max_batch
         self.on_skipped = on_skipped
+        self._key: tuple[tuple[str, int], str] | None = None
+        #: devices whose reading statistics started again since the last line about it
+        self._relearnt = 0
+        self._throttle = Throttle()
 
     def unjudged(
         self, decoded: DecodedBatch, starts: np.ndarray | None, sources: Sequence[Source]
@@ -186,13 +197,29 @@ class DeviceJudge:
         partitions, offsets = (a[decoded.rows] for a in positions_of(sources))
         positions = np.column_stack((partitions, offsets))
         readings = decoded.values[:, -reading_width:]  # the reading ending each window
+        channels = self._channels_key(artifact, reading_width)
+        self._relearnt += sum(1 for state in states.values()
+                              if state is not None and state.channels not in ("", channels))
+        if self._relearnt and self._throttle.admit("relearn") is not None:
+            log.warning("%d device(s) start their reading statistics again: model %s version %s "
+                        "reads other channels, or the same in another order, than those they "
+                        "were learnt on", self._relearnt, artifact.name,
+                        artifact.version)  # fmt: skip
+            self._relearnt = 0
         verdicts = judge_grouped(states, decoded.device_ids, log_scores(scores), readings,
                                  positions, artifact.version, artifact.calibration,
-                                 self.rule)  # fmt: skip
+                                 self.rule, channels)  # fmt: skip
         for device, state in states.items():
             if state is not None:
                 self.states.put(device, state)
         return Verdicts(verdicts.flags, verdicts.window_z, verdicts)
+
+    def _channels_key(self, artifact: Artifact, reading_width: int) -> str:
+        """The fingerprint of one reading's channels in the model's order (cached)."""
+        if self._key is None or self._key[0] != (artifact.version, reading_width):
+            names = [name.split(STEP_MARK)[0] for name in artifact.feature_names[-reading_width:]]
+            self._key = ((artifact.version, reading_width), channels_key(names))
+        return self._key[1]
 
     def save(self) -> None:
         self.states.save()

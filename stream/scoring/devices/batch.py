@@ -53,7 +53,7 @@ def judge_grouped(
     states: MutableMapping[str, DeviceState | None], device_ids: Sequence[str],
     log_errors: np.ndarray, readings: np.ndarray,
     positions: Sequence[tuple[int, int]] | np.ndarray, version: str, calibration: Calibration,
-    rule: DeviceRule,
+    rule: DeviceRule, channels: str | None = None,
 ) -> BatchVerdicts:  # fmt: skip
     """:func:`~seismo.stream.scoring.devices.rule.judge_batch`'s verdicts and states, per batch.
 
@@ -75,15 +75,17 @@ def judge_grouped(
         if isinstance(positions, np.ndarray):
             positions = [(p, o) for p, o in positions.tolist()]
         return judge_batch(states, device_ids, log_errors, readings, positions, version,
-                           calibration, rule)  # fmt: skip
-    channels = values.shape[1] if values.ndim == 2 else 0
+                           calibration, rule, channels)  # fmt: skip
+    width = values.shape[1] if values.ndim == 2 else 0
     names, rows, steps = _by_occurrence(device_ids)
     found: dict[str, DeviceState] = {}
     for name in dict.fromkeys(device_ids):  # new devices enter ``states`` as in the reference
         state = states.get(name)
         if state is None:
-            state = states[name] = DeviceState.start(version, calibration, rule, channels)
+            state = states[name] = DeviceState.start(version, calibration, rule, width)
         state.follow(version, calibration, rule)
+        if channels is not None:
+            state.adopt_channels(channels)
         found[name] = state
     owned = [found[name] for name in names]
     window = _windows(owned, rows, steps, log_errors, rule)

@@ -67,6 +67,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -158,6 +159,9 @@ class DeviceState:
     readings: list[list[float]] = field(default_factory=list)
     #: per channel, the lowest and highest reading seen (only kept in range mode)
     bounds: list[list[float]] = field(default_factory=list)
+    #: which channels, in which order, ``level`` was learnt on (:func:`channels_key`);
+    #: "" for a state written before it was recorded
+    channels: str = ""
 
     @classmethod
     def start(
@@ -173,6 +177,27 @@ class DeviceState:
             self.version = version
             self.window = calibration_stats(calibration, rule)
             self.recent = []
+
+    def adopt_channels(self, key: str) -> bool:
+        """Make the reading statistics those of the model's channels ``key``: learnt on
+        other channels, or the same in another order (a new model version), they start
+        again (``level`` at index j belonged to another channel). True when they did.
+
+        >>> s = DeviceState("v", RunningStats(), level=[RunningStats(9.0, 5.0, 1.0)],
+        ...                 channels="ab")
+        >>> s.adopt_channels("ab"), s.level[0].count
+        (False, 9.0)
+        >>> s.adopt_channels("ba"), s.level[0].count, s.channels
+        (True, 0.0, 'ba')
+        """
+        if self.channels == key:
+            return False
+        known, self.channels = self.channels, key
+        if not known:  # written before channels were recorded: nothing to compare
+            return False
+        self.level = [RunningStats() for _ in self.level]
+        self.readings, self.bounds = [], []
+        return True
 
     def warm(self, readings: np.ndarray, rule: DeviceRule) -> None:
         """Fold ``(n, channels)`` earlier readings into the level statistics (no verdict)."""
@@ -230,6 +255,8 @@ class DeviceState:
             doc["rl"] = self.readings
         if self.bounds:
             doc["b"] = self.bounds
+        if self.channels:
+            doc["c"] = self.channels
         return orjson.dumps(doc)
 
     @classmethod
@@ -240,9 +267,10 @@ class DeviceState:
         ...                 {0: 41})
         >>> DeviceState.from_bytes(s.to_bytes()) == s
         True
-        >>> s.readings = [[1.0], [2.0]]
-        >>> DeviceState.from_bytes(s.to_bytes()).readings
-        [[1.0], [2.0]]
+        >>> s.readings, s.channels = [[1.0], [2.0]], "0a1b2c3d4e5f"
+        >>> back = DeviceState.from_bytes(s.to_bytes())
+        >>> back.readings, back.channels
+        ([[1.0], [2.0]], '0a1b2c3d4e5f')
         >>> DeviceState.from_bytes(b'{"v":"v","w":[2.0,null,0.5],"r":[],"l":[],"o":{}}')
         Traceback (most recent call last):
         ...
@@ -255,12 +283,23 @@ class DeviceState:
                         [RunningStats(*map(float, s)) for s in doc["l"]],
                         {int(p): int(o) for p, o in doc["o"].items()},
                         [[float(x) for x in r] for r in doc.get("rl", ())],
-                        [[float(lo), float(hi)] for lo, hi in doc.get("b", ())])  # fmt: skip
+                        [[float(lo), float(hi)] for lo, hi in doc.get("b", ())],
+                        str(doc.get("c", "")))  # fmt: skip
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise ValueError(f"unusable device state: {type(exc).__name__}") from exc
         if not state.usable:
             raise ValueError("unusable device state: non-finite numbers or offsets out of range")
         return state
+
+
+def channels_key(names: Sequence[str]) -> str:
+    """A short fingerprint of a model's reading channels, in order.
+
+    >>> key = channels_key(["temp", "rpm"])
+    >>> len(key), key == channels_key(["temp", "rpm"]), key == channels_key(["rpm", "temp"])
+    (12, True, False)
+    """
+    return hashlib.blake2b("\x1f".join(names).encode(), digest_size=6).hexdigest()
 
 
 def _triple(stats: RunningStats) -> list[float]:
@@ -405,7 +444,7 @@ class BatchVerdicts:
 def judge_batch(
     states: MutableMapping[str, DeviceState | None], device_ids: Sequence[str],
     log_errors: np.ndarray, readings: np.ndarray, positions: Sequence[tuple[int, int]],
-    version: str, calibration: Calibration, rule: DeviceRule,
+    version: str, calibration: Calibration, rule: DeviceRule, channels: str | None = None,
 ) -> BatchVerdicts:  # fmt: skip
     """Judge each row in order with its device's state (created where ``None``).
 
@@ -423,6 +462,10 @@ def judge_batch(
         Each row's source, recorded so a replay is not judged twice.
     version, calibration
         The model version that scored the rows and its calibration.
+    channels : str or None
+        The :func:`channels_key` of the model's reading channels: a state whose
+        reading statistics were learnt on others starts them again
+        (:meth:`DeviceState.adopt_channels`). ``None`` leaves them as they are.
 
     Examples
     --------
@@ -441,6 +484,8 @@ def judge_batch(
         if state is None:
             state = states[device] = DeviceState.start(version, calibration, rule, len(reading))
         state.follow(version, calibration, rule)
+        if channels is not None:
+            state.adopt_channels(channels)
         out.append(judge(state, float(log_error), reading, rule))
         state.offsets[partition] = offset
     columns = list(zip(*out, strict=True)) if out else [()] * len(Verdict._fields)

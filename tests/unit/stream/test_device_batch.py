@@ -189,3 +189,40 @@ def test_a_device_warm_on_one_channel_and_empty_on_another_takes_the_general_pat
     got = judge_grouped(fast, ids, errors, readings, positions, "v1", CAL, rule)
     _same(got, want)
     assert fast == reference
+
+
+@pytest.mark.parametrize("judge", [judge_grouped, judge_batch], ids=["batch", "reference"])
+def test_reading_statistics_start_again_when_the_models_channels_change_order(judge):
+    """A new model version with the same channels in another order: its readings come in
+    its order, so the level statistics learnt in the old order judged pressure against
+    temperature's (625 level alerts on normal data in a stranger helper's run, then a
+    corrupted state that saw nothing). Now they start again; with the same order, they
+    go on."""
+    from seismo.stream.scoring.devices.rule import channels_key
+
+    rule = DeviceRule(k=3.0, smooth=1, level_history=100, level_warmup=20)
+    rng = np.random.default_rng(0)
+    old_order = np.column_stack([rng.normal(20.0, 1.0, 60), rng.normal(101.0, 0.1, 60)])
+    new_order = old_order[:, ::-1]  # the same readings, channels swapped
+    errors, ids = np.full(60, -0.5), ["pump"] * 60
+    positions = [(0, i) for i in range(60)]
+    states: dict[str, DeviceState | None] = {}
+    judge(states, ids, errors, old_order, positions, "v1", CAL, rule,
+          channels_key(["temp", "pressure"]))  # fmt: skip
+    state = states["pump"]
+    assert state is not None and state.level[0].count == 60
+    later = [(0, 60 + i) for i in range(60)]
+    same = copy.deepcopy(states)
+    kept = judge(same, ids, errors, old_order, later, "v2", CAL, rule,
+                 channels_key(["temp", "pressure"]))  # fmt: skip
+    assert not kept.level_flags.any() and same["pump"].level[0].count == 100  # capped memory
+    swapped = judge(states, ids, errors, new_order, later, "v2", CAL, rule,
+                    channels_key(["pressure", "temp"]))  # fmt: skip
+    assert not swapped.level_flags.any(), "levels judged against the other channel's"
+    assert states["pump"].level[0].mean == pytest.approx(new_order[:, 0].mean())
+    assert states["pump"].channels == channels_key(["pressure", "temp"])
+    # without a key (the old behaviour), the swapped channels are judged far off
+    legacy = copy.deepcopy(same)
+    blind = judge(legacy, ids, errors, new_order, [(0, 120 + i) for i in range(60)], "v3", CAL,
+                  rule)  # fmt: skip
+    assert blind.level_flags[:10].all()  # until the clipped learning drags them over
