@@ -223,6 +223,12 @@ class Retrainer:
             self.metrics.promoted.inc()
             self.metrics.set_model(s.model_name, version)
             log.info("promoted %s version %s: %s", s.model_name, version, result.summary())
+            if result.decision.metrics.get("regime_change"):
+                log.warning("%s version %s was promoted as a new regime: the champion flagged "
+                            "most of the held-back events, and the challenger learnt them as "
+                            "normal. If they were anomalies, not a new normal, roll back: "
+                            "seismo models rollback --store STORE --name %s", s.model_name,
+                            version, s.model_name)  # fmt: skip
         else:
             self.metrics.rejected.labels(result.decision.reason).inc()
             log.info("challenger rejected (%s): %s", result.decision.reason, result.summary())
