@@ -311,9 +311,10 @@ def _read_manifest(root: Path, expected: str | None, where: str) -> Manifest | N
     path = root / MANIFEST_FILE
     if not path.exists() and expected is None:
         log.warning(
-            "%s has no %s (written by an older seismo): %s (scaler, calibration, architecture) "
-            "is covered by no checksum, so the artifact is not fully verified; republish it "
-            "(seismo models publish --model DIR) or save it again with this seismo",
+            "%s has no %s (written by an older seismo, or removed): %s (scaler, calibration, "
+            "architecture) is covered by no checksum, so the artifact is not fully verified; if "
+            "it is the model as trained, republish it (seismo models publish --model DIR) or "
+            "save it again with this seismo; if it may have been edited, train it again",
             where, MANIFEST_FILE, CONFIG_FILE,
         )
         return None

@@ -184,7 +184,8 @@ class ModelRegistry:
         ``before_verify`` is called with the staged copy in the store before
         its verification (a fault-injection point for tests). A version
         already in the store with a recorded digest is verified again and
-        reused; one without (stored before digests were recorded) is
+        reused when ``artifact`` is the same (its manifest has that digest),
+        and refused when it is not; one without (stored before digests were recorded) is
         rewritten from ``artifact``, manifest and digest included.
         ``keep=None`` prunes nothing.
         """
@@ -193,7 +194,14 @@ class ModelRegistry:
         name = check_component(artifact.name, "model name")
         version = check_component(artifact.version, "version")
         stored = self.store.exists(name, version)
-        if stored and self.recorded_digest(name, version) is not None:
+        recorded = self.recorded_digest(name, version) if stored else None
+        if recorded is not None:
+            if _digest_of(artifact) != recorded:
+                raise RegistryError(
+                    f"refusing to publish {name} version {version}: the store holds that "
+                    "version with other contents (a model edited after it was written keeps "
+                    "its version id); train it again to get a version of its own"
+                )
             self.verify(name, version)
         else:
             if stored:
@@ -328,6 +336,12 @@ def publish(
 ) -> str:
     """Store, verify and point at ``artifact`` (see :meth:`ModelRegistry.publish`)."""
     return ModelRegistry(root, client, prefix).publish(artifact, keep=keep)
+
+
+def _digest_of(artifact: Artifact) -> str | None:
+    """The digest the manifest of ``artifact`` has once saved (saving is deterministic)."""
+    with tempfile.TemporaryDirectory(prefix="seismo-digest-") as tmp:
+        return manifest_sha256(save_artifact(artifact, Path(tmp) / artifact.version))
 
 
 def _verify(

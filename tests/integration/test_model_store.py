@@ -116,6 +116,26 @@ def test_module_level_publish_and_republish_is_idempotent(
     assert registry.history(NAME) == [version]
 
 
+def test_another_model_under_a_stored_version_id_is_refused_not_silently_replaced(
+    registry: ModelRegistry, artifacts: list[Artifact]
+) -> None:
+    """An artifact edited after it was written (its calibration, here) keeps its version id.
+    Published again, the stored copy was verified and served, and the edited one
+    dropped without a word (a stranger helper); now it is refused in one line."""
+    import dataclasses
+
+    version = registry.publish(artifacts[0])
+    calibration = artifacts[0].calibration
+    edited = dataclasses.replace(
+        artifacts[0], calibration=dataclasses.replace(calibration, mean=calibration.mean * 10)
+    )
+    with pytest.raises(RegistryError, match=f"refusing to publish {NAME} version {version}: "
+                                            "the store holds that version with other contents"):
+        registry.publish(edited)
+    assert registry.verify(NAME, version).calibration == calibration
+    assert registry.publish(artifacts[0]) == version  # the same model again: reused
+
+
 def test_rollback_returns_to_the_previous_version(
     registry: ModelRegistry, artifacts: list[Artifact]
 ) -> None:
