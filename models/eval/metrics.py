@@ -263,12 +263,13 @@ def select_threshold(
     >>> select_threshold(cal, "contamination")
     Traceback (most recent call last):
     ...
-    seismo.models.errors.ArtifactError: the model has no contamination threshold; use the ...
+    seismo.models.errors.ArtifactError: the model has no contamination threshold (train it ...
     """
     if choice == "contamination":
         value = calibration.contamination_threshold
         if value is None:
-            raise ArtifactError("the model has no contamination threshold; use the calibration one")
+            raise ArtifactError("the model has no contamination threshold (train it with "
+                                "seismo train --contamination RATIO), or use the calibration one")
         ratio = calibration.contamination
         return float(value), f"contamination {ratio:g} of training scores flagged"
     if space == "log":

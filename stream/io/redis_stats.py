@@ -109,19 +109,19 @@ def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
     try:
         client.ping()
     except redis.RedisError as exc:
-        where = _redact(url)
+        where = redact_url(url)
         raise ServiceError(f"Redis at {where} is unreachable: {exc}") from exc
     return client
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Hide a password in a Redis URL.
 
-    >>> _redact("redis://user:s3cret@db:6379/0")
+    >>> redact_url("redis://user:s3cret@db:6379/0")
     'redis://user:***@db:6379/0'
-    >>> _redact("redis://127.0.0.1:6379")
+    >>> redact_url("redis://127.0.0.1:6379")
     'redis://127.0.0.1:6379'
-    >>> _redact("redis://db:6379/0?password=s3cret&db=1")
+    >>> redact_url("redis://db:6379/0?password=s3cret&db=1")
     'redis://db:6379/0?password=***&db=1'
     """
     scheme, sep, rest = url.partition("://")

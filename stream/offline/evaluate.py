@@ -248,8 +248,17 @@ def run_evaluate(
 
 
 def streaming_summary(fixed: Evaluation, streamed: Evaluation, extra: dict[str, Any]) -> str:
-    """One line comparing the calibration threshold's recall with the stream's."""
-    return (f"recall {fixed.recall:.4f} at the calibration threshold {fixed.threshold:.4g}; "
+    """One line comparing the fixed threshold's recall (``--threshold``: the calibration
+    or the contamination one) with the stream's.
+
+    >>> from seismo.models.eval.metrics import evaluate
+    >>> y, s = np.array([0, 1]), np.array([0.1, 0.9])
+    >>> fixed = evaluate(y, s, threshold=0.5, threshold_rule="contamination 0.01 of ...")
+    >>> streaming_summary(fixed, fixed, {"threshold_first": 0.5, "threshold_max": 0.6})[:50]
+    'recall 1.0000 at the contamination threshold 0.5; '
+    """
+    which = fixed.threshold_rule.split(" ", 1)[0]
+    return (f"recall {fixed.recall:.4f} at the {which} threshold {fixed.threshold:.4g}; "
             f"{streamed.recall:.4f} through the rolling threshold (from "
             f"{extra['threshold_first']:.4g} to {extra['threshold_max']:.4g} at most, "
             f"{streamed.threshold:.4g} at the end)")  # fmt: skip

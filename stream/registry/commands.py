@@ -14,7 +14,7 @@ import redis
 
 from seismo.models.artifact import load_artifact
 from seismo.stream.errors import ServiceError
-from seismo.stream.io.redis_stats import connect
+from seismo.stream.io.redis_stats import connect, redact_url
 from seismo.stream.registry.model_registry import ModelRegistry, VersionInfo
 from seismo.stream.retrain.requests import request_retrain
 
@@ -44,10 +44,15 @@ def format_versions(versions: list[VersionInfo]) -> list[str]:
 
 
 def run_list(store: str, name: str, redis_url: str, redis_prefix: str, echo: Echo) -> None:
-    """Print the stored versions of ``name``."""
+    """Print the stored versions of ``name``; say so when none is current, which is what
+    a Redis other than the scorers' (the default URL, another prefix) shows."""
     with open_registry(store, redis_url, redis_prefix) as registry:
-        for line in format_versions(registry.list_versions(name)):
+        versions = registry.list_versions(name)
+        for line in format_versions(versions):
             echo(line)
+    if versions and not any(v.current for v in versions):
+        echo(f"(no version of {name} is current in Redis at {redact_url(redis_url)} with prefix "
+             f"{redis_prefix!r}: is that the Redis and prefix your scorers use?)")  # fmt: skip
 
 
 def run_publish(

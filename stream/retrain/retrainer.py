@@ -70,6 +70,19 @@ def start_offsets(low: int, high: int, backfill: int) -> int:
     return max(low, high - backfill)
 
 
+def trigger_kind(trigger: str) -> str:
+    """The metric label of a round's trigger: ``interval``, ``drift`` or ``request``. A
+    request's reason is free text (and a drift's names the version), so as a label it
+    would add a series per reason; the logs and ``/health`` keep it whole.
+
+    >>> [trigger_kind(t) for t in ("interval", "drift of dense-1-ab", "stranger test")]
+    ['interval', 'drift', 'request']
+    """
+    if trigger == "interval":
+        return "interval"
+    return "drift" if trigger.startswith("drift") else "request"
+
+
 class Retrainer:
     """Keep one model name current from the events of the input topic."""
 
@@ -198,7 +211,7 @@ class Retrainer:
         self._last_round = self.clock()
         champion = self.champion = self._load_champion()
         self.rounds += 1
-        self.metrics.attempted.labels(trigger).inc()
+        self.metrics.attempted.labels(trigger_kind(trigger)).inc()
         log.info("retrain (%s): window of %d events, champion %s", trigger,
                  len(self.reservoir), champion.version)
         options = RoundOptions(

@@ -273,6 +273,13 @@ def test_cli_publish_list_rollback(
         f"* {v2}  {artifacts[1].created_at}",
         f"  {v1}  {artifacts[0].created_at}",
     ]
+    # another Redis or prefix than the scorers' knows no current version: said, not hidden
+    other = run_seismo("models", "list", "--name", NAME, "--store", str(store), "--redis-url",
+                       redis_url, "--redis-prefix", redis_key_prefix + "other", timeout=120)
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert other.stdout.splitlines()[:2] == [f"  {v2}  {artifacts[1].created_at}",
+                                             f"  {v1}  {artifacts[0].created_at}"]
+    assert other.stdout.splitlines()[2].startswith(f"(no version of {NAME} is current in Redis")
     assert ok("rollback", "--name", NAME).strip() == f"{NAME} -> {v1}"
     assert ModelRegistry(store, redis_client, redis_key_prefix).current(NAME) == v1
     assert ok("promote", "--name", NAME, "--version", v2).strip() == f"{NAME} -> {v2}"
