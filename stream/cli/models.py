@@ -34,7 +34,8 @@ def models_list(
     """List stored versions, newest first; * marks the current one."""
     from seismo.stream.registry.commands import run_list
 
-    run_list(store, name, redis_url, redis_prefix, typer.echo)
+    run_list(store, name, redis_url, redis_prefix, typer.echo,
+             warn=lambda line: typer.echo(line, err=True))  # fmt: skip
 
 
 @models_app.command("publish")

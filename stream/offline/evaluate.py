@@ -210,7 +210,7 @@ def run_evaluate(
 
     With ``streaming``, the rows are also judged by the scorer's rolling
     threshold rule and both evaluations are printed (in JSON, the second as
-    ``streaming``); the calibration one is returned.
+    ``streaming``); the fixed threshold's (``threshold``) is returned.
     """
     check_options(k, threshold_space, threshold)
     if report is not None:

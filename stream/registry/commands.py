@@ -43,16 +43,21 @@ def format_versions(versions: list[VersionInfo]) -> list[str]:
     return [f"{'*' if v.current else ' '} {v.version}  {v.created_at or '-'}" for v in versions]
 
 
-def run_list(store: str, name: str, redis_url: str, redis_prefix: str, echo: Echo) -> None:
-    """Print the stored versions of ``name``; say so when none is current, which is what
-    a Redis other than the scorers' (the default URL, another prefix) shows."""
+def run_list(
+    store: str, name: str, redis_url: str, redis_prefix: str, echo: Echo,
+    warn: Echo | None = None,
+) -> None:  # fmt: skip
+    """Print the stored versions of ``name``; say (to ``warn``, default ``echo``) when none
+    is current, which is what a Redis other than the scorers' (the default URL, another
+    prefix) shows."""
     with open_registry(store, redis_url, redis_prefix) as registry:
         versions = registry.list_versions(name)
         for line in format_versions(versions):
             echo(line)
     if versions and not any(v.current for v in versions):
-        echo(f"(no version of {name} is current in Redis at {redact_url(redis_url)} with prefix "
-             f"{redis_prefix!r}: is that the Redis and prefix your scorers use?)")  # fmt: skip
+        (warn or echo)(f"no version of {name} is current in Redis at {redact_url(redis_url)} "
+                       f"with prefix {redis_prefix!r}: is that the Redis and prefix your "
+                       "scorers use?")  # fmt: skip
 
 
 def run_publish(

@@ -184,8 +184,10 @@ class ModelRegistry:
         ``before_verify`` is called with the staged copy in the store before
         its verification (a fault-injection point for tests). A version
         already in the store with a recorded digest is verified again and
-        reused when ``artifact`` is the same (its manifest has that digest),
-        and refused when it is not; one without (stored before digests were recorded) is
+        reused when ``artifact`` is the same model (both saved by this seismo
+        give the same manifest: a stored copy written by another release
+        differs in ``seismo_version`` only), and refused when it is not; one
+        without (stored before digests were recorded) is
         rewritten from ``artifact``, manifest and digest included.
         ``keep=None`` prunes nothing.
         """
@@ -194,15 +196,14 @@ class ModelRegistry:
         name = check_component(artifact.name, "model name")
         version = check_component(artifact.version, "version")
         stored = self.store.exists(name, version)
-        recorded = self.recorded_digest(name, version) if stored else None
-        if recorded is not None:
-            if _digest_of(artifact) != recorded:
+        if stored and self.recorded_digest(name, version) is not None:
+            held = self.verify(name, version)
+            if _digest_of(held) != _digest_of(artifact):  # both saved by this seismo
                 raise RegistryError(
                     f"refusing to publish {name} version {version}: the store holds that "
                     "version with other contents (a model edited after it was written keeps "
                     "its version id); train it again to get a version of its own"
                 )
-            self.verify(name, version)
         else:
             if stored:
                 log.info("rewriting %s version %s: it has no recorded digest", name, version)
@@ -339,7 +340,9 @@ def publish(
 
 
 def _digest_of(artifact: Artifact) -> str | None:
-    """The digest the manifest of ``artifact`` has once saved (saving is deterministic)."""
+    """The digest of the manifest ``artifact`` gets when this seismo saves it: the same
+    for the same model (saving is deterministic within a release; the config records
+    which release wrote it)."""
     with tempfile.TemporaryDirectory(prefix="seismo-digest-") as tmp:
         return manifest_sha256(save_artifact(artifact, Path(tmp) / artifact.version))
 

@@ -2,7 +2,7 @@
 
 Keys (``prefix`` as in :mod:`seismo.stream.io.redis_stats`)::
 
-    {prefix}:retrain:{name}:request    string: JSON {"reason", "by", "at"} of a pending request
+    {prefix}:retrain:{name}:request    string: JSON {"reason", "by", "kind", "at"} (pending)
     {prefix}:retrain:{name}:cooldown   string with expiry: a drift request was made recently
     {prefix}:retrain:{name}:lease      string with expiry: id of the active retrainer
 
@@ -72,8 +72,12 @@ def request_retrain(
     reason: str,
     by: str,
     cooldown_s: float | None = None,
+    kind: str = "request",
 ) -> bool:
     """Ask the retrainer of ``name`` for a retrain; True if this call made the request.
+
+    ``kind`` (``drift`` from a scorer, ``request`` from a person) labels the
+    round in the retrainer's metrics; ``reason`` is free text for its log.
 
     With ``cooldown_s`` the call is deduplicated: only the first caller within
     the cool-down makes a request.
@@ -84,7 +88,7 @@ def request_retrain(
         )
         if not claimed:
             return False
-    body = json.dumps({"reason": reason, "by": by, "at": int(time.time() * 1000)})
+    body = json.dumps({"reason": reason, "by": by, "kind": kind, "at": int(time.time() * 1000)})
     client.set(request_key(prefix, name), body)
     return True
 

@@ -37,7 +37,7 @@ from seismo.models.artifact import Artifact
 from seismo.models.columns import window_of
 from seismo.models.errors import TrainingStopped
 from seismo.stream.config.retrain_settings import RetrainSettings
-from seismo.stream.errors import ConfigError, RegistryError
+from seismo.stream.errors import ConfigError, RegistryError, SeismoError
 from seismo.stream.io.batch_sources import kafka_times
 from seismo.stream.io.kafka import split_errors
 from seismo.stream.io.metrics import RetrainerMetrics
@@ -68,19 +68,6 @@ def start_offsets(low: int, high: int, backfill: int) -> int:
     (70, 50, 0)
     """
     return max(low, high - backfill)
-
-
-def trigger_kind(trigger: str) -> str:
-    """The metric label of a round's trigger: ``interval``, ``drift`` or ``request``. A
-    request's reason is free text (and a drift's names the version), so as a label it
-    would add a series per reason; the logs and ``/health`` keep it whole.
-
-    >>> [trigger_kind(t) for t in ("interval", "drift of dense-1-ab", "stranger test")]
-    ['interval', 'drift', 'request']
-    """
-    if trigger == "interval":
-        return "interval"
-    return "drift" if trigger.startswith("drift") else "request"
 
 
 class Retrainer:
@@ -118,6 +105,8 @@ class Retrainer:
         self._last_round = clock()
         #: the request taken for the round under way (put back if the round does not finish)
         self._request: dict[str, object] | None = None
+        #: the metric label of the round ``due`` found
+        self._kind = "interval"
         self._stop: threading.Event | None = None
 
     def assign(self) -> None:
@@ -200,18 +189,25 @@ class Retrainer:
         request = take_request(self.client, s.redis_prefix, s.model_name)
         self._request = request
         if request is not None:
+            kind = request.get("kind")
+            self._kind = kind if kind in ("drift", "request") else "request"
             return str(request.get("reason", "request"))
         if self.clock() - self._last_round >= s.interval_s:
+            self._kind = "interval"
             return "interval"
         return None
 
-    def attempt(self, trigger: str) -> RoundResult:
-        """One round: train a challenger on the window, judge it, publish it if it wins."""
+    def attempt(self, trigger: str, kind: str | None = None) -> RoundResult:
+        """One round: train a challenger on the window, judge it, publish it if it wins.
+
+        ``kind`` labels the round in the metrics (``interval``, ``drift``, ``request``;
+        default: ``trigger`` itself, as ``once``); ``trigger`` says why in the log.
+        """
         s = self.settings
         self._last_round = self.clock()
         champion = self.champion = self._load_champion()
         self.rounds += 1
-        self.metrics.attempted.labels(trigger_kind(trigger)).inc()
+        self.metrics.attempted.labels(kind or trigger).inc()
         log.info("retrain (%s): window of %d events, champion %s", trigger,
                  len(self.reservoir), champion.version)
         options = RoundOptions(
@@ -254,23 +250,26 @@ class Retrainer:
         """
         self._stop = stop
         failures = 0
-        while not stop.is_set():
-            self.fill(max_s=1.0)
-            try:
-                self._step()
-                failures = 0
-            except redis.RedisError as exc:  # Redis away: keep the window, try again later
-                failures += 1
-                self._give_back_request()
-                delay = min(2.0 ** (failures - 1), MAX_REDIS_RETRY_S)
-                self.metrics.health.loop_alive(active=False)
-                log.warning("Redis call failed (%s: %s): no round until it answers; "
-                            "retrying in %.0f s", type(exc).__name__, exc, delay)  # fmt: skip
-                stop.wait(delay)
         try:
-            self.lease.release()
-        except redis.RedisError as exc:
-            log.warning("could not release the retrainer lease (it expires by itself): %s", exc)
+            while not stop.is_set():
+                self.fill(max_s=1.0)
+                try:
+                    self._step()
+                    failures = 0
+                except redis.RedisError as exc:  # Redis away: keep the window, try again later
+                    failures += 1
+                    self._give_back_request()
+                    delay = min(2.0 ** (failures - 1), MAX_REDIS_RETRY_S)
+                    self.metrics.health.loop_alive(active=False)
+                    log.warning("Redis call failed (%s: %s): no round until it answers; "
+                                "retrying in %.0f s", type(exc).__name__, exc, delay)  # fmt: skip
+                    stop.wait(delay)
+        finally:  # also when a round refuses the current version: a standby takes over
+            try:
+                self.lease.release()
+            except redis.RedisError as exc:
+                log.warning("could not release the retrainer lease (it expires by itself): %s",
+                            exc)  # fmt: skip
 
     def _step(self) -> None:
         """Renew the lease and run a round when one is due (Redis errors propagate)."""
@@ -282,10 +281,13 @@ class Retrainer:
         if trigger is None:
             return
         try:
-            self.attempt(trigger)
+            self.attempt(trigger, self._kind)
         except TrainingStopped as exc:
             self._give_back_request()
             log.info("stopping: round abandoned (%s)", exc)
+        except SeismoError:  # e.g. a current version it cannot retrain: the request stays
+            self._give_back_request()
+            raise
         self._request = None
 
     def _give_back_request(self) -> None:

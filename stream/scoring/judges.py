@@ -27,7 +27,6 @@ import numpy as np
 
 from seismo.models.artifact import Artifact
 from seismo.models.calibration import log_scores
-from seismo.models.columns import STEP_MARK
 from seismo.stream.io.batch_sources import positions_of
 from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.scoring.alerts import Source
@@ -41,6 +40,7 @@ from seismo.stream.scoring.devices.rule import (
 )
 from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.threshold import Threshold
+from seismo.stream.scoring.window_buffer import channel_names
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +198,11 @@ class DeviceJudge:
         positions = np.column_stack((partitions, offsets))
         readings = decoded.values[:, -reading_width:]  # the reading ending each window
         channels = self._channels_key(artifact, reading_width)
-        self._relearnt += sum(1 for state in states.values()
-                              if state is not None and state.channels not in ("", channels))
+        self._relearnt += sum(
+            1 for state in states.values()
+            if state is not None and state.learnt_elsewhere(channels, reading_width,
+                                                            artifact.version)
+        )  # fmt: skip
         if self._relearnt and self._throttle.admit("relearn") is not None:
             log.warning("%d device(s) start their reading statistics again: model %s version %s "
                         "reads other channels, or the same in another order, than those they "
@@ -217,7 +220,8 @@ class DeviceJudge:
     def _channels_key(self, artifact: Artifact, reading_width: int) -> str:
         """The fingerprint of one reading's channels in the model's order (cached)."""
         if self._key is None or self._key[0] != (artifact.version, reading_width):
-            names = [name.split(STEP_MARK)[0] for name in artifact.feature_names[-reading_width:]]
+            window = len(artifact.feature_names) // reading_width
+            names = channel_names(artifact.feature_names, window)
             self._key = ((artifact.version, reading_width), channels_key(names))
         return self._key[1]
 

@@ -178,3 +178,34 @@ def test_a_window_champion_is_refused_in_one_line_not_starved(
                                           "seismo retrain learns from single events"):
         with open_retrainer(settings):
             pass
+
+
+def test_a_window_version_made_current_mid_run_stops_the_retrainer_keeping_the_request(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path
+):
+    """Refused in a round, the request taken for it goes back to Redis and the lease is
+    released, so a standby retrainer (or this one, restarted after a rollback) runs it
+    (a reviewer helper: the request was lost and the lease held until it expired)."""
+    import threading
+
+    from seismo.stream.errors import ConfigError
+    from seismo.stream.retrain.requests import lease_key, request_key, request_retrain
+
+    rng = np.random.default_rng(6)
+    publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix)  # fmt: skip
+    with open_retrainer(settings) as retrainer:
+        result = train_autoencoder(rng.normal(size=(60, 4)).astype(np.float32),
+                                   config=DenseConfig(n_features=4, hidden=(4, 2)),
+                                   train=TrainConfig(epochs=1, seed=1), device="cpu")  # fmt: skip
+        window_model = build_artifact(result, name=NAME,
+                                      feature_names=["a@t-1", "b@t-1", "a@t-0", "b@t-0"])
+        ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix).publish(window_model)
+        request_retrain(redis_client, redis_key_prefix, NAME, reason="operator", by="test")
+        with pytest.raises(ConfigError, match="scores windows of 2 readings"):
+            retrainer.run(threading.Event())
+    pending = redis_client.get(request_key(redis_key_prefix, NAME))
+    assert pending is not None and orjson.loads(pending)["reason"] == "operator"
+    assert redis_client.get(lease_key(redis_key_prefix, NAME)) is None

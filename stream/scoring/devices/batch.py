@@ -83,9 +83,9 @@ def judge_grouped(
         state = states.get(name)
         if state is None:
             state = states[name] = DeviceState.start(version, calibration, rule, width)
-        state.follow(version, calibration, rule)
         if channels is not None:
-            state.adopt_channels(channels)
+            state.adopt_channels(channels, width, version)
+        state.follow(version, calibration, rule)
         found[name] = state
     owned = [found[name] for name in names]
     window = _windows(owned, rows, steps, log_errors, rule)

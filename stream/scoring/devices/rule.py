@@ -178,26 +178,45 @@ class DeviceState:
             self.window = calibration_stats(calibration, rule)
             self.recent = []
 
-    def adopt_channels(self, key: str) -> bool:
-        """Make the reading statistics those of the model's channels ``key``: learnt on
-        other channels, or the same in another order (a new model version), they start
-        again (``level`` at index j belonged to another channel). True when they did.
+    def learnt_elsewhere(self, key: str, width: int, version: str) -> bool:
+        """Whether the reading statistics belong to other channels than the model's
+        ``width`` channels ``key`` (:func:`channels_key`): recorded for another key, of
+        another width, or, for a state written before keys were recorded, learnt under
+        another model version (whose order nothing records).
+
+        >>> s = DeviceState("v1", RunningStats(), level=[RunningStats(9.0, 5.0, 1.0)])
+        >>> s.learnt_elsewhere("ab", 1, "v1"), s.learnt_elsewhere("ab", 1, "v2")
+        (False, True)
+        >>> s.channels = "ab"
+        >>> s.learnt_elsewhere("ab", 1, "v2"), s.learnt_elsewhere("ba", 1, "v1")
+        (False, True)
+        >>> s.learnt_elsewhere("ab", 2, "v1")
+        True
+        """
+        if len(self.level) != width:
+            return True
+        if self.channels:
+            return self.channels != key
+        return self.version != version
+
+    def adopt_channels(self, key: str, width: int, version: str) -> bool:
+        """Make the reading statistics those of the model's channels: start them again
+        (at ``width`` channels) when :meth:`learnt_elsewhere`, else keep them; record
+        ``key``. Call before :meth:`follow`. True when they started again.
 
         >>> s = DeviceState("v", RunningStats(), level=[RunningStats(9.0, 5.0, 1.0)],
         ...                 channels="ab")
-        >>> s.adopt_channels("ab"), s.level[0].count
+        >>> s.adopt_channels("ab", 1, "v"), s.level[0].count
         (False, 9.0)
-        >>> s.adopt_channels("ba"), s.level[0].count, s.channels
-        (True, 0.0, 'ba')
+        >>> s.adopt_channels("ba", 2, "v"), [x.count for x in s.level], s.channels
+        (True, [0.0, 0.0], 'ba')
         """
-        if self.channels == key:
-            return False
-        known, self.channels = self.channels, key
-        if not known:  # written before channels were recorded: nothing to compare
-            return False
-        self.level = [RunningStats() for _ in self.level]
-        self.readings, self.bounds = [], []
-        return True
+        again = self.learnt_elsewhere(key, width, version)
+        if again:
+            self.level = [RunningStats() for _ in range(width)]
+            self.readings, self.bounds = [], []
+        self.channels = key
+        return again
 
     def warm(self, readings: np.ndarray, rule: DeviceRule) -> None:
         """Fold ``(n, channels)`` earlier readings into the level statistics (no verdict)."""
@@ -483,9 +502,9 @@ def judge_batch(
         state = states.get(device)
         if state is None:
             state = states[device] = DeviceState.start(version, calibration, rule, len(reading))
-        state.follow(version, calibration, rule)
         if channels is not None:
-            state.adopt_channels(channels)
+            state.adopt_channels(channels, len(reading), version)
+        state.follow(version, calibration, rule)
         out.append(judge(state, float(log_error), reading, rule))
         state.offsets[partition] = offset
     columns = list(zip(*out, strict=True)) if out else [()] * len(Verdict._fields)

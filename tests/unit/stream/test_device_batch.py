@@ -226,3 +226,27 @@ def test_reading_statistics_start_again_when_the_models_channels_change_order(ju
     blind = judge(legacy, ids, errors, new_order, [(0, 120 + i) for i in range(60)], "v3", CAL,
                   rule)  # fmt: skip
     assert blind.level_flags[:10].all()  # until the clipped learning drags them over
+
+
+def test_the_batch_path_gives_the_reference_across_a_change_of_channels():
+    """Both paths adopt a model's channels before a device's first row: a change of order
+    mid-stream, of width, and states of before keys (no ``channels``) give the same
+    verdicts and states on both."""
+    from seismo.stream.scoring.devices.rule import channels_key
+
+    rule = RULES[0]
+    plan = [("v1", ["a", "b"]), ("v1", ["a", "b"]), ("v2", ["b", "a"]), ("v3", ["b", "a", "c"])]
+    ref: dict[str, DeviceState | None] = {}
+    fast: dict[str, DeviceState | None] = {}
+    batches = _batches(seed=7, devices=5, channels=3, batches=len(plan), size=80)
+    for (version, names), (ids, errors, readings, positions) in zip(plan, batches, strict=True):
+        part = readings[:, : len(names)]
+        key = channels_key(names)
+        expected = judge_batch(ref, ids, errors, part, positions, version, CAL, rule, key)
+        got = judge_grouped(fast, ids, errors, part, positions, version, CAL, rule, key)
+        _same(got, expected)
+        assert fast == ref
+        if version == "v1":  # as states written before keys were recorded
+            for state in (*ref.values(), *fast.values()):
+                assert state is not None
+                state.channels = ""
