@@ -127,7 +127,7 @@ def test_the_retrainer_outlives_redis_going_away_and_keeps_an_unfinished_request
         with open_retrainer(settings) as retrainer:
             request_retrain(client, redis_key_prefix, NAME, reason="drift", by="scorer-1")
 
-            def stopped(trigger: str) -> None:
+            def stopped(trigger: str, kind: str | None = None) -> None:
                 raise TrainingStopped("stopped after epoch 3")
 
             monkeypatch.setattr(retrainer, "attempt", stopped)
@@ -144,7 +144,7 @@ def test_the_retrainer_outlives_redis_going_away_and_keeps_an_unfinished_request
                 except BaseException as exc:  # noqa: BLE001 - the test reports it
                     errors.append(exc)
 
-            monkeypatch.setattr(retrainer, "attempt", lambda trigger: None)
+            monkeypatch.setattr(retrainer, "attempt", lambda trigger, kind=None: None)
             thread = threading.Thread(target=run, daemon=True)
             thread.start()
             time.sleep(1.5)
