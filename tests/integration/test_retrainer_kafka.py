@@ -209,3 +209,38 @@ def test_a_window_version_made_current_mid_run_stops_the_retrainer_keeping_the_r
     pending = redis_client.get(request_key(redis_key_prefix, NAME))
     assert pending is not None and orjson.loads(pending)["reason"] == "operator"
     assert redis_client.get(lease_key(redis_key_prefix, NAME)) is None
+
+
+def test_a_promotion_as_a_new_regime_is_a_warning_naming_the_rollback(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path,
+    monkeypatch, caplog,
+):
+    """A window taken over by anomalies looks like a new regime to the gate (a stranger
+    helper's poisoned window was promoted with an INFO line only). The round itself is
+    stubbed: what is checked is what the retrainer says and does with its verdict."""
+    import seismo.stream.retrain.retrainer as retrainer_module
+    from seismo.stream.registry.promotion import Decision
+    from seismo.stream.retrain.round import RoundResult
+
+    rng = np.random.default_rng(8)
+    publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    result = train_autoencoder(rng.normal(size=(60, 4)).astype(np.float32),
+                               config=DenseConfig(n_features=4, hidden=(4, 2)),
+                               train=TrainConfig(epochs=1, seed=2), device="cpu")  # fmt: skip
+    challenger = build_artifact(result, name=NAME)
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix)  # fmt: skip
+    for regime in (False, True):
+        verdict = RoundResult(Decision(True, "promoted", {"regime_change": regime}),
+                              challenger, 0.1)  # fmt: skip
+        monkeypatch.setattr(retrainer_module, "run_round", lambda *a, **k: verdict)
+        caplog.clear()
+        with open_retrainer(settings) as retrainer, caplog.at_level("INFO"):
+            retrainer.attempt("interval", "interval")
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert bool(warned) == regime, warned
+    assert warned == [f"{NAME} version {challenger.version} was promoted as a new regime: the "
+                      "champion flagged most of the held-back events, and the challenger learnt "
+                      "them as normal. If they were anomalies, not a new normal, roll back: "
+                      f"seismo models rollback --store STORE --name {NAME}"]
