@@ -76,6 +76,8 @@ class Throttle:
         self.max_kinds = max_kinds
         #: kind -> [time of its last line, lines held back since]
         self._kinds: OrderedDict[Hashable, list[float]] = OrderedDict()
+        #: kind -> events counted by :meth:`tally` since its last line
+        self._tallies: dict[Hashable, int] = {}
 
     def admit(self, kind: Hashable) -> int | None:
         """``None`` to hold this line back (it is counted), else how many were held
@@ -92,6 +94,28 @@ class Throttle:
         while len(self._kinds) > self.max_kinds:
             self._kinds.popitem(last=False)
         return held
+
+    def tally(self, kind: Hashable, n: int) -> int | None:
+        """Count ``n`` events of ``kind``; ``None`` to hold the line back, else every event
+        counted since the kind's last line (these ``n`` included). Nothing counted yet and
+        ``n`` 0: ``None``, and no line is due.
+
+        >>> now = [0.0]
+        >>> throttle = Throttle(10.0, clock=lambda: now[0])
+        >>> [throttle.tally("early", n) for n in (3, 4, 0)]
+        [3, None, None]
+        >>> now[0] = 10.0
+        >>> throttle.tally("early", 0), throttle.tally("early", 0)
+        (4, None)
+        """
+        total = self._tallies.get(kind, 0) + n
+        if not total:
+            return None
+        self._tallies[kind] = total
+        if self.admit(kind) is None:
+            return None
+        del self._tallies[kind]
+        return total
 
     def note(self, held: int) -> str:
         """What a line that passed adds about the ones held back before it.

@@ -156,8 +156,7 @@ class DeviceJudge:
         self.max_batch = max_batch
         self.on_skipped = on_skipped
         self._key: tuple[tuple[str, int], str] | None = None
-        #: devices whose reading statistics started again since the last line about it
-        self._relearnt = 0
+        #: devices whose reading statistics started again, logged at most once a period
         self._throttle = Throttle()
 
     def unjudged(
@@ -198,17 +197,15 @@ class DeviceJudge:
         positions = np.column_stack((partitions, offsets))
         readings = decoded.values[:, -reading_width:]  # the reading ending each window
         channels = self._channels_key(artifact, reading_width)
-        self._relearnt += sum(
+        relearnt = self._throttle.tally("relearn", sum(
             1 for state in states.values()
             if state is not None and state.learnt_elsewhere(channels, reading_width,
                                                             artifact.version)
-        )  # fmt: skip
-        if self._relearnt and self._throttle.admit("relearn") is not None:
+        ))  # fmt: skip
+        if relearnt is not None:
             log.warning("%d device(s) start their reading statistics again: model %s version %s "
                         "reads other channels, or the same in another order, than those they "
-                        "were learnt on", self._relearnt, artifact.name,
-                        artifact.version)  # fmt: skip
-            self._relearnt = 0
+                        "were learnt on", relearnt, artifact.name, artifact.version)  # fmt: skip
         verdicts = judge_grouped(states, decoded.device_ids, log_scores(scores), readings,
                                  positions, artifact.version, artifact.calibration,
                                  self.rule, channels)  # fmt: skip

@@ -25,6 +25,7 @@ from confluent_kafka import (
 )
 
 from seismo.models.artifact import Artifact
+from seismo.models.columns import SECONDS_BELOW
 from seismo.stream.config.settings import ScorerSettings
 from seismo.stream.errors import DeliveryError
 from seismo.stream.io.batch_sources import MessageSources, kafka_times
@@ -54,8 +55,9 @@ from seismo.stream.scoring.window_buffer import WindowBuffer, channel_names, gat
 
 log = logging.getLogger(__name__)
 
-#: An event time below this (1973-03-03 in epoch ms) is most likely epoch seconds.
-SECONDS_LIKE_BELOW_MS = 100_000_000_000
+#: An event time below this many ms (1973) is most likely in epoch seconds: the bound
+#: at which ``seismo produce`` and ``train`` read a file's times as seconds.
+SECONDS_BELOW_MS = int(SECONDS_BELOW)
 
 #: Longest pause between two attempts to publish a batch the broker did not confirm.
 MAX_DELIVERY_PAUSE_S = 30.0
@@ -136,8 +138,8 @@ class Scorer:
         #: warnings that would repeat every batch (consume errors in an outage, a drift,
         #: odd timestamps): at most one line of each kind per period
         self._log_throttle = Throttle()
-        #: events with a seconds-like time since the last warning about them, and the lowest
-        self._early_events, self._earliest_ms = 0, SECONDS_LIKE_BELOW_MS
+        #: the lowest seconds-like event time since the last warning about them
+        self._earliest_ms = SECONDS_BELOW_MS
         metrics.set_model(artifact.name, artifact.version)
         self.windows: WindowBuffer | None = None
         self._owned: set[tuple[str, int]] = set()
@@ -392,17 +394,17 @@ class Scorer:
         """Log (at most once a period, with every such event since the last line) events
         whose time lies before 1973: a ``ts`` in epoch seconds, which the contract reads
         as milliseconds (1732500000 is 1970-01-21)."""
-        early = timestamps < SECONDS_LIKE_BELOW_MS
+        early = timestamps < SECONDS_BELOW_MS
         if not early.any():
             return
-        self._early_events += int(np.count_nonzero(early))
         self._earliest_ms = min(self._earliest_ms, int(timestamps[early].min()))
-        if self._log_throttle.admit("seconds") is not None:
+        total = self._log_throttle.tally("seconds", int(np.count_nonzero(early)))
+        if total is not None:
             log.warning("%d event(s) with a time before 1973 (as low as %d ms): epoch seconds? "
                         "An event's ts (without one, its Kafka timestamp) is read as epoch "
                         "milliseconds; their alerts and windows carry that time",
-                        self._early_events, self._earliest_ms)  # fmt: skip
-            self._early_events, self._earliest_ms = 0, SECONDS_LIKE_BELOW_MS
+                        total, self._earliest_ms)  # fmt: skip
+            self._earliest_ms = SECONDS_BELOW_MS
 
     def _report_odd_timestamps(self, odd: int) -> None:
         """Count (and, at most once a period, log) Kafka timestamps replaced by the clock."""
