@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from seismo.models.data import shared_data_dir
+from seismo.models.eval.likelihood import likelihood_flags, tail_probability
 from seismo.models.eval.nab_scoring import (
     PROFILES,
     EventCounts,
@@ -139,6 +140,21 @@ def _outcome(result: SeriesResult, also: np.ndarray | None = None) -> Outcome:
                    severity)  # fmt: skip
 
 
+def likelihood_outcome(result: SeriesResult, rules: SeriesRules, probation: int) -> Outcome:
+    """The ``--likelihood-tail`` variant: the rows flagged are those whose anomaly likelihood
+    of the combined severity lies beyond the tail (:mod:`seismo.models.eval.likelihood`);
+    the severity VUS-PR ranks is ``log p / log tail`` (1.0 on the threshold)."""
+    severity = result.severity
+    flagged = likelihood_flags(severity, probation, rules.likelihood_tail, rules.likelihood_short)
+    detections = episode_starts(flagged, result.gap)
+    ranked = np.zeros(len(severity))
+    if len(severity) > probation:
+        p = tail_probability(severity[probation:], rules.likelihood_short)
+        ranked[probation:] = np.log(np.maximum(p, 1e-300)) / np.log(rules.likelihood_tail)
+    return Outcome(anomaly_score(detections, ranked, 1.0), flagged, detections,
+                   {"likelihood": int(detections.sum())}, ranked)  # fmt: skip
+
+
 def distribution_flags(series: Series, probation: int) -> np.ndarray:
     """The ``--relative-entropy`` variant's flags: NAB's relative-entropy test with bounds
     from the probationary stretch (causal), nothing flagged during probation."""
@@ -177,6 +193,8 @@ def seismo_detectors(
         return distribution_flags(series, probation) if rules.relative_entropy else None
 
     def both(series: Series, probation: int) -> Outcome:
+        if rules.likelihood_tail:
+            return likelihood_outcome(result(series, probation), rules, probation)
         return _outcome(result(series, probation), also(series, probation))
 
     def window_only(series: Series, probation: int) -> Outcome:
@@ -497,6 +515,13 @@ def render_section(report: Mapping[str, Any]) -> str:
            "(NAB's relative-entropy test, bounds from the probationary stretch: the "
            "`--relative-entropy` variant, not the scorer's rule)"
            if rules.get("relative_entropy") else "")
+        + (f". Variant `--likelihood-tail {rules['likelihood_tail']:g}` (not the scorer's "
+           "rule): the rows flagged are instead those where the mean of the last "
+           f"{rules['likelihood_short']} severities (the stronger check over its threshold, "
+           "clipped to [0, 4]) has a Gaussian tail probability below "
+           f"{rules['likelihood_tail']:g} against the same means over the 8640 rows before "
+           "(HTM's anomaly likelihood, `models/eval/likelihood.py`), after 288 rows of learning"
+           if rules.get("likelihood_tail") else "")
         + "; the first flagged row of an episode is the detection. Windows "
         f"hold {rules['points']} readings over {rules['span_s'] / 3600:g} h. Scores follow "
         "NAB's rules as implemented in `models/eval/nab_scoring.py` (tested against hand-computed "
@@ -518,7 +543,8 @@ def render_section(report: Mapping[str, Any]) -> str:
         + (f"; `{ABLATION}` is seismo's detector without the level check. Of seismo's "
            f"detections, the window check made {report['detections_by'].get('window', 0)} and "
            f"the level check {report['detections_by'].get('level', 0)} (a row both flag "
-           "counts for both)." if "detections_by" in report and rules["level"] else "."),
+           "counts for both)." if "detections_by" in report and rules["level"]
+           and not rules.get("likelihood_tail") else "."),
         "- Event P / R: detections inside a window / all detections, windows found / windows. "
         "Point P / R: rows flagged inside windows / rows flagged, / rows in windows. Mean "
         "delay: from a window's start to its first detection (NAB windows are wide: a tenth "

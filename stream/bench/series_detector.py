@@ -66,7 +66,10 @@ class SeriesRules:
     (``seismo benchmark-nab --relative-entropy``, rejected under the protocol:
     ``docs/protocol.md``): also flag a row whose last 52 readings' distribution
     agrees with no earlier one (:mod:`seismo.models.eval.relative_entropy`,
-    bounds from the probationary stretch).
+    bounds from the probationary stretch). ``likelihood_tail`` > 0 is another
+    (``--likelihood-tail``): the rows flagged are instead those whose HTM-style
+    anomaly likelihood of the combined severity is in the tail beyond it
+    (:mod:`seismo.models.eval.likelihood`, ``likelihood_short`` rows averaged).
     """
 
     points: int = 48
@@ -89,6 +92,8 @@ class SeriesRules:
     level_tolerance: float = 0.05
     level_clip: float = 10.0
     relative_entropy: bool = False
+    likelihood_tail: float = 0.0
+    likelihood_short: int = 10
 
     def device_rule(self) -> DeviceRule:
         """The scorer's rule with these settings."""

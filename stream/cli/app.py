@@ -491,6 +491,13 @@ def benchmark_nab(
     relative_entropy: Annotated[
         bool, Opt(help="Variant: also flag a change of the value distribution (not the scorer's).")
     ] = False,
+    likelihood_tail: Annotated[
+        float, Opt(help="Variant: flag instead where the HTM-style likelihood's tail is below "
+                   "this (0 = off; not the scorer's).")
+    ] = 0.0,
+    likelihood_short: Annotated[
+        int, Opt(help="With --likelihood-tail: rows whose severity is averaged.")
+    ] = 10,
     seed: Annotated[int, Opt(help="Seeds the window model's training (spread over seeds).")] = 0,
     through_kafka: Annotated[
         bool, Opt(help="Replay every series through Kafka, Redis and the scorer.")
@@ -516,13 +523,20 @@ def benchmark_nab(
                         level_k=level_k, learn_anomalies=learn_anomalies,
                         level_mode=level_mode,  # type: ignore[arg-type]
                         level_tolerance=level_tolerance, level_clip=level_clip,
-                        relative_entropy=relative_entropy)  # fmt: skip
+                        relative_entropy=relative_entropy, likelihood_tail=likelihood_tail,
+                        likelihood_short=likelihood_short)  # fmt: skip
     try:
         rules.device_rule()  # a bad --level-* or --k: one line, before any work
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if relative_entropy and through_kafka:
-        raise ConfigError("--relative-entropy is a variant of the in-process benchmark only")
+    if not 0.0 <= likelihood_tail < 1.0 or likelihood_short < 1:
+        raise ConfigError("--likelihood-tail must be in [0, 1) and --likelihood-short at least 1")
+    if (relative_entropy or likelihood_tail) and through_kafka:
+        raise ConfigError("--relative-entropy and --likelihood-tail are variants of the "
+                          "in-process benchmark only")
+    if relative_entropy and likelihood_tail:
+        raise ConfigError("--relative-entropy and --likelihood-tail are separate variants: "
+                          "give one")
     progress = lambda line: typer.echo(line, err=True)  # noqa: E731
     with through_services(through_kafka, bootstrap_servers, redis_url, results_dir) as through:
         report = run_benchmark_nab(data_dir, results_dir, rules, progress, through,

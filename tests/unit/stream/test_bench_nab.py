@@ -69,6 +69,21 @@ def test_both_windows_are_found_early_and_the_result_files_follow_nab(tmp_path):
     assert 0 <= report["baselines"]["rolling_gaussian"]["vus_pr"] <= 1
 
 
+def test_the_likelihood_variant_flags_by_the_tail_of_the_combined_severity(tmp_path):
+    make_corpus(tmp_path / "nab", series=1)
+    rules = SeriesRules(epochs=10, likelihood_tail=1e-3)
+    report = run_benchmark_nab(tmp_path / "nab", tmp_path / "results", rules)
+    assert report["rules"]["likelihood_tail"] == 1e-3
+    assert set(report["detections_by"]) == {"likelihood"}
+    # the step is found; the tail of 1e-3 of every row's likelihood allows a false alarm
+    # in the 3400 judged rows (the default rule has none here)
+    assert report["recall"]["event"] == 1.0 and report["series"]["synthetic/one.csv"][
+        "false_alarms"] <= 2  # fmt: skip
+    assert report["series"]["synthetic/one.csv"]["detections"] == report["detections_by"][
+        "likelihood"]  # fmt: skip
+    assert 0 <= report["vus_pr"] <= 1
+
+
 def test_the_command_prints_one_json_object_and_refuses_a_folder_without_labels(tmp_path):
     make_corpus(tmp_path / "nab")
     done = run_seismo("benchmark-nab", "--data-dir", str(tmp_path / "nab"), "--json",
@@ -96,5 +111,11 @@ def test_the_command_prints_one_json_object_and_refuses_a_folder_without_labels(
     refused = run_seismo("benchmark-nab", "--data-dir", str(tmp_path / "nab"),
                          "--relative-entropy", "--through-kafka", timeout=120)  # fmt: skip
     assert refused.returncode == 1 and "in-process benchmark only" in refused.stderr
+    for flags, says in ((["--likelihood-tail", "1e-3", "--through-kafka"], "in-process"),
+                        (["--likelihood-tail", "1.5"], "must be in [0, 1)"),
+                        (["--likelihood-tail", "1e-3", "--relative-entropy"], "give one")):
+        refused = run_seismo("benchmark-nab", "--data-dir", str(tmp_path / "nab"), *flags,
+                             timeout=120)  # fmt: skip
+        assert refused.returncode == 1 and says in refused.stderr, refused.stderr
     empty = run_seismo("benchmark-nab", "--data-dir", str(tmp_path), timeout=120)
     assert empty.returncode == 1 and "no NAB labels" in empty.stderr
