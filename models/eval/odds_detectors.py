@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,8 @@ import numpy as np
 from seismo.models.config import TrainConfig
 from seismo.models.errors import SeismoError
 from seismo.models.eval.odds_bench import FitFn, ScoreFn
-from seismo.models.training import train_autoencoder
+from seismo.models.nets.vae import VAEConfig
+from seismo.models.training import default_config, train_autoencoder
 
 SEISMO = "seismo"
 """Name of seismo's default model in the benchmark tables."""
@@ -57,14 +59,21 @@ def seismo_default(device: str = "auto", overrides: Mapping[str, Any] | None = N
 
     That is `seismo.models.training.train_autoencoder` with the default model config
     and ``TrainConfig(seed=seed)``; ``overrides`` (e.g. ``{"neighbours": 0}``, the
-    protocol's variants) replace `TrainConfig` fields.
+    protocol's variants) replace `TrainConfig` fields, and ``vae_score`` the default
+    VAE's score kind (``elbo`` or ``mse``, `seismo.models.nets.vae.VAE_SCORES`).
     """
     given = dict(overrides or {})
+    score = given.pop("vae_score", None)
     TrainConfig(**given)  # an invalid variant fails here, before any data is read
+    if score is not None:
+        VAEConfig(n_features=1, hidden=(1,), score=score)
 
     def fit(x_train: np.ndarray, seed: int) -> ScoreFn:
         train = TrainConfig(**{**given, "seed": seed})
-        result = train_autoencoder(x_train, train=train, device=device)
+        config = default_config(x_train.shape[1])
+        if score is not None:
+            config = replace(config, score=score)
+        result = train_autoencoder(x_train, config=config, train=train, device=device)
         return result.detector.score_batch
 
     return fit

@@ -480,6 +480,46 @@ def level_check_text(rules: Mapping[str, Any]) -> str:
             f"the device's readings (memory {rules['level_history']}{learnt}; the level check)")
 
 
+#: The command's flag for each rule it records (``report["rules"]``).
+RULE_FLAGS = {"k": "--k", "smooth": "--smooth", "level_smooth": "--level-smooth",
+              "level_k": "--level-k", "level_mode": "--level-mode",
+              "level_tolerance": "--level-tolerance", "level_clip": "--level-clip",
+              "likelihood_tail": "--likelihood-tail", "likelihood_short": "--likelihood-short",
+              "seed": "--seed"}  # fmt: skip
+#: Rules that are switches: (flag when on, flag when off).
+RULE_SWITCHES = {"level": ("--level", "--no-level"),
+                 "learn_anomalies": ("--learn-anomalies", "--no-learn-anomalies"),
+                 "relative_entropy": ("--relative-entropy", "--no-relative-entropy")}  # fmt: skip
+
+
+def command_line(report: Mapping[str, Any]) -> str:
+    """The ``seismo benchmark-nab`` command that gives ``report``'s figures: its part of
+    the protocol and every rule that differs from the default.
+
+    >>> command_line({"rules": {**vars(SeriesRules()), "k": 4.0, "level": False},
+    ...               "protocol": {"split": "eval", "holdout": "realKnownCause"}})
+    'seismo benchmark-nab --split eval --holdout realKnownCause --k 4 --no-level'
+    >>> command_line({"rules": vars(SeriesRules()), "path": "kafka"})
+    'seismo benchmark-nab --through-kafka'
+    """
+    words = ["seismo benchmark-nab"]
+    protocol = report.get("protocol") or {}
+    if protocol.get("split", "all") != "all":
+        words += [f"--split {protocol['split']}", f"--holdout {protocol['holdout']}"]
+    if report.get("path") == "kafka":
+        words.append("--through-kafka")
+    default, rules = vars(SeriesRules()), report["rules"]
+    for name, value in rules.items():
+        if value == default.get(name):
+            continue
+        if name in RULE_SWITCHES:
+            words.append(RULE_SWITCHES[name][0 if value else 1])
+        elif name in RULE_FLAGS:
+            words.append(f"{RULE_FLAGS[name]} {value:g}" if isinstance(value, float)
+                         else f"{RULE_FLAGS[name]} {value}")  # fmt: skip
+    return " ".join(words)
+
+
 def render_section(report: Mapping[str, Any]) -> str:
     """The markdown section ``--out`` rewrites: what ran, the table, the caveats."""
     corpus, rules = report["corpus"], report["rules"]
@@ -498,8 +538,12 @@ def render_section(report: Mapping[str, Any]) -> str:
         "code `seismo score --threshold-scope device` judges with; `--through-kafka` runs the "
         "scorer itself)")  # fmt: skip
     agreement = report.get("agreement")
+    categories = (report.get("protocol") or {}).get("categories") or []
+    here = (f"these figures cover {corpus['series']} of them "
+            f"({', '.join(categories) or 'this folder'})")  # fmt: skip
     return "\n".join([
         section_heading(report), "",
+        f"- command: `{command_line(report)}`", "",
         f"`seismo benchmark-nab` streams the NAB series present ({corpus['series']} files, "
         f"{corpus['rows']} rows, {corpus['windows']} anomaly windows) {path}. Each series "
         "is one device: a dense window model learns its probationary first 15 %, then it is "
@@ -532,14 +576,14 @@ def render_section(report: Mapping[str, Any]) -> str:
            if agreement else ""), "",
         render_table(report),
         published, "",
-        "- The published rows are for NAB's full 58-file corpus; this folder holds 13 of "
-        "them (realKnownCause and artificialWithAnomaly), so the comparison is indicative "
-        "only. `rolling_gaussian` is the classic detector run here on the same files, with "
+        f"- The published rows are for NAB's full 58-file corpus; {here}, so the comparison "
+        "is indicative only. `rolling_gaussian` is the classic detector run here on the same files, with "
         "the same one-detection-per-episode rule: the like-for-like baseline. "
         f"`{PEER}` is NAB's relative-entropy detector (Wang et al. 2011), reimplemented in "
         "`models/eval/relative_entropy.py` and run as NAB runs it: given each file's minimum "
         "and maximum (which a stream cannot know) and every flagged row counted as a "
-        "detection; NAB's published results give it 51.9 on these 13 files"
+        "detection; NAB's published results give it 51.9 on the 13 files of "
+        "realKnownCause and artificialWithAnomaly together"
         + (f"; `{ABLATION}` is seismo's detector without the level check. Of seismo's "
            f"detections, the window check made {report['detections_by'].get('window', 0)} and "
            f"the level check {report['detections_by'].get('level', 0)} (a row both flag "
@@ -554,7 +598,8 @@ def render_section(report: Mapping[str, Any]) -> str:
            "level false alarm started an episode before the window, and the episode rule "
            "folded the window check's detection into it (one page per episode)."]
           if lost else []),
-        "- The rules were chosen while developing on these same 13 files (about a dozen "
+        "- The rules were chosen while developing on the 13 files of realKnownCause and "
+        "artificialWithAnomaly, these ones among them (about a dozen "
         "variants of the window span, smoothing, threshold statistics and episode rule "
         "were tried for the window check, then the level check; the statistics that "
         "forget, the scorer's, replaced exact sliding ones when the scorer took the rule "

@@ -432,6 +432,12 @@ def benchmark_odds(
     refit_share: Annotated[
         float | None, Opt(help="A protocol variant: seismo trained with this --refit-share.")
     ] = None,
+    epochs: Annotated[
+        int | None, Opt(help="A protocol variant: seismo trained for this many epochs.")
+    ] = None,
+    vae_score: Annotated[
+        str | None, Opt(help="A protocol variant: the default VAE scored by elbo or mse.")
+    ] = None,
 ) -> None:
     """Benchmark seismo's default model against PyOD on ODDS outlier sets."""
     from seismo.stream.bench.odds import run_benchmark_odds
@@ -448,7 +454,8 @@ def benchmark_odds(
         fold=fold,
         detectors=detectors,
         overrides={k: v for k, v in (("trim_share", trim_share), ("neighbours", neighbours),
-                                     ("neighbour_k", neighbour_k), ("refit_share", refit_share))
+                                     ("neighbour_k", neighbour_k), ("refit_share", refit_share),
+                                     ("epochs", epochs), ("vae_score", vae_score))
                    if v is not None},  # fmt: skip
     )
 

@@ -40,3 +40,4 @@ def test_on_clean_rows_each_outlier_defence_costs_the_threshold_its_precision(ch
     print(f"clean rows, dense: --clean precision/recall {clean}, with {changed} {other}")
     assert clean[0] >= 0.9 and clean[1] == 1.0
     assert other[0] < 0.7 and other[1] == 1.0
+

@@ -228,6 +228,21 @@ def test_cli_variant_flags_reach_training_heading_and_json(tmp_path: Path) -> No
     assert record["seismo_train_overrides"] == {"neighbour_k": 3, "refit_share": 0.1}
     bad = CliRunner().invoke(app, [*args[:-4], "--neighbour-k", "0"])
     assert isinstance(bad.exception, SeismoError) and "neighbour_k" in str(bad.exception)
+    bad = CliRunner().invoke(app, [*args[:-4], "--vae-score", "kl"])
+    assert isinstance(bad.exception, SeismoError) and "score 'kl'" in str(bad.exception)
+
+
+def test_the_epochs_and_vae_score_variants_change_what_is_trained_and_scored() -> None:
+    from seismo.models.eval.odds_detectors import seismo_default
+
+    x = np.random.default_rng(0).normal(size=(300, 4))
+    fits = {name: seismo_default("cpu", overrides)(x, 0)(x[:20]) for name, overrides in (
+        ("mse", {"epochs": 2}), ("elbo", {"epochs": 2, "vae_score": "elbo"}),
+        ("mse, 3 epochs", {"epochs": 3}))}  # fmt: skip
+    assert not np.allclose(fits["mse"], fits["elbo"])  # the KL term is added
+    assert not np.allclose(fits["mse"], fits["mse, 3 epochs"])
+    again = seismo_default("cpu", {"epochs": 2})(x, 0)(x[:20])
+    np.testing.assert_allclose(again, fits["mse"])  # the same variant, the same scores
 
 
 def test_cli_rejects_a_bad_part_or_detector(tmp_path: Path) -> None:
