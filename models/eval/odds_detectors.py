@@ -71,7 +71,7 @@ def seismo_default(device: str = "auto", overrides: Mapping[str, Any] | None = N
     def fit(x_train: np.ndarray, seed: int) -> ScoreFn:
         train = TrainConfig(**{**given, "seed": seed})
         config = default_config(x_train.shape[1])
-        if score is not None:
+        if score is not None and isinstance(config, VAEConfig):
             config = replace(config, score=score)
         result = train_autoencoder(x_train, config=config, train=train, device=device)
         return result.detector.score_batch

@@ -577,8 +577,8 @@ def render_section(report: Mapping[str, Any]) -> str:
         render_table(report),
         published, "",
         f"- The published rows are for NAB's full 58-file corpus; {here}, so the comparison "
-        "is indicative only. `rolling_gaussian` is the classic detector run here on the same files, with "
-        "the same one-detection-per-episode rule: the like-for-like baseline. "
+        "is indicative only. `rolling_gaussian` is the classic detector run here on the same "
+        "files, with the same one-detection-per-episode rule: the like-for-like baseline. "
         f"`{PEER}` is NAB's relative-entropy detector (Wang et al. 2011), reimplemented in "
         "`models/eval/relative_entropy.py` and run as NAB runs it: given each file's minimum "
         "and maximum (which a stream cannot know) and every flagged row counted as a "

@@ -44,6 +44,7 @@ from seismo.stream.io.kafka import (
     split_errors,
 )
 from seismo.stream.offline.tail_format import TailRecord, json_line, text_line
+from seismo.stream.scoring.codec import Unreadable, header_pairs, message_headers
 
 __all__ = ["TailOptions", "run_tail"]
 
@@ -76,11 +77,18 @@ class TailOptions:
             raise ConfigError("--timeout must be positive")
 
 
+#: The one header ``seismo tail`` shows for a message whose headers cannot be read.
+UNREADABLE_HEADER = "(unreadable headers)"
+
+
 def to_record(msg: Message) -> TailRecord:
     """A consumed message as plain data."""
     kind, ts = msg.timestamp()
-    raw = msg.headers() or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
+    raw = message_headers(msg)
+    if isinstance(raw, Unreadable):  # shown, not a crash: a header name that is not UTF-8
+        pairs: list[tuple[str, str | bytes | None]] = [(UNREADABLE_HEADER, raw.reason)]
+    else:
+        pairs = header_pairs(raw)
     headers = tuple((name, value.encode() if isinstance(value, str) else value)
                     for name, value in pairs)  # fmt: skip
     return TailRecord(

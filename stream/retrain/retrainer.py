@@ -46,7 +46,7 @@ from seismo.stream.registry.model_registry import ModelRegistry
 from seismo.stream.retrain.requests import Lease, lease_key, restore_request, take_request
 from seismo.stream.retrain.reservoir import Reservoir, group_of
 from seismo.stream.retrain.round import RoundOptions, RoundResult, run_round
-from seismo.stream.scoring.codec import decode_batch
+from seismo.stream.scoring.codec import decode_batch, message_headers
 from seismo.stream.scoring.scorable import NOT_FINITE, representable
 from seismo.stream.scoring.stats import RunningStats
 from seismo.stream.scoring.threshold import Threshold, ThresholdRule
@@ -145,7 +145,7 @@ class Retrainer:
     def _add(self, messages: list[Message]) -> int:
         now_ms = int(time.time() * 1000)
         stamps, _ = kafka_times(messages, now_ms)  # out-of-range stamps: the clock, as scored
-        headers = [m.headers() for m in messages]
+        headers = [message_headers(m) for m in messages]  # unreadable: left out
         decoded = decode_batch(
             [m.value() for m in messages],
             kafka_timestamps=stamps,

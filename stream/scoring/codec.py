@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import methodcaller
+from typing import Any
 
 import numpy as np
 import orjson
@@ -52,9 +54,9 @@ from seismo.stream.scoring.f32_codec import (
 from seismo.stream.scoring.fast_decode import MAX_ID_LENGTH, MAX_TS_MS, fast_pass
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_ID_LENGTH", "MAX_TS_MS", "TOO_DEEP",
-           "DecodedBatch", "Encodings", "EventError", "Headers", "Rejected", "decode_batch",
-           "decode_event", "encode_event", "failure_reason", "parse_timestamp",
-           "split_encodings"]  # fmt: skip
+           "DecodedBatch", "Encodings", "EventError", "Headers", "Rejected", "Unreadable",
+           "decode_batch", "decode_event", "encode_event", "failure_reason", "header_pairs",
+           "message_headers", "parse_timestamp", "split_encodings"]  # fmt: skip
 
 #: Largest message value accepted by default (bytes). It stays below librdkafka's
 #: ``message.max.bytes`` (1 000 000), so a rejected value still fits the dead-letter topic.
@@ -332,8 +334,59 @@ def decode_event(
 
 
 HeaderValue = str | bytes | None
-Headers = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue] | None
-"""The Kafka headers of one message, as confluent-kafka returns them."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A message whose headers the Kafka client cannot read (a header name that is not
+    UTF-8, which any client but librdkafka can send): its event is dead-lettered with
+    ``reason``, never decoded."""
+
+    reason: str
+
+
+Headers = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue] | Unreadable | None
+"""The Kafka headers of one message, as confluent-kafka returns them, or `Unreadable`."""
+
+
+def message_headers(message: Any) -> Headers:
+    """``message.headers()``, or `Unreadable` where the client raises for them: one
+    message's headers must never halt a partition (confluent-kafka raises a
+    ``SystemError`` from a ``UnicodeDecodeError`` for a header name that is not UTF-8).
+
+    Call it once per message and keep the result: after confluent-kafka has raised
+    for a message's headers, reading them again crashed the process (a segmentation
+    fault, confluent-kafka 2.x).
+
+    >>> class Odd:
+    ...     def headers(self):
+    ...         raise SystemError("returned a result with an exception set")
+    >>> message_headers(Odd())
+    Unreadable(reason='headers not readable (SystemError)')
+    """
+    try:
+        return _read_headers(message)
+    except Exception as exc:  # noqa: BLE001 - the client's error, whatever it is
+        cause = exc.__cause__ or exc.__context__ or exc
+        return Unreadable(f"headers not readable ({type(cause).__name__})")
+
+
+#: ``message.headers()`` through a call that CPython checks: confluent-kafka returns from
+#: it with the decoding error still pending (and holes in its list), and a plain method
+#: call (specialised by the interpreter) does not notice, so the error surfaced at some
+#: later call elsewhere; called through ``methodcaller`` it is raised here.
+_read_headers = methodcaller("headers")
+
+
+def header_pairs(headers: Headers) -> list[tuple[str, HeaderValue]]:
+    """A message's headers as a list of pairs (none for `Unreadable` ones).
+
+    >>> header_pairs({"a": b"1"}), header_pairs(Unreadable("x")), header_pairs(None)
+    ([('a', b'1')], [], [])
+    """
+    if headers is None or isinstance(headers, Unreadable):
+        return []
+    return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
 
 
 def decode_batch(
@@ -480,7 +533,8 @@ def _decode_batch(
             rejected=[Rejected(i, reason) for i, reason in binary.rejected],
         ))  # fmt: skip
     unsupported = [Rejected(i, f"unsupported content-type {kind!r}") for i, kind in split.other]
-    return _merge(parts, unsupported)
+    unsupported += [Rejected(i, reason) for i, reason in split.unreadable]
+    return _merge(parts, sorted(unsupported, key=lambda r: r.index))
 
 
 _F32_TAG = (CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())
@@ -494,14 +548,14 @@ class Encodings:
     f32: list[int]
     f32_ids: list[str | None]
     other: list[tuple[int, str]]
+    unreadable: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _content_type(headers: Headers) -> tuple[str | None, str | None]:
     """A message's content type (lower case, without parameters) and binary event id."""
     kind: str | None = None
     event_id: str | None = None
-    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-    for name, raw in pairs:
+    for name, raw in header_pairs(headers):
         if raw is None:
             continue
         text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
@@ -519,12 +573,15 @@ def split_encodings(headers: Sequence[Headers]) -> Encodings:
     >>> split_encodings([None, [("Content-Type", b"application/x-seismo-f32")],
     ...                  [("content-type", b"application/json; charset=utf-8")],
     ...                  [("content-type", b"text/csv")]])
-    Encodings(json=[0, 2], f32=[1], f32_ids=[None], other=[(3, 'text/csv')])
+    Encodings(json=[0, 2], f32=[1], f32_ids=[None], other=[(3, 'text/csv')], unreadable=[])
     """
     out = Encodings([], [], [], [])
     for i, h in enumerate(headers):
         if not h:
             out.json.append(i)
+            continue
+        if isinstance(h, Unreadable):
+            out.unreadable.append((i, h.reason))
             continue
         if type(h) is list and h[0] == _F32_TAG and len(h) <= 2:
             # The common binary event, as f32_headers() writes it: no parsing needed.

@@ -35,7 +35,13 @@ from seismo.stream.io.metrics import ScorerMetrics
 from seismo.stream.io.redis_stats import SharedStats
 from seismo.stream.registry.model_watch import ModelWatcher
 from seismo.stream.scoring.alerts import ScoredBatch, Source, alert_records, score_records
-from seismo.stream.scoring.codec import DecodedBatch, decode_batch
+from seismo.stream.scoring.codec import (
+    DecodedBatch,
+    Headers,
+    decode_batch,
+    header_pairs,
+    message_headers,
+)
 from seismo.stream.scoring.dead_letters import (
     DeadLetterLog,
     Outgoing,
@@ -347,12 +353,13 @@ class Scorer:
         if not messages:
             return BatchResult(0, 0, 0, 0)
         sources = MessageSources(messages)
-        decoded = self._scorable(self._decode(messages, now_ms=int(self.clock() * 1000)))
+        headers = [message_headers(m) for m in messages]  # once: see message_headers
+        decoded = self._scorable(self._decode(messages, int(self.clock() * 1000), headers))
         decoded, starts = self._gather(decoded, messages)
         decoded, starts = self.judge.unjudged(decoded, starts, sources)
         scored = self._score(decoded, sources, starts)  # 1
         self._watch_drift(scored)
-        n_alerts = self._deliver(scored, messages, sources)  # 2, 3
+        n_alerts = self._deliver(scored, messages, sources, headers)  # 2, 3
         self.stats.merge(  # 4
             learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space,
                       scored.threshold)  # fmt: skip
@@ -372,10 +379,13 @@ class Scorer:
         ok = representable(decoded.values, scaler.mean, scaler.scale)
         return decoded if ok.all() else decoded.reject(~ok, NOT_FINITE)
 
-    def _decode(self, messages: Sequence[Message], now_ms: int) -> DecodedBatch:
+    def _decode(
+        self, messages: Sequence[Message], now_ms: int, headers: Sequence[Headers] | None = None
+    ) -> DecodedBatch:
         """The messages' events (``d`` values each: the model's width over the window),
-        positional or named by channel."""
-        headers = [m.headers() for m in messages]
+        positional or named by channel; ``headers`` are theirs when already read."""
+        if headers is None:
+            headers = [message_headers(m) for m in messages]
         stamps, odd = kafka_times(messages, now_ms)
         self._report_odd_timestamps(odd)
         decoded = decode_batch(
@@ -478,8 +488,9 @@ class Scorer:
             self.on_drift(self.artifact)
 
     def _outbox(
-        self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source]
-    ) -> tuple[list[Outgoing], list[str]]:
+        self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source],
+        headers: Sequence[Headers],
+    ) -> tuple[list[Outgoing], list[str]]:  # fmt: skip
         """Every record the batch publishes (alerts, scores, dead letters), and for each
         the reason of the dead-letter stub that replaces it if it is refused for good."""
         s, decoded = self.settings, scored.decoded
@@ -498,20 +509,18 @@ class Scorer:
                 reasons.append("its score record was refused by the broker")
         for rejected in decoded.rejected:
             msg = messages[rejected.index]
-            original = msg.headers() or []
-            headers: list[tuple[str, str | bytes | None]] = (
-                list(original.items()) if isinstance(original, dict) else list(original)
-            )
+            original = header_pairs(headers[rejected.index])  # none when unreadable
             records.append(dead_letter(
-                s.dlq_topic, msg.value(), msg.key(), headers, rejected.reason,
+                s.dlq_topic, msg.value(), msg.key(), original, rejected.reason,
                 sources[rejected.index], row=rejected.index, limit=self._dlq_limit,
             ))  # fmt: skip
             reasons.append(rejected.reason)
         return records, reasons
 
     def _deliver(
-        self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source]
-    ) -> int:
+        self, scored: ScoredBatch, messages: Sequence[Message], sources: Sequence[Source],
+        headers: Sequence[Headers],
+    ) -> int:  # fmt: skip
         """Publish the batch's records and wait for the broker to confirm them all.
 
         A record refused for good (too large, invalid) :data:`MAX_REFUSALS`
@@ -519,7 +528,7 @@ class Scorer:
         (:func:`seismo.stream.scoring.dead_letters.stub`) and the batch is published again
         at once; any other failure is retried with a growing pause.
         """
-        records, reasons = self._outbox(scored, messages, sources)
+        records, reasons = self._outbox(scored, messages, sources, headers)
         refusals: dict[int, int] = {}
         pause = 1.0
         while True:

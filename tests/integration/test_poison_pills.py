@@ -10,13 +10,16 @@ device states finite, and anomalies after the attack still alerted.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
 import orjson
 import pytest
 import redis
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from seismo.models.artifact import load_artifact
 from seismo.stream.io.kafka import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
@@ -309,3 +312,63 @@ def test_a_kafka_timestamp_in_microseconds_takes_the_scorers_clock_and_is_counte
     stamps = {r.json()["event_id"]: r.json()["ts"] for r in streams.read(streams.scores, 2)}
     assert before <= stamps["t-0"] <= time.time() * 1000 and stamps["t-1"] == 1_000
     assert metrics.timestamps_replaced._value.get() == 1
+
+
+#: Publishes one message whose header name is not UTF-8, which librdkafka refuses to send
+#: and other clients send: aiokafka's pure-Python encoder with a name that encodes to
+#: raw bytes (a red-team finding, 2026-12-07).
+RAW_HEADER_PRODUCER = textwrap.dedent("""
+    import asyncio, os, sys
+    os.environ["AIOKAFKA_NO_EXTENSIONS"] = "1"
+    from aiokafka import AIOKafkaProducer
+
+    class RawName(str):
+        def encode(self, *args, **kwargs):
+            return b"\\xff\\xfe"
+
+    async def main():
+        producer = AIOKafkaProducer(bootstrap_servers=sys.argv[1], enable_idempotence=False)
+        await producer.start()
+        try:
+            await producer.send_and_wait(sys.argv[2], key=b"dev-0", partition=0,
+                value=b'{"device_id":"dev-0","values":[1,2,3,4]}',
+                headers=[(RawName("x"), b"v")])
+        finally:
+            await producer.stop()
+
+    asyncio.run(main())
+""")
+
+
+def test_a_header_name_that_is_not_utf8_is_dead_lettered_not_a_halt(streams: Streams) -> None:
+    # Red-team finding (2026-12-07): confluent-kafka's Message.headers() raises for such a
+    # name; the scorer died on it at every restart, and every partition it owned stopped.
+    from seismo.stream.offline.tail import UNREADABLE_HEADER, to_record
+
+    streams.create()
+    streams.produce(events(normal_rows(3, seed=1), "a"))
+    done = subprocess.run([sys.executable, "-c", RAW_HEADER_PRODUCER, streams.bootstrap,
+                           streams.topic], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    streams.produce(events(normal_rows(3, seed=2), "b"))
+    with open_scorer(streams.settings(), ScorerMetrics()) as scorer:
+        result = scorer.process(consume(scorer, 7))
+    assert (result.scored, result.dead_lettered) == (6, 1)
+    [letter] = streams.read(streams.dlq, 1)
+    assert letter.headers[H_ERROR].startswith(b"headers not readable")
+    assert letter.value == b'{"device_id":"dev-0","values":[1,2,3,4]}'
+    assert committed(streams.bootstrap, streams.group_id, streams.topic) == {0: 7}
+    reader = Consumer({"bootstrap.servers": streams.bootstrap, "group.id": "tail-reader",
+                       "auto.offset.reset": "earliest"})  # fmt: skip
+    try:
+        reader.subscribe([streams.topic])
+        messages: list = []
+        deadline = time.monotonic() + 30
+        while len(messages) < 7 and time.monotonic() < deadline:
+            messages += [m for m in reader.consume(7, 0.5) if m.error() is None]
+        shown = [to_record(m) for m in messages]  # seismo tail shows it, no crash
+    finally:
+        reader.close()
+    assert [r.headers[:1] for r in shown][3] == ((UNREADABLE_HEADER, b"headers not readable "
+                                                  b"(UnicodeDecodeError)"),)  # fmt: skip
+    assert sum(1 for r in shown if r.headers) == 1

@@ -330,3 +330,15 @@ def test_integer_values_are_rounded_to_float32_as_the_full_decoder_rounds_them()
     batch = decode_batch([value], kafka_timestamps=[0], n_features=D)
     assert batch.values[0, 0] == np.float32(np.int64(big))
     assert_same(batch, reference([value], [0]))
+
+
+def test_a_message_whose_headers_cannot_be_read_is_rejected_alone() -> None:
+    from seismo.stream.scoring.codec import Unreadable
+
+    value = b'{"device_id":"a","values":[1,2,3,4]}'
+    batch = decode_batch([value, value, value], kafka_timestamps=[0, 0, 0], n_features=4,
+                         headers=[None, Unreadable("headers not readable (UnicodeDecodeError)"),
+                                  [("content-type", b"application/json")]])  # fmt: skip
+    assert batch.rows.tolist() == [0, 2]
+    assert [(r.index, r.reason) for r in batch.rejected] == [
+        (1, "headers not readable (UnicodeDecodeError)")]
