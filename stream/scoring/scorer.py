@@ -313,7 +313,9 @@ class Scorer:
         tail = self.read_tail([TopicPartition(t, p) for t, p in sorted(gained)],
                               self.settings.window_tail)  # fmt: skip
         if tail:
-            self._gather(self._decode(tail, now_ms=0), tail)  # into the buffers, not scored
+            # into the buffers, not scored; a reading dead-lettered when it came (beyond
+            # float32 once standardised) stays out, as it stayed out of the windows then
+            self._gather(self._scorable(self._decode(tail, now_ms=0)), tail)
         log.info("device windows rebuilt from %d earlier messages of %d partitions",
                  len(tail), len(gained))  # fmt: skip
 

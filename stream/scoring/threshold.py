@@ -209,14 +209,18 @@ def learnable(
 
     Flagged scores are left out unless ``learn_anomalies`` is set, so a burst of
     anomalies does not raise the threshold that should catch it. With
-    ``threshold`` (the one in force), each value is first clipped to its
-    :attr:`Threshold.band`, widened by the batch's own robust band
-    (:func:`widened_band`): one score far *below* the others (a reconstruction
-    near perfect, whose log is huge and negative) would otherwise widen the
-    spread, raise the threshold and hide the anomalies after it, and with
-    ``learn_anomalies`` one far above would do the same. Clipped, no single
-    score moves the statistics more than a score at the band's edge does,
-    while a shift that most of a batch shows is learnt as it is.
+    ``threshold`` (the one in force), values more than one band width below
+    its :attr:`Threshold.band` (:func:`learning_floor`: reconstructions too
+    perfect for normal events) are left out too, and the rest are clipped to
+    the band, widened by the batch's own robust band (:func:`widened_band`)
+    but never below that floor: one score far *below* the others (a
+    reconstruction near perfect, whose log is huge and negative) would
+    otherwise widen the spread, raise the threshold and hide the anomalies
+    after it, and with ``learn_anomalies`` one far above would do the same.
+    Clipped, no single score moves the statistics more than a score at the
+    band's edge does, while a shift that most of a batch shows is learnt as it
+    is; and a burst of near-perfect reconstructions that is most of a batch
+    (which the robust band would admit) is not learnt at all.
 
     >>> s = np.array([1.0, 2.0, 100.0])
     >>> learnable(s, np.array([False, False, True]), learn_anomalies=False).count
@@ -224,11 +228,32 @@ def learnable(
     >>> learnable(s, np.array([False, False, True]), learn_anomalies=True).count
     3.0
     >>> t = Threshold(value=np.e, mean=0.0, std=1 / 3, k=3.0, source="redis", space="log")
-    >>> round(learnable(np.array([1e-30, 1.0]), np.zeros(2, bool), False, "log", t).mean, 6)
+    >>> round(learnable(np.array([np.exp(-2.0), 1.0]), np.zeros(2, bool), False, "log", t).mean, 6)
     -0.5
+    >>> kept = learnable(np.array([1e-30, 1.0]), np.zeros(2, bool), False, "log", t)
+    >>> kept.count, kept.mean
+    (1.0, 0.0)
     """
     kept = to_space(scores if learn_anomalies else scores[~flags], space)
     if threshold is not None and kept.size:
-        low, high = widened_band(threshold.band, kept, threshold.k)
-        kept = np.clip(kept, low, high)
+        floor = learning_floor(threshold.band)
+        kept = kept[kept >= floor]
+        if kept.size:
+            low, high = widened_band(threshold.band, kept, threshold.k)
+            kept = np.clip(kept, max(low, floor), high)
     return RunningStats.from_scores(kept)
+
+
+def learning_floor(band: tuple[float, float]) -> float:
+    """The lowest value :func:`learnable` learns: one band width below ``band``.
+
+    In the log space with ``k = 3`` that is the mean minus 9 standard
+    deviations: a reconstruction error ``exp(-9 std)`` times the usual, which
+    normal events do not reach and crafted ones (a search against the model's
+    weights for events it maps onto themselves) do by many orders of magnitude.
+    A shift of the whole batch down by less is followed as before.
+
+    >>> learning_floor((-1.5, 1.5)), learning_floor((-math.inf, math.inf))
+    (-4.5, -inf)
+    """
+    return band[0] - (band[1] - band[0])

@@ -271,6 +271,64 @@ def test_events_reconstructed_almost_perfectly_do_not_blind_the_threshold(
     assert after.scored == 20 and after.alerts == 20
 
 
+def test_bursts_of_near_perfect_reconstructions_do_not_blind_the_threshold(
+    streams: Streams, model_dir
+) -> None:
+    # Red-team finding (2026-12-07, later): the batch's own robust band, which lets a
+    # shift that most of a batch shows be learnt, let a burst of such events learnt as
+    # they were when they were most of a batch: three bursts of 300 raised the shared
+    # threshold 1.7e7-fold and 0 of 20 clear anomalies were alerted.
+    streams.create()
+    crafted, score = _near_perfect(model_dir, normal_rows(1, seed=9)[0])
+    assert score < 1e-8
+    burst = [(b"dev-9", encode_event("dev-9", crafted), []) for _ in range(300)]
+    spread = normal_rows(1000, seed=0).std(axis=0)
+    anomalies = normal_rows(20, seed=4) + 4.0 * spread * np.array([1, -1, 1, -1])
+    streams.produce([*events(normal_rows(400, seed=3), "n"), *burst, *burst, *burst,
+                     *events(anomalies, "x")])  # fmt: skip
+    with open_scorer(streams.settings(min_samples=200), ScorerMetrics()) as scorer:
+        def threshold() -> float:
+            stats, source = scorer.stats.read()
+            return scorer.rule.current(stats, scorer.artifact.calibration, source).value
+
+        scorer.process(consume(scorer, 400))
+        before = threshold()
+        for _ in range(3):
+            scorer.process(consume(scorer, 300))
+        after = threshold()
+        found = scorer.process(consume(scorer, 20))
+    assert found.scored == 20 and found.alerts == 20
+    assert after == pytest.approx(before, rel=0.05)
+
+
+def test_a_reading_dead_lettered_before_a_restart_stays_out_of_the_rebuilt_windows(
+    streams: Streams,
+) -> None:
+    # Red-team finding (2026-12-07, later): the windows a new owner of a partition
+    # rebuilds from its tail took in the reading of 3e38 the previous owner had
+    # dead-lettered; the device's next W - 1 valid readings were dead-lettered with it.
+    streams.create()
+    rows = normal_rows(9, seed=6)[:, :2]  # the 4-feature model: windows of 2 readings of 2
+    readings = [[float(v) for v in r] for r in rows]
+    readings[4][1] = 3e38  # the last before the restart: in the window of the next one
+
+    def publish(part: list[list[float]], start: int) -> None:
+        streams.produce([(b"dev-0", encode_event("dev-0", r, event_id=f"r-{start + i}"), [])
+                         for i, r in enumerate(part)])  # fmt: skip
+
+    publish(readings[:5], 0)
+    settings = streams.settings(window=2)
+    with open_scorer(settings, ScorerMetrics()) as scorer:
+        first = scorer.process(consume(scorer, 5))
+    assert first.dead_lettered == 1  # the reading itself
+    publish(readings[5:], 5)
+    with open_scorer(settings, ScorerMetrics()) as scorer:  # a restart: windows rebuilt
+        batch = consume(scorer, 4)
+        scorer._sync_partitions(scorer.consumer.assignment())
+        after = scorer.process(batch)
+    assert (after.scored, after.dead_lettered) == (4, 0)
+
+
 def test_one_huge_reading_does_not_blind_a_devices_level_check(streams: Streams) -> None:
     # Red-team finding (2026-12-07): one reading of 1e12 entered the device's level
     # statistics as it was; a reading 4 times the largest normal one was then judged
