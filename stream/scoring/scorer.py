@@ -144,6 +144,7 @@ class Scorer:
         #: warnings that would repeat every batch (consume errors in an outage, a drift,
         #: odd timestamps): at most one line of each kind per period
         self._log_throttle = Throttle()
+        self._whole_dropped = 0  # whole windows dropped since the last line about them
         #: the lowest seconds-like event time since the last warning about them
         self._earliest_ms = SECONDS_BELOW_MS
         metrics.set_model(artifact.name, artifact.version)
@@ -444,7 +445,26 @@ class Scorer:
             return decoded, None
         partitions = [m.partition() or 0 for m in messages]
         offsets = [m.offset() or 0 for m in messages]
-        return gather(self.windows, decoded, partitions, offsets)
+        before, whole = self.windows.evictions, self.windows.dropped_full
+        out = gather(self.windows, decoded, partitions, offsets)
+        self._report_dropped_windows(self.windows.evictions - before,
+                                     self.windows.dropped_full - whole)  # fmt: skip
+        return out
+
+    def _report_dropped_windows(self, dropped: int, whole: int) -> None:
+        """Log (at most once a period, with every one since the last line) device windows
+        dropped to stay under ``max_devices``: their devices' readings are not scored
+        until their windows fill again."""
+        self._whole_dropped += whole
+        total = self._log_throttle.tally("windows", dropped)
+        if total is not None:
+            log.warning("%d device window(s) dropped to stay under --max-devices %d (%d of "
+                        "them whole): their devices' next readings are not scored until their "
+                        "windows fill again; more devices report on this scorer's partitions "
+                        "than that, or events carry a new device id each", total,
+                        self.windows.max_devices if self.windows is not None else 0,
+                        self._whole_dropped)  # fmt: skip
+            self._whole_dropped = 0
 
     def _score(
         self, decoded: DecodedBatch, sources: Sequence[Source], starts: np.ndarray | None = None

@@ -233,6 +233,29 @@ def test_windows_of_many_devices_are_bounded_too(streams: Streams, tmp_path) -> 
     assert len(buffer) == 100 and buffer.evictions == 9_900
 
 
+def test_a_flood_of_fresh_device_ids_does_not_drop_a_steady_devices_window(
+    streams: Streams, caplog
+) -> None:
+    # Red-team finding (2026-12-07, later): with --window, 250 fresh ids between two
+    # readings of a device dropped its window (least recently heard), so it never
+    # filled: 0 of its readings scored, no dead letter, nothing in the log.
+    streams.create()
+    rows = normal_rows(8 + 6 * 60, seed=8)[:, :2]
+    outgoing, junk = [], iter(rows[8:])
+    for i, row in enumerate(rows[:8]):
+        outgoing.append((b"dev-0", encode_event("dev-0", [float(v) for v in row]), []))
+        for j in range(60 if i >= 2 else 0):  # its window full, then the flood
+            device = f"junk-{i}-{j}"
+            outgoing.append((device.encode(), encode_event(device, [float(v) for v in
+                                                                    next(junk)]), []))  # fmt: skip
+    streams.produce(outgoing)
+    with open_scorer(streams.settings(window=2, max_devices=50), ScorerMetrics()) as scorer:
+        done = scorer.process(consume(scorer, len(outgoing)))
+    records = [r.json() for r in streams.read(streams.scores, done.scored)]
+    assert sum(r["device_id"] == "dev-0" for r in records) == 7  # every reading after its first
+    assert "device window(s) dropped to stay under --max-devices 50" in caplog.text
+
+
 def _near_perfect(model_dir, start: np.ndarray) -> tuple[list[float], float]:
     """An event the model reconstructs almost perfectly: a pattern search on its score
     (what an attacker with the weights, or the scores topic, can do)."""

@@ -65,3 +65,28 @@ def test_forget_drops_a_device_and_it_fills_again():
     assert buffer.push("d", one, 0, 0, 0) is None and buffer.push("d", one, 1, 0, 1) is not None
     buffer.forget({"d"})
     assert len(buffer) == 0 and buffer.push("d", one, 2, 0, 2) is None
+
+
+def test_a_flood_of_fresh_ids_drops_its_own_buffers_not_a_full_window() -> None:
+    buffer = WindowBuffer(window=3, stride=1, channels=1, max_devices=100)
+    offset = 0
+
+    def push(device: str) -> object:
+        nonlocal offset
+        offset += 1
+        return buffer.push(device, np.ones(1, dtype=np.float32), ts=offset, partition=0,
+                           offset=offset)  # fmt: skip
+
+    for _ in range(3):
+        push("steady")
+    for i in range(10_000):
+        push(f"fresh-{i}")
+        if i % 1000 == 999:
+            assert push("steady") is not None  # its window goes on after every burst
+    assert len(buffer) == 100 and buffer.dropped_full == 0
+    assert buffer.evictions == 10_000 - 99
+    # with more devices whose windows are whole than the cap, those go, least recent first
+    for i in range(150):
+        for _ in range(3):
+            push(f"full-{i}")
+    assert buffer.dropped_full == 51 and "steady" not in buffer.devices()
