@@ -424,21 +424,23 @@ class _LevelArrays:
         n = len(v)
         count, mean, m2 = self.count[:n], self.mean[:n], self.m2[:n]
         warm = count[:, 0] >= rule.level_warmup
+        clipping = count[:, 0] >= rule.clip_from  # every warm device too
         learnt = v
-        if warm.any():
+        if clipping.any():
             std = np.sqrt(np.maximum(_variance(m2, count), 0.0))  # the check's and the clip's
-            if self.lo is not None and self.hi is not None:
-                lo, hi = self.lo[:n], self.hi[:n]
-                width = np.maximum(hi - lo, MIN_STD)
-                excess = np.maximum((v - hi) / width, (lo - v) / width).max(axis=1)
-                found = np.where(self.bounded[:n], np.maximum(excess, 0.0), 0.0)
-            else:
-                found = (np.abs(v - mean) / (std + MIN_STD)).max(axis=1)
-            z[:] = np.where(warm, found, 0.0)
-            if rule.level_clip:  # DeviceState.learn_reading: clipped once warm, where std > 0
+            if warm.any():
+                if self.lo is not None and self.hi is not None:
+                    lo, hi = self.lo[:n], self.hi[:n]
+                    width = np.maximum(hi - lo, MIN_STD)
+                    excess = np.maximum((v - hi) / width, (lo - v) / width).max(axis=1)
+                    found = np.where(self.bounded[:n], np.maximum(excess, 0.0), 0.0)
+                else:
+                    found = (np.abs(v - mean) / (std + MIN_STD)).max(axis=1)
+                z[:] = np.where(warm, found, 0.0)
+            if rule.level_clip:  # DeviceState.learn_reading: clipped from clip_from, std > 0
                 width = rule.level_clip * std
                 bounded = np.minimum(np.maximum(v, mean - width), mean + width)
-                learnt = np.where(warm[:, None] & (std > 0.0), bounded, v)
+                learnt = np.where(clipping[:, None] & (std > 0.0), bounded, v)
         learns = warm | ~window_flags
         self._learn(n, v, learnt, None if learns.all() else learns, count, mean, m2,
                     float(rule.level_history))  # fmt: skip

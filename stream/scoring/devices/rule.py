@@ -35,15 +35,20 @@ left are in ``docs/reliability.md`` ("Not done"):
   window is flagged and not learnt anyway (unless ``learn_anomalies``);
   below it, a window reconstructed almost perfectly (its log error far below
   every other) would otherwise widen the spread and hide the anomalies after it;
-- once warm, each reading enters the level statistics clipped, per channel,
-  to ``mean -/+ level_clip`` standard deviations (a channel whose standard
-  deviation is still 0 learns its reading as it is): one reading of 1e12
-  would otherwise inflate the spread and hide every later level shift for
-  hundreds of thousands of readings. A lasting shift is still learnt, a
-  bounded step per reading. ``level_clip = 0`` learns readings as they are.
-  While the level check warms up there are no statistics to clip to yet,
+- from the 30th reading on (`LEVEL_CLIP_FROM`, or ``level_warmup`` if fewer),
+  each reading enters the level statistics clipped, per channel, to ``mean
+  -/+ level_clip`` standard deviations (a channel whose standard deviation is
+  still 0 learns its reading as it is): one reading of 1e12 would otherwise
+  inflate the spread and hide every later level shift for hundreds of
+  thousands of readings. A lasting shift is still learnt, a bounded step per
+  reading. ``level_clip = 0`` learns readings as they are. The clip starts
+  before the level check is warm: a reading far out but on the model's
+  subspace is not flagged by the window check, and learnt unclipped during a
+  warm-up of 250 readings it blinded the level check for thousands (a
+  red-team finding). Before the 30th there are no statistics to clip to yet,
   so a reading is learnt only when the window check did not flag its window
-  (the model finds a reading of 1e12 anything but normal).
+  (the model finds a reading of 1e12 anything but normal), as during the
+  rest of the warm-up.
   Range mode's bounds are widened by every reading, unclipped: one reading
   far out silences the range check of its device for good, so range mode is
   not for streams that untrusted producers write to.
@@ -82,6 +87,10 @@ from seismo.stream.scoring.threshold import learning_band
 
 #: Smallest standard deviation used for z-scores (a device that never moved).
 MIN_STD = 1e-9
+#: Readings after which each one is learnt clipped (``level_clip``), though the level
+#: check still warms up: a reading on the model's subspace is not flagged by the window
+#: check, so the warm-up's gate does not keep it out (a red-team finding).
+LEVEL_CLIP_FROM = 30
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class DeviceRule:
     level_mode: Literal["std", "range"] = "std"
     level_tolerance: float = 0.05
     level_clip: float = 10.0
+    level_clip_from: int = LEVEL_CLIP_FROM
 
     def __post_init__(self) -> None:
         if self.k <= 0 or self.smooth < 1 or self.history < 1:
@@ -116,6 +126,18 @@ class DeviceRule:
             raise ValueError("level_warmup cannot exceed level_history")
         if not self.level_clip >= 0:  # NaN too
             raise ValueError("level_clip must be >= 0 (0: readings are learnt unclipped)")
+        if self.level_clip_from < 1:
+            raise ValueError("level_clip_from must be at least 1")
+
+    @property
+    def clip_from(self) -> int:
+        """Readings a channel's statistics must hold before what is learnt is clipped:
+        ``level_clip_from`` (`LEVEL_CLIP_FROM`), or ``level_warmup`` when that is fewer.
+
+        >>> DeviceRule().clip_from, DeviceRule(level_warmup=3).clip_from
+        (30, 3)
+        """
+        return min(self.level_warmup, self.level_clip_from)
 
     @property
     def level_threshold(self) -> float:
@@ -230,7 +252,7 @@ class DeviceState:
         """Fold one ``(channels,)`` reading into the level statistics (clipped once warm)."""
         if rule.level_history:
             learnt = [float(v) for v in reading]
-            if rule.level_clip and self.level and self.level[0].count >= rule.level_warmup:
+            if rule.level_clip and self.level and self.level[0].count >= rule.clip_from:
                 learnt = [clipped(s, v, rule.level_clip) for s, v in zip(self.level, learnt,
                                                                          strict=True)]  # fmt: skip
             self.level = [s.merge(RunningStats(1.0, v, 0.0), window=rule.level_history)

@@ -22,6 +22,9 @@ RULES = [
                learn_anomalies=True, level_k=1.5),
     DeviceRule(k=3.0, smooth=2, level_history=0),
     DeviceRule(k=2.0, smooth=2, history=30, level_history=40, level_warmup=4, level_clip=0.5),
+    # learnt clipped before the check is warm (LEVEL_CLIP_FROM below the warm-up)
+    DeviceRule(k=2.0, smooth=2, history=30, level_history=40, level_warmup=12, level_clip=0.5,
+               level_clip_from=3),
 ]
 
 
@@ -46,7 +49,7 @@ def _same(a, b):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-@pytest.mark.parametrize("rule", RULES, ids=["std", "range", "learn", "no-level", "clip"])
+@pytest.mark.parametrize("rule", RULES, ids=["std", "range", "learn", "no-level", "clip", "clip-warming"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_batch_path_gives_the_reference_verdicts_and_states(rule, seed):
     reference: dict[str, DeviceState | None] = {}
@@ -113,6 +116,7 @@ def test_random_rules_and_batches_give_the_reference_bit_for_bit(seed):
             learn_anomalies=bool(rng.random() < 0.3),
             level_mode=str(rng.choice(["std", "range"])),
             level_clip=float(rng.choice([0.0, 0.5, 2.0, 10.0])),  # 0.5: most readings clipped
+            level_clip_from=int(rng.integers(1, 9)),  # before the warm-up ends, or after
         )  # fmt: skip
         devices, size, channels = int(rng.integers(1, 60)), int(rng.integers(1, 400)), 3
         reference: dict[str, DeviceState | None] = {}
