@@ -49,7 +49,8 @@ def _same(a, b):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-@pytest.mark.parametrize("rule", RULES, ids=["std", "range", "learn", "no-level", "clip", "clip-warming"])
+@pytest.mark.parametrize("rule", RULES,
+                         ids=["std", "range", "learn", "no-level", "clip", "clip-warming"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_batch_path_gives_the_reference_verdicts_and_states(rule, seed):
     reference: dict[str, DeviceState | None] = {}
