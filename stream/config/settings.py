@@ -174,7 +174,7 @@ class ScorerSettings(RedactedSettings):
     )  # fmt: skip
     level_clip: float = Field(
         10.0, ge=0, le=1e6,
-        description="threshold_scope device: once the level check is warm, each reading is "
+        description="threshold_scope device: from a device's 30th reading on, each reading is "
         "learnt clipped to its channel's mean -/+ level_clip std, so one crafted reading "
         "cannot widen the spread and hide later level shifts; 0 learns readings as they are.",
     )  # fmt: skip
@@ -182,7 +182,8 @@ class ScorerSettings(RedactedSettings):
         DEFAULT_MAX_DEVICES, ge=1, le=100_000_000,
         description="Most device states (threshold_scope device) and device windows (window "
         "> 1) held in memory; beyond it the least recently heard device's is dropped (states "
-        "written to Redis first). About 1 KB a device.",
+        "written to Redis first; windows not yet whole go before whole ones). About 1 KB a "
+        "device.",
     )  # fmt: skip
     device_state_ttl_s: int | None = Field(
         30 * 86_400, ge=1,
