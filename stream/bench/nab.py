@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from seismo.models.data import shared_data_dir
-from seismo.models.eval.likelihood import likelihood_flags, tail_probability
+from seismo.models.eval.likelihood import LEARNING, likelihood_flags, tail_probability
 from seismo.models.eval.nab_scoring import (
     PROFILES,
     EventCounts,
@@ -151,6 +151,7 @@ def likelihood_outcome(result: SeriesResult, rules: SeriesRules, probation: int)
     if len(severity) > probation:
         p = tail_probability(severity[probation:], rules.likelihood_short)
         ranked[probation:] = np.log(np.maximum(p, 1e-300)) / np.log(rules.likelihood_tail)
+        ranked[probation : probation + LEARNING] = 0.0  # nothing is flagged while it learns
     return Outcome(anomaly_score(detections, ranked, 1.0), flagged, detections,
                    {"likelihood": int(detections.sum())}, ranked)  # fmt: skip
 

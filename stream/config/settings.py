@@ -174,8 +174,8 @@ class ScorerSettings(RedactedSettings):
     )  # fmt: skip
     level_clip: float = Field(
         10.0, ge=0, le=1e6,
-        description="threshold_scope device: from a device's 30th reading on, each reading is "
-        "learnt clipped to its channel's mean -/+ level_clip std, so one crafted reading "
+        description="threshold_scope device: once 30 of a device's readings are learnt, each "
+        "one is learnt clipped to its channel's mean -/+ level_clip std, so one crafted reading "
         "cannot widen the spread and hide later level shifts; 0 learns readings as they are.",
     )  # fmt: skip
     max_devices: int = Field(

@@ -65,6 +65,7 @@ from seismo.stream.io.kafka import (
 )
 from seismo.stream.io.metrics import NotifyMetrics
 from seismo.stream.scoring.alerts import Source, dead_letter_headers
+from seismo.stream.scoring.codec import header_pairs, message_headers
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +219,10 @@ def parse_change(value: bytes | None) -> tuple[Change | None, str | None]:
 
 
 def _header(message: Message, name: str) -> str | None:
-    headers: list[tuple[str, bytes | None]] = list(message.headers() or [])  # type: ignore[arg-type]
-    for key, value in headers:
+    # read through message_headers: a header name that is not UTF-8 must not halt notify
+    for key, value in header_pairs(message_headers(message)):
         if key == name and value is not None:
-            return value.decode()
+            return value.decode() if isinstance(value, bytes) else value
     return None
 
 

@@ -81,5 +81,6 @@ def replay_threshold(
         flags[start : start + batch] = flagged
         thresholds[start : start + batch] = threshold.value
         stats = stats.merge(learnable(chunk, flagged, learn_anomalies, rule.space,
-                                      threshold), window=stats_window)  # fmt: skip
+                                      threshold, rule.calibrated(calibration)),
+                            window=stats_window)  # fmt: skip
     return Replay(flags, thresholds, stats)

@@ -106,13 +106,15 @@ def _size(pairs: Sequence[tuple[str, str | bytes | None]]) -> int:
 
 def dead_letter(
     topic: str, value: bytes | None, key: bytes | None, headers: HeaderList, reason: str,
-    src: Source, *, row: int, limit: int,
+    src: Source, *, row: int, limit: int, unreadable: bool = False,
 ) -> Outgoing:  # fmt: skip
     """The dead letter of a message, cut to fit ``limit`` bytes.
 
     The original headers are kept unless they take more than a quarter of
     the room; the key is cut at :data:`MAX_KEY_BYTES`; the value is cut to
-    what is left. Each cut is named in a header.
+    what is left. Each cut is named in a header (:data:`H_HEADERS_DROPPED`
+    holds how many headers were left out, or ``unreadable`` when the message's
+    headers could not be read at all: ``unreadable`` is true).
 
     >>> src = Source("t", 0, 1)
     >>> big = dead_letter("dlq", b"v", b"k" * 3000, [("h", b"x" * 9000)], "bad", src, row=0,
@@ -129,7 +131,9 @@ def dead_letter(
         extra.append((H_ORIGINAL_KEY_SIZE, str(len(key)).encode()))
         key = key[:MAX_KEY_BYTES]
     kept: HeaderList = unshadowed(list(headers))
-    if _size(kept) > room // 4:
+    if unreadable:
+        extra.append((H_HEADERS_DROPPED, b"unreadable"))
+    elif _size(kept) > room // 4:
         extra.append((H_HEADERS_DROPPED, str(len(kept)).encode()))
         kept = []
     if value is not None:

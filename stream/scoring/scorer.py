@@ -38,6 +38,7 @@ from seismo.stream.scoring.alerts import ScoredBatch, Source, alert_records, sco
 from seismo.stream.scoring.codec import (
     DecodedBatch,
     Headers,
+    Unreadable,
     decode_batch,
     header_pairs,
     message_headers,
@@ -363,9 +364,10 @@ class Scorer:
         scored = self._score(decoded, sources, starts)  # 1
         self._watch_drift(scored)
         n_alerts = self._deliver(scored, messages, sources, headers)  # 2, 3
+        calibrated = self.rule.calibrated(self.artifact.calibration)  # the learning floor's anchor
         self.stats.merge(  # 4
             learnable(scored.scores, scored.flags, self.settings.learn_anomalies, self.rule.space,
-                      scored.threshold)  # fmt: skip
+                      scored.threshold, calibrated)  # fmt: skip
         )
         self.judge.save()
         self._commit(sources)  # 5
@@ -531,10 +533,11 @@ class Scorer:
                 reasons.append("its score record was refused by the broker")
         for rejected in decoded.rejected:
             msg = messages[rejected.index]
-            original = header_pairs(headers[rejected.index])  # none when unreadable
+            read = headers[rejected.index]
             records.append(dead_letter(
-                s.dlq_topic, msg.value(), msg.key(), original, rejected.reason,
+                s.dlq_topic, msg.value(), msg.key(), header_pairs(read), rejected.reason,
                 sources[rejected.index], row=rejected.index, limit=self._dlq_limit,
+                unreadable=isinstance(read, Unreadable),
             ))  # fmt: skip
             reasons.append(rejected.reason)
         return records, reasons

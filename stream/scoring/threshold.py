@@ -203,7 +203,7 @@ def widened_band(band: tuple[float, float], values: np.ndarray, k: float) -> tup
 
 def learnable(
     scores: np.ndarray, flags: np.ndarray, learn_anomalies: bool, space: ScoreSpace = "linear",
-    threshold: Threshold | None = None,
+    threshold: Threshold | None = None, calibration: Threshold | None = None,
 ) -> RunningStats:  # fmt: skip
     """Statistics (in ``space``) of the scores that may join the rolling state.
 
@@ -220,7 +220,12 @@ def learnable(
     Clipped, no single score moves the statistics more than a score at the
     band's edge does, while a shift that most of a batch shows is learnt as it
     is; and a burst of near-perfect reconstructions that is most of a batch
-    (which the robust band would admit) is not learnt at all.
+    (which the robust band would admit) is not learnt at all. With
+    ``calibration`` (the model's calibrated threshold) the floor is never
+    below the calibration's own: the floor in force moves with the
+    statistics, so bursts aimed just above it would otherwise lower it
+    batch after batch and raise the threshold without limit (a reviewer's
+    finding); anchored, what such bursts can do is bounded.
 
     >>> s = np.array([1.0, 2.0, 100.0])
     >>> learnable(s, np.array([False, False, True]), learn_anomalies=False).count
@@ -237,6 +242,8 @@ def learnable(
     kept = to_space(scores if learn_anomalies else scores[~flags], space)
     if threshold is not None and kept.size:
         floor = learning_floor(threshold.band)
+        if calibration is not None:
+            floor = max(floor, learning_floor(calibration.band))
         kept = kept[kept >= floor]
         if kept.size:
             low, high = widened_band(threshold.band, kept, threshold.k)

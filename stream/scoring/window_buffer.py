@@ -88,20 +88,19 @@ class WindowBuffer:
     """Ring buffers per device; :meth:`push` one reading, get a :class:`Window` when due.
 
     At most ``max_devices`` buffers are kept: a new device beyond that drops
-    a buffer (counted in :attr:`evictions`), which starts filling again if its
-    device reports later. The buffer dropped is that of the device heard from
-    least recently among those whose buffer has not yet held a whole window;
-    only when there is none, among the others. So a flood of readings from
-    fresh device ids (a producer putting a new id in every event, or a hostile
-    one) drops its own buffers, not the windows of the devices that report
-    steadily, which would otherwise never fill again and never be scored
-    (:attr:`dropped_full` counts those that were).
+    the buffer of the device heard from least recently (counted in
+    :attr:`evictions`, and in :attr:`dropped_full` when it held a whole
+    window), which starts filling again if its device reports later. So
+    more fresh device ids than ``max_devices`` between two readings of a
+    device (a producer putting a new id in every event, or a hostile one)
+    drop that device's window each time, and its readings are not scored:
+    the scorer logs every drop (docs/reliability.md).
 
     >>> small = WindowBuffer(window=2, stride=1, channels=1, max_devices=2)
-    >>> for i, device in enumerate(["a", "a", "b", "c", "d"]):
+    >>> for i, device in enumerate(["a", "a", "b", "c"]):
     ...     _ = small.push(device, np.array([1.0]), ts=0, partition=0, offset=i)
     >>> len(small), small.evictions, small.dropped_full, small.devices()
-    (2, 2, 0, ['a', 'd'])
+    (2, 1, 1, ['b', 'c'])
     """
 
     def __init__(
@@ -118,41 +117,30 @@ class WindowBuffer:
         #: Buffers dropped to stay under ``max_devices``, and of those the ones that
         #: had held a whole window.
         self.evictions = self.dropped_full = 0
-        #: buffers not yet full (least recently heard first), and full ones
-        self._filling: OrderedDict[str, _Ring] = OrderedDict()
         self._rings: OrderedDict[str, _Ring] = OrderedDict()
 
     def __len__(self) -> int:
         """Devices with a buffer."""
-        return len(self._filling) + len(self._rings)
+        return len(self._rings)
 
     def devices(self) -> list[str]:
         """The devices with a buffer, sorted."""
-        return sorted([*self._filling, *self._rings])
-
-    def _ring(self, device_id: str) -> _Ring:
-        """The device's buffer, made most recently heard (a new one if it had none)."""
-        for rings in (self._rings, self._filling):
-            ring = rings.get(device_id)
-            if ring is not None:
-                rings.move_to_end(device_id)
-                return ring
-        ring = self._filling[device_id] = _Ring(self.span, self.channels)
-        if self.max_devices is not None and len(self) > self.max_devices:
-            if len(self._filling) > 1:
-                self._filling.popitem(last=False)
-            else:
-                self._rings.popitem(last=False)
-                self.dropped_full += 1
-            self.evictions += 1
-        return ring
+        return sorted(self._rings)
 
     def push(
         self, device_id: str, values: np.ndarray, ts: int, partition: int, offset: int
     ) -> Window | None:
         """Add one reading; the device's window when it is full and ``stride`` readings on."""
-        span = self.span
-        ring = self._ring(device_id)
+        rings, span = self._rings, self.span
+        ring = rings.get(device_id)
+        if ring is None:
+            ring = rings[device_id] = _Ring(span, self.channels)
+            if self.max_devices is not None and len(rings) > self.max_devices:
+                _, dropped = rings.popitem(last=False)
+                self.evictions += 1
+                self.dropped_full += dropped.count >= span
+        else:
+            rings.move_to_end(device_id)
         if not ring.is_new(partition, offset):
             return None
         slot = ring.count % span
@@ -162,8 +150,6 @@ class WindowBuffer:
         ring.since += 1
         if ring.count < span:
             return None
-        if ring.count == span:  # a whole window: no longer among the first to go
-            self._rings[device_id] = self._filling.pop(device_id)
         if ring.count > span and ring.since < self.stride:
             return None
         ring.since = 0
@@ -174,11 +160,9 @@ class WindowBuffer:
     def forget(self, device_ids: set[str] | None = None) -> None:
         """Drop the buffers of ``device_ids`` (all when ``None``), e.g. after a revocation."""
         if device_ids is None:
-            self._filling.clear()
             self._rings.clear()
         else:
             for device in device_ids:
-                self._filling.pop(device, None)
                 self._rings.pop(device, None)
 
 

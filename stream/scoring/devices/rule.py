@@ -35,7 +35,7 @@ left are in ``docs/reliability.md`` ("Not done"):
   window is flagged and not learnt anyway (unless ``learn_anomalies``);
   below it, a window reconstructed almost perfectly (its log error far below
   every other) would otherwise widen the spread and hide the anomalies after it;
-- from the 30th reading on (`LEVEL_CLIP_FROM`, or ``level_warmup`` if fewer),
+- once 30 readings are learnt (`LEVEL_CLIP_FROM`, or ``level_warmup`` if fewer),
   each reading enters the level statistics clipped, per channel, to ``mean
   -/+ level_clip`` standard deviations (a channel whose standard deviation is
   still 0 learns its reading as it is): one reading of 1e12 would otherwise
@@ -45,7 +45,7 @@ left are in ``docs/reliability.md`` ("Not done"):
   before the level check is warm: a reading far out but on the model's
   subspace is not flagged by the window check, and learnt unclipped during a
   warm-up of 250 readings it blinded the level check for thousands (a
-  red-team finding). Before the 30th there are no statistics to clip to yet,
+  red-team finding). Before that there are no statistics to clip to yet,
   so a reading is learnt only when the window check did not flag its window
   (the model finds a reading of 1e12 anything but normal), as during the
   rest of the warm-up.

@@ -124,3 +124,29 @@ def test_a_few_near_perfect_or_huge_scores_do_not_blind_the_log_threshold(learn)
     after = rule.current(guarded, CAL)
     assert after.classify(anomalies)[0].all()
     assert after.value == pytest.approx(before.value, rel=0.02)
+
+
+@pytest.mark.parametrize("anchored", [False, True])
+def test_bursts_aimed_just_above_the_learning_floor_move_the_threshold_a_bounded_step(anchored):
+    # Reviewer's finding: the floor moves with the statistics, so 300 crafted scores
+    # just above it, batch after batch, lowered it each time and raised the threshold
+    # without limit; anchored to the calibration's floor, the rise is bounded.
+    from seismo.stream.scoring.threshold import learning_floor
+
+    rng = np.random.default_rng(5)
+    cal = Calibration(1000, float(np.exp(-5.8)), 0.1, {}, log_mean=-5.8, log_std=0.5)
+    rule = ThresholdRule(k=3.0, min_samples=200, space="log")
+    calibrated = rule.calibrated(cal)
+    state = RunningStats.from_scores(rng.normal(-5.8, 0.5, 5000))
+    before = rule.current(state, cal).value
+    for _ in range(20):
+        in_force = rule.current(state, cal)
+        floor = learning_floor(in_force.band)
+        if anchored:
+            floor = max(floor, learning_floor(calibrated.band))
+        crafted = np.exp(np.full(300, floor + 1e-6))
+        flags, _ = in_force.classify(crafted)
+        state = state.merge(learnable(crafted, flags, False, "log", in_force,
+                                      calibrated if anchored else None))  # fmt: skip
+    rise = rule.current(state, cal).value / before
+    assert (rise < 30) if anchored else (rise > 1e6)
