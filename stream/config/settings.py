@@ -182,7 +182,7 @@ class ScorerSettings(RedactedSettings):
         DEFAULT_MAX_DEVICES, ge=1, le=100_000_000,
         description="Most device states (threshold_scope device) and device windows (window "
         "> 1) held in memory; beyond it the least recently heard device's is dropped (states "
-        "written to Redis first; windows not yet whole go before whole ones). About 1 KB a "
+        "written to Redis first; windows of devices heard only once go first). About 1 KB a "
         "device.",
     )  # fmt: skip
     device_state_ttl_s: int | None = Field(

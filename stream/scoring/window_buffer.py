@@ -87,20 +87,27 @@ class _Ring:
 class WindowBuffer:
     """Ring buffers per device; :meth:`push` one reading, get a :class:`Window` when due.
 
-    At most ``max_devices`` buffers are kept: a new device beyond that drops
-    the buffer of the device heard from least recently (counted in
-    :attr:`evictions`, and in :attr:`dropped_full` when it held a whole
-    window), which starts filling again if its device reports later. So
-    more fresh device ids than ``max_devices`` between two readings of a
-    device (a producer putting a new id in every event, or a hostile one)
-    drop that device's window each time, and its readings are not scored:
-    the scorer logs every drop (docs/reliability.md).
+    At most ``max_devices`` buffers are kept, in two parts (a 2Q cache): a
+    device heard for the first time gets its buffer in a short probation
+    queue (a quarter of ``max_devices``), first in, first out; its second new
+    reading moves the buffer to the main part, where the device heard from
+    least recently goes first. A new device beyond the cap drops the oldest
+    buffer in probation while probation is over its quarter, else the main
+    part's least recently heard one; the ids dropped from probation are
+    remembered (up to half of ``max_devices``), and one heard again goes
+    straight to the main part. So fresh device ids, however many (a producer
+    putting a new id in every event, or a hostile one), drop each other in
+    probation, not the windows of devices that report steadily; devices that
+    come back or join still get buffers, pushing out the main part's least
+    recently heard. Every drop is counted in :attr:`evictions`, and in
+    :attr:`dropped_full` when the buffer held a whole window; the scorer logs
+    them (docs/reliability.md).
 
-    >>> small = WindowBuffer(window=2, stride=1, channels=1, max_devices=2)
-    >>> for i, device in enumerate(["a", "a", "b", "c"]):
+    >>> small = WindowBuffer(window=2, stride=1, channels=1, max_devices=4)
+    >>> for i, device in enumerate(["a", "a", "f1", "f2", "f3", "f4", "f5", "f6"]):
     ...     _ = small.push(device, np.array([1.0]), ts=0, partition=0, offset=i)
-    >>> len(small), small.evictions, small.dropped_full, small.devices()
-    (2, 1, 1, ['b', 'c'])
+    >>> len(small), small.evictions, small.devices()  # f1, f2, f3 dropped, not a
+    (4, 3, ['a', 'f4', 'f5', 'f6'])
     """
 
     def __init__(
@@ -117,32 +124,66 @@ class WindowBuffer:
         #: Buffers dropped to stay under ``max_devices``, and of those the ones that
         #: had held a whole window.
         self.evictions = self.dropped_full = 0
+        #: first-time devices (oldest first), the main part (least recently heard first),
+        #: and the ids dropped from probation (oldest first)
+        self._probation: OrderedDict[str, _Ring] = OrderedDict()
         self._rings: OrderedDict[str, _Ring] = OrderedDict()
+        self._ghosts: OrderedDict[str, None] = OrderedDict()
+        cap = max_devices or 0
+        self._probation_cap, self._ghost_cap = max(1, cap // 4), max(1, cap // 2)
 
     def __len__(self) -> int:
         """Devices with a buffer."""
-        return len(self._rings)
+        return len(self._probation) + len(self._rings)
 
     def devices(self) -> list[str]:
         """The devices with a buffer, sorted."""
-        return sorted(self._rings)
+        return sorted([*self._probation, *self._rings])
+
+    def _ring(self, device_id: str) -> _Ring:
+        """The device's buffer (a new one if it has none; made most recently heard in the
+        main part)."""
+        ring = self._rings.get(device_id)
+        if ring is not None:
+            self._rings.move_to_end(device_id)
+            return ring
+        ring = self._probation.get(device_id)
+        if ring is not None:
+            return ring  # moved to the main part by push once its reading is new
+        if device_id in self._ghosts:
+            del self._ghosts[device_id]
+            ring = self._rings[device_id] = _Ring(self.span, self.channels)
+        else:
+            ring = self._probation[device_id] = _Ring(self.span, self.channels)
+        self._trim(device_id)
+        return ring
+
+    def _trim(self, keep: str) -> None:
+        """Drop buffers until at most ``max_devices`` are left, never ``keep``'s."""
+        if self.max_devices is None:
+            return
+        while len(self) > self.max_devices:
+            main_first = next(iter(self._rings), None)
+            if len(self._probation) > self._probation_cap or main_first in (None, keep):
+                device, dropped = self._probation.popitem(last=False)
+                self._ghosts[device] = None
+                if len(self._ghosts) > self._ghost_cap:
+                    self._ghosts.popitem(last=False)
+            else:
+                _, dropped = self._rings.popitem(last=False)
+            self.evictions += 1
+            self.dropped_full += dropped.count >= self.span
 
     def push(
         self, device_id: str, values: np.ndarray, ts: int, partition: int, offset: int
     ) -> Window | None:
         """Add one reading; the device's window when it is full and ``stride`` readings on."""
-        rings, span = self._rings, self.span
-        ring = rings.get(device_id)
-        if ring is None:
-            ring = rings[device_id] = _Ring(span, self.channels)
-            if self.max_devices is not None and len(rings) > self.max_devices:
-                _, dropped = rings.popitem(last=False)
-                self.evictions += 1
-                self.dropped_full += dropped.count >= span
-        else:
-            rings.move_to_end(device_id)
+        span = self.span
+        ring = self._ring(device_id)
         if not ring.is_new(partition, offset):
             return None
+        if ring.count and device_id in self._probation:  # its second new reading
+            self._rings[device_id] = self._probation.pop(device_id)
         slot = ring.count % span
         ring.values[slot] = values
         ring.stamps[slot] = ts
@@ -160,10 +201,14 @@ class WindowBuffer:
     def forget(self, device_ids: set[str] | None = None) -> None:
         """Drop the buffers of ``device_ids`` (all when ``None``), e.g. after a revocation."""
         if device_ids is None:
+            self._probation.clear()
             self._rings.clear()
+            self._ghosts.clear()
         else:
             for device in device_ids:
+                self._probation.pop(device, None)
                 self._rings.pop(device, None)
+                self._ghosts.pop(device, None)
 
 
 def channel_names(feature_names: list[str], window: int) -> list[str]:

@@ -86,3 +86,63 @@ def test_evictions_count_the_whole_windows_dropped() -> None:
     assert buffer.devices()[:1] == ["fresh-0"] and "full-69" not in buffer.devices()
     # a device that comes back (or joins) gets a buffer, least recently heard ones go
     assert [push("full-0") for _ in range(3)][-1] is not None
+
+
+class _Feed:
+    """Readings into a buffer of windows of 3, offsets in order; counts windows by device."""
+
+    def __init__(self, max_devices: int) -> None:
+        self.buffer = WindowBuffer(window=3, stride=1, channels=1, max_devices=max_devices)
+        self.offset = 0
+        self.windows: dict[str, int] = {}
+
+    def push(self, device: str) -> None:
+        self.offset += 1
+        out = self.buffer.push(device, np.ones(1, dtype=np.float32), ts=self.offset,
+                               partition=0, offset=self.offset)  # fmt: skip
+        if out is not None:
+            self.windows[device] = self.windows.get(device, 0) + 1
+
+
+def test_fresh_ids_flooding_between_readings_do_not_drop_a_steady_devices_window() -> None:
+    # Red-team finding: with least-recently-heard eviction alone, more fresh ids than
+    # max_devices between two readings of a device dropped its window every time.
+    feed = _Feed(max_devices=100)
+    for _ in range(3):
+        feed.push("steady")  # a window of its own, then the flood
+    for i in range(20):
+        for j in range(250):
+            feed.push(f"fresh-{i}-{j}")
+        feed.push("steady")
+    assert feed.windows == {"steady": 21} and feed.buffer.dropped_full == 0
+
+
+def test_devices_get_windows_again_after_a_flood_of_whole_windows() -> None:
+    # Reviewer's finding against keeping whole windows first: once junk windows filled
+    # the cap, the steady devices never got a window again (0 of 30 000 readings).
+    feed = _Feed(max_devices=50)
+    for j in range(100):
+        for _ in range(3):
+            feed.push(f"junk-{j}")
+    feed.windows.clear()
+    for _ in range(1000):
+        for i in range(30):
+            feed.push(f"steady-{i}")
+    assert all(feed.windows.get(f"steady-{i}", 0) >= 990 for i in range(30))
+
+
+def test_new_devices_get_windows_while_silent_ones_hold_the_cap() -> None:
+    feed = _Feed(max_devices=50)
+    for _ in range(3):
+        for i in range(50):
+            feed.push(f"old-{i}")
+    feed.windows.clear()
+    for _ in range(1000):
+        for i in range(10):
+            feed.push(f"old-{i}")  # still reporting
+            feed.push(f"new-{i}")  # joined; old-10 .. old-49 went silent
+    # the silent ones go; a live one may lose its window once, when it was the least
+    # recently heard at the moment a new device needed room
+    assert all(feed.windows[f"new-{i}"] >= 990 and feed.windows[f"old-{i}"] >= 990
+               for i in range(10))  # fmt: skip
+    assert len(feed.buffer) == 50
