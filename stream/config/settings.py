@@ -182,8 +182,8 @@ class ScorerSettings(RedactedSettings):
         DEFAULT_MAX_DEVICES, ge=1, le=100_000_000,
         description="Most device states (threshold_scope device) and device windows (window "
         "> 1) held in memory; beyond it the least recently heard device's is dropped (states "
-        "written to Redis first; windows of devices heard only once go first). About 1 KB a "
-        "device.",
+        "written to Redis first). Windows of devices heard only once wait beside the cap, "
+        "in a queue of a quarter of it. About 1 KB a device.",
     )  # fmt: skip
     device_state_ttl_s: int | None = Field(
         30 * 86_400, ge=1,

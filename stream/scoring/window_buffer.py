@@ -87,27 +87,26 @@ class _Ring:
 class WindowBuffer:
     """Ring buffers per device; :meth:`push` one reading, get a :class:`Window` when due.
 
-    At most ``max_devices`` buffers are kept, in two parts (a 2Q cache): a
-    device heard for the first time gets its buffer in a short probation
-    queue (a quarter of ``max_devices``), first in, first out; its second new
-    reading moves the buffer to the main part, where the device heard from
-    least recently goes first. A new device beyond the cap drops the oldest
-    buffer in probation while probation is over its quarter, else the main
-    part's least recently heard one; the ids dropped from probation are
-    remembered (up to half of ``max_devices``), and one heard again goes
+    Buffers are kept in two parts (a 2Q cache). A device heard for the first
+    time gets its buffer in a probation queue of at most a quarter of
+    ``max_devices``, first in, first out; its second new reading moves the
+    buffer to the main part, which holds at most ``max_devices``, the least
+    recently heard going first. The ids dropped from probation are
+    remembered (up to ``max_devices`` of them), and one heard again goes
     straight to the main part. So fresh device ids, however many (a producer
     putting a new id in every event, or a hostile one), drop each other in
-    probation, not the windows of devices that report steadily; devices that
-    come back or join still get buffers, pushing out the main part's least
-    recently heard. Every drop is counted in :attr:`evictions`, and in
+    probation, not the windows of devices that report steadily, while
+    devices that come back or join still get buffers, pushing out the main
+    part's least recently heard. At most ``max_devices`` plus a quarter are
+    held. Every drop is counted in :attr:`evictions`, and in
     :attr:`dropped_full` when the buffer held a whole window; the scorer logs
     them (docs/reliability.md).
 
     >>> small = WindowBuffer(window=2, stride=1, channels=1, max_devices=4)
     >>> for i, device in enumerate(["a", "a", "f1", "f2", "f3", "f4", "f5", "f6"]):
     ...     _ = small.push(device, np.array([1.0]), ts=0, partition=0, offset=i)
-    >>> len(small), small.evictions, small.devices()  # f1, f2, f3 dropped, not a
-    (4, 3, ['a', 'f4', 'f5', 'f6'])
+    >>> len(small), small.evictions, small.devices()  # f1 .. f5 dropped in probation
+    (2, 5, ['a', 'f6'])
     """
 
     def __init__(
@@ -130,7 +129,9 @@ class WindowBuffer:
         self._rings: OrderedDict[str, _Ring] = OrderedDict()
         self._ghosts: OrderedDict[str, None] = OrderedDict()
         cap = max_devices or 0
-        self._probation_cap, self._ghost_cap = max(1, cap // 4), max(1, cap // 2)
+        # ids only, for as many devices as the buffers: a fleet of up to 1.25 * max_devices
+        # reporting in turn comes back to its ghosts before they are forgotten
+        self._probation_cap, self._ghost_cap = max(1, cap // 4), max(1, cap)
 
     def __len__(self) -> int:
         """Devices with a buffer."""
@@ -141,8 +142,8 @@ class WindowBuffer:
         return sorted([*self._probation, *self._rings])
 
     def _ring(self, device_id: str) -> _Ring:
-        """The device's buffer (a new one if it has none; made most recently heard in the
-        main part)."""
+        """The device's buffer (a new one if it has none); one in the main part is made
+        its most recently heard."""
         ring = self._rings.get(device_id)
         if ring is not None:
             self._rings.move_to_end(device_id)
@@ -159,20 +160,25 @@ class WindowBuffer:
         return ring
 
     def _trim(self, keep: str) -> None:
-        """Drop buffers until at most ``max_devices`` are left, never ``keep``'s."""
+        """Drop buffers until each part is within its cap, never ``keep``'s."""
         if self.max_devices is None:
             return
-        while len(self) > self.max_devices:
-            main_first = next(iter(self._rings), None)
-            if len(self._probation) > self._probation_cap or main_first in (None, keep):
-                device, dropped = self._probation.popitem(last=False)
-                self._ghosts[device] = None
-                if len(self._ghosts) > self._ghost_cap:
-                    self._ghosts.popitem(last=False)
-            else:
-                _, dropped = self._rings.popitem(last=False)
-            self.evictions += 1
-            self.dropped_full += dropped.count >= self.span
+        while len(self._probation) > self._probation_cap:
+            device, dropped = self._probation.popitem(last=False)  # keep's is the newest
+            self._ghosts[device] = None
+            if len(self._ghosts) > self._ghost_cap:
+                self._ghosts.popitem(last=False)
+            self._count_drop(dropped)
+        while len(self._rings) > self.max_devices:
+            device = next(iter(self._rings))
+            if device == keep:  # max_devices 1 and keep the newest: the one before it
+                self._rings.move_to_end(device)
+                device = next(iter(self._rings))
+            self._count_drop(self._rings.pop(device))
+
+    def _count_drop(self, dropped: _Ring) -> None:
+        self.evictions += 1
+        self.dropped_full += dropped.count >= self.span
 
     def push(
         self, device_id: str, values: np.ndarray, ts: int, partition: int, offset: int
@@ -184,6 +190,7 @@ class WindowBuffer:
             return None
         if ring.count and device_id in self._probation:  # its second new reading
             self._rings[device_id] = self._probation.pop(device_id)
+            self._trim(device_id)
         slot = ring.count % span
         ring.values[slot] = values
         ring.stamps[slot] = ts

@@ -228,9 +228,14 @@ def test_windows_of_many_devices_are_bounded_too(streams: Streams, tmp_path) -> 
     from seismo.stream.scoring.window_buffer import WindowBuffer
 
     buffer = WindowBuffer(window=4, stride=1, channels=4, max_devices=100)
-    for i in range(10_000):
+    for i in range(10_000):  # one reading each: they wait in probation, a quarter of the cap
         buffer.push(f"id-{i}", np.ones(4, dtype=np.float32), ts=i, partition=0, offset=i)
-    assert len(buffer) == 100 and buffer.evictions == 9_900
+    assert len(buffer) == 25 and buffer.evictions == 9_975
+    for i in range(10_000):  # two readings each: the main part, at most the cap
+        for offset in (2 * i, 2 * i + 1):
+            buffer.push(f"twice-{i}", np.ones(4, dtype=np.float32), ts=offset, partition=1,
+                        offset=offset)  # fmt: skip
+    assert len(buffer) <= 125 and len(buffer._rings) == 100 and len(buffer._ghosts) <= 100
 
 
 def test_a_flood_of_fresh_device_ids_does_not_drop_a_steady_devices_window(
