@@ -244,3 +244,31 @@ def test_a_promotion_as_a_new_regime_is_a_warning_naming_the_rollback(
                       "champion flagged most of the held-back events, and the challenger learnt "
                       "them as normal. If they were anomalies, not a new normal, roll back: "
                       f"seismo models rollback --store STORE --name {NAME}"]
+
+
+def test_an_event_whose_headers_cannot_be_read_is_left_out_not_a_halt(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path
+):
+    # Red-team finding (2026-12-07): a header name that is not UTF-8 made seismo
+    # retrain exit at every restart (confluent-kafka raised in Message.headers()).
+    import subprocess
+    import sys
+
+    from tests.integration.test_poison_pills import RAW_HEADER_PRODUCER
+
+    rng = np.random.default_rng(5)
+    publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    done = subprocess.run([sys.executable, "-c", RAW_HEADER_PRODUCER, kafka_bootstrap,
+                           topic_name], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for row in rng.normal(size=(5, 4)).round(3):
+        producer.produce(topic_name, orjson.dumps({"device_id": "fan-1", "values": row.tolist()}))
+    assert producer.flush(10) == 0
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix)  # fmt: skip
+    with open_retrainer(settings) as retrainer:
+        added = retrainer.fill(max_s=30, idle_s=2)
+        rejected = retrainer.rejected
+    assert (added, rejected) == (5, 1)
