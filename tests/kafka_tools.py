@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +15,8 @@ from confluent_kafka.admin import AdminClient
 
 from seismo.stream.local.embedded import create_topics
 
-__all__ = ["Record", "committed", "create_topics", "partitions", "produce_values", "read_topic"]
+__all__ = ["Record", "committed", "create_topics", "partitions", "produce_raw_header_name",
+           "produce_values", "read_topic"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +120,37 @@ def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in tps}
+
+
+#: Publishes one message whose header name is not UTF-8, which librdkafka refuses to send
+#: and other clients send: aiokafka's pure-Python encoder with a name that encodes to
+#: raw bytes (a red-team finding, 2026-12-07).
+_RAW_HEADER_PRODUCER = textwrap.dedent("""
+    import asyncio, os, sys
+    os.environ["AIOKAFKA_NO_EXTENSIONS"] = "1"
+    from aiokafka import AIOKafkaProducer
+
+    class RawName(str):
+        def encode(self, *args, **kwargs):
+            return b"\\xff\\xfe"
+
+    async def main():
+        producer = AIOKafkaProducer(bootstrap_servers=sys.argv[1], enable_idempotence=False)
+        await producer.start()
+        try:
+            await producer.send_and_wait(sys.argv[2], key=b"dev-0", partition=0,
+                value=b'{"device_id":"dev-0","values":[1,2,3,4]}',
+                headers=[(RawName("x"), b"v")])
+        finally:
+            await producer.stop()
+
+    asyncio.run(main())
+""")
+
+
+def produce_raw_header_name(bootstrap: str, topic: str) -> None:
+    """Publish ``{"device_id":"dev-0","values":[1,2,3,4]}`` (key ``dev-0``, partition 0)
+    with one header whose name is the bytes ``ff fe``, from a subprocess."""
+    done = subprocess.run([sys.executable, "-c", _RAW_HEADER_PRODUCER, bootstrap, topic],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]

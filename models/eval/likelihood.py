@@ -53,6 +53,23 @@ def trailing_mean(x: np.ndarray, width: int) -> np.ndarray:
     return (sums[i + 1] - sums[lo]) / (i + 1 - lo)
 
 
+def past_mean_std(x: np.ndarray, history: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, the mean and standard deviation of the ``history`` elements before
+    it (fewer at the start; 0 and 0 for the first, which has none).
+
+    >>> mean, std = past_mean_std(np.array([1.0, 3.0, 1.0, 3.0, 5.0]), history=4)
+    >>> mean.round(3).tolist(), std.round(3).tolist()
+    ([0.0, 1.0, 2.0, 1.667, 2.0], [0.0, 0.0, 1.0, 0.943, 1.0])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    sums, squares = np.cumsum(np.r_[0.0, x]), np.cumsum(np.r_[0.0, x * x])
+    i = np.arange(len(x))
+    lo = np.maximum(0, i - history)
+    count = np.maximum(i - lo, 1)
+    mean = (sums[i] - sums[lo]) / count
+    return mean, np.sqrt(np.maximum((squares[i] - squares[lo]) / count - mean * mean, 0.0))
+
+
 def tail_probability(
     severity: np.ndarray, short: int = SHORT, long: int = LONG
 ) -> np.ndarray:  # fmt: skip
@@ -66,13 +83,7 @@ def tail_probability(
     """
     raw = np.clip(np.nan_to_num(np.asarray(severity, dtype=np.float64)), 0.0, CEILING)
     averages = trailing_mean(raw, short)
-    sums = np.concatenate([[0.0], np.cumsum(averages)])
-    squares = np.concatenate([[0.0], np.cumsum(averages * averages)])
-    i = np.arange(len(averages))
-    lo = np.maximum(0, i - long)
-    count = np.maximum(i - lo, 1)
-    mean = (sums[i] - sums[lo]) / count
-    spread = np.sqrt(np.maximum((squares[i] - squares[lo]) / count - mean * mean, 0.0))
+    mean, spread = past_mean_std(averages, long)
     z = (averages - mean) / np.maximum(spread, MIN_SPREAD)
     p = 0.5 * _erfc(z / math.sqrt(2.0)).astype(np.float64)
     p[0] = 1.0

@@ -45,6 +45,7 @@ from seismo.models.artifact import Artifact, build_artifact
 from seismo.models.calibration import log_scores
 from seismo.models.config import DenseConfig, TrainConfig
 from seismo.models.data import window_feature_names
+from seismo.models.eval.likelihood import past_mean_std
 from seismo.models.scaler import StandardScaler
 from seismo.models.training import train_autoencoder
 from seismo.stream.scoring.devices.rule import DeviceRule, DeviceState, judge
@@ -227,14 +228,10 @@ def rolling_z(x: np.ndarray, start: int, history: int) -> np.ndarray:
     (Row 4 against 1, 3, 1, 3: mean 2, std 1.)
     """
     x = np.asarray(x, dtype=np.float64)
-    csum, csq = np.cumsum(np.r_[0.0, x]), np.cumsum(np.r_[0.0, x * x])
+    mean, std = past_mean_std(x, history)
     z = np.zeros(len(x))
-    rows = np.arange(max(start, 1), len(x))
-    lo = np.maximum(0, rows - history)
-    count = rows - lo
-    mean = (csum[rows] - csum[lo]) / count
-    var = np.maximum((csq[rows] - csq[lo]) / count - mean * mean, 0.0)
-    z[rows] = np.abs(x[rows] - mean) / (np.sqrt(var) + 1e-9)
+    rows = slice(max(start, 1), len(x))
+    z[rows] = np.abs(x[rows] - mean[rows]) / (std[rows] + 1e-9)
     return z
 
 

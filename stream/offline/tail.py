@@ -85,10 +85,8 @@ def to_record(msg: Message) -> TailRecord:
     """A consumed message as plain data."""
     kind, ts = msg.timestamp()
     raw = message_headers(msg)
-    if isinstance(raw, Unreadable):  # shown, not a crash: a header name that is not UTF-8
-        pairs: list[tuple[str, str | bytes | None]] = [(UNREADABLE_HEADER, raw.reason)]
-    else:
-        pairs = header_pairs(raw)
+    # shown, not a crash: a header name that is not UTF-8
+    pairs = [(UNREADABLE_HEADER, raw.reason)] if isinstance(raw, Unreadable) else header_pairs(raw)
     headers = tuple((name, value.encode() if isinstance(value, str) else value)
                     for name, value in pairs)  # fmt: skip
     return TailRecord(

@@ -35,7 +35,7 @@ array([[1., 2.]], dtype=float32)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import methodcaller
@@ -378,15 +378,15 @@ def message_headers(message: Any) -> Headers:
 _read_headers = methodcaller("headers")
 
 
-def header_pairs(headers: Headers) -> list[tuple[str, HeaderValue]]:
-    """A message's headers as a list of pairs (none for `Unreadable` ones).
+def header_pairs(headers: Headers) -> Iterable[tuple[str, HeaderValue]]:
+    """A message's headers as pairs, not copied (none for `Unreadable` ones).
 
-    >>> header_pairs({"a": b"1"}), header_pairs(Unreadable("x")), header_pairs(None)
-    ([('a', b'1')], [], [])
+    >>> [list(header_pairs(h)) for h in ({"a": b"1"}, Unreadable("x"), None)]
+    [[('a', b'1')], [], []]
     """
     if headers is None or isinstance(headers, Unreadable):
-        return []
-    return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        return ()
+    return headers.items() if isinstance(headers, Mapping) else headers
 
 
 def decode_batch(

@@ -36,7 +36,7 @@ Examples
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,8 +105,9 @@ def _size(pairs: Sequence[tuple[str, str | bytes | None]]) -> int:
 
 
 def dead_letter(
-    topic: str, value: bytes | None, key: bytes | None, headers: HeaderList, reason: str,
-    src: Source, *, row: int, limit: int, unreadable: bool = False,
+    topic: str, value: bytes | None, key: bytes | None,
+    headers: Iterable[tuple[str, str | bytes | None]], reason: str, src: Source, *, row: int,
+    limit: int, unreadable: bool = False,
 ) -> Outgoing:  # fmt: skip
     """The dead letter of a message, cut to fit ``limit`` bytes.
 

@@ -450,21 +450,21 @@ class Scorer:
         before, whole = self.windows.evictions, self.windows.dropped_full
         out = gather(self.windows, decoded, partitions, offsets)
         self._report_dropped_windows(self.windows.evictions - before,
-                                     self.windows.dropped_full - whole)  # fmt: skip
+                                     self.windows.dropped_full - whole,
+                                     self.windows.max_devices)  # fmt: skip
         return out
 
-    def _report_dropped_windows(self, dropped: int, whole: int) -> None:
+    def _report_dropped_windows(self, dropped: int, whole: int, cap: int | None) -> None:
         """Log (at most once a period, with every one since the last line) device windows
         dropped to stay under ``max_devices``: their devices' readings are not scored
         until their windows fill again."""
         self._whole_dropped += whole
         total = self._log_throttle.tally("windows", dropped)
         if total is not None:
-            log.warning("%d device window(s) dropped to stay under --max-devices %d (%d of "
+            log.warning("%d device window(s) dropped to stay under --max-devices %s (%d of "
                         "them whole): their devices' next readings are not scored until their "
                         "windows fill again; more devices report on this scorer's partitions "
-                        "than that, or events carry a new device id each", total,
-                        self.windows.max_devices if self.windows is not None else 0,
+                        "than that, or events carry a new device id each", total, cap,
                         self._whole_dropped)  # fmt: skip
             self._whole_dropped = 0
 

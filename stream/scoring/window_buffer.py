@@ -156,25 +156,23 @@ class WindowBuffer:
             ring = self._rings[device_id] = _Ring(self.span, self.channels)
         else:
             ring = self._probation[device_id] = _Ring(self.span, self.channels)
-        self._trim(device_id)
+        self._trim()
         return ring
 
-    def _trim(self, keep: str) -> None:
-        """Drop buffers until each part is within its cap, never ``keep``'s."""
+    def _trim(self) -> None:
+        """Drop buffers until each part is within its cap. The buffer just added or moved
+        is the newest of its part and a part over its cap (at least 1) holds two or more,
+        so it is never the one dropped."""
         if self.max_devices is None:
             return
         while len(self._probation) > self._probation_cap:
-            device, dropped = self._probation.popitem(last=False)  # keep's is the newest
+            device, dropped = self._probation.popitem(last=False)
             self._ghosts[device] = None
             if len(self._ghosts) > self._ghost_cap:
                 self._ghosts.popitem(last=False)
             self._count_drop(dropped)
         while len(self._rings) > self.max_devices:
-            device = next(iter(self._rings))
-            if device == keep:  # max_devices 1 and keep the newest: the one before it
-                self._rings.move_to_end(device)
-                device = next(iter(self._rings))
-            self._count_drop(self._rings.pop(device))
+            self._count_drop(self._rings.popitem(last=False)[1])
 
     def _count_drop(self, dropped: _Ring) -> None:
         self.evictions += 1
@@ -190,7 +188,7 @@ class WindowBuffer:
             return None
         if ring.count and device_id in self._probation:  # its second new reading
             self._rings[device_id] = self._probation.pop(device_id)
-            self._trim(device_id)
+            self._trim()
         slot = ring.count % span
         ring.values[slot] = values
         ring.stamps[slot] = ts

@@ -10,9 +10,6 @@ device states finite, and anomalies after the attack still alerted.
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import textwrap
 import time
 
 import numpy as np
@@ -39,7 +36,7 @@ from tests.integration.scorer_streams import (
     events,
     normal_rows,
 )
-from tests.kafka_tools import committed
+from tests.kafka_tools import committed, produce_raw_header_name
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
@@ -282,6 +279,19 @@ def _near_perfect(model_dir, start: np.ndarray) -> tuple[list[float], float]:
     return [float(v) for v in x], best
 
 
+def _crafted(model_dir, copies: int) -> list[Outgoing]:  # noqa: ANN001
+    """``copies`` of one event of ``dev-9`` the model reconstructs almost perfectly."""
+    crafted, score = _near_perfect(model_dir, normal_rows(1, seed=9)[0])
+    assert score < 1e-8
+    return [(b"dev-9", encode_event("dev-9", crafted), []) for _ in range(copies)]
+
+
+def _clear_anomalies() -> np.ndarray:
+    """20 normal rows pushed 4 standard deviations off, in alternating directions."""
+    spread = normal_rows(1000, seed=0).std(axis=0)
+    return normal_rows(20, seed=4) + 4.0 * spread * np.array([1, -1, 1, -1])
+
+
 def test_events_reconstructed_almost_perfectly_do_not_blind_the_threshold(
     streams: Streams, model_dir
 ) -> None:
@@ -289,13 +299,9 @@ def test_events_reconstructed_almost_perfectly_do_not_blind_the_threshold(
     # about -4 for normal events) were learnt as they were; the shared threshold rose
     # about a hundredfold and none of 20 clear anomalies after them was alerted.
     streams.create()
-    crafted, score = _near_perfect(model_dir, normal_rows(1, seed=9)[0])
-    assert score < 1e-8
-    hostile = [(b"dev-9", encode_event("dev-9", crafted), []) for _ in range(3)]
-    spread = normal_rows(1000, seed=0).std(axis=0)
-    anomalies = normal_rows(20, seed=4) + 4.0 * spread * np.array([1, -1, 1, -1])
-    streams.produce([*events(normal_rows(300, seed=3), "n"), *hostile,
-                     *events(normal_rows(10, seed=5), "m"), *events(anomalies, "x")])  # fmt: skip
+    streams.produce([*events(normal_rows(300, seed=3), "n"), *_crafted(model_dir, 3),
+                     *events(normal_rows(10, seed=5), "m"),
+                     *events(_clear_anomalies(), "x")])  # fmt: skip
     with open_scorer(streams.settings(min_samples=200), ScorerMetrics()) as scorer:
         scorer.process(consume(scorer, 303))
         scorer.process(consume(scorer, 10))
@@ -311,13 +317,9 @@ def test_bursts_of_near_perfect_reconstructions_do_not_blind_the_threshold(
     # they were when they were most of a batch: three bursts of 300 raised the shared
     # threshold 1.7e7-fold and 0 of 20 clear anomalies were alerted.
     streams.create()
-    crafted, score = _near_perfect(model_dir, normal_rows(1, seed=9)[0])
-    assert score < 1e-8
-    burst = [(b"dev-9", encode_event("dev-9", crafted), []) for _ in range(300)]
-    spread = normal_rows(1000, seed=0).std(axis=0)
-    anomalies = normal_rows(20, seed=4) + 4.0 * spread * np.array([1, -1, 1, -1])
+    burst = _crafted(model_dir, 300)
     streams.produce([*events(normal_rows(400, seed=3), "n"), *burst, *burst, *burst,
-                     *events(anomalies, "x")])  # fmt: skip
+                     *events(_clear_anomalies(), "x")])  # fmt: skip
     with open_scorer(streams.settings(min_samples=200), ScorerMetrics()) as scorer:
         def threshold() -> float:
             stats, source = scorer.stats.read()
@@ -431,32 +433,6 @@ def test_a_kafka_timestamp_in_microseconds_takes_the_scorers_clock_and_is_counte
     assert metrics.timestamps_replaced._value.get() == 1
 
 
-#: Publishes one message whose header name is not UTF-8, which librdkafka refuses to send
-#: and other clients send: aiokafka's pure-Python encoder with a name that encodes to
-#: raw bytes (a red-team finding, 2026-12-07).
-RAW_HEADER_PRODUCER = textwrap.dedent("""
-    import asyncio, os, sys
-    os.environ["AIOKAFKA_NO_EXTENSIONS"] = "1"
-    from aiokafka import AIOKafkaProducer
-
-    class RawName(str):
-        def encode(self, *args, **kwargs):
-            return b"\\xff\\xfe"
-
-    async def main():
-        producer = AIOKafkaProducer(bootstrap_servers=sys.argv[1], enable_idempotence=False)
-        await producer.start()
-        try:
-            await producer.send_and_wait(sys.argv[2], key=b"dev-0", partition=0,
-                value=b'{"device_id":"dev-0","values":[1,2,3,4]}',
-                headers=[(RawName("x"), b"v")])
-        finally:
-            await producer.stop()
-
-    asyncio.run(main())
-""")
-
-
 def test_a_header_name_that_is_not_utf8_is_dead_lettered_not_a_halt(streams: Streams) -> None:
     # Red-team finding (2026-12-07): confluent-kafka's Message.headers() raises for such a
     # name; the scorer died on it at every restart, and every partition it owned stopped.
@@ -464,9 +440,7 @@ def test_a_header_name_that_is_not_utf8_is_dead_lettered_not_a_halt(streams: Str
 
     streams.create()
     streams.produce(events(normal_rows(3, seed=1), "a"))
-    done = subprocess.run([sys.executable, "-c", RAW_HEADER_PRODUCER, streams.bootstrap,
-                           streams.topic], capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
+    produce_raw_header_name(streams.bootstrap, streams.topic)
     streams.produce(events(normal_rows(3, seed=2), "b"))
     with open_scorer(streams.settings(), ScorerMetrics()) as scorer:
         result = scorer.process(consume(scorer, 7))

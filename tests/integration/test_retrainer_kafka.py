@@ -23,7 +23,7 @@ from seismo.stream.config.loader import load_retrain_settings
 from seismo.stream.registry.model_registry import ModelRegistry
 from seismo.stream.retrain.command import open_retrainer
 from seismo.stream.scoring.f32_codec import encode_f32, f32_headers
-from tests.kafka_tools import create_topics
+from tests.kafka_tools import create_topics, produce_raw_header_name
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
@@ -251,17 +251,10 @@ def test_an_event_whose_headers_cannot_be_read_is_left_out_not_a_halt(
 ):
     # Red-team finding (2026-12-07): a header name that is not UTF-8 made seismo
     # retrain exit at every restart (confluent-kafka raised in Message.headers()).
-    import subprocess
-    import sys
-
-    from tests.integration.test_poison_pills import RAW_HEADER_PRODUCER
-
     rng = np.random.default_rng(5)
     publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
     create_topics(kafka_bootstrap, {topic_name: 1})
-    done = subprocess.run([sys.executable, "-c", RAW_HEADER_PRODUCER, kafka_bootstrap,
-                           topic_name], capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
+    produce_raw_header_name(kafka_bootstrap, topic_name)
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for row in rng.normal(size=(5, 4)).round(3):
         producer.produce(topic_name, orjson.dumps({"device_id": "fan-1", "values": row.tolist()}))
