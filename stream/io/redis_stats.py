@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable
 
 import redis
@@ -25,11 +26,19 @@ from seismo.stream.scoring.threshold import ThresholdSource
 
 log = logging.getLogger(__name__)
 
-#: KEYS[1] = hash; ARGV = count, mean, m2, window ("" = no cap).
+#: (writer, sequence): a scorer's id and the number of one of its merges.
+MergeNumber = tuple[str, int]
+
+#: KEYS[1] = hash; ARGV = count, mean, m2, window ("" = no cap), writer, seq.
 #: Refuses non-finite or negative input with an error reply. A stored state that is
 #: not finite (NaN, Inf, unreadable) is treated as missing: the batch starts it again.
-#: Returns the merged {count, mean, m2} as strings with 17 significant digits, and
-#: "1" as a fourth element when the stored state had to be repaired ("0" otherwise).
+#: A writer ("" = none) numbers its merges; the hash keeps its highest number in the
+#: field ``merged:{writer}``, and a merge numbered at or below it is not applied again
+#: (a merge whose reply timed out may still run when Redis comes back; its retry, or
+#: the late copy, is then a no-op).
+#: Returns the merged {count, mean, m2} as strings with 17 significant digits,
+#: "1" as a fourth element when the stored state had to be repaired ("0" otherwise)
+#: and "1" as a fifth when the merge had been applied before ("0" otherwise).
 MERGE_LUA = """
 local function finite(x) return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge end
 local n2 = tonumber(ARGV[1])
@@ -45,6 +54,15 @@ local m2a = tonumber(s[3] or '0')
 local repaired = '0'
 if not (finite(n1) and finite(mean1) and finite(m2a)) or n1 < 0 or m2a < 0 then
   n1, mean1, m2a, repaired = 0, 0, 0, '1'
+end
+local field, seq, again = nil, nil, '0'
+if ARGV[5] ~= nil and ARGV[5] ~= '' then
+  field, seq = 'merged:' .. ARGV[5], tonumber(ARGV[6])
+  if not finite(seq) then return redis.error_reply('seismo: merge number is not a number') end
+  local done = tonumber(redis.call('HGET', KEYS[1], field) or '0') or 0
+  if seq <= done then
+    n2, again, field = 0, '1', nil
+  end
 end
 local n, mean, m2
 if n2 <= 0 then
@@ -65,11 +83,12 @@ if ARGV[4] ~= '' then
   end
 end
 local out = {string.format('%.17g', n), string.format('%.17g', mean),
-             string.format('%.17g', m2), repaired}
+             string.format('%.17g', m2), repaired, again}
 if repaired == '1' and n <= 0 then
   redis.call('DEL', KEYS[1])
 else
   redis.call('HSET', KEYS[1], 'count', out[1], 'mean', out[2], 'm2', out[3])
+  if field ~= nil then redis.call('HSET', KEYS[1], field, string.format('%d', seq)) end
 end
 return out
 """
@@ -155,6 +174,8 @@ class RedisStats:
         self.window = window
         #: Stored states found unusable (NaN, Inf, unreadable) and started again.
         self.repairs = 0
+        #: Numbered merges sent again that Redis had applied already (not applied twice).
+        self.duplicates = 0
         self._merge = client.register_script(MERGE_LUA)
         self._repair = client.register_script(REPAIR_LUA)
 
@@ -179,18 +200,26 @@ class RedisStats:
             return RunningStats()
         return stats
 
-    def merge(self, batch: RunningStats) -> RunningStats:
+    def merge(self, batch: RunningStats, number: MergeNumber | None = None) -> RunningStats:
         """Merge a batch's statistics atomically; return the new shared state.
 
+        With a ``number`` (writer, sequence), a merge already applied under that
+        number or a later one of the same writer is not applied again (counted
+        in :attr:`duplicates`): sending it once more after a timeout is safe.
         Raises ``ValueError`` for a batch that is not usable (never sent).
         """
         if not batch.usable:
             raise ValueError(f"refusing to merge non-finite statistics {batch}")
         window = "" if self.window is None else repr(float(self.window))
-        args = [repr(batch.count), repr(batch.mean), repr(batch.m2), window]
-        count, mean, m2, repaired = self._merge(keys=[self.key], args=args)
+        writer, seq = number if number is not None else ("", 0)
+        args = [repr(batch.count), repr(batch.mean), repr(batch.m2), window, writer, str(seq)]
+        count, mean, m2, repaired, again = self._merge(keys=[self.key], args=args)
         if repaired in (b"1", "1"):
             self._repaired(None)
+        if again in (b"1", "1"):
+            self.duplicates += 1
+            log.info("merge %s:%d of %s had reached Redis before its reply was lost; "
+                     "not counted twice", writer, seq, self.key)  # fmt: skip
         return RunningStats(float(count), float(mean), float(m2))
 
     def _repaired(self, found: RunningStats | None) -> None:
@@ -206,6 +235,11 @@ class SharedStats:
     unmerged scores (source ``"local"``); a failed merge keeps the batch's
     statistics pending and merges them with the next successful call, so no
     update is lost while Redis is away.
+
+    A merge whose reply never came may still have run (a frozen Redis runs it
+    when it wakes). It stays *in doubt* and is sent again, alone and under the
+    same number, before anything newer: Redis applies a numbered merge once,
+    so it is counted exactly once whichever copy arrives first.
 
     After a failure, Redis is left alone for ``retry_s`` seconds: batches in
     between are judged on the local statistics at once instead of each one
@@ -223,42 +257,57 @@ class SharedStats:
         self._down_until = float("-inf")
         self._last = RunningStats()
         self._pending = RunningStats()
+        self._writer = uuid.uuid4().hex[:16]
+        self._sent = 0
+        #: The last merge sent whose reply did not come: (its number, its statistics).
+        self._in_doubt: tuple[int, RunningStats] | None = None
 
     @property
     def pending(self) -> RunningStats:
-        """This process's scores not merged into Redis yet."""
-        return self._pending
+        """This process's scores not (known to be) merged into Redis yet."""
+        if self._in_doubt is None:
+            return self._pending
+        return self._in_doubt[1].merge(self._pending)
 
     def _failed(self, what: str, exc: redis.RedisError) -> None:
         self.errors += 1
         self._down_until = self._clock() + self.retry_s
         log.warning("Redis %s failed (%d scores pending, next try in %g s): %s",
-                    what, self._pending.count, self.retry_s, exc)  # fmt: skip
+                    what, self.pending.count, self.retry_s, exc)  # fmt: skip
 
     def read(self) -> tuple[RunningStats, ThresholdSource]:
         """The current statistics and where they came from (``redis``/``local``)."""
         if self._clock() < self._down_until:
-            return self._last.merge(self._pending, self.store.window), "local"
+            return self._last.merge(self.pending, self.store.window), "local"
         try:
             self._last = self.store.read()
         except redis.RedisError as exc:
             self._failed("read", exc)
-            return self._last.merge(self._pending, self.store.window), "local"
-        return self._last.merge(self._pending, self.store.window), "redis"
+            return self._last.merge(self.pending, self.store.window), "local"
+        return self._last.merge(self.pending, self.store.window), "redis"
+
+    def _send(self) -> None:
+        """Settle the merge in doubt, then merge what is pending (raises RedisError)."""
+        while self._in_doubt is not None or self._pending.count > 0:
+            if self._in_doubt is None:
+                self._sent += 1
+                self._in_doubt, self._pending = (self._sent, self._pending), RunningStats()
+            number, stats = self._in_doubt
+            self._last = self.store.merge(stats, (self._writer, number))
+            self._in_doubt = None
 
     def flush(self) -> float:
         """One last try to merge what is pending (on shutdown: ignores the pause after a
         failure); the number of scores still not merged (0 when all went)."""
-        if self._pending.count <= 0:
+        if self.pending.count <= 0:
             return 0.0
         try:
-            self._last = self.store.merge(self._pending)
+            self._send()
         except redis.RedisError as exc:
             self.errors += 1
-            log.warning("Redis merge failed at shutdown: %d scores of this scorer never reach "
-                        "the shared statistics (%s)", self._pending.count, exc)  # fmt: skip
-            return self._pending.count
-        self._pending = RunningStats()
+            log.warning("Redis merge failed at shutdown: %d scores of this scorer may never "
+                        "reach the shared statistics (%s)", self.pending.count, exc)  # fmt: skip
+            return self.pending.count
         return 0.0
 
     @property
@@ -276,11 +325,9 @@ class SharedStats:
             log.warning("non-finite batch statistics not merged: %s", batch)
             return
         self._pending = self._pending.merge(batch)
-        if self._pending.count <= 0 or self._clock() < self._down_until:
+        if self.pending.count <= 0 or self._clock() < self._down_until:
             return
         try:
-            self._last = self.store.merge(self._pending)
+            self._send()
         except redis.RedisError as exc:
             self._failed("merge", exc)
-            return
-        self._pending = RunningStats()

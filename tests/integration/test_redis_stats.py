@@ -7,6 +7,8 @@ of a dedicated ``redis-server`` that :class:`SharedStats` must ride out.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
@@ -266,9 +268,58 @@ def test_a_last_flush_at_shutdown_writes_what_is_pending_or_says_it_is_lost(
         assert shared.pending.count == 7
         with caplog.at_level("WARNING"):
             assert shared.flush() == 7
-        assert "7 scores of this scorer never reach the shared statistics" in caplog.text
+        assert "7 scores of this scorer may never reach the shared statistics" in caplog.text
         server.start()
         shared.merge(RunningStats.from_scores(np.arange(3.0)))  # inside the 600 s pause
         assert shared.pending.count == 10, "not tried before the pause ends"
         assert shared.flush() == 0.0 and shared.pending.count == 0
         assert shared.store.read().count == 10  # Redis came back empty: the 7 and the 3
+
+
+def test_a_numbered_merge_is_applied_once_per_writer(redis_client, redis_key_prefix):
+    key = f"{redis_key_prefix}numbered"
+    store = RedisStats(redis_client, key, None)
+    a, b, c = ([1.0, 2.0, 4.0], [10.0, 11.0], [5.0])
+    store.merge(RunningStats.from_scores(a), ("w1", 1))
+    store.merge(RunningStats.from_scores(a), ("w1", 1))  # the same merge sent again
+    assert store.duplicates == 1
+    store.merge(RunningStats.from_scores(b), ("w1", 2))
+    store.merge(RunningStats.from_scores(a), ("w1", 1))  # a late copy after a newer one
+    assert store.duplicates == 2
+    store.merge(RunningStats.from_scores(c), ("w2", 1))  # another writer's first merge
+    store.merge(RunningStats.from_scores(c))  # unnumbered: always applied
+    _assert_matches_numpy(store.read(), [a, b, c, c])
+    assert redis_client.hget(key, "merged:w1") == b"2"
+    assert redis_client.hget(key, "merged:w2") == b"1"
+    with pytest.raises(redis.ResponseError, match="merge number is not a number"):
+        store._merge(keys=[key], args=["1", "1", "0", "", "w1", "x"])
+
+
+def test_a_merge_whose_reply_timed_out_is_counted_once_when_redis_wakes(
+    redis_key_prefix: str,
+) -> None:
+    """A frozen Redis runs the merge it received when it wakes; the scorer, which saw a
+    timeout, sends the same scores again. CI caught the threshold counting 10 scores
+    twice this way (tests/test_redis_outage_pipe.py: 8 634 learnt for 8 624 normal)."""
+    rng = np.random.default_rng(5)
+    first, second, third = (rng.normal(3.0, 1.0, size=n) for n in (40, 25, 15))
+    server = EmbeddedRedis(startup_timeout=10.0, stop_grace=5.0)
+    client = redis.Redis.from_url(server.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    with server, client:
+        shared = SharedStats(RedisStats(client, f"{redis_key_prefix}stats", None))
+        shared.merge(RunningStats.from_scores(first))  # opens the connection
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)
+        try:  # the script call goes out on the open connection and waits in Redis
+            shared.merge(RunningStats.from_scores(second))
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        assert shared.errors == 1 and shared.pending.count == len(second)
+        deadline = time.monotonic() + 10
+        while shared.store.read().count < len(first) + len(second):
+            assert time.monotonic() < deadline, "the frozen merge did not run on waking"
+            time.sleep(0.05)  # it ran once Redis woke (what makes the retry dangerous)
+        shared.merge(RunningStats.from_scores(third))  # sends the one in doubt again
+        assert shared.pending.count == 0 and shared.store.duplicates == 1
+        final = shared.store.read()
+    _assert_matches_numpy(final, [first, second, third])

@@ -28,7 +28,7 @@ class FlakyStore:
         self._call()
         return self.state
 
-    def merge(self, batch: RunningStats) -> RunningStats:
+    def merge(self, batch: RunningStats, number: object = None) -> RunningStats:
         self._call()
         self.state = self.state.merge(batch)
         return self.state
