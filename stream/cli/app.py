@@ -611,6 +611,9 @@ def retrain(
     p99_margin: Annotated[float | None, Opt(help="Gate: p99 z-score margin.")] = None,
     regime_share: Annotated[float | None, Opt(help="Flagged share meaning a new regime.")] = None,
     min_agreement: Annotated[float | None, Opt(help="Gate: share of anomalies kept.")] = None,
+    max_calibration_change: Annotated[
+        float | None, Opt(help="Gate: calibrated threshold within this factor of the champion's.")
+    ] = None,
     epochs: Annotated[int | None, Opt(help="Override the champion's epochs.")] = None,
     keep: Annotated[int | None, Opt(help="Versions kept in the store.")] = None,
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,

@@ -97,6 +97,10 @@ class RetrainSettings(RedactedSettings):
     min_agreement: float = Field(
         0.5, ge=0, le=1, description="Gate: share of the champion's anomalies still flagged."
     )
+    max_calibration_change: float = Field(
+        4.0, gt=1, description="Gate: the challenger's calibrated threshold within this factor "
+        "of the champion's.",
+    )
     epochs: int | None = Field(None, ge=1, description="Override the champion's epochs.")
     keep: int = Field(5, ge=1, description="Versions kept in the store (the current one always).")
     device: str = Field("auto", description="Torch device for training: auto, cpu, cuda.")
@@ -119,6 +123,7 @@ class RetrainSettings(RedactedSettings):
             p99_margin=self.p99_margin,
             regime_share=self.regime_share,
             min_agreement=self.min_agreement,
+            max_calibration_change=self.max_calibration_change,
         )
 
     @property

@@ -23,6 +23,16 @@ flags:
 A window with fewer than ``min_train_size`` training events is rejected
 before anything else: seismo never promotes a model trained on too little.
 
+The challenger's calibrated threshold (what scorers use after the swap,
+until they have learnt) must lie within a factor of ``max_calibration_change``
+of the champion's (its square in a new regime, and never below one over its
+square: :func:`calibration_within`). The held-back slice is recent
+data that any producer can write to: a window filled with copies of one
+reading trains a challenger whose calibration is degenerate (a threshold a
+millionth of the champion's: every event alerts) or, with the copies a sixth
+of the window, widened eighteenfold (a red-team run: recall 0.12 after the
+swap), while its z-scores on that same slice look fine.
+
 Examples
 --------
 >>> policy = GatePolicy(min_train_size=100, min_anomalies=2)
@@ -39,6 +49,9 @@ True
 >>> d = decide(drifted, normal, k=3.0, n_train=500, policy=policy)
 >>> d.promote, d.reason, d.metrics["regime_change"]
 (True, 'promoted', True)
+>>> decide(champion, champion - 0.1, k=3.0, n_train=500, policy=policy,
+...        calibration_ratio=18.0).reason
+'calibration_out_of_bounds'
 """
 
 from __future__ import annotations
@@ -59,6 +72,7 @@ class GatePolicy:
     regime_share: float = 0.5
     min_agreement: float = 0.5
     min_anomalies: int = 10
+    max_calibration_change: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ def decide(
     k: float,
     n_train: int,
     policy: GatePolicy = GatePolicy(),
+    calibration_ratio: float | None = None,
 ) -> Decision:
     """Judge a challenger against the champion on the same held-back events.
 
@@ -98,6 +113,10 @@ def decide(
     n_train : int
         Events the challenger was trained on.
     policy : GatePolicy
+    calibration_ratio : float, optional
+        The challenger's calibrated threshold over the champion's (score units);
+        outside the bounds of :func:`calibration_within` (or not finite) it is
+        rejected. ``None``: not checked.
 
     Returns
     -------
@@ -126,6 +145,8 @@ def decide(
         "champion_anomalies": int(flagged.sum()),
         "k": float(k),
     }
+    if calibration_ratio is not None:
+        metrics["calibration_ratio"] = float(calibration_ratio)
     reason = _first_failure(metrics, policy)
     return Decision(reason is None, reason or "promoted", metrics)
 
@@ -142,4 +163,28 @@ def _first_failure(m: dict[str, Any], policy: GatePolicy) -> str | None:
     checks_anomalies = not m["regime_change"] and m["champion_anomalies"] >= policy.min_anomalies
     if checks_anomalies and m["agreement"] < policy.min_agreement:
         return "forgets_anomalies"
+    ratio = m.get("calibration_ratio")
+    if ratio is not None and not calibration_within(ratio, policy.max_calibration_change,
+                                                    regime=m["regime_change"]):  # fmt: skip
+        return "calibration_out_of_bounds"
     return None
+
+
+def calibration_within(ratio: float, factor: float, *, regime: bool) -> bool:
+    """Whether a challenger's calibrated threshold, ``ratio`` times the champion's, is sane.
+
+    While the champion still fits, the challenger learnt the same data: its
+    threshold must lie within ``factor`` of the champion's. A new regime may
+    legitimately be calmer or busier (a test's regime change: 0.26), so there the
+    bound is ``factor ** 2``; never below ``1 / factor ** 2`` (a window of copies of
+    one reading: a millionth).
+
+    >>> calibration_within(3.0, 4.0, regime=False), calibration_within(18.0, 4.0, regime=False)
+    (True, False)
+    >>> calibration_within(0.26, 4.0, regime=True), calibration_within(1e-6, 4.0, regime=True)
+    (True, False)
+    >>> calibration_within(float("nan"), 4.0, regime=False)
+    False
+    """
+    upper = factor**2 if regime else factor
+    return 1.0 / factor**2 <= ratio <= upper

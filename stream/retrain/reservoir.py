@@ -4,8 +4,12 @@ Pure: numpy only, no Kafka. Each device group keeps a ring buffer of its
 newest ``capacity`` events (values, event time, and where the event came
 from), so a chatty device cannot push a quiet one out of the window, and the
 memory is bounded by ``capacity * max_groups`` rows whatever the stream does.
-When more than ``max_groups`` groups appear, the group that was updated least
-recently is dropped whole.
+When more than ``max_groups`` groups appear, the group holding the fewest
+events (of those, the one updated least recently; never the group just
+added) is dropped whole: a flood of one-off device prefixes drops its own
+groups, not the fleet's (dropping the least recently updated group instead,
+1 000 events of 1 000 new prefixes emptied the window of a fleet's 3 000
+and the next round had too little to train on: a red-team finding).
 
 Examples
 --------
@@ -17,6 +21,12 @@ Examples
 >>> w = r.window()
 >>> w.timestamps.tolist(), w.offsets.tolist(), w.values[:, 0].tolist()
 ([2, 3, 4, 9], [2, 3, 4, 7], [4.0, 6.0, 8.0, 1.0])
+>>> r = Reservoir(n_features=1, capacity=5, max_groups=2)
+>>> r.add("pump", np.ones((3, 1), dtype=np.float32), [1, 2, 3], [0] * 3, [0, 1, 2])
+>>> for i in range(5):  # one-off prefixes drop each other, not the pump group
+...     r.add(f"x{i}", np.ones((1, 1), dtype=np.float32), [4 + i], [0], [3 + i])
+>>> r.groups, r.dropped
+(['pump', 'x4'], 4)
 >>> device_group("pump-17"), device_group("pump_17"), device_group("fan3"), device_group("7")
 ('pump', 'pump', 'fan', '7')
 """
@@ -121,7 +131,7 @@ class Reservoir:
     capacity : int
         Events kept per group (at least 1).
     max_groups : int
-        Groups kept; the least recently updated one is dropped beyond it.
+        Groups kept; beyond it the smallest other group is dropped (see the module).
     """
 
     def __init__(self, n_features: int, capacity: int, max_groups: int = 1000) -> None:
@@ -131,6 +141,8 @@ class Reservoir:
         self.capacity = capacity
         self.max_groups = max_groups
         self._rings: OrderedDict[str, _Ring] = OrderedDict()
+        #: Groups dropped whole to stay under ``max_groups``.
+        self.dropped = 0
 
     def __len__(self) -> int:
         return sum(ring.size for ring in self._rings.values())
@@ -163,7 +175,9 @@ class Reservoir:
         ring.add(rows, meta)
         self._rings[group] = ring  # most recently updated last
         while len(self._rings) > self.max_groups:
-            self._rings.popitem(last=False)
+            others = (name for name in self._rings if name != group)
+            del self._rings[min(others, key=lambda name: self._rings[name].size)]
+            self.dropped += 1
 
     def window(self) -> Window:
         """Every event held, oldest first."""

@@ -19,6 +19,12 @@ with the messages' headers and keys), so JSON and binary
 cannot be decoded, or whose values would overflow the champion's float32
 math (:func:`~seismo.stream.scoring.scorable.representable`), are left out, counted
 (:attr:`Retrainer.rejected`) and logged at most once a minute, with a reason.
+
+An event's time orders the window and picks the held-back slice (the newest
+events), so a time more than :data:`MAX_AHEAD_MS` ahead of this process's
+clock is taken as that bound: events stamped a year ahead stayed in every
+round's held-back slice and decided the gate (a red-team finding). Device
+groups dropped to stay under ``max_groups`` are logged at most once a minute.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ log = logging.getLogger(__name__)
 CONSUME_BATCH = 5000
 #: Events left out of the window are logged at most this often (s).
 REJECT_LOG_S = 60.0
+#: Event times further ahead of the clock than this (ms) are taken as this far ahead.
+MAX_AHEAD_MS = 5 * 60 * 1000
 #: Longest wait between two tries while Redis does not answer (s).
 MAX_REDIS_RETRY_S = 30.0
 
@@ -102,6 +110,7 @@ class Retrainer:
         self.rounds = 0
         self.rejected = 0
         self._rejected_logged = (0, -REJECT_LOG_S)  # (count, when)
+        self._dropped_groups, self._dropped_logged = 0, -REJECT_LOG_S
         self._last_round = clock()
         #: the request taken for the round under way (put back if the round does not finish)
         self._request: dict[str, object] | None = None
@@ -165,14 +174,26 @@ class Retrainer:
             return 0
         partitions = np.array([messages[i].partition() for i in decoded.rows], dtype=np.int64)
         offsets = np.array([messages[i].offset() for i in decoded.rows], dtype=np.int64)
+        times = np.minimum(decoded.timestamps, now_ms + MAX_AHEAD_MS)
         groups = np.array([group_of(d, self.settings.group_by) for d in decoded.device_ids])
+        dropped = self.reservoir.dropped
         for group in dict.fromkeys(groups.tolist()):
             rows = groups == group
             self.reservoir.add(
-                group, decoded.values[rows], decoded.timestamps[rows], partitions[rows],
-                offsets[rows],
-            )  # fmt: skip
+                group, decoded.values[rows], times[rows], partitions[rows], offsets[rows]
+            )
+        self._note_dropped_groups(self.reservoir.dropped - dropped)
         return len(decoded)
+
+    def _note_dropped_groups(self, count: int) -> None:
+        """Log groups dropped from the window at most every :data:`REJECT_LOG_S`."""
+        self._dropped_groups += count
+        if self._dropped_groups and self.clock() - self._dropped_logged >= REJECT_LOG_S:
+            log.warning("%d device group(s) dropped from the training window to stay under "
+                        "--max-groups %d (the smallest go first): more device prefixes than "
+                        "that, or events carry a new one each", self._dropped_groups,
+                        self.reservoir.max_groups)  # fmt: skip
+            self._dropped_groups, self._dropped_logged = 0, self.clock()
 
     def _note_rejected(self, count: int, reason: str) -> None:
         """Count events left out of the window; log them at most every :data:`REJECT_LOG_S`."""

@@ -15,7 +15,8 @@ The round, in order:
 4. both models are judged on the held-back events by
    :func:`seismo.stream.registry.promotion.decide`, each against its own threshold statistics
    (the challenger's are its calibration, which is what scorers start from
-   after the swap).
+   after the swap), and the challenger's calibrated threshold must stay
+   within ``max_calibration_change`` of the champion's.
 """
 
 from __future__ import annotations
@@ -137,9 +138,12 @@ def run_round(
     rule = ThresholdRule(k=options.k, min_samples=1, space=options.space)
     challenger_threshold = rule.current(RunningStats(), challenger.calibration)
     _, challenger_z = challenger_threshold.classify(challenger.detector.score_batch(held.values))
+    champion_calibrated = rule.calibrated(champion.calibration).value
+    ratio = challenger_threshold.value / champion_calibrated if champion_calibrated > 0 else None
     decision = decide(
-        champion_z[cut:], challenger_z, k=options.k, n_train=n_train, policy=policy
-    )
+        champion_z[cut:], challenger_z, k=options.k, n_train=n_train, policy=policy,
+        calibration_ratio=ratio,
+    )  # fmt: skip
     return RoundResult(decision, challenger, time.perf_counter() - started)
 
 

@@ -265,3 +265,49 @@ def test_an_event_whose_headers_cannot_be_read_is_left_out_not_a_halt(
         added = retrainer.fill(max_s=30, idle_s=2)
         rejected = retrainer.rejected
     assert (added, rejected) == (5, 1)
+
+
+def test_events_stamped_ahead_of_the_clock_do_not_take_over_the_held_back_slice(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+):
+    """A red-team finding: rows stamped a year ahead sorted last in every window, so the
+    held-back slice (the newest events) was theirs in round after round. Their time is
+    now taken as at most 5 minutes ahead of the retrainer's clock, so the fleet's events
+    pass them once the clock has moved on. One-off device prefixes beyond --max-groups
+    drop each other, not the fleet's group, and are logged."""
+    rng = np.random.default_rng(6)
+    publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    now = int(time.time() * 1000)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+
+    def send(device: str, ts: int, value: float) -> None:
+        event = {"device_id": device, "ts": ts, "values": [value] * 4}
+        producer.produce(topic_name, orjson.dumps(event))
+
+    for i in range(5):
+        send("pump-1", now + i, 1.0)
+        send(f"spoof{i}x-1", now + 365 * 86_400_000, 0.0)  # a year ahead
+    assert producer.flush(10) == 0
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix).model_copy(update={"max_groups": 3})
+    with caplog.at_level("WARNING"), open_retrainer(settings) as retrainer:
+        assert retrainer.fill(max_s=30, idle_s=2) == 10
+        first = retrainer.reservoir.window()
+        assert first.timestamps.max() <= int(time.time() * 1000) + 5 * 60_000
+        assert sorted(first.timestamps[:5].tolist()) == [now + i for i in range(5)]
+
+        six_minutes_on = now + 6 * 60_000
+        for i in range(5):
+            send("pump-2", six_minutes_on + i, 2.0)
+        assert producer.flush(10) == 0
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 6 * 60)  # the clock moved on
+        assert retrainer.fill(max_s=30, idle_s=2) == 5
+        monkeypatch.setattr(time, "time", real)
+        window = retrainer.reservoir.window()
+        groups = retrainer.reservoir.groups
+    assert window.values[-5:].tolist() == [[2.0] * 4] * 5, "the newest are the fleet's now"
+    assert "pump" in groups and len(groups) == 3
+    assert "3 device group(s) dropped from the training window" in caplog.text

@@ -13,7 +13,8 @@ D = 2
 
 
 def naive(events, capacity: int, max_groups: int) -> list[tuple[int, int, int]]:
-    """(ts, partition, offset) of what should survive: the newest per group, recent groups."""
+    """(ts, partition, offset) of what should survive: the newest per group; beyond
+    ``max_groups``, the smallest other group goes (the least recently updated of them)."""
     per_group: dict[str, list[tuple[int, int, int]]] = {}
     order: list[str] = []
     for group, rows in events:
@@ -25,7 +26,9 @@ def naive(events, capacity: int, max_groups: int) -> list[tuple[int, int, int]]:
         if group in order:
             order.remove(group)
         order.append(group)
-        order = order[-max_groups:]
+        while len(order) > max_groups:
+            others = [g for g in order if g != group]  # least recently updated first
+            order.remove(min(others, key=lambda g: len(per_group[g])))
     kept = [row for g in order for row in per_group[g]]
     return sorted(kept)
 
@@ -78,3 +81,16 @@ def test_empty_window_has_the_right_shape():
 def test_device_group_strips_the_trailing_number(device, group):
     assert device_group(device) == group
     assert group_of(device, "device") == device
+
+
+def test_a_flood_of_one_off_groups_drops_its_own_groups_not_the_fleet():
+    """The red-team's flood: 1 000 one-event prefixes against a window of 3 000 pump
+    events, with max_groups 1 000 (least-recently-updated eviction kept none of them)."""
+    reservoir = Reservoir(n_features=D, capacity=10_000, max_groups=1000)
+    reservoir.add("pump", np.zeros((3000, D), np.float32), range(3000), [0] * 3000, range(3000))
+    for i in range(1000):
+        reservoir.add(f"d{i}x", np.ones((1, D), np.float32), [3000 + i], [0], [3000 + i])
+    assert "pump" in reservoir.groups and len(reservoir) == 3000 + 999
+    assert reservoir.dropped == 1
+    reservoir.add("fan", np.ones((2, D), np.float32), [5000, 5001], [1, 1], [0, 1])
+    assert "fan" in reservoir.groups, "a group that joins still gets in"

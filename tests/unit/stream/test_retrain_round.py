@@ -86,3 +86,31 @@ def test_a_stop_during_training_abandons_the_round_within_an_epoch(champion) -> 
         run_round(champion, window_of(A.normal(2000, seed=5)), threshold(champion),
                   options=options, policy=POLICY, trigger="test")  # fmt: skip
     assert len(asked) == 2
+
+
+def test_copies_of_one_reading_that_widen_the_calibration_are_not_promoted(champion):
+    """A red-team finding: a producer sent 600 near-copies of one ordinary reading among
+    3 000; the champion did not flag them, the challenger memorised them, and its
+    calibration (validation errors, copies included) widened eighteenfold while its
+    z-scores on the held-back slice looked fine: promoted, recall 0.12 after the swap."""
+    rng = np.random.default_rng(0)
+    normal = A.normal(3000, seed=31)
+    copies = A.normal(1, seed=5) + rng.normal(0, 1e-4, size=(600, 8)).astype(np.float32)
+    x = np.concatenate([normal, copies])[rng.permutation(3600)]  # spread over the window
+    result = run_round(champion, window_of(x), threshold(champion), options=OPTIONS,
+                       policy=POLICY, trigger="interval")  # fmt: skip
+    summary = result.summary()
+    assert (result.decision.promote, result.decision.reason) == (
+        False, "calibration_out_of_bounds"), summary
+    assert summary["calibration_ratio"] > POLICY.max_calibration_change
+    assert not summary["regime_change"]
+
+
+def test_a_window_of_one_repeated_reading_is_not_promoted(champion):
+    """Its calibration is degenerate (a threshold a millionth of the champion's): after a
+    swap every event alerted, and none was ever learnt."""
+    x = np.repeat(A.normal(1, seed=5), 1500, axis=0)
+    result = run_round(champion, window_of(x), threshold(champion), options=OPTIONS,
+                       policy=POLICY, trigger="interval")  # fmt: skip
+    assert result.decision.reason == "calibration_out_of_bounds", result.summary()
+    assert result.summary()["calibration_ratio"] < 1 / POLICY.max_calibration_change**2
