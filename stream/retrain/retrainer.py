@@ -262,6 +262,14 @@ class Retrainer:
         else:
             self.metrics.rejected.labels(result.decision.reason).inc()
             log.info("challenger rejected (%s): %s", result.decision.reason, result.summary())
+            if result.decision.reason == "calibration_out_of_bounds":
+                log.warning("the challenger's calibrated threshold is %.3g times the "
+                            "champion's: the window looks crafted (copies of one reading) or "
+                            "mixes two regimes; %s stays as it is. If the champion alerts on "
+                            "everything after a real change, the next rounds return once the "
+                            "old readings leave the window (--window-size per group)",
+                            result.decision.metrics.get("calibration_ratio", float("nan")),
+                            s.model_name)  # fmt: skip
         return result
 
     def run(self, stop: threading.Event) -> None:
