@@ -25,8 +25,9 @@ before anything else: seismo never promotes a model trained on too little.
 
 The challenger's calibrated threshold (what scorers use after the swap,
 until they have learnt) must lie within a factor of ``max_calibration_change``
-of the champion's (its square in a new regime, and never below one over its
-square: :func:`calibration_within`). The held-back slice is recent
+of the reference's, the version an operator published (its square in a new
+regime, and never below one over its square: :func:`calibration_within`).
+The held-back slice is recent
 data that any producer can write to: a window filled with copies of one
 reading trains a challenger whose calibration is degenerate (a threshold a
 millionth of the champion's: every event alerts) or, with the copies a sixth
@@ -114,7 +115,7 @@ def decide(
         Events the challenger was trained on.
     policy : GatePolicy
     calibration_ratio : float, optional
-        The challenger's calibrated threshold over the champion's (score units);
+        The challenger's calibrated threshold over the reference's (score units);
         outside the bounds of :func:`calibration_within` (or not finite) it is
         rejected. ``None``: not checked.
 
@@ -145,8 +146,7 @@ def decide(
         "champion_anomalies": int(flagged.sum()),
         "k": float(k),
     }
-    if calibration_ratio is not None:
-        metrics["calibration_ratio"] = float(calibration_ratio)
+    metrics["calibration_ratio"] = None if calibration_ratio is None else float(calibration_ratio)
     reason = _first_failure(metrics, policy)
     return Decision(reason is None, reason or "promoted", metrics)
 
@@ -174,7 +174,7 @@ def calibration_within(ratio: float, factor: float, *, regime: bool) -> bool:
     """Whether a challenger's calibrated threshold, ``ratio`` times the champion's, is sane.
 
     While the champion still fits, the challenger learnt the same data: its
-    threshold must lie within ``factor`` of the champion's. A new regime may
+    threshold must lie within ``factor`` of the reference's. A new regime may
     legitimately be calmer or busier (a test's regime change: 0.26), so there the
     bound is ``factor ** 2``; never below ``1 / factor ** 2`` (a window of copies of
     one reading: a millionth).

@@ -16,7 +16,8 @@ The round, in order:
    :func:`seismo.stream.registry.promotion.decide`, each against its own threshold statistics
    (the challenger's are its calibration, which is what scorers start from
    after the swap), and the challenger's calibrated threshold must stay
-   within ``max_calibration_change`` of the champion's.
+   within ``max_calibration_change`` of the reference's: the version an
+   operator published (:func:`reference_of`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from seismo.models.artifact import Artifact
+from seismo.models.calibration import Calibration
 from seismo.models.challenger import train_challenger
 from seismo.models.errors import SeismoError
 from seismo.stream.registry.promotion import Decision, GatePolicy, decide
@@ -125,7 +127,9 @@ def run_round(
         metrics = {"n_train": n_train, "n_holdout": len(held), "regime_change": regime}
         decision = Decision(False, "too_little_data", metrics)
         return RoundResult(decision, None, time.perf_counter() - started)
+    reference = reference_of(champion)
     describe = _describe(window, train, trigger, int((~train_mask[:cut]).sum()), regime)
+    describe["reference"] = {"version": reference[0], "calibration": asdict(reference[1])}
     try:
         challenger = train_challenger(
             champion, train.values, window=describe, epochs=options.epochs,
@@ -138,13 +142,47 @@ def run_round(
     rule = ThresholdRule(k=options.k, min_samples=1, space=options.space)
     challenger_threshold = rule.current(RunningStats(), challenger.calibration)
     _, challenger_z = challenger_threshold.classify(challenger.detector.score_batch(held.values))
-    champion_calibrated = rule.calibrated(champion.calibration).value
-    ratio = challenger_threshold.value / champion_calibrated if champion_calibrated > 0 else None
     decision = decide(
         champion_z[cut:], challenger_z, k=options.k, n_train=n_train, policy=policy,
-        calibration_ratio=ratio,
+        calibration_ratio=calibration_ratio(challenger_threshold.value, reference, rule),
     )  # fmt: skip
     return RoundResult(decision, challenger, time.perf_counter() - started)
+
+
+Reference = tuple[str, Calibration]
+"""The version whose calibration bounds a challenger's, and that calibration."""
+
+
+def reference_of(champion: Artifact) -> Reference:
+    """The calibration a challenger's is bounded by: the version an operator published.
+
+    A version this sidecar promoted carries its champion's reference on (in its
+    training window), so promotions cannot move the bound step by step, and a
+    bad version that got through is replaced by the next good challenger; a
+    version published by hand (``seismo models publish``, or one trained
+    elsewhere) is its own reference.
+    """
+    window = champion.training.get("window")
+    found = window.get("reference") if isinstance(window, dict) else None
+    if isinstance(found, dict):
+        try:
+            return str(found["version"]), Calibration(**found["calibration"])
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("version %s records a reference calibration that cannot be read "
+                        "(%s): it is its own reference", champion.version, exc)  # fmt: skip
+    return champion.version, champion.calibration
+
+
+def calibration_ratio(challenger: float, reference: Reference, rule: ThresholdRule) -> float | None:
+    """The challenger's calibrated threshold over the reference's; ``None`` (the bound
+    not checked, and a WARNING) when the reference's is not a positive finite number."""
+    version, calibration = reference
+    value = rule.calibrated(calibration).value
+    if not (math.isfinite(value) and value > 0):
+        log.warning("the calibrated threshold of %s, the reference, is %r: the gate's "
+                    "calibration bound is not checked", version, value)  # fmt: skip
+        return None
+    return challenger / value
 
 
 def _describe(

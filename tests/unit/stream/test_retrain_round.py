@@ -114,3 +114,29 @@ def test_a_window_of_one_repeated_reading_is_not_promoted(champion):
                        policy=POLICY, trigger="interval")  # fmt: skip
     assert result.decision.reason == "calibration_out_of_bounds", result.summary()
     assert result.summary()["calibration_ratio"] < 1 / POLICY.max_calibration_change**2
+
+
+def test_the_bound_is_the_published_versions_so_a_bad_version_that_got_through_is_left(
+    champion,
+):
+    """A reviewer's finding: measured against the current champion, a wide version that
+    got through (here: promoted with the bound switched off) made every clean challenger
+    look too narrow, and rounds could move the bound step by step. Every promoted version
+    records the published one as its reference, and the bound is measured against it."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(0)
+    copies = A.normal(1, seed=5) + rng.normal(0, 1e-4, size=(600, 8)).astype(np.float32)
+    poisoned = np.concatenate([A.normal(3000, seed=31), copies])[rng.permutation(3600)]
+    unbounded = replace(POLICY, max_calibration_change=1e9)
+    bad = run_round(champion, window_of(poisoned), threshold(champion), options=OPTIONS,
+                    policy=unbounded, trigger="interval")  # fmt: skip
+    assert bad.decision.promote and bad.summary()["calibration_ratio"] > 4
+    assert bad.challenger.training["window"]["reference"]["version"] == champion.version
+
+    clean = run_round(bad.challenger, window_of(A.normal(3000, seed=32)), threshold(bad.challenger),
+                      options=OPTIONS, policy=POLICY, trigger="interval")  # fmt: skip
+    summary = clean.summary()
+    assert clean.decision.promote, summary
+    assert 1 / 4 < summary["calibration_ratio"] < 4, "against the published version"
+    assert clean.challenger.training["window"]["reference"]["version"] == champion.version
