@@ -129,6 +129,10 @@ def _locate_csv_problem(
     return None
 
 
+#: Cells that spreadsheets and exports write for a missing reading (lower case).
+MISSING_MARKERS = frozenset({"na", "n/a", "#n/a", "null", "none", "missing", "-", "?"})
+
+
 def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
     """What to do about a cell that is not a number, by what it looks like.
 
@@ -144,6 +148,8 @@ def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
     " (a decimal comma or a thousands separator in column 'flow': write 1.250 or 1250)"
     >>> not_a_number_hint("door", "TRUE")
     " (column 'door' holds true/false: write 1/0)"
+    >>> not_a_number_hint("temp", "NA")
+    " (a missing reading, 'NA', in column 'temp': every feature needs a reading in every row)"
     >>> not_a_number_hint("label", "normal", label="label")
     " (the label column 'label' must hold 0 (normal) or 1 (anomaly))"
     """
@@ -157,6 +163,9 @@ def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
                 f"{text.replace(',', '.')} or {text.replace(',', '')})")  # fmt: skip
     if re.fullmatch(r"[-+]?\d+,\d+", text):
         return f" (a decimal comma in column {name!r}: write {text.replace(',', '.')})"
+    if text.lower() in MISSING_MARKERS:
+        return (f" (a missing reading, {text!r}, in column {name!r}: every feature needs a "
+                "reading in every row)")  # fmt: skip
     if text.lower() in ("true", "false"):
         return f" (column {name!r} holds true/false: write 1/0)"
     what = "times" if looks_like_time(cell) else "text"

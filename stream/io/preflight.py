@@ -4,8 +4,12 @@ A model trained on ``d`` features cannot score events with another number of
 values: every one of them would go to the dead-letter topic. Before joining
 its group, the scorer reads the newest few events of each partition (with a
 group-less consumer, so nothing is committed) and refuses to start when none
-of them has the model's dimension. Mixed data, an empty topic, or events that
-are not JSON at all pass: those are the dead-letter topic's business.
+of them has the model's dimension, unless its group has scored the topic
+before (:func:`group_has_committed`): any producer can write a few events of
+another width at the end of every partition, and they must not keep a
+running deployment from restarting (a stranger's finding); such a start is a
+WARNING. Mixed data, an empty topic, or events that are not JSON at all
+pass: those are the dead-letter topic's business.
 
 Examples
 --------
@@ -93,3 +97,11 @@ def latest_values(
         return [v for values in seen.values() for v in values[-per_partition:]]
     finally:
         consumer.close()
+
+
+def group_has_committed(consumer: Consumer, topic: str, timeout_s: float = 5.0) -> bool:
+    """Whether ``consumer``'s group has committed an offset on any partition of ``topic``."""
+    metadata = consumer.list_topics(topic, timeout=timeout_s)
+    partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+    committed = consumer.committed(partitions, timeout=timeout_s)
+    return any(tp.offset >= 0 for tp in committed)

@@ -39,7 +39,7 @@ from seismo.stream.io.kafka import (
 )
 from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.io.metrics import ScorerMetrics
-from seismo.stream.io.preflight import dimension_mismatch, latest_values
+from seismo.stream.io.preflight import dimension_mismatch, group_has_committed, latest_values
 from seismo.stream.io.redis_stats import RedisStats, SharedStats, connect, stats_key
 from seismo.stream.registry.model_registry import ModelRegistry
 from seismo.stream.registry.model_watch import ModelWatcher
@@ -57,15 +57,22 @@ def _log_assignment(verb: str) -> Any:
     return callback
 
 
-def check_model_fits(settings: ScorerSettings, n_features: int) -> None:
-    """Refuse to start when the newest input events cannot fit the model."""
+def check_model_fits(settings: ScorerSettings, n_features: int, consumer: Consumer) -> None:
+    """Refuse to start a new group when the newest input events cannot fit the model;
+    a group that has scored the topic before starts with a WARNING (``consumer`` is
+    the scorer's, of that group, not subscribed yet)."""
     config = client_config(settings.bootstrap_servers, {}, settings.kafka_config)
     mismatch = dimension_mismatch(latest_values(config, settings.input_topic), n_features)
-    if mismatch:
-        raise ArtifactError(
-            f"model {settings.model or settings.model_name} does not fit topic "
-            f"{settings.input_topic}: {mismatch}"
-        )
+    if not mismatch:
+        return
+    what = (f"model {settings.model or settings.model_name} does not fit topic "
+            f"{settings.input_topic}: {mismatch}")  # fmt: skip
+    if group_has_committed(consumer, settings.input_topic):
+        log.warning("%s (the newest events); starting anyway, since group %s has scored this "
+                    "topic before: events of another width are dead-lettered with their "
+                    "reason", what, settings.group_id)  # fmt: skip
+        return
+    raise ArtifactError(what)
 
 
 #: Longest a window rebuild reads the tail of newly owned partitions.
@@ -218,7 +225,7 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         if artifact.n_features % settings.window:
             raise ArtifactError(f"--window {settings.window} does not divide the model's "
                                 f"{artifact.n_features} features (window x channels)")  # fmt: skip
-        check_model_fits(settings, artifact.n_features // settings.window)
+        check_model_fits(settings, artifact.n_features // settings.window, consumer)
         producer_config = client_config(
             settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config
         )

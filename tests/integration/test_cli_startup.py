@@ -219,6 +219,41 @@ def test_model_of_another_dimension_than_the_topic(
     assert all_topics["input"] in line
 
 
+def test_events_of_another_width_at_the_end_of_the_topic_do_not_stop_a_group_restarting(
+    model_dir, kafka_bootstrap, redis_url, all_topics, group_id, tmp_path
+):
+    """A stranger's finding: any producer could write a few events of another width at
+    the end of every partition, and every scorer then refused to restart. A group that
+    has scored the topic before starts, with a WARNING; a new group is still refused."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    good = {"device_id": "d", "values": [1.0, 2.0, 3.0, 4.0]}
+    produce_values(kafka_bootstrap, all_topics["input"], [(b"d", json.dumps(good).encode())])
+    committer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group_id})
+    committer.commit(offsets=[TopicPartition(all_topics["input"], 0, 1)], asynchronous=False)
+    committer.close()
+    wrong = {"device_id": "x", "values": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
+    produce_values(kafka_bootstrap, all_topics["input"],
+                   [(b"x", json.dumps(wrong).encode())] * 10)  # fmt: skip
+
+    log = tmp_path / "scorer.log"
+    proc = start_seismo(
+        *score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id), log=log
+    )
+    try:
+        assert wait_for(
+            lambda: proc.poll() is not None or "partitions assigned" in log.read_text(), 30
+        ), log.read_text()[-3000:]
+        assert proc.poll() is None, log.read_text()[-3000:]
+    finally:
+        code = stop(proc)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "events carry 6 values, the model expects 4 (the newest events); starting anyway" in text
+    args = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, f"{group_id}-new")
+    fail_to_start(args, "events carry 6 values, the model expects 4", "a new group")
+
+
 def test_malformed_kafka_config(model_dir, kafka_bootstrap, redis_url, all_topics, group_id):
     args = [*score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id)]
     args += ["--kafka-config", "oops"]
