@@ -32,15 +32,19 @@ class Watch:
         self.commands: dict[int, str] = {}
 
     def poll(self) -> bool:
-        """Record children and their command lines; True once the demo has exited."""
+        """Record children and their command lines; True once the demo has exited.
+
+        A child's command line is read again at every poll: one seen between fork and
+        exec still shows the demo's own (a local slow-tier run missed the retrainer that way)."""
         if self.proc.poll() is None:
-            for pid in children_of(self.proc.pid) - self.started:
+            for pid in children_of(self.proc.pid):
                 self.started.add(pid)
                 try:
                     raw = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
-                    raw = b""
-                self.commands[pid] = raw.replace(b"\0", b" ").decode(errors="replace")
+                    continue
+                if raw:
+                    self.commands[pid] = raw.replace(b"\0", b" ").decode(errors="replace")
         return self.proc.poll() is not None
 
     def wait(self, timeout: float) -> int:
