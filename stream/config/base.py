@@ -211,8 +211,31 @@ def validate(
             message = err["msg"].removeprefix("Value error, ")
             raise ConfigError(f"invalid settings: {message}") from None
         field = name.split(".")[0]
+        if err["type"] == "extra_forbidden":  # only the config file can hold such a key
+            raise ConfigError(unknown_key(config_file, field, err.get("input"), cls)) from None
         raise ConfigError(
             f"invalid setting {name} ({ENV_PREFIX}{field.upper()}): {err['msg']}"
         ) from None
     except ValueError as exc:  # e.g. TOML syntax
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        where = f" in {config_file}" if config_file is not None else ""
+        raise ConfigError(f"invalid configuration{where}: {exc}") from None
+
+
+def unknown_key(config_file: Path | None, key: str, value: object, cls: type[BaseSettings]) -> str:
+    """The one line for a config-file key that names no setting of ``cls``.
+
+    >>> from seismo.stream.config.settings import ScorerSettings
+    >>> unknown_key(Path("s.toml"), "max_batchh", 10, ScorerSettings)
+    's.toml: max_batchh is not a setting of this command (did you mean max_batch?)'
+    >>> print(unknown_key(Path("s.toml"), "score", {"k": 3}, ScorerSettings))  # doctest: +ELLIPSIS
+    s.toml: [score] is not a setting of this command (the file holds flat name = value lines...)
+    """
+    import difflib
+
+    where = f"{config_file}: " if config_file is not None else ""
+    if isinstance(value, dict):
+        return (f"{where}[{key}] is not a setting of this command (the file holds flat "
+                "name = value lines, no [sections])")  # fmt: skip
+    close = difflib.get_close_matches(key, sorted(cls.model_fields), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{where}{key} is not a setting of this command{hint}"

@@ -158,3 +158,20 @@ def test_a_redis_url_of_another_scheme_is_refused_without_echoing_it():
     message = str(info.value)
     assert message.startswith("invalid setting redis_url (SEISMO_REDIS_URL): ")
     assert "redis://, rediss:// or unix://" in message and "s3cret" not in message
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("max_batchh = 10\n", "max_batchh is not a setting of this command (did you mean max_batch?)"),
+    ("[score]\nk = 3\n", "[score] is not a setting of this command (the file holds flat"),
+    ("k 3\n", "invalid configuration in "),
+])  # fmt: skip
+def test_a_config_file_mistake_is_one_line_naming_the_file(tmp_path, text, expected):
+    """A stranger's finding: a misspelt key named an environment variable that does not
+    exist (SEISMO_MAX_BATCHH) with no suggestion, and a TOML syntax error named no file."""
+    cfg = tmp_path / "scorer.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"model": "m"}, config_file=cfg, env={})
+    message = str(caught.value)
+    assert expected in message and str(cfg) in message and "\n" not in message
+    assert "SEISMO_" not in message
