@@ -112,6 +112,10 @@ def split_names(text: str | None) -> tuple[str, ...] | None:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+#: Column names that usually hold labels, not readings (lower case).
+LABEL_NAMES = frozenset({"label", "labels", "is_anomaly", "anomaly", "target", "y"})
+
+
 def _suggest(name: str, header: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(header), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -148,7 +152,8 @@ def plan_columns(header: Sequence[str], spec: ColumnSpec, source: str) -> Column
     device = _role(spec.device_column, DEFAULT_DEVICE, names, "--device-column", source)
     label = spec.label_column
     if label is not None and label not in names:
-        raise DataError(f"{source} has no label column {label!r} (columns: {', '.join(names)})")
+        raise DataError(f"{source} has no label column {label!r}{_suggest(label, names)} "
+                        f"(columns: {', '.join(names)})")
     for name in spec.drop_columns:
         _need(name, names, "--drop-columns", source)
     if spec.feature_columns is not None:

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from seismo.models.artifact import Artifact, load_artifact
-from seismo.models.columns import ColumnSpec
+from seismo.models.columns import LABEL_NAMES, ColumnSpec
 from seismo.models.data import Table, in_model_order, load_table
 from seismo.models.errors import DataError
 from seismo.models.eval.metrics import (
@@ -66,9 +66,11 @@ def labelled_table(
     name to the model's ``channels`` (and put in their order) when given."""
     table = load_table(data, label_column=label_column, columns=columns)
     if table.y is None:
+        named = [c for c in table.feature_names if c.lower() in LABEL_NAMES]
+        hint = f" (its column {named[0]!r}? give --label-column {named[0]})" if named else ""
         raise DataError(
             f"evaluation needs labels: {data} has no label array 'y' "
-            "(in .npz files) and no --label-column was given (CSV/Parquet)"
+            f"(in .npz files) and no --label-column was given (CSV/Parquet){hint}"
         )
     if channels is not None and len(channels) == n_features:
         return in_model_order(table, channels, data)

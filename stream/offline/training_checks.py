@@ -9,6 +9,10 @@ moment it can be fixed (found by a stranger helper on their own data).
   (:meth:`~seismo.models.scaler.StandardScaler.fit`), so a later change of
   less than a few units of it barely moves the score (a pressure of 101.3
   that becomes 102.3 is found by no threshold).
+- **A label learnt as a channel**: a column named like a label (``label``,
+  ``is_anomaly``, ...) holding only 0 and 1, given without ``--label-column``,
+  is a channel of the model: events must then carry it, and the anomalies it
+  marks were learnt as normal.
 - **Few validation rows**: the scorer's threshold starts from the mean and
   std of the validation rows' scores (the calibration) until enough live
   scores are in; a handful of rows gives a mean and std that can be far off.
@@ -25,6 +29,8 @@ own units (or --scale-floor times its value), so a change of less than a few uni
 move the score; train on data where it moves, or leave it out (--drop-columns pressure)
 >>> training_warnings(np.zeros((2, 7)), list("abcdefg"), 500)[0][:74]
 "7 columns are constant in the training data ('a', 'b', 'c', 'd', 'e' and 2"
+>>> training_warnings(np.array([[1.5, 0.0], [2.5, 1.0]]), ["temp", "label"], 500)[0][:70]
+"column 'label' looks like labels (only 0 and 1) and was learnt as a ch"
 >>> training_warnings(x[:, :1], ["temp"], calibration_rows=2)
 ['the threshold starts from the scores of only 2 validation rows (fewer than 50): its mean \
 and std may be far off until the scorer has its own; train on more rows']
@@ -36,7 +42,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seismo.models.columns import STEP_MARK
+from seismo.models.columns import LABEL_NAMES, STEP_MARK
 
 #: Fewer validation rows than this make the starting threshold a guess.
 MIN_CALIBRATION_ROWS = 50
@@ -91,6 +97,14 @@ def training_warnings(
             f"each one's scale {scale}; train on data where they move, or leave them out "
             "(--drop-columns)"
         )
+    for j, name in enumerate(names):
+        if name.lower() in LABEL_NAMES and x.ndim == 2 and np.isin(x[:, j], (0.0, 1.0)).all():
+            lines.append(
+                f"column {name!r} looks like labels (only 0 and 1) and was learnt as a channel:"
+                f" events must carry it, and the rows it marks were learnt as normal; if it "
+                f"holds labels, give --label-column {name} (--exclude-labelled trains without "
+                "the rows marked 1)"
+            )
     if calibration_rows < MIN_CALIBRATION_ROWS:
         lines.append(
             f"the threshold starts from the scores of only {calibration_rows} validation rows "

@@ -48,6 +48,7 @@ def test_feature_columns_pick_the_channels_in_their_order_even_the_time():
         (ColumnSpec(feature_columns=("temp", "pressure")), "no column 'pressure'"),
         (ColumnSpec(drop_columns=("x",)), "no column 'x' for --drop-columns"),
         (ColumnSpec(label_column="y"), "has no label column 'y'"),
+        (ColumnSpec(label_column="dor"), "has no label column 'dor' (did you mean 'door'?)"),
         (ColumnSpec(feature_columns=("temp",), drop_columns=("temp",)), "and --drop-columns"),
         (ColumnSpec(drop_columns=("temp", "rh", "door")), "no feature columns left"),
     ],
