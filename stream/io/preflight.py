@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from seismo.stream.io.kafka import split_errors
 
@@ -100,8 +100,12 @@ def latest_values(
 
 
 def group_has_committed(consumer: Consumer, topic: str, timeout_s: float = 5.0) -> bool:
-    """Whether ``consumer``'s group has committed an offset on any partition of ``topic``."""
-    metadata = consumer.list_topics(topic, timeout=timeout_s)
-    partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
-    committed = consumer.committed(partitions, timeout=timeout_s)
+    """Whether ``consumer``'s group has committed an offset on any partition of ``topic``
+    (False when the broker does not say in time: the start-up check then refuses)."""
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+        committed = consumer.committed(partitions, timeout=timeout_s)
+    except KafkaException:
+        return False
     return any(tp.offset >= 0 for tp in committed)
