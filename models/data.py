@@ -148,8 +148,8 @@ def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
     " (a decimal comma or a thousands separator in column 'flow': write 1.250 or 1250)"
     >>> not_a_number_hint("door", "TRUE")
     " (column 'door' holds true/false: write 1/0)"
-    >>> not_a_number_hint("temp", "NA")
-    " (a missing reading, 'NA', in column 'temp': every feature needs a reading in every row)"
+    >>> not_a_number_hint("temp", "NA")[:60]
+    " (a missing reading, 'NA', in column 'temp': every feature n"
     >>> not_a_number_hint("label", "normal", label="label")
     " (the label column 'label' must hold 0 (normal) or 1 (anomaly))"
     """
@@ -165,7 +165,7 @@ def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
         return f" (a decimal comma in column {name!r}: write {text.replace(',', '.')})"
     if text.lower() in MISSING_MARKERS:
         return (f" (a missing reading, {text!r}, in column {name!r}: every feature needs a "
-                "reading in every row)")  # fmt: skip
+                f"reading in every row; if it is no reading, --drop-columns {name})")  # fmt: skip
     if text.lower() in ("true", "false"):
         return f" (column {name!r} holds true/false: write 1/0)"
     what = "times" if looks_like_time(cell) else "text"

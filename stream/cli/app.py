@@ -98,6 +98,10 @@ def score(
     prefetch: Annotated[
         bool | None, Opt("--prefetch/--no-prefetch", help="Consume the next batch while scoring.")
     ] = None,
+    width_check: Annotated[
+        bool | None,
+        Opt("--width-check/--no-width-check", help="Refuse a model no recent event fits."),
+    ] = None,
     k: Annotated[float | None, Opt("--k", help="Threshold = mean + k*std.")] = None,
     window: Annotated[
         int | None, Opt(help="Score each device's last W readings with a window model.")

@@ -109,6 +109,11 @@ class ScorerSettings(RedactedSettings):
         False,
         description="Consume the next micro-batch in a thread while the current one is scored.",
     )
+    width_check: bool = Field(
+        True,
+        description="Refuse to start when no recent event on the input topic has the model's "
+        "number of values.",
+    )
     k: float = Field(3.0, gt=0, description="Threshold = mean + k * std of recent scores.")
     window: int = Field(
         1, ge=1, le=10_000,

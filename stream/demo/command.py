@@ -95,8 +95,8 @@ class DemoOptions:
             raise ValueError("scenario must be steady or drift")
         if self.rate <= 0 or self.devices < 1:
             raise ValueError("rate and devices must be positive")
-        if self.duration_s is not None and self.duration_s < 0:
-            raise ValueError("duration must be positive (0: until Ctrl-C)")
+        if self.duration_s is not None and not self.duration_s >= 0:  # NaN too
+            raise ValueError("duration must be 0 (until Ctrl-C) or more seconds")
 
     @property
     def ticks_per_s(self) -> float:

@@ -4,12 +4,14 @@ A model trained on ``d`` features cannot score events with another number of
 values: every one of them would go to the dead-letter topic. Before joining
 its group, the scorer reads the newest few events of each partition (with a
 group-less consumer, so nothing is committed) and refuses to start when none
-of them has the model's dimension, unless its group has scored the topic
-before (:func:`group_has_committed`): any producer can write a few events of
+of them has the model's dimension. Any producer can write a few events of
 another width at the end of every partition, and they must not keep a
-running deployment from restarting (a stranger's finding); such a start is a
-WARNING. Mixed data, an empty topic, or events that are not JSON at all
-pass: those are the dead-letter topic's business.
+running deployment from restarting (a stranger's finding): when its group
+has committed on the topic before (:func:`group_has_committed`), the scorer
+looks :data:`DEEP_PER_PARTITION` events back and starts, with a WARNING, if
+some of them fit. A wrong model fits none of them and is still refused.
+Mixed data, an empty topic, or events that are not JSON at all pass: those
+are the dead-letter topic's business.
 
 Examples
 --------
@@ -99,13 +101,17 @@ def latest_values(
         consumer.close()
 
 
-def group_has_committed(consumer: Consumer, topic: str, timeout_s: float = 5.0) -> bool:
-    """Whether ``consumer``'s group has committed an offset on any partition of ``topic``
-    (False when the broker does not say in time: the start-up check then refuses)."""
+#: Events per partition a group that has committed before looks back at start-up.
+DEEP_PER_PARTITION = 1000
+
+
+def group_has_committed(consumer: Consumer, topic: str, timeout_s: float = 5.0) -> bool | None:
+    """Whether ``consumer``'s group has committed an offset on any partition of ``topic``;
+    ``None`` when the broker does not say in time."""
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
         partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
         committed = consumer.committed(partitions, timeout=timeout_s)
     except KafkaException:
-        return False
+        return None
     return any(tp.offset >= 0 for tp in committed)

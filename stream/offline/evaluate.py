@@ -66,7 +66,8 @@ def labelled_table(
     name to the model's ``channels`` (and put in their order) when given."""
     table = load_table(data, label_column=label_column, columns=columns)
     if table.y is None:
-        named = [c for c in table.feature_names if c.lower() in LABEL_NAMES]
+        named = [c for j, c in enumerate(table.feature_names) if c.lower() in LABEL_NAMES
+                 and np.isin(table.x[:, j], (0.0, 1.0)).all()]  # fmt: skip
         hint = f" (its column {named[0]!r}? give --label-column {named[0]})" if named else ""
         raise DataError(
             f"evaluation needs labels: {data} has no label array 'y' "

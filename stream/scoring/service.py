@@ -39,7 +39,12 @@ from seismo.stream.io.kafka import (
 )
 from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.io.metrics import ScorerMetrics
-from seismo.stream.io.preflight import dimension_mismatch, group_has_committed, latest_values
+from seismo.stream.io.preflight import (
+    DEEP_PER_PARTITION,
+    dimension_mismatch,
+    group_has_committed,
+    latest_values,
+)
 from seismo.stream.io.redis_stats import RedisStats, SharedStats, connect, stats_key
 from seismo.stream.registry.model_registry import ModelRegistry
 from seismo.stream.registry.model_watch import ModelWatcher
@@ -58,21 +63,35 @@ def _log_assignment(verb: str) -> Any:
 
 
 def check_model_fits(settings: ScorerSettings, n_features: int, consumer: Consumer) -> None:
-    """Refuse to start a new group when the newest input events cannot fit the model;
-    a group that has scored the topic before starts with a WARNING (``consumer`` is
-    the scorer's, of that group, not subscribed yet)."""
+    """Refuse to start when no recent input event fits the model (see
+    :mod:`seismo.stream.io.preflight`).
+
+    ``consumer`` is the scorer's, of its group, not subscribed yet. A group that has
+    committed on the topic looks further back and starts, with a WARNING, if some
+    events there fit; ``--no-width-check`` starts anyway.
+    """
     config = client_config(settings.bootstrap_servers, {}, settings.kafka_config)
     mismatch = dimension_mismatch(latest_values(config, settings.input_topic), n_features)
     if not mismatch:
         return
     what = (f"model {settings.model or settings.model_name} does not fit topic "
             f"{settings.input_topic}: {mismatch}")  # fmt: skip
-    if group_has_committed(consumer, settings.input_topic):
-        log.warning("%s (the newest events); starting anyway, since group %s has scored this "
-                    "topic before: events of another width are dead-lettered with their "
-                    "reason", what, settings.group_id)  # fmt: skip
+    known = group_has_committed(consumer, settings.input_topic)
+    if known:
+        deep = latest_values(config, settings.input_topic, per_partition=DEEP_PER_PARTITION)
+        if dimension_mismatch(deep, n_features) is None:
+            log.warning("%s in the newest events; older ones fit it, so the scorer starts: "
+                        "the events of another width are dead-lettered with their reason",
+                        what)  # fmt: skip
+            return
+    if not settings.width_check:
+        log.warning("%s; starting anyway (--no-width-check): every event of another width "
+                    "is dead-lettered", what)  # fmt: skip
         return
-    raise ArtifactError(what)
+    group = {None: f" (could not learn whether group {settings.group_id} has scored it)",
+             False: "", True: f" (nor any of the last {DEEP_PER_PARTITION} per partition)"}
+    raise ArtifactError(f"{what}{group[known]}; if the model is right and these are stray "
+                        "events, start with --no-width-check")
 
 
 #: Longest a window rebuild reads the tail of newly owned partitions.

@@ -224,7 +224,9 @@ def test_events_of_another_width_at_the_end_of_the_topic_do_not_stop_a_group_res
 ):
     """A stranger's finding: any producer could write a few events of another width at
     the end of every partition, and every scorer then refused to restart. A group that
-    has scored the topic before starts, with a WARNING; a new group is still refused."""
+    has committed on the topic looks further back: older events fit, so it starts with a
+    WARNING. A new group is still refused, and so is a wrong model (a reviewer's point:
+    exempting known groups alone let a wrong --model start), unless --no-width-check."""
     from confluent_kafka import Consumer, TopicPartition
 
     good = {"device_id": "d", "values": [1.0, 2.0, 3.0, 4.0]}
@@ -236,22 +238,39 @@ def test_events_of_another_width_at_the_end_of_the_topic_do_not_stop_a_group_res
     produce_values(kafka_bootstrap, all_topics["input"],
                    [(b"x", json.dumps(wrong).encode())] * 10)  # fmt: skip
 
-    log = tmp_path / "scorer.log"
-    proc = start_seismo(
-        *score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id), log=log
-    )
-    try:
-        assert wait_for(
-            lambda: proc.poll() is not None or "partitions assigned" in log.read_text(), 30
-        ), log.read_text()[-3000:]
-        assert proc.poll() is None, log.read_text()[-3000:]
-    finally:
-        code = stop(proc)
-    text = log.read_text()
-    assert code == 0, text[-3000:]
-    assert "events carry 6 values, the model expects 4 (the newest events); starting anyway" in text
-    args = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, f"{group_id}-new")
-    fail_to_start(args, "events carry 6 values, the model expects 4", "a new group")
+    def starts(args: list[str], name: str) -> str:
+        log = tmp_path / f"{name}.log"
+        proc = start_seismo(*args, log=log)
+        try:
+            assert wait_for(
+                lambda: proc.poll() is not None or "partitions assigned" in log.read_text(), 30
+            ), log.read_text()[-3000:]
+            assert proc.poll() is None, log.read_text()[-3000:]
+        finally:
+            code = stop(proc)
+        assert code == 0, log.read_text()[-3000:]
+        return log.read_text()
+
+    args = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id)
+    text = starts(args, "known-group")
+    assert "events carry 6 values, the model expects 4 in the newest events; older ones fit" in text
+    new_group = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, f"{group_id}-new")
+    line = fail_to_start(new_group, "events carry 6 values, the model expects 4", "a new group")
+    assert "start with --no-width-check" in line
+
+    # a wrong model for this group: no event of the topic fits it
+    produce_values(kafka_bootstrap, all_topics["input"], [(b"d", json.dumps(good).encode())])
+    only_wrong = {**all_topics, "input": f"{all_topics['input']}-wrong"}
+    create_topics(kafka_bootstrap, {only_wrong["input"]: 1})
+    produce_values(kafka_bootstrap, only_wrong["input"], [(b"x", json.dumps(wrong).encode())] * 3)
+    committer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group_id})
+    committer.commit(offsets=[TopicPartition(only_wrong["input"], 0, 1)], asynchronous=False)
+    committer.close()
+    wrong_model = score_args(model_dir, kafka_bootstrap, redis_url, only_wrong, group_id)
+    line = fail_to_start(wrong_model, "events carry 6 values, the model expects 4", "wrong model")
+    assert "nor any of the last 1000 per partition" in line
+    text = starts([*wrong_model, "--no-width-check"], "override")
+    assert "starting anyway (--no-width-check)" in text
 
 
 def test_malformed_kafka_config(model_dir, kafka_bootstrap, redis_url, all_topics, group_id):
