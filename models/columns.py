@@ -116,6 +116,18 @@ def split_names(text: str | None) -> tuple[str, ...] | None:
 LABEL_NAMES = frozenset({"label", "labels", "is_anomaly", "anomaly", "target", "y"})
 
 
+def label_like_columns(x: np.ndarray, names: Sequence[str]) -> list[str]:
+    """Columns of ``x`` ``(n, d)`` named like labels (:data:`LABEL_NAMES`) that hold only 0 and 1.
+
+    >>> label_like_columns(np.array([[1.5, 0.0, 0.2], [2.5, 1.0, 0.7]]), ["temp", "label", "y"])
+    ['label']
+    """
+    if x.ndim != 2:
+        return []
+    return [name for j, name in enumerate(names)
+            if name.lower() in LABEL_NAMES and np.isin(x[:, j], (0.0, 1.0)).all()]  # fmt: skip
+
+
 def _suggest(name: str, header: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(header), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

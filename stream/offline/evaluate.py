@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from seismo.models.artifact import Artifact, load_artifact
-from seismo.models.columns import LABEL_NAMES, ColumnSpec
+from seismo.models.columns import ColumnSpec, label_like_columns
 from seismo.models.data import Table, in_model_order, load_table
 from seismo.models.errors import DataError
 from seismo.models.eval.metrics import (
@@ -66,8 +66,7 @@ def labelled_table(
     name to the model's ``channels`` (and put in their order) when given."""
     table = load_table(data, label_column=label_column, columns=columns)
     if table.y is None:
-        named = [c for j, c in enumerate(table.feature_names) if c.lower() in LABEL_NAMES
-                 and np.isin(table.x[:, j], (0.0, 1.0)).all()]  # fmt: skip
+        named = label_like_columns(table.x, table.feature_names)
         hint = f" (its column {named[0]!r}? give --label-column {named[0]})" if named else ""
         raise DataError(
             f"evaluation needs labels: {data} has no label array 'y' "

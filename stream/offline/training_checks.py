@@ -42,7 +42,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seismo.models.columns import LABEL_NAMES, STEP_MARK
+from seismo.models.columns import STEP_MARK, label_like_columns
 
 #: Fewer validation rows than this make the starting threshold a guess.
 MIN_CALIBRATION_ROWS = 50
@@ -97,14 +97,13 @@ def training_warnings(
             f"each one's scale {scale}; train on data where they move, or leave them out "
             "(--drop-columns)"
         )
-    for j, name in enumerate(names):
-        if name.lower() in LABEL_NAMES and x.ndim == 2 and np.isin(x[:, j], (0.0, 1.0)).all():
-            lines.append(
-                f"column {name!r} looks like labels (only 0 and 1) and was learnt as a channel:"
-                f" events must carry it, and the rows it marks were learnt as normal; if it "
-                f"holds labels, give --label-column {name} (--exclude-labelled trains without "
-                "the rows marked 1)"
-            )
+    for name in label_like_columns(x, names):
+        lines.append(
+            f"column {name!r} looks like labels (only 0 and 1) and was learnt as a channel:"
+            f" events must carry it, and the rows it marks were learnt as normal; if it "
+            f"holds labels, give --label-column {name} (--exclude-labelled trains without "
+            "the rows marked 1)"
+        )
     if calibration_rows < MIN_CALIBRATION_ROWS:
         lines.append(
             f"the threshold starts from the scores of only {calibration_rows} validation rows "

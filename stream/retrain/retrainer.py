@@ -47,6 +47,7 @@ from seismo.stream.config.retrain_settings import RetrainSettings
 from seismo.stream.errors import ConfigError, RegistryError, SeismoError
 from seismo.stream.io.batch_sources import kafka_times
 from seismo.stream.io.kafka import split_errors
+from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.io.metrics import RetrainerMetrics
 from seismo.stream.io.redis_stats import RedisStats, stats_key
 from seismo.stream.registry.model_registry import ModelRegistry
@@ -109,7 +110,7 @@ class Retrainer:
         self.rounds = 0
         self.rejected = 0
         self._rejected_logged = (0, -REJECT_LOG_S)  # (count, when)
-        self._dropped_groups, self._dropped_logged = 0, -REJECT_LOG_S
+        self._throttle = Throttle(REJECT_LOG_S, clock=clock)
         self._last_round = clock()
         #: the request taken for the round under way (put back if the round does not finish)
         self._request: dict[str, object] | None = None
@@ -186,13 +187,12 @@ class Retrainer:
 
     def _note_dropped_groups(self, count: int) -> None:
         """Log groups dropped from the window at most every :data:`REJECT_LOG_S`."""
-        self._dropped_groups += count
-        if self._dropped_groups and self.clock() - self._dropped_logged >= REJECT_LOG_S:
+        total = self._throttle.tally("dropped groups", count)
+        if total is not None:
             log.warning("%d device group(s) dropped from the training window to stay under "
                         "--max-groups %d (the smallest go first): more device prefixes than "
-                        "that, or events carry a new one each", self._dropped_groups,
+                        "that, or events carry a new one each", total,
                         self.reservoir.max_groups)  # fmt: skip
-            self._dropped_groups, self._dropped_logged = 0, self.clock()
 
     def _note_rejected(self, count: int, reason: str) -> None:
         """Count events left out of the window; log them at most every :data:`REJECT_LOG_S`."""

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pytest
 import redis
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from seismo.stream.local.embedded import EmbeddedRedis, free_port
@@ -111,6 +111,27 @@ def fail_to_start(args: list[str], expected: str, case: str) -> str:
     assert expected in errors[0], errors[0]
     assert elapsed < START_UP_LIMIT_S, f"{case} took {elapsed:.1f} s to fail"
     return errors[0]
+
+
+def start_cleanly(args: list[str], log: Path) -> str:
+    """Run ``seismo`` until its partitions are assigned, stop it, expect exit 0; its log."""
+    proc = start_seismo(*args, log=log)
+    try:
+        assert wait_for(
+            lambda: proc.poll() is not None or "partitions assigned" in log.read_text(), 30
+        ), log.read_text()[-3000:]
+        assert proc.poll() is None, log.read_text()[-3000:]
+    finally:
+        code = stop(proc)
+    assert code == 0, log.read_text()[-3000:]
+    return log.read_text()
+
+
+def commit_offset(bootstrap: str, group: str, topic: str, offset: int) -> None:
+    """Commit ``offset`` on partition 0 of ``topic`` for ``group`` (it has scored before)."""
+    committer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    committer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+    committer.close()
 
 
 def with_password(url: str, password: str) -> str:
@@ -227,49 +248,29 @@ def test_events_of_another_width_at_the_end_of_the_topic_do_not_stop_a_group_res
     has committed on the topic looks further back: older events fit, so it starts with a
     WARNING. A new group is still refused, and so is a wrong model (a reviewer's point:
     exempting known groups alone let a wrong --model start), unless --no-width-check."""
-    from confluent_kafka import Consumer, TopicPartition
-
     good = {"device_id": "d", "values": [1.0, 2.0, 3.0, 4.0]}
     produce_values(kafka_bootstrap, all_topics["input"], [(b"d", json.dumps(good).encode())])
-    committer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group_id})
-    committer.commit(offsets=[TopicPartition(all_topics["input"], 0, 1)], asynchronous=False)
-    committer.close()
+    commit_offset(kafka_bootstrap, group_id, all_topics["input"], 1)
     wrong = {"device_id": "x", "values": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
     produce_values(kafka_bootstrap, all_topics["input"],
                    [(b"x", json.dumps(wrong).encode())] * 10)  # fmt: skip
 
-    def starts(args: list[str], name: str) -> str:
-        log = tmp_path / f"{name}.log"
-        proc = start_seismo(*args, log=log)
-        try:
-            assert wait_for(
-                lambda: proc.poll() is not None or "partitions assigned" in log.read_text(), 30
-            ), log.read_text()[-3000:]
-            assert proc.poll() is None, log.read_text()[-3000:]
-        finally:
-            code = stop(proc)
-        assert code == 0, log.read_text()[-3000:]
-        return log.read_text()
-
     args = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id)
-    text = starts(args, "known-group")
+    text = start_cleanly(args, tmp_path / "known-group.log")
     assert "events carry 6 values, the model expects 4 in the newest events; older ones fit" in text
     new_group = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, f"{group_id}-new")
     line = fail_to_start(new_group, "events carry 6 values, the model expects 4", "a new group")
     assert "start with --no-width-check" in line
 
     # a wrong model for this group: no event of the topic fits it
-    produce_values(kafka_bootstrap, all_topics["input"], [(b"d", json.dumps(good).encode())])
     only_wrong = {**all_topics, "input": f"{all_topics['input']}-wrong"}
     create_topics(kafka_bootstrap, {only_wrong["input"]: 1})
     produce_values(kafka_bootstrap, only_wrong["input"], [(b"x", json.dumps(wrong).encode())] * 3)
-    committer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group_id})
-    committer.commit(offsets=[TopicPartition(only_wrong["input"], 0, 1)], asynchronous=False)
-    committer.close()
+    commit_offset(kafka_bootstrap, group_id, only_wrong["input"], 1)
     wrong_model = score_args(model_dir, kafka_bootstrap, redis_url, only_wrong, group_id)
     line = fail_to_start(wrong_model, "events carry 6 values, the model expects 4", "wrong model")
     assert "nor any of the last 1000 per partition" in line
-    text = starts([*wrong_model, "--no-width-check"], "override")
+    text = start_cleanly([*wrong_model, "--no-width-check"], tmp_path / "override.log")
     assert "starting anyway (--no-width-check)" in text
 
 
@@ -282,19 +283,8 @@ def test_malformed_kafka_config(model_dir, kafka_bootstrap, redis_url, all_topic
 def test_control_nothing_broken_starts_and_stops_cleanly(
     model_dir, kafka_bootstrap, redis_url, all_topics, group_id, tmp_path
 ):
-    log = tmp_path / "scorer.log"
-    proc = start_seismo(
-        *score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id), log=log
-    )
-    try:
-        assert wait_for(
-            lambda: proc.poll() is not None or "partitions assigned" in log.read_text(), 30
-        ), log.read_text()[-3000:]
-        assert proc.poll() is None, log.read_text()[-3000:]
-    finally:
-        code = stop(proc)
-    assert code == 0, log.read_text()[-3000:]
-    assert "scorer stopped cleanly" in log.read_text()
+    args = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id)
+    assert "scorer stopped cleanly" in start_cleanly(args, tmp_path / "scorer.log")
 
 
 def test_a_running_scorer_with_an_acl_user_and_sasl_settings_never_logs_a_secret(

@@ -47,6 +47,13 @@ def retrain_settings(tmp_path: Path, bootstrap: str, topic: str, redis_url: str,
         "kafka_config": {"session.timeout.ms": "6000"}}, env={})  # fmt: skip
 
 
+def fill_once(settings):  # noqa: ANN001, ANN201
+    """One retrainer on ``settings`` reads the topic: (events added, its window, rejected)."""
+    with open_retrainer(settings) as retrainer:
+        added = retrainer.fill(max_s=30, idle_s=2)
+        return added, retrainer.reservoir.window(), retrainer.rejected
+
+
 def test_binary_f32_events_enter_the_retrainers_window(
     kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path
 ):
@@ -68,10 +75,7 @@ def test_binary_f32_events_enter_the_retrainers_window(
 
     settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
                                 redis_key_prefix)  # fmt: skip
-    with open_retrainer(settings) as retrainer:
-        added = retrainer.fill(max_s=30, idle_s=2)
-        window = retrainer.reservoir.window()
-        rejected = retrainer.rejected
+    added, window, rejected = fill_once(settings)
     assert added == 25 and len(window) == 25
     np.testing.assert_array_equal(window.values[:20], binary)  # oldest first: the binary ones
     np.testing.assert_allclose(window.values[20:], as_json)
@@ -96,10 +100,7 @@ def test_hostile_events_never_enter_the_window_nor_stop_the_retrainer(
 
     settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
                                 redis_key_prefix)  # fmt: skip
-    with open_retrainer(settings) as retrainer:
-        added = retrainer.fill(max_s=30, idle_s=2)
-        window = retrainer.reservoir.window()
-        rejected = retrainer.rejected
+    added, window, rejected = fill_once(settings)
     assert added == 6 and rejected == 2
     np.testing.assert_allclose(window.values, normal)
     assert np.isfinite(window.values).all()
@@ -261,9 +262,7 @@ def test_an_event_whose_headers_cannot_be_read_is_left_out_not_a_halt(
     assert producer.flush(10) == 0
     settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
                                 redis_key_prefix)  # fmt: skip
-    with open_retrainer(settings) as retrainer:
-        added = retrainer.fill(max_s=30, idle_s=2)
-        rejected = retrainer.rejected
+    added, _, rejected = fill_once(settings)
     assert (added, rejected) == (5, 1)
 
 
