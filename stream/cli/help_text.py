@@ -15,7 +15,9 @@ the help is asked for (the settings classes are not imported otherwise).
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import SecretStr
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
@@ -27,11 +29,37 @@ def plain_help(command: Any) -> None:
         command.rich_markup_mode = None
     for param in command.params:
         if isinstance(param, TyperOption) and param.metavar is None:
-            param.metavar = ""
+            param.metavar = placeholder(param)
         elif isinstance(param, TyperArgument):
             _plain_argument(param)
     for sub in getattr(command, "commands", {}).values():
         plain_help(sub)
+
+
+def placeholder(option: Any) -> str:
+    """What an option takes, as its help shows it: nothing for a flag, else the kind of
+    value its annotation declares (see :func:`kind_of`).
+    """
+    if option.is_flag or option.count:
+        return ""
+    descriptor = getattr(option, "type_descriptor", None)
+    return kind_of(getattr(descriptor, "annotation", str))
+
+
+def kind_of(annotation: Any) -> str:
+    """``INTEGER``, ``FLOAT``, ``PATH``, the choices of a ``Literal``, else ``TEXT``.
+
+    >>> from pathlib import Path
+    >>> from typing import Literal
+    >>> [kind_of(a) for a in (int, float | None, Path | None, Literal["a", "b"], list[str], str)]
+    ['INTEGER', 'FLOAT', 'PATH', '[a|b]', 'TEXT', 'TEXT']
+    """
+    if get_origin(annotation) is Literal:
+        return "[" + "|".join(str(c) for c in get_args(annotation)) + "]"
+    inner = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(inner) == 1:
+        return kind_of(inner[0])
+    return {int: "INTEGER", float: "FLOAT", Path: "PATH"}.get(annotation, "TEXT")
 
 
 def _plain_argument(param: Any) -> None:

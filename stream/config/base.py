@@ -213,12 +213,47 @@ def validate(
         field = name.split(".")[0]
         if err["type"] == "extra_forbidden":  # only the config file can hold such a key
             raise ConfigError(unknown_key(config_file, field, err.get("input"), cls)) from None
-        raise ConfigError(
-            f"invalid setting {name} ({ENV_PREFIX}{field.upper()}): {err['msg']}"
-        ) from None
+        flag = getattr(cls, "FLAG_NAMES", {}).get(field)
+        where = source_of(field, given, environ, config_file, flag)
+        raise ConfigError(f"invalid setting {name} ({where}): {err['msg']}") from None
     except ValueError as exc:  # e.g. TOML syntax
         where = f" in {config_file}" if config_file is not None else ""
         raise ConfigError(f"invalid configuration{where}: {exc}") from None
+
+
+def source_of(
+    field: str, given: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None,
+    flag: str | None = None,
+) -> str:  # fmt: skip
+    """Where the value of setting ``field`` came from, as an error names it: its flag
+    (``flag``, or the field's name as one), its environment variable, or the config
+    file (the order in which they win).
+
+    >>> source_of("max_batch", {"max_batch": 0}, {}, None)
+    '--max-batch'
+    >>> source_of("max_batch", {}, {"seismo_max_batch": "x"}, Path("s.toml"))
+    'SEISMO_MAX_BATCH'
+    >>> source_of("max_batch", {}, {}, None)
+    'SEISMO_MAX_BATCH'
+    """
+    if field in given:
+        return flag or "--" + field.replace("_", "-")
+    variable = ENV_PREFIX + field.upper()
+    if any(name.upper() == variable for name in environ):
+        return variable
+    if config_file is not None and field in _file_keys(config_file):
+        return f"{field} in {config_file}"
+    return variable
+
+
+def _file_keys(config_file: Path) -> set[str]:
+    """The keys of a TOML config file (none when it cannot be read)."""
+    import tomllib
+
+    try:
+        return set(tomllib.loads(config_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return set()
 
 
 def unknown_key(config_file: Path | None, key: str, value: object, cls: type[BaseSettings]) -> str:

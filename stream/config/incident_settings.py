@@ -31,7 +31,7 @@ seismo.stream.errors.ConfigError: invalid settings: no sink configured: give --w
 from __future__ import annotations
 
 import ssl
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
@@ -114,6 +114,8 @@ class ServiceSettings(RedactedSettings):
 class IncidentSettings(ServiceSettings):
     """Settings of ``seismo incidents``; each field's env var is ``SEISMO_<NAME>``."""
 
+    FLAG_NAMES: ClassVar[dict[str, str]] = {"window_s": "--window",
+                                            "quiet_period_s": "--quiet-period"}  # fmt: skip
     alerts_topic: str = Field("anomalies", description="Topic of the scorers' alerts.")
     incidents_topic: str = Field("incidents", description="Topic incident changes go to.")
     alerts_dlq_topic: str = Field(

@@ -15,7 +15,7 @@ Examples
 >>> load_retrain_settings({"model_store": "/m", "holdout_fraction": 0.9}, env={})
 Traceback (most recent call last):
 ...
-seismo.stream.errors.ConfigError: invalid setting holdout_fraction (SEISMO_HOLDOUT_FRACTION): Input should be less than or equal to 0.5
+seismo.stream.errors.ConfigError: invalid setting holdout_fraction (--holdout-fraction): Input should be less than or equal to 0.5
 """  # noqa: E501
 
 from __future__ import annotations

@@ -65,11 +65,11 @@ def test_score_help_keeps_brackets_and_shows_the_settings_defaults():
     assert "Model artifact directory [env SEISMO_MODEL]." in text
     assert " ." not in text.replace("...", "")
     fields = ScorerSettings.model_fields
-    assert f"--linger-ms Longest wait for a batch to fill (ms). [default: " \
+    assert f"--linger-ms INTEGER Longest wait for a batch to fill (ms). [default: " \
            f"{fields['linger_ms'].default}]" in text
     assert f"[default: {fields['input_topic'].default}]" in text
     assert "[default: no-learn-anomalies]" in text
-    assert "--scores-topic Optional per-event scores topic. --dlq-topic" in text  # none
+    assert "--scores-topic TEXT Optional per-event scores topic. --dlq-topic" in text  # none
 
 
 @pytest.mark.parametrize("command", ["score", "evaluate", "retrain", "incidents", "notify"])
@@ -88,3 +88,13 @@ def test_evaluate_help_shows_the_scorers_streaming_defaults():
 def test_bracketed_help_of_other_commands_survives():
     text = unwrapped(help_of("benchmark-odds"))
     assert "[default $SEISMO_DATA/odds]" in text and "[default: all 14 sets]" in text
+
+
+def test_an_option_that_takes_a_value_says_what_kind_and_a_flag_says_nothing():
+    """A stranger's finding: ``--events`` and ``--prefetch`` looked alike in help, so
+    nothing said which one takes a value."""
+    text = unwrapped(help_of("score"))
+    for shown in ("--model PATH ", "--max-batch INTEGER ", "--k FLOAT ", "--group-id TEXT ",
+                  "--prefetch / --no-prefetch Consume"):  # fmt: skip
+        assert shown in text, shown
+    assert not TYPE_NOISE.search(text)

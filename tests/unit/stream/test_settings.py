@@ -64,18 +64,18 @@ def test_env_carries_kafka_config_as_json_and_is_case_insensitive():
 @pytest.mark.parametrize(
     ("given", "needle"),
     [
-        ({"model": "m", "k": -1}, "invalid setting k (SEISMO_K)"),
-        ({"model": "m", "linger_ms": "soon"}, "invalid setting linger_ms (SEISMO_LINGER_MS)"),
+        ({"model": "m", "k": -1}, "invalid setting k (--k)"),
+        ({"model": "m", "linger_ms": "soon"}, "invalid setting linger_ms (--linger-ms)"),
         ({"model": "m", "no_such_thing": 1}, "no_such_thing"),
         ({}, "give exactly one of model (SEISMO_MODEL"),
             ({"model": "m", "model_store": "s"}, "give exactly one of model (SEISMO_MODEL"),
-        ({"model": "m", "threshold_scope": "fleet"}, "(SEISMO_THRESHOLD_SCOPE)"),
+        ({"model": "m", "threshold_scope": "fleet"}, "(--threshold-scope)"),
         ({"model": "m", "level_history": 100, "level_warmup": 101},
          "level_warmup (101) cannot exceed level_history (100)"),
         ({"model": "m", "threshold_scope": "device", "threshold_space": "linear"},
          "threshold_scope device judges log errors"),
         ({"model": "m", "window_step": 6}, "window_step spaces the readings of a window"),
-        ({"model": "m", "smooth": 0}, "invalid setting smooth (SEISMO_SMOOTH)"),
+        ({"model": "m", "smooth": 0}, "invalid setting smooth (--smooth)"),
     ],
 )
 def test_bad_settings_give_one_line_naming_the_setting(given, needle):
@@ -156,7 +156,7 @@ def test_a_redis_url_of_another_scheme_is_refused_without_echoing_it():
     with pytest.raises(ConfigError) as info:
         load_settings({"model": "m", "redis_url": "http://:s3cret@h:6379"}, env={})
     message = str(info.value)
-    assert message.startswith("invalid setting redis_url (SEISMO_REDIS_URL): ")
+    assert message.startswith("invalid setting redis_url (--redis-url): ")
     assert "redis://, rediss:// or unix://" in message and "s3cret" not in message
 
 
@@ -175,3 +175,18 @@ def test_a_config_file_mistake_is_one_line_naming_the_file(tmp_path, text, expec
     message = str(caught.value)
     assert expected in message and str(cfg) in message and "\n" not in message
     assert "SEISMO_" not in message
+
+
+@pytest.mark.parametrize("where", ["flag", "env", "file"])
+def test_a_bad_value_names_where_it_came_from(tmp_path, where):
+    """A stranger's finding: a bad value in the config file was reported as its
+    environment variable (SEISMO_MAX_BATCH), which the user had never set."""
+    cfg = tmp_path / "scorer.toml"
+    cfg.write_text('max_batch = "lots"\n' if where == "file" else "k = 3\n")
+    given = {"model": "m", "max_batch": "lots"} if where == "flag" else {"model": "m"}
+    env = {"SEISMO_MAX_BATCH": "lots"} if where == "env" else {}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(given, config_file=cfg, env=env)
+    expected = {"flag": "--max-batch", "env": "SEISMO_MAX_BATCH",
+                "file": f"max_batch in {cfg}"}[where]  # fmt: skip
+    assert str(caught.value).startswith(f"invalid setting max_batch ({expected}): ")
