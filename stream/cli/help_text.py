@@ -4,7 +4,8 @@ Typer's default help renders every option's help as Rich markup (so
 ``[env SEISMO_MODEL]`` vanished, leaving "Model artifact directory .") and
 shows a type beside each option (``<bool>`` even on a flag). :class:`SeismoGroup`
 turns both off for every command and subcommand: help text is printed as
-written, and an option shows its name, its help and its default.
+written, and an option shows its name, what it takes (``INTEGER``, ``PATH``...;
+nothing for a flag, see :func:`placeholder`), its help and its default.
 
 The options of a command with a settings class (``score``, ``retrain``...)
 default to ``None`` so that the settings decide (flag, then environment,
