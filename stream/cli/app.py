@@ -22,6 +22,8 @@ from seismo.stream.cli.columns import (
 )
 from seismo.stream.cli.common import (
     install_stop_handlers,
+    kafka_config_error,
+    kafka_config_or_env,
     parse_pairs,
     setup_logging,
     unwind_on_sigterm,
@@ -333,7 +335,7 @@ def produce(
         devices=devices,
         label_column=label_column,
         limit=limit,
-        kafka_config=parse_pairs(kafka_config) or {},
+        kafka_config=kafka_config_or_env(kafka_config),
         encoding=encoding,
         columns=column_spec(timestamp_column, device_column, feature_columns, drop_columns,
                             label_column),
@@ -664,4 +666,10 @@ def main() -> None:
         app()
     except SeismoError as exc:
         print(f"seismo: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        line = kafka_config_error(exc)
+        if line is None:
+            raise
+        print(f"seismo: error: {line}", file=sys.stderr)
         sys.exit(1)

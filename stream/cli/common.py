@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -62,6 +65,65 @@ def parse_pairs(pairs: list[str] | None) -> dict[str, str] | None:
             raise ConfigError(f"--kafka-config expects KEY=VALUE, got {pair!r}")
         out[key.strip()] = value
     return out
+
+
+def kafka_config_or_env(
+    pairs: list[str] | None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """librdkafka settings of ``tail``, ``produce`` and ``simulate`` (no settings class;
+    like ``score`` they read ``SEISMO_BOOTSTRAP_SERVERS``), read as ``score`` reads them:
+    the ``--kafka-config`` pairs when given, else ``SEISMO_KAFKA_CONFIG`` (a JSON
+    object). ``demo`` and ``bench`` run an embedded broker by default and take flags only.
+
+    >>> kafka_config_or_env(None, {"SEISMO_KAFKA_CONFIG": '{"security.protocol": "SSL"}'})
+    {'security.protocol': 'SSL'}
+    >>> kafka_config_or_env(["acks=1"], {"SEISMO_KAFKA_CONFIG": '{"security.protocol": "SSL"}'})
+    {'acks': '1'}
+    >>> kafka_config_or_env(None, {"SEISMO_KAFKA_CONFIG": "[1]"})
+    Traceback (most recent call last):
+    ...
+    seismo.stream.errors.ConfigError: invalid setting kafka_config (SEISMO_KAFKA_CONFIG): not a JSON object
+    """  # noqa: E501
+    given = parse_pairs(pairs)
+    if given:
+        return given
+    environ = os.environ if env is None else env
+    raw = next((v for k, v in environ.items() if k.upper() == "SEISMO_KAFKA_CONFIG"), None)
+    if not raw:
+        return {}
+    where = "invalid setting kafka_config (SEISMO_KAFKA_CONFIG)"
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{where}: not valid JSON (the variable holds a JSON value, e.g. "
+                          '{"security.protocol": "SSL"})') from None  # fmt: skip
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"{where}: not a JSON object")
+    return {str(k): str(v) for k, v in parsed.items()}
+
+
+def kafka_config_error(exc: BaseException) -> str | None:
+    """The one line for a Kafka client that refused its configuration (an unknown
+    property or a bad value given with ``--kafka-config`` or ``SEISMO_KAFKA_CONFIG``),
+    or ``None`` for any other exception.
+
+    >>> from confluent_kafka import Consumer
+    >>> try:
+    ...     Consumer({"group.id": "g", "security.protcol": "SSL"})
+    ... except Exception as exc:
+    ...     print(kafka_config_error(exc))
+    Kafka client configuration: No such configuration property: "security.protcol" (--kafka-config or SEISMO_KAFKA_CONFIG)
+    >>> kafka_config_error(ValueError("x")) is None
+    True
+    """  # noqa: E501
+    from confluent_kafka import KafkaError, KafkaException
+
+    if not isinstance(exc, KafkaException) or not exc.args:
+        return None
+    error = exc.args[0]
+    if not isinstance(error, KafkaError) or error.code() != KafkaError._INVALID_ARG:
+        return None
+    return f"Kafka client configuration: {error.str()} (--kafka-config or SEISMO_KAFKA_CONFIG)"
 
 
 def setup_logging(level: str) -> None:

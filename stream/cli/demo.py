@@ -56,7 +56,7 @@ def simulate(
     days: Annotated[float, Opt(help="With --write-normal: simulated days to write.")] = 1.0,
 ) -> None:
     """Publish simulated pump telemetry with labelled anomalies to Kafka."""
-    from seismo.stream.cli.common import install_stop_handlers, parse_pairs
+    from seismo.stream.cli.common import install_stop_handlers, kafka_config_or_env
     from seismo.stream.sim.command import run_simulate, write_normal_csv
     from seismo.stream.sim.simulation import SimulationConfig
 
@@ -76,7 +76,7 @@ def simulate(
     run_simulate(
         config=config, bootstrap_servers=bootstrap_servers, topic=topic,
         labels_topic=labels_topic or None, labels_file=labels_file, rate=rate,
-        duration_s=duration or None, kafka_config=parse_pairs(kafka_config) or {},
+        duration_s=duration or None, kafka_config=kafka_config_or_env(kafka_config),
         stop=install_stop_handlers(), echo=typer.echo,
     )  # fmt: skip
 

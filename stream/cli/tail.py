@@ -38,14 +38,14 @@ def tail(
     Alerts show as one readable line, dead letters with their reason, other
     JSON as compact JSON. Follows the topic until --max, --timeout or Ctrl-C.
     """
-    from seismo.stream.cli.common import install_stop_handlers, parse_pairs, setup_logging
+    from seismo.stream.cli.common import install_stop_handlers, kafka_config_or_env, setup_logging
     from seismo.stream.offline.tail import TailOptions, run_tail
 
     setup_logging("WARNING")
     options = TailOptions(
         topic=topic, bootstrap_servers=bootstrap_servers, from_end=from_end,
         max_records=max_records, idle_s=timeout, as_json=as_json,
-        kafka_config=parse_pairs(kafka_config) or {},
+        kafka_config=kafka_config_or_env(kafka_config),
     )  # fmt: skip
     try:
         run_tail(options, install_stop_handlers(), out=typer.echo)

@@ -216,9 +216,30 @@ def validate(
         flag = getattr(cls, "FLAG_NAMES", {}).get(field)
         where = source_of(field, given, environ, config_file, flag)
         raise ConfigError(f"invalid setting {name} ({where}): {err['msg']}") from None
-    except ValueError as exc:  # e.g. TOML syntax
+    except ValueError as exc:  # e.g. TOML syntax, or an env value that is not JSON
+        unparsed = _unparsed_env_field(str(exc))
+        if unparsed is not None:
+            example = ', e.g. {"security.protocol": "SSL"}' if unparsed == "kafka_config" else ""
+            raise ConfigError(f"invalid setting {unparsed} ({ENV_PREFIX}{unparsed.upper()}): "
+                              f"not valid JSON (the variable holds a JSON value{example})"
+                              ) from None  # fmt: skip
         where = f" in {config_file}" if config_file is not None else ""
         raise ConfigError(f"invalid configuration{where}: {exc}") from None
+
+
+def _unparsed_env_field(message: str) -> str | None:
+    """The field whose environment variable pydantic-settings could not parse as JSON.
+
+    >>> _unparsed_env_field('error parsing value for field "kafka_config" from source '
+    ...                     '"_MappingEnvSource"')
+    'kafka_config'
+    >>> _unparsed_env_field("Invalid statement (at line 1, column 3)") is None
+    True
+    """
+    import re
+
+    found = re.match(r'error parsing value for field "(\w+)" from source "\w*Env\w*"', message)
+    return found.group(1) if found else None
 
 
 def source_of(

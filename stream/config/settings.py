@@ -112,7 +112,7 @@ class ScorerSettings(RedactedSettings):
     width_check: bool = Field(
         True,
         description="Refuse to start when no recent event on the input topic has the model's "
-        "number of values.",
+        "number of values (or, named, exactly its channels).",
     )
     k: float = Field(3.0, gt=0, description="Threshold = mean + k * std of recent scores.")
     window: int = Field(

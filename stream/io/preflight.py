@@ -4,7 +4,8 @@ A model trained on ``d`` features cannot score events with another number of
 values: every one of them would go to the dead-letter topic. Before joining
 its group, the scorer reads the newest few events of each partition (with a
 group-less consumer, so nothing is committed) and refuses to start when none
-of them has the model's dimension. Any producer can write a few events of
+of them fits: ``d`` positional values, or named values whose names are exactly
+the model's channels (as the decoder takes them). Any producer can write a few events of
 another width at the end of every partition, and they must not keep a
 running deployment from restarting (a stranger's finding): when its group
 has committed on the topic before (:func:`group_has_committed`), the scorer
@@ -36,11 +37,14 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from seismo.stream.io.kafka import split_errors
 
 
-def value_count(value: bytes | None) -> int | None:
-    """Length of the ``values`` array of an event, or ``None`` if it has none.
+def event_shape(value: bytes | None) -> int | frozenset[str] | None:
+    """An event's positional ``values`` count, or the names of its named ``values``;
+    ``None`` if it has neither.
 
-    >>> value_count(b'{"values": [1.0, 2.0]}'), value_count(b'[1, 2]'), value_count(None)
+    >>> event_shape(b'{"values": [1.0, 2.0]}'), event_shape(b'[1, 2]'), event_shape(None)
     (2, None, None)
+    >>> sorted(event_shape(b'{"values": {"rpm": 1, "temp": 2}}'))
+    ['rpm', 'temp']
     """
     if not value:
         return None
@@ -49,20 +53,50 @@ def value_count(value: bytes | None) -> int | None:
     except orjson.JSONDecodeError:
         return None
     values = obj.get("values") if isinstance(obj, dict) else None
-    return len(values) if isinstance(values, list) else None
+    if isinstance(values, list):
+        return len(values)
+    return frozenset(values) if isinstance(values, dict) else None
 
 
-def dimension_mismatch(values: Sequence[bytes | None], n_features: int) -> str | None:
+def dimension_mismatch(
+    values: Sequence[bytes | None], n_features: int, channels: Sequence[str] | None = None
+) -> str | None:
     """Why the sampled events cannot fit the model, or ``None`` when they can.
 
-    Only a sample in which *no* event has ``n_features`` values is a mismatch;
-    the most common length found is named in the message.
+    An event fits with ``n_features`` positional values, or with named values
+    whose names are exactly ``channels`` (the model's, in any order), as the
+    scorer decodes them. Only a sample in which *no* event fits is a mismatch;
+    the most common shape found is named in the message.
+
+    >>> named = [b'{"values": {"temp": 1, "rpm": 2}}']
+    >>> dimension_mismatch(named, 2, ["rpm", "temp"]) is None
+    True
+    >>> dimension_mismatch(named, 3, ["rpm", "temp", "time"])
+    "events name the channels rpm, temp; the model's are rpm, temp, time (missing: time)"
     """
-    counts = Counter(c for c in map(value_count, values) if c is not None)
-    if not counts or n_features in counts:
+    shapes = [s for s in map(event_shape, values) if s is not None]
+    names = frozenset(channels) if channels is not None else None
+    if not shapes or any(s == n_features or s == names for s in shapes):
         return None
-    found = counts.most_common(1)[0][0]
-    return f"events carry {found} values, the model expects {n_features}"
+    found = Counter(shapes).most_common(1)[0][0]
+    if isinstance(found, int):
+        return f"events carry {found} values, the model expects {n_features}"
+    if names is None:
+        return f"events name their values, the model has no channel names ({n_features} values)"
+    gaps = [f"{what}: {_listed(sorted(group))}" for what, group in
+            (("missing", names - found), ("unknown", found - names)) if group]  # fmt: skip
+    return (f"events name the channels {_listed(sorted(found))}; the model's are "
+            f"{_listed(sorted(names))} ({'; '.join(gaps)})")  # fmt: skip
+
+
+def _listed(names: Sequence[str], most: int = 8) -> str:
+    """Names for a message, the first ``most`` of them.
+
+    >>> _listed(["a", "b"]), _listed([str(i) for i in range(10)], most=3)
+    ('a, b', '0, 1, 2 and 7 more')
+    """
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 def latest_values(

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -51,6 +51,7 @@ from seismo.stream.registry.model_watch import ModelWatcher
 from seismo.stream.retrain.requests import request_retrain
 from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.scorer import DriftCallback, Scorer, StatsFactory, TailReader
+from seismo.stream.scoring.window_buffer import channel_names
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +63,21 @@ def _log_assignment(verb: str) -> Any:
     return callback
 
 
-def check_model_fits(settings: ScorerSettings, n_features: int, consumer: Consumer) -> None:
+def check_model_fits(
+    settings: ScorerSettings, n_features: int, consumer: Consumer,
+    channels: Sequence[str] | None = None,
+) -> None:  # fmt: skip
     """Refuse to start when no recent input event fits the model (see
     :mod:`seismo.stream.io.preflight`).
 
     ``consumer`` is the scorer's, of its group, not subscribed yet. A group that has
     committed on the topic looks further back and starts, with a WARNING, if some
-    events there fit; ``--no-width-check`` starts anyway.
+    events there fit; ``--no-width-check`` starts anyway. ``channels`` are the names
+    a named event must carry (one reading's, with windows).
     """
     config = client_config(settings.bootstrap_servers, {}, settings.kafka_config)
-    mismatch = dimension_mismatch(latest_values(config, settings.input_topic), n_features)
+    mismatch = dimension_mismatch(latest_values(config, settings.input_topic), n_features,
+                                  channels)  # fmt: skip
     if not mismatch:
         return
     what = (f"model {settings.model or settings.model_name} does not fit topic "
@@ -79,7 +85,7 @@ def check_model_fits(settings: ScorerSettings, n_features: int, consumer: Consum
     known = group_has_committed(consumer, settings.input_topic)
     if known:
         deep = latest_values(config, settings.input_topic, per_partition=DEEP_PER_PARTITION)
-        if dimension_mismatch(deep, n_features) is None:
+        if dimension_mismatch(deep, n_features, channels) is None:
             log.warning("%s in the newest events; older ones fit it, so the scorer starts: "
                         "the events of another width are dead-lettered with their reason",
                         what)  # fmt: skip
@@ -244,7 +250,10 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         if artifact.n_features % settings.window:
             raise ArtifactError(f"--window {settings.window} does not divide the model's "
                                 f"{artifact.n_features} features (window x channels)")  # fmt: skip
-        check_model_fits(settings, artifact.n_features // settings.window, consumer)
+        names = list(artifact.feature_names)
+        check_model_fits(settings, artifact.n_features // settings.window, consumer,
+                         channel_names(names, settings.window) if settings.window > 1
+                         else names)  # fmt: skip
         producer_config = client_config(
             settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config
         )

@@ -24,6 +24,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from seismo.models.artifact import load_artifact
 from seismo.stream.local.embedded import EmbeddedRedis, free_port
 from tests.kafka_tools import create_topics, produce_values
 from tests.pipes import metric, run_seismo, start_seismo, stop, wait_for
@@ -272,6 +273,46 @@ def test_events_of_another_width_at_the_end_of_the_topic_do_not_stop_a_group_res
     assert "nor any of the last 1000 per partition" in line
     text = start_cleanly([*wrong_model, "--no-width-check"], tmp_path / "override.log")
     assert "starting anyway (--no-width-check)" in text
+
+
+def test_named_events_are_checked_against_the_models_channel_names(
+    model_dir, kafka_bootstrap, redis_url, all_topics, group_id, tmp_path
+):
+    """A stranger's finding: the width check counted only positional values, so a model
+    whose channels the named events (``seismo produce``'s default) do not carry started
+    and dead-lettered every event ('missing channel')."""
+    names = list(load_artifact(model_dir).feature_names)
+    renamed = {"device_id": "d", "values": {**{n: 1.0 for n in names[:-1]}, "time": 5.0}}
+    produce_values(kafka_bootstrap, all_topics["input"],
+                   [(b"d", json.dumps(renamed).encode())] * 3)  # fmt: skip
+    args = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id)
+    line = fail_to_start(args, f"(missing: {names[-1]}; unknown: time)", "renamed channels")
+    assert "events name the channels" in line and all_topics["input"] in line
+
+    fitting = {**all_topics, "input": f"{all_topics['input']}-named"}
+    create_topics(kafka_bootstrap, {fitting["input"]: 1})
+    named = {"device_id": "d", "values": {n: 1.0 for n in reversed(names)}}
+    produce_values(kafka_bootstrap, fitting["input"], [(b"d", json.dumps(named).encode())])
+    args = score_args(model_dir, kafka_bootstrap, redis_url, fitting, group_id)
+    assert "scorer stopped cleanly" in start_cleanly(args, tmp_path / "named.log")
+
+
+def test_a_kafka_property_the_client_refuses_is_one_line(
+    model_dir, kafka_bootstrap, redis_url, all_topics, group_id, monkeypatch
+):
+    """A stranger's finding: an unknown librdkafka property or a bad value ended in a
+    40-line traceback; and ``tail`` and ``produce`` ignored SEISMO_KAFKA_CONFIG, so they
+    would have connected in plaintext where ``score`` used TLS."""
+    args = [*score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id),
+            "--kafka-config", "security.protcol=SSL"]  # fmt: skip
+    fail_to_start(args, 'No such configuration property: "security.protcol"', "unknown property")
+    monkeypatch.setenv("SEISMO_KAFKA_CONFIG", '{"security.protocol": "SSLX"}')
+    for command in (["tail", all_topics["input"], "--timeout", "1"],
+                    ["produce", "--topic", all_topics["input"], "--data",
+                     str(model_dir.parent / "normal.npz")]):
+        line = fail_to_start([*command, "--bootstrap-servers", kafka_bootstrap],
+                             'Invalid value "SSLX" for configuration property', command[0])
+        assert "SEISMO_KAFKA_CONFIG" in line
 
 
 def test_malformed_kafka_config(model_dir, kafka_bootstrap, redis_url, all_topics, group_id):

@@ -190,3 +190,12 @@ def test_a_bad_value_names_where_it_came_from(tmp_path, where):
     expected = {"flag": "--max-batch", "env": "SEISMO_MAX_BATCH",
                 "file": f"max_batch in {cfg}"}[where]  # fmt: skip
     assert str(caught.value).startswith(f"invalid setting max_batch ({expected}): ")
+
+
+def test_an_environment_variable_that_is_not_json_names_the_variable():
+    """A stranger's finding: a JSON object cut short in SEISMO_KAFKA_CONFIG gave 'error
+    parsing value for field "kafka_config" from source "EnvSettingsSource"'."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"model": "m"}, env={"SEISMO_KAFKA_CONFIG": '{"security.protocol": "SSL"'})
+    assert str(caught.value).startswith(
+        "invalid setting kafka_config (SEISMO_KAFKA_CONFIG): not valid JSON")
