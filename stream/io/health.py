@@ -219,6 +219,7 @@ class Health(_ProcessHealth):
 
     _redis_local: bool = False
     _partitions: int = 0
+    _unowned_since: float | None = None
     _watcher: Callable[[], WatcherStatus] | None = None
 
     def redis(self, *, local: bool) -> None:
@@ -229,7 +230,29 @@ class Health(_ProcessHealth):
     def loop_alive(self, partitions: int) -> None:
         """The scoring loop came round, owning ``partitions`` partitions."""
         with self._lock:
-            self._loop_at, self._partitions = self.clock(), partitions
+            now = self.clock()
+            self._loop_at, self._partitions = now, partitions
+            if partitions:
+                self._unowned_since = None
+            elif self._unowned_since is None:
+                self._unowned_since = now
+
+    def unowned_s(self) -> float | None:
+        """How long the loop has owned no partition (since start, or since it last
+        owned one); ``None`` while it owns some.
+
+        >>> times = iter([0.0, 0.0, 75.0, 75.0, 80.0, 80.0])
+        >>> health = Health(clock=lambda: next(times))
+        >>> health.loop_alive(partitions=0); health.unowned_s()
+        0.0
+        >>> health.loop_alive(partitions=0); health.unowned_s()
+        75.0
+        >>> health.loop_alive(partitions=3); health.unowned_s() is None
+        True
+        """
+        with self._lock:
+            since = self._unowned_since
+            return None if since is None else self.clock() - since
 
     def watch(self, status: Callable[[], WatcherStatus] | None) -> None:
         """Report the model watcher whose ``status`` is asked at each ``/health``."""
@@ -249,7 +272,10 @@ class Health(_ProcessHealth):
                 "kafka": kafka, "brokers_up": up, "brokers_known": known,
                 "redis": "local" if self._redis_local else "ok",
                 "loop_idle_s": None if idle is None else round(idle, 3),
-                "partitions": self._partitions, "model_version": self._model,
+                "partitions": self._partitions,
+                "no_partitions_s": None if self._unowned_since is None
+                else round(self.clock() - self._unowned_since, 3),
+                "model_version": self._model,
                 "model_watcher": watcher,
             }  # fmt: skip
         watch = None if watcher is None else watcher["state"]

@@ -66,6 +66,11 @@ log = logging.getLogger(__name__)
 #: at which ``seismo produce`` and ``train`` read a file's times as seconds.
 SECONDS_BELOW_MS = int(SECONDS_BELOW)
 
+#: A scorer that has owned no partition this long says so (and again every so often):
+#: a group join normally takes seconds (half the session timeout on Tansu).
+UNOWNED_WARN_S = 60.0
+UNOWNED_REPEAT_S = 600.0
+
 #: Longest pause between two attempts to publish a batch the broker did not confirm.
 MAX_DELIVERY_PAUSE_S = 30.0
 #: Times a record is refused for good (too large, invalid) before a stub replaces it.
@@ -145,6 +150,7 @@ class Scorer:
         #: warnings that would repeat every batch (consume errors in an outage, a drift,
         #: odd timestamps): at most one line of each kind per period
         self._log_throttle = Throttle()
+        self._unowned_throttle = Throttle(period_s=UNOWNED_REPEAT_S)
         self._whole_dropped = 0  # whole windows dropped since the last line about them
         #: the lowest seconds-like event time since the last warning about them
         self._earliest_ms = SECONDS_BELOW_MS
@@ -283,6 +289,20 @@ class Scorer:
             self.producer.poll()
             self._summarise_dead_letters()
         self.metrics.health.loop_alive(len(assignment))
+        self._warn_if_unowned()
+
+    def _warn_if_unowned(self) -> None:
+        """A WARNING (then one every ten minutes) while the scorer owns no partition."""
+        unowned = self.metrics.health.unowned_s()
+        if unowned is None or unowned < UNOWNED_WARN_S:
+            return
+        if self._unowned_throttle.admit("unowned") is not None:
+            log.warning("no partition of %s assigned to this scorer for %.0f s (group %s): "
+                        "other members own them all (more scorers than partitions), or the "
+                        "broker's group is stuck; on Tansu a member stopped while joining "
+                        "leaves it so (docs/kafka-compat.md): restart the broker or use "
+                        "another --group-id", self.settings.input_topic, unowned,
+                        self.settings.group_id)  # fmt: skip
 
     def _sync_partitions(self, assignment: Sequence[TopicPartition]) -> None:
         """Keep the device windows and device states in step with the partitions owned.

@@ -320,3 +320,42 @@ def test_fuzzed_messages_all_reach_the_dead_letter_topic_and_the_good_ones_are_s
                       for letter in letters)  # fmt: skip
     print(f"\n500 fuzzed messages among 500 good ones; dead-letter reasons: {dict(reasons)}")
     assert all(letter.headers[H_ERROR] for letter in letters)
+
+
+@pytest.mark.slow  # two group joins and a rebalance on Tansu
+def test_a_scorer_that_owns_no_partition_says_so(
+    streams: Streams, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stranger's finding: a scorer in a group whose only partition another member
+    owns (or whose group the broker left stuck) waited in silence, health 'ok', for good.
+    Now it logs a WARNING after UNOWNED_WARN_S without a partition, and /health gives
+    how long (``no_partitions_s``); a member that owns the partition does neither."""
+    import seismo.stream.scoring.scorer as scorer_module
+
+    monkeypatch.setattr(scorer_module, "UNOWNED_WARN_S", 1.0)
+    streams.create(partitions=1)
+    streams.produce(events(normal_rows(5, seed=11), "u"))
+    caplog.set_level("WARNING", logger="seismo.stream.scoring.scorer")
+    first, second = ScorerMetrics(), ScorerMetrics()
+    with open_scorer(streams.settings(), first) as a, running(a) as batches:
+        deadline = time.monotonic() + 30
+        while not batches and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert batches, "the first scorer never got its partition"
+        with open_scorer(streams.settings(), second) as b, running(b):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                bodies = sorted((m.health.report()[1] for m in (first, second)),
+                                key=lambda body: body["partitions"])  # fmt: skip
+                idle, owner = bodies
+                settled = (idle["partitions"], owner["partitions"]) == (0, 1)
+                if settled and (idle["no_partitions_s"] or 0) >= 1.0 and any(
+                        "no partition of" in r.getMessage() for r in caplog.records):  # fmt: skip
+                    break
+                time.sleep(0.2)
+    assert (idle["partitions"], owner["partitions"]) == (0, 1), bodies
+    assert idle["no_partitions_s"] >= 1.0 and idle["status"] == "ok"
+    assert owner["no_partitions_s"] is None
+    lines = [r.getMessage() for r in caplog.records if "no partition of" in r.getMessage()]
+    assert lines and f"(group {streams.group_id})" in lines[-1]
+    assert "another --group-id" in lines[-1]
