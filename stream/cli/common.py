@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -72,49 +73,64 @@ def kafka_config_or_env(
 ) -> dict[str, str]:
     """librdkafka settings of ``tail``, ``produce`` and ``simulate`` (no settings class;
     like ``score`` they read ``SEISMO_BOOTSTRAP_SERVERS``), read as ``score`` reads them:
-    the ``--kafka-config`` pairs when given, else ``SEISMO_KAFKA_CONFIG`` (a JSON
-    object). ``demo`` and ``bench`` run an embedded broker by default and take flags only.
+    ``SEISMO_KAFKA_CONFIG`` (a JSON object of strings) with the ``--kafka-config``
+    pairs over it. ``demo`` and ``bench`` run an embedded broker by default and take
+    flags only.
 
-    >>> kafka_config_or_env(None, {"SEISMO_KAFKA_CONFIG": '{"security.protocol": "SSL"}'})
+    >>> env = {"SEISMO_KAFKA_CONFIG": '{"security.protocol": "SSL"}'}
+    >>> kafka_config_or_env(None, env)
     {'security.protocol': 'SSL'}
-    >>> kafka_config_or_env(["acks=1"], {"SEISMO_KAFKA_CONFIG": '{"security.protocol": "SSL"}'})
-    {'acks': '1'}
-    >>> kafka_config_or_env(None, {"SEISMO_KAFKA_CONFIG": "[1]"})
+    >>> kafka_config_or_env(["acks=1"], env)
+    {'security.protocol': 'SSL', 'acks': '1'}
+    >>> kafka_config_or_env(None, {"SEISMO_KAFKA_CONFIG": '{"acks": 1}'})
     Traceback (most recent call last):
     ...
-    seismo.stream.errors.ConfigError: invalid setting kafka_config (SEISMO_KAFKA_CONFIG): not a JSON object
+    seismo.stream.errors.ConfigError: invalid setting kafka_config.acks (SEISMO_KAFKA_CONFIG): Input should be a valid string
     """  # noqa: E501
-    given = parse_pairs(pairs)
-    if given:
-        return given
     environ = os.environ if env is None else env
     raw = next((v for k, v in environ.items() if k.upper() == "SEISMO_KAFKA_CONFIG"), None)
-    if not raw:
-        return {}
-    where = "invalid setting kafka_config (SEISMO_KAFKA_CONFIG)"
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        raise ConfigError(f"{where}: not valid JSON (the variable holds a JSON value, e.g. "
-                          '{"security.protocol": "SSL"})') from None  # fmt: skip
-    if not isinstance(parsed, dict):
-        raise ConfigError(f"{where}: not a JSON object")
-    return {str(k): str(v) for k, v in parsed.items()}
+    base: dict[str, str] = {}
+    if raw:
+        where = "(SEISMO_KAFKA_CONFIG)"
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            raise ConfigError(f"invalid setting kafka_config {where}: not valid JSON (the "
+                              'variable holds a JSON value, e.g. {"security.protocol": "SSL"})'
+                              ) from None  # fmt: skip
+        if not isinstance(parsed, dict):
+            raise ConfigError(f"invalid setting kafka_config {where}: Input should be a valid "
+                              "dictionary")  # fmt: skip
+        for key, value in parsed.items():
+            if not isinstance(value, str):
+                raise ConfigError(f"invalid setting kafka_config.{key} {where}: Input should "
+                                  "be a valid string")  # fmt: skip
+        base = parsed
+    return {**base, **(parse_pairs(pairs) or {})}
+
+
+#: How librdkafka words a configuration it refuses when a client is created (its
+#: ``_INVALID_ARG`` code also covers misuse at run time, which is a bug, not this).
+_REFUSED_CONFIG = re.compile(
+    r"configuration property|^Failed to create (consumer|producer|admin)|^Expected \w+ value",
+    re.IGNORECASE,
+)
 
 
 def kafka_config_error(exc: BaseException) -> str | None:
     """The one line for a Kafka client that refused its configuration (an unknown
-    property or a bad value given with ``--kafka-config`` or ``SEISMO_KAFKA_CONFIG``),
-    or ``None`` for any other exception.
+    property, a bad value, a missing companion setting), or ``None`` for any other
+    exception, which keeps its traceback.
 
-    >>> from confluent_kafka import Consumer
+    >>> from confluent_kafka import Consumer, KafkaError, KafkaException
     >>> try:
     ...     Consumer({"group.id": "g", "security.protcol": "SSL"})
     ... except Exception as exc:
     ...     print(kafka_config_error(exc))
     Kafka client configuration: No such configuration property: "security.protcol" (--kafka-config or SEISMO_KAFKA_CONFIG)
-    >>> kafka_config_error(ValueError("x")) is None
-    True
+    >>> misuse = KafkaException(KafkaError(KafkaError._INVALID_ARG, "StoreOffsets failed"))
+    >>> kafka_config_error(misuse) is None, kafka_config_error(ValueError("x")) is None
+    (True, True)
     """  # noqa: E501
     from confluent_kafka import KafkaError, KafkaException
 
@@ -122,6 +138,8 @@ def kafka_config_error(exc: BaseException) -> str | None:
         return None
     error = exc.args[0]
     if not isinstance(error, KafkaError) or error.code() != KafkaError._INVALID_ARG:
+        return None
+    if not _REFUSED_CONFIG.search(error.str()):
         return None
     return f"Kafka client configuration: {error.str()} (--kafka-config or SEISMO_KAFKA_CONFIG)"
 

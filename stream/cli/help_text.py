@@ -43,8 +43,15 @@ def placeholder(option: Any) -> str:
     """
     if option.is_flag or option.count:
         return ""
-    descriptor = getattr(option, "type_descriptor", None)
-    return kind_of(getattr(descriptor, "annotation", str))
+    descriptor = getattr(option, "type_descriptor", None)  # typer 0.2x keeps the annotation
+    if descriptor is not None:
+        return kind_of(getattr(descriptor, "annotation", str))
+    click_type = getattr(option, "type", None)  # earlier typer: a click option
+    choices = getattr(click_type, "choices", None)
+    if choices:
+        return "[" + "|".join(str(c) for c in choices) + "]"
+    name = str(getattr(click_type, "name", "text")).upper()
+    return {"INTEGER RANGE": "INTEGER", "FLOAT RANGE": "FLOAT"}.get(name, name)
 
 
 def kind_of(annotation: Any) -> str:

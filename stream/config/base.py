@@ -20,7 +20,6 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from seismo.stream.errors import ConfigError
@@ -131,11 +130,14 @@ class RedactedSettings(BaseSettings):
         return list(self.redacted().items())
 
 
-def _with_sources(base: type[S], config_file: Path | None, env: Mapping[str, str]) -> type[S]:
-    """A subclass of ``base`` reading the given env mapping and TOML file."""
+def _with_sources(
+    base: type[S], config_file: Path | None, env: Mapping[str, str], shared: set[str]
+) -> type[S]:
+    """A subclass of ``base`` reading the given env mapping and TOML file (``shared``: the
+    settings of every seismo command, which the file may hold; see :class:`_TomlSource`)."""
 
     class _Loaded(base):  # type: ignore[valid-type,misc]
-        model_config = SettingsConfigDict(**{**base.model_config, "toml_file": config_file})
+        model_config = SettingsConfigDict(**base.model_config)
 
         @classmethod
         def settings_customise_sources(
@@ -149,10 +151,31 @@ def _with_sources(base: type[S], config_file: Path | None, env: Mapping[str, str
             sources: list[PydanticBaseSettingsSource] = [init_settings]
             sources.append(_MappingEnvSource(settings_cls, env))
             if config_file is not None:
-                sources.append(TomlConfigSettingsSource(settings_cls))
+                sources.append(_TomlSource(settings_cls, config_file, shared))
             return tuple(sources)
 
     return _Loaded
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """A flat TOML config file. One file may serve every seismo command, as the
+    environment does: a key that is a setting of another command (``interval_s`` in
+    the scorer's) is left out; a key that is no command's setting stays, and is
+    refused with its did-you-mean (:func:`unknown_key`)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path, shared: set[str]) -> None:
+        super().__init__(settings_cls)
+        import tomllib
+
+        data = tomllib.loads(path.read_text(encoding="utf-8"))  # a syntax error: ValueError
+        own = settings_cls.model_fields
+        self._data = {k: v for k, v in data.items() if k in own or k not in shared}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
 
 
 class _MappingEnvSource(PydanticBaseSettingsSource):
@@ -201,7 +224,8 @@ def validate(
     stray = unknown_env(environ, known)
     if stray:
         raise ConfigError(f"unknown environment variable {stray}")
-    loaded = _with_sources(cls, config_file, environ)
+    shared = {name.removeprefix(ENV_PREFIX).lower() for name in known}
+    loaded = _with_sources(cls, config_file, environ, shared)
     try:
         return loaded(**given)
     except ValidationError as exc:
@@ -214,7 +238,8 @@ def validate(
         if err["type"] == "extra_forbidden":  # only the config file can hold such a key
             raise ConfigError(unknown_key(config_file, field, err.get("input"), cls)) from None
         flag = getattr(cls, "FLAG_NAMES", {}).get(field)
-        where = source_of(field, given, environ, config_file, flag)
+        key = str(err["loc"][1]) if len(err["loc"]) > 1 else None
+        where = source_of(field, given, environ, config_file, flag, key)
         raise ConfigError(f"invalid setting {name} ({where}): {err['msg']}") from None
     except ValueError as exc:  # e.g. TOML syntax, or an env value that is not JSON
         unparsed = _unparsed_env_field(str(exc))
@@ -244,11 +269,13 @@ def _unparsed_env_field(message: str) -> str | None:
 
 def source_of(
     field: str, given: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None,
-    flag: str | None = None,
+    flag: str | None = None, key: str | None = None,
 ) -> str:  # fmt: skip
     """Where the value of setting ``field`` came from, as an error names it: its flag
     (``flag``, or the field's name as one), its environment variable, or the config
-    file (the order in which they win).
+    file (the order in which they win). ``key``: the entry of a mapping setting
+    (``kafka_config``) whose value is wrong; the sources' mappings are merged, so the
+    one that holds it is named.
 
     >>> source_of("max_batch", {"max_batch": 0}, {}, None)
     '--max-batch'
@@ -256,15 +283,39 @@ def source_of(
     'SEISMO_MAX_BATCH'
     >>> source_of("max_batch", {}, {}, None)
     'SEISMO_MAX_BATCH'
+    >>> source_of("kafka_config", {"kafka_config": {"client.id": "x"}},
+    ...           {"SEISMO_KAFKA_CONFIG": '{"acks": 1}'}, None, key="acks")
+    'SEISMO_KAFKA_CONFIG'
     """
+    variable = ENV_PREFIX + field.upper()
+    from_env = next((v for name, v in environ.items() if name.upper() == variable), None)
+    if key is not None:
+        flagged = given.get(field)
+        if isinstance(flagged, Mapping) and key in flagged:
+            return flag or "--" + field.replace("_", "-")
+        if from_env is not None and key in _json_keys(from_env):
+            return variable
+        if config_file is not None and field in _file_keys(config_file):
+            return f"{field} in {config_file}"
+        return variable
     if field in given:
         return flag or "--" + field.replace("_", "-")
-    variable = ENV_PREFIX + field.upper()
-    if any(name.upper() == variable for name in environ):
+    if from_env is not None:
         return variable
     if config_file is not None and field in _file_keys(config_file):
         return f"{field} in {config_file}"
     return variable
+
+
+def _json_keys(text: str) -> set[str]:
+    """The keys of a JSON object (none when it is not one)."""
+    import json
+
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return set()
+    return set(parsed) if isinstance(parsed, dict) else set()
 
 
 def _file_keys(config_file: Path) -> set[str]:

@@ -237,6 +237,11 @@ class Health(_ProcessHealth):
             elif self._unowned_since is None:
                 self._unowned_since = now
 
+    def kafka_up(self) -> bool:
+        """Whether librdkafka's last statistics had a broker connection up."""
+        with self._lock:
+            return kafka_state(self._brokers, self._kafka_seen) == "up"
+
     def unowned_s(self) -> float | None:
         """How long the loop has owned no partition (since start, or since it last
         owned one); ``None`` while it owns some.

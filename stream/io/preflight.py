@@ -71,8 +71,8 @@ def dimension_mismatch(
     >>> named = [b'{"values": {"temp": 1, "rpm": 2}}']
     >>> dimension_mismatch(named, 2, ["rpm", "temp"]) is None
     True
-    >>> dimension_mismatch(named, 3, ["rpm", "temp", "time"])
-    "events name the channels rpm, temp; the model's are rpm, temp, time (missing: time)"
+    >>> print(dimension_mismatch(named, 3, ["rpm", "temp", "time"]))
+    events name the channels 'rpm', 'temp'; the model's are 'rpm', 'temp', 'time' (missing: 'time')
     """
     shapes = [s for s in map(event_shape, values) if s is not None]
     names = frozenset(channels) if channels is not None else None
@@ -90,12 +90,16 @@ def dimension_mismatch(
 
 
 def _listed(names: Sequence[str], most: int = 8) -> str:
-    """Names for a message, the first ``most`` of them.
+    """Names for a message, the first ``most`` of them; names a producer chose are
+    quoted and cut to 40 characters, as the dead-letter reasons quote them.
 
-    >>> _listed(["a", "b"]), _listed([str(i) for i in range(10)], most=3)
-    ('a, b', '0, 1, 2 and 7 more')
+    >>> print(_listed(["a", "b"]), _listed([str(i) for i in range(10)], most=3))
+    'a', 'b' '0', '1', '2' and 7 more
+    >>> _listed(["x" * 100])[-7:]
+    "xxx...'"
     """
-    shown = ", ".join(names[:most])
+    shown = ", ".join(repr(n) if len(n) <= 40 else repr(n[:40])[:-1] + "...'"
+                      for n in names[:most])  # fmt: skip
     return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 

@@ -286,7 +286,7 @@ def test_named_events_are_checked_against_the_models_channel_names(
     produce_values(kafka_bootstrap, all_topics["input"],
                    [(b"d", json.dumps(renamed).encode())] * 3)  # fmt: skip
     args = score_args(model_dir, kafka_bootstrap, redis_url, all_topics, group_id)
-    line = fail_to_start(args, f"(missing: {names[-1]}; unknown: time)", "renamed channels")
+    line = fail_to_start(args, f"(missing: {names[-1]!r}; unknown: 'time')", "renamed channels")
     assert "events name the channels" in line and all_topics["input"] in line
 
     fitting = {**all_topics, "input": f"{all_topics['input']}-named"}

@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from seismo.stream.cli.common import parse_pairs
-from seismo.stream.config.loader import load_settings
+from seismo.stream.config.loader import load_retrain_settings, load_settings
 from seismo.stream.errors import ConfigError
 from seismo.stream.io.kafka import CONSUMER_DEFAULTS, PINNED_CONSUMER, client_config
 
@@ -199,3 +199,17 @@ def test_an_environment_variable_that_is_not_json_names_the_variable():
         load_settings({"model": "m"}, env={"SEISMO_KAFKA_CONFIG": '{"security.protocol": "SSL"'})
     assert str(caught.value).startswith(
         "invalid setting kafka_config (SEISMO_KAFKA_CONFIG): not valid JSON")
+
+
+def test_one_config_file_serves_the_scorer_and_the_sidecar(tmp_path):
+    """A stranger's finding: the environment may hold every command's settings, but a
+    config file with the sidecar's interval_s stopped the scorer ('interval_s is not a
+    setting of this command'). A key of another seismo command is left out; a key of
+    none is still refused."""
+    cfg = tmp_path / "seismo.toml"
+    cfg.write_text('model_store = "/models"\nk = 4.0\ninterval_s = 600.0\n')
+    assert load_settings({}, config_file=cfg, env={}).k == 4.0
+    assert load_retrain_settings({}, config_file=cfg, env={}).interval_s == 600.0
+    cfg.write_text('model_store = "/models"\ninterval_ss = 600.0\n')
+    with pytest.raises(ConfigError, match="interval_ss is not a setting of this command"):
+        load_retrain_settings({}, config_file=cfg, env={})
