@@ -88,25 +88,29 @@ def kafka_config_or_env(
     seismo.stream.errors.ConfigError: invalid setting kafka_config.acks (SEISMO_KAFKA_CONFIG): Input should be a valid string
     """  # noqa: E501
     environ = os.environ if env is None else env
-    raw = next((v for k, v in environ.items() if k.upper() == "SEISMO_KAFKA_CONFIG"), None)
-    base: dict[str, str] = {}
-    if raw:
-        where = "(SEISMO_KAFKA_CONFIG)"
+    raw = None
+    for name, text in environ.items():  # the last spelling wins, as for score
+        if name.upper() == "SEISMO_KAFKA_CONFIG":
+            raw = text
+    where = "(SEISMO_KAFKA_CONFIG)"
+    base: dict[str, object] = {}
+    if raw is not None:
         try:
             parsed = json.loads(raw)
         except ValueError:
             raise ConfigError(f"invalid setting kafka_config {where}: not valid JSON (the "
                               'variable holds a JSON value, e.g. {"security.protocol": "SSL"})'
                               ) from None  # fmt: skip
-        if not isinstance(parsed, dict):
+        if parsed is not None and not isinstance(parsed, dict):
             raise ConfigError(f"invalid setting kafka_config {where}: Input should be a valid "
                               "dictionary")  # fmt: skip
-        for key, value in parsed.items():
-            if not isinstance(value, str):
-                raise ConfigError(f"invalid setting kafka_config.{key} {where}: Input should "
-                                  "be a valid string")  # fmt: skip
-        base = parsed
-    return {**base, **(parse_pairs(pairs) or {})}
+        base = parsed or {}
+    merged: dict[str, object] = {**base, **(parse_pairs(pairs) or {})}
+    for key, value in merged.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"invalid setting kafka_config.{key} {where}: Input should "
+                              "be a valid string")  # fmt: skip
+    return {key: str(value) for key, value in merged.items()}
 
 
 #: How librdkafka words a configuration it refuses when a client is created (its
@@ -141,7 +145,8 @@ def kafka_config_error(exc: BaseException) -> str | None:
         return None
     if not _REFUSED_CONFIG.search(error.str()):
         return None
-    return f"Kafka client configuration: {error.str()} (--kafka-config or SEISMO_KAFKA_CONFIG)"
+    text = " ".join(error.str().split())  # librdkafka ends some with a newline
+    return f"Kafka client configuration: {text} (--kafka-config or SEISMO_KAFKA_CONFIG)"
 
 
 def setup_logging(level: str) -> None:

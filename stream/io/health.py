@@ -40,6 +40,7 @@ too (``model_watcher``; ``null`` when the model comes from a directory):
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +61,79 @@ STALL_S = 60.0
 WATCH_FAILING_S = 60.0
 
 WatcherState = Literal["ok", "retrying", "failing", "dead", "stopped"]
+
+#: A scorer that has owned no partition this long (or this many session timeouts, if
+#: longer: a join takes up to about one, half of one on Tansu) says so (`IdleNotice`).
+UNOWNED_WARN_S = 60.0
+UNOWNED_SESSIONS = 2.0
+#: ... and again, at INFO, this often while it stays so (a standby is normal).
+UNOWNED_REPEAT_S = 600.0
+
+
+def unowned_after_s(session_timeout_ms: object) -> float:
+    """How long a scorer owns no partition before it says so, for its consumer's
+    ``session.timeout.ms`` (a number, or text as librdkafka settings come).
+
+    >>> unowned_after_s(10_000), unowned_after_s("45000"), unowned_after_s("abc")
+    (60.0, 90.0, 60.0)
+    """
+    try:
+        return max(UNOWNED_WARN_S, UNOWNED_SESSIONS * float(session_timeout_ms) / 1000)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return UNOWNED_WARN_S
+
+
+class IdleNotice:
+    """When a scorer that owns no partition says so.
+
+    Once it has owned none for ``after_s``, with a broker up for at least as
+    long (after an outage the group's rejoin takes seconds, and must not read
+    as a stuck group), a WARNING; then an INFO line every ``repeat_s`` while it
+    stays so; once it owns partitions again, a later stretch starts afresh.
+    Nothing while no broker is up: an outage has lines of its own. Without
+    librdkafka's statistics the state is ``unknown`` and counts as up.
+
+    >>> notice = IdleNotice(after_s=60, repeat_s=600)
+    >>> up = ("up", 100.0)
+    >>> [notice.check(unowned, kafka, now) for unowned, kafka, now in [
+    ...     (None, up, 0), (59.0, up, 59), (61.0, up, 61), (70.0, up, 70),
+    ...     (661.0, up, 661), (None, up, 700), (300.0, ("down", None), 1000),
+    ...     (305.0, ("up", 5.0), 1005), (361.0, ("up", 61.0), 1061),
+    ...     (None, up, 1100), (61.0, ("unknown", None), 1200)]]
+    [None, None, 30, None, 20, None, None, None, 30, None, 30]
+    >>> notice.told
+    True
+    """
+
+    def __init__(self, after_s: float, repeat_s: float = UNOWNED_REPEAT_S) -> None:
+        self.after_s, self.repeat_s = after_s, repeat_s
+        self._told_at: float | None = None
+
+    @property
+    def told(self) -> bool:
+        """Whether the current stretch without partitions has been told."""
+        return self._told_at is not None
+
+    def check(self, unowned_s: float | None, kafka: tuple[str, float | None],
+              now: float) -> int | None:  # fmt: skip
+        """The log level of the line due ``now`` (``logging.WARNING`` or ``INFO``), or
+        ``None``; ``unowned_s`` from :meth:`Health.unowned_s`, ``kafka`` from
+        :meth:`Health.kafka_for`."""
+        if unowned_s is None:
+            self._told_at = None
+            return None
+        state, up_s = kafka
+        if state == "down" or unowned_s < self.after_s:
+            return None
+        if up_s is not None and up_s < self.after_s:
+            return None
+        if self._told_at is None:
+            self._told_at = now
+            return logging.WARNING
+        if now - self._told_at >= self.repeat_s:
+            self._told_at = now
+            return logging.INFO
+        return None
 
 
 def brokers_up(stats_json: str) -> tuple[int, int]:
@@ -194,12 +268,33 @@ class _ProcessHealth:
     _kafka_seen: bool = False
     _loop_at: float | None = None
     _model: str | None = None
+    _up_since: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def kafka(self, brokers: tuple[int, int]) -> None:
         """Record ``(up, known)`` broker connections (from :func:`brokers_up`)."""
         with self._lock:
+            was_up = self._up_since is not None
             self._brokers, self._kafka_seen = brokers, True
+            if kafka_state(brokers, True) != "up":
+                self._up_since = None
+            elif not was_up:
+                self._up_since = self.clock()
+
+    def kafka_for(self) -> tuple[str, float | None]:
+        """The Kafka state (:func:`kafka_state`) and, while ``up``, for how long.
+
+        >>> times = iter([0.0, 5.0, 7.0])
+        >>> health = Health(clock=lambda: next(times))
+        >>> health.kafka((1, 1)); health.kafka_for()
+        ('up', 5.0)
+        >>> health.kafka((0, 1)); health.kafka_for()
+        ('down', None)
+        """
+        with self._lock:
+            state = kafka_state(self._brokers, self._kafka_seen)
+            since = self._up_since
+        return state, None if since is None else self.clock() - since
 
     def model(self, version: str) -> None:
         """The model version in service."""
@@ -236,11 +331,6 @@ class Health(_ProcessHealth):
                 self._unowned_since = None
             elif self._unowned_since is None:
                 self._unowned_since = now
-
-    def kafka_up(self) -> bool:
-        """Whether librdkafka's last statistics had a broker connection up."""
-        with self._lock:
-            return kafka_state(self._brokers, self._kafka_seen) == "up"
 
     def unowned_s(self) -> float | None:
         """How long the loop has owned no partition (since start, or since it last

@@ -98,8 +98,7 @@ def _listed(names: Sequence[str], most: int = 8) -> str:
     >>> _listed(["x" * 100])[-7:]
     "xxx...'"
     """
-    shown = ", ".join(repr(n) if len(n) <= 40 else repr(n[:40])[:-1] + "...'"
-                      for n in names[:most])  # fmt: skip
+    shown = ", ".join(repr(n if len(n) <= 40 else n[:40] + "...") for n in names[:most])
     return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 

@@ -29,6 +29,7 @@ from seismo.models.columns import SECONDS_BELOW
 from seismo.stream.config.settings import ScorerSettings
 from seismo.stream.errors import DeliveryError
 from seismo.stream.io.batch_sources import MessageSources, kafka_times
+from seismo.stream.io.health import IdleNotice, unowned_after_s
 from seismo.stream.io.kafka import CONSUMER_DEFAULTS, ConfirmingProducer, split_errors
 from seismo.stream.io.log_throttle import Throttle
 from seismo.stream.io.metrics import ScorerMetrics
@@ -65,14 +66,6 @@ log = logging.getLogger(__name__)
 #: An event time below this many ms (1973) is most likely in epoch seconds: the bound
 #: at which ``seismo produce`` and ``train`` read a file's times as seconds.
 SECONDS_BELOW_MS = int(SECONDS_BELOW)
-
-#: A scorer that has owned no partition this long (or this many session timeouts, if
-#: longer: a join takes up to about one, half of one on Tansu) says so, with a WARNING,
-#: then at INFO every ten minutes while it stays so (a standby of a group with more
-#: scorers than partitions is normal).
-UNOWNED_WARN_S = 60.0
-UNOWNED_SESSIONS = 2.0
-UNOWNED_REPEAT_S = 600.0
 
 #: Longest pause between two attempts to publish a batch the broker did not confirm.
 MAX_DELIVERY_PAUSE_S = 30.0
@@ -153,8 +146,9 @@ class Scorer:
         #: warnings that would repeat every batch (consume errors in an outage, a drift,
         #: odd timestamps): at most one line of each kind per period
         self._log_throttle = Throttle()
-        self._unowned_throttle = Throttle(period_s=UNOWNED_REPEAT_S)
-        self._unowned_warned = False
+        session_ms = settings.kafka_config.get("session.timeout.ms",
+                                               CONSUMER_DEFAULTS["session.timeout.ms"])
+        self.idle_notice = IdleNotice(unowned_after_s(session_ms))
         self._whole_dropped = 0  # whole windows dropped since the last line about them
         #: the lowest seconds-like event time since the last warning about them
         self._earliest_ms = SECONDS_BELOW_MS
@@ -296,35 +290,17 @@ class Scorer:
         self._warn_if_unowned()
 
     def _warn_if_unowned(self) -> None:
-        """Say so while the scorer owns no partition (see `UNOWNED_WARN_S`); not while no
-        broker is up (an outage has its own lines)."""
+        """Say so while the scorer owns no partition (see :class:`IdleNotice`)."""
         health = self.metrics.health
         unowned = health.unowned_s()
-        if unowned is None:
-            if self._unowned_warned:  # owned again: a later stretch is told afresh
-                self._unowned_throttle = Throttle(period_s=UNOWNED_REPEAT_S)
-                self._unowned_warned = False
-            return
-        if unowned < self._unowned_warn_s() or not health.kafka_up():
-            return
-        if self._unowned_throttle.admit("unowned") is None:
-            return
-        log.log(logging.INFO if self._unowned_warned else logging.WARNING,
-                "no partition of %s assigned to this scorer for %.0f s (group %s): other "
-                "members own them all (more scorers than partitions: this one waits as a "
-                "standby), or the group is stuck at the broker; on Tansu a member stopped "
-                "while joining leaves it so: restart the broker (docs/kafka-compat.md)",
-                self.settings.input_topic, unowned, self.settings.group_id)  # fmt: skip
-        self._unowned_warned = True
-
-    def _unowned_warn_s(self) -> float:
-        """How long without a partition before `_warn_if_unowned` speaks."""
-        session = self.settings.kafka_config.get(
-            "session.timeout.ms", CONSUMER_DEFAULTS["session.timeout.ms"])
-        try:
-            return max(UNOWNED_WARN_S, UNOWNED_SESSIONS * float(session) / 1000)
-        except (TypeError, ValueError):
-            return UNOWNED_WARN_S
+        level = self.idle_notice.check(unowned, health.kafka_for(), time.monotonic())
+        if level is not None:
+            log.log(level, "no partition of %s assigned to this scorer for %.0f s (group %s): "
+                    "other members own them all (more scorers than partitions: this one "
+                    "waits as a standby), or the group is stuck at the broker; on Tansu a "
+                    "member stopped while joining leaves it so: restart the broker "
+                    "(docs/kafka-compat.md)", self.settings.input_topic, unowned,
+                    self.settings.group_id)  # fmt: skip
 
     def _sync_partitions(self, assignment: Sequence[TopicPartition]) -> None:
         """Keep the device windows and device states in step with the partitions owned.
