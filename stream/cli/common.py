@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import signal
 import sys
@@ -87,30 +85,9 @@ def kafka_config_or_env(
     ...
     seismo.stream.errors.ConfigError: invalid setting kafka_config.acks (SEISMO_KAFKA_CONFIG): Input should be a valid string
     """  # noqa: E501
-    environ = os.environ if env is None else env
-    raw = None
-    for name, text in environ.items():  # the last spelling wins, as for score
-        if name.upper() == "SEISMO_KAFKA_CONFIG":
-            raw = text
-    where = "(SEISMO_KAFKA_CONFIG)"
-    base: dict[str, object] = {}
-    if raw is not None:
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            raise ConfigError(f"invalid setting kafka_config {where}: not valid JSON (the "
-                              'variable holds a JSON value, e.g. {"security.protocol": "SSL"})'
-                              ) from None  # fmt: skip
-        if parsed is not None and not isinstance(parsed, dict):
-            raise ConfigError(f"invalid setting kafka_config {where}: Input should be a valid "
-                              "dictionary")  # fmt: skip
-        base = parsed or {}
-    merged: dict[str, object] = {**base, **(parse_pairs(pairs) or {})}
-    for key, value in merged.items():
-        if not isinstance(value, str):
-            raise ConfigError(f"invalid setting kafka_config.{key} {where}: Input should "
-                              "be a valid string")  # fmt: skip
-    return {key: str(value) for key, value in merged.items()}
+    from seismo.stream.config.loader import load_kafka_config
+
+    return load_kafka_config(parse_pairs(pairs), env)
 
 
 #: How librdkafka words a configuration it refuses when a client is created (its

@@ -49,7 +49,7 @@ def placeholder(option: Any) -> str:
     click_type = getattr(option, "type", None)  # earlier typer: a click option
     choices = getattr(click_type, "choices", None)
     if choices:
-        return "[" + "|".join(str(c) for c in choices) + "]"
+        return _choices(choices)
     name = str(getattr(click_type, "name", "text")).upper()
     return {"INTEGER RANGE": "INTEGER", "FLOAT RANGE": "FLOAT"}.get(name, name)
 
@@ -63,11 +63,16 @@ def kind_of(annotation: Any) -> str:
     ['INTEGER', 'FLOAT', 'PATH', '[a|b]', 'TEXT', 'TEXT']
     """
     if get_origin(annotation) is Literal:
-        return "[" + "|".join(str(c) for c in get_args(annotation)) + "]"
+        return _choices(get_args(annotation))
     inner = [a for a in get_args(annotation) if a is not type(None)]
     if get_origin(annotation) in (Union, UnionType) and len(inner) == 1:
         return kind_of(inner[0])
     return {int: "INTEGER", float: "FLOAT", Path: "PATH"}.get(annotation, "TEXT")
+
+
+def _choices(values: Any) -> str:
+    """``[a|b]``: the values an option takes, as click shows a choice."""
+    return "[" + "|".join(str(v) for v in values) + "]"
 
 
 def _plain_argument(param: Any) -> None:

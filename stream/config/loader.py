@@ -22,6 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from seismo.stream.config.base import ENV_PREFIX, RedactedSettings, S, validate
 from seismo.stream.config.incident_settings import IncidentSettings, NotifySettings
 from seismo.stream.config.retrain_settings import RetrainSettings
@@ -85,3 +88,27 @@ def load_retrain_settings(
 ) -> RetrainSettings:
     """Validate the retrainer's settings once (see :func:`load`)."""
     return load(RetrainSettings, cli, config_file=config_file, env=env)
+
+
+class KafkaClientSettings(RedactedSettings):
+    """The Kafka settings of ``tail``, ``produce`` and ``simulate``, which have no
+    settings class of their own: validated as ``seismo score`` validates its own."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    kafka_config: dict[str, str] = Field(default_factory=dict)
+
+
+def load_kafka_config(
+    pairs: Mapping[str, str] | None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``SEISMO_KAFKA_CONFIG`` with the ``--kafka-config`` ``pairs`` over it, as ``seismo
+    score`` reads them. Only that variable is read: these commands never refused other
+    ``SEISMO_*`` variables.
+
+    >>> load_kafka_config({"acks": "1"}, {"SEISMO_KAFKA_CONFIG": '{"security.protocol": "SSL"}'})
+    {'security.protocol': 'SSL', 'acks': '1'}
+    """
+    environ = os.environ if env is None else env
+    own = {k: v for k, v in environ.items() if k.upper() == ENV_PREFIX + "KAFKA_CONFIG"}
+    return load(KafkaClientSettings, {"kafka_config": pairs}, env=own).kafka_config

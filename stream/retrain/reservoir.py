@@ -175,9 +175,20 @@ class Reservoir:
         ring.add(rows, meta)
         self._rings[group] = ring  # most recently updated last
         while len(self._rings) > self.max_groups:
-            others = (name for name in self._rings if name != group)
-            del self._rings[min(others, key=lambda name: self._rings[name].size)]
+            del self._rings[self._smallest_other(group)]
             self.dropped += 1
+
+    def _smallest_other(self, group: str) -> str:
+        """The group to drop: the smallest but ``group``, of those the least recently
+        updated. The scan stops at the first group of one event, the least any group
+        holds: under a flood of one-off prefixes, one near the front (the oldest)."""
+        best, best_size = "", self.capacity + 1
+        for name, ring in self._rings.items():  # least recently updated first
+            if name != group and ring.size < best_size:
+                best, best_size = name, ring.size
+                if best_size == 1:
+                    break
+        return best
 
     def window(self) -> Window:
         """Every event held, oldest first."""

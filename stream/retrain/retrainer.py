@@ -109,7 +109,6 @@ class Retrainer:
         )
         self.rounds = 0
         self.rejected = 0
-        self._rejected_logged = (0, -REJECT_LOG_S)  # (count, when)
         self._throttle = Throttle(REJECT_LOG_S, clock=clock)
         self._last_round = clock()
         #: the request taken for the round under way (put back if the round does not finish)
@@ -197,11 +196,10 @@ class Retrainer:
     def _note_rejected(self, count: int, reason: str) -> None:
         """Count events left out of the window; log them at most every :data:`REJECT_LOG_S`."""
         self.rejected += count
-        logged, at = self._rejected_logged
-        if self.clock() - at >= REJECT_LOG_S:
+        total = self._throttle.tally("rejected", count)
+        if total is not None:
             log.warning("%d events left out of the training window since the last report"
-                        " (cannot be decoded; e.g. %s)", self.rejected - logged, reason)
-            self._rejected_logged = (self.rejected, self.clock())
+                        " (cannot be decoded; e.g. %s)", total, reason)
 
     def due(self) -> str | None:
         """Why a round should start now (``"interval"``, a request's reason), or ``None``."""

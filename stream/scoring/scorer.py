@@ -59,7 +59,7 @@ from seismo.stream.scoring.judges import DeviceJudge, Judge, SharedJudge
 from seismo.stream.scoring.prefetch import Prefetcher
 from seismo.stream.scoring.scorable import NOT_FINITE, finite_rows, representable
 from seismo.stream.scoring.threshold import ThresholdRule, ThresholdSource, learnable, to_space
-from seismo.stream.scoring.window_buffer import WindowBuffer, channel_names, gather
+from seismo.stream.scoring.window_buffer import WindowBuffer, gather, reading_channels
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class Scorer:
         self.windows: WindowBuffer | None = None
         self._owned: set[tuple[str, int]] = set()
         #: the channel names of one reading, in model order (named values, window gather)
-        self._channels = self._channel_names(artifact)
+        self._channels = reading_channels(artifact.feature_names, settings.window)
         #: values per reading: the model's width over the window
         self._reading_width = artifact.n_features // settings.window
         if settings.window > 1:
@@ -217,7 +217,7 @@ class Scorer:
         self._retired["repairs"] += self.stats.repairs
         self.stats = self.stats_for(new)
         self.drift = self._drift_monitor(new)
-        self._channels = self._channel_names(new)
+        self._channels = reading_channels(new.feature_names, self.settings.window)
         self.metrics.set_model(new.name, new.version)
         self.metrics.model_swaps.inc()
         log.info("model swapped: %s version %s -> %s", new.name, old.version, new.version)
@@ -293,6 +293,8 @@ class Scorer:
         """Say so while the scorer owns no partition (see :class:`IdleNotice`)."""
         health = self.metrics.health
         unowned = health.unowned_s()
+        if unowned is None and not self.idle_notice.told:
+            return  # the usual case, every batch: nothing more to read
         level = self.idle_notice.check(unowned, health.kafka_for(), time.monotonic())
         if level is not None:
             log.log(level, "no partition of %s assigned to this scorer for %.0f s (group %s): "
@@ -449,12 +451,6 @@ class Scorer:
             log.warning("%d message(s) with a Kafka timestamp outside [0, %d) ms (a producer "
                         "clock in microseconds?): their events take the scorer's clock",
                         odd, MAX_TS_MS)  # fmt: skip
-
-    def _channel_names(self, artifact: Artifact) -> list[str]:
-        """The names an event's named values are matched against, in model order: the
-        model's feature names, or with a window model the names of one reading."""
-        names = list(artifact.feature_names)
-        return channel_names(names, self.settings.window) if self.settings.window > 1 else names
 
     def _gather(
         self, decoded: DecodedBatch, messages: Sequence[Message]

@@ -51,7 +51,7 @@ from seismo.stream.registry.model_watch import ModelWatcher
 from seismo.stream.retrain.requests import request_retrain
 from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.scorer import DriftCallback, Scorer, StatsFactory, TailReader
-from seismo.stream.scoring.window_buffer import channel_names
+from seismo.stream.scoring.window_buffer import reading_channels
 
 log = logging.getLogger(__name__)
 
@@ -250,10 +250,8 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         if artifact.n_features % settings.window:
             raise ArtifactError(f"--window {settings.window} does not divide the model's "
                                 f"{artifact.n_features} features (window x channels)")  # fmt: skip
-        names = list(artifact.feature_names)
         check_model_fits(settings, artifact.n_features // settings.window, consumer,
-                         channel_names(names, settings.window) if settings.window > 1
-                         else names)  # fmt: skip
+                         reading_channels(artifact.feature_names, settings.window))
         producer_config = client_config(
             settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config
         )

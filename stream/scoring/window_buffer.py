@@ -230,6 +230,19 @@ def channel_names(feature_names: list[str], window: int) -> list[str]:
     return [name.split(STEP_MARK)[0] for name in last]
 
 
+def reading_channels(feature_names: Sequence[str], window: int) -> list[str]:
+    """The names an event's named values are matched against, in model order: the
+    model's feature names, or with a window model (``window`` > 1) one reading's.
+
+    >>> reading_channels(["rpm@t-1", "temp@t-1", "rpm@t-0", "temp@t-0"], 2)
+    ['rpm', 'temp']
+    >>> reading_channels(["a@b", "c"], 1)
+    ['a@b', 'c']
+    """
+    names = list(feature_names)
+    return channel_names(names, window) if window > 1 else names
+
+
 def gather(
     buffer: WindowBuffer, decoded: DecodedBatch, partitions: Sequence[int],
     offsets: Sequence[int],
