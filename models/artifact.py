@@ -79,10 +79,11 @@ from seismo.models.calibration import Calibration
 from seismo.models.detector import AutoencoderDetector
 from seismo.models.device import select_device
 from seismo.models.errors import ArtifactError, SeismoError
-from seismo.models.neighbours import REFERENCE_KEY, Neighbours
 from seismo.models.nets.architectures import Architecture, ModelConfig, get_architecture
 from seismo.models.nets.base import Autoencoder
 from seismo.models.scaler import StandardScaler
+from seismo.models.terms.neighbours import REFERENCE_KEY, Neighbours
+from seismo.models.terms.training_range import TrainingRange
 from seismo.models.training import TrainResult
 
 FORMAT_VERSION = 1
@@ -230,6 +231,8 @@ def _config_json(artifact: Artifact, weights: bytes) -> bytes:
     }
     if detector.neighbours is not None:
         document["neighbours"] = detector.neighbours.to_dict()
+    if detector.training_range is not None:
+        document["training_range"] = detector.training_range.to_dict()
     try:
         return json.dumps(document, indent=2, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
@@ -351,11 +354,17 @@ def load_artifact(
             near = Neighbours.from_parts(document.get("neighbours"), reference, config.n_features)
         except ArtifactError as exc:
             raise ArtifactError(f"{where}: {exc}") from exc
+    span = None
+    if "training_range" in document:
+        try:
+            span = TrainingRange.from_dict(document["training_range"], config.n_features)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{where}: {exc}") from exc
     module = _build_checked(spec, config, state, where)
     training = document.get("training")
     return Artifact(
         detector=AutoencoderDetector(module, scaler, config=config, device=select_device(device),
-                                     neighbours=near),  # fmt: skip
+                                     neighbours=near, training_range=span),  # fmt: skip
         name=section(document, "name", text, where),
         version=section(document, "version", text, where),
         created_at=section(document, "created_at", text, where),

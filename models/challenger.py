@@ -41,13 +41,15 @@ from seismo.models.training import train_autoencoder
 def champion_train_config(champion: Artifact) -> TrainConfig:
     """The `TrainConfig` the champion was trained with (defaults where it is not recorded).
 
-    A champion from before the neighbour term records no ``neighbours``: its
-    challenger gets the term only if the champion has one, so both score alike.
+    A champion from before the neighbour term (or the range term) records no
+    ``neighbours`` (``range_term``): its challenger gets the term only if the
+    champion has one, so both score alike.
     """
     recorded = champion.training.get("summary", {}).get("train_config")
     given = dict(recorded) if isinstance(recorded, Mapping) else {}
     near = champion.detector.neighbours
     given.setdefault("neighbours", 0 if near is None else int(near.reference.shape[0]))
+    given.setdefault("range_term", champion.detector.training_range is not None)
     return TrainConfig.from_dict(given)
 
 

@@ -290,24 +290,26 @@ def id_like(name: str, values: np.ndarray) -> bool:
     return bool(named and v.size and np.isfinite(v).all() and (v == np.round(v)).all())
 
 
-def id_like_warning(name: str) -> str:
+def id_like_warning(name: str, use: str = "trained on") -> str:
     """The warning for a column named as an id that is about to be a feature.
 
     >>> id_like_warning("sensor_id")  # doctest: +ELLIPSIS
     "column 'sensor_id' is named as an id and holds integers, and is trained on ... sensor_id"
     """
-    return (f"column {name!r} is named as an id and holds integers, and is trained on as a "
+    return (f"column {name!r} is named as an id and holds integers, and is {use} as a "
             f"channel; if it names devices, name it with --device-column {name}, or leave it "
             f"out with --drop-columns {name}")  # fmt: skip
 
 
-def time_like_warning(name: str, why: str) -> str:
+def time_like_warning(name: str, why: str, use: str = "trained on") -> str:
     """The warning for a column that looks like a time or counter and is about to be a feature.
 
     >>> time_like_warning("t", "epoch-like times")  # doctest: +ELLIPSIS
     "column 't' holds epoch-like times and is trained on as a channel; ... --drop-columns t"
+    >>> time_like_warning("seq", "a counter", "sent")  # doctest: +ELLIPSIS
+    "column 'seq' holds a counter and is sent as a channel; ..."
     """
-    return (f"column {name!r} holds {why} and is trained on as a channel; if it is not "
+    return (f"column {name!r} holds {why} and is {use} as a channel; if it is not "
             f"a sensor, name it with --timestamp-column {name} or leave it out with "
             f"--drop-columns {name}")  # fmt: skip
 

@@ -221,7 +221,7 @@ class TrainConfig:
         did not help (``docs/protocol.md``).
     neighbours : int
         Reference rows of the k-nearest-neighbour term
-        (:mod:`seismo.models.neighbours`): a row's score adds its squared
+        (:mod:`seismo.models.terms.neighbours`): a row's score adds its squared
         distance to the ``neighbour_k``-th nearest of that many sampled training
         rows, both terms over their training medians. 0 scores by the
         reconstruction error alone. The default, 2048, was chosen on the ODDS
@@ -230,6 +230,13 @@ class TrainConfig:
         (``seismo train --window``), ``--clean`` and the time-series benchmarks use 0.
     neighbour_k : int
         Which neighbour the distance is to (PyOD's kNN default, 5).
+    range_term : bool
+        Add to each feature's error how far its standardised value lies beyond
+        the range it spanned on the training rows (squared, for the ``mse``
+        score; :mod:`seismo.models.terms.training_range`). Off by default: on
+        training rows that hold anomalies the range spans them and the term
+        changed nothing on the ODDS protocol; ``seismo train --clean`` turns it
+        on (chosen on the protocol's clean setting, ``docs/protocol.md``).
 
     Examples
     --------
@@ -255,6 +262,7 @@ class TrainConfig:
     refit_share: float = 0.0
     neighbours: int = 2048
     neighbour_k: int = 5
+    range_term: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "neighbour_k"):
@@ -279,6 +287,8 @@ class TrainConfig:
                 raise SeismoError(f"{name} must be in [0, 0.5], got {value!r}")
         if not _is_int(self.neighbours) or self.neighbours < 0:
             raise SeismoError(f"neighbours must be an integer >= 0, got {self.neighbours!r}")
+        if not isinstance(self.range_term, bool):
+            raise SeismoError(f"range_term must be true or false, got {self.range_term!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict; `from_dict` reverses it."""

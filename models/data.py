@@ -209,6 +209,32 @@ def refuse_other_delimiter(path: Path, header: Sequence[str]) -> None:
             "seismo reads comma-separated files; rewrite it with commas, e.g. in Python "
             f"csv.writer(out).writerows(csv.reader(f, delimiter={other!r}))"
         )
+    if looks_like_data(header):
+        shown = ",".join(name.strip() for name in header[:4]) + ("..." if len(header) > 4 else "")
+        raise DataError(
+            f"the first line of {path} is numbers ({shown}), not column names: seismo reads "
+            "a CSV whose first line names its columns, e.g. temp,rpm,... (its first data row "
+            "would otherwise be lost and its numbers become the channel names)"
+        )
+
+
+def looks_like_data(header: Sequence[str]) -> bool:
+    """Whether a CSV's first line holds numbers rather than names.
+
+    Whole numbers alone may be names (pandas writes a frame of a bare array with the
+    header ``0,1,2``); a decimal point, a sign or an exponent in every cell may not.
+
+    >>> looks_like_data(["0.126", "-0.132", "1e3"]), looks_like_data(["0", "1", "2"])
+    (True, False)
+    >>> looks_like_data(["temp", "0.5"]), looks_like_data(["", "0", "1"])
+    (False, False)
+    """
+    cells = [cell.strip() for cell in header]
+    try:
+        [float(cell) for cell in cells]
+    except ValueError:
+        return False
+    return not all(cell.isdigit() for cell in cells)
 
 
 def other_delimiter(header: Sequence[str]) -> str | None:
@@ -426,17 +452,17 @@ def in_model_order(table: Table, channels: Sequence[str], source: str | os.PathL
                    feature_names=[table.feature_names[i] for i in order])  # fmt: skip
 
 
-def warn_time_like(x: np.ndarray, names: Sequence[str]) -> None:
+def warn_time_like(x: np.ndarray, names: Sequence[str], use: str = "trained on") -> None:
     """Log a warning for each column of ``x`` (n, d) that looks like a time, a counter
-    or a device id."""
+    or a device id; ``use`` says what happens to it (``"sent"`` for ``seismo produce``)."""
     if x.ndim != 2 or x.shape[1] != len(names):
         return
     for j, name in enumerate(names):
         why = time_like(x[:, j])
         if why is not None:
-            log.warning(time_like_warning(name, why))
+            log.warning(time_like_warning(name, why, use))
         elif id_like(name, x[:, j]):
-            log.warning(id_like_warning(name))
+            log.warning(id_like_warning(name, use))
 
 
 def shared_data_dir(subdir: str, env: Mapping[str, str] | None = None) -> Path:

@@ -2,8 +2,10 @@
 
 `AutoencoderDetector.score_batch` maps rows ``(n, d)`` to scores ``(n,)``;
 **higher = more anomalous** (mean squared reconstruction error in
-standardised units; with a `~seismo.models.neighbours.Neighbours` term, that
-error and the k-th neighbour distance, each over its training median).
+standardised units; with a `~seismo.models.terms.training_range.TrainingRange`, plus
+each feature's distance beyond its training range; with a
+`~seismo.models.terms.neighbours.Neighbours` term, that error and the k-th neighbour
+distance, each over its training median).
 
 Examples
 --------
@@ -29,11 +31,12 @@ import torch
 
 from seismo.models.device import select_device, to_device
 from seismo.models.errors import DataError, SeismoError
-from seismo.models.neighbours import Neighbours
 from seismo.models.nets.architectures import ModelConfig
 from seismo.models.nets.base import Autoencoder
 from seismo.models.scaler import StandardScaler
 from seismo.models.staging import HostStaging
+from seismo.models.terms.neighbours import Neighbours
+from seismo.models.terms.training_range import TrainingRange
 
 SCORES: tuple[str, ...] = ("mse", "mae", "elbo")
 """How a row's score is formed: mean squared or absolute error over features, or
@@ -68,8 +71,12 @@ class AutoencoderDetector:
         copies (:class:`~seismo.models.staging.HostStaging`); default: on CUDA only.
     neighbours : Neighbours or None
         A k-nearest-neighbour term added to each row's score
-        (:mod:`seismo.models.neighbours`); the per-feature errors stay the
+        (:mod:`seismo.models.terms.neighbours`); the per-feature errors stay the
         reconstruction's.
+    training_range : TrainingRange or None
+        Each feature's training range: the squared distance of a value beyond
+        it (the distance, for a ``mae`` score) is added to that feature's error
+        (:mod:`seismo.models.terms.training_range`).
     """
 
     def __init__(
@@ -82,6 +89,7 @@ class AutoencoderDetector:
         chunk_rows: int = CHUNK_ROWS,
         staging: bool | None = None,
         neighbours: Neighbours | None = None,
+        training_range: TrainingRange | None = None,
     ) -> None:
         if scaler.n_features != config.n_features:
             raise DataError(
@@ -98,6 +106,13 @@ class AutoencoderDetector:
         use_staging = self.device.type == "cuda" if staging is None else staging
         self.staging = HostStaging(self.device) if use_staging else None
         self.neighbours = None if neighbours is None else neighbours.to(self.device)
+        if training_range is not None and training_range.low.shape != (config.n_features,):
+            raise DataError(
+                f"training range has {tuple(training_range.low.shape)} features but the model "
+                f"config has {config.n_features}"
+            )
+        self.training_range = (None if training_range is None
+                               else training_range.to(self.device))  # fmt: skip
         self.score_kind: str = getattr(config, "score", "mse")
         if self.score_kind not in SCORES:
             raise SeismoError(f"score {self.score_kind!r} is not one of: {', '.join(SCORES)}")
@@ -128,8 +143,8 @@ class AutoencoderDetector:
         return self.score_with_features(x)[1]
 
     def score_batch(self, x: np.ndarray) -> np.ndarray:
-        """Anomaly score per row: mean squared (or absolute, see `SCORES`) error, plus
-        the neighbour term when the detector has one.
+        """Anomaly score per row: mean squared (or absolute, see `SCORES`) error, with
+        the range and neighbour terms when the detector has them.
 
         Parameters
         ----------
@@ -225,6 +240,9 @@ class AutoencoderDetector:
         """Per-feature errors ``(m, d)`` and row scores ``(m,)`` of one standardised chunk."""
         diff = self.module(batch) - batch
         per_feature = diff.abs() if self.score_kind == "mae" else diff.square()
+        if self.training_range is not None:
+            beyond = self.training_range.excess(batch)
+            per_feature = per_feature + (beyond if self.score_kind == "mae" else beyond.square())
         rows = per_feature.mean(dim=1)
         if self.score_kind == "elbo":
             penalty = self.module.row_penalty(batch)

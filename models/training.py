@@ -28,11 +28,12 @@ from seismo.models.config import TrainConfig, default_hidden
 from seismo.models.detector import CHUNK_ROWS, AutoencoderDetector
 from seismo.models.device import select_device, to_device
 from seismo.models.errors import DataError, SeismoError
-from seismo.models.neighbours import fit_neighbours
 from seismo.models.nets.architectures import ModelConfig, get_architecture
 from seismo.models.nets.base import Autoencoder, LossFn
 from seismo.models.nets.vae import VAEConfig
 from seismo.models.scaler import fit_scaler
+from seismo.models.terms.neighbours import fit_neighbours
+from seismo.models.terms.training_range import TrainingRange
 
 MIN_ROWS = 10
 """Fewest rows `train_autoencoder` accepts (at least one goes to validation)."""
@@ -255,7 +256,8 @@ def _with_neighbours(
         return detector, None
     near, scores = fitted
     with_term = AutoencoderDetector(detector.module, detector.scaler, config=detector.config,
-                                    device=detector.device, neighbours=near)  # fmt: skip
+                                    device=detector.device, neighbours=near,
+                                    training_range=detector.training_range)  # fmt: skip
     return with_term, scores.float().cpu().numpy()
 
 
@@ -274,7 +276,9 @@ def train_autoencoder(
     part only; train with Adam in minibatches; stop early when the validation
     loss has not improved for ``train.patience`` epochs and restore the best
     weights; with ``train.refit_share``, drop the highest-scored training rows
-    and train a fresh model on the rest; score the held-out rows for
+    and train a fresh model on the rest; with ``train.range_term``, keep each
+    feature's range over the rows it trained on
+    (:mod:`seismo.models.terms.training_range`); score the held-out rows for
     calibration.
 
     Parameters
@@ -321,6 +325,9 @@ def train_autoencoder(
         x_train = x_train[torch.from_numpy(kept).to(target)]
         module, fit = _build_and_fit(model_config, x_train, x_val, train, rng, progress)
         detector = AutoencoderDetector(module, scaler, config=model_config, device=target)
+    if train.range_term:
+        detector = AutoencoderDetector(module, scaler, config=model_config, device=target,
+                                       training_range=TrainingRange.fit(x_train))  # fmt: skip
     train_scores = None
     if train.neighbours > 0:
         detector, train_scores = _with_neighbours(detector, data[train_idx], train, rng)

@@ -158,14 +158,18 @@ def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np
 
 
 def evaluate_split(
-    x: np.ndarray, y: np.ndarray, seed: int, fit: FitFn
+    x: np.ndarray, y: np.ndarray, seed: int, fit: FitFn, inliers_only: bool = False
 ) -> tuple[float, float, float]:
     """Split, standardise, fit on the training split, score the test split.
 
+    With ``inliers_only`` (the clean setting) the training split's outliers are
+    dropped before standardising and fitting; the test split is scored whole.
     Returns ``(roc_auc, pr_auc, seconds)`` on the test split; ``seconds`` counts
     fitting and scoring.
     """
     train, test = stratified_split(y, seed)
+    if inliers_only:
+        train = train[y[train] == 0]
     x_train, x_test = standardise(x[train].astype(np.float64), x[test].astype(np.float64))
     started = time.perf_counter()
     scores = np.asarray(fit(x_train, seed)(x_test), dtype=np.float64).ravel()
@@ -178,6 +182,7 @@ def run_benchmark(
     detectors: Mapping[str, FitFn],
     seeds: Iterable[int],
     progress: Progress | None = None,
+    inliers_only: bool = False,
 ) -> list[Run]:
     """Every detector on every seed's split of every data set (same split for all detectors).
 
@@ -191,6 +196,8 @@ def run_benchmark(
         One split (and detector seed) per value.
     progress : callable, optional
         Called with each `Run` as it finishes.
+    inliers_only : bool
+        Train on the training split's inliers only (`evaluate_split`).
     """
     seed_list = list(seeds)
     runs = []
@@ -198,7 +205,11 @@ def run_benchmark(
         labels = np.asarray(y).astype(np.int64).ravel()
         for seed in seed_list:
             for name, fit in detectors.items():
-                roc, pr, seconds = evaluate_split(np.asarray(x), labels, seed, fit)
+                try:
+                    roc, pr, seconds = evaluate_split(np.asarray(x), labels, seed, fit,
+                                                      inliers_only)  # fmt: skip
+                except DataError as exc:  # e.g. a detector's NaN scores: say whose
+                    raise DataError(f"{name} on {dataset}, seed {seed}: {exc}") from exc
                 run = Run(dataset, name, seed, roc, pr, seconds)
                 runs.append(run)
                 if progress is not None:

@@ -30,9 +30,9 @@ import torch
 
 from seismo.models.config import DenseConfig
 from seismo.models.detector import AutoencoderDetector
-from seismo.models.neighbours import Neighbours
 from seismo.models.nets.architectures import get_architecture
 from seismo.models.scaler import StandardScaler
+from seismo.models.terms.neighbours import Neighbours
 
 Echo = Callable[[str], None]
 

@@ -117,9 +117,15 @@ def part_note(names: Sequence[str], split: Split, fold: int) -> str:
 
 def render_section(
     summaries: Sequence[Summary], env: Mapping[str, Any], command: str, seeds: Sequence[int],
-    heading: str = SECTION, part: str = "",
+    heading: str = SECTION, part: str = "", inliers_only: bool = False,
 ) -> str:  # fmt: skip
     """The markdown section: protocol, environment, tables."""
+    trained = (
+        "trained on the training split's **inliers only** (the clean setting: the labels "
+        "drop its outliers before standardisation; the test split is scored whole)"
+        if inliers_only
+        else "trained **unsupervised on the whole training split, outliers included**"
+    )
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     seed_note = ""
     if len(seeds) < 10:
@@ -132,11 +138,10 @@ def render_section(
         "",
         "PyOD's benchmark protocol: per data set and seed, a stratified 60/40 train/test "
         "split; standardisation with the training split's statistics; every detector "
-        "trained **unsupervised on the whole training split, outliers included**; the "
-        "test split ranked by ROC-AUC and average precision (PR-AUC). All detectors see "
-        f"the same splits. `{SEISMO}` is exactly what `seismo train --seed SEED` builds with "
-        "every other option at its default; the PyOD detectors use PyOD's defaults "
-        f"(only `random_state` = seed and `verbose=0` set).{seed_note} Seconds are the "
+        f"{trained}; the test split ranked by ROC-AUC and average precision (PR-AUC). "
+        f"All detectors see the same splits. `{SEISMO}` is exactly what `seismo train --seed "
+        "SEED` builds with every other option at its default; the PyOD detectors use PyOD's "
+        f"defaults (only `random_state` = seed and `verbose=0` set).{seed_note} Seconds are the "
         "wall-clock time of one split's fit and score, as rough as the machine is busy."
         + (f" {part}" if part else ""),
         "",
@@ -255,8 +260,17 @@ def variant_flags(overrides: Mapping[str, Any]) -> str:
 
     >>> variant_flags({"trim_share": 0.2, "neighbours": 0}), variant_flags({})
     (' --trim-share 0.2 --neighbours 0', '')
+    >>> variant_flags({"range_term": True}), variant_flags({"range_term": False})
+    (' --range-term', ' --no-range-term')
     """
-    return "".join(f" --{k.replace('_', '-')} {v}" for k, v in overrides.items())
+
+    def flag(key: str, value: Any) -> str:
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            return f" --{name}" if value else f" --no-{name}"
+        return f" --{name} {value}"
+
+    return "".join(flag(k, v) for k, v in overrides.items())
 
 
 def _print_run(run: Run) -> None:
@@ -285,6 +299,7 @@ def run_benchmark_odds(
     fold: int = 0,
     detectors: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    inliers_only: bool = False,
 ) -> list[Summary]:
     """Load the sets of one part, run every detector on ``seeds`` splits, write the tables.
 
@@ -292,7 +307,9 @@ def run_benchmark_odds(
     part of the protocol by `seismo.stream.bench.protocol.select_sets`
     (``split``, ``fold``); ``detectors`` is a comma-separated list of
     `seismo.models.eval.odds_detectors.DETECTOR_KEYS` (default: all);
-    ``overrides`` replace fields of seismo's `TrainConfig` (a protocol variant).
+    ``overrides`` replace fields of seismo's `TrainConfig` (a protocol variant);
+    ``inliers_only`` trains every detector on the training split's inliers (the
+    clean setting, a section of its own).
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
@@ -305,18 +322,20 @@ def run_benchmark_odds(
         raise ConfigError("no detector to run (check --detectors and --no-pyod)")
     data = {name: load_dataset(dataset_file(directory, name)) for name in names}
     seed_list = list(range(seeds))
-    runs = run_benchmark(data, fits, seed_list, progress=_print_run)
+    runs = run_benchmark(data, fits, seed_list, progress=_print_run, inliers_only=inliers_only)
     summaries = summarise(runs)
     env = environment(device)
-    record = {**env, "protocol": {"split": split, "fold": fold, "datasets": names},
+    record = {**env, "protocol": {"split": split, "fold": fold, "datasets": names,
+                                  "inliers_only": inliers_only},
               "seismo_train_overrides": dict(overrides or {})}
     command = command_line(
         data_dir, seeds, datasets, out, json_path, with_pyod, device, split, fold, detectors
-    ) + variant_flags(overrides or {})
+    ) + variant_flags(overrides or {}) + (" --inliers-only" if inliers_only else "")
     # a variant never replaces the default's section: its flags are part of the heading
-    heading = section_heading(split, fold) + variant_flags(overrides or {})
+    heading = section_heading(split, fold) + variant_flags(overrides or {}) + (
+        " --inliers-only" if inliers_only else "")
     section = render_section(
-        summaries, env, command, seed_list, heading, part_note(names, split, fold)
+        summaries, env, command, seed_list, heading, part_note(names, split, fold), inliers_only
     )
     write_results(out, json_path, section, runs, summaries, record, heading)
     print(markdown_tables(summaries))

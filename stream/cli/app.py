@@ -253,6 +253,12 @@ def train(
     neighbour_k: Annotated[
         int | None, Opt(help="The neighbour term's distance is to the k-th nearest [default 5].")
     ] = None,
+    range_term: Annotated[
+        bool | None,
+        Opt("--range-term/--no-range-term",
+            help="Add each value's distance beyond its channel's training range to the score "
+            "[default: on with --clean, off otherwise]."),
+    ] = None,
     contamination: Annotated[
         float | None, Opt(help="Known anomaly share of the data: also store that threshold.")
     ] = None,
@@ -284,7 +290,7 @@ def train(
             epochs=epochs, seed=seed, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
             patience=patience, loss=loss, scaling=scaling, scale_floor=scale_floor,
             trim_share=trim_share, refit_share=refit_share, neighbours=neighbours,
-            neighbour_k=neighbour_k,
+            neighbour_k=neighbour_k, range_term=range_term,
         ),  # fmt: skip
         name=name,
         exclude_labelled=exclude_labelled,
@@ -444,6 +450,16 @@ def benchmark_odds(
     vae_score: Annotated[
         str | None, Opt(help="A protocol variant: the default VAE scored by elbo or mse.")
     ] = None,
+    range_term: Annotated[
+        bool | None,
+        Opt("--range-term/--no-range-term",
+            help="A protocol variant: seismo with or without the range term."),
+    ] = None,
+    inliers_only: Annotated[
+        bool,
+        Opt(help="The clean setting: every detector trains on the training split's inliers "
+            "(labels used to drop the outliers) and scores the whole test split."),
+    ] = False,
 ) -> None:
     """Benchmark seismo's default model against PyOD on ODDS outlier sets."""
     from seismo.stream.bench.odds import run_benchmark_odds
@@ -461,8 +477,10 @@ def benchmark_odds(
         detectors=detectors,
         overrides={k: v for k, v in (("trim_share", trim_share), ("neighbours", neighbours),
                                      ("neighbour_k", neighbour_k), ("refit_share", refit_share),
-                                     ("epochs", epochs), ("vae_score", vae_score))
+                                     ("epochs", epochs), ("vae_score", vae_score),
+                                     ("range_term", range_term))
                    if v is not None},  # fmt: skip
+        inliers_only=inliers_only,
     )
 
 

@@ -98,8 +98,13 @@ def down(state_file: StateFileOpt = None) -> None:
 
 @dev_app.command()
 def status(state_file: StateFileOpt = None) -> None:
-    """Show what `seismo dev up` started and whether it runs (exit 1 if not all)."""
+    """Show what `seismo dev up` started and whether it runs (exit 1 if not all).
+
+    The export lines go to stdout, the rest to stderr: in another shell,
+    eval "$(seismo dev status)" sets the variables.
+    """
     from seismo.stream.local.dev_stack import dev_status
 
-    if not dev_status(_state_file(state_file), out=typer.echo):
+    if not dev_status(_state_file(state_file), out=typer.echo,
+                      echo=lambda line: typer.echo(line, err=True)):  # fmt: skip
         raise typer.Exit(1)

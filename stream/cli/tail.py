@@ -48,7 +48,10 @@ def tail(
         kafka_config=kafka_config_or_env(kafka_config),
     )  # fmt: skip
     try:
-        run_tail(options, install_stop_handlers(), out=typer.echo)
+        printed = run_tail(options, install_stop_handlers(), out=typer.echo)
+        if printed == 0:  # say so on stderr: an empty stdout alone looks like a hang or a bug
+            within = f" within {timeout:g} s" if timeout is not None else ""
+            typer.echo(f"seismo tail: no record in {topic}{within}", err=True)
     except BrokenPipeError:
         # the reader left (`seismo tail anomalies | head`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)

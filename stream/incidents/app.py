@@ -218,13 +218,14 @@ def run_incidents(settings: IncidentSettings) -> None:
     from seismo.stream.incidents.silences import list_silences
     from seismo.stream.io.redis_stats import connect
 
-    log.info("starting incidents app with settings %s", settings.redacted())
+    log.info("starting incidents app %s on %s", settings.app_id, settings.alerts_topic)
     partitions = partition_count(settings)
     client = connect(settings.redis_url.get_secret_value())
     cache = SilenceCache(lambda: list_silences(client, settings.redis_prefix))
     metrics = IncidentMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_host)
+    log.info("incidents app starting its worker with settings %s", settings.redacted())
     app = build_app(settings, partitions, cache, metrics)
     # Seismo's own logging (setup_logging: one line per event, escaped) stays in force.
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,

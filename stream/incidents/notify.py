@@ -407,8 +407,8 @@ def _loop(consumer: Consumer, handle: Callable[[Message], None], stop: threading
 
 def run_notify(settings: NotifySettings, stop: threading.Event) -> None:
     """Run both loops until ``stop``; the retry loop in a thread."""
-    log.info("starting notifier (sinks: %s) with settings %s", ", ".join(settings.sinks),
-             settings.redacted())
+    log.info("starting notifier (sinks: %s) on %s", ", ".join(settings.sinks),
+             settings.incidents_topic)  # fmt: skip
     errors = BrokerErrors()
     producer = ConfirmingProducer(
         client_config(settings.bootstrap_servers, PRODUCER_DEFAULTS, settings.kafka_config)
@@ -424,6 +424,7 @@ def run_notify(settings: NotifySettings, stop: threading.Event) -> None:
     try:
         check_topics(main, [settings.incidents_topic, settings.retry_topic, settings.dead_topic],
                      errors=errors)  # fmt: skip
+        log.info("notifier started with settings %s", settings.redacted())
         main.subscribe([settings.incidents_topic])
         retry.subscribe([settings.retry_topic])
         def on_retry(message: Message) -> None:

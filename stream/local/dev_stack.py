@@ -202,8 +202,10 @@ def dev_down(state_file: Path, echo: Echo) -> DevState:
     return state
 
 
-def dev_status(state_file: Path, out: Echo) -> bool:
-    """Print what runs; ``True`` when every server of the stack does.
+def dev_status(state_file: Path, out: Echo, echo: Echo) -> bool:
+    """Say what runs (``echo``, for people) and print the ``export`` lines (``out``, so
+    ``eval "$(seismo dev status)"`` sets them in another shell); ``True`` when every
+    server of the stack runs.
 
     Raises
     ------
@@ -216,10 +218,10 @@ def dev_status(state_file: Path, out: Echo) -> bool:
         alive = detached_alive(server)
         running = running and alive
         word = "running" if alive else "NOT running"
-        out(f"{server.name}: {word}, pid {server.pid}, port {server.port}")
+        echo(f"{server.name}: {word}, pid {server.pid}, port {server.port}")
     owner = "detached" if state.owner is None else f"owned by seismo dev up, pid {state.owner.pid}"
-    out(f"servers: {owner}; state file {state_file}")
-    out("topics: " + ", ".join(f"{t} ({_partitions(n)})" for t, n in state.topics.items()))
+    echo(f"servers: {owner}; state file {state_file}")
+    echo("topics: " + ", ".join(f"{t} ({_partitions(n)})" for t, n in state.topics.items()))
     for line in state.exports():
         out(line)
     return running

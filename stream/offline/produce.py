@@ -115,7 +115,7 @@ def _read_csv_records(path: Path, columns: ColumnSpec) -> Records:
         raise DataError(f"{path} has a header but no data rows")
     x = _finite(path, rows, len(wanted), lines)
     if not plan.named:
-        warn_time_like(x, plan.features)
+        warn_time_like(x, plan.features, use="sent")
     return Records(x, plan.features, devices if dev is not None else None,
                    stamps if when is not None else None)  # fmt: skip
 

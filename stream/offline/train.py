@@ -30,6 +30,7 @@ from seismo.models.data import (
     series_windows,
     window_feature_names,
 )
+from seismo.models.device import select_device
 from seismo.models.errors import DataError, SeismoError, TrainingStopped
 from seismo.models.nets.architectures import ModelConfig, get_architecture
 from seismo.models.training import TrainResult, train_autoencoder
@@ -64,6 +65,10 @@ WINDOW_TRIM_SHARE = 0.0
 #: ``neighbours`` of ``seismo train --window`` or ``--clean`` unless ``--neighbours`` is
 #: given: the neighbour term was chosen on tabular sets and not tried on series.
 WINDOW_NEIGHBOURS = 0
+#: ``range_term`` of ``seismo train --clean`` (not of ``--window``) unless ``--range-term`` or
+#: ``--no-range-term`` is given: chosen on the ODDS protocol's clean setting
+#: (docs/protocol.md), not tried on series.
+CLEAN_RANGE_TERM = True
 
 
 def train_options_for(given: dict[str, Any], *, window: bool, clean: bool) -> dict[str, Any]:
@@ -74,10 +79,12 @@ def train_options_for(given: dict[str, Any], *, window: bool, clean: bool) -> di
     widen the spread of normal scores, which a k-sigma threshold pays for in false
     alarms (docs/protocol.md), and on series they cost detections: windows and
     ``--clean`` learn every row and score by the reconstruction error alone.
+    ``--clean`` rows (not windows) add the range term: a reading beyond what its
+    channel did in training counts even where the model carries it through.
 
     >>> train_options_for({"epochs": 5}, window=False, clean=True)
-    {'epochs': 5, 'trim_share': 0.0, 'neighbours': 0}
-    >>> train_options_for({"trim_share": 0.1}, window=True, clean=False)
+    {'epochs': 5, 'trim_share': 0.0, 'neighbours': 0, 'range_term': True}
+    >>> train_options_for({"trim_share": 0.1}, window=True, clean=True)
     {'trim_share': 0.1, 'neighbours': 0}
     >>> train_options_for({}, window=False, clean=False)
     {}
@@ -86,6 +93,8 @@ def train_options_for(given: dict[str, Any], *, window: bool, clean: bool) -> di
     if window or clean:
         out.setdefault("trim_share", WINDOW_TRIM_SHARE)
         out.setdefault("neighbours", WINDOW_NEIGHBOURS)
+    if clean and not window:
+        out.setdefault("range_term", CLEAN_RANGE_TERM)
     return out
 
 def parse_widths(flag: str, text: str) -> tuple[int, ...]:
@@ -270,6 +279,10 @@ def run_train(
     ``timestamp``, ``device_id`` and the label is a channel.
     """
     check_out_dir(out)
+    try:
+        select_device(device)  # an unknown or missing device, before the data is read
+    except SeismoError as exc:
+        raise ConfigError(f"--device: {exc}") from None
     console = Console(stderr=True)
     window = arch_options.get("window")
     spec = columns or ColumnSpec(timestamp_column=timestamp_column)

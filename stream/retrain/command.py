@@ -69,8 +69,9 @@ def run_retrain(
     settings: RetrainSettings, stop: threading.Event, *, once: bool, echo: Callable[[str], None]
 ) -> None:
     """Run the sidecar until ``stop``; with ``once``, one round whose summary goes to ``echo``."""
-    log.info("starting retrainer with settings %s", settings.redacted())
+    log.info("starting retrainer of model %s", settings.model_name)
     with open_retrainer(settings) as retrainer:
+        log.info("retrainer started with settings %s", settings.redacted())
         if not once:
             retrainer.run(stop)
             log.info("retrainer stopped cleanly")

@@ -308,9 +308,17 @@ def tune_gc() -> None:
 
 
 def run_scorer(settings: ScorerSettings, stop: threading.Event) -> None:
-    """Run a scorer until ``stop`` is set; the batch in flight is finished first."""
-    log.info("starting scorer with settings %s", settings.redacted())
+    """Run a scorer until ``stop`` is set; the batch in flight is finished first.
+
+    The full settings are logged once start-up has passed its checks, so a start-up
+    error is not preceded by them (a stranger found the error line after 1 500
+    characters of settings).
+    """
+    model = settings.model or f"{settings.model_name} from its store"
+    log.info("starting scorer: model %s, input topic %s, group %s", model,
+             settings.input_topic, settings.group_id)  # fmt: skip
     with open_scorer(settings) as scorer:
+        log.info("scorer started with settings %s", settings.redacted())
         tune_gc()
         scorer.run(stop)
     log.info("scorer stopped cleanly")

@@ -18,10 +18,10 @@ GRID = [(trim, neighbours) for trim in (0.0, 0.1, 0.2, 0.3) for neighbours in (0
 
 
 @cache
-def vae_flagged(trim: float, neighbours: int) -> tuple[float, float]:
+def vae_flagged(trim: float, neighbours: int, range_term: bool = False) -> tuple[float, float]:
     """:func:`flagged` for ``seismo train``'s default architecture (the VAE), 20 epochs."""
     data = SensorData()
-    train = TrainConfig(seed=0, trim_share=trim, neighbours=neighbours)
+    train = TrainConfig(seed=0, trim_share=trim, neighbours=neighbours, range_term=range_term)
     result = train_autoencoder(data.normal(6000, seed=1), train=train, device="cpu")
     x, anomalous = data.with_anomalies(10_000, 0.01, seed=3)
     val = np.log(result.val_scores)
@@ -40,5 +40,10 @@ def test_the_default_vae_finds_the_anomalies_of_clean_rows_only_with_the_neighbo
     for trim, neighbours in GRID:
         p, r = flagged(TrainConfig(epochs=60, seed=0, trim_share=trim, neighbours=neighbours))
         print(f"clean rows, dense: trim {trim} neighbours {neighbours}: P {p:.2f} / R {r:.2f}")
+    p, r = vae_flagged(0.0, 0, True)
+    print(f"clean rows, VAE: --clean (trim 0, neighbours 0, the range term): P {p:.2f} / R {r:.2f}")
+    p, r = flagged(TrainConfig(epochs=60, seed=0, trim_share=0.0, neighbours=0, range_term=True))
+    print(f"clean rows, dense: --clean (trim 0, neighbours 0, the range term): "
+          f"P {p:.2f} / R {r:.2f}")
     assert vae_flagged(0.3, 0)[1] < 0.5
     assert vae_flagged(0.3, 2048)[1] > 0.8 and vae_flagged(0.3, 2048)[0] > 0.8

@@ -109,6 +109,8 @@ def fail_to_start(args: list[str], expected: str, case: str) -> str:
     errors = [line for line in lines if line.startswith("seismo: error:")]
     assert len(errors) == 1, stderr[-3000:]
     assert lines[-1] == errors[0], "the error line must end the output"
+    # the full settings are logged once start-up passed; before, the error hid under them
+    assert not any("with settings" in line for line in lines), stderr[-3000:]
     assert expected in errors[0], errors[0]
     assert elapsed < START_UP_LIMIT_S, f"{case} took {elapsed:.1f} s to fail"
     return errors[0]

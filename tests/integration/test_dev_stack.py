@@ -41,6 +41,12 @@ def invoke(*args: str) -> tuple[int, str, BaseException | None]:
     return result.exit_code, result.stdout, result.exception
 
 
+def status(state_file: Path) -> tuple[int, str, str]:
+    """``seismo dev status``: exit code, stdout (the export lines) and stderr."""
+    result = CliRunner().invoke(app, ["dev", "status", "--state-file", str(state_file)])
+    return result.exit_code, result.stdout, result.stderr
+
+
 def gone(pid: int) -> bool:
     """The process no longer exists (reaped: the test process may be its parent)."""
     try:
@@ -100,8 +106,9 @@ def test_dev_up_detach_creates_the_topics_and_dev_down_stops_both(tmp_path: Path
         client = redis.Redis.from_url(env["SEISMO_REDIS_URL"])
         assert client.set("k", "v") and client.get("k") == b"v"
         client.close()
-        code, out, _ = invoke("dev", "status", "--state-file", str(state_file))
-        assert code == 0 and "Kafka: running" in out and "Redis: running" in out
+        code, out, err = status(state_file)
+        assert code == 0 and "Kafka: running" in err and "Redis: running" in err
+        assert exports(out) == env  # eval "$(seismo dev status)" in another shell
     finally:
         code, _, exc = invoke("dev", "down", "--state-file", str(state_file))
     assert code == 0, exc
@@ -119,8 +126,8 @@ def test_dev_down_copes_with_a_server_that_already_died(tmp_path: Path) -> None:
     kafka, server = DevState.read(state_file).servers
     os.kill(server.pid, signal.SIGKILL)
     assert _wait(lambda: gone(server.pid))
-    code, out, _ = invoke("dev", "status", "--state-file", str(state_file))
-    assert code == 1 and "Redis: NOT running" in out
+    code, _, err = status(state_file)
+    assert code == 1 and "Redis: NOT running" in err
     code, _, exc = invoke("dev", "down", "--state-file", str(state_file))
     assert code == 0, exc
     assert gone(kafka.pid) and not state_file.exists()

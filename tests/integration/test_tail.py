@@ -101,6 +101,15 @@ def test_tail_timeout_stops_after_seconds_without_a_record(
     assert took < 8
 
 
+def test_tail_of_an_empty_topic_says_so_on_stderr(kafka_bootstrap: str, topic_name: str) -> None:
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    result = CliRunner().invoke(app, ["tail", topic_name, "--bootstrap-servers", kafka_bootstrap,
+                                      "--timeout", "1"])  # fmt: skip
+    assert result.exit_code == 0, result.exception
+    assert result.stdout == ""
+    assert result.stderr == f"seismo tail: no record in {topic_name} within 1 s\n"
+
+
 def test_tail_of_a_missing_topic_is_one_line_error(kafka_bootstrap: str, topic_name: str) -> None:
     code, lines, exc = tail(topic_name, "--bootstrap-servers", kafka_bootstrap, "--timeout", "1")
     assert code == 1 and lines == []

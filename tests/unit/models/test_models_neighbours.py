@@ -14,7 +14,7 @@ from seismo.models.artifact import build_artifact, load_artifact, save_artifact
 from seismo.models.challenger import champion_train_config
 from seismo.models.config import DenseConfig, TrainConfig
 from seismo.models.errors import ArtifactError, SeismoError
-from seismo.models.neighbours import Neighbours
+from seismo.models.terms.neighbours import Neighbours
 from seismo.models.training import train_autoencoder
 
 DEFAULT = TrainConfig(epochs=15, batch_size=64, lr=3e-3, seed=0)  # neighbours: the default

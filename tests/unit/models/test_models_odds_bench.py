@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from seismo.models.errors import DataError
 from seismo.models.eval.odds_bench import (
     markdown_tables,
     run_benchmark,
@@ -99,6 +100,32 @@ def test_runner_gives_every_detector_the_same_splits() -> None:
     assert {(r.dataset, r.detector, r.seed) for r in runs} == {
         (d, det, s) for d in "ab" for det in ("one", "two") for s in (0, 1)
     }
+
+
+def test_the_clean_setting_trains_on_the_inliers_and_scores_the_whole_test_split() -> None:
+    x, y = _labelled(300, 3, 30, seed=2)
+    sizes: list[tuple[int, int]] = []
+
+    def fit(rows: np.ndarray, _seed: int):
+        def score(test: np.ndarray) -> np.ndarray:
+            sizes.append((len(rows), len(test)))
+            return np.linalg.norm(test, axis=1)
+
+        return score
+
+    run_benchmark({"a": (x, y)}, {"one": fit}, seeds=[0], inliers_only=True)
+    train, test = stratified_split(y, 0)
+    assert sizes[-1] == (int((y[train] == 0).sum()), len(test))
+    run_benchmark({"a": (x, y)}, {"one": fit}, seeds=[0])
+    assert sizes[-1] == (len(train), len(test))
+
+
+def test_a_detector_whose_scores_are_not_finite_is_named() -> None:
+    def nan_fit(_x: np.ndarray, _seed: int):
+        return lambda rows: np.full(len(rows), np.nan)
+
+    with pytest.raises(DataError, match="broken on a, seed 1: scores contain NaN"):
+        run_benchmark({"a": _labelled(100, 2, 10, seed=0)}, {"broken": nan_fit}, seeds=[1])
 
 
 def test_summary_and_tables_have_a_row_per_dataset_and_a_column_per_detector() -> None:
@@ -226,6 +253,14 @@ def test_cli_variant_flags_reach_training_heading_and_json(tmp_path: Path) -> No
     assert f"{SECTION} --neighbour-k 3 --refit-share 0.1\n" in out.read_text()
     record = json.loads(report.read_text())
     assert record["seismo_train_overrides"] == {"neighbour_k": 3, "refit_share": 0.1}
+    clean = CliRunner().invoke(app, [*args[:-4], "--range-term", "--trim-share", "0",
+                                     "--inliers-only"])  # fmt: skip
+    assert clean.exit_code == 0, clean.output
+    heading = f"{SECTION} --trim-share 0.0 --range-term --inliers-only\n"
+    assert heading in out.read_text() and "**inliers only**" in out.read_text()
+    record = json.loads(report.read_text())
+    assert record["seismo_train_overrides"] == {"trim_share": 0.0, "range_term": True}
+    assert record["protocol"]["inliers_only"] is True
     bad = CliRunner().invoke(app, [*args[:-4], "--neighbour-k", "0"])
     assert isinstance(bad.exception, SeismoError) and "neighbour_k" in str(bad.exception)
     bad = CliRunner().invoke(app, [*args[:-4], "--vae-score", "kl"])

@@ -193,3 +193,31 @@ def test_a_csv_with_another_delimiter_gets_a_hint(tmp_path, sep):
     with pytest.raises(DataError) as produced:  # seismo produce reads the same file
         read_records(path, ColumnSpec())
     assert str(produced.value) == str(raised.value)
+
+
+def test_a_csv_without_a_header_row_is_refused_not_trained_on_numbers_as_names(tmp_path):
+    """A stranger's file of bare numbers trained silently on the channels '0.126',
+    '-0.132', ... and lost its first row; whole-number names (pandas' 0,1,2) still load."""
+    path = tmp_path / "rows.csv"
+    path.write_text("0.126,-0.132,0.640\n0.1,0.2,0.3\n0.2,0.1,0.0\n")
+    with pytest.raises(DataError, match=r"first line of .* is numbers \(0.126,-0.132,0.640\)"):
+        load_table(path)
+    with pytest.raises(DataError, match="not column names"):
+        read_records(path, ColumnSpec())
+    path.write_text("0,1,2\n0.1,0.2,0.3\n0.2,0.1,0.0\n")
+    assert load_table(path).feature_names == ["0", "1", "2"]
+
+
+def test_a_counter_column_is_named_as_sent_by_produce_and_as_trained_on_by_train(
+    tmp_path, caplog
+):
+    path = tmp_path / "rows.csv"
+    path.write_text("seq,temp\n" + "".join(f"{i},{20 + i % 3}.5\n" for i in range(50)))
+    with caplog.at_level(logging.WARNING):
+        read_records(path, ColumnSpec())
+    assert "column 'seq' holds strictly monotone integers" in caplog.text
+    assert "is sent as a channel" in caplog.text and "trained on" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_table(path)
+    assert "is trained on as a channel" in caplog.text

@@ -90,3 +90,13 @@ def test_train_warns_of_a_constant_column_and_of_too_few_validation_rows(tmp_pat
             "falls back to 1 in its own units") in err, err  # fmt: skip
     assert "warning: the threshold starts from the scores of only 2 validation rows" in err, err
     assert (tmp_path / "m").is_dir()  # warnings, not errors: the model is written
+
+
+def test_an_unknown_device_is_refused_before_the_data_is_read(tmp_path) -> None:
+    """A stranger's ``--device gpu`` loaded the data and started training first."""
+    from seismo.stream.offline.train import run_train
+
+    with pytest.raises(ConfigError, match="--device: unknown device 'gpu'"):
+        run_train(data=tmp_path / "not-read.csv", out=tmp_path / "m", arch="dense",
+                  arch_options={}, train_options={}, name="x", exclude_labelled=False,
+                  label_column=None, device="gpu")  # fmt: skip
