@@ -245,7 +245,8 @@ def check_dir(root: Path) -> None:
 
 
 def parse_config(payload: bytes, path: Path, format_version: int) -> dict[str, Any]:
-    """Parse ``config.json``'s bytes as a JSON object and check its ``format_version``."""
+    """Parse ``config.json``'s bytes as a JSON object; its ``format_version`` must be an
+    integer from 1 to ``format_version``."""
     try:
         document = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -255,9 +256,10 @@ def parse_config(payload: bytes, path: Path, format_version: int) -> dict[str, A
     if not isinstance(document, dict):
         raise ArtifactError(f"{path} must hold a JSON object, got {type(document).__name__}")
     found = document.get("format_version")
-    if found != format_version:
+    if type(found) is not int or not 1 <= found <= format_version:
         raise ArtifactError(
-            f"{path} has unsupported format_version {found!r} (this seismo reads {format_version})"
+            f"{path} has unsupported format_version {found!r} (this seismo reads 1 to "
+            f"{format_version}; a newer seismo writes more: upgrade it to load this model)"
         )
     return document
 
@@ -272,7 +274,7 @@ def read_verified(
     root : Path
         The artifact directory.
     format_version : int
-        The ``config.json`` format this seismo reads.
+        The newest ``config.json`` format this seismo reads (1 up to it).
     manifest_digest : str, optional
         The sha256 ``manifest.json`` must have (a trusted record). Without one,
         the manifest is checked for consistency only; without a manifest (an

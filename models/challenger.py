@@ -65,6 +65,9 @@ def train_challenger(
 ) -> Artifact:
     """Train a model of the champion's kind on ``x`` ``(n, d)`` and package it.
 
+    A champion's range term is handed on: the challenger's range covers the
+    champion's as well as ``x``'s (a short or quiet window never narrows it).
+
     Parameters
     ----------
     champion : Artifact
@@ -91,9 +94,10 @@ def train_challenger(
         if should_stop is not None and should_stop():
             raise TrainingStopped(f"challenger training stopped after epoch {epoch}")
 
-    result = train_autoencoder(
-        x, config=champion.detector.config, train=train, device=device, progress=progress
-    )
+    span, scaler = champion.detector.training_range, champion.detector.scaler
+    cover = None if span is None else span.raw(scaler.mean, scaler.scale)
+    result = train_autoencoder(x, config=champion.detector.config, train=train, device=device,
+                               progress=progress, cover=cover)  # fmt: skip
     contamination = champion.calibration.contamination
     return build_artifact(
         result,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import re
 import warnings
@@ -214,27 +215,32 @@ def refuse_other_delimiter(path: Path, header: Sequence[str]) -> None:
         raise DataError(
             f"the first line of {path} is numbers ({shown}), not column names: seismo reads "
             "a CSV whose first line names its columns, e.g. temp,rpm,... (its first data row "
-            "would otherwise be lost and its numbers become the channel names)"
+            "would otherwise be lost and its numbers become the channel names; if these "
+            "numbers are the names, give them a letter, e.g. w400.5)"
         )
 
 
 def looks_like_data(header: Sequence[str]) -> bool:
-    """Whether a CSV's first line holds numbers rather than names.
+    """Whether a CSV's first line holds numbers rather than names: every cell a finite
+    number, unless they count the columns (pandas writes a frame of a bare array with
+    the header ``0,1,2``; ``1,2,3`` is such a count too).
 
-    Whole numbers alone may be names (pandas writes a frame of a bare array with the
-    header ``0,1,2``); a decimal point, a sign or an exponent in every cell may not.
-
-    >>> looks_like_data(["0.126", "-0.132", "1e3"]), looks_like_data(["0", "1", "2"])
-    (True, False)
-    >>> looks_like_data(["temp", "0.5"]), looks_like_data(["", "0", "1"])
+    >>> looks_like_data(["0.126", "-0.132", "1e3"]), looks_like_data(["12", "7", "3"])
+    (True, True)
+    >>> looks_like_data(["0", "1", "2"]), looks_like_data(["1", "2", "3"])
     (False, False)
+    >>> looks_like_data(["temp", "0.5"]), looks_like_data(["", "0", "1"]), looks_like_data(["nan"])
+    (False, False, False)
     """
     cells = [cell.strip() for cell in header]
     try:
-        [float(cell) for cell in cells]
+        numbers = [float(cell) for cell in cells]
     except ValueError:
         return False
-    return not all(cell.isdigit() for cell in cells)
+    if not all(math.isfinite(n) for n in numbers):
+        return False
+    counting = [str(i) for i in range(len(cells))], [str(i + 1) for i in range(len(cells))]
+    return cells not in counting
 
 
 def other_delimiter(header: Sequence[str]) -> str | None:

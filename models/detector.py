@@ -71,8 +71,7 @@ class AutoencoderDetector:
         copies (:class:`~seismo.models.staging.HostStaging`); default: on CUDA only.
     neighbours : Neighbours or None
         A k-nearest-neighbour term added to each row's score
-        (:mod:`seismo.models.terms.neighbours`); the per-feature errors stay the
-        reconstruction's.
+        (:mod:`seismo.models.terms.neighbours`); it is not split by feature.
     training_range : TrainingRange or None
         Each feature's training range: the squared distance of a value beyond
         it (the distance, for a ``mae`` score) is added to that feature's error
@@ -128,7 +127,8 @@ class AutoencoderDetector:
         return self.config.n_features
 
     def feature_errors(self, x: np.ndarray) -> np.ndarray:
-        """Squared reconstruction error per feature, in standardised units.
+        """Squared reconstruction error per feature, in standardised units (absolute,
+        for a ``mae`` score), plus the range term's share where the detector has one.
 
         Parameters
         ----------

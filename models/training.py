@@ -243,6 +243,30 @@ def _drop_top_scored(scores: np.ndarray, share: float) -> tuple[np.ndarray, int]
     return np.sort(order[: len(scores) - n_drop]), n_drop
 
 
+def _with_left_out_range(
+    detector: AutoencoderDetector, rows: np.ndarray, fitted: torch.Tensor, scores: np.ndarray
+) -> np.ndarray:
+    """Training rows' scores with the range term each would get were it left out of the
+    ``fitted`` rows of the range
+    (:meth:`~seismo.models.terms.training_range.TrainingRange.left_out_excess`)."""
+    span = detector.training_range
+    if span is None:
+        return scores
+    extra = np.empty(len(rows), dtype=np.float32)
+    with torch.inference_mode():
+        runner_up = span.runner_up(fitted)
+        for start in range(0, len(rows), CHUNK_ROWS):  # bounded device memory
+            stop = min(start + CHUNK_ROWS, len(rows))
+            scaled = to_device(detector.scaler.transform(rows[start:stop]), detector.device)
+            inside, left_out = span.excess(scaled), span.left_out_excess(scaled, runner_up)
+            if detector.score_kind != "mae":
+                inside, left_out = inside.square(), left_out.square()
+            extra[start:stop] = (left_out - inside).mean(dim=1).float().cpu().numpy()
+    if detector.neighbours is not None:
+        extra /= detector.neighbours.error_median
+    return (scores + extra).astype(np.float32)
+
+
 def _with_neighbours(
     detector: AutoencoderDetector, rows: np.ndarray, train: TrainConfig, rng: np.random.Generator
 ) -> tuple[AutoencoderDetector, np.ndarray | None]:
@@ -268,6 +292,7 @@ def train_autoencoder(
     train: TrainConfig = TrainConfig(),
     device: str = "auto",
     progress: ProgressFn | None = None,
+    cover: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainResult:
     """Fit a scaler and an autoencoder to rows assumed (mostly) normal.
 
@@ -294,6 +319,9 @@ def train_autoencoder(
     progress : callable, optional
         Called after every epoch as ``progress(epoch, train_loss, val_loss)``,
         ``epoch`` counting from 1.
+    cover : (low, high), optional
+        With ``train.range_term``: raw bounds, shape ``(d,)`` each, that the range
+        must cover besides the training rows' (a challenger keeps its champion's).
 
     Returns
     -------
@@ -326,11 +354,17 @@ def train_autoencoder(
         module, fit = _build_and_fit(model_config, x_train, x_val, train, rng, progress)
         detector = AutoencoderDetector(module, scaler, config=model_config, device=target)
     if train.range_term:
+        span = TrainingRange.fit(x_train)
+        if cover is not None:
+            span = span.covering(*cover, scaler.mean, scaler.scale)
         detector = AutoencoderDetector(module, scaler, config=model_config, device=target,
-                                       training_range=TrainingRange.fit(x_train))  # fmt: skip
+                                       training_range=span)  # fmt: skip
     train_scores = None
     if train.neighbours > 0:
         detector, train_scores = _with_neighbours(detector, data[train_idx], train, rng)
+    if train_scores is None:
+        train_scores = detector.score_batch(data[train_idx])
+    train_scores = _with_left_out_range(detector, data[train_idx], x_train, train_scores)
     val_scores = detector.score_batch(data[val_idx])
     summary: dict[str, Any] = {
         "epochs_run": fit.epochs_run,
@@ -348,6 +382,5 @@ def train_autoencoder(
         detector=detector,
         summary=summary,
         val_scores=val_scores,
-        train_scores=(detector.score_batch(data[train_idx]) if train_scores is None
-                      else train_scores),  # fmt: skip
+        train_scores=train_scores,
     )

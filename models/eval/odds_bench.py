@@ -208,8 +208,8 @@ def run_benchmark(
                 try:
                     roc, pr, seconds = evaluate_split(np.asarray(x), labels, seed, fit,
                                                       inliers_only)  # fmt: skip
-                except DataError as exc:  # e.g. a detector's NaN scores: say whose
-                    raise DataError(f"{name} on {dataset}, seed {seed}: {exc}") from exc
+                except DataError as exc:  # e.g. a detector's NaN scores: say where
+                    raise DataError(f"{dataset}, seed {seed}, {name}: {exc}") from exc
                 run = Run(dataset, name, seed, roc, pr, seconds)
                 runs.append(run)
                 if progress is not None:

@@ -58,6 +58,62 @@ class TrainingRange:
         """The same range on ``device``."""
         return TrainingRange(self.low.to(device), self.high.to(device))
 
+    def raw(self, mean: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The range in the data's own units, for the scaler's ``mean`` and ``scale``."""
+        low = self.low.cpu().double().numpy() * scale + mean
+        high = self.high.cpu().double().numpy() * scale + mean
+        return low, high
+
+    def covering(self, low: np.ndarray, high: np.ndarray, mean: np.ndarray,
+                 scale: np.ndarray) -> TrainingRange:  # fmt: skip
+        """This range widened to cover raw bounds ``low``/``high`` (in this scaler's units).
+
+        >>> span = TrainingRange(torch.tensor([-1.0]), torch.tensor([1.0]))
+        >>> wide = span.covering(np.array([5.0]), np.array([20.0]), np.array([10.0]),
+        ...                      np.array([2.0]))
+        >>> wide.low.tolist(), wide.high.tolist()
+        ([-2.5], [5.0])
+        """
+        other_low = torch.from_numpy(((low - mean) / scale).astype(np.float32))
+        other_high = torch.from_numpy(((high - mean) / scale).astype(np.float32))
+        return TrainingRange(torch.minimum(self.low, other_low.to(self.low.device)),
+                             torch.maximum(self.high, other_high.to(self.high.device)))
+
+    def left_out_excess(self, rows: torch.Tensor, runner_up: torch.Tensor) -> torch.Tensor:
+        """`excess` of training ``rows`` as if each were left out of the rows the range was
+        fitted on: a bound that one row alone sets is, for that row, the `runner_up`.
+        So training scores are not biased low against unseen rows (the
+        ``--contamination`` quantile), as the neighbour term leaves a row out of its
+        own reference.
+
+        >>> fitted = torch.tensor([[0.0], [1.0], [3.0]])
+        >>> span = TrainingRange.fit(fitted)
+        >>> span.left_out_excess(fitted, span.runner_up(fitted)).tolist()
+        [[1.0], [0.0], [2.0]]
+        >>> twice = torch.tensor([[0.0], [0.0], [3.0]])  # a bound two rows hold stays
+        >>> span = TrainingRange.fit(twice)
+        >>> span.left_out_excess(twice, span.runner_up(twice)).tolist()
+        [[0.0], [0.0], [3.0]]
+        """
+        rows = rows.float()
+        next_low, next_high = runner_up[0], runner_up[1]
+        below = torch.where(rows == self.low, (next_low - rows).clamp(min=0.0), 0.0)
+        above = torch.where(rows == self.high, (rows - next_high).clamp(min=0.0), 0.0)
+        return self.excess(rows) + below + above
+
+    def runner_up(self, fitted: torch.Tensor) -> torch.Tensor:
+        """``(2, d)``: per feature, the bound the ``fitted`` rows leave when the one row that
+        sets this range's low (high) bound alone is left out; the bound itself where two
+        rows share it, or the range does not come from them (a challenger's cover)."""
+        fitted = fitted.float()
+        if len(fitted) < 2:
+            return torch.stack([self.low, self.high])
+        lowest = fitted.topk(2, dim=0, largest=False).values  # (2, d), ascending
+        highest = fitted.topk(2, dim=0, largest=True).values  # (2, d), descending
+        next_low = torch.where(lowest[0] == self.low, lowest[1], self.low)
+        next_high = torch.where(highest[0] == self.high, highest[1], self.high)
+        return torch.stack([next_low, next_high])
+
     def excess(self, rows: torch.Tensor) -> torch.Tensor:
         """``(m, d)``: how far each standardised value lies outside its feature's range
         (0 inside it)."""

@@ -257,14 +257,15 @@ def train(
         bool | None,
         Opt("--range-term/--no-range-term",
             help="Add each value's distance beyond its channel's training range to the score "
-            "[default: on with --clean, off otherwise]."),
+            "[default: on with --clean unless --window, off otherwise]."),
     ] = None,
     contamination: Annotated[
         float | None, Opt(help="Known anomaly share of the data: also store that threshold.")
     ] = None,
     clean: Annotated[
-        bool, Opt(help="The rows are known to be normal: learn every row and score by the "
-                  "reconstruction error alone (--trim-share 0 --neighbours 0 unless given).")
+        bool, Opt(help="The rows are known to be normal: learn every row; score by the "
+                  "reconstruction error and, without --window, the range term (--trim-share 0 "
+                  "--neighbours 0 --range-term unless given).")
     ] = False,
     name: Annotated[str, Opt(help="Model name (namespaces Redis statistics).")] = "seismo",
     exclude_labelled: Annotated[bool, Opt(help="Drop rows whose label y is 1.")] = False,

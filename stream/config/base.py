@@ -11,6 +11,7 @@ so that a misspelt one is refused, not ignored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,20 @@ from seismo.stream.errors import ConfigError
 ENV_PREFIX = "SEISMO_"
 S = TypeVar("S", bound=BaseSettings)
 _SECRET_WORDS = ("password", "secret", "token", "key")
+
+
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*:)[^@/\s]*@")
+
+
+def mask_url_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` in it masked.
+
+    >>> mask_url_passwords("https://ada:hunter2@store.example/models")
+    'https://ada:***@store.example/models'
+    >>> mask_url_passwords("s3://bucket/models"), mask_url_passwords("127.0.0.1:9092")
+    ('s3://bucket/models', '127.0.0.1:9092')
+    """
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def redact_kafka_config(config: Mapping[str, str]) -> dict[str, str]:
@@ -116,11 +131,14 @@ class RedactedSettings(BaseSettings):
     """
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as a dict safe to log: secrets masked."""
+        """The settings as a dict safe to log: secrets masked, and the password of any
+        URL in a plain setting too (``model_store`` may be ``https://user:pw@...``)."""
         out = self.model_dump()
         for name, value in out.items():
             if isinstance(value, SecretStr | Path):
                 out[name] = str(value)
+            elif isinstance(value, str):
+                out[name] = mask_url_passwords(value)
         if "kafka_config" in out:
             out["kafka_config"] = redact_kafka_config(out["kafka_config"])
         return out

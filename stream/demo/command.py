@@ -169,7 +169,8 @@ def train_first_model(
     torch.set_num_threads(1)  # see CHILD_ENV
     x = simulation.warmup_data(days=1.0)
     config = DenseConfig(n_features=len(CHANNELS), hidden=(16, 2))
-    # normal readings: learn every row, score by the reconstruction (seismo train --clean)
+    # normal readings: learn every row, score by the reconstruction (seismo train --clean
+    # --no-range-term; the demo's figures are from before the range term)
     train = TrainConfig(epochs=options.epochs, batch_size=256, seed=options.seed,
                         trim_share=0.0, neighbours=0)
     console.print(f"training a dense autoencoder 5-16-2-16-5 on {len(x):,} normal readings")

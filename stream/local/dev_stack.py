@@ -222,6 +222,9 @@ def dev_status(state_file: Path, out: Echo, echo: Echo) -> bool:
     owner = "detached" if state.owner is None else f"owned by seismo dev up, pid {state.owner.pid}"
     echo(f"servers: {owner}; state file {state_file}")
     echo("topics: " + ", ".join(f"{t} ({_partitions(n)})" for t, n in state.topics.items()))
-    for line in state.exports():
-        out(line)
+    if running:  # eval "$(seismo dev status)" must not point a shell at a dead stack
+        for line in state.exports():
+            out(line)
+    else:
+        echo("no export lines: the stack is not running whole (seismo dev down, then up)")
     return running

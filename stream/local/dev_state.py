@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -36,6 +37,8 @@ __all__ = ["DevState", "default_state_file", "export_lines"]
 
 #: Version of the file's layout; a file of another version is refused, not misread.
 FORMAT = 1
+#: What an exported variable's name may be (``export_lines`` writes names unquoted).
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def default_state_file(environ: Mapping[str, str] | None = None) -> Path:
@@ -60,6 +63,9 @@ def export_lines(variables: Mapping[str, str]) -> list[str]:
     >>> export_lines({"SEISMO_INPUT_TOPIC": "my events", "SEISMO_ALERTS_TOPIC": "alerts"})
     ["export SEISMO_INPUT_TOPIC='my events'", 'export SEISMO_ALERTS_TOPIC=alerts']
     """
+    bad = [name for name in variables if not _SHELL_NAME.fullmatch(name)]
+    if bad:  # a name is written unquoted: eval would run whatever it held
+        raise ValueError(f"not a shell variable name: {bad[0]!r}")
     return [f"export {name}={shlex.quote(value)}" for name, value in variables.items()]
 
 
@@ -110,13 +116,15 @@ class DevState:
         if data.get("format") != FORMAT:
             raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
         owner = data["owner"]
-        return cls(
+        state = cls(
             bootstrap_servers=str(data["bootstrap_servers"]), redis_url=str(data["redis_url"]),
             topics={str(k): int(v) for k, v in data["topics"].items()},
             servers=[Detached(**s) for s in data["servers"]],
             owner=None if owner is None else Detached(**owner),
             settings={str(k): str(v) for k, v in data.get("settings", {}).items()},
         )  # fmt: skip
+        state.exports()  # a variable name that is no shell name: ValueError, as any flaw
+        return state
 
     def write(self, path: Path) -> None:
         """Write the file atomically (a reader sees the old content or the new, whole).

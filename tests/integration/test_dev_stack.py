@@ -126,8 +126,9 @@ def test_dev_down_copes_with_a_server_that_already_died(tmp_path: Path) -> None:
     kafka, server = DevState.read(state_file).servers
     os.kill(server.pid, signal.SIGKILL)
     assert _wait(lambda: gone(server.pid))
-    code, _, err = status(state_file)
+    code, out, err = status(state_file)
     assert code == 1 and "Redis: NOT running" in err
+    assert out == "" and "no export lines" in err  # eval must not point at a dead stack
     code, _, exc = invoke("dev", "down", "--state-file", str(state_file))
     assert code == 0, exc
     assert gone(kafka.pid) and not state_file.exists()

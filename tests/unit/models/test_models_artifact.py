@@ -213,7 +213,8 @@ def test_invalid_config_json(saved: Path, text: str) -> None:
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda d: d.update(format_version=2), "unsupported format_version 2"),
+        (lambda d: d.update(format_version=3), "unsupported format_version 3"),
+        (lambda d: d.update(format_version=True), "unsupported format_version True"),
         (lambda d: d.pop("format_version"), "unsupported format_version None"),
         (lambda d: d.update(arch="gru"), "unknown architecture 'gru'"),
         (lambda d: d.pop("model"), "no 'model' field"),

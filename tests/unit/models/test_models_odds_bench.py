@@ -124,7 +124,7 @@ def test_a_detector_whose_scores_are_not_finite_is_named() -> None:
     def nan_fit(_x: np.ndarray, _seed: int):
         return lambda rows: np.full(len(rows), np.nan)
 
-    with pytest.raises(DataError, match="broken on a, seed 1: scores contain NaN"):
+    with pytest.raises(DataError, match="a, seed 1, broken: scores contain NaN"):
         run_benchmark({"a": _labelled(100, 2, 10, seed=0)}, {"broken": nan_fit}, seeds=[1])
 
 

@@ -15,7 +15,7 @@ from seismo.models.errors import ArtifactError, DataError
 from seismo.models.nets.sparse import SparseConfig
 from seismo.models.scaler import StandardScaler
 from seismo.models.terms.training_range import TrainingRange
-from seismo.models.training import train_autoencoder
+from seismo.models.training import _split, train_autoencoder
 
 
 class Identity(nn.Module):
@@ -81,20 +81,20 @@ def test_an_invalid_range_section_is_refused_with_its_reason(section, reason):
 
 
 def test_training_keeps_the_range_of_its_rows_through_the_artifact(tmp_path):
-    """The training rows lie inside their own range: the term adds nothing to them, and
-    the saved artifact scores exactly as the trained detector."""
+    """The rows it trained on lie inside their own range: the term adds exactly nothing
+    to them, and the saved artifact scores exactly as the trained detector."""
     x = np.random.default_rng(3).normal(size=(400, 5)) * [1, 10, 0.1, 3, 1]
-    ranged = train_autoencoder(x, train=TrainConfig(epochs=2, seed=0, range_term=True,
-                                                    neighbours=0), device="cpu")  # fmt: skip
+    train = TrainConfig(epochs=2, seed=0, range_term=True, neighbours=0)
+    ranged = train_autoencoder(x, train=train, device="cpu")
     plain = AutoencoderDetector(ranged.detector.module, ranged.detector.scaler,
                                 config=ranged.detector.config)  # fmt: skip
     span = ranged.detector.training_range
     assert span is not None and span.low.shape == (5,)
     assert bool((span.low < span.high).all())
-    # the rows it trained on: the validation rows are the 10 % whose scores may differ
+    trained_on, _ = _split(len(x), train.val_fraction, np.random.default_rng(train.seed))
+    np.testing.assert_array_equal(ranged.detector.score_batch(x[trained_on]),
+                                  plain.score_batch(x[trained_on]))  # fmt: skip
     scored = ranged.detector.score_batch(x)
-    same = np.isclose(scored, plain.score_batch(x), rtol=1e-6, atol=0)
-    assert same.sum() >= 0.9 * len(x)
     far = x[:1] + [0, 0, 5.0, 0, 0]  # 50 std on the third channel
     assert ranged.detector.score_batch(far)[0] > plain.score_batch(far)[0] + 100
     saved = save_artifact(build_artifact(ranged), tmp_path / "model")
@@ -112,14 +112,63 @@ def test_the_neighbour_term_keeps_the_range():
     assert both.neighbours is not None and both.training_range is not None
 
 
-def test_a_challenger_scores_like_its_champion_with_the_range_term():
+def test_a_challenger_keeps_the_range_term_and_covers_its_champions_range():
+    """A narrow retrain window never narrows what counts as out of range."""
     from seismo.models.challenger import train_challenger
 
     x = np.random.default_rng(5).normal(size=(300, 3))
     result = train_autoencoder(x, train=TrainConfig(epochs=1, neighbours=0, range_term=True),
                                device="cpu")  # fmt: skip
     champion = build_artifact(result)
-    challenger = train_challenger(champion, x + 0.5, window={}, device="cpu")
+    quiet = x[np.abs(x).max(axis=1) < 1.0] * 0.5  # a window far inside the champion's range
+    challenger = train_challenger(champion, quiet, window={}, device="cpu")
     assert challenger.detector.training_range is not None
+    kept = champion.detector.training_range.raw(champion.detector.scaler.mean,
+                                                champion.detector.scaler.scale)  # fmt: skip
+    now = challenger.detector.training_range.raw(challenger.detector.scaler.mean,
+                                                 challenger.detector.scaler.scale)  # fmt: skip
+    np.testing.assert_allclose(now[0], np.minimum(kept[0], quiet.min(axis=0)), rtol=1e-5)
+    np.testing.assert_allclose(now[1], np.maximum(kept[1], quiet.max(axis=0)), rtol=1e-5)
+    inside = (kept[1] * 0.99)[None, :]  # inside the champion's range, outside the window's
+    scaled = torch.from_numpy(challenger.detector.scaler.transform(inside))
+    assert float(challenger.detector.training_range.excess(scaled).max()) == 0.0
     del champion.training["summary"]["train_config"]["range_term"]  # recorded before the term
     assert train_challenger(champion, x, window={}, device="cpu").detector.training_range
+
+
+def test_training_scores_count_each_extreme_row_against_the_others():
+    """The --contamination quantile comes from training scores; a row that alone sets a
+    bound is scored as if left out of the range, not as lying inside it."""
+    x = np.random.default_rng(6).normal(size=(300, 2))
+    x[7] = [9.0, 0.0]  # one row sets the first feature's high bound alone
+    train = TrainConfig(epochs=1, neighbours=0, range_term=True, val_fraction=0.1)
+    result = train_autoencoder(x, train=train, device="cpu")
+    trained_on, _ = _split(len(x), train.val_fraction, np.random.default_rng(train.seed))
+    assert 7 in trained_on
+    at = int(np.flatnonzero(trained_on == 7)[0])
+    plain = result.detector.score_batch(x[trained_on])
+    second = np.sort(x[trained_on][:, 0])[-2]
+    scale = result.detector.scaler.scale[0]
+    extra = ((9.0 - second) / scale) ** 2 / 2  # squared, over the 2 features
+    assert result.train_scores[at] == pytest.approx(plain[at] + extra, rel=1e-4)
+    others = np.delete(np.arange(len(trained_on)), at)
+    assert np.abs(result.train_scores[others] - plain[others]).max() < 0.5 * extra
+
+
+def test_an_artifact_with_the_range_term_is_refused_by_a_seismo_that_reads_format_1_only(tmp_path):
+    """An older seismo would load it without the term and score lower than its calibration
+    assumes; the format version makes it refuse the model in one line instead."""
+    from seismo.models.artifact_io import parse_config
+
+    x = np.random.default_rng(7).normal(size=(200, 3))
+    ranged = build_artifact(train_autoencoder(
+        x, train=TrainConfig(epochs=1, neighbours=0, range_term=True), device="cpu"))
+    plain = build_artifact(train_autoencoder(x, train=TrainConfig(epochs=1, neighbours=0),
+                                             device="cpu"))  # fmt: skip
+    ranged_dir = save_artifact(ranged, tmp_path / "ranged")
+    plain_dir = save_artifact(plain, tmp_path / "plain")
+    payload = (ranged_dir / "config.json").read_bytes()
+    with pytest.raises(ArtifactError, match="unsupported format_version 2 .*reads 1 to 1"):
+        parse_config(payload, ranged_dir / "config.json", 1)
+    assert parse_config((plain_dir / "config.json").read_bytes(), plain_dir, 1)
+    assert load_artifact(ranged_dir, device="cpu").detector.training_range is not None

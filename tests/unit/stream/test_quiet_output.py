@@ -204,6 +204,9 @@ def test_a_csv_without_a_header_row_is_refused_not_trained_on_numbers_as_names(t
         load_table(path)
     with pytest.raises(DataError, match="not column names"):
         read_records(path, ColumnSpec())
+    path.write_text("12,7,3\n0.1,0.2,0.3\n0.2,0.1,0.0\n")  # whole numbers that count nothing
+    with pytest.raises(DataError, match=r"is numbers \(12,7,3\)"):
+        load_table(path)
     path.write_text("0,1,2\n0.1,0.2,0.3\n0.2,0.1,0.0\n")
     assert load_table(path).feature_names == ["0", "1", "2"]
 

@@ -106,6 +106,14 @@ def test_secrets_are_masked_in_the_loggable_view_and_repr(caplog):
     assert s.redis_url.get_secret_value() == "rediss://u:hunter2@r:6380/0"
 
 
+def test_a_password_in_a_model_store_url_is_masked_in_the_loggable_view():
+    """A reviewer's finding: plain settings that hold URLs were logged whole."""
+    s = load_settings({"model_store": "https://ada:hunter2@store.example/models"}, env={})
+    assert s.redacted()["model_store"] == "https://ada:***@store.example/models"
+    assert "hunter2" not in repr(s)
+    assert s.model_store == "https://ada:hunter2@store.example/models"
+
+
 def test_user_kafka_config_passes_through_but_cannot_turn_on_auto_commit():
     config = client_config(
         "b:1",
