@@ -149,6 +149,9 @@ class Scorer:
         session_ms = settings.kafka_config.get("session.timeout.ms",
                                                CONSUMER_DEFAULTS["session.timeout.ms"])
         self.idle_notice = IdleNotice(unowned_after_s(session_ms))
+        #: Whether the newest offset commit failed (its batch is scored again by the next
+        #: owner of the partitions): the stop line says so instead of "stopped cleanly".
+        self.last_commit_failed = False
         self._whole_dropped = 0  # whole windows dropped since the last line about them
         #: the lowest seconds-like event time since the last warning about them
         self._earliest_ms = SECONDS_BELOW_MS
@@ -639,7 +642,10 @@ class Scorer:
             # A rebalance took the partitions: their new owner re-scores the batch
             # (duplicates, never loss), so carry on.
             self.metrics.kafka_errors.inc()
+            self.last_commit_failed = True
             log.warning("offset commit failed, batch will be redelivered: %s", exc)
+        else:
+            self.last_commit_failed = False
 
     def _observe(self, scored: ScoredBatch, consumed: int, alerts: int, started: float) -> None:
         m, t = self.metrics, scored.threshold

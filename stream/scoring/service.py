@@ -321,4 +321,9 @@ def run_scorer(settings: ScorerSettings, stop: threading.Event) -> None:
         log.info("scorer started with settings %s", settings.redacted())
         tune_gc()
         scorer.run(stop)
-    log.info("scorer stopped cleanly")
+    if scorer.last_commit_failed:
+        log.warning("scorer stopped; the offset commit of its last batch failed: that batch "
+                    "will be scored again by the next owner of its partitions (duplicates, "
+                    "none lost)")
+    else:
+        log.info("scorer stopped cleanly")

@@ -160,6 +160,27 @@ def test_nothing_is_learned_or_committed_when_the_broker_does_not_confirm(artifa
     assert consumer.committed == []
 
 
+def test_a_failed_commit_is_remembered_until_the_next_one_succeeds(artifact) -> None:
+    """So a scorer stopped right after a refused commit does not say "stopped cleanly"."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    log = Recorder()
+    scorer, consumer = scorer_with(artifact, log)
+    refuse = [True]
+
+    def commit(offsets, asynchronous: bool) -> None:  # noqa: ANN001
+        if refuse[0]:
+            raise KafkaException(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
+        consumer.committed += [(tp.partition, tp.offset) for tp in offsets]
+
+    consumer.commit = commit  # type: ignore[method-assign]
+    scorer.process(batch())  # type: ignore[arg-type]
+    assert scorer.last_commit_failed and consumer.committed == []
+    refuse[0] = False
+    scorer.process([Message(m.value(), m.offset() + 4) for m in batch()])  # type: ignore[arg-type]
+    assert not scorer.last_commit_failed and consumer.committed == [(0, 8)]
+
+
 def test_a_lasting_drift_is_logged_once_a_period_and_reported_each_time(artifact, caplog):
     """The drift check fires every few batches while a drift lasts; each firing still asks
     for a retrain (the cool-down is the retrainer's), but the log says it once per 10 s."""
