@@ -87,9 +87,11 @@ from seismo.models.terms.training_range import TrainingRange
 from seismo.models.training import TrainResult
 
 FORMAT_VERSION = 2
-"""The newest ``format_version`` this seismo reads (it reads 1 too). It writes 2 only for a
-model with the range term, which a seismo reading 1 alone would load without it and score
-lower than its calibration assumes: that seismo refuses it in one line instead."""
+"""The newest ``format_version`` this seismo reads (it reads 1 too)."""
+RANGE_FORMAT = 2
+"""The ``format_version`` written for a model with the range term (1 otherwise): a seismo
+that reads 1 alone would load it without the term and score lower than its calibration
+assumes; it refuses it in one line instead."""
 
 __all__ = [
     "ARTIFACT_FILES",
@@ -218,7 +220,7 @@ def _seismo_version() -> str:
 def _config_json(artifact: Artifact, weights: bytes) -> bytes:
     detector = artifact.detector
     document = {
-        "format_version": FORMAT_VERSION if detector.training_range is not None else 1,
+        "format_version": RANGE_FORMAT if detector.training_range is not None else 1,
         "seismo_version": _seismo_version(),
         "name": artifact.name,
         "version": artifact.version,

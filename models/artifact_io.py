@@ -257,9 +257,11 @@ def parse_config(payload: bytes, path: Path, format_version: int) -> dict[str, A
         raise ArtifactError(f"{path} must hold a JSON object, got {type(document).__name__}")
     found = document.get("format_version")
     if type(found) is not int or not 1 <= found <= format_version:
+        newer = type(found) is int and found > format_version
         raise ArtifactError(
             f"{path} has unsupported format_version {found!r} (this seismo reads 1 to "
-            f"{format_version}; a newer seismo writes more: upgrade it to load this model)"
+            f"{format_version}" + ("; a newer seismo wrote it: upgrade to load this model)"
+                                   if newer else ")")
         )
     return document
 

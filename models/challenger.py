@@ -53,6 +53,12 @@ def champion_train_config(champion: Artifact) -> TrainConfig:
     return TrainConfig.from_dict(given)
 
 
+def champion_range(champion: Artifact) -> tuple[np.ndarray, np.ndarray] | None:
+    """The champion's range term in raw units (low, high), or ``None`` without one."""
+    span, scaler = champion.detector.training_range, champion.detector.scaler
+    return None if span is None else span.raw(scaler.mean, scaler.scale)
+
+
 def train_challenger(
     champion: Artifact,
     x: np.ndarray,
@@ -62,11 +68,13 @@ def train_challenger(
     seed: int | None = None,
     device: str = "auto",
     should_stop: Callable[[], bool] | None = None,
+    cover: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Artifact:
     """Train a model of the champion's kind on ``x`` ``(n, d)`` and package it.
 
-    A champion's range term is handed on: the challenger's range covers the
-    champion's as well as ``x``'s (a short or quiet window never narrows it).
+    A champion's range term is handed on: the challenger's range covers ``cover``
+    (raw bounds; the retrainer passes its reference version's, default the
+    champion's) as well as ``x``'s, so a short or quiet window never narrows it.
 
     Parameters
     ----------
@@ -94,8 +102,8 @@ def train_challenger(
         if should_stop is not None and should_stop():
             raise TrainingStopped(f"challenger training stopped after epoch {epoch}")
 
-    span, scaler = champion.detector.training_range, champion.detector.scaler
-    cover = None if span is None else span.raw(scaler.mean, scaler.scale)
+    if cover is None:
+        cover = champion_range(champion)
     result = train_autoencoder(x, config=champion.detector.config, train=train, device=device,
                                progress=progress, cover=cover)  # fmt: skip
     contamination = champion.calibration.contamination

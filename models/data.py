@@ -220,24 +220,30 @@ def refuse_other_delimiter(path: Path, header: Sequence[str]) -> None:
         )
 
 
+#: A number as a CSV cell writes one (no ``1_000``, which float() would take).
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
+                     re.IGNORECASE)
+
+
 def looks_like_data(header: Sequence[str]) -> bool:
-    """Whether a CSV's first line holds numbers rather than names: every cell a finite
-    number, unless they count the columns (pandas writes a frame of a bare array with
-    the header ``0,1,2``; ``1,2,3`` is such a count too).
+    """Whether a CSV's first line holds numbers rather than names: every cell a number
+    (a missing ``nan`` among them), at least one finite, unless they count the columns
+    (pandas writes a frame of a bare array with the header ``0,1,2``; ``1,2,3`` is such a
+    count too).
 
     >>> looks_like_data(["0.126", "-0.132", "1e3"]), looks_like_data(["12", "7", "3"])
     (True, True)
+    >>> looks_like_data(["0.12", "nan", "0.3"]), looks_like_data(["nan"])
+    (True, False)
     >>> looks_like_data(["0", "1", "2"]), looks_like_data(["1", "2", "3"])
     (False, False)
-    >>> looks_like_data(["temp", "0.5"]), looks_like_data(["", "0", "1"]), looks_like_data(["nan"])
+    >>> looks_like_data(["temp", "0.5"]), looks_like_data(["", "0", "1"]), looks_like_data(["1_1"])
     (False, False, False)
     """
     cells = [cell.strip() for cell in header]
-    try:
-        numbers = [float(cell) for cell in cells]
-    except ValueError:
+    if not all(_NUMBER.fullmatch(cell) for cell in cells):
         return False
-    if not all(math.isfinite(n) for n in numbers):
+    if not any(math.isfinite(float(cell)) for cell in cells):
         return False
     counting = [str(i) for i in range(len(cells))], [str(i + 1) for i in range(len(cells))]
     return cells not in counting

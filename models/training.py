@@ -244,24 +244,28 @@ def _drop_top_scored(scores: np.ndarray, share: float) -> tuple[np.ndarray, int]
 
 
 def _with_left_out_range(
-    detector: AutoencoderDetector, rows: np.ndarray, fitted: torch.Tensor, scores: np.ndarray
-) -> np.ndarray:
-    """Training rows' scores with the range term each would get were it left out of the
-    ``fitted`` rows of the range
+    detector: AutoencoderDetector, rows: np.ndarray, fitted: np.ndarray, scores: np.ndarray,
+    cover: tuple[np.ndarray, np.ndarray] | None,
+) -> np.ndarray:  # fmt: skip
+    """Training rows' scores with the range term each of the ``fitted`` ones (a mask over
+    ``rows``, the rows the range was fitted on) would get were it left out of them
     (:meth:`~seismo.models.terms.training_range.TrainingRange.left_out_excess`)."""
-    span = detector.training_range
+    span, scaler = detector.training_range, detector.scaler
     if span is None:
         return scores
-    extra = np.empty(len(rows), dtype=np.float32)
+    extra = np.zeros(len(rows), dtype=np.float32)
     with torch.inference_mode():
-        runner_up = span.runner_up(fitted)
-        for start in range(0, len(rows), CHUNK_ROWS):  # bounded device memory
-            stop = min(start + CHUNK_ROWS, len(rows))
-            scaled = to_device(detector.scaler.transform(rows[start:stop]), detector.device)
-            inside, left_out = span.excess(scaled), span.left_out_excess(scaled, runner_up)
+        own = to_device(scaler.transform(rows[fitted]), detector.device)
+        left_out = TrainingRange.fit(own).leaving_one_out(own)
+        if cover is not None:
+            left_out = left_out.covering(*cover, scaler.mean, scaler.scale)
+        for start in range(0, len(own), CHUNK_ROWS):  # bounded device memory
+            scaled = own[start : start + CHUNK_ROWS]
+            inside, out = span.excess(scaled), span.left_out_excess(scaled, left_out)
             if detector.score_kind != "mae":
-                inside, left_out = inside.square(), left_out.square()
-            extra[start:stop] = (left_out - inside).mean(dim=1).float().cpu().numpy()
+                inside, out = inside.square(), out.square()
+            part = (out - inside).mean(dim=1).float().cpu().numpy()
+            extra[np.flatnonzero(fitted)[start : start + CHUNK_ROWS]] = part
     if detector.neighbours is not None:
         extra /= detector.neighbours.error_median
     return (scores + extra).astype(np.float32)
@@ -347,8 +351,11 @@ def train_autoencoder(
     module, fit = _build_and_fit(model_config, x_train, x_val, train, rng, progress)
     detector = AutoencoderDetector(module, scaler, config=model_config, device=target)
     n_dropped = 0
+    fitted = np.ones(len(train_idx), dtype=bool)  # the training rows the model learnt
     if train.refit_share > 0:
         kept, n_dropped = _drop_top_scored(detector.score_batch(data[train_idx]), train.refit_share)
+        fitted[:] = False
+        fitted[kept] = True
         torch.manual_seed(train.seed)
         x_train = x_train[torch.from_numpy(kept).to(target)]
         module, fit = _build_and_fit(model_config, x_train, x_val, train, rng, progress)
@@ -364,7 +371,7 @@ def train_autoencoder(
         detector, train_scores = _with_neighbours(detector, data[train_idx], train, rng)
     if train_scores is None:
         train_scores = detector.score_batch(data[train_idx])
-    train_scores = _with_left_out_range(detector, data[train_idx], x_train, train_scores)
+    train_scores = _with_left_out_range(detector, data[train_idx], fitted, train_scores, cover)
     val_scores = detector.score_batch(data[val_idx])
     summary: dict[str, Any] = {
         "epochs_run": fit.epochs_run,

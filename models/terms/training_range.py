@@ -79,40 +79,42 @@ class TrainingRange:
         return TrainingRange(torch.minimum(self.low, other_low.to(self.low.device)),
                              torch.maximum(self.high, other_high.to(self.high.device)))
 
-    def left_out_excess(self, rows: torch.Tensor, runner_up: torch.Tensor) -> torch.Tensor:
+    def left_out_excess(self, rows: torch.Tensor, left_out: TrainingRange) -> torch.Tensor:
         """`excess` of training ``rows`` as if each were left out of the rows the range was
-        fitted on: a bound that one row alone sets is, for that row, the `runner_up`.
-        So training scores are not biased low against unseen rows (the
-        ``--contamination`` quantile), as the neighbour term leaves a row out of its
-        own reference.
+        fitted on: where a row's value is this range's bound, it is judged against
+        ``left_out`` (`leaving_one_out`, widened as this range was). So the range term of
+        training scores is not biased low against unseen rows (the ``--contamination``
+        quantile), as the neighbour term leaves a row out of its own reference.
 
         >>> fitted = torch.tensor([[0.0], [1.0], [3.0]])
         >>> span = TrainingRange.fit(fitted)
-        >>> span.left_out_excess(fitted, span.runner_up(fitted)).tolist()
+        >>> span.left_out_excess(fitted, span.leaving_one_out(fitted)).tolist()
         [[1.0], [0.0], [2.0]]
         >>> twice = torch.tensor([[0.0], [0.0], [3.0]])  # a bound two rows hold stays
         >>> span = TrainingRange.fit(twice)
-        >>> span.left_out_excess(twice, span.runner_up(twice)).tolist()
+        >>> span.left_out_excess(twice, span.leaving_one_out(twice)).tolist()
         [[0.0], [0.0], [3.0]]
         """
         rows = rows.float()
-        next_low, next_high = runner_up[0], runner_up[1]
-        below = torch.where(rows == self.low, (next_low - rows).clamp(min=0.0), 0.0)
-        above = torch.where(rows == self.high, (rows - next_high).clamp(min=0.0), 0.0)
+        below = torch.where(rows == self.low, (left_out.low - rows).clamp(min=0.0), 0.0)
+        above = torch.where(rows == self.high, (rows - left_out.high).clamp(min=0.0), 0.0)
         return self.excess(rows) + below + above
 
-    def runner_up(self, fitted: torch.Tensor) -> torch.Tensor:
-        """``(2, d)``: per feature, the bound the ``fitted`` rows leave when the one row that
-        sets this range's low (high) bound alone is left out; the bound itself where two
-        rows share it, or the range does not come from them (a challenger's cover)."""
+    def leaving_one_out(self, fitted: torch.Tensor) -> TrainingRange:
+        """The range of the ``fitted`` rows (this range's) without the one row that alone
+        sets a bound: per feature, the next lowest (highest) value there, the bound
+        itself where two rows share it.
+
+        >>> TrainingRange.fit(torch.tensor([[0.0], [1.0], [3.0]])).leaving_one_out(
+        ...     torch.tensor([[0.0], [1.0], [3.0]])).high.tolist()
+        [1.0]
+        """
         fitted = fitted.float()
         if len(fitted) < 2:
-            return torch.stack([self.low, self.high])
+            return self
         lowest = fitted.topk(2, dim=0, largest=False).values  # (2, d), ascending
         highest = fitted.topk(2, dim=0, largest=True).values  # (2, d), descending
-        next_low = torch.where(lowest[0] == self.low, lowest[1], self.low)
-        next_high = torch.where(highest[0] == self.high, highest[1], self.high)
-        return torch.stack([next_low, next_high])
+        return TrainingRange(lowest[1].contiguous(), highest[1].contiguous())
 
     def excess(self, rows: torch.Tensor) -> torch.Tensor:
         """``(m, d)``: how far each standardised value lies outside its feature's range

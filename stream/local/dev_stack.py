@@ -223,7 +223,11 @@ def dev_status(state_file: Path, out: Echo, echo: Echo) -> bool:
     echo(f"servers: {owner}; state file {state_file}")
     echo("topics: " + ", ".join(f"{t} ({_partitions(n)})" for t, n in state.topics.items()))
     if running:  # eval "$(seismo dev status)" must not point a shell at a dead stack
-        for line in state.exports():
+        try:
+            exports = state.exports()
+        except ValueError as exc:  # a hand-edited file: say so, and still let down stop it
+            raise ServiceError(f"{state_file}: {exc}; not exported") from None
+        for line in exports:
             out(line)
     else:
         echo("no export lines: the stack is not running whole (seismo dev down, then up)")

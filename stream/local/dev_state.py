@@ -123,7 +123,6 @@ class DevState:
             owner=None if owner is None else Detached(**owner),
             settings={str(k): str(v) for k, v in data.get("settings", {}).items()},
         )  # fmt: skip
-        state.exports()  # a variable name that is no shell name: ValueError, as any flaw
         return state
 
     def write(self, path: Path) -> None:

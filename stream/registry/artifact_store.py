@@ -52,6 +52,7 @@ import fsspec
 
 from seismo.models.artifact import ARTIFACT_FILES, CONFIG_FILE
 from seismo.models.artifact_io import MAX_CONFIG_BYTES
+from seismo.stream.config.base import mask_url_passwords
 from seismo.stream.errors import ConfigError, RegistryError
 from seismo.stream.registry.model_versions import StoredVersion, is_component
 
@@ -191,18 +192,18 @@ class FsspecStore:
     """
 
     def __init__(self, url: str, *, cache_dir: str | os.PathLike[str] | None = None) -> None:
-        self.location = url
+        self.location = mask_url_passwords(url)  # for messages: a password is never shown
         self.caches = True
         try:
             fs, root = fsspec.core.url_to_fs(url)
         except ValueError as exc:
             protocol = url.split("://", 1)[0]
             raise ConfigError(
-                f"model_store {url!r}: fsspec knows no protocol {protocol!r}"
+                f"model_store {self.location!r}: fsspec knows no protocol {protocol!r}"
             ) from exc
         except ImportError as exc:
             raise ConfigError(
-                f"model_store {url!r} needs a package that is not installed: {exc}"
+                f"model_store {self.location!r} needs a package that is not installed: {exc}"
             ) from exc
         self.fs: Any = fs
         self.root = root.rstrip("/")

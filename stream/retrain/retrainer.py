@@ -338,7 +338,7 @@ class Retrainer:
         version = self.registry.current(s.model_name)
         if version is None:
             raise RegistryError(
-                f"{s.model_name} has no current version in {s.model_store}; "
+                f"{s.model_name} has no current version in {self.registry.location}; "
                 "publish one first (seismo models publish)"
             )
         if self.champion is not None and self.champion.version == version:

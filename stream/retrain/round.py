@@ -33,7 +33,7 @@ import numpy as np
 
 from seismo.models.artifact import Artifact
 from seismo.models.calibration import Calibration
-from seismo.models.challenger import train_challenger
+from seismo.models.challenger import champion_range, train_challenger
 from seismo.models.errors import SeismoError
 from seismo.stream.registry.promotion import Decision, GatePolicy, decide
 from seismo.stream.retrain.reservoir import Window
@@ -130,10 +130,14 @@ def run_round(
     reference = reference_of(champion)
     describe = _describe(window, train, trigger, int((~train_mask[:cut]).sum()), regime)
     describe["reference"] = {"version": reference[0], "calibration": asdict(reference[1])}
+    span = reference_range(champion)
+    if span is not None:
+        describe["reference"]["range"] = {"low": span[0].tolist(), "high": span[1].tolist()}
     try:
         challenger = train_challenger(
             champion, train.values, window=describe, epochs=options.epochs,
             seed=options.seed, device=options.device, should_stop=options.should_stop,
+            cover=span,
         )  # fmt: skip
     except SeismoError as exc:
         log.warning("challenger training failed: %s", exc)
@@ -171,6 +175,35 @@ def reference_of(champion: Artifact) -> Reference:
             log.warning("version %s records a reference calibration that cannot be read "
                         "(%s): it is its own reference", champion.version, exc)  # fmt: skip
     return champion.version, champion.calibration
+
+
+def reference_range(champion: Artifact) -> tuple[np.ndarray, np.ndarray] | None:
+    """The range term (raw low, high) a challenger's range covers: the reference version's,
+    carried on as its calibration is (:func:`reference_of`), so a version promoted by
+    mistake does not widen every later range; a champion whose reference records none
+    (published by hand, or promoted before ranges were carried) gives its own.
+    ``None`` when the champion has no range term."""
+    own = champion_range(champion)
+    if own is None:
+        return None
+    window = champion.training.get("window")
+    found = window.get("reference") if isinstance(window, dict) else None
+    recorded = found.get("range") if isinstance(found, dict) else None
+    if recorded is None:
+        return own
+    try:
+        low = np.array(recorded["low"], dtype=np.float64)
+        high = np.array(recorded["high"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("version %s records a reference range that cannot be read (%s): its own "
+                    "range is used", champion.version, exc)  # fmt: skip
+        return own
+    if low.shape != own[0].shape or high.shape != own[0].shape or not (
+            np.isfinite(low).all() and np.isfinite(high).all() and (low <= high).all()):
+        log.warning("version %s records a reference range that does not fit its %d features: "
+                    "its own range is used", champion.version, own[0].shape[0])  # fmt: skip
+        return own
+    return low, high
 
 
 def calibration_ratio(challenger: float, reference: Reference, rule: ThresholdRule) -> float | None:

@@ -201,7 +201,7 @@ def _serving_model(
     version = registry.current(settings.model_name)
     if version is None:
         raise RegistryError(
-            f"{settings.model_name} has no current version in {settings.model_store}; "
+            f"{settings.model_name} has no current version in {registry.location}; "
             "publish one first (seismo models publish)"
         )
     artifact = registry.verify(settings.model_name, version, device=settings.device)

@@ -112,6 +112,22 @@ def test_the_neighbour_term_keeps_the_range():
     assert both.neighbours is not None and both.training_range is not None
 
 
+def test_a_covered_bound_that_a_training_row_sets_adds_nothing_to_its_training_score():
+    """A challenger's window often holds its champion's extreme rows: where the covered
+    range already holds a row's value, leaving the row out changes nothing."""
+    x = np.random.default_rng(8).normal(size=(300, 3))
+    x[10, 0] = 9.0
+    train = TrainConfig(epochs=1, neighbours=0, range_term=True)
+    champion = train_autoencoder(x, train=train, device="cpu").detector
+    span = champion.training_range.raw(champion.scaler.mean, champion.scaler.scale)
+    covered = train_autoencoder(x, train=train, device="cpu", cover=span)
+    alone = train_autoencoder(x, train=train, device="cpu")
+    trained_on, _ = _split(len(x), train.val_fraction, np.random.default_rng(train.seed))
+    scores = covered.detector.score_batch(x[trained_on])
+    np.testing.assert_allclose(covered.train_scores, scores, rtol=1e-6)
+    assert (alone.train_scores - scores).max() > 1.0  # uncovered, the 9.0 row is left out
+
+
 def test_a_challenger_keeps_the_range_term_and_covers_its_champions_range():
     """A narrow retrain window never narrows what counts as out of range."""
     from seismo.models.challenger import train_challenger
@@ -136,23 +152,31 @@ def test_a_challenger_keeps_the_range_term_and_covers_its_champions_range():
     assert train_challenger(champion, x, window={}, device="cpu").detector.training_range
 
 
-def test_training_scores_count_each_extreme_row_against_the_others():
+@pytest.mark.parametrize("score, neighbours", [("mse", 0), ("mae", 0), ("mse", 64)])
+def test_training_scores_count_each_extreme_row_against_the_others(score, neighbours):
     """The --contamination quantile comes from training scores; a row that alone sets a
-    bound is scored as if left out of the range, not as lying inside it."""
+    bound is scored as if left out of the range, not as lying inside it (squared for
+    mse, as is for mae, over the neighbour term's error median with it)."""
     x = np.random.default_rng(6).normal(size=(300, 2))
     x[7] = [9.0, 0.0]  # one row sets the first feature's high bound alone
-    train = TrainConfig(epochs=1, neighbours=0, range_term=True, val_fraction=0.1)
-    result = train_autoencoder(x, train=train, device="cpu")
+    config = SparseConfig(n_features=2, hidden=(2,), score=score)
+
+    def trained(range_term: bool):
+        train = TrainConfig(epochs=1, neighbours=neighbours, range_term=range_term)
+        return train, train_autoencoder(x, config=config, train=train, device="cpu")
+
+    train, result = trained(True)
+    _, plain = trained(False)  # the same model and neighbours: training ignores the range
     trained_on, _ = _split(len(x), train.val_fraction, np.random.default_rng(train.seed))
-    assert 7 in trained_on
     at = int(np.flatnonzero(trained_on == 7)[0])
-    plain = result.detector.score_batch(x[trained_on])
     second = np.sort(x[trained_on][:, 0])[-2]
-    scale = result.detector.scaler.scale[0]
-    extra = ((9.0 - second) / scale) ** 2 / 2  # squared, over the 2 features
-    assert result.train_scores[at] == pytest.approx(plain[at] + extra, rel=1e-4)
-    others = np.delete(np.arange(len(trained_on)), at)
-    assert np.abs(result.train_scores[others] - plain[others]).max() < 0.5 * extra
+    gap = (9.0 - second) / result.detector.scaler.scale[0]
+    extra = (gap if score == "mae" else gap**2) / 2  # over the 2 features
+    if neighbours:
+        extra /= result.detector.neighbours.error_median
+    added = result.train_scores - plain.train_scores
+    assert added[at] == pytest.approx(extra, rel=1e-4)
+    assert np.abs(np.delete(added, at)).max() < 0.2 * extra  # the other bounds' rows, a little
 
 
 def test_an_artifact_with_the_range_term_is_refused_by_a_seismo_that_reads_format_1_only(tmp_path):
@@ -172,3 +196,26 @@ def test_an_artifact_with_the_range_term_is_refused_by_a_seismo_that_reads_forma
         parse_config(payload, ranged_dir / "config.json", 1)
     assert parse_config((plain_dir / "config.json").read_bytes(), plain_dir, 1)
     assert load_artifact(ranged_dir, device="cpu").detector.training_range is not None
+
+
+def test_the_retrainer_covers_its_reference_versions_range_not_each_champions():
+    """A version promoted by mistake must not widen every later range: a promoted version
+    carries its reference's range on, as it carries the reference's calibration."""
+    from seismo.stream.retrain.round import reference_range
+
+    x = np.random.default_rng(9).normal(size=(200, 2))
+    result = train_autoencoder(x, train=TrainConfig(epochs=1, neighbours=0, range_term=True),
+                               device="cpu")  # fmt: skip
+    published = build_artifact(result)
+    own = reference_range(published)
+    assert own is not None  # published by hand: its own range
+    np.testing.assert_allclose(own[0], published.detector.training_range.raw(
+        published.detector.scaler.mean, published.detector.scaler.scale)[0])  # fmt: skip
+    promoted = build_artifact(result, training_window={"reference": {
+        "version": "v1", "calibration": {}, "range": {"low": [-1.0, -2.0], "high": [1.0, 2.0]}}})
+    assert [v.tolist() for v in reference_range(promoted)] == [[-1.0, -2.0], [1.0, 2.0]]
+    broken = build_artifact(result, training_window={"reference": {"range": {"low": [0.0]}}})
+    np.testing.assert_array_equal(reference_range(broken)[0], own[0])  # unreadable: its own
+    plain = build_artifact(train_autoencoder(x, train=TrainConfig(epochs=1, neighbours=0),
+                                             device="cpu"))  # fmt: skip
+    assert reference_range(plain) is None
