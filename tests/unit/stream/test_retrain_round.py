@@ -140,3 +140,25 @@ def test_the_bound_is_the_published_versions_so_a_bad_version_that_got_through_i
     assert clean.decision.promote, summary
     assert 1 / 4 < summary["calibration_ratio"] < 4, "against the published version"
     assert clean.challenger.training["window"]["reference"]["version"] == champion.version
+
+
+def test_a_range_champion_hands_its_reference_range_on_to_the_challenger():
+    """The challenger's range covers the recorded reference range, and records it again."""
+    from dataclasses import asdict
+
+    result = train_autoencoder(A.normal(3000, seed=1), train=TrainConfig(
+        epochs=5, neighbours=0, range_term=True), device="cpu")  # fmt: skip
+    first = build_artifact(result, name="round")
+    low, high = first.detector.training_range.raw(first.detector.scaler.mean,
+                                                  first.detector.scaler.scale)  # fmt: skip
+    wide = {"low": (low - 50).tolist(), "high": (high + 50).tolist()}
+    champion = build_artifact(result, name="round", training_window={"reference": {
+        "version": "v0", "calibration": asdict(first.calibration), "range": wide}})
+    outcome = run_round(champion, window_of(A.normal(2500, seed=2)), threshold(champion),
+                        options=OPTIONS, policy=POLICY, trigger="test")  # fmt: skip
+    challenger = outcome.challenger
+    assert challenger.training["window"]["reference"]["range"] == wide
+    now = challenger.detector.training_range.raw(challenger.detector.scaler.mean,
+                                                 challenger.detector.scaler.scale)  # fmt: skip
+    np.testing.assert_allclose(now[0], wide["low"], rtol=1e-5)
+    np.testing.assert_allclose(now[1], wide["high"], rtol=1e-5)
