@@ -329,9 +329,18 @@ class ConfirmingProducer:
             the caller must then not commit the input offsets.
         """
         deadline = time.monotonic() + timeout_s
-        left = self._producer.flush(timeout_s)
-        while left and time.monotonic() < deadline:
-            left = self._producer.flush(max(deadline - time.monotonic(), 0.0))
+        try:
+            left = self._producer.flush(timeout_s)
+            while left and time.monotonic() < deadline:
+                left = self._producer.flush(max(deadline - time.monotonic(), 0.0))
+        except (KafkaException, SystemError, RuntimeError) as exc:
+            # A fatal producer error (an idempotent producer after its broker lost its
+            # state: "out of order sequence number") can surface from flush as a bare
+            # SystemError of confluent-kafka: this producer is done, the caller makes a
+            # new one and publishes the batch again, as for any unconfirmed output.
+            self._failures, self._refused = [], []
+            raise DeliveryError(f"broker did not confirm the batch's output: the producer "
+                                f"failed ({type(exc).__name__}: {exc})") from exc
         if left or self._failures:
             failures, self._failures = self._failures, []
             refused, self._refused = tuple(self._refused), []

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from seismo.stream.errors import ConfigError, ServiceError
 from seismo.stream.local.detached import Detached, detached_alive, stop_detached
-from seismo.stream.local.dev_state import DevState
+from seismo.stream.local.dev_state import DevState, default_state_file
 from seismo.stream.local.embedded import HOST, EmbeddedKafka, EmbeddedRedis, create_topics
 
 __all__ = ["DevOptions", "dev_down", "dev_status", "dev_up"]
@@ -127,7 +127,9 @@ def dev_up(options: DevOptions, stop: threading.Event, out: Echo, echo: Echo) ->
             state = _detach(state, kafka, redis, options.state_file)
             for line in state.exports():
                 out(line)
-            echo(f"left running; state in {options.state_file}; stop with `seismo dev down`")
+            down = "seismo dev down" + ("" if options.state_file == default_state_file()
+                                        else f" --state-file {options.state_file}")
+            echo(f"left running; state in {options.state_file}; stop with `{down}`")
             return state
         stack.callback(options.state_file.unlink, missing_ok=True)
         state = _owned(state, kafka, redis)

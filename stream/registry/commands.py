@@ -54,6 +54,8 @@ def run_list(
         versions = registry.list_versions(name)
         for line in format_versions(versions):
             echo(line)
+        if not versions:  # a typo in --store or --name printed nothing at all
+            (warn or echo)(f"no version of {name} in {registry.location}")
     if versions and not any(v.current for v in versions):
         (warn or echo)(f"no version of {name} is current in Redis at {redact_url(redis_url)} "
                        f"with prefix {redis_prefix!r}: is that the Redis and prefix your "

@@ -259,8 +259,9 @@ class ModelRegistry:
             if expected is None:
                 log.warning(
                     "%s version %s has no digest recorded in Redis (stored by an older "
-                    "seismo): it is not fully verified, anyone who can write %s can change it "
-                    "unnoticed; republish it (seismo models publish --model DIR) to record one",
+                    "seismo, or Redis lost its keys): it is not fully verified, anyone who can "
+                    "write %s can change it unnoticed; republish it (seismo models publish "
+                    "--model DIR) to record one",
                     name, version, self.location,
                 )
             path = self.store.fetch(name, version)

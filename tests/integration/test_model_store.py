@@ -297,6 +297,10 @@ def test_cli_publish_list_rollback(
     assert other.stdout.splitlines() == [f"  {v2}  {artifacts[1].created_at}",
                                          f"  {v1}  {artifacts[0].created_at}"]  # fmt: skip
     assert other.stderr.startswith(f"no version of {NAME} is current in Redis at "), other.stderr
+    typo = run_seismo("models", "list", "--name", NAME + "x", "--store", str(store),
+                      "--redis-url", redis_url, "--redis-prefix", redis_key_prefix, timeout=120)
+    assert typo.returncode == 0 and typo.stdout == "", typo.stderr[-3000:]
+    assert typo.stderr.strip() == f"no version of {NAME}x in {store}"  # not silence
     assert ok("rollback", "--name", NAME).strip() == f"{NAME} -> {v1}"
     assert ModelRegistry(store, redis_client, redis_key_prefix).current(NAME) == v1
     assert ok("promote", "--name", NAME, "--version", v2).strip() == f"{NAME} -> {v2}"

@@ -229,3 +229,19 @@ def test_events_with_a_ts_in_epoch_seconds_are_named_once_a_period(artifact, cap
         "event's ts (without one, its Kafka timestamp) is read as epoch milliseconds; their "
         "alerts and windows carry that time",
     ], lines
+
+
+def test_a_producer_that_fails_in_flush_is_a_delivery_error_so_a_new_one_is_made() -> None:
+    """After a broker restart an idempotent producer hit a fatal error and confluent-kafka's
+    flush raised a bare SystemError: the scorer died with a traceback (an operator helper)
+    instead of publishing the batch again with a new producer."""
+    from seismo.stream.io.kafka import ConfirmingProducer
+
+    class Broken:
+        def flush(self, timeout_s: float) -> int:
+            raise SystemError("<method 'flush' of 'cimpl.Producer' objects> returned NULL")
+
+    producer = ConfirmingProducer({"bootstrap.servers": "127.0.0.1:1"})
+    producer._producer = Broken()  # type: ignore[assignment]
+    with pytest.raises(DeliveryError, match="the producer failed \\(SystemError"):
+        producer.flush(0.1)
