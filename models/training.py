@@ -244,19 +244,20 @@ def _drop_top_scored(scores: np.ndarray, share: float) -> tuple[np.ndarray, int]
 
 
 def _with_left_out_range(
-    detector: AutoencoderDetector, rows: np.ndarray, fitted: np.ndarray, scores: np.ndarray,
+    detector: AutoencoderDetector, own: torch.Tensor, fitted: np.ndarray, scores: np.ndarray,
     cover: tuple[np.ndarray, np.ndarray] | None,
 ) -> np.ndarray:  # fmt: skip
-    """Training rows' scores with the range term each of the ``fitted`` ones (a mask over
-    ``rows``, the rows the range was fitted on) would get were it left out of them
+    """Training rows' ``scores`` with the range term each of the ``fitted`` ones (a mask
+    over them; ``own``: those rows standardised on the device, the range's rows) would get
+    were it left out of them
     (:meth:`~seismo.models.terms.training_range.TrainingRange.left_out_excess`)."""
     span, scaler = detector.training_range, detector.scaler
     if span is None:
         return scores
-    extra = np.zeros(len(rows), dtype=np.float32)
+    extra = np.zeros(len(fitted), dtype=np.float32)
+    at = np.flatnonzero(fitted)
     with torch.inference_mode():
-        own = to_device(scaler.transform(rows[fitted]), detector.device)
-        left_out = TrainingRange.fit(own).leaving_one_out(own)
+        left_out = span.leaving_one_out(own)
         if cover is not None:
             left_out = left_out.covering(*cover, scaler.mean, scaler.scale)
         for start in range(0, len(own), CHUNK_ROWS):  # bounded device memory
@@ -264,8 +265,7 @@ def _with_left_out_range(
             inside, out = span.excess(scaled), span.left_out_excess(scaled, left_out)
             if detector.score_kind != "mae":
                 inside, out = inside.square(), out.square()
-            part = (out - inside).mean(dim=1).float().cpu().numpy()
-            extra[np.flatnonzero(fitted)[start : start + CHUNK_ROWS]] = part
+            extra[at[start : start + CHUNK_ROWS]] = (out - inside).mean(dim=1).cpu().numpy()
     if detector.neighbours is not None:
         extra /= detector.neighbours.error_median
     return (scores + extra).astype(np.float32)
@@ -372,7 +372,7 @@ def train_autoencoder(
         detector, train_scores = _with_neighbours(detector, data[train_idx], train, rng)
     if train_scores is None:
         train_scores = detector.score_batch(data[train_idx])
-    train_scores = _with_left_out_range(detector, data[train_idx], fitted, train_scores, cover)
+    train_scores = _with_left_out_range(detector, x_train, fitted, train_scores, cover)
     val_scores = detector.score_batch(data[val_idx])
     summary: dict[str, Any] = {
         "epochs_run": fit.epochs_run,

@@ -133,11 +133,24 @@ class TrainingRange:
             high = np.array(data["high"], dtype=np.float32)
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"training_range: invalid section: {exc}") from exc
-        if low.shape != (n_features,) or high.shape != (n_features,):
-            raise ArtifactError(
-                f"training_range: low and high must hold {n_features} numbers each, got "
-                f"{low.shape} and {high.shape}"
-            )
-        if not (np.isfinite(low).all() and np.isfinite(high).all()) or (low > high).any():
-            raise ArtifactError("training_range: needs finite bounds with low <= high")
+        problem = bounds_problem(low, high, n_features)
+        if problem is not None:
+            raise ArtifactError(f"training_range: {problem}")
         return cls(torch.from_numpy(low), torch.from_numpy(high))
+
+
+def bounds_problem(low: np.ndarray, high: np.ndarray, n_features: int) -> str | None:
+    """What is wrong with ``low``/``high`` as the bounds of ``n_features`` features, if
+    anything (the artifact's section, or a reference range the retrainer carries on).
+
+    >>> bounds_problem(np.array([0.0]), np.array([1.0]), 1) is None
+    True
+    >>> bounds_problem(np.array([1.0]), np.array([0.0]), 1)
+    'needs finite bounds with low <= high'
+    """
+    if low.shape != (n_features,) or high.shape != (n_features,):
+        return (f"low and high must hold {n_features} numbers each, got {low.shape} and "
+                f"{high.shape}")  # fmt: skip
+    if not (np.isfinite(low).all() and np.isfinite(high).all()) or (low > high).any():
+        return "needs finite bounds with low <= high"
+    return None

@@ -35,6 +35,7 @@ from seismo.models.artifact import Artifact
 from seismo.models.calibration import Calibration
 from seismo.models.challenger import champion_range, train_challenger
 from seismo.models.errors import SeismoError
+from seismo.models.terms.training_range import bounds_problem
 from seismo.stream.registry.promotion import Decision, GatePolicy, decide
 from seismo.stream.retrain.reservoir import Window
 from seismo.stream.scoring.stats import RunningStats
@@ -199,8 +200,7 @@ def reference_range(champion: Artifact) -> tuple[tuple[np.ndarray, np.ndarray] |
     try:
         low = np.array(recorded["low"], dtype=np.float64)  # type: ignore[index]
         high = np.array(recorded["high"], dtype=np.float64)  # type: ignore[index]
-        usable = (low.shape == high.shape == own[0].shape and bool(np.isfinite(low).all())
-                  and bool(np.isfinite(high).all()) and bool((low <= high).all()))  # fmt: skip
+        usable = bounds_problem(low, high, len(own[0])) is None
     except (KeyError, TypeError, ValueError):
         usable = False
     if not usable:
