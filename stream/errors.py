@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DeliveryError",
+    "NoCurrentVersion",
     "RegistryError",
     "SeismoError",
     "ServiceError",
@@ -39,3 +40,7 @@ class DeliveryError(SeismoError):
 
 class RegistryError(SeismoError):
     """A model version is unknown, fails verification, or the registry pointer cannot move."""
+
+
+class NoCurrentVersion(RegistryError):
+    """A model name has no current version in Redis (never published, or Redis lost its keys)."""

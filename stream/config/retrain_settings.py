@@ -102,7 +102,10 @@ class RetrainSettings(RedactedSettings):
         "of the champion's.",
     )
     epochs: int | None = Field(None, ge=1, description="Override the champion's epochs.")
-    keep: int = Field(5, ge=1, description="Versions kept in the store (the current one always).")
+    keep: int = Field(
+        5, ge=1, description="Versions kept in the store (always the current one, and the "
+        "reference: the version an operator published).",
+    )
     device: str = Field("auto", description="Torch device for training: auto, cpu, cuda.")
     max_message_bytes: int = Field(
         DEFAULT_MAX_MESSAGE_BYTES, ge=64, description="Larger events are skipped."

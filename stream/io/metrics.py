@@ -175,6 +175,9 @@ class RetrainerMetrics(_ServiceMetrics[RetrainerHealth]):
             registry=r,
         )  # fmt: skip
         self.promoted = Counter("seismo_retrains_promoted", "Challengers promoted.", registry=r)
+        self.skipped = Counter(
+            "seismo_retrains_skipped", "Rounds not started, by reason.", ["reason"], registry=r
+        )
         self.rejected = Counter(
             "seismo_retrains_rejected", "Challengers rejected, by reason.", ["reason"], registry=r
         )

@@ -22,7 +22,8 @@ Publishing is atomic in this order:
    verified again (for a URL store, as downloaded back), against that digest;
 4. it is renamed into ``{root}/{name}/{version}``;
 5. one Lua script sets the pointer, pushes the history and publishes the event;
-6. versions beyond ``keep`` are pruned (with their digests), never the current one.
+6. versions beyond ``keep`` are pruned (with their digests), never the current one nor
+   one the publisher protects (the retrainer's reference version).
 
 A crash or a failed verification before step 5 leaves the pointer, and so the
 serving version, as it was.
@@ -43,7 +44,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,6 +179,7 @@ class ModelRegistry:
         *,
         keep: int | None = DEFAULT_KEEP,
         before_verify: Hook | None = None,
+        protect: Sequence[str] = (),
     ) -> str:
         """Store ``artifact``, verify it, point its name at it; return the version.
 
@@ -189,7 +191,7 @@ class ModelRegistry:
         differs in ``seismo_version`` only), and refused when it is not; one
         without (stored before digests were recorded) is
         rewritten from ``artifact``, manifest and digest included.
-        ``keep=None`` prunes nothing.
+        ``keep=None`` prunes nothing; the versions in ``protect`` are never pruned.
         """
         if keep is not None:
             check_keep(keep)
@@ -211,7 +213,7 @@ class ModelRegistry:
         self._point(name, version)
         log.info("published %s version %s to %s", name, version, self.location)
         if keep is not None:
-            self.prune(name, keep)
+            self.prune(name, keep, protect)
         return version
 
     def promote(self, name: str, version: str, *, keep: int | None = None) -> str:
@@ -276,10 +278,11 @@ class ModelRegistry:
         except OSError as exc:
             raise RegistryError(f"cannot fetch {name} version {version}: {exc}") from exc
 
-    def prune(self, name: str, keep: int) -> list[str]:
-        """Delete all but the ``keep`` newest versions, never the current one."""
+    def prune(self, name: str, keep: int, protect: Sequence[str] = ()) -> list[str]:
+        """Delete all but the ``keep`` newest versions, never the current one nor one in
+        ``protect``."""
         newest = [v.version for v in newest_first(self.store.scan(name))]
-        doomed = choose_prune(newest, keep, [self.current(name)])
+        doomed = choose_prune(newest, keep, [self.current(name), *protect])
         if not doomed:
             return []
         with self.client.pipeline(transaction=True) as pipe:

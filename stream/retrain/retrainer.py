@@ -44,7 +44,7 @@ from seismo.models.artifact import Artifact
 from seismo.models.columns import window_of
 from seismo.models.errors import TrainingStopped
 from seismo.stream.config.retrain_settings import RetrainSettings
-from seismo.stream.errors import ConfigError, RegistryError, SeismoError
+from seismo.stream.errors import ConfigError, NoCurrentVersion, SeismoError
 from seismo.stream.io.batch_sources import kafka_times
 from seismo.stream.io.kafka import split_errors
 from seismo.stream.io.log_throttle import Throttle
@@ -53,7 +53,7 @@ from seismo.stream.io.redis_stats import RedisStats, stats_key
 from seismo.stream.registry.model_registry import ModelRegistry
 from seismo.stream.retrain.requests import Lease, lease_key, restore_request, take_request
 from seismo.stream.retrain.reservoir import Reservoir, group_of
-from seismo.stream.retrain.round import RoundOptions, RoundResult, run_round
+from seismo.stream.retrain.round import RoundOptions, RoundResult, reference_of, run_round
 from seismo.stream.scoring.codec import decode_batch, message_headers
 from seismo.stream.scoring.scorable import NOT_FINITE, representable
 from seismo.stream.scoring.stats import RunningStats
@@ -111,6 +111,8 @@ class Retrainer:
         self.rejected = 0
         self._throttle = Throttle(REJECT_LOG_S, clock=clock)
         self._last_round = clock()
+        #: events that joined the window since the last round began
+        self._fresh = 0
         #: the request taken for the round under way (put back if the round does not finish)
         self._request: dict[str, object] | None = None
         #: the metric label of the round ``due`` found
@@ -182,6 +184,7 @@ class Retrainer:
                 group, decoded.values[rows], times[rows], partitions[rows], offsets[rows]
             )
         self._note_dropped_groups(self.reservoir.dropped - dropped)
+        self._fresh += len(decoded)
         return len(decoded)
 
     def _note_dropped_groups(self, count: int) -> None:
@@ -210,10 +213,16 @@ class Retrainer:
             kind = request.get("kind")
             self._kind = kind if kind in ("drift", "request") else "request"
             return str(request.get("reason", "request"))
-        if self.clock() - self._last_round >= s.interval_s:
-            self._kind = "interval"
-            return "interval"
-        return None
+        if self.clock() - self._last_round < s.interval_s:
+            return None
+        if not self._fresh:  # the same window again: the same challenger, a needless swap
+            self._last_round = self.clock()
+            self.metrics.skipped.labels("no_new_events").inc()
+            log.info("retrain (interval): skipped, no event joined the window since the last "
+                     "round (%d events in it)", len(self.reservoir))  # fmt: skip
+            return None
+        self._kind = "interval"
+        return "interval"
 
     def attempt(self, trigger: str, kind: str | None = None) -> RoundResult:
         """One round: train a challenger on the window, judge it, publish it if it wins.
@@ -224,6 +233,7 @@ class Retrainer:
         s = self.settings
         self._last_round = self.clock()
         champion = self.champion = self._load_champion()
+        self._fresh = 0  # what joins the window from now on is new to the next round
         self.rounds += 1
         self.metrics.attempted.labels(kind or trigger).inc()
         log.info("retrain (%s): window of %d events, champion %s", trigger,
@@ -245,7 +255,8 @@ class Retrainer:
         self.metrics.health.round_ended({"trigger": trigger, **result.summary()})
         self.metrics.seconds.observe(result.seconds)
         if result.decision.promote and result.challenger is not None:
-            version = self.registry.publish(result.challenger, keep=s.keep)
+            reference = reference_of(result.challenger)[0]  # the operator's: never pruned
+            version = self.registry.publish(result.challenger, keep=s.keep, protect=[reference])
             self.champion = result.challenger
             self.metrics.promoted.inc()
             self.metrics.set_model(s.model_name, version)
@@ -292,6 +303,13 @@ class Retrainer:
                     log.warning("Redis call failed (%s: %s): no round until it answers; "
                                 "retrying in %.0f s", type(exc).__name__, exc, delay)  # fmt: skip
                     stop.wait(delay)
+                except NoCurrentVersion as exc:  # Redis came back empty: wait for a publish
+                    failures += 1
+                    delay = min(2.0 ** (failures - 1), MAX_REDIS_RETRY_S)
+                    self.metrics.health.loop_alive(active=False)
+                    log.warning("%s: no round until there is one; retrying in %.0f s",
+                                exc, delay)  # fmt: skip
+                    stop.wait(delay)
         finally:  # also when a round refuses the current version: a standby takes over
             try:
                 self.lease.release()
@@ -337,9 +355,9 @@ class Retrainer:
         s = self.settings
         version = self.registry.current(s.model_name)
         if version is None:
-            raise RegistryError(
-                f"{s.model_name} has no current version in {self.registry.location}; "
-                "publish one first (seismo models publish)"
+            raise NoCurrentVersion(
+                f"{s.model_name} has no current version in {self.registry.location}; publish "
+                "one first (seismo models publish; again if Redis lost its keys)"
             )
         if self.champion is not None and self.champion.version == version:
             return self.champion

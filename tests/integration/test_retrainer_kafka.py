@@ -24,6 +24,7 @@ from seismo.stream.registry.model_registry import ModelRegistry
 from seismo.stream.retrain.command import open_retrainer
 from seismo.stream.scoring.f32_codec import encode_f32, f32_headers
 from tests.kafka_tools import create_topics, produce_raw_header_name
+from tests.pipes import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
@@ -310,3 +311,117 @@ def test_events_stamped_ahead_of_the_clock_do_not_take_over_the_held_back_slice(
     assert window.values[-5:].tolist() == [[2.0] * 4] * 5, "the newest are the fleet's now"
     assert "pump" in groups and len(groups) == 3
     assert "3 device group(s) dropped from the training window" in caplog.text
+
+
+def test_promotions_never_prune_the_version_an_operator_published(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path,
+    monkeypatch,
+):
+    """With ``--keep 2`` three promotions deleted the hand-published version, the one every
+    promoted version is bounded by and the one an operator rolls back to (an operator
+    helper's finding). The round is stubbed to promote; each challenger records that
+    version as its reference, as ``run_round`` does."""
+    from dataclasses import asdict
+
+    import seismo.stream.retrain.retrainer as retrainer_module
+    from seismo.stream.registry.promotion import Decision
+    from seismo.stream.retrain.round import RoundResult
+
+    rng = np.random.default_rng(9)
+    publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
+    registry = ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix)
+    published = registry.current(NAME)
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix).model_copy(update={"keep": 2})  # fmt: skip
+    promoted = []
+    with open_retrainer(settings) as retrainer:
+        reference = {"version": published,
+                     "calibration": asdict(retrainer.champion.calibration)}  # fmt: skip
+        for seed in (20, 21, 22):
+            result = train_autoencoder(rng.normal(size=(60, 4)).astype(np.float32),
+                                       config=DenseConfig(n_features=4, hidden=(4, 2)),
+                                       train=TrainConfig(epochs=1, seed=seed),
+                                       device="cpu")  # fmt: skip
+            challenger = build_artifact(result, name=NAME)
+            challenger.training["window"] = {"reference": reference}
+            verdict = RoundResult(Decision(True, "promoted", {}), challenger, 0.1)
+            monkeypatch.setattr(retrainer_module, "run_round", lambda *a, v=verdict, **k: v)
+            retrainer.attempt("interval", "interval")
+            promoted.append(challenger.version)
+    stored = [v.version for v in registry.list_versions(NAME)]
+    assert registry.current(NAME) == promoted[-1]
+    assert sorted(stored) == sorted([published, *promoted[-2:]]), "keep 2, and the reference"
+
+
+def test_an_interval_round_waits_for_new_events_and_for_a_current_version(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path,
+    monkeypatch, caplog,
+):
+    """Without new events a scheduled round trained the same window again and promoted a
+    version each time (an operator helper saw one per round, each a swap of every
+    scorer): it is skipped, and counted. And a current version gone from Redis (it came
+    back empty) made the sidecar exit: it now waits until one is published. The round
+    itself is stubbed (rejected); what is checked is when the retrainer starts one."""
+    import threading
+
+    import seismo.stream.retrain.retrainer as retrainer_module
+    from seismo.stream.registry.model_versions import current_key
+    from seismo.stream.registry.promotion import Decision
+    from seismo.stream.retrain.round import RoundResult
+
+    rejected = RoundResult(Decision(False, "too_little_data", {}), None, 0.1)
+    monkeypatch.setattr(retrainer_module, "run_round", lambda *a, **k: rejected)
+    rng = np.random.default_rng(10)
+    publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+
+    def send(n: int) -> None:
+        for row in rng.normal(size=(n, 4)).round(3):
+            producer.produce(topic_name, orjson.dumps({"device_id": "d", "values": row.tolist()}))
+        assert producer.flush(10) == 0
+
+    send(5)
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix)  # fmt: skip
+    settings = settings.model_copy(update={"interval_s": 0.3})
+    with open_retrainer(settings) as retrainer:
+        assert retrainer.fill(max_s=30, idle_s=2) == 5
+        time.sleep(0.4)
+        assert retrainer.due() == "interval"
+        retrainer.attempt("interval")
+        time.sleep(0.4)
+        with caplog.at_level("INFO"):
+            assert retrainer.due() is None, "the same window: no round"
+        assert "no event joined the window since the last round (5 events in it)" in caplog.text
+        assert retrainer.metrics.skipped.labels("no_new_events")._value.get() == 1
+        send(1)
+        assert retrainer.fill(max_s=30, idle_s=2) == 1
+        time.sleep(0.4)
+        assert retrainer.due() == "interval", "a new event: the round is due again"
+
+        redis_client.delete(current_key(redis_key_prefix, NAME))  # Redis came back empty
+        stop, errors = threading.Event(), []
+
+        def run() -> None:
+            try:
+                retrainer.run(stop)
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                errors.append(exc)
+
+        caplog.clear()
+        thread = threading.Thread(target=run, daemon=True)
+        with caplog.at_level("INFO"):
+            thread.start()
+            time.sleep(2.0)
+            assert thread.is_alive() and not errors, errors
+            waiting = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+            assert waiting and waiting[0].startswith(f"{NAME} has no current version in "), waiting
+            assert "no round until there is one; retrying in 1 s" in waiting[0]
+            rounds = retrainer.rounds
+            publish_champion(rng, tmp_path, redis_client, redis_key_prefix)  # the operator
+            assert wait_for(lambda: retrainer.rounds > rounds, timeout=20)
+            stop.set()
+            thread.join(timeout=30)
+    assert not thread.is_alive() and not errors, errors
