@@ -158,14 +158,23 @@ def new_state() -> State:
     return {"recent": [], "high": {}, "ids": [], "incident": None}
 
 
-def incident_id(device_id: str, opening_alert_id: str) -> str:
+def incident_id(device_id: str, opening_alert_id: str, opening_ts: int) -> str:
     """Deterministic id: the same device and opening alert always give the same incident.
 
-    >>> incident_id("pump-7", "sensor-events:2:41")
-    'inc-1ac52b593c03dbd2'
+    The alert's event time is part of it: an ``alert_id`` (``topic:partition:offset``)
+    comes again when the input topic starts again at offset 0 (deleted and created
+    again, a broker that lost its data), and a receiver that deduplicates on the
+    notifier's ``Idempotency-Key`` would drop a new incident's page as a repeat. A
+    replayed alert keeps its time (the event's, or its message's Kafka timestamp).
+
+    >>> incident_id("pump-7", "sensor-events:2:41", 1732350000000)
+    'inc-9ea77a9bf8a9ab8c'
+    >>> incident_id("pump-7", "sensor-events:2:41", 1732350000000) != incident_id(
+    ...     "pump-7", "sensor-events:2:41", 1732360000000)
+    True
     """
-    digest = hashlib.sha256(f"{device_id}\x00{opening_alert_id}".encode()).hexdigest()
-    return f"inc-{digest[:16]}"
+    key = f"{device_id}\x00{opening_alert_id}\x00{opening_ts}"
+    return f"inc-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def severity(max_z: float, alert_count: int, span_s: float, rules: Rules) -> str:
@@ -271,7 +280,8 @@ def _ts(alert: dict[str, Any], at: int) -> int:
 def _opened(alert: dict[str, Any], at: int, count: int) -> dict[str, Any]:
     device = str(alert["device_id"])
     return {
-        "incident_id": incident_id(device, str(alert["alert_id"])), "device_id": device,
+        "incident_id": incident_id(device, str(alert["alert_id"]), _ts(alert, at)),
+        "device_id": device,
         "opened_at": at, "first_seen": _ts(alert, at), "alert_count": count,
         "max_zscore": None, "channels": [], "feature_errors": {}, "seq": 0,
         "silenced": None,

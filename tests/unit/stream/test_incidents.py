@@ -138,3 +138,16 @@ def test_feature_errors_stay_finite_and_a_null_ts_means_the_detection_time():
     assert changes[0]["first_seen"] == 1000 and changes[0]["top_features"][0]["error"] < 2e308
     state, changes = on_tick(state, 10**9, Rules(open_after=1))
     assert changes[0]["status"] == "resolved"
+
+
+def test_a_topic_that_starts_again_at_offset_0_opens_an_incident_of_another_id():
+    """The same alert ids, later (the input topic created again, or a broker that lost its
+    data): an incident id made of the device and the opening alert's id only came again,
+    and so did the notifier's Idempotency-Key, {incident_id}:{seq} (an operator helper's
+    finding): a receiver that drops repeated keys would have dropped the new page."""
+    first, again = run([alert(i, 1000 * i) for i in range(3)]), run(
+        [alert(i, 9_000_000 + 1000 * i) for i in range(3)]
+    )
+    assert first[0]["status"] == again[0]["status"] == "open"
+    assert first[0]["incident_id"] != again[0]["incident_id"]
+    assert run([alert(i, 1000 * i) for i in range(3)]) == first, "a replay: the same id"
