@@ -39,6 +39,18 @@ def _changed(**names: tuple[str, str]) -> dict[str, str]:
     return {var: name for var, (name, default) in names.items() if name != default}
 
 
+def _incident_topics() -> list[str]:
+    """The topics ``seismo incidents`` and ``seismo notify`` need, by their default names.
+
+    >>> _incident_topics()
+    ['incidents', 'incidents.retry', 'incidents.notify-dlq']
+    """
+    from seismo.stream.config.incident_settings import NotifySettings
+
+    fields = NotifySettings.model_fields
+    return [str(fields[name].default) for name in ("incidents_topic", "retry_topic", "dead_topic")]
+
+
 @dev_app.command()
 def up(
     input_topic: Annotated[str, Opt(help="Topic of the sensor events.")] = defaults.INPUT_TOPIC,
@@ -52,6 +64,11 @@ def up(
         int, Opt(help="Partitions of the events, alerts and scores topics.")
     ] = 4,
     dlq_partitions: Annotated[int, Opt(help="Partitions of the dead-letter topic.")] = 1,
+    incident_topics: Annotated[
+        bool, Opt(help="Also create the topics of `seismo incidents` and `seismo notify` under "
+                  "their default names (incidents, incidents.retry, incidents.notify-dlq; "
+                  "one partition each).")
+    ] = True,
     kafka_port: Annotated[
         int | None, Opt(help="Broker port on 127.0.0.1 (default: a free one).", show_default=False)
     ] = None,
@@ -75,6 +92,8 @@ def up(
     topics = {input_topic: partitions, alerts_topic: partitions, dlq_topic: dlq_partitions}
     if scores_topic:
         topics[scores_topic] = partitions
+    if incident_topics:
+        topics |= dict.fromkeys(_incident_topics(), 1)
     settings = _changed(
         SEISMO_INPUT_TOPIC=(input_topic, defaults.INPUT_TOPIC),
         SEISMO_ALERTS_TOPIC=(alerts_topic, defaults.ALERTS_TOPIC),

@@ -101,6 +101,7 @@ def test_dev_up_detach_creates_the_topics_and_dev_down_stops_both(tmp_path: Path
         assert "SEISMO_ALERTS_TOPIC" not in env  # the default: nothing to say
         assert partition_counts(env["SEISMO_BOOTSTRAP_SERVERS"]) == {
             "rooms": 3, "anomalies": 3, "sensor-events.dlq": 1, "sensor-scores": 3,
+            "incidents": 1, "incidents.retry": 1, "incidents.notify-dlq": 1,
         }  # fmt: skip
         assert round_trip(env["SEISMO_BOOTSTRAP_SERVERS"], "rooms") == b"hello"
         client = redis.Redis.from_url(env["SEISMO_REDIS_URL"])
@@ -176,13 +177,13 @@ def test_dev_up_in_the_foreground_stops_both_servers_when_told(tmp_path: Path) -
 def test_the_state_file_names_every_process_and_address(tmp_path: Path) -> None:
     state_file = tmp_path / "dev.json"
     code, _, exc = invoke("dev", "up", "--detach", "--state-file", str(state_file),
-                          "--scores-topic", "")  # fmt: skip
+                          "--scores-topic", "", "--no-incident-topics")  # fmt: skip
     assert code == 0, exc
     try:
         data = json.loads(state_file.read_text())
         assert [s["name"] for s in data["servers"]] == ["Kafka", "Redis"]
         assert data["owner"] is None and data["format"] == 1
-        assert "sensor-scores" not in data["topics"]
+        assert sorted(data["topics"]) == ["anomalies", "sensor-events", "sensor-events.dlq"]
         assert data["bootstrap_servers"] == f"127.0.0.1:{data['servers'][0]['port']}"
     finally:
         assert invoke("dev", "down", "--state-file", str(state_file))[0] == 0
