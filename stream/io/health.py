@@ -190,6 +190,8 @@ class WatcherStatus:
     """When the pointer was last read and acted upon; ``None`` before the first time."""
     poll_s: float
     """Its poll period."""
+    redis_down: bool = False
+    """Its latest check failed for Redis itself (refused, timed out, ...)."""
 
 
 def watcher_state(status: WatcherStatus, now: float) -> WatcherState:
@@ -302,17 +304,41 @@ class _ProcessHealth:
             self._model = version
 
 
+def redis_state_of(local: bool, judged_at: float | None, watcher: WatcherStatus | None) -> str:
+    """The ``redis`` entry of ``/health``: what was seen of Redis last.
+
+    ``local`` while the last batch was judged on local statistics (Redis did not
+    answer it); ``unreachable`` while the model watcher's checks fail for Redis
+    since after that batch (an idle scorer reads Redis only through its watcher);
+    ``ok`` otherwise.
+
+    >>> down = WatcherStatus(alive=True, stopping=False, errors=1, last_error="ConnectionError",
+    ...                      failing_since=20.0, last_ok_at=5.0, poll_s=30.0, redis_down=True)
+    >>> redis_state_of(False, 10.0, down), redis_state_of(False, None, down)
+    ('unreachable', 'unreachable')
+    >>> redis_state_of(False, 25.0, down), redis_state_of(True, 25.0, down)
+    ('ok', 'local')
+    """
+    if local:
+        return "local"
+    since = None if watcher is None or not watcher.redis_down else watcher.failing_since
+    if since is not None and (judged_at is None or since >= judged_at):
+        return "unreachable"
+    return "ok"
+
+
 @dataclass
 class Health(_ProcessHealth):
     """What the scorer reports at ``/health``.
 
     ``status`` is ``down`` (HTTP 503) without a broker connection, with a
     stalled loop, or with a dead model watcher; ``degraded`` (HTTP 200) while
-    batches are judged on local statistics or the model watcher has been
+    Redis is away (:func:`redis_state_of`) or the model watcher has been
     failing for long (:func:`watcher_state`); ``ok`` otherwise.
     """
 
     _redis_local: bool = False
+    _redis_at: float | None = None
     _partitions: int = 0
     _unowned_since: float | None = None
     _watcher: Callable[[], WatcherStatus] | None = None
@@ -320,7 +346,7 @@ class Health(_ProcessHealth):
     def redis(self, *, local: bool) -> None:
         """Record whether the last batch was judged on local statistics."""
         with self._lock:
-            self._redis_local = local
+            self._redis_local, self._redis_at = local, self.clock()
 
     def loop_alive(self, partitions: int) -> None:
         """The scoring loop came round, owning ``partitions`` partitions."""
@@ -357,15 +383,17 @@ class Health(_ProcessHealth):
     def report(self) -> tuple[int, dict[str, Any]]:
         """HTTP status and the JSON body of ``/health``."""
         probe = self._watcher
-        watcher = None if probe is None else watcher_body(probe(), self.clock())
+        seen = None if probe is None else probe()
+        watcher = None if seen is None else watcher_body(seen, self.clock())
         with self._lock:
+            redis_state = redis_state_of(self._redis_local, self._redis_at, seen)
             up, known = self._brokers
             kafka = kafka_state(self._brokers, self._kafka_seen)
             idle = None if self._loop_at is None else self.clock() - self._loop_at
             stalled = idle is None or idle > self.stall_s
             body: dict[str, Any] = {
                 "kafka": kafka, "brokers_up": up, "brokers_known": known,
-                "redis": "local" if self._redis_local else "ok",
+                "redis": redis_state,
                 "loop_idle_s": None if idle is None else round(idle, 3),
                 "partitions": self._partitions,
                 "no_partitions_s": None if self._unowned_since is None
@@ -377,7 +405,7 @@ class Health(_ProcessHealth):
         if kafka != "up" or stalled or watch == "dead":
             body["status"] = "down"
             return 503, body
-        body["status"] = "degraded" if self._redis_local or watch == "failing" else "ok"
+        body["status"] = "degraded" if redis_state != "ok" or watch == "failing" else "ok"
         return 200, body
 
 

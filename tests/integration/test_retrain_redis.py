@@ -169,3 +169,41 @@ def test_watcher_outlives_a_pointer_that_is_no_utf8_and_health_shows_it(
     assert not watcher.status().alive
     assert health.report()[1]["model_watcher"]["state"] == "stopped"
 
+
+
+def test_an_idle_scorers_health_says_redis_is_unreachable_when_its_watcher_finds_so(
+    tmp_path: Path, versions
+):
+    """An idle scorer reads Redis only through its model watcher: `/health` said
+    `"redis": "ok"` (from the last batch) while the watcher logged connection refused (an
+    operator helper's finding). Redis stopped under a real watcher: `unreachable` and
+    `degraded` until a batch is judged on Redis again."""
+    from seismo.stream.io.health import Health
+    from seismo.stream.io.redis_stats import connect
+    from seismo.stream.local.embedded import EmbeddedRedis
+
+    v1 = versions[0]
+    with EmbeddedRedis() as server:
+        client = connect(server.url)
+        registry = ModelRegistry(tmp_path / "store", client, "idle")
+        registry.publish(v1)
+        watcher = ModelWatcher(registry, NAME, serving=v1.version, n_features=4,
+                               poll_s=0.5).start()  # fmt: skip
+        health = Health()
+        health.kafka((1, 1))
+        health.loop_alive(partitions=1)
+        health.watch(watcher.status)
+        try:
+            health.redis(local=False)  # a batch judged on Redis's statistics
+            assert wait_for(lambda: watcher.status().last_ok_at is not None, 10)
+            assert health.report()[1]["redis"] == "ok"
+            server.stop()
+            assert wait_for(lambda: watcher.status().redis_down, 15)
+            health.loop_alive(partitions=1)
+            code, body = health.report()
+            assert (code, body["status"], body["redis"]) == (200, "degraded", "unreachable")
+            health.redis(local=True)  # a batch that could not read Redis
+            assert health.report()[1]["redis"] == "local"
+        finally:
+            watcher.stop()
+            client.close()
