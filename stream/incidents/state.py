@@ -155,7 +155,7 @@ def alert_problem(alert: object) -> str | None:
 
 def new_state() -> State:
     """The state of a device seen for the first time."""
-    return {"recent": [], "high": {}, "ids": [], "incident": None}
+    return {"recent": [], "recent_ts": [], "high": {}, "ids": [], "incident": None}
 
 
 def incident_id(device_id: str, opening_alert_id: str, opening_ts: int) -> str:
@@ -228,13 +228,14 @@ def on_alert(state: State, alert: dict[str, Any], rules: Rules) -> tuple[State, 
         return state, []
     at = int(alert.get("detected_at") or alert["ts"])
     horizon = at - int(rules.window_s * 1000)
-    recent = [t for t in state["recent"] if t > horizon][-(rules.open_after - 1) :]
-    state["recent"] = [*recent, at] if rules.open_after > 1 else [at]
+    recent = [(t, e) for t, e in _recent(state) if t > horizon][-(rules.open_after - 1) :]
+    recent = [*recent, (at, _ts(alert, at))] if rules.open_after > 1 else [(at, _ts(alert, at))]
+    state["recent"], state["recent_ts"] = [t for t, _ in recent], [e for _, e in recent]
     incident = state["incident"]
     if incident is None:
-        if len(state["recent"]) < rules.open_after:
+        if len(recent) < rules.open_after:
             return state, []
-        incident = state["incident"] = _opened(alert, at, len(state["recent"]))
+        incident = state["incident"] = _opened(alert, at, len(recent), min(state["recent_ts"]))
         status = "open"
     else:
         incident["alert_count"] += 1
@@ -258,7 +259,7 @@ def on_tick(state: State, now_ms: int, rules: Rules) -> tuple[State, list[Change
     state = _copy(state)
     incident = state["incident"]
     incident["seq"] += 1
-    state["incident"], state["recent"] = None, []
+    state["incident"], state["recent"], state["recent_ts"] = None, [], []
     change = _change(incident, "resolved", now_ms)
     change["severity_changed"] = False
     change["resolved_at"] = incident["last_alert_at"] + int(rules.quiet_s * 1000)
@@ -277,12 +278,21 @@ def _ts(alert: dict[str, Any], at: int) -> int:
     return at if ts is None else int(ts)
 
 
-def _opened(alert: dict[str, Any], at: int, count: int) -> dict[str, Any]:
+def _recent(state: State) -> list[tuple[int, int]]:
+    """The recent alerts' ``(detected_at, ts)``; a state stored before event times were
+    kept gives its ``detected_at`` for both."""
+    seen, times = state["recent"], state.get("recent_ts") or []
+    return list(zip(seen, times if len(times) == len(seen) else seen, strict=True))
+
+
+def _opened(alert: dict[str, Any], at: int, count: int, first_seen: int) -> dict[str, Any]:
+    """The incident the alert at ``at`` opens; ``first_seen``: the event time of the
+    first alert counted towards it."""
     device = str(alert["device_id"])
     return {
         "incident_id": incident_id(device, str(alert["alert_id"]), _ts(alert, at)),
         "device_id": device,
-        "opened_at": at, "first_seen": _ts(alert, at), "alert_count": count,
+        "opened_at": at, "first_seen": first_seen, "alert_count": count,
         "max_zscore": None, "channels": [], "feature_errors": {}, "seq": 0,
         "silenced": None,
     }  # fmt: skip
@@ -330,7 +340,8 @@ def _change(incident: dict[str, Any], status: str, at: int) -> Change:
 def _copy(state: State) -> State:
     incident = state.get("incident")
     return {
-        "recent": list(state.get("recent", [])), "high": dict(state.get("high", {})),
+        "recent": list(state.get("recent", [])), "recent_ts": list(state.get("recent_ts", [])),
+        "high": dict(state.get("high", {})),
         "ids": list(state.get("ids", [])),
         "incident": None if incident is None else {
             **incident, "channels": list(incident["channels"]),

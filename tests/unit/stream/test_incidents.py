@@ -151,3 +151,16 @@ def test_a_topic_that_starts_again_at_offset_0_opens_an_incident_of_another_id()
     assert first[0]["status"] == again[0]["status"] == "open"
     assert first[0]["incident_id"] != again[0]["incident_id"]
     assert run([alert(i, 1000 * i) for i in range(3)]) == first, "a replay: the same id"
+
+
+def test_first_seen_is_the_event_time_of_the_first_alert_counted():
+    """An incident opens at its third alert; its first_seen was that alert's event time,
+    not the first of the three (an operator helper's finding)."""
+    alerts = [dict(alert(i, 10_000 + 1000 * i), ts=500 + 1000 * i) for i in range(4)]
+    changes = run(alerts)
+    assert changes[0]["status"] == "open" and changes[0]["first_seen"] == 500
+    assert changes[-1]["first_seen"] == 500 and changes[-1]["last_seen"] == 3500
+    stored_before = {"recent": [10_000, 11_000], "high": {"ev:0": 1}, "ids": [],
+                     "incident": None}  # fmt: skip
+    state, opened = on_alert(stored_before, alert(2, 12_000), RULES)
+    assert opened[0]["first_seen"] == 10_000, "a state without event times: detected_at"
