@@ -3,7 +3,9 @@
 One agent consumes the alerts topic (keyed by device id) and keeps every
 device's state (:mod:`seismo.stream.incidents.state`) in a Faust table, ``devices``, whose
 changelog topic (``{app_id}-devices-changelog``) makes it survive a restart or
-a rebalance. A timer resolves incidents that went quiet. Every change is
+a rebalance. A timer resolves incidents that went quiet, timed on each
+partition's stream clock (:mod:`seismo.stream.incidents.stream_clock`), so a
+backlog is read as it happened. Every change is
 published to the incidents topic, keyed by device id; changes made while
 processing an alert are published before that alert's offset is committed
 (Faust's attachments), so none is lost in a crash.
@@ -40,6 +42,7 @@ from seismo.stream.config.incident_settings import IncidentSettings, faust_crede
 from seismo.stream.errors import ServiceError
 from seismo.stream.incidents.silences import SilenceCache
 from seismo.stream.incidents.state import Rules, alert_problem, mute, new_state, on_alert, on_tick
+from seismo.stream.incidents.stream_clock import StreamClock
 from seismo.stream.io.kafka import client_config
 from seismo.stream.io.metrics import IncidentMetrics
 from seismo.stream.scoring.alerts import Source, dead_letter_headers
@@ -148,6 +151,7 @@ def build_app(
     dead = app.topic(settings.alerts_dlq_topic, key_serializer="raw", value_serializer="raw")
     devices = app.Table("devices", default=None, partitions=partitions, use_partitioner=True,
                         key_type=bytes)  # fmt: skip
+    clock = StreamClock()  # quiet periods on the alerts' time (a backlog: see the module)
 
     async def publish(key: bytes, changes: list[dict[str, Any]]) -> None:
         for change in changes:
@@ -172,7 +176,10 @@ def build_app(
 
     async def apply(event: Any, alert: dict[str, Any]) -> None:
         key = event.key or str(alert["device_id"]).encode()
+        partition = event.message.partition
+        clock.saw(partition, int(alert.get("detected_at") or alert["ts"]))
         state, changes = on_alert(devices.get(key) or new_state(), alert, rules)
+        state["partition"] = partition  # whose stream clock its quiet period is timed on
         if changes:
             reason = silences.reason_for(str(alert["device_id"]), _now_ms())
             mute(state, reason)
@@ -197,11 +204,10 @@ def build_app(
 
     @app.timer(interval=settings.tick_s)
     async def resolve_quiet() -> None:
-        now = _now_ms()
         for key, state in list(devices.items()):
             if not state or state.get("incident") is None:
                 continue
-            new, changes = on_tick(state, now, rules)
+            new, changes = on_tick(state, clock.now(state.get("partition")), rules)
             if changes:
                 devices[key] = new
                 await publish(key, changes)

@@ -342,6 +342,7 @@ def _copy(state: State) -> State:
     return {
         "recent": list(state.get("recent", [])), "recent_ts": list(state.get("recent_ts", [])),
         "high": dict(state.get("high", {})),
+        **({"partition": state["partition"]} if "partition" in state else {}),
         "ids": list(state.get("ids", [])),
         "incident": None if incident is None else {
             **incident, "channels": list(incident["channels"]),

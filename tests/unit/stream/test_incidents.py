@@ -164,3 +164,33 @@ def test_first_seen_is_the_event_time_of_the_first_alert_counted():
                      "incident": None}  # fmt: skip
     state, opened = on_alert(stored_before, alert(2, 12_000), RULES)
     assert opened[0]["first_seen"] == 10_000, "a state without event times: detected_at"
+
+
+def test_a_backlog_is_one_incident_timed_on_its_partitions_stream_clock():
+    """The app's loop (apply each alert, tick between them) over a backlog: alerts 4 s
+    apart, detected an hour ago, read 5 ms apart. On the wall clock every tick resolved
+    the incident (an operator helper's finding); on the stream clock the backlog is one
+    incident, which resolves once the partition stays quiet for the quiet period."""
+    from seismo.stream.incidents.stream_clock import StreamClock
+
+    def replay(on_stream_clock: bool) -> list[dict]:
+        wall = [3_600_000 + 50_000]
+        clock = StreamClock(lambda: wall[0])
+        state, out = new_state(), []
+        for i in range(12):
+            wall[0] += 5
+            clock.saw(0, 4_000 * i)
+            state, changes = on_alert(state, alert(i, 4_000 * i), RULES)
+            state["partition"] = 0
+            out += changes
+            now = clock.now(state["partition"]) if on_stream_clock else wall[0]
+            state, changes = on_tick(state, now, RULES)
+            out += changes
+        wall[0] += 31_000  # the backlog is read; the partition stays quiet
+        return out + on_tick(state, clock.now(0) if on_stream_clock else wall[0], RULES)[1]
+
+    on_the_wall = [c["status"] for c in replay(False)]
+    assert on_the_wall.count("open") == 4 and on_the_wall.count("resolved") == 4
+    timed = replay(True)
+    assert [c["status"] for c in timed] == ["open"] + ["update"] * 9 + ["resolved"]
+    assert timed[-1]["alert_count"] == 12 and timed[-1]["resolved_at"] == 44_000 + 30_000
