@@ -230,10 +230,18 @@ class Retrainer:
         ``kind`` labels the round in the metrics (``interval``, ``drift``, ``request``;
         default: ``trigger`` itself, as ``once``); ``trigger`` says why in the log.
         """
-        s = self.settings
+        champion = self.champion = self._load_champion()  # none current: tried again soon
         self._last_round = self.clock()
-        champion = self.champion = self._load_champion()
-        self._fresh = 0  # what joins the window from now on is new to the next round
+        fresh, self._fresh = self._fresh, 0  # what joins the window from now on is new
+        try:
+            return self._round(champion, trigger, kind)
+        except BaseException:
+            self._fresh += fresh  # the round did not end: its events are still new to the next
+            raise
+
+    def _round(self, champion: Artifact, trigger: str, kind: str | None) -> RoundResult:
+        """The round of :meth:`attempt`, once the champion is loaded."""
+        s = self.settings
         self.rounds += 1
         self.metrics.attempted.labels(kind or trigger).inc()
         log.info("retrain (%s): window of %d events, champion %s", trigger,

@@ -401,8 +401,22 @@ def test_an_interval_round_waits_for_new_events_and_for_a_current_version(
         time.sleep(0.4)
         assert retrainer.due() == "interval", "a new event: the round is due again"
 
+        def failing(*args: object, **kwargs: object) -> RoundResult:
+            raise RuntimeError("the store did not answer")
+
+        monkeypatch.setattr(retrainer_module, "run_round", failing)
+        with pytest.raises(RuntimeError):
+            retrainer.attempt("interval")
+        time.sleep(0.4)
+        assert retrainer.due() == "interval", "a round that did not end leaves its events new"
+        monkeypatch.setattr(retrainer_module, "run_round", lambda *a, **k: rejected)
+
+    stop, errors = threading.Event(), []
+    hourly = settings.model_copy(update={"interval_s": 3600.0})
+    with open_retrainer(hourly) as retrainer:
         redis_client.delete(current_key(redis_key_prefix, NAME))  # Redis came back empty
-        stop, errors = threading.Event(), []
+        retrainer._last_round -= 3600  # the hourly round is due now
+        send(1)
 
         def run() -> None:
             try:
@@ -414,14 +428,16 @@ def test_an_interval_round_waits_for_new_events_and_for_a_current_version(
         thread = threading.Thread(target=run, daemon=True)
         with caplog.at_level("INFO"):
             thread.start()
-            time.sleep(2.0)
+            assert wait_for(lambda: any(r.levelname == "WARNING" for r in caplog.records), 20)
             assert thread.is_alive() and not errors, errors
             waiting = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-            assert waiting and waiting[0].startswith(f"{NAME} has no current version in "), waiting
+            assert waiting[0].startswith(f"{NAME} has no current version in "), waiting
             assert "no round until there is one; retrying in 1 s" in waiting[0]
-            rounds = retrainer.rounds
+            assert retrainer.rounds == 0
             publish_champion(rng, tmp_path, redis_client, redis_key_prefix)  # the operator
-            assert wait_for(lambda: retrainer.rounds > rounds, timeout=20)
+            assert wait_for(lambda: retrainer.rounds == 1, timeout=8), (
+                "the round is tried again after the backoff, not an interval later"
+            )
             stop.set()
             thread.join(timeout=30)
     assert not thread.is_alive() and not errors, errors
