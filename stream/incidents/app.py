@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import orjson
@@ -41,11 +42,22 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from seismo.stream.config.incident_settings import IncidentSettings, faust_credentials
 from seismo.stream.errors import ServiceError
 from seismo.stream.incidents.silences import SilenceCache
-from seismo.stream.incidents.state import Rules, alert_problem, mute, new_state, on_alert, on_tick
+from seismo.stream.incidents.state import (
+    Change,
+    Rules,
+    State,
+    alert_problem,
+    mute,
+    new_state,
+    on_alert,
+    on_tick,
+)
 from seismo.stream.incidents.stream_clock import StreamClock
 from seismo.stream.io.kafka import client_config
 from seismo.stream.io.metrics import IncidentMetrics
 from seismo.stream.scoring.alerts import Source, dead_letter_headers
+
+K = TypeVar("K")
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +188,8 @@ def build_app(
 
     async def apply(event: Any, alert: dict[str, Any]) -> None:
         key = event.key or str(alert["device_id"]).encode()
-        partition = event.message.partition
-        clock.saw(partition, int(alert.get("detected_at") or alert["ts"]))
-        state, changes = on_alert(devices.get(key) or new_state(), alert, rules)
-        state["partition"] = partition  # whose stream clock its quiet period is timed on
+        state, changes = take_alert(devices.get(key), alert, event.message.partition, clock,
+                                    rules)  # fmt: skip
         if changes:
             reason = silences.reason_for(str(alert["device_id"]), _now_ms())
             mute(state, reason)
@@ -204,15 +214,43 @@ def build_app(
 
     @app.timer(interval=settings.tick_s)
     async def resolve_quiet() -> None:
-        for key, state in list(devices.items()):
-            if not state or state.get("incident") is None:
-                continue
-            new, changes = on_tick(state, clock.now(state.get("partition")), rules)
-            if changes:
-                devices[key] = new
-                await publish(key, changes)
+        for key, new, changes in quiet_ones(list(devices.items()), clock, rules):
+            devices[key] = new
+            await publish(key, changes)
 
     return app
+
+
+def take_alert(
+    state: State | None, alert: dict[str, Any], partition: int, clock: StreamClock, rules: Rules
+) -> tuple[State, list[Change]]:
+    """One alert read from ``partition``, for its device's ``state`` (``None``: a device
+    seen for the first time): the new state, which remembers the partition whose stream
+    clock times its quiet period, and the incident changes."""
+    clock.saw(partition, int(alert.get("detected_at") or alert["ts"]))
+    new, changes = on_alert(state or new_state(), alert, rules)
+    new["partition"] = partition
+    return new, changes
+
+
+def quiet_ones(
+    states: Sequence[tuple[K, State | None]], clock: StreamClock, rules: Rules
+) -> list[tuple[K, State, list[Change]]]:
+    """The timer's turn: each device whose open incident went quiet on its partition's
+    stream clock, with its new state and the change that resolves it.
+
+    A partition with open incidents and no alert read since the start (they came
+    back from the changelog) resumes its clock at the newest of their last alerts.
+    """
+    open_ = [(key, state) for key, state in states if state and state.get("incident")]
+    for _, state in open_:
+        clock.resume(state.get("partition"), int(state["incident"]["last_alert_at"]))
+    out = []
+    for key, state in open_:
+        new, changes = on_tick(state, clock.now(state.get("partition")), rules)
+        if changes:
+            out.append((key, new, changes))
+    return out
 
 
 def _now_ms() -> int:

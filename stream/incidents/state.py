@@ -24,8 +24,8 @@ Examples
 ...     changes += out
 >>> [(c["status"], c["alert_count"]) for c in changes]
 [('open', 3)]
->>> state, out = on_alert(state, _alert(1, at=5000), rules)  # a replay of offset 1
->>> out
+>>> replayed = {**_alert(1, at=1000), "detected_at": 5000}  # offset 1 scored again
+>>> on_alert(state, replayed, rules)[1]
 []
 >>> state, out = on_alert(state, _alert(3, at=6000), rules)
 >>> out[0]["status"], out[0]["alert_count"], out[0]["seq"]
@@ -155,7 +155,7 @@ def alert_problem(alert: object) -> str | None:
 
 def new_state() -> State:
     """The state of a device seen for the first time."""
-    return {"recent": [], "recent_ts": [], "high": {}, "ids": [], "incident": None}
+    return {"recent": [], "recent_ts": [], "high": {}, "high_ts": {}, "ids": [], "incident": None}
 
 
 def incident_id(device_id: str, opening_alert_id: str, opening_ts: int) -> str:
@@ -194,26 +194,33 @@ def severity(max_z: float, alert_count: int, span_s: float, rules: Rules) -> str
     return "info"
 
 
-def is_replay(state: State, alert_id: str) -> bool:
-    """Whether ``alert_id`` was seen before (and record it if not).
+def is_replay(state: State, alert_id: str, ts: int) -> bool:
+    """Whether the alert ``alert_id`` with event time ``ts`` was seen before (and record
+    it if not).
 
     Ids of the form ``topic:partition:offset`` (the scorer's) are replays when
-    the offset is not above the highest seen for that partition: a scorer
-    publishes a partition's alerts in offset order, and a replay repeats old
-    offsets. Other ids are looked up among the last :data:`RECENT_IDS`.
+    the offset is not above the highest seen for that partition and ``ts`` is not
+    newer than the newest seen there: a scorer publishes a partition's alerts in
+    offset order, and a replay repeats old offsets with their times. An old
+    offset with a newer time is a topic that started again at offset 0 (created
+    again, or a broker that lost its data): its alerts count, from there on.
+    Other ids are looked up among the last :data:`RECENT_IDS`.
 
     >>> s = new_state()
-    >>> is_replay(s, "t:0:5"), is_replay(s, "t:0:5"), is_replay(s, "t:0:4"), is_replay(s, "t:1:4")
-    (False, True, True, False)
-    >>> is_replay(s, "custom"), is_replay(s, "custom")
+    >>> is_replay(s, "t:0:5", 50), is_replay(s, "t:0:5", 50), is_replay(s, "t:0:4", 40)
+    (False, True, True)
+    >>> is_replay(s, "t:1:4", 40), is_replay(s, "t:0:0", 90), is_replay(s, "t:0:0", 90)
+    (False, False, True)
+    >>> is_replay(s, "custom", 1), is_replay(s, "custom", 1)
     (False, True)
     """
     source, _, offset = alert_id.rpartition(":")
     if source and offset.isdigit():
-        high = state["high"].get(source, -1)
-        if int(offset) <= high:
+        newest = state.setdefault("high_ts", {}).get(source)
+        if int(offset) <= state["high"].get(source, -1) and (newest is None or ts <= newest):
             return True
         state["high"][source] = int(offset)
+        state["high_ts"][source] = ts if newest is None else max(newest, ts)
         return False
     if alert_id in state["ids"]:
         return True
@@ -224,9 +231,9 @@ def is_replay(state: State, alert_id: str) -> bool:
 def on_alert(state: State, alert: dict[str, Any], rules: Rules) -> tuple[State, list[Change]]:
     """Apply one alert; return the new state and the incident changes it causes."""
     state = _copy(state)
-    if is_replay(state, str(alert["alert_id"])):
-        return state, []
     at = int(alert.get("detected_at") or alert["ts"])
+    if is_replay(state, str(alert["alert_id"]), _ts(alert, at)):
+        return state, []
     horizon = at - int(rules.window_s * 1000)
     recent = [(t, e) for t, e in _recent(state) if t > horizon][-(rules.open_after - 1) :]
     recent = [*recent, (at, _ts(alert, at))] if rules.open_after > 1 else [(at, _ts(alert, at))]
@@ -341,7 +348,7 @@ def _copy(state: State) -> State:
     incident = state.get("incident")
     return {
         "recent": list(state.get("recent", [])), "recent_ts": list(state.get("recent_ts", [])),
-        "high": dict(state.get("high", {})),
+        "high": dict(state.get("high", {})), "high_ts": dict(state.get("high_ts", {})),
         **({"partition": state["partition"]} if "partition" in state else {}),
         "ids": list(state.get("ids", [])),
         "incident": None if incident is None else {

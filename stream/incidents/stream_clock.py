@@ -11,7 +11,12 @@ from it, advancing with the wall clock from the moment that alert was read:
 - reading a backlog, it stays with the alerts (each one read moves it);
 - caught up, the alerts' times are the wall clock's, and so is it;
 - when a partition falls silent, it goes on with the wall clock, so the last
-  incidents resolve as before; it never runs ahead of the wall clock.
+  incidents resolve as before; it never runs ahead of the wall clock (an
+  alert stamped in the future counts as read now);
+- after a restart or a rebalance, a partition whose incidents come back from
+  the table's changelog and whose alerts were not read yet starts at the
+  newest of their last alerts (:meth:`StreamClock.resume`), so they get a
+  quiet period from then, not a wall clock that a backlog is behind.
 
 Pure: the wall clock is a parameter.
 
@@ -24,6 +29,16 @@ Pure: the wall clock is a parameter.
 1000020
 >>> clock.now(0), clock.now(0)
 (43000, 140000)
+
+A partition restored with incidents whose last alerts are an hour old, then its
+first alert read:
+
+>>> wall = iter([7_200_000, 7_230_000, 7_230_000, 7_230_005])
+>>> clock = StreamClock(lambda: next(wall))
+>>> clock.resume(3, 3_600_000); clock.now(3)
+3630000
+>>> clock.saw(3, 3_500_000); clock.now(3)
+3500005
 """
 
 from __future__ import annotations
@@ -44,13 +59,29 @@ class StreamClock:
 
     def __init__(self, wall: Callable[[], int] = wall_ms) -> None:
         self._wall = wall
-        self._marks: dict[int, tuple[int, int]] = {}
+        #: partition -> (stream time, wall time it was read at, from resume() only)
+        self._marks: dict[int, tuple[int, int, bool]] = {}
 
     def saw(self, partition: int, detected_at: int) -> None:
         """An alert of ``partition`` detected at ``detected_at`` was read now."""
+        wall = self._wall()
+        at = min(detected_at, wall)
         mark = self._marks.get(partition)
-        if mark is None or detected_at >= mark[0]:
-            self._marks[partition] = (detected_at, self._wall())
+        if mark is None or mark[2] or at >= mark[0]:
+            self._marks[partition] = (at, wall, False)
+
+    def resume(self, partition: int | None, last_alert_at: int) -> None:
+        """A restored incident of ``partition`` whose last alert came at ``last_alert_at``:
+        until an alert of the partition is read, its clock starts at the newest of these,
+        from the first call on."""
+        if partition is None:
+            return
+        mark = self._marks.get(partition)
+        if mark is None:
+            wall = self._wall()
+            self._marks[partition] = (min(last_alert_at, wall), wall, True)
+        elif mark[2] and last_alert_at > mark[0]:
+            self._marks[partition] = (min(last_alert_at, mark[1]), mark[1], True)
 
     def now(self, partition: int | None) -> int:
         """The stream time of ``partition`` (the wall clock for one never read)."""
@@ -58,5 +89,5 @@ class StreamClock:
         mark = None if partition is None else self._marks.get(partition)
         if mark is None:
             return wall
-        latest, read_at = mark
+        latest, read_at, _ = mark
         return min(wall, latest + (wall - read_at))
