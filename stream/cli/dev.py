@@ -93,7 +93,8 @@ def up(
     if scores_topic:
         topics[scores_topic] = partitions
     if incident_topics:
-        topics |= dict.fromkeys(_incident_topics(), 1)
+        for name in _incident_topics():
+            topics.setdefault(name, 1)  # a topic of the scorer's under that name keeps its own
     settings = _changed(
         SEISMO_INPUT_TOPIC=(input_topic, defaults.INPUT_TOPIC),
         SEISMO_ALERTS_TOPIC=(alerts_topic, defaults.ALERTS_TOPIC),

@@ -190,8 +190,9 @@ class WatcherStatus:
     """When the pointer was last read and acted upon; ``None`` before the first time."""
     poll_s: float
     """Its poll period."""
-    redis_down: bool = False
-    """Its latest check failed for Redis itself (refused, timed out, ...)."""
+    redis_down_since: float | None = None
+    """When its checks began to fail for Redis itself (refused, timed out, ...);
+    ``None`` while the latest did not."""
 
 
 def watcher_state(status: WatcherStatus, now: float) -> WatcherState:
@@ -312,8 +313,9 @@ def redis_state_of(local: bool, judged_at: float | None, watcher: WatcherStatus 
     since after that batch (an idle scorer reads Redis only through its watcher);
     ``ok`` otherwise.
 
-    >>> down = WatcherStatus(alive=True, stopping=False, errors=1, last_error="ConnectionError",
-    ...                      failing_since=20.0, last_ok_at=5.0, poll_s=30.0, redis_down=True)
+    >>> down = WatcherStatus(alive=True, stopping=False, errors=2, last_error="ConnectionError",
+    ...                      failing_since=1.0, last_ok_at=0.5, poll_s=30.0,
+    ...                      redis_down_since=20.0)
     >>> redis_state_of(False, 10.0, down), redis_state_of(False, None, down)
     ('unreachable', 'unreachable')
     >>> redis_state_of(False, 25.0, down), redis_state_of(True, 25.0, down)
@@ -321,7 +323,7 @@ def redis_state_of(local: bool, judged_at: float | None, watcher: WatcherStatus 
     """
     if local:
         return "local"
-    since = None if watcher is None or not watcher.redis_down else watcher.failing_since
+    since = None if watcher is None else watcher.redis_down_since
     if since is not None and (judged_at is None or since >= judged_at):
         return "unreachable"
     return "ok"

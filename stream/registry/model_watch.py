@@ -121,7 +121,7 @@ class ModelWatcher:
         self._last_error: str | None = None
         self._failing_since: float | None = None
         self._last_ok_at: float | None = None
-        self._redis_down = False  # the latest check failed for Redis itself
+        self._redis_down_since: float | None = None  # checks fail for Redis itself since
         self._seen = serving
         self._ready: Artifact | None = None
         self._lock = threading.Lock()
@@ -151,7 +151,8 @@ class ModelWatcher:
             return WatcherStatus(
                 alive=self._thread.is_alive(), stopping=self._stop.is_set(), errors=self.errors,
                 last_error=self._last_error, failing_since=self._failing_since,
-                last_ok_at=self._last_ok_at, poll_s=self.poll_s, redis_down=self._redis_down,
+                last_ok_at=self._last_ok_at, poll_s=self.poll_s,
+                redis_down_since=self._redis_down_since,
             )  # fmt: skip
 
     def check_now(self) -> None:
@@ -219,7 +220,7 @@ class ModelWatcher:
         with self._lock:
             failures, self._failures = self._failures, 0
             self._failing_since, self._last_ok_at = None, self.clock()
-            self._redis_down = False
+            self._redis_down_since = None
         if failures:
             log.info("model watcher of %s reads the pointer again after %d failed checks",
                      self.name, failures)  # fmt: skip
@@ -230,7 +231,10 @@ class ModelWatcher:
             self.errors += 1
             self._failures += 1
             self._last_error = describe(exc)
-            self._redis_down = isinstance(exc, redis.RedisError)
+            if not isinstance(exc, redis.RedisError):
+                self._redis_down_since = None
+            elif self._redis_down_since is None:
+                self._redis_down_since = self.clock()
             if self._failing_since is None:
                 self._failing_since = self.clock()
             failures = self._failures

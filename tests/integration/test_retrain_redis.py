@@ -170,7 +170,6 @@ def test_watcher_outlives_a_pointer_that_is_no_utf8_and_health_shows_it(
     assert health.report()[1]["model_watcher"]["state"] == "stopped"
 
 
-
 def test_an_idle_scorers_health_says_redis_is_unreachable_when_its_watcher_finds_so(
     tmp_path: Path, versions
 ):
@@ -198,7 +197,7 @@ def test_an_idle_scorers_health_says_redis_is_unreachable_when_its_watcher_finds
             assert wait_for(lambda: watcher.status().last_ok_at is not None, 10)
             assert health.report()[1]["redis"] == "ok"
             server.stop()
-            assert wait_for(lambda: watcher.status().redis_down, 15)
+            assert wait_for(lambda: watcher.status().redis_down_since is not None, 15)
             health.loop_alive(partitions=1)
             code, body = health.report()
             assert (code, body["status"], body["redis"]) == (200, "degraded", "unreachable")
