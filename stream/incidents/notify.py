@@ -21,8 +21,10 @@ sends that message to the dead topic with the scorer's dead-letter headers
 (``seismo-error``: the reason; ``seismo-source-topic``, ``-partition``,
 ``-offset``: where it was read), confirmed by the broker, then its offset is
 committed; it is counted (``seismo_notify_malformed_total``) and logged once.
-Errors of the broker itself (a delivery not confirmed) still stop the
-process, which starts again from the last committed offset.
+Errors of the broker itself (a delivery not confirmed within :data:`FLUSH_S`:
+a broker away, or one that restarted empty, whose answers an idempotent
+producer never gets past) stop both loops and the process with an ERROR
+line; started again, it resumes from the last committed offset.
 """
 
 from __future__ import annotations
@@ -169,6 +171,10 @@ def post(request: Request, timeout_s: float) -> None:
 
 #: Most bytes of a sink's answer read (and dropped) after its 2xx status.
 MAX_ANSWER_BYTES = 1 << 20
+
+#: Seconds the broker has to confirm what one change or retry produced (the retry or dead
+#: topic) before the notifier stops unconfirmed, to resume from the last committed change.
+FLUSH_S = 30.0
 
 
 def drain(answer: Any, limit: int = MAX_ANSWER_BYTES) -> None:
@@ -331,7 +337,7 @@ class Notifier:
         headers: list[tuple[str, str | bytes | None]] = list(dead_letter_headers(reason, src))
         with self._lock:
             self.producer.send(self.settings.dead_topic, message.value(), message.key(), headers)
-            self.producer.flush(timeout_s=30)
+            self.producer.flush(timeout_s=FLUSH_S)
         self.dead_lettered += 1
         self.malformed.inc()
         if not logged:
@@ -371,7 +377,7 @@ class Notifier:
 
     def _confirm(self) -> None:
         with self._lock:
-            self.producer.flush(timeout_s=30)
+            self.producer.flush(timeout_s=FLUSH_S)
 
 
 def _consumer(settings: NotifySettings, group: str, errors: BrokerErrors, **extra: Any) -> Consumer:
@@ -421,22 +427,44 @@ def run_notify(settings: NotifySettings, stop: threading.Event) -> None:
     # A retry may wait max_backoff_s for its turn while its message is held.
     retry = _consumer(settings, settings.notify_group_id + "-retry", errors,
                       **{"max.poll.interval.ms": int((settings.max_backoff_s + 60) * 1000)})
+    worker: threading.Thread | None = None
+    failed: list[BaseException] = []
+
+    def retry_loop() -> None:
+        try:
+            _loop(retry, on_retry, stop)
+        except BaseException as exc:  # the broker did not confirm: the notifier stops
+            failed.append(exc)
+            stop.set()
+
+    def on_retry(message: Message) -> None:
+        notifier.handle_safely(lambda m: notifier.handle_retry(m, stop), message)
+
     try:
         check_topics(main, [settings.incidents_topic, settings.retry_topic, settings.dead_topic],
                      errors=errors)  # fmt: skip
         log.info("notifier started with settings %s", settings.redacted())
         main.subscribe([settings.incidents_topic])
         retry.subscribe([settings.retry_topic])
-        def on_retry(message: Message) -> None:
-            notifier.handle_safely(lambda m: notifier.handle_retry(m, stop), message)
-
-        worker = threading.Thread(target=_loop, args=(retry, on_retry, stop),
-                                  name="seismo-notify-retry", daemon=True)  # fmt: skip
+        worker = threading.Thread(target=retry_loop, name="seismo-notify-retry", daemon=True)
         worker.start()
-        _loop(main, lambda m: notifier.handle_safely(notifier.handle_change, m), stop)
-        worker.join(timeout=30)
+        try:
+            _loop(main, lambda m: notifier.handle_safely(notifier.handle_change, m), stop)
+        except BaseException as exc:
+            failed.insert(0, exc)
+        finally:
+            stop.set()  # either loop's end ends the other (a delivery may take FLUSH_S)
+            worker.join(timeout=FLUSH_S + 5)
+        if failed:
+            log.error("notifier stopping: %s; started again, it resumes from the last "
+                      "committed change", failed[0])  # fmt: skip
+            raise failed[0]
     finally:
         main.close()
-        retry.close()
+        if worker is not None and worker.is_alive():  # closing it under a poll never returns
+            log.warning("the retry loop did not stop within %.0f s; its consumer is left "
+                        "to the process's exit", FLUSH_S + 5)  # fmt: skip
+        else:
+            retry.close()
         log.info("notifier stopped: %d delivered, %d failed attempts, %d dead-lettered",
                  notifier.delivered, notifier.failed, notifier.dead_lettered)  # fmt: skip

@@ -360,3 +360,50 @@ def test_a_redirect_is_not_followed_and_fails_for_good():
             post(Request(sink.url, b"{}", {"Authorization": "Basic eDp5"}), timeout_s=5)
     assert refused.value.final
     assert str(refused.value) == "HTTP 302: redirect not followed; configure the URL it points to"
+
+
+def test_a_delivery_the_broker_never_confirms_stops_the_notifier_instead_of_hanging(
+    tmp_path, monkeypatch, group_id
+):
+    """The broker goes away while a failed delivery is being sent to the retry topic: the
+    flush gives up (FLUSH_S) and the notifier must stop, to resume from its last
+    committed change once restarted. It hung for good instead, silently: closing the
+    retry loop's consumer while that thread still polled it never returned (an operator
+    helper's finding, after a broker restart)."""
+    import seismo.stream.incidents.notify as notify
+    from seismo.stream.errors import DeliveryError
+    from seismo.stream.local.embedded import EmbeddedKafka
+
+    monkeypatch.setattr(notify, "FLUSH_S", 3.0)
+    with EmbeddedKafka() as kafka:
+        bootstrap = kafka.bootstrap_servers
+        names = {k: f"gone-{k}" for k in ("incidents", "retry", "dead")}
+        create_topics(bootstrap, {name: 1 for name in names.values()})
+
+        def broker_gone(_request, _earlier) -> int:
+            kafka.stop()
+            return 503
+
+        with Sink(broker_gone) as hook:
+            settings = load(NotifySettings, {
+                "bootstrap_servers": bootstrap, "incidents_topic": names["incidents"],
+                "retry_topic": names["retry"], "dead_topic": names["dead"],
+                "notify_group_id": group_id, "timeout_s": 5, "metrics_port": 0,
+                "webhook_url": hook.url, "kafka_config": {"session.timeout.ms": "6000"}},
+                env={})  # fmt: skip
+            ended: list[BaseException | None] = []
+
+            def run() -> None:
+                try:
+                    run_notify(settings, threading.Event())
+                    ended.append(None)
+                except BaseException as exc:  # noqa: BLE001 - the test reads it
+                    ended.append(exc)
+
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            publish(bootstrap, names["incidents"], [change("open", 0)])
+            assert wait_for(lambda: bool(hook.received), 60), "the change was delivered once"
+            thread.join(timeout=3.0 + 5 + 20)
+            assert not thread.is_alive(), "the notifier hung after the unconfirmed delivery"
+    assert len(ended) == 1 and isinstance(ended[0], DeliveryError), ended
