@@ -281,3 +281,47 @@ def test_a_topic_max_message_bytes_is_ignored(tansu):
         assert read_assigned(consumer, topic, 1) == [b"x" * 5000]
     finally:
         consumer.close()
+
+
+def test_a_produce_to_a_topic_lost_in_a_restart_is_acknowledged_and_lost():
+    """A producer that knew a topic before the broker restarted (empty, as memory storage
+    does) sends to it again: Tansu acknowledges the record at offset 0, without the topic
+    existing, and the record is never read. Faust's changelog after a restart is such a
+    producer: an incidents app that outlived its broker wrote its table into nothing, and
+    a new one with the same app id waits in recovery for records it cannot fetch (an
+    operator helper's finding; docs/kafka-compat.md)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    topic = unique("lost")
+
+    async def scenario() -> tuple[int, bool, list[str]]:
+        with EmbeddedKafka() as first:
+            port = int(first.bootstrap_servers.rsplit(":", 1)[1])
+            create_topics(first.bootstrap_servers, {topic: 2})
+            producer = AIOKafkaProducer(bootstrap_servers=first.bootstrap_servers)
+            await producer.start()
+            try:
+                await producer.send_and_wait(topic, b"before", partition=1)
+                first.stop()
+                time.sleep(1.0)
+                with EmbeddedKafka(port=port) as second:
+                    sent = await asyncio.wait_for(
+                        producer.send_and_wait(topic, b"after", partition=1), 30
+                    )
+                    known = topic in AdminClient({"bootstrap.servers": second.bootstrap_servers}
+                                                 ).list_topics(timeout=10).topics  # fmt: skip
+                    create_topics(second.bootstrap_servers, {topic: 2})
+                    consumer = Consumer(consumer_config(second.bootstrap_servers, unique("g")))
+                    consumer.assign([TopicPartition(topic, 1, OFFSET_BEGINNING)])
+                    got = [m.value().decode() for m in iter(lambda: consumer.poll(2), None)
+                           if m.error() is None]  # fmt: skip
+                    consumer.close()
+            finally:
+                await producer.stop()
+        return sent.offset, known, got
+
+    offset, known, got = asyncio.run(scenario())
+    assert offset == 0 and not known, "acknowledged, with no such topic"
+    assert got == [], "and never read"
