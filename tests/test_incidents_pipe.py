@@ -43,11 +43,18 @@ def alert(device: str, offset: int) -> dict:
                              {"index": 0, "name": "rpm", "error": 1.0}]}  # fmt: skip
 
 
-def send(bootstrap: str, topic: str, device: str, offsets: range | list[int]) -> None:
+def send(bootstrap: str, topic: str, device: str, offsets: range | list[int]) -> list[dict]:
+    """Alerts of ``device`` at these offsets, made now; the alerts sent."""
+    return send_alerts(bootstrap, topic, [alert(device, offset) for offset in offsets])
+
+
+def send_alerts(bootstrap: str, topic: str, alerts: list[dict]) -> list[dict]:
+    """These alerts, as they are (a replay sends ones sent before: same ids, same times)."""
     producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
-    for offset in offsets:
-        producer.produce(topic, orjson.dumps(alert(device, offset)), device.encode())
+    for a in alerts:
+        producer.produce(topic, orjson.dumps(a), str(a["device_id"]).encode())
     assert producer.flush(10) == 0
+    return alerts
 
 
 def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
@@ -90,7 +97,7 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
         producer.produce(topics["alerts"], orjson.dumps({**alert("pump-1", 99), "zscore": "high"}),
                          b"pump-1")  # fmt: skip
         assert producer.flush(10) == 0
-        send(kafka_bootstrap, topics["alerts"], "pump-1", range(10))
+        first = send(kafka_bootstrap, topics["alerts"], "pump-1", range(10))
         burst = changes("pump-1", lambda c: len(c) >= 8)[:8]
         dead = read_topic(kafka_bootstrap, f"alerts-dlq-{tag}", until=lambda r: len(r) >= 2)
         assert sorted(r.headers[H_ERROR] for r in dead) == [b"invalid JSON",
@@ -106,7 +113,7 @@ def test_alerts_become_one_incident_that_survives_a_restart_and_resolves(
         assert opened["top_features"][0]["name"] == "vibration"
         assert opened["severity"] in ("info", "warning") and not opened["silenced"]
 
-        send(kafka_bootstrap, topics["alerts"], "pump-1", range(3, 8))  # a replay
+        send_alerts(kafka_bootstrap, topics["alerts"], first[3:8])  # a replay
         seen = changes("pump-1", lambda c: len(c) > 8, timeout_s=8)  # unless a change comes
         assert [c["status"] for c in seen] == [c["status"] for c in burst], (
             "replayed alerts changed the incident")

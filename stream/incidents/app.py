@@ -54,6 +54,7 @@ from seismo.stream.incidents.state import (
 )
 from seismo.stream.incidents.stream_clock import StreamClock
 from seismo.stream.io.kafka import client_config
+from seismo.stream.io.log_throttle import throttle_loggers
 from seismo.stream.io.metrics import IncidentMetrics
 from seismo.stream.scoring.alerts import Source, dead_letter_headers
 
@@ -271,6 +272,10 @@ def run_incidents(settings: IncidentSettings) -> None:
         metrics.serve(settings.metrics_port, settings.metrics_host)
     log.info("incidents app starting its worker with settings %s", settings.redacted())
     app = build_app(settings, partitions, cache, metrics)
+    import faust.transport.drivers.aiokafka  # noqa: F401 - its loggers and aiokafka's exist now
+
+    for library in ("aiokafka", "faust"):  # an outage: a line per retry, many a second
+        throttle_loggers(library)
     # Seismo's own logging (setup_logging: one line per event, escaped) stays in force.
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
                           override_logging=False)  # fmt: skip

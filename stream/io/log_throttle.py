@@ -1,4 +1,4 @@
-"""Repeated log lines, counted instead of printed again: librdkafka's, the scorer's.
+"""Repeated log lines, counted instead of printed again: librdkafka's, aiokafka's, the scorer's.
 
 During an outage librdkafka reports the same failure many times a second
 (each client, each retry), and the scorer would repeat the same warning once
@@ -176,3 +176,55 @@ class RdkafkaLog:
         for kind, held in pending:
             level, message = cast(tuple[int, str], kind)
             self.logger.log(level, "%s (repeated %d more times)", message, held)
+
+
+class ThrottleFilter(logging.Filter):
+    """A :class:`logging.Filter`: each kind of WARNING-or-worse record (logger, level and
+    :func:`normalise`-d message) at most once per period; the next one that passes says
+    how many were held back. Lower levels pass untouched.
+
+    For libraries that log every retry of an outage (aiokafka under ``seismo
+    incidents``: about 40 ERROR lines a second while the broker was down, an
+    operator helper found); :func:`throttle_loggers` installs one.
+
+    >>> now = [0.0]
+    >>> quiet = ThrottleFilter(10.0, clock=lambda: now[0])
+    >>> def record(msg):
+    ...     return logging.LogRecord("aiokafka.conn", logging.ERROR, "", 0, msg, (1,), None)
+    >>> [quiet.filter(record("Unable connect to node with id %d")) for _ in range(3)]
+    [True, False, False]
+    >>> now[0] = 10.0
+    >>> passed = record("Unable connect to node with id %d")
+    >>> quiet.filter(passed), passed.getMessage()
+    (True, 'Unable connect to node with id 1 (2 more like it in the last 10 s)')
+    """
+
+    def __init__(self, period_s: float = PERIOD_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        super().__init__()
+        self.throttle = Throttle(period_s, clock)
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        message = record.getMessage()
+        with self._lock:
+            held = self.throttle.admit((record.name, record.levelno, normalise(message)))
+        if held is None:
+            return False
+        if held:
+            record.msg = f"{message} ({held} more like it in the last {self.throttle.period_s:g} s)"
+            record.args = None
+        return True
+
+
+def throttle_loggers(prefix: str, period_s: float = PERIOD_S) -> ThrottleFilter:
+    """One :class:`ThrottleFilter` on the logger ``prefix`` and on each one under it that
+    exists now (a logger's filters see only its own records): call it after importing
+    the library."""
+    quiet = ThrottleFilter(period_s)
+    names = [prefix] + [n for n in logging.root.manager.loggerDict if n.startswith(prefix + ".")]
+    for name in names:
+        logging.getLogger(name).addFilter(quiet)
+    return quiet

@@ -224,3 +224,39 @@ def test_a_counter_column_is_named_as_sent_by_produce_and_as_trained_on_by_train
     with caplog.at_level(logging.WARNING):
         load_table(path)
     assert "is trained on as a channel" in caplog.text
+
+
+def test_aiokafkas_lines_of_an_outage_are_throttled_where_the_incidents_app_reads_them():
+    """While the broker was down `seismo incidents` wrote about 40 aiokafka ERROR lines a
+    second (an operator helper's finding): each kind now passes once a period."""
+    import logging
+
+    import faust.transport.drivers.aiokafka  # noqa: F401 - what run_incidents imports
+
+    from seismo.stream.io.log_throttle import throttle_loggers
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    conn = logging.getLogger("aiokafka.conn")
+    handler, level = Collect(), conn.level
+    conn.addHandler(handler)
+    conn.setLevel(logging.INFO)
+    quiet = throttle_loggers("aiokafka")
+    try:
+        for _ in range(100):
+            conn.error("Unable connect to node with id %d: [Errno 111] Connect call failed", 1)
+        conn.info("a line below WARNING passes %d", 1)
+        conn.info("a line below WARNING passes %d", 1)
+    finally:
+        conn.removeHandler(handler)
+        conn.setLevel(level)
+        for logger in [logging.getLogger("aiokafka"), *[
+                logging.getLogger(n) for n in logging.root.manager.loggerDict
+                if n.startswith("aiokafka.")]]:  # fmt: skip
+            logger.removeFilter(quiet)
+    assert seen == ["Unable connect to node with id 1: [Errno 111] Connect call failed",
+                    "a line below WARNING passes 1", "a line below WARNING passes 1"]
