@@ -215,11 +215,27 @@ def build_app(
 
     @app.timer(interval=settings.tick_s)
     async def resolve_quiet() -> None:
-        for key, new, changes in quiet_ones(list(devices.items()), clock, rules):
-            devices[key] = new
-            await publish(key, changes)
+        for key, _, _ in quiet_ones(list(devices.items()), clock, rules):
+            # Judged again on the state as it is now, with no await in between: the agent
+            # may have applied an alert of this device while an earlier change was sent.
+            for _, new, changes in quiet_ones([(key, devices.get(key))], clock, rules):
+                devices[key] = new
+                await publish(key, changes)
+
+    async def forget_revoked(_sender: Any, *args: Any, **_kwargs: Any) -> None:
+        for tp in args[0] if args else ():  # the clock of a partition that comes back starts again
+            if tp.topic == settings.alerts_topic:
+                clock.forget(tp.partition)
+
+    app.on_partitions_revoked.connect(forget_revoked)  # type: ignore[arg-type]
 
     return app
+
+
+def quiet_libraries() -> None:
+    """aiokafka's and Faust's WARNING-or-worse lines, each kind at most once a period:
+    during a broker outage they log every retry, many a second."""
+    throttle_loggers(("aiokafka", "faust"))
 
 
 def take_alert(
@@ -272,10 +288,7 @@ def run_incidents(settings: IncidentSettings) -> None:
         metrics.serve(settings.metrics_port, settings.metrics_host)
     log.info("incidents app starting its worker with settings %s", settings.redacted())
     app = build_app(settings, partitions, cache, metrics)
-    import faust.transport.drivers.aiokafka  # noqa: F401 - its loggers and aiokafka's exist now
-
-    for library in ("aiokafka", "faust"):  # an outage: a line per retry, many a second
-        throttle_loggers(library)
+    quiet_libraries()
     # Seismo's own logging (setup_logging: one line per event, escaped) stays in force.
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
                           override_logging=False)  # fmt: skip

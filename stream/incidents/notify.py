@@ -412,7 +412,8 @@ def _loop(consumer: Consumer, handle: Callable[[Message], None], stop: threading
 
 
 def run_notify(settings: NotifySettings, stop: threading.Event) -> None:
-    """Run both loops until ``stop``; the retry loop in a thread."""
+    """Run both loops until ``stop``; the retry loop in a thread. Either loop's failure
+    sets ``stop`` (ending the other) and is raised."""
     log.info("starting notifier (sinks: %s) on %s", ", ".join(settings.sinks),
              settings.incidents_topic)  # fmt: skip
     errors = BrokerErrors()
@@ -454,16 +455,17 @@ def run_notify(settings: NotifySettings, stop: threading.Event) -> None:
             failed.insert(0, exc)
         finally:
             stop.set()  # either loop's end ends the other (a delivery may take FLUSH_S)
-            worker.join(timeout=FLUSH_S + 5)
+            worker.join(timeout=settings.timeout_s + FLUSH_S + 5)  # a delivery, then its flush
         if failed:
-            log.error("notifier stopping: %s; started again, it resumes from the last "
-                      "committed change", failed[0])  # fmt: skip
+            if isinstance(failed[0], Exception):
+                log.error("notifier stopping: %s; started again, it resumes from the last "
+                          "committed change", _one_line(failed[0]))  # fmt: skip
             raise failed[0]
     finally:
         main.close()
         if worker is not None and worker.is_alive():  # closing it under a poll never returns
             log.warning("the retry loop did not stop within %.0f s; its consumer is left "
-                        "to the process's exit", FLUSH_S + 5)  # fmt: skip
+                        "to the process's exit", settings.timeout_s + FLUSH_S + 5)  # fmt: skip
         else:
             retry.close()
         log.info("notifier stopped: %d delivered, %d failed attempts, %d dead-lettered",

@@ -1,9 +1,10 @@
 """From alerts to incidents: the per-device state machine, pure and JSON-serialisable.
 
 A device's state is a plain dict (it lives in a Faust table and its changelog):
-the arrival times of its latest alerts, the highest offset seen per source
-partition (so a replayed alert, same ``alert_id``, is recognised and ignored),
-and its open incident, if any.
+the arrival and event times of its latest alerts, the highest offset and the
+newest event time seen per source partition (so a replayed alert, same
+``alert_id`` and ``ts``, is recognised and ignored; see :func:`is_replay`), and
+its open incident, if any.
 
 - An incident **opens** when ``open_after`` alerts arrive within ``window_s``.
 - Every further alert **updates** it (count, max z-score, channels, last seen).
@@ -194,7 +195,7 @@ def severity(max_z: float, alert_count: int, span_s: float, rules: Rules) -> str
     return "info"
 
 
-def is_replay(state: State, alert_id: str, ts: int) -> bool:
+def is_replay(state: State, alert_id: str, ts: int | None) -> bool:
     """Whether the alert ``alert_id`` with event time ``ts`` was seen before (and record
     it if not).
 
@@ -203,7 +204,9 @@ def is_replay(state: State, alert_id: str, ts: int) -> bool:
     newer than the newest seen there: a scorer publishes a partition's alerts in
     offset order, and a replay repeats old offsets with their times. An old
     offset with a newer time is a topic that started again at offset 0 (created
-    again, or a broker that lost its data): its alerts count, from there on.
+    again, or a broker that lost its data): its alerts count, from there on. An
+    alert without ``ts`` cannot say so (a replay would not repeat a stand-in
+    time): an offset seen before is a replay.
     Other ids are looked up among the last :data:`RECENT_IDS`.
 
     >>> s = new_state()
@@ -217,10 +220,12 @@ def is_replay(state: State, alert_id: str, ts: int) -> bool:
     source, _, offset = alert_id.rpartition(":")
     if source and offset.isdigit():
         newest = state.setdefault("high_ts", {}).get(source)
-        if int(offset) <= state["high"].get(source, -1) and (newest is None or ts <= newest):
+        seen = int(offset) <= state["high"].get(source, -1)
+        if seen and (ts is None or newest is None or ts <= newest):
             return True
         state["high"][source] = int(offset)
-        state["high_ts"][source] = ts if newest is None else max(newest, ts)
+        if ts is not None:
+            state["high_ts"][source] = ts if newest is None else max(newest, ts)
         return False
     if alert_id in state["ids"]:
         return True
@@ -232,7 +237,8 @@ def on_alert(state: State, alert: dict[str, Any], rules: Rules) -> tuple[State, 
     """Apply one alert; return the new state and the incident changes it causes."""
     state = _copy(state)
     at = int(alert.get("detected_at") or alert["ts"])
-    if is_replay(state, str(alert["alert_id"]), _ts(alert, at)):
+    ts = alert.get("ts")
+    if is_replay(state, str(alert["alert_id"]), None if ts is None else int(ts)):
         return state, []
     horizon = at - int(rules.window_s * 1000)
     recent = [(t, e) for t, e in _recent(state) if t > horizon][-(rules.open_after - 1) :]

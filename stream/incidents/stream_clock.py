@@ -83,6 +83,16 @@ class StreamClock:
         elif mark[2] and last_alert_at > mark[0]:
             self._marks[partition] = (min(last_alert_at, mark[1]), mark[1], True)
 
+    def forget(self, partition: int) -> None:
+        """``partition`` was revoked: if it comes back, its clock starts again (from its
+        restored incidents, :meth:`resume`, or its first alert read).
+
+        >>> clock = StreamClock(lambda: 1000)
+        >>> clock.saw(0, 400); clock.forget(0); clock.resume(0, 200); clock.now(0)
+        200
+        """
+        self._marks.pop(partition, None)
+
     def now(self, partition: int | None) -> int:
         """The stream time of ``partition`` (the wall clock for one never read)."""
         wall = self._wall()

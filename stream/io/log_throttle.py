@@ -199,16 +199,20 @@ class ThrottleFilter(logging.Filter):
     (True, 'Unable connect to node with id 1 (2 more like it in the last 10 s)')
     """
 
-    def __init__(self, period_s: float = PERIOD_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(self, period_s: float = PERIOD_S, clock: Callable[[], float] = time.monotonic,
+                 prefixes: tuple[str, ...] = ("",)) -> None:  # fmt: skip
         super().__init__()
+        self.prefixes = prefixes  # the loggers whose lines it throttles (by name)
         self.throttle = Throttle(period_s, clock)
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or not record.name.startswith(self.prefixes):
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format: logging's own report says so
+            return True
         with self._lock:
             held = self.throttle.admit((record.name, record.levelno, normalise(message)))
         if held is None:
@@ -219,12 +223,16 @@ class ThrottleFilter(logging.Filter):
         return True
 
 
-def throttle_loggers(prefix: str, period_s: float = PERIOD_S) -> ThrottleFilter:
-    """One :class:`ThrottleFilter` on the logger ``prefix`` and on each one under it that
-    exists now (a logger's filters see only its own records): call it after importing
-    the library."""
-    quiet = ThrottleFilter(period_s)
-    names = [prefix] + [n for n in logging.root.manager.loggerDict if n.startswith(prefix + ".")]
-    for name in names:
-        logging.getLogger(name).addFilter(quiet)
-    return quiet
+def throttle_loggers(prefixes: tuple[str, ...], period_s: float = PERIOD_S) -> int:
+    """A :class:`ThrottleFilter` for the loggers named ``prefix`` or ``prefix.*`` on each
+    handler of the root logger (a logger's own filters see only its own records, and
+    libraries create loggers as they import modules); one per handler, since a record
+    passes every handler's filters. A handler that has one keeps it. Returns how many
+    were added."""
+    added = 0
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ThrottleFilter) and f.prefixes == prefixes
+                   for f in handler.filters):  # fmt: skip
+            handler.addFilter(ThrottleFilter(period_s, prefixes=prefixes))
+            added += 1
+    return added

@@ -121,6 +121,7 @@ def test_the_catalogue_is_what_prometheus_client_exports() -> None:
     retrainer.set_model("seismo", "v1")
     retrainer.attempted.labels("schedule").inc()
     retrainer.rejected.labels("alert_rate").inc()
+    retrainer.skipped.labels("no_new_events").inc()
     sampled = set()
     for holder in (scorer, retrainer):
         text = generate_latest(holder.registry).decode()

@@ -242,3 +242,14 @@ def test_alerts_of_a_topic_that_started_again_count_in_a_state_that_survived():
     assert [c["status"] for c in again] == ["open", "update", "update"]
     assert again[0]["incident_id"] != before[0]["incident_id"]
     assert on_alert(state, alert(3, day + 3000), RULES)[1] == [], "a replay of the new life"
+
+
+def test_an_alert_without_ts_seen_before_is_a_replay_whatever_its_detection_time():
+    """Without ``ts`` a replayed alert carries only a new detected_at: it must not pass
+    for a topic that started again (a reviewer's finding)."""
+    state = new_state()
+    for i in range(3):
+        untimed = {k: v for k, v in alert(i, 1000 * (i + 1)).items() if k != "ts"}
+        state, _ = on_alert(state, untimed, RULES)
+    replayed = {k: v for k, v in alert(1, 90_000).items() if k != "ts"}
+    assert on_alert(state, replayed, RULES)[1] == []
