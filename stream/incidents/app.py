@@ -215,7 +215,8 @@ def build_app(
 
     @app.timer(interval=settings.tick_s)
     async def resolve_quiet() -> None:
-        for key, _, _ in quiet_ones(list(devices.items()), clock, rules):
+        due = [key for key, _, _ in quiet_ones(list(devices.items()), clock, rules)]
+        for key in due:
             # Judged again on the state as it is now, with no await in between: the agent
             # may have applied an alert of this device while an earlier change was sent.
             for _, new, changes in quiet_ones([(key, devices.get(key))], clock, rules):

@@ -241,14 +241,16 @@ def on_alert(state: State, alert: dict[str, Any], rules: Rules) -> tuple[State, 
     if is_replay(state, str(alert["alert_id"]), None if ts is None else int(ts)):
         return state, []
     horizon = at - int(rules.window_s * 1000)
+    when = _ts(alert, at)
     recent = [(t, e) for t, e in _recent(state) if t > horizon][-(rules.open_after - 1) :]
-    recent = [*recent, (at, _ts(alert, at))] if rules.open_after > 1 else [(at, _ts(alert, at))]
+    recent = [*recent, (at, when)] if rules.open_after > 1 else [(at, when)]
     state["recent"], state["recent_ts"] = [t for t, _ in recent], [e for _, e in recent]
     incident = state["incident"]
     if incident is None:
         if len(recent) < rules.open_after:
             return state, []
-        incident = state["incident"] = _opened(alert, at, len(recent), min(state["recent_ts"]))
+        incident = state["incident"] = _opened(alert, at, when, len(recent),
+                                               min(state["recent_ts"]))  # fmt: skip
         status = "open"
     else:
         incident["alert_count"] += 1
@@ -298,12 +300,14 @@ def _recent(state: State) -> list[tuple[int, int]]:
     return list(zip(seen, times if len(times) == len(seen) else seen, strict=True))
 
 
-def _opened(alert: dict[str, Any], at: int, count: int, first_seen: int) -> dict[str, Any]:
-    """The incident the alert at ``at`` opens; ``first_seen``: the event time of the
-    first alert counted towards it."""
+def _opened(
+    alert: dict[str, Any], at: int, when: int, count: int, first_seen: int
+) -> dict[str, Any]:
+    """The incident the alert detected at ``at`` (its event time ``when``) opens;
+    ``first_seen``: the earliest event time of the alerts counted towards it."""
     device = str(alert["device_id"])
     return {
-        "incident_id": incident_id(device, str(alert["alert_id"]), _ts(alert, at)),
+        "incident_id": incident_id(device, str(alert["alert_id"]), when),
         "device_id": device,
         "opened_at": at, "first_seen": first_seen, "alert_count": count,
         "max_zscore": None, "channels": [], "feature_errors": {}, "seq": 0,
