@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import (
@@ -26,7 +26,6 @@ from pydantic_settings import (
 from seismo.stream.errors import ConfigError
 
 ENV_PREFIX = "SEISMO_"
-S = TypeVar("S", bound=BaseSettings)
 _SECRET_WORDS = ("password", "secret", "token", "key")
 
 
@@ -131,8 +130,12 @@ class RedactedSettings(BaseSettings):
     """Settings whose ``redacted()`` view and ``repr`` mask every secret.
 
     Secret fields (``SecretStr``) show as asterisks, secret-looking
-    ``kafka_config`` keys as ``***``, paths as text.
+    ``kafka_config`` keys as ``***``, paths as text. ``FLAG_NAMES`` maps a
+    field to its command-line flag where the flag is not ``--field-name``
+    (error messages name the flag).
     """
+
+    FLAG_NAMES: ClassVar[dict[str, str]] = {}
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict safe to log: secrets masked, and the password of any
@@ -150,6 +153,9 @@ class RedactedSettings(BaseSettings):
     def __repr_args__(self) -> Any:
         """``repr`` shows the redacted view, so a logged settings object leaks nothing."""
         return list(self.redacted().items())
+
+
+S = TypeVar("S", bound=RedactedSettings)
 
 
 def _with_sources(
@@ -259,7 +265,7 @@ def validate(
         field = name.split(".")[0]
         if err["type"] == "extra_forbidden":  # only the config file can hold such a key
             raise ConfigError(unknown_key(config_file, field, err.get("input"), cls)) from None
-        flag = getattr(cls, "FLAG_NAMES", {}).get(field)
+        flag = cls.FLAG_NAMES.get(field)
         key = str(err["loc"][1]) if len(err["loc"]) > 1 else None
         where = source_of(field, given, environ, config_file, flag, key)
         raise ConfigError(f"invalid setting {name} ({where}): {err['msg']}") from None

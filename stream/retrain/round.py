@@ -158,6 +158,13 @@ Reference = tuple[str, Calibration]
 """The version whose calibration bounds a challenger's, and that calibration."""
 
 
+def _recorded_reference(champion: Artifact) -> dict[str, Any] | None:
+    """The reference a promoted version records in its training window, as stored."""
+    window = champion.training.get("window")
+    found = window.get("reference") if isinstance(window, dict) else None
+    return found if isinstance(found, dict) else None
+
+
 def reference_of(champion: Artifact) -> Reference:
     """The calibration a challenger's is bounded by: the version an operator published.
 
@@ -167,9 +174,8 @@ def reference_of(champion: Artifact) -> Reference:
     version published by hand (``seismo models publish``, or one trained
     elsewhere) is its own reference.
     """
-    window = champion.training.get("window")
-    found = window.get("reference") if isinstance(window, dict) else None
-    if isinstance(found, dict):
+    found = _recorded_reference(champion)
+    if found is not None:
         try:
             return str(found["version"]), Calibration(**found["calibration"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -194,9 +200,8 @@ def reference_range(champion: Artifact) -> tuple[tuple[np.ndarray, np.ndarray] |
         return None, False
     if reference_of(champion)[0] == champion.version:
         return own, True
-    window = champion.training.get("window")
-    found = window.get("reference") if isinstance(window, dict) else None
-    recorded = found.get("range") if isinstance(found, dict) else None
+    found = _recorded_reference(champion)
+    recorded = None if found is None else found.get("range")
     try:
         low = np.array(recorded["low"], dtype=np.float64)  # type: ignore[index]
         high = np.array(recorded["high"], dtype=np.float64)  # type: ignore[index]
