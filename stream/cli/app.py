@@ -162,6 +162,10 @@ def score(
         bool | None, Opt("--learn-anomalies/--no-learn-anomalies", help="Fold flagged scores in.")
     ] = None,
     stats_window: Annotated[int | None, Opt(help="Memory of the rolling statistics.")] = None,
+    max_threshold_factor: Annotated[
+        float | None, Opt(help="Threshold at most this many times the calibration's (0 = "
+                          "unbounded) [default 10].")
+    ] = None,
     redis_timeout_s: Annotated[
         float | None, Opt(help="Longest wait for one Redis call (s).")
     ] = None,

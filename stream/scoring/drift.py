@@ -120,24 +120,45 @@ class ThresholdWatch:
         self.period_s = period_s
         self.clock = clock
         self._far_since: float | None = None  # time of the last warning while far
+        self._capped = False  # whether the last threshold was held by its bound
 
-    def observe(self, live: float, calibrated: float) -> tuple[int, str] | None:
-        """Compare one batch's threshold with the calibration threshold (score units)."""
+    def observe(
+        self, live: float, calibrated: float, capped_from: float | None = None
+    ) -> tuple[int, str] | None:
+        """Compare one batch's threshold with the calibration threshold (score units);
+        ``capped_from``: what the statistics gave, when the threshold's bound lowered it.
+
+        Being held by the bound is said at once, even within ``period_s`` of a warning:
+
+        >>> watch = ThresholdWatch(clock=lambda: 0.0)
+        >>> watch.observe(3.0, 1.0)[0], watch.observe(5.0, 1.0)
+        (30, None)
+        >>> watch.observe(10.0, 1.0, capped_from=250.0)[1].split("; ")[-1][:61]
+        'held there by --max-threshold-factor: the statistics give 250'
+        """
         if not (math.isfinite(live) and math.isfinite(calibrated)) or calibrated <= 0:
             return None
         ratio = live / calibrated
         if 1 / self.factor <= ratio <= self.factor:
+            self._capped = False
             if self._far_since is None:
                 return None
             self._far_since = None
             return logging.INFO, (f"threshold {live:.4g} is back within {self.factor:g}x of "
                                   f"the model calibration threshold {calibrated:.4g}")  # fmt: skip
         now = self.clock()
-        if self._far_since is not None and now - self._far_since < self.period_s:
+        newly_capped = capped_from is not None and not self._capped
+        self._capped = capped_from is not None
+        recent = self._far_since is not None and now - self._far_since < self.period_s
+        if recent and not newly_capped:
             return None
         self._far_since = now
-        return logging.WARNING, (
-            f"threshold {live:.4g} is {ratio:.2g}x the model calibration threshold "
-            f"{calibrated:.4g} (rolling statistics of the live scores; seismo evaluate "
-            "--streaming replays a file through the same rule)"
-        )
+        line = (f"threshold {live:.4g} is {ratio:.2g}x the model calibration threshold "
+                f"{calibrated:.4g} (rolling statistics of the live scores; seismo evaluate "
+                "--streaming replays a file through the same rule)")  # fmt: skip
+        if capped_from is not None:
+            line += (f"; held there by --max-threshold-factor: the statistics give "
+                     f"{capped_from:.4g}, the live scores have moved far from the model's "
+                     "(crafted scores just under the threshold, or a model that no longer "
+                     "fits: retrain it)")  # fmt: skip
+        return logging.WARNING, line

@@ -132,7 +132,8 @@ class Scorer:
         self._stop = threading.Event()
         self._prefetcher: Prefetcher[Message] | None = None
         self.rule = ThresholdRule(
-            k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space
+            k=settings.k, min_samples=settings.min_samples, space=settings.threshold_space,
+            max_factor=settings.max_threshold_factor,
         )
         #: totals already reported to the metrics, and those of swapped-out statistics
         self._seen = {"errors": 0, "repairs": 0, "evictions": 0}
@@ -660,7 +661,7 @@ class Scorer:
         m.threshold.set(t.value)
         calibrated = self.rule.calibrated(self.artifact.calibration).value
         m.threshold_calibration.set(calibrated)
-        said = self.threshold_watch.observe(t.value, calibrated)
+        said = self.threshold_watch.observe(t.value, calibrated, t.capped_from)
         if said is not None:
             log.log(*said)
         m.threshold_mean.set(t.mean)

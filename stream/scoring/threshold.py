@@ -37,7 +37,7 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -56,6 +56,9 @@ MIN_STD = 1e-12
 #: (0.01 in the log space: scores 1 % apart; 1 % of the mean in the linear one), so
 #: statistics whose spread is 0 can still learn one.
 BAND_FLOOR = 0.01
+#: The threshold in force is at most this many times the model's calibration threshold
+#: (:attr:`ThresholdRule.max_factor`; ``seismo score --max-threshold-factor``).
+MAX_FACTOR = 10.0
 #: A batch of at least this many learnable scores widens the learning band to its own
 #: robust band (median -/+ k * 1.4826 * MAD): what most of a batch shows is learnt as it
 #: is, so the statistics follow a shift as fast as without the band (during warm-up too,
@@ -85,6 +88,8 @@ class Threshold:
     k: float
     source: ThresholdSource
     space: ScoreSpace = "linear"
+    #: the value the statistics gave, when :attr:`ThresholdRule.max_factor` lowered it
+    capped_from: float | None = None
 
     @property
     def band(self) -> tuple[float, float]:
@@ -114,11 +119,32 @@ class Threshold:
 
 @dataclass(frozen=True)
 class ThresholdRule:
-    """``mean + k * std`` with an explicit warm-up of ``min_samples`` scores."""
+    """``mean + k * std`` with an explicit warm-up of ``min_samples`` scores, at most
+    ``max_factor`` times the calibration threshold (``None`` or 0: unbounded).
+
+    The bound is the top's anchor, as :func:`learning_floor`'s calibration anchor is
+    the bottom's: scores just under the threshold are learnt as they are, so a
+    producer who keeps a share of the traffic there (the threshold, mean and std are
+    in every alert) raises the rolling statistics batch after batch, and with them
+    the threshold, without limit; bounded, a score ``max_factor`` times the
+    calibration threshold always alerts. Live scores that have honestly moved that
+    far (the model no longer fits the stream) alert too, loudly, until a retrained
+    version is swapped in.
+
+    >>> from seismo.models.calibration import Calibration
+    >>> cal = Calibration(10, 1.0, 0.5, {}, log_mean=0.0, log_std=0.5)
+    >>> rule = ThresholdRule(k=3.0, min_samples=1, space="linear", max_factor=4.0)
+    >>> t = rule.current(RunningStats(count=10, mean=9.0, m2=10 * 4.0), cal)
+    >>> t.value, t.capped_from, t.mean, round(t.std, 4)
+    (10.0, 15.0, 9.0, 0.3333)
+    >>> rule.current(RunningStats(count=10, mean=2.0, m2=0.0), cal).capped_from is None
+    True
+    """
 
     k: float = 3.0
     min_samples: int = 1000
     space: ScoreSpace = "log"
+    max_factor: float | None = MAX_FACTOR
 
     def current(
         self,
@@ -137,14 +163,21 @@ class ThresholdRule:
         source : {"redis", "local"}
             Where ``stats`` came from, reported in alerts.
         """
-        used: ThresholdSource
-        if stats.count >= self.min_samples:
-            mean, std, used = stats.mean, stats.std, source
-        elif self.space == "log":
-            mean, std, used = calibration.log_mean, calibration.log_std, "calibration"
+        if stats.count < self.min_samples:
+            return self.calibrated(calibration)
+        live = self._threshold(stats.mean, stats.std, source)
+        cal = self.calibrated(calibration)
+        if not self.max_factor or not cal.value > 0.0:
+            return live
+        top = cal.mean + self.k * cal.std
+        if self.space == "log":
+            top += math.log(self.max_factor)
         else:
-            mean, std, used = calibration.mean, calibration.std, "calibration"
-        return self._threshold(mean, std, used)
+            top += (self.max_factor - 1) * cal.value
+        if not live.mean + self.k * live.std > top:
+            return live
+        mean, std = capped(live.mean, live.std, top, self.k, cal.std)
+        return replace(self._threshold(mean, std, source), capped_from=live.value)
 
     def calibrated(self, calibration: Calibration) -> Threshold:
         """The threshold of the model's calibration alone (what warm-up uses).
@@ -162,6 +195,22 @@ class ThresholdRule:
         edge = mean + self.k * std
         value = float(np.exp(edge)) if self.space == "log" else edge
         return Threshold(value, mean, std, self.k, used, self.space)
+
+
+def capped(
+    mean: float, std: float, top: float, k: float, fallback_std: float
+) -> tuple[float, float]:
+    """Statistics whose ``mean + k * std`` is ``top``: the spread narrowed, or, with the
+    mean itself at or above ``top``, ``fallback_std`` (the calibration's) below it.
+
+    >>> capped(1.0, 2.0, 4.0, 3.0, 0.5)
+    (1.0, 1.0)
+    >>> capped(5.0, 2.0, 4.0, 3.0, 0.5)
+    (2.5, 0.5)
+    """
+    if mean < top:
+        return mean, (top - mean) / k
+    return top - k * fallback_std, fallback_std
 
 
 def learning_band(mean: float, std: float, k: float, space: ScoreSpace) -> tuple[float, float]:

@@ -68,7 +68,7 @@ def test_env_carries_kafka_config_as_json_and_is_case_insensitive():
         ({"model": "m", "linger_ms": "soon"}, "invalid setting linger_ms (--linger-ms)"),
         ({"model": "m", "no_such_thing": 1}, "no_such_thing"),
         ({}, "give exactly one of model (SEISMO_MODEL"),
-            ({"model": "m", "model_store": "s"}, "give exactly one of model (SEISMO_MODEL"),
+        ({"model": "m", "model_store": "s"}, "give exactly one of model (SEISMO_MODEL"),
         ({"model": "m", "threshold_scope": "fleet"}, "(--threshold-scope)"),
         ({"model": "m", "level_history": 100, "level_warmup": 101},
          "level_warmup (101) cannot exceed level_history (100)"),
@@ -76,6 +76,9 @@ def test_env_carries_kafka_config_as_json_and_is_case_insensitive():
          "threshold_scope device judges log errors"),
         ({"model": "m", "window_step": 6}, "window_step spaces the readings of a window"),
         ({"model": "m", "smooth": 0}, "invalid setting smooth (--smooth)"),
+        ({"model": "m", "max_threshold_factor": 0.5},
+         "max_threshold_factor must be above 1, or 0 for no bound (got 0.5)"),
+        ({"model": "m", "max_threshold_factor": -1}, "(--max-threshold-factor)"),
     ],
 )
 def test_bad_settings_give_one_line_naming_the_setting(given, needle):

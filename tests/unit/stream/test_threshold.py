@@ -135,7 +135,7 @@ def test_bursts_aimed_just_above_the_learning_floor_move_the_threshold_a_bounded
 
     rng = np.random.default_rng(5)
     cal = Calibration(1000, float(np.exp(-5.8)), 0.1, {}, log_mean=-5.8, log_std=0.5)
-    rule = ThresholdRule(k=3.0, min_samples=200, space="log")
+    rule = ThresholdRule(k=3.0, min_samples=200, space="log", max_factor=None)  # the floor alone
     calibrated = rule.calibrated(cal)
     state = RunningStats.from_scores(rng.normal(-5.8, 0.5, 5000))
     before = rule.current(state, cal).value
@@ -150,3 +150,32 @@ def test_bursts_aimed_just_above_the_learning_floor_move_the_threshold_a_bounded
                                       calibrated if anchored else None))  # fmt: skip
     rise = rule.current(state, cal).value / before
     assert (rise < 30) if anchored else (rise > 1e6)
+
+
+@pytest.mark.parametrize("max_factor", [None, 10.0])
+def test_scores_kept_just_under_the_threshold_raise_it_at_most_max_factor(max_factor):
+    # Red-team finding: half of each batch scoring between the mean and the threshold
+    # (all three are in every alert) is learnt as it is, and raised the shared
+    # threshold batch after batch: 150-fold after 150 000 such events, then without
+    # limit, so no anomaly alerted. The bound holds it at max_factor times the
+    # calibration threshold, where a score that far out still alerts.
+    rng = np.random.default_rng(0)
+    cal = Calibration(1000, 1.0, 0.5, {}, log_mean=0.0, log_std=0.5)
+    rule = ThresholdRule(k=3.0, min_samples=1000, space="log", max_factor=max_factor)
+    calibrated = rule.calibrated(cal)
+    state = RunningStats.from_scores(rng.normal(0.0, 0.5, 100_000))
+    for _ in range(300):
+        in_force = rule.current(state, cal)
+        crafted = np.exp(rng.uniform(in_force.mean, in_force.mean + 0.99 * 3 * in_force.std, 512))
+        scores = np.concatenate([crafted, np.exp(rng.normal(0.0, 0.5, 512))])
+        flags, _ = in_force.classify(scores)
+        state = state.merge(learnable(scores, flags, False, "log", in_force, calibrated),
+                            window=100_000)  # fmt: skip
+    after = rule.current(state, cal)
+    rise = after.value / calibrated.value
+    if max_factor is None:
+        assert rise > 50
+        return
+    assert rise == pytest.approx(max_factor) and after.capped_from > after.value
+    flags, z = after.classify(np.array([1.01 * max_factor * calibrated.value]))
+    assert flags.all() and z[0] > after.k
