@@ -244,8 +244,13 @@ def take_alert(
 ) -> tuple[State, list[Change]]:
     """One alert read from ``partition``, for its device's ``state`` (``None``: a device
     seen for the first time): the new state, which remembers the partition whose stream
-    clock times its quiet period, and the incident changes."""
-    clock.saw(partition, int(alert.get("detected_at") or alert["ts"]))
+    clock times its quiet period, and the incident changes. An alert detected after the
+    wall clock's now counts as detected now: its incident resolves after its quiet
+    period, not after the future time."""
+    at = int(alert.get("detected_at") or alert["ts"])
+    clock.saw(partition, at)
+    if at > clock.wall():  # stamped in the future: detected now (it would hold an incident open)
+        alert = {**alert, "detected_at": clock.wall()}
     new, changes = on_alert(state or new_state(), alert, rules)
     new["partition"] = partition
     return new, changes

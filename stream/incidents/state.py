@@ -46,6 +46,10 @@ from typing import Any
 
 #: Alert ids that are not ``topic:partition:offset`` are remembered this many per device.
 RECENT_IDS = 256
+#: Source partitions (``topic:partition``) whose highest offset a device remembers: the
+#: least recently alerted are forgotten beyond this, so made-up ids cannot grow a
+#: device's state (kept whole in one changelog record) past what the broker takes.
+MAX_SOURCES = 64
 #: Channels (feature names) kept per incident.
 MAX_CHANNELS = 32
 #: Longest alert id, device id, model version or feature name accepted (characters).
@@ -207,7 +211,9 @@ def is_replay(state: State, alert_id: str, ts: int | None) -> bool:
     again, or a broker that lost its data): its alerts count, from there on. An
     alert without ``ts`` cannot say so (a replay would not repeat a stand-in
     time): an offset seen before is a replay.
-    Other ids are looked up among the last :data:`RECENT_IDS`.
+    Other ids are looked up among the last :data:`RECENT_IDS`. Up to
+    :data:`MAX_SOURCES` partitions are remembered, the least recently alerted
+    forgotten first.
 
     >>> s = new_state()
     >>> is_replay(s, "t:0:5", 50), is_replay(s, "t:0:5", 50), is_replay(s, "t:0:4", 40)
@@ -223,9 +229,15 @@ def is_replay(state: State, alert_id: str, ts: int | None) -> bool:
         seen = int(offset) <= state["high"].get(source, -1)
         if seen and (ts is None or newest is None or ts <= newest):
             return True
-        state["high"][source] = int(offset)
+        high, high_ts = state["high"], state["high_ts"]
+        high.pop(source, None)  # re-inserted last: the dicts run from least recent
+        high_ts.pop(source, None)
+        high[source] = int(offset)
         if ts is not None:
-            state["high_ts"][source] = ts if newest is None else max(newest, ts)
+            high_ts[source] = ts if newest is None else max(newest, ts)
+        for stale in list(high)[: max(0, len(high) - MAX_SOURCES)]:
+            del high[stale]
+            high_ts.pop(stale, None)
         return False
     if alert_id in state["ids"]:
         return True

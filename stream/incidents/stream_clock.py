@@ -31,14 +31,18 @@ Pure: the wall clock is a parameter.
 (43000, 140000)
 
 A partition restored with incidents whose last alerts are an hour old, then its
-first alert read:
+first alerts read: a newer one moves the clock; an older one (stamped long ago by
+whoever wrote it) does not take it back, where the restored incidents would wait
+for the partition's next alert to resolve:
 
->>> wall = iter([7_200_000, 7_230_000, 7_230_000, 7_230_005])
+>>> wall = iter([7_200_000, 7_230_000, 7_230_000, 7_230_005] + [7_240_000] * 3)
 >>> clock = StreamClock(lambda: next(wall))
 >>> clock.resume(3, 3_600_000); clock.now(3)
 3630000
->>> clock.saw(3, 3_500_000); clock.now(3)
-3500005
+>>> clock.saw(3, 3_700_000); clock.now(3)
+3700005
+>>> clock.resume(4, 3_600_000); clock.saw(4, 1); clock.now(4)
+3600000
 """
 
 from __future__ import annotations
@@ -67,8 +71,14 @@ class StreamClock:
         wall = self._wall()
         at = min(detected_at, wall)
         mark = self._marks.get(partition)
-        if mark is None or mark[2] or at >= mark[0]:
+        if mark is None or at >= mark[0]:
             self._marks[partition] = (at, wall, False)
+        elif mark[2]:  # older than the restored incidents: read, but it cannot hold them back
+            self._marks[partition] = (mark[0], mark[1], False)
+
+    def wall(self) -> int:
+        """The wall clock it runs on (epoch ms)."""
+        return self._wall()
 
     def resume(self, partition: int | None, last_alert_at: int) -> None:
         """A restored incident of ``partition`` whose last alert came at ``last_alert_at``:

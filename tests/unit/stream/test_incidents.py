@@ -253,3 +253,69 @@ def test_an_alert_without_ts_seen_before_is_a_replay_whatever_its_detection_time
         state, _ = on_alert(state, untimed, RULES)
     replayed = {k: v for k, v in alert(1, 90_000).items() if k != "ts"}
     assert on_alert(state, replayed, RULES)[1] == []
+
+
+def test_made_up_alert_ids_cannot_grow_a_devices_state_past_what_the_broker_takes():
+    """Every prefix of an ``alert_id`` before its last ``:`` was a source whose highest
+    offset the state kept, without bound: 2 000 alerts for one device, each with another
+    247-character prefix, made its state a record over 1 MB, which the changelog's
+    producer refused, crashing the app at every restart (a red-team finding). The least
+    recently alerted sources are forgotten beyond MAX_SOURCES; the newest still tell
+    replays."""
+    from seismo.stream.incidents.state import MAX_SOURCES
+
+    state = new_state()
+    for i in range(2000):
+        crafted = {**alert(1, 1000 + i), "alert_id": f"s{i:06d}{'q' * 240}:0:1"}
+        state, _ = on_alert(state, crafted, RULES)
+        state = orjson.loads(orjson.dumps(state))
+    assert len(state["high"]) == len(state["high_ts"]) == MAX_SOURCES
+    assert len(orjson.dumps(state)) < 100_000
+    newest = {**alert(1, 1000 + 1999), "alert_id": f"s{1999:06d}{'q' * 240}:0:1"}
+    assert on_alert(state, newest, RULES)[1] == [], "the newest source still tells a replay"
+    for i in range(3):  # a source alerted again is the most recent: it is kept
+        state, _ = on_alert(state, alert(i, 10_000 + i), RULES)
+    for i in range(MAX_SOURCES - 1):
+        crafted = {**alert(1, 20_000 + i), "alert_id": f"x{i}:0:1"}
+        state, _ = on_alert(state, crafted, RULES)
+    assert on_alert(state, alert(2, 10_002), RULES)[1] == []
+
+
+def test_an_alert_detected_in_the_future_does_not_hold_its_incident_open():
+    """``detected_at`` in year 9999 passed the check, became the incident's last alert,
+    and the quiet period never came: the device was never paged again (a red-team
+    finding). Detected after the wall clock's now, it counts as detected now."""
+    from seismo.stream.incidents.app import quiet_ones, take_alert
+    from seismo.stream.incidents.stream_clock import StreamClock
+
+    wall = [1_000_000]
+    clock = StreamClock(lambda: wall[0])
+    state = None
+    for i in range(3):
+        state, _ = take_alert(state, {**alert(i, wall[0]), "detected_at": 253402300799000},
+                              0, clock, RULES)  # fmt: skip
+    assert state["incident"]["last_alert_at"] == 1_000_000
+    wall[0] += 30_000
+    (_, _, changes), = quiet_ones([(b"d", state)], clock, RULES)
+    assert changes[0]["status"] == "resolved"
+
+
+def test_an_old_alert_read_first_after_a_restart_does_not_hold_restored_incidents_back():
+    """The first alert read on a partition after a restart set its stream clock, however
+    old (``detected_at`` 1 from an alerts-topic producer): restored incidents then waited
+    for the partition's next alert to resolve (a red-team suspicion, confirmed here)."""
+    from seismo.stream.incidents.app import quiet_ones, take_alert
+    from seismo.stream.incidents.stream_clock import StreamClock
+
+    wall = [10_000]
+    state = None
+    for i in range(3):
+        state, _ = take_alert(state, alert(i, 1000 * i), 2, StreamClock(lambda: wall[0]), RULES)
+    restored = orjson.loads(orjson.dumps(state))
+    wall[0] = 7_200_000
+    clock = StreamClock(lambda: wall[0])
+    assert quiet_ones([(b"d", restored)], clock, RULES) == []
+    take_alert(None, {**alert(0, 1), "device_id": "other", "detected_at": 1}, 2, clock, RULES)
+    wall[0] += 30_000
+    (_, _, changes), = quiet_ones([(b"d", restored)], clock, RULES)
+    assert changes[0]["status"] == "resolved"
