@@ -171,13 +171,19 @@ def test_a_counter_about_to_be_a_channel_is_a_warning_naming_it(tmp_path, caplog
     assert "--drop-columns seq" in record.getMessage()
 
 
-def test_an_epoch_time_column_by_another_name_is_a_warning(tmp_path, caplog):
+def test_an_epoch_time_column_by_another_name_is_refused_unless_the_channels_are_named(tmp_path):
+    """It was a WARNING, above the progress bar, and the model trained on the time: the
+    scorer then flagged about half of a stream (a stranger's run)."""
     text = "time,temp\n" + "".join(f"{1732350000 + 60 * i},{i % 3}\n" for i in range(10))
-    with caplog.at_level(logging.WARNING, logger="seismo.models.data"):
-        table = load_table(write(tmp_path / "c.csv", text))
-    assert table.feature_names == ["time", "temp"]
-    assert "column 'time' holds epoch-like times" in caplog.text
-    assert "--timestamp-column time" in caplog.text
+    path = write(tmp_path / "c.csv", text)
+    with pytest.raises(DataError, match="column 'time' holds epoch-like times: name it with "
+                                        "--timestamp-column time or leave it out"):
+        load_table(path)
+    assert load_table(path, columns=ColumnSpec(timestamp_column="time")).feature_names == [
+        "temp"
+    ]
+    named = ColumnSpec(feature_columns=("time", "temp"))
+    assert load_table(path, columns=named).feature_names == ["time", "temp"]
 
 
 def test_no_warning_for_a_counter_named_as_a_feature_or_for_plain_channels(tmp_path, caplog):
