@@ -28,22 +28,27 @@ def source_of(message: Message) -> Source:
     return Source(topic, partition, offset)
 
 
-def kafka_times(messages: Sequence[Message], now_ms: int) -> tuple[list[int], int]:
+def kafka_times(messages: Sequence[Message], now_ms: int) -> tuple[list[int], int, bool]:
     """Each message's Kafka timestamp, or ``now_ms`` where it has none or one outside the
     event times an event's own ``ts`` may take (``[0, MAX_TS_MS)``: a producer clock in
-    microseconds, say), so no alert carries a time that downstream refuses; and how many
-    were out of that range."""
-    out, odd = [], 0
+    microseconds, say), so no alert carries a time that downstream refuses; how many
+    were out of that range; and whether ``now_ms`` stood in for any.
+
+    >>> kafka_times([], now_ms=5)
+    ([], 0, False)
+    """
+    out, odd, missing = [], 0, False
     for m in messages:
         kind, ts = m.timestamp()
         if kind == TIMESTAMP_NOT_AVAILABLE:
             out.append(now_ms)
+            missing = True
         elif 0 <= ts < MAX_TS_MS:
             out.append(ts)
         else:
             out.append(now_ms)
             odd += 1
-    return out, odd
+    return out, odd, missing or odd > 0
 
 
 def commit_offsets(sources: Sequence[Source]) -> list[TopicPartition]:

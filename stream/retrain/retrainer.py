@@ -154,7 +154,7 @@ class Retrainer:
 
     def _add(self, messages: list[Message]) -> int:
         now_ms = int(time.time() * 1000)
-        stamps, _ = kafka_times(messages, now_ms)  # out-of-range stamps: the clock, as scored
+        stamps, _, _ = kafka_times(messages, now_ms)  # out-of-range stamps: the clock, as scored
         headers = [message_headers(m) for m in messages]  # unreadable: left out
         decoded = decode_batch(
             [m.value() for m in messages],

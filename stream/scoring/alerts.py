@@ -94,11 +94,13 @@ class ScoredBatch:
     channel_names: Sequence[str] = ()
     #: With ``threshold_scope = "device"``: each row's verdict (then ``threshold`` is unused).
     device: BatchVerdicts | None = None
+    #: The scorer's clock where it stood in for events without a time (``None``: nowhere).
+    stand_in_ms: int | None = None
 
 
 def _common(batch: ScoredBatch, i: int) -> dict[str, Any]:
     d = batch.decoded
-    return {
+    record = {
         "event_id": d.event_ids[i],
         "device_id": d.device_ids[i],
         "ts": int(d.timestamps[i]),
@@ -107,6 +109,9 @@ def _common(batch: ScoredBatch, i: int) -> dict[str, Any]:
         "model_version": batch.model_version,
         "source": batch.sources[int(d.rows[i])].as_dict(),
     }
+    if record["ts"] == batch.stand_in_ms:
+        record["ts_source"] = "clock"
+    return record
 
 
 def alert_records(batch: ScoredBatch, detected_at_ms: int) -> list[dict[str, Any]]:
@@ -162,6 +167,8 @@ def alert_records(batch: ScoredBatch, detected_at_ms: int) -> list[dict[str, Any
                        "checks": [name for name, on in (("window", columns["window_flag"][j]),
                                                         ("level", columns["level_flag"][j]))
                                   if on]}  # fmt: skip
+        if record["ts"] == batch.stand_in_ms:  # a replay would carry another: not the event's
+            record["ts_source"] = "clock"
         record["top_features"] = tops[j]
         if channel_tops is not None and batch.window_starts is not None:
             record["window"] = {"start_ts": int(batch.window_starts[i]), "end_ts": record["ts"],

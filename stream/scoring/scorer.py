@@ -140,6 +140,8 @@ class Scorer:
         self._retired = {"errors": 0, "repairs": 0}
         self._dlq_limit = producer_limit(settings.kafka_config)
         self._stats_source: ThresholdSource = "redis"
+        #: the clock time that stood in for the last decoded batch's missing event times
+        self._stand_in_ms: int | None = None
         self.drift = self._drift_monitor(artifact)
         #: what the log says of dead letters (a summary) and of the threshold's drift
         self.dead_letters = DeadLetterLog(settings.dlq_topic)
@@ -415,7 +417,8 @@ class Scorer:
         positional or named by channel; ``headers`` are theirs when already read."""
         if headers is None:
             headers = [message_headers(m) for m in messages]
-        stamps, odd = kafka_times(messages, now_ms)
+        stamps, odd, stood_in = kafka_times(messages, now_ms)
+        self._stand_in_ms = now_ms if stood_in else None
         self._report_odd_timestamps(odd)
         decoded = decode_batch(
             [m.value() for m in messages],
@@ -514,6 +517,7 @@ class Scorer:
             window=(self.settings.window, self.settings.window_stride, self.settings.window_step),
             channel_names=self._channels,
             device=verdicts.device,
+            stand_in_ms=self._stand_in_ms,
         )
 
     def _watch_drift(self, scored: ScoredBatch) -> None:

@@ -428,9 +428,12 @@ def test_a_kafka_timestamp_in_microseconds_takes_the_scorers_clock_and_is_counte
     with open_scorer(streams.settings(), metrics) as scorer:
         done = scorer.process(consume(scorer, 2))
     assert done.scored == 2
-    stamps = {r.json()["event_id"]: r.json()["ts"] for r in streams.read(streams.scores, 2)}
+    records = {r.json()["event_id"]: r.json() for r in streams.read(streams.scores, 2)}
+    stamps = {key: record["ts"] for key, record in records.items()}
     assert before <= stamps["t-0"] <= time.time() * 1000 and stamps["t-1"] == 1_000
     assert metrics.timestamps_replaced._value.get() == 1
+    # marked, so a replay's other stand-in time is not taken for a new event (incidents)
+    assert records["t-0"]["ts_source"] == "clock" and "ts_source" not in records["t-1"]
 
 
 def test_a_header_name_that_is_not_utf8_is_dead_lettered_not_a_halt(streams: Streams) -> None:

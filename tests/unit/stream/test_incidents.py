@@ -319,3 +319,19 @@ def test_an_old_alert_read_first_after_a_restart_does_not_hold_restored_incident
     wall[0] += 30_000
     (_, _, changes), = quiet_ones([(b"d", restored)], clock, RULES)
     assert changes[0]["status"] == "resolved"
+
+
+def test_a_replayed_alert_whose_ts_was_the_scorers_clock_is_not_counted_again():
+    """An event without a time of its own (no ts, a Kafka timestamp in microseconds) is
+    stamped with the scorer's clock; its replay carries a newer stand-in, which read as a
+    topic that started again: two alerts and their replay opened an incident (a red-team
+    finding). Marked ``ts_source: clock``, such a time says nothing: a seen offset is a
+    replay."""
+    state, changes = new_state(), []
+    for i in range(2):
+        state, out = on_alert(state, {**alert(i, 1000 * i), "ts_source": "clock"}, RULES)
+        changes += out
+    for i in range(2):
+        state, out = on_alert(state, {**alert(i, 30_000 + i), "ts_source": "clock"}, RULES)
+        changes += out
+    assert changes == []
