@@ -245,3 +245,48 @@ def test_a_second_app_takes_over_devices_with_their_incidents(kafka_bootstrap, r
     assert served_by_b, "the second instance served no device"
     print(f"\nscaled 1 -> 2 mid-incident: {served_by_b} went on in the new instance from its"
           " changelog (6, 7, same incident id), the other in the first")
+
+
+def test_an_idle_device_is_forgotten_and_a_device_with_an_open_incident_is_not(
+    kafka_bootstrap, redis_url, tmp_path
+):
+    """--forget-after deletes the state of a device with no open incident and no alert for
+    that long (nothing was ever deleted before: a red-team finding); its alerts sent again
+    then count as new. A device with an open incident is kept, and still resolves."""
+    tag = uuid.uuid4().hex[:8]
+    alerts_topic, incidents_topic = f"alerts-{tag}", f"incidents-{tag}"
+    create_topics(kafka_bootstrap, {alerts_topic: 1, incidents_topic: 1})
+    metrics_port = free_port()
+    app = ["incidents", "--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url,
+           "--redis-prefix", f"inc-{tag}", "--alerts-topic", alerts_topic,
+           "--incidents-topic", incidents_topic, "--app-id", f"incidents-{tag}",
+           "--open-after", "3", "--window", "600", "--quiet-period", "8",
+           "--forget-after", "3", "--session-timeout-s", "6", "--data-dir",
+           str(tmp_path / "faust"), "--metrics-port", str(metrics_port)]  # fmt: skip
+    log = tmp_path / "incidents.log"
+    proc = start_seismo(*app, log=log)
+    alive = running(proc, log)
+
+    def changes(until, timeout_s: float = 60) -> list[dict]:
+        records = read_topic(kafka_bootstrap, incidents_topic, timeout_s=timeout_s, idle_s=1.0,
+                             until=lambda r: alive() or until([x.json() for x in r]))
+        return [x.json() for x in records]
+
+    try:
+        idle = send(kafka_bootstrap, alerts_topic, "idle-1", [1, 2])  # below --open-after
+        send(kafka_bootstrap, alerts_topic, "busy-1", [10, 11, 12])  # opens an incident
+        changes(lambda c: len(c) >= 1)
+        wait_for(lambda: alive() or metric(metrics_port,
+                                           "seismo_incident_devices_forgotten_total") >= 1,
+                 timeout=30)  # fmt: skip
+        assert metric(metrics_port, "seismo_incident_devices_forgotten_total") == 1
+        assert metric(metrics_port, "seismo_incident_devices") == 1  # busy-1, incident open
+        send_alerts(kafka_bootstrap, alerts_topic, idle)  # forgotten: counted again
+        send(kafka_bootstrap, alerts_topic, "idle-1", [3])
+        seen = changes(lambda c: len(c) >= 3)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    by_device = {d: [(c["status"], c["alert_count"]) for c in seen if c["device_id"] == d]
+                 for d in ("idle-1", "busy-1")}  # fmt: skip
+    assert by_device["busy-1"][:2] == [("open", 3), ("resolved", 3)], by_device
+    assert by_device["idle-1"] == [("open", 3)], by_device

@@ -57,6 +57,14 @@ def incidents(
     quiet_period_s: Annotated[
         float | None, Opt("--quiet-period", help="Resolve after this long without alerts (s).")
     ] = None,
+    forget_after_s: Annotated[
+        float | None, Opt("--forget-after", help="Forget a device idle this long, no incident "
+                          "open (s; 0 = never) [default 86400].")
+    ] = None,
+    max_devices: Annotated[
+        int | None, Opt(help="Device states kept; the longest idle forgotten beyond "
+                        "[default 100000].")
+    ] = None,
     redis_url: Annotated[str | None, Opt(help="Redis URL (maintenance windows).")] = None,
     redis_prefix: Annotated[str | None, Opt(help="Prefix of Redis keys.")] = None,
     store: Annotated[str | None, Opt(help="Table store: memory:// or rocksdb://.")] = None,

@@ -115,7 +115,8 @@ class IncidentSettings(ServiceSettings):
     """Settings of ``seismo incidents``; each field's env var is ``SEISMO_<NAME>``."""
 
     FLAG_NAMES: ClassVar[dict[str, str]] = {"window_s": "--window",
-                                            "quiet_period_s": "--quiet-period"}  # fmt: skip
+                                            "quiet_period_s": "--quiet-period",
+                                            "forget_after_s": "--forget-after"}  # fmt: skip
     alerts_topic: str = Field("anomalies", description="Topic of the scorers' alerts.")
     incidents_topic: str = Field("incidents", description="Topic incident changes go to.")
     alerts_dlq_topic: str = Field(
@@ -129,6 +130,14 @@ class IncidentSettings(ServiceSettings):
     open_after: int = Field(3, ge=1, description="Alerts within the window that open one.")
     window_s: float = Field(60.0, gt=0, description="Window of --open-after (s).")
     quiet_period_s: float = Field(120.0, gt=0, description="Resolve after this long quiet (s).")
+    forget_after_s: float = Field(
+        86_400.0, ge=0, description="A device with no open incident and no alert for this long "
+        "is forgotten (its state deleted; 0 = never).",
+    )
+    max_devices: int = Field(
+        100_000, ge=1, description="Device states kept per instance: beyond, those without an "
+        "open incident and with the oldest last alert are forgotten.",
+    )
     redis_url: Annotated[SecretStr, AfterValidator(check_redis_url)] = Field(
         SecretStr(defaults.REDIS_URL), description="Redis URL (maintenance windows)."
     )

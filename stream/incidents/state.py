@@ -252,6 +252,7 @@ def on_alert(state: State, alert: dict[str, Any], rules: Rules) -> tuple[State, 
     ts = None if alert.get("ts_source") == "clock" else alert.get("ts")  # a stand-in: no time
     if is_replay(state, str(alert["alert_id"]), None if ts is None else int(ts)):
         return state, []
+    state["last_at"] = max(at, state.get("last_at") or 0)
     horizon = at - int(rules.window_s * 1000)
     when = _ts(alert, at)
     recent = [(t, e) for t, e in _recent(state) if t > horizon][-(rules.open_after - 1) :]
@@ -291,6 +292,16 @@ def on_tick(state: State, now_ms: int, rules: Rules) -> tuple[State, list[Change
     change["severity_changed"] = False
     change["resolved_at"] = incident["last_alert_at"] + int(rules.quiet_s * 1000)
     return state, [change]
+
+
+def last_alert_at(state: State) -> int:
+    """When the device's newest alert was detected (0 when unknown: a state stored before
+    this was kept, with no recent alert).
+
+    >>> last_alert_at({"last_at": 5, "recent": [3]}), last_alert_at({"recent": [3, 4]})
+    (5, 4)
+    """
+    return int(state.get("last_at") or max(state.get("recent") or [0]))
 
 
 def mute(state: State, reason: str | None) -> None:

@@ -216,6 +216,14 @@ class IncidentMetrics:
         self.skipped = Counter(
             "seismo_incident_skipped_messages", "Messages that were no seismo alert.", registry=r
         )
+        self.forgotten = Counter(
+            "seismo_incident_devices_forgotten",
+            "Idle device states deleted (--forget-after, --max-devices).", registry=r,
+        )  # fmt: skip
+        self.devices = Gauge(
+            "seismo_incident_devices", "Device states this instance holds (at the last sweep).",
+            registry=r,
+        )  # fmt: skip
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP (in a daemon thread); a busy port: ServiceError."""

@@ -335,3 +335,34 @@ def test_a_replayed_alert_whose_ts_was_the_scorers_clock_is_not_counted_again():
         state, out = on_alert(state, {**alert(i, 30_000 + i), "ts_source": "clock"}, RULES)
         changes += out
     assert changes == []
+
+
+def test_idle_devices_are_forgotten_after_forget_after_or_beyond_max_devices():
+    """Nothing ever deleted a device's state: every fresh device id that alerted once was
+    kept for good (a red-team finding: about 1 KB each, and the timer scanned them all
+    every second). Idle ones go after --forget-after on their partition's stream clock,
+    and beyond --max-devices the longest idle go first; an open incident stays."""
+    from seismo.stream.incidents.app import forgettable, take_alert
+    from seismo.stream.incidents.stream_clock import StreamClock
+
+    wall = [1_000_000]
+    clock = StreamClock(lambda: wall[0])
+    states = {}
+    for i in range(3000):  # one alert each: no incident
+        key = f"fresh-{i}".encode()
+        states[key], _ = take_alert(None, {**alert(i, wall[0] + i), "device_id": key.decode()},
+                                    i % 4, clock, RULES)  # fmt: skip
+    held = None
+    for i in range(3):
+        held, _ = take_alert(held, alert(10_000 + i, wall[0] + 5000 + i), 0, clock, RULES)
+    states[b"d"] = held
+    assert held["incident"] is not None
+    day = 86_400_000
+    assert forgettable(list(states.items()), clock, day, max_devices=10_000) == []
+    capped = forgettable(list(states.items()), clock, day, max_devices=1000)
+    assert len(capped) == 2001 and capped[:2] == [b"fresh-0", b"fresh-1"]  # the longest idle
+    assert b"d" not in capped
+    wall[0] += day
+    gone = forgettable(list(states.items()), clock, day, max_devices=10_000)
+    assert len(gone) == 3000 and b"d" not in gone
+    assert forgettable(list(states.items()), clock, 0, max_devices=10_000) == []  # never
