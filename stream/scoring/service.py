@@ -102,6 +102,9 @@ def check_model_fits(
 
 #: Longest a window rebuild reads the tail of newly owned partitions.
 TAIL_READ_S = 30.0
+#: Most message bytes a window rebuild holds (values, keys): the tail is read whole
+#: before it is decoded.
+TAIL_MAX_BYTES = 256 * 1024 * 1024
 
 
 def tail_reader(config: dict[str, Any]) -> TailReader:
@@ -110,6 +113,14 @@ def tail_reader(config: dict[str, Any]) -> TailReader:
     A separate consumer of the same group that never subscribes: it only
     asks the committed offsets and reads with ``assign``, so the group is
     untouched.
+
+    A partition whose tail is not read to its committed offset within
+    :data:`TAIL_READ_S`, or once :data:`TAIL_MAX_BYTES` are held, gives none of
+    it, and a WARNING says so: its windows start empty, as with no tail. A tail
+    cut short lacks the readings just before the committed offset, and the
+    first windows joined older readings to live ones across that gap, silently;
+    and a tail of large messages (10 000 of 900 KB per partition) was held whole
+    until the memory ran out (red-team findings).
     """
 
     def read(partitions: list[TopicPartition], n: int) -> list[Message]:
@@ -127,17 +138,29 @@ def tail_reader(config: dict[str, Any]) -> TailReader:
                     starts.append(TopicPartition(tp.topic, tp.partition, start))
             consumer.assign(starts)
             out: list[Message] = []
+            held = 0
             deadline = time.monotonic() + TAIL_READ_S
-            while ends and time.monotonic() < deadline:
+            while ends and time.monotonic() < deadline and held <= TAIL_MAX_BYTES:
                 for m in split_errors(consumer.consume(1000, 0.2))[0]:
+                    if held > TAIL_MAX_BYTES:
+                        break
                     key = (m.topic() or "", m.partition() or 0)
                     end = ends.get(key)
                     if end is None:
                         continue
                     if (m.offset() or 0) < end:
                         out.append(m)
+                        held += len(m.value() or b"") + len(m.key() or b"")
                     if (m.offset() or 0) >= end - 1:
                         del ends[key]
+            if ends:
+                cut = "; ".join(f"{t}:{p}" for t, p in sorted(ends))
+                why = (f"{TAIL_MAX_BYTES:,} bytes of messages" if held > TAIL_MAX_BYTES
+                       else f"{TAIL_READ_S:g} s")  # fmt: skip
+                log.warning("window rebuild: the tails of %s were not read to their committed "
+                            "offsets within %s; their device windows start empty",
+                            cut, why)  # fmt: skip
+                out = [m for m in out if (m.topic() or "", m.partition() or 0) not in ends]
             return out
         finally:
             consumer.close()
