@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seismo.models.columns import ColumnSpec, epoch_ms, plan_columns
+from seismo.models.columns import ColumnSpec, epoch_ms, is_positional, plan_columns
 from seismo.models.data import (
     load_table,
     not_a_number_hint,
@@ -26,7 +26,7 @@ from seismo.models.data import (
 from seismo.stream.errors import ConfigError, DataError
 from seismo.stream.io.kafka import PRODUCER_DEFAULTS, ConfirmingProducer, client_config
 from seismo.stream.scoring.codec import encode_event
-from seismo.stream.scoring.f32_codec import encode_f32, f32_headers
+from seismo.stream.scoring.f32_codec import channels_header, encode_f32, f32_headers
 
 #: Event encodings ``seismo produce`` writes.
 ENCODINGS = ("json", "f32")
@@ -222,6 +222,10 @@ def run_produce(
     records = read_records(data, spec)
     n = len(records.x) if limit is None else min(limit, len(records.x))
     names = None if positional or encoding == "f32" else records.channels
+    # positional values say which channels they follow, so a scorer whose model has
+    # another order dead-letters them instead of scoring them as other channels
+    order = (None if names is not None or not records.channels
+             or is_positional(records.channels) else records.channels)  # fmt: skip
     producer = ConfirmingProducer(
         client_config(bootstrap_servers, PRODUCER_DEFAULTS, kafka_config)
     )
@@ -234,12 +238,13 @@ def run_produce(
                 time.sleep(delay)
         ts = None if records.ts is None else records.ts[i]
         if encoding == "f32":
-            producer.send(topic, encode_f32(records.x[i]), device.encode(), f32_headers(str(i)),
-                          timestamp=ts)  # fmt: skip
+            producer.send(topic, encode_f32(records.x[i]), device.encode(),
+                          f32_headers(str(i), order), timestamp=ts)  # fmt: skip
         else:
             value = encode_event(device, event_values(records.x[i], names), ts=ts,
                                  event_id=str(i))  # fmt: skip
-            producer.send(topic, value, device.encode())
+            producer.send(topic, value, device.encode(),
+                          None if order is None else [channels_header(order)])
     producer.flush(timeout_s=60.0)
     print(f"published {n} events to {topic}")
     return n

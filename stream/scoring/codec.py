@@ -44,7 +44,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from seismo.models.columns import is_positional
 from seismo.stream.scoring.f32_codec import (
+    CHANNELS_HEADER,
     CONTENT_TYPE,
     CONTENT_TYPE_HEADER,
     EVENT_ID_HEADER,
@@ -519,7 +521,7 @@ def _decode_batch(
 ) -> DecodedBatch:
     if headers is None or not any(headers):
         return _decode_json(values, None, kafka_timestamps, shape)
-    split = split_encodings(headers)
+    split = split_encodings(headers, shape[2])
     parts = [_decode_json(values, split.json, kafka_timestamps, shape)]
     if split.f32:
         binary = decode_f32(
@@ -551,30 +553,85 @@ class Encodings:
     unreadable: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _content_type(headers: Headers) -> tuple[str | None, str | None]:
-    """A message's content type (lower case, without parameters) and binary event id."""
+def _content_type(headers: Headers) -> tuple[str | None, str | None, bytes | None]:
+    """A message's content type (lower case, without parameters), binary event id, and
+    the channels its positional values follow (the header's bytes)."""
     kind: str | None = None
     event_id: str | None = None
+    channels: bytes | None = None
     for name, raw in header_pairs(headers):
         if raw is None:
             continue
-        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         lowered = name.lower()
+        if lowered == CHANNELS_HEADER:
+            channels = raw.encode() if isinstance(raw, str) else raw
+            continue
+        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         if lowered == CONTENT_TYPE_HEADER:
             kind = text.split(";")[0].strip().lower()
         elif lowered == EVENT_ID_HEADER and text:
             event_id = text[:MAX_ID_LENGTH]
-    return kind, event_id
+    return kind, event_id, channels
 
 
-def split_encodings(headers: Sequence[Headers]) -> Encodings:
+def _f32_tail(headers: list[Any]) -> tuple[bool, str | None, bytes | None]:
+    """After the content type, an event id and channels as f32_headers() writes them:
+    ``(True, id, channels)``; anything else ``(False, ...)``, for the full parse."""
+    event_id: str | None = None
+    given: bytes | None = None
+    for name, raw in headers[1:]:
+        if type(raw) is not bytes:
+            return False, None, None
+        if name == EVENT_ID_HEADER:
+            event_id = raw.decode("utf-8", "replace")[:MAX_ID_LENGTH] or None
+        elif name == CHANNELS_HEADER:
+            given = raw
+        else:
+            return False, None, None
+    return True, event_id, given
+
+
+def expected_channels(channels: Sequence[str] | None) -> bytes | None:
+    """What a ``seismo-channels`` header must say for the model's ``channels``; ``None``
+    when they are stand-in names (``f0, f1, ...``: positional by design) or unknown.
+
+    >>> expected_channels(["temp", "rpm"]), expected_channels(["f0", "f1"])
+    (b'temp,rpm', None)
+    """
+    if not channels or is_positional(channels):
+        return None
+    return ",".join(channels).encode()
+
+
+def misordered(given: bytes, expected: bytes) -> str:
+    """The dead-letter reason of positional values in other channels than the model's.
+
+    >>> misordered(b"rpm,temp", b"temp,rpm")
+    "values follow channels 'rpm,temp' (header seismo-channels), not the model's 'temp,rpm': \
+send them in the model's order, or named"
+    """
+    said = given.decode("utf-8", "replace")
+    return (f"values follow channels {said[:120]!r} (header {CHANNELS_HEADER}), not the "
+            f"model's {expected.decode()[:120]!r}: send them in the model's order, or named")
+
+
+def split_encodings(
+    headers: Sequence[Headers], channels: Sequence[str] | None = None
+) -> Encodings:
     """Sort a batch's messages by their ``content-type`` header (absent means JSON).
+
+    With the model's ``channels``, a message whose ``seismo-channels`` header names
+    another order is unreadable, with the reason.
 
     >>> split_encodings([None, [("Content-Type", b"application/x-seismo-f32")],
     ...                  [("content-type", b"application/json; charset=utf-8")],
     ...                  [("content-type", b"text/csv")]])
     Encodings(json=[0, 2], f32=[1], f32_ids=[None], other=[(3, 'text/csv')], unreadable=[])
+    >>> split_encodings([[("content-type", b"application/x-seismo-f32"),
+    ...                   ("seismo-channels", b"rpm,temp")]], ["temp", "rpm"]).unreadable[0][0]
+    0
     """
+    expected = expected_channels(channels)
     out = Encodings([], [], [], [])
     for i, h in enumerate(headers):
         if not h:
@@ -583,19 +640,20 @@ def split_encodings(headers: Sequence[Headers]) -> Encodings:
         if isinstance(h, Unreadable):
             out.unreadable.append((i, h.reason))
             continue
-        if type(h) is list and h[0] == _F32_TAG and len(h) <= 2:
+        if type(h) is list and h[0] == _F32_TAG and len(h) <= 3:
             # The common binary event, as f32_headers() writes it: no parsing needed.
-            if len(h) == 1:
-                out.f32.append(i)
-                out.f32_ids.append(None)
+            plain, event_id, given = _f32_tail(h)
+            if plain:
+                if given is not None and expected is not None and given != expected:
+                    out.unreadable.append((i, misordered(given, expected)))
+                else:
+                    out.f32.append(i)
+                    out.f32_ids.append(event_id)
                 continue
-            name, raw = h[1]
-            if name == EVENT_ID_HEADER and isinstance(raw, bytes):
-                out.f32.append(i)
-                out.f32_ids.append(raw.decode("utf-8", "replace")[:MAX_ID_LENGTH] or None)
-                continue
-        kind, event_id = _content_type(h)
-        if kind is None or kind == JSON_CONTENT_TYPE:
+        kind, event_id, given = _content_type(h)
+        if given is not None and expected is not None and given != expected:
+            out.unreadable.append((i, misordered(given, expected)))
+        elif kind is None or kind == JSON_CONTENT_TYPE:
             out.json.append(i)
         elif kind == CONTENT_TYPE:
             out.f32.append(i)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seismo.stream.scoring.alerts import H_ERROR, Source, dead_letter_headers
-from seismo.stream.scoring.f32_codec import EVENT_ID_HEADER
+from seismo.stream.scoring.f32_codec import CHANNELS_HEADER, EVENT_ID_HEADER
 
 HeaderList = list[tuple[str, str | bytes | None]]
 
@@ -59,9 +59,10 @@ PRODUCER_MAX_BYTES = 1_000_000
 OVERHEAD = 4096
 #: Longest key kept on a dead letter.
 MAX_KEY_BYTES = 1024
-#: An original header named like seismo's own (``seismo-...``, but ``seismo-event-id``,
-#: an input header) is kept under this prefix, so no producer can forge a dead letter's
-#: ``seismo-error`` or source for a consumer that reads the first header of a name.
+#: An original header named like seismo's own (``seismo-...``, but the input headers
+#: ``seismo-event-id`` and ``seismo-channels``) is kept under this prefix, so no producer
+#: can forge a dead letter's ``seismo-error`` or source for a consumer that reads the
+#: first header of a name.
 SHADOWED_PREFIX = "original-"
 
 
@@ -95,7 +96,7 @@ def unshadowed(headers: HeaderList) -> HeaderList:
     """
     def ours(name: str) -> bool:
         lowered = name.lower()
-        return lowered.startswith("seismo-") and lowered != EVENT_ID_HEADER
+        return lowered.startswith("seismo-") and lowered not in (EVENT_ID_HEADER, CHANNELS_HEADER)
 
     return [(SHADOWED_PREFIX + name, raw) if ours(name) else (name, raw) for name, raw in headers]
 

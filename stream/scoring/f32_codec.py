@@ -39,8 +39,9 @@ import numpy as np
 
 from seismo.stream.scoring.fast_decode import MAX_ID_LENGTH
 
-__all__ = ["CONTENT_TYPE", "CONTENT_TYPE_HEADER", "EVENT_ID_HEADER", "JSON_CONTENT_TYPE",
-           "F32Part", "decode_f32", "encode_f32", "f32_headers"]  # fmt: skip
+__all__ = ["CHANNELS_HEADER", "CONTENT_TYPE", "CONTENT_TYPE_HEADER", "EVENT_ID_HEADER",
+           "JSON_CONTENT_TYPE", "F32Part", "channels_header", "decode_f32", "encode_f32",
+           "f32_headers"]  # fmt: skip
 
 #: The content type of the binary encoding.
 CONTENT_TYPE = "application/x-seismo-f32"
@@ -48,6 +49,10 @@ CONTENT_TYPE = "application/x-seismo-f32"
 CONTENT_TYPE_HEADER = "content-type"
 #: The optional Kafka header that carries a binary event's id.
 EVENT_ID_HEADER = "seismo-event-id"
+#: The optional Kafka header that names positional values' channels, comma-separated in
+#: their order (``seismo produce`` sets it): values in another order than the model's
+#: are dead-lettered, not scored as other channels.
+CHANNELS_HEADER = "seismo-channels"
 #: The content type of JSON events (the default when the header is absent).
 JSON_CONTENT_TYPE = "application/json"
 
@@ -59,12 +64,25 @@ def encode_f32(values: Sequence[float] | np.ndarray) -> bytes:
     return np.ascontiguousarray(values, dtype=_LE_F32).tobytes()
 
 
-def f32_headers(event_id: str | None = None) -> list[tuple[str, str | bytes | None]]:
-    """The Kafka headers of a binary event (with its id, if given)."""
+def f32_headers(
+    event_id: str | None = None, channels: Sequence[str] | None = None
+) -> list[tuple[str, str | bytes | None]]:
+    """The Kafka headers of a binary event (with its id and its values' channels, if given).
+
+    >>> f32_headers(channels=["temp", "rpm"])[1]
+    ('seismo-channels', b'temp,rpm')
+    """
     headers: list[tuple[str, str | bytes | None]] = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
     if event_id is not None:
         headers.append((EVENT_ID_HEADER, event_id.encode()))
+    if channels is not None:
+        headers.append(channels_header(channels))
     return headers
+
+
+def channels_header(channels: Sequence[str]) -> tuple[str, bytes]:
+    """The header naming positional values' channels, in their order."""
+    return CHANNELS_HEADER, ",".join(channels).encode()
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,7 @@ def test_produce_f32_publishes_tagged_little_endian_float32(kafka_bootstrap, top
     assert sorted(by_event) == list(range(50))
     for i, record in by_event.items():
         assert record.headers["content-type"] == b"application/x-seismo-f32"
+        assert "seismo-channels" not in record.headers  # an .npz has no names to give
         assert record.key == f"device-{i % 2}".encode()
         np.testing.assert_array_equal(np.frombuffer(record.value, "<f4"), x[i].astype(np.float32))
 
@@ -303,7 +304,10 @@ def test_produce_sends_the_time_column_as_ts_and_named_or_positional_values(
     produce(kafka_bootstrap, topic_name, data)
     produce(kafka_bootstrap, topic_name, data, "--positional", "--drop-columns", "rh")
 
-    bodies = [r.json() for r in read_events(kafka_bootstrap, topic_name, 4)]
+    records = read_events(kafka_bootstrap, topic_name, 4)
+    bodies = [r.json() for r in records]
+    # positional values name the channels they follow (the scorer checks the order)
+    assert [r.headers.get("seismo-channels") for r in records] == [None, None, b"temp", b"temp"]
     assert [b["ts"] for b in bodies] == [1732350000000, 1732350060000] * 2
     assert [b["device_id"] for b in bodies] == ["room-1", "room-2"] * 2
     # the file's values as written, not rounded to float32 (4.539899826049805 and
