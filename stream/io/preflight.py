@@ -10,7 +10,8 @@ another width at the end of every partition, and they must not keep a
 running deployment from restarting (a stranger's finding): when its group
 has committed on the topic before (:func:`group_has_committed`), the scorer
 looks :data:`DEEP_PER_PARTITION` events back and starts, with a WARNING, if
-some of them fit. A wrong model fits none of them and is still refused.
+most of them fit. A wrong model fits none of them, or a few strays, and is
+still refused.
 Mixed data, an empty topic, or events that are not JSON at all pass: those
 are the dead-letter topic's business.
 
@@ -59,14 +60,22 @@ def event_shape(value: bytes | None) -> int | frozenset[str] | None:
 
 
 def dimension_mismatch(
-    values: Sequence[bytes | None], n_features: int, channels: Sequence[str] | None = None
-) -> str | None:
+    values: Sequence[bytes | None], n_features: int, channels: Sequence[str] | None = None,
+    *, most: bool = False,
+) -> str | None:  # fmt: skip
     """Why the sampled events cannot fit the model, or ``None`` when they can.
 
     An event fits with ``n_features`` positional values, or with named values
     whose names are exactly ``channels`` (the model's, in any order), as the
     scorer decodes them. Only a sample in which *no* event fits is a mismatch;
-    the most common shape found is named in the message.
+    with ``most``, a sample whose most common shape does not fit is one too (the
+    deep look of a group that scored the topic before: one stray event that fits
+    among thousands that do not no longer lets a wrong model start, a stranger's
+    finding). The most common shape found is named in the message.
+
+    >>> stray = [b'{"values": [1, 2, 3]}'] + [b'{"values": [1, 2]}'] * 5
+    >>> dimension_mismatch(stray, 3) is None, dimension_mismatch(stray, 3, most=True)
+    (True, 'events carry 2 values, the model expects 3')
 
     >>> named = [b'{"values": {"temp": 1, "rpm": 2}}']
     >>> dimension_mismatch(named, 2, ["rpm", "temp"]) is None
@@ -76,9 +85,11 @@ def dimension_mismatch(
     """
     shapes = [s for s in map(event_shape, values) if s is not None]
     names = frozenset(channels) if channels is not None else None
-    if not shapes or any(s == n_features or s == names for s in shapes):
+    if not shapes:
         return None
     found = Counter(shapes).most_common(1)[0][0]
+    if (found in (n_features, names)) if most else any(s in (n_features, names) for s in shapes):
+        return None
     if isinstance(found, int):
         return f"events carry {found} values, the model expects {n_features}"
     if names is None:

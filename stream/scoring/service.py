@@ -71,7 +71,7 @@ def check_model_fits(
     :mod:`seismo.stream.io.preflight`).
 
     ``consumer`` is the scorer's, of its group, not subscribed yet. A group that has
-    committed on the topic looks further back and starts, with a WARNING, if some
+    committed on the topic looks further back and starts, with a WARNING, if most
     events there fit; ``--no-width-check`` starts anyway. ``channels`` are the names
     a named event must carry (one reading's, with windows).
     """
@@ -85,17 +85,17 @@ def check_model_fits(
     known = group_has_committed(consumer, settings.input_topic)
     if known:
         deep = latest_values(config, settings.input_topic, per_partition=DEEP_PER_PARTITION)
-        if dimension_mismatch(deep, n_features, channels) is None:
-            log.warning("%s in the newest events; older ones fit it, so the scorer starts: "
-                        "the events of another width are dead-lettered with their reason",
-                        what)  # fmt: skip
+        if dimension_mismatch(deep, n_features, channels, most=True) is None:
+            log.warning("%s in the newest events; most older ones fit it, so the scorer "
+                        "starts: the events of another width are dead-lettered with their "
+                        "reason", what)  # fmt: skip
             return
     if not settings.width_check:
         log.warning("%s; starting anyway (--no-width-check): every event of another width "
                     "is dead-lettered", what)  # fmt: skip
         return
     group = {None: f" (could not learn whether group {settings.group_id} has scored it)",
-             False: "", True: f" (nor any of the last {DEEP_PER_PARTITION} per partition)"}
+             False: "", True: f" (nor most of the last {DEEP_PER_PARTITION} per partition)"}
     raise ArtifactError(f"{what}{group[known]}; if the model is right and these are stray "
                         "events, start with --no-width-check")
 
