@@ -1,5 +1,5 @@
 """``python -m seismo`` runs the seismo command line."""
 
-from seismo.stream.cli.app import main
+from seismo.cli import main
 
 main()

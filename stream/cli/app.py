@@ -687,6 +687,8 @@ def main() -> None:
     unwind_on_sigterm()
     try:
         app()
+    except KeyboardInterrupt:  # a Ctrl-C before a command's own handling: no traceback
+        sys.exit(130)
     except SeismoError as exc:
         print(f"seismo: error: {exc}", file=sys.stderr)
         sys.exit(1)

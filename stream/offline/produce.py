@@ -9,6 +9,7 @@ header, unless ``positional``; ``ts`` is the time column's, when there is one.
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -231,20 +232,28 @@ def run_produce(
     )
     producer.check_broker([topic])
     start = time.monotonic()
-    for i, device in zip(range(n), device_ids(n, records.devices, devices), strict=False):
-        if rate > 0:
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        ts = None if records.ts is None else records.ts[i]
-        if encoding == "f32":
-            producer.send(topic, encode_f32(records.x[i]), device.encode(),
-                          f32_headers(str(i), order), timestamp=ts)  # fmt: skip
-        else:
-            value = encode_event(device, event_values(records.x[i], names), ts=ts,
-                                 event_id=str(i))  # fmt: skip
-            producer.send(topic, value, device.encode(),
-                          None if order is None else [channels_header(order)])
+    sent = 0
+    try:
+        for i, device in zip(range(n), device_ids(n, records.devices, devices), strict=False):
+            if rate > 0:
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            ts = None if records.ts is None else records.ts[i]
+            if encoding == "f32":
+                producer.send(topic, encode_f32(records.x[i]), device.encode(),
+                              f32_headers(str(i), order), timestamp=ts)  # fmt: skip
+            else:
+                value = encode_event(device, event_values(records.x[i], names), ts=ts,
+                                     event_id=str(i))  # fmt: skip
+                producer.send(topic, value, device.encode(),
+                              None if order is None else [channels_header(order)])
+            sent += 1
+    except KeyboardInterrupt:  # say how far it got: rows 0 .. sent-1, confirmed below
+        producer.flush(timeout_s=10.0)
+        print(f"interrupted: published {sent} of {n} events to {topic} (the file's first "
+              f"{sent} rows)", file=sys.stderr)  # fmt: skip
+        raise
     producer.flush(timeout_s=60.0)
     print(f"published {n} events to {topic}")
     return n

@@ -18,7 +18,7 @@ import pytest
 
 from seismo.stream.local.embedded import free_port
 from tests.kafka_tools import Record, create_topics, read_topic
-from tests.pipes import run_seismo, seismo_command
+from tests.pipes import run_seismo, seismo_command, start_seismo
 
 #: Hard bound on each subprocess: a hang fails the test instead of blocking it.
 RUN_TIMEOUT_S = 120.0
@@ -409,3 +409,30 @@ def test_produce_to_an_unreachable_broker_fails_fast(tmp_path):
     last = done.stderr.splitlines()[-1]
     assert last.startswith("seismo: error: Kafka broker unreachable") and bootstrap in last
     assert elapsed < 30  # a hang guard (imports included, on a machine running two tests)
+
+
+@pytest.mark.kafka
+def test_produce_interrupted_says_how_many_events_it_published(
+    kafka_bootstrap, topic_name, tmp_path
+):
+    """Ctrl-C ended ``seismo produce`` with status 130 and no word of how far it got (a
+    stranger counted the topic to learn it): it now says, and the count is the topic's."""
+    import signal
+
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    data = tmp_path / "rows.csv"
+    data.write_text("temp,rpm\n" + "".join(f"{i % 7}.5,{i % 5}\n" for i in range(2000)))
+    log = tmp_path / "produce.log"
+    proc = start_seismo("produce", "--bootstrap-servers", kafka_bootstrap, "--topic", topic_name,
+                        "--data", str(data), "--rate", "100", log=log)  # fmt: skip
+    try:
+        read_topic(kafka_bootstrap, topic_name, until=lambda r: len(r) >= 20, timeout_s=60)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+    line = log.read_text().strip().splitlines()[-1]
+    assert line.startswith("interrupted: published "), log.read_text()[-2000:]
+    published = int(line.split()[2])
+    assert 20 <= published < 2000 and line.endswith(f"(the file's first {published} rows)")
+    assert len(read_events(kafka_bootstrap, topic_name, published)) == published
