@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import (
@@ -45,6 +46,35 @@ def mask_url_passwords(text: str) -> str:
     'https://store.example:8443/models/v@1'
     """
     return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+def redact_redis_url(url: str) -> str:
+    """A Redis URL safe to log: its password masked (in the user part or a ``password=``
+    query parameter), the rest shown, so a log says which Redis a command uses (a
+    stranger could not tell it from a fully masked ``**********``). A URL that does not
+    parse is masked whole.
+
+    >>> redact_redis_url("redis://127.0.0.1:6379/0"), redact_redis_url("redis://:pw@h:1/0")
+    ('redis://127.0.0.1:6379/0', 'redis://:***@h:1/0')
+    >>> redact_redis_url("rediss://ada:pw@h/0?password=pw&db=1")
+    'rediss://ada:***@h/0?password=***&db=1'
+    >>> redact_redis_url("redis://[::1"), redact_redis_url("no url at all")
+    ('**********', '**********')
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        return "**********"
+    if not parts.scheme or not parts.netloc and parts.scheme != "unix":
+        return "**********"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        name, colon, _ = user.partition(":")
+        netloc = f"{name}{colon}{'***' if colon else ''}@{host}"
+    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def redact_kafka_config(config: Mapping[str, str]) -> dict[str, str]:
@@ -142,7 +172,9 @@ class RedactedSettings(BaseSettings):
         URL in a plain setting too (``model_store`` may be ``https://user:pw@...``)."""
         out = self.model_dump()
         for name, value in out.items():
-            if isinstance(value, SecretStr | Path):
+            if name == "redis_url" and isinstance(value, SecretStr):
+                out[name] = redact_redis_url(value.get_secret_value())
+            elif isinstance(value, SecretStr | Path):
                 out[name] = str(value)
             elif isinstance(value, str):
                 out[name] = mask_url_passwords(value)

@@ -248,7 +248,7 @@ class ScorerSettings(RedactedSettings):
         >>> s = load_settings({"model": "m", "kafka_config": {"sasl.password": "x"},
         ...                    "redis_url": "redis://:pw@h:1/0"}, env={})
         >>> s.redacted()["kafka_config"], s.redacted()["redis_url"], s.redacted()["model"]
-        ({'sasl.password': '***'}, '**********', 'm')
+        ({'sasl.password': '***'}, 'redis://:***@h:1/0', 'm')
         """
         return super().redacted()
 

@@ -442,8 +442,9 @@ def run_notify(settings: NotifySettings, stop: threading.Event) -> None:
         notifier.handle_safely(lambda m: notifier.handle_retry(m, stop), message)
 
     try:
-        check_topics(main, [settings.incidents_topic, settings.retry_topic, settings.dead_topic],
-                     errors=errors)  # fmt: skip
+        check_topics(main, {settings.incidents_topic: "--incidents-topic",
+                            settings.retry_topic: "--retry-topic",
+                            settings.dead_topic: "--dead-topic"}, errors=errors)  # fmt: skip
         log.info("notifier started with settings %s", settings.redacted())
         main.subscribe([settings.incidents_topic])
         retry.subscribe([settings.retry_topic])

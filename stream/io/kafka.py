@@ -213,20 +213,34 @@ def cluster_metadata(
 
 def check_topics(
     consumer: Consumer | Producer,
-    topics: Sequence[str],
+    topics: Sequence[str] | Mapping[str, str],
     timeout_s: float = 10.0,
     errors: BrokerErrors | None = None,
 ) -> None:
     """Fail fast, with one clear line, when the broker or a topic is missing.
 
-    Waits at most ``timeout_s`` for the broker (see :func:`cluster_metadata`).
+    ``topics`` may map each topic to the option that named it, which the line then
+    names. Waits at most ``timeout_s`` for the broker (see :func:`cluster_metadata`).
     """
     metadata = cluster_metadata(consumer, timeout_s, errors)
     missing = [t for t in topics if t not in metadata.topics]
     if missing:
-        raise ServiceError(
-            f"topic(s) {', '.join(missing)} do not exist on the broker; create them first"
-        )
+        raise ServiceError(missing_topics(missing, topics))
+
+
+def missing_topics(missing: Sequence[str], topics: Sequence[str] | Mapping[str, str]) -> str:
+    """The line for topics the broker does not have, each with its option when known.
+
+    >>> print(missing_topics(["anomalies"], {"events": "--input-topic",
+    ...                                      "anomalies": "--alerts-topic"}))
+    topic(s) anomalies (--alerts-topic) do not exist on the broker; create them first \
+(kafka-topics.sh --create; the local stack creates its topics at seismo dev up, named by \
+its --*-topic options)
+    """
+    named = [f"{t} ({topics[t]})" if isinstance(topics, Mapping) else t for t in missing]
+    return (f"topic(s) {', '.join(named)} do not exist on the broker; create them first "
+            "(kafka-topics.sh --create; the local stack creates its topics at seismo dev up, "
+            "named by its --*-topic options)")
 
 
 class ConfirmingProducer:
@@ -245,7 +259,9 @@ class ConfirmingProducer:
         self._refused: list[tuple[object, str]] = []
         self._abandoned = False
 
-    def check_broker(self, topics: Sequence[str] = (), timeout_s: float = 10.0) -> None:
+    def check_broker(
+        self, topics: Sequence[str] | Mapping[str, str] = (), timeout_s: float = 10.0
+    ) -> None:
         """Fail fast, with one clear line, when no broker answers or a topic is missing."""
         check_topics(self._producer, topics, timeout_s, self.errors)
 

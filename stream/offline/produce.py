@@ -230,7 +230,7 @@ def run_produce(
     producer = ConfirmingProducer(
         client_config(bootstrap_servers, PRODUCER_DEFAULTS, kafka_config)
     )
-    producer.check_broker([topic])
+    producer.check_broker({topic: "--topic"})
     start = time.monotonic()
     sent = 0
     try:

@@ -54,7 +54,7 @@ def open_retrainer(settings: RetrainSettings) -> Iterator[Retrainer]:
         config.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
         consumer = Consumer({**config, "error_cb": errors, "stats_cb": metrics.on_kafka_stats})
         stack.callback(consumer.close)
-        check_topics(consumer, [settings.input_topic], errors=errors)
+        check_topics(consumer, {settings.input_topic: "--input-topic"}, errors=errors)
         retrainer = Retrainer(
             settings=settings, registry=registry, client=client, consumer=consumer,
             metrics=metrics,

@@ -168,6 +168,15 @@ def tail_reader(config: dict[str, Any]) -> TailReader:
     return read
 
 
+def topic_options(settings: ScorerSettings) -> dict[str, str]:
+    """Every topic the scorer reads or writes, with the option that names it."""
+    named = {settings.input_topic: "--input-topic", settings.alerts_topic: "--alerts-topic",
+             settings.dlq_topic: "--dlq-topic"}  # fmt: skip
+    if settings.scores_topic:
+        named.setdefault(settings.scores_topic, "--scores-topic")
+    return named
+
+
 def output_topics(settings: ScorerSettings) -> list[str]:
     """Every topic the scorer writes to."""
     topics = [settings.alerts_topic, settings.dlq_topic]
@@ -269,7 +278,7 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         config.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
         consumer = Consumer({**config, "error_cb": errors, "stats_cb": metrics.on_kafka_stats})
         stack.callback(consumer.close)
-        check_topics(consumer, [settings.input_topic, *output_topics(settings)], errors=errors)
+        check_topics(consumer, topic_options(settings), errors=errors)
         if artifact.n_features % settings.window:
             raise ArtifactError(f"--window {settings.window} does not divide the model's "
                                 f"{artifact.n_features} features (window x channels)")  # fmt: skip

@@ -229,6 +229,7 @@ def test_input_topic_missing(model_dir, kafka_bootstrap, redis_url, topics, grou
     create_topics(kafka_bootstrap, {topics["alerts"]: 1, topics["dlq"]: 1})
     args = score_args(model_dir, kafka_bootstrap, redis_url, topics, group_id)
     line = fail_to_start(args, "do not exist on the broker", "input topic missing")
+    assert "(--input-topic)" in line, line
     assert topics["input"] in line
     assert topics["alerts"] not in line and topics["dlq"] not in line
 
