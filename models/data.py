@@ -117,25 +117,40 @@ def _locate_csv_problem(
                 continue
             if len(row) != n_columns:
                 return f"line {line_no} has {len(row)} columns, the header has {n_columns}"
-            for column, cell in enumerate(row, start=1):
-                if usecols is not None and column - 1 not in usecols:
-                    continue
-                try:
-                    float(cell)
-                except ValueError:
-                    return f"line {line_no}, column {column}: {cell!r} is not a number" + (
-                        not_a_number_hint(header[column - 1], cell, label)
-                        if column <= len(header) else ""
-                    )
+            checked = [(c, cell) for c, cell in enumerate(row, start=1)
+                       if usecols is None or c - 1 in usecols]  # fmt: skip
+            bad = [(c, cell) for c, cell in checked if not _is_float(cell)]
+            if not bad:
+                continue
+            if line_no == 2 and len(bad) == len(checked) > 1 and all(c.strip() for _, c in bad):
+                return (f"line 2 holds no number in any value column ({bad[0][1]!r}, "
+                        f"{bad[1][1]!r}, ...): a second header row, such as units? Remove it")
+            column, cell = bad[0]
+            return f"line {line_no}, column {column}: {cell!r} is not a number" + (
+                not_a_number_hint(header[column - 1], cell, label, numbers_above=line_no > 2)
+                if column <= len(header) else ""
+            )
     return None
+
+
+def _is_float(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 #: Cells that spreadsheets and exports write for a missing reading (lower case).
 MISSING_MARKERS = frozenset({"na", "n/a", "#n/a", "null", "none", "missing", "-", "?"})
 
 
-def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
-    """What to do about a cell that is not a number, by what it looks like.
+def not_a_number_hint(
+    name: str, cell: str, label: str | None = None, numbers_above: bool = False
+) -> str:
+    """What to do about a cell that is not a number, by what it looks like;
+    ``numbers_above``: the column's cells in the rows above are numbers (one bad cell,
+    not a column of text).
 
     >>> not_a_number_hint("time", "2024-11-23 08:20:00")
     " (column 'time' holds times: name it with --timestamp-column time or --drop-columns time)"
@@ -153,6 +168,8 @@ def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
     " (a missing reading, 'NA', in column 'temp': every feature n"
     >>> not_a_number_hint("label", "normal", label="label")
     " (the label column 'label' must hold 0 (normal) or 1 (anomaly))"
+    >>> not_a_number_hint("rpm", "ERR", numbers_above=True)
+    " (column 'rpm' holds numbers in the rows above: fix or remove this row)"
     """
     text = cell.strip()
     if name == label:
@@ -170,6 +187,8 @@ def not_a_number_hint(name: str, cell: str, label: str | None = None) -> str:
     if text.lower() in ("true", "false"):
         return f" (column {name!r} holds true/false: write 1/0)"
     what = "times" if looks_like_time(cell) else "text"
+    if numbers_above:
+        return f" (column {name!r} holds numbers in the rows above: fix or remove this row)"
     option = "--timestamp-column" if what == "times" else "--device-column"
     return f" (column {name!r} holds {what}: name it with {option} {name} or --drop-columns {name})"
 

@@ -203,7 +203,7 @@ def train(
     data: Annotated[Path, Opt(help="Training data: .npz (key X), .csv or .parquet.")],
     out: Annotated[Path, Opt(help="Artifact directory to write.")],
     arch: Annotated[str, Opt(help="vae, dense, sparse, denoising, conv1d or lstm.")] = "vae",
-    epochs: Annotated[int | None, Opt(help="Most training epochs.")] = None,
+    epochs: Annotated[int | None, Opt(help="Most training epochs [default 20].")] = None,
     seed: Annotated[int, Opt(help="Random seed.")] = 0,
     hidden: Annotated[str | None, Opt(help="Hidden sizes, e.g. 64,16 (default from d).")] = None,
     activation: Annotated[str | None, Opt(help="relu, tanh, sigmoid, gelu, ...")] = None,

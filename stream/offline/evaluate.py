@@ -261,6 +261,6 @@ def streaming_summary(fixed: Evaluation, streamed: Evaluation, extra: dict[str, 
     """
     which = fixed.threshold_rule.split(" ", 1)[0]
     return (f"recall {fixed.recall:.4f} at the {which} threshold {fixed.threshold:.4g}; "
-            f"{streamed.recall:.4f} through the rolling threshold (from "
-            f"{extra['threshold_first']:.4g} to {extra['threshold_max']:.4g} at most, "
-            f"{streamed.threshold:.4g} at the end)")  # fmt: skip
+            f"{streamed.recall:.4f} through the rolling threshold (first "
+            f"{extra['threshold_first']:.4g}, highest {extra['threshold_max']:.4g}, last "
+            f"{streamed.threshold:.4g})")  # fmt: skip

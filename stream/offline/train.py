@@ -317,11 +317,15 @@ def run_train(
     path = save_artifact(artifact, out)
     cal = artifact.calibration
     for line in training_warnings(table.x, table.feature_names, cal.count):
-        console.print(f"warning: {line}", markup=False, highlight=False, style="yellow")
-    console.print(
-        f"wrote {path} version {artifact.version}: "
-        f"{result.summary.get('epochs_run')} epochs, validation score "
-        f"mean {cal.mean:.4g} std {cal.std:.4g} p99 {cal.quantiles.get('0.99', float('nan')):.4g}"
+        console.print(f"warning: {line}", markup=False, highlight=False, style="yellow",
+                      soft_wrap=True)  # fmt: skip
+    ran, best = result.summary.get("epochs_run"), result.summary.get("best_epoch")
+    still = (f" (the validation loss was still falling at epoch {ran}: --epochs "
+             f"{2 * ran} trains longer)" if ran and ran == best == train_cfg.epochs else "")
+    console.print(  # one line, never wrapped: it is read by scripts and grep
+        f"wrote {path} version {artifact.version}: {ran} epochs{still}, validation score "
+        f"mean {cal.mean:.4g} std {cal.std:.4g} p99 {cal.quantiles.get('0.99', float('nan')):.4g}",
+        soft_wrap=True,
     )
     return path
 

@@ -35,6 +35,7 @@ array([[1., 2.]], dtype=float32)
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -300,6 +301,15 @@ def _vector(raw: object, n_features: int, channels: Sequence[str] | None = None)
     return vec
 
 
+#: NaN or Infinity where a JSON value goes: what Python's ``json.dumps`` writes for a
+#: float that is not finite, which no JSON parser reads.
+_NON_FINITE = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity)\s*[,\]}]")
+#: The dead-letter reason of such an event (it said only "unexpected character").
+NON_FINITE_JSON = ("invalid JSON: NaN or Infinity as a value (Python's json.dumps writes "
+                   "them for floats that are not finite; JSON has no such number, and only "
+                   "finite readings are scored)")
+
+
 def decode_event(
     value: bytes | None, n_features: int, max_bytes: int, channels: Sequence[str] | None = None
 ) -> _Event:
@@ -319,6 +329,8 @@ def decode_event(
             reason = "invalid UTF-8"
         elif "depth limit" in detail or "recursion" in detail:
             reason = TOO_DEEP
+        elif _NON_FINITE.search(value):
+            reason = NON_FINITE_JSON
         else:
             reason = f"invalid JSON: {detail}"
         raise EventError(reason[:200]) from None

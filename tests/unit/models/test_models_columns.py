@@ -266,10 +266,10 @@ def test_window_training_data_never_mixes_the_readings_of_two_devices(tmp_path, 
         ("1.5,", None, "an empty cell in column 'rh': every feature needs a reading"),
         ('1.5,"3,61"', None, "a decimal comma in column 'rh': write 3.61"),
         ("1.5,true", None, "column 'rh' holds true/false: write 1/0"),
-        ("1.5,dry", None, "column 'rh' holds text: name it with --device-column rh"),
+        ("1.5,dry", None, "column 'rh' holds numbers in the rows above: fix or remove"),
         ("1.5,normal", "rh", "the label column 'rh' must hold 0 (normal) or 1 (anomaly)"),
     ],
-    ids=["empty", "decimal-comma", "boolean", "text", "label"],
+    ids=["empty", "decimal-comma", "boolean", "one-bad-cell", "label"],
 )
 def test_a_cell_that_is_not_a_number_gets_the_hint_that_fits_it(tmp_path, cells, label, expected):
     """Before, every such cell got the hint for a column of names (--device-column), even
@@ -295,3 +295,16 @@ def test_a_numeric_id_column_about_to_be_a_channel_is_named_in_a_warning(tmp_pat
     with caplog.at_level(logging.WARNING, logger="seismo.models.data"):
         table = load_table(path, columns=ColumnSpec(device_column="sensor_id"))
     assert table.feature_names == ["temp"] and caplog.records == []
+
+
+def test_a_column_of_text_or_a_units_row_gets_the_hint_that_fits_it(tmp_path):
+    """A stranger's single 'ERR' cell deep in a column of numbers, and a units row under
+    the header, both got the hint for a column of device names (--device-column)."""
+    text = write(tmp_path / "t.csv", "temp,site\n1.0,pump-7\n2.0,pump-8\n")
+    with pytest.raises(DataError, match="column 'site' holds text: name it with "
+                                        "--device-column site"):
+        load_table(text)
+    units = write(tmp_path / "u.csv", "temp,rpm\ndegC,rpm\n1.0,2.0\n")
+    with pytest.raises(DataError, match="line 2 holds no number in any value column "
+                                        "\\('degC', 'rpm', ...\\): a second header row"):
+        load_table(units)

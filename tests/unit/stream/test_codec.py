@@ -388,3 +388,18 @@ def test_plain_events_decide_as_the_full_decoder_in_either_key_order(values, rnd
     stamps = list(range(len(values)))
     assert_same(decode_batch(values, kafka_timestamps=stamps, n_features=D, max_bytes=1_000),
                 reference(values, stamps))  # fmt: skip
+
+
+def test_nan_or_infinity_as_a_value_is_named_in_the_reason():
+    """What Python's json.dumps writes for a NaN reading was dead-lettered as "invalid
+    JSON: unexpected character" (a stranger's run): the reason now says what it is."""
+    from seismo.stream.scoring.codec import NON_FINITE_JSON
+
+    values = [b'{"device_id": "a", "values": [1.0, NaN, 2.0]}',
+              b'{"device_id": "a", "values": {"temp": -Infinity, "rpm": 1, "x": 2}}',
+              b'{"device_id": "NaN,", "values": [1, x, 2]}']  # fmt: skip
+    batch = decode_batch(values, kafka_timestamps=[1, 2, 3], n_features=3,
+                         channels=["temp", "rpm", "x"])  # fmt: skip
+    reasons = [r.reason for r in batch.rejected]
+    assert reasons[:2] == [NON_FINITE_JSON] * 2
+    assert reasons[2].startswith("invalid JSON: unexpected character")
