@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import (
@@ -49,15 +49,20 @@ def mask_url_passwords(text: str) -> str:
 
 
 def redact_redis_url(url: str) -> str:
-    """A Redis URL safe to log: its password masked (in the user part or a ``password=``
-    query parameter), the rest shown, so a log says which Redis a command uses (a
-    stranger could not tell it from a fully masked ``**********``). A URL that does not
-    parse is masked whole.
+    """A Redis URL safe to log: its password masked (in the user part, or any query
+    parameter named like a secret: ``password``, ``ssl_password``, ...), the rest
+    shown, so a log says which Redis a command uses (a stranger could not tell it from
+    a fully masked ``**********``). A URL that does not parse plainly (an ``@`` beyond
+    the host part: a password holding ``/``, ``?`` or ``#``) is masked whole.
 
     >>> redact_redis_url("redis://127.0.0.1:6379/0"), redact_redis_url("redis://:pw@h:1/0")
     ('redis://127.0.0.1:6379/0', 'redis://:***@h:1/0')
-    >>> redact_redis_url("rediss://ada:pw@h/0?password=pw&db=1")
-    'rediss://ada:***@h/0?password=***&db=1'
+    >>> redact_redis_url("rediss://ada:pw@h/0?password=pw&db=1&ssl_password=x")
+    'rediss://ada:***@h/0?password=***&db=1&ssl_password=***'
+    >>> redact_redis_url("redis://h/0?%70assword=pw")
+    'redis://h/0?%70assword=***'
+    >>> redact_redis_url("redis://:12/34@h:6379/0"), redact_redis_url("redis://u:1#2@h/0")
+    ('**********', '**********')
     >>> redact_redis_url("redis://[::1"), redact_redis_url("no url at all")
     ('**********', '**********')
     """
@@ -66,15 +71,23 @@ def redact_redis_url(url: str) -> str:
         parts.port  # noqa: B018 - a bad port raises here
     except ValueError:
         return "**********"
-    if not parts.scheme or not parts.netloc and parts.scheme != "unix":
+    beyond = parts.path + parts.query + parts.fragment
+    if not parts.scheme or "@" in beyond or (not parts.netloc and parts.scheme != "unix"):
         return "**********"
     netloc = parts.netloc
     if "@" in netloc:
         user, _, host = netloc.rpartition("@")
         name, colon, _ = user.partition(":")
         netloc = f"{name}{colon}{'***' if colon else ''}@{host}"
-    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    query = "&".join(_redacted_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redacted_pair(pair: str) -> str:
+    """``name=value`` of a query, the value masked when the name is a secret's."""
+    name, eq, _ = pair.partition("=")
+    secret = any(word in unquote(name).lower() for word in _SECRET_WORDS)
+    return f"{name}{eq}***" if secret and eq else pair
 
 
 def redact_kafka_config(config: Mapping[str, str]) -> dict[str, str]:

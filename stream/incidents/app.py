@@ -171,8 +171,7 @@ def build_app(
                         key_type=bytes)  # fmt: skip
     clock = StreamClock()  # quiet periods on the alerts' time (a backlog: see the module)
     open_keys: set[bytes] = set()  # devices with an open incident; sweep() finds them again
-    swept = [-SWEEP_S]  # monotonic time of the last sweep
-    size = [-1]  # devices in the table at the last sweep, plus those the app added since
+    swept = [-SWEEP_S]  # monotonic time of the last sweep (-SWEEP_S: one is due)
     every_s = min(SWEEP_S, settings.forget_after_s or SWEEP_S)
 
     async def publish(key: bytes, changes: list[dict[str, Any]]) -> None:
@@ -204,8 +203,6 @@ def build_app(
             reason = silences.reason_for(str(alert["device_id"]), _now_ms())
             mute(state, reason)
             changes = [_with_silence(c, reason) for c in changes]
-        if size[0] >= 0 and key not in devices:
-            size[0] += 1
         devices[key] = state
         if state.get("incident"):
             open_keys.add(key)
@@ -227,9 +224,10 @@ def build_app(
                 await dead_letter(event, failure_reason(exc), logged=True)
 
     def sweep() -> None:
-        """Every SWEEP_S, and whenever the table holds other devices than the app put in
-        it (restored from the changelog, partitions assigned or revoked): the whole table
-        is read once; idle devices are forgotten, and those with an open incident found."""
+        """At the first tick, every SWEEP_S, and after each rebalance once the table is
+        recovered (Faust's on_rebalance_complete: incidents restored from the changelog):
+        the whole table is read once; idle devices are forgotten, and those with an open
+        incident found."""
         states = list(devices.items())
         gone = forgettable(states, clock, int(settings.forget_after_s * 1000),
                            settings.max_devices)  # fmt: skip
@@ -242,11 +240,11 @@ def build_app(
         open_keys.clear()
         open_keys.update(key for key, state in states if state and state.get("incident"))
         metrics.devices.set(len(states) - len(gone))
-        swept[0], size[0] = time.monotonic(), len(devices)
+        swept[0] = time.monotonic()
 
     @app.timer(interval=settings.tick_s)
     async def resolve_quiet() -> None:
-        if time.monotonic() - swept[0] >= every_s or len(devices) != size[0]:
+        if time.monotonic() - swept[0] >= every_s:
             sweep()
         # only the devices with an open incident: a scan of every device each tick took
         # 126 ms per 100 000 of them (a red-team finding)
@@ -268,6 +266,11 @@ def build_app(
                 clock.forget(tp.partition)
 
     app.on_partitions_revoked.connect(forget_revoked)  # type: ignore[arg-type]
+
+    async def sweep_recovered(_sender: Any, *_args: Any, **_kwargs: Any) -> None:
+        swept[0] = -SWEEP_S  # the next tick reads the recovered table
+
+    app.on_rebalance_complete.connect(sweep_recovered)  # type: ignore[arg-type]
 
     return app
 
@@ -326,7 +329,8 @@ def forgettable(
 
     A forgotten device starts again as one never seen: a scorer's replay of an alert
     it had before is counted again (replays come within a batch's redelivery, long
-    before a day).
+    before a day; but beyond ``max_devices`` a flood of fresh ids can forget a device
+    seconds after its last alert).
 
     >>> clock = StreamClock(lambda: 100_000)
     >>> states = [(b"a", {"last_at": 1_000, "incident": None}),

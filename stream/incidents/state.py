@@ -233,8 +233,8 @@ def is_replay(state: State, alert_id: str, ts: int | None) -> bool:
         high.pop(source, None)  # re-inserted last: the dicts run from least recent
         high_ts.pop(source, None)
         high[source] = int(offset)
-        if ts is not None:
-            high_ts[source] = ts if newest is None else max(newest, ts)
+        if ts is not None or newest is not None:  # a ts-less alert keeps the newest time
+            high_ts[source] = max(t for t in (newest, ts) if t is not None)
         for stale in list(high)[: max(0, len(high) - MAX_SOURCES)]:
             del high[stale]
             high_ts.pop(stale, None)

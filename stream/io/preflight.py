@@ -68,10 +68,10 @@ def dimension_mismatch(
     An event fits with ``n_features`` positional values, or with named values
     whose names are exactly ``channels`` (the model's, in any order), as the
     scorer decodes them. Only a sample in which *no* event fits is a mismatch;
-    with ``most``, a sample whose most common shape does not fit is one too (the
-    deep look of a group that scored the topic before: one stray event that fits
-    among thousands that do not no longer lets a wrong model start, a stranger's
-    finding). The most common shape found is named in the message.
+    with ``most``, a sample in which no more than half the events fit is one too
+    (the deep look of a group that scored the topic before: one stray event that
+    fits among thousands that do not no longer lets a wrong model start, a
+    stranger's finding). The most common shape that does not fit is named.
 
     >>> stray = [b'{"values": [1, 2, 3]}'] + [b'{"values": [1, 2]}'] * 5
     >>> dimension_mismatch(stray, 3) is None, dimension_mismatch(stray, 3, most=True)
@@ -87,9 +87,10 @@ def dimension_mismatch(
     names = frozenset(channels) if channels is not None else None
     if not shapes:
         return None
-    found = Counter(shapes).most_common(1)[0][0]
-    if (found in (n_features, names)) if most else any(s in (n_features, names) for s in shapes):
+    fits = sum(s in (n_features, names) for s in shapes)
+    if (2 * fits > len(shapes)) if most else fits:
         return None
+    found = Counter(s for s in shapes if s not in (n_features, names)).most_common(1)[0][0]
     if isinstance(found, int):
         return f"events carry {found} values, the model expects {n_features}"
     if names is None:

@@ -586,23 +586,6 @@ def _content_type(headers: Headers) -> tuple[str | None, str | None, bytes | Non
     return kind, event_id, channels
 
 
-def _f32_tail(headers: list[Any]) -> tuple[bool, str | None, bytes | None]:
-    """After the content type, an event id and channels as f32_headers() writes them:
-    ``(True, id, channels)``; anything else ``(False, ...)``, for the full parse."""
-    event_id: str | None = None
-    given: bytes | None = None
-    for name, raw in headers[1:]:
-        if type(raw) is not bytes:
-            return False, None, None
-        if name == EVENT_ID_HEADER:
-            event_id = raw.decode("utf-8", "replace")[:MAX_ID_LENGTH] or None
-        elif name == CHANNELS_HEADER:
-            given = raw
-        else:
-            return False, None, None
-    return True, event_id, given
-
-
 def expected_channels(channels: Sequence[str] | None) -> bytes | None:
     """What a ``seismo-channels`` header must say for the model's ``channels``; ``None``
     when they are stand-in names (``f0, f1, ...``: positional by design) or unknown.
@@ -652,15 +635,32 @@ def split_encodings(
         if isinstance(h, Unreadable):
             out.unreadable.append((i, h.reason))
             continue
-        if type(h) is list and h[0] == _F32_TAG and len(h) <= 3:
-            # The common binary event, as f32_headers() writes it: no parsing needed.
-            plain, event_id, given = _f32_tail(h)
-            if plain:
-                if given is not None and expected is not None and given != expected:
-                    out.unreadable.append((i, misordered(given, expected)))
-                else:
+        if type(h) is list:  # the common forms, as f32_headers() and produce write them
+            n = len(h)
+            if h[0] == _F32_TAG:
+                if n == 1:
                     out.f32.append(i)
-                    out.f32_ids.append(event_id)
+                    out.f32_ids.append(None)
+                    continue
+                name, raw = h[1]
+                if n == 2 and name == EVENT_ID_HEADER and type(raw) is bytes:
+                    out.f32.append(i)
+                    out.f32_ids.append(raw.decode("utf-8", "replace")[:MAX_ID_LENGTH] or None)
+                    continue
+                third = h[2] if n == 3 else ("", None)
+                if n == 3 and name == EVENT_ID_HEADER and type(raw) is bytes \
+                        and third[0] == CHANNELS_HEADER and type(third[1]) is bytes:
+                    if expected is not None and third[1] != expected:
+                        out.unreadable.append((i, misordered(third[1], expected)))
+                    else:
+                        out.f32.append(i)
+                        out.f32_ids.append(raw.decode("utf-8", "replace")[:MAX_ID_LENGTH] or None)
+                    continue
+            elif n == 1 and h[0][0] == CHANNELS_HEADER and type(h[0][1]) is bytes:
+                if expected is not None and h[0][1] != expected:
+                    out.unreadable.append((i, misordered(h[0][1], expected)))
+                else:
+                    out.json.append(i)  # positional JSON naming its order
                 continue
         kind, event_id, given = _content_type(h)
         if given is not None and expected is not None and given != expected:

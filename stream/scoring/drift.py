@@ -121,6 +121,7 @@ class ThresholdWatch:
         self.clock = clock
         self._far_since: float | None = None  # time of the last warning while far
         self._capped = False  # whether the last threshold was held by its bound
+        self._capped_said: float | None = None  # when that was last said
 
     def observe(
         self, live: float, calibrated: float, capped_from: float | None = None
@@ -139,7 +140,7 @@ class ThresholdWatch:
         if not (math.isfinite(live) and math.isfinite(calibrated)) or calibrated <= 0:
             return None
         ratio = live / calibrated
-        if 1 / self.factor <= ratio <= self.factor:
+        if capped_from is None and 1 / self.factor <= ratio <= self.factor:
             self._capped = False
             if self._far_since is None:
                 return None
@@ -147,11 +148,14 @@ class ThresholdWatch:
             return logging.INFO, (f"threshold {live:.4g} is back within {self.factor:g}x of "
                                   f"the model calibration threshold {calibrated:.4g}")  # fmt: skip
         now = self.clock()
-        newly_capped = capped_from is not None and not self._capped
-        self._capped = capped_from is not None
+        was, self._capped = self._capped, capped_from is not None
+        said = self._capped_said
+        newly_capped = self._capped and not was and (said is None or now - said >= self.period_s)
         recent = self._far_since is not None and now - self._far_since < self.period_s
         if recent and not newly_capped:
             return None
+        if self._capped:
+            self._capped_said = now
         self._far_since = now
         line = (f"threshold {live:.4g} is {ratio:.2g}x the model calibration threshold "
                 f"{calibrated:.4g} (rolling statistics of the live scores; seismo evaluate "

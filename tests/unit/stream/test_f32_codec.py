@@ -172,7 +172,10 @@ header_lists = st.one_of(st.none(), st.lists(st.tuples(header_names, header_valu
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(header_lists, st.just(F32), st.just(f32_headers("x")),
                           st.just(f32_headers("y", ["rpm", "temp"])),
-                          st.just(f32_headers(channels=["temp", "rpm"]))), max_size=12),
+                          st.just(f32_headers(channels=["temp", "rpm"])),
+                          st.just([("seismo-channels", b"temp,rpm")]),
+                          st.just([("seismo-channels", b"rpm,temp")]),
+                          st.just(f32_headers("", ["temp", "rpm"]))), max_size=12),
        st.sampled_from([None, ["temp", "rpm"], ["f0", "f1"]]))  # fmt: skip
 def test_the_fast_header_path_sorts_like_full_parsing(headers, channels):
     assert split_encodings(headers, channels) == _reference_split(headers, channels)
