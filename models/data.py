@@ -400,6 +400,7 @@ def load_table(
     label_column: str | None = None,
     exclude_labelled: bool = False,
     columns: ColumnSpec | None = None,
+    refuse_times: bool = True,
 ) -> Table:
     """Read a numeric table, optionally with 0/1 anomaly labels.
 
@@ -420,6 +421,12 @@ def load_table(
         but ``timestamp``, ``device_id`` and the label is a feature. A feature
         column that looks like a time or a counter is logged as a warning,
         unless ``columns.feature_columns`` named it.
+    refuse_times : bool
+        A column of epoch times about to become a feature (not named by
+        ``columns.feature_columns``) is a :class:`DataError`
+        (:func:`refuse_epoch_times`), for training; ``False`` warns instead, for
+        reading rows a model already has channels for (``seismo evaluate``
+        matches them to its channels, ``seismo produce`` sends them).
 
     Returns
     -------
@@ -446,7 +453,8 @@ def load_table(
     names = plan.features
     x = _check_features(source, raw_x, names)
     if not plan.named:
-        refuse_epoch_times(raw_x, names, source)
+        if refuse_times:
+            refuse_epoch_times(raw_x, names, source)
         warn_time_like(raw_x, names)
     y = None if raw_y is None else _check_labels(source, raw_y, x.shape[0])
     n_read = x.shape[0]

@@ -389,6 +389,10 @@ def evaluate(
     stream_batch: Annotated[
         int, Opt(help="With --streaming: rows judged against one threshold (a micro-batch).")
     ] = 1,
+    max_threshold_factor: Annotated[
+        float | None, Opt(help="With --streaming: the scorers' bound on the threshold, "
+                          "times the calibration's (0 = unbounded) [default 10].")
+    ] = None,
 ) -> None:
     """Score a labelled file and report ROC-AUC, PR-AUC, precision, recall, F1."""
     setup_logging("WARNING")  # e.g. a column that looks like a time, about to be a channel
@@ -405,7 +409,8 @@ def evaluate(
         threshold=threshold,
         image_shape_text=image_shape,
         device=device,
-        streaming=streaming_settings(min_samples, stats_window, learn_anomalies, stream_batch)
+        streaming=streaming_settings(min_samples, stats_window, learn_anomalies, stream_batch,
+                                     max_threshold_factor)
         if streaming else None,
         columns=column_spec(timestamp_column, device_column, feature_columns, drop_columns),
     )
@@ -636,6 +641,9 @@ def retrain(
     k: Annotated[float | None, Opt("--k", help="The scorers' k.")] = None,
     threshold_space: Annotated[str | None, Opt(help="The scorers' space: log or linear.")] = None,
     min_samples: Annotated[int | None, Opt(help="The scorers' warm-up length.")] = None,
+    max_threshold_factor: Annotated[
+        float | None, Opt(help="The scorers' bound on the threshold (0 = unbounded).")
+    ] = None,
     max_alert_rate: Annotated[float | None, Opt(help="Gate: most false-alert rate.")] = None,
     p99_margin: Annotated[float | None, Opt(help="Gate: p99 z-score margin.")] = None,
     regime_share: Annotated[float | None, Opt(help="Flagged share meaning a new regime.")] = None,

@@ -84,6 +84,10 @@ class RetrainSettings(RedactedSettings):
     k: float = Field(3.0, gt=0, description="The scorers' k: threshold = mean + k * std.")
     threshold_space: Literal["log", "linear"] = Field("log", description="The scorers' space.")
     min_samples: int = Field(1000, ge=0, description="The scorers' warm-up length.")
+    max_threshold_factor: float = Field(
+        10.0, ge=0, description="The scorers' bound on the threshold, times the calibration "
+        "threshold (0 = unbounded).",
+    )
     max_alert_rate: float = Field(
         0.03, gt=0, lt=1, description="Gate: most false alerts of the challenger on recent normal."
     )

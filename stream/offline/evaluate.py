@@ -64,7 +64,7 @@ def labelled_table(
 ) -> Table:  # fmt: skip
     """Load ``data``; it must hold labels and ``n_features`` feature columns, matched by
     name to the model's ``channels`` (and put in their order) when given."""
-    table = load_table(data, label_column=label_column, columns=columns)
+    table = load_table(data, label_column=label_column, columns=columns, refuse_times=False)
     if table.y is None:
         named = label_like_columns(table.x, table.feature_names)
         hint = f" (its column {named[0]!r}? give --label-column {named[0]})" if named else ""
@@ -137,17 +137,19 @@ class Streaming:
     stats_window: int | None = 100_000
     learn_anomalies: bool = False
     batch: int = 1
+    max_threshold_factor: float = 10.0
 
 
 def streaming_settings(
     min_samples: int | None, stats_window: int | None, learn_anomalies: bool | None,
-    batch: int = 1,
+    batch: int = 1, max_threshold_factor: float | None = None,
 ) -> Streaming:  # fmt: skip
     """The replay's settings: those given, else the scorer's defaults (``ScorerSettings``);
     a ``stats_window`` of 0 is unbounded.
 
-    >>> streaming_settings(None, 0, None)
-    Streaming(min_samples=1000, stats_window=None, learn_anomalies=False, batch=1)
+    >>> streaming_settings(None, 0, None)  # doctest: +NORMALIZE_WHITESPACE
+    Streaming(min_samples=1000, stats_window=None, learn_anomalies=False, batch=1,
+              max_threshold_factor=10.0)
     """
     from seismo.stream.config.settings import ScorerSettings
 
@@ -163,6 +165,8 @@ def streaming_settings(
         learn_anomalies=(fields["learn_anomalies"].default if learn_anomalies is None
                          else learn_anomalies),
         batch=batch,
+        max_threshold_factor=(fields["max_threshold_factor"].default
+                              if max_threshold_factor is None else max_threshold_factor),
     )  # fmt: skip
 
 
@@ -173,7 +177,8 @@ def streaming_evaluation(
     """``evaluation`` with the rows judged by the rolling threshold rule instead, and
     what the threshold did (first, last, highest)."""
     assert table.y is not None
-    rule = ThresholdRule(k=k, min_samples=streaming.min_samples, space=cast(ScoreSpace, space))
+    rule = ThresholdRule(k=k, min_samples=streaming.min_samples, space=cast(ScoreSpace, space),
+                         max_factor=streaming.max_threshold_factor)  # fmt: skip
     replay = replay_threshold(
         scores, artifact.calibration, rule, stats_window=streaming.stats_window,
         learn_anomalies=streaming.learn_anomalies, batch=streaming.batch,

@@ -9,7 +9,9 @@ header, unless ``positional``; ``ts`` is the time column's, when there is one.
 from __future__ import annotations
 
 import csv
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -73,7 +75,7 @@ def read_records(path: Path, columns: ColumnSpec) -> Records:
             raise DataError(f"cannot read {path}: {exc}") from exc
     if suffix != ".parquet" and (columns.timestamp_column or columns.device_column):
         raise DataError("--timestamp-column and --device-column need a .csv or .parquet file")
-    table = load_table(path, columns=columns)
+    table = load_table(path, columns=columns, refuse_times=False)
     if suffix != ".parquet":
         return Records(table.x, None)
     return _parquet_records(path, table.x, table.feature_names, columns)
@@ -233,8 +235,11 @@ def run_produce(
     producer.check_broker({topic: "--topic"})
     start = time.monotonic()
     sent = 0
+    stop = _interrupt_between_rows()
     try:
         for i, device in zip(range(n), device_ids(n, records.devices, devices), strict=False):
+            if stop.is_set():
+                raise KeyboardInterrupt
             if rate > 0:
                 delay = start + i / rate - time.monotonic()
                 if delay > 0:
@@ -254,9 +259,28 @@ def run_produce(
         print(f"interrupted: published {sent} of {n} events to {topic} (the file's first "
               f"{sent} rows)", file=sys.stderr)  # fmt: skip
         raise
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     producer.flush(timeout_s=60.0)
     print(f"published {n} events to {topic}")
     return n
+
+
+def _interrupt_between_rows() -> threading.Event:
+    """Ctrl-C sets the event instead of raising where it lands: a row half sent (queued,
+    not yet counted) would make the count it reports one short. A second Ctrl-C raises
+    at once."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():  # signals reach it alone
+        signal.signal(signal.SIGINT, handler)
+    return stop
 
 
 def event_values(row: np.ndarray, names: Sequence[str] | None) -> list[float] | dict[str, float]:

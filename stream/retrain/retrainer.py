@@ -384,7 +384,8 @@ class Retrainer:
         """The threshold the scorers apply to the champion now (Redis, or its calibration)."""
         s = self.settings
         key = stats_key(s.redis_prefix, champion.name, champion.version, s.threshold_space)
-        rule = ThresholdRule(k=s.k, min_samples=s.min_samples, space=s.threshold_space)
+        rule = ThresholdRule(k=s.k, min_samples=s.min_samples, space=s.threshold_space,
+                             max_factor=s.max_threshold_factor)  # fmt: skip
         try:
             stats = RedisStats(self.client, key, None).read()
         except redis.RedisError as exc:

@@ -153,6 +153,12 @@ def tail_reader(config: dict[str, Any]) -> TailReader:
                         held += len(m.value() or b"") + len(m.key() or b"")
                     if (m.offset() or 0) >= end - 1:
                         del ends[key]
+                if ends and held <= TAIL_MAX_BYTES:  # every message consumed was looked at:
+                    # the offset before a committed one may be a transaction marker, never
+                    # delivered, and the position says the partition is read to its end
+                    for tp in consumer.position([TopicPartition(t, p) for t, p in ends]):
+                        if tp.offset >= ends.get((tp.topic, tp.partition), tp.offset + 1):
+                            del ends[(tp.topic, tp.partition)]
             if ends:
                 cut = "; ".join(f"{t}:{p}" for t, p in sorted(ends))
                 why = (f"{TAIL_MAX_BYTES:,} bytes of messages" if held > TAIL_MAX_BYTES

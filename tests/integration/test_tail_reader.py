@@ -75,3 +75,15 @@ def test_a_tail_cut_by_the_deadline_gives_none_and_says_so(tails, monkeypatch, c
         got = service.tail_reader(config)(partitions, 10)
     assert got == []
     assert "their device windows start empty" in caplog.text and "within 0 s" in caplog.text
+
+
+def test_a_cut_keeps_every_tail_read_whole_and_no_partial_one(tails, monkeypatch) -> None:
+    """With a budget that holds one partition's tail and not both, whatever order the
+    broker serves them in, each partition's tail comes whole or not at all."""
+    config, partitions = tails
+    monkeypatch.setattr(service, "TAIL_MAX_BYTES", 15_000)  # a tail is about 10 KB
+    got = values(service.tail_reader(config)(partitions, 10))
+    for p in (0, 1):
+        whole = {f"{p}-{i}".encode() for i in range(20, 30)}
+        mine = {v for v in got if v.startswith(f"{p}-".encode())}
+        assert mine in (set(), whole), sorted(mine)

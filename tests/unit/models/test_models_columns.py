@@ -184,6 +184,8 @@ def test_an_epoch_time_column_by_another_name_is_refused_unless_the_channels_are
     ]
     named = ColumnSpec(feature_columns=("time", "temp"))
     assert load_table(path, columns=named).feature_names == ["time", "temp"]
+    # rows for a model that has its channels (evaluate, produce): a warning, as before
+    assert load_table(path, refuse_times=False).feature_names == ["time", "temp"]
 
 
 def test_no_warning_for_a_counter_named_as_a_feature_or_for_plain_channels(tmp_path, caplog):
