@@ -327,7 +327,8 @@ def looks_like_time(cell: str) -> bool:
     return True
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether ``float`` reads ``text``."""
     try:
         float(text)
     except ValueError:
@@ -349,7 +350,7 @@ def epoch_ms(cell: str | float | datetime) -> int:
     if isinstance(cell, datetime):
         moment = cell if cell.tzinfo is not None else cell.replace(tzinfo=UTC)
         ms = math.floor(moment.timestamp() * 1000)
-    elif isinstance(cell, str) and not _is_number(cell):
+    elif isinstance(cell, str) and not is_number(cell):
         try:
             return epoch_ms(datetime.fromisoformat(cell.strip()))
         except ValueError:

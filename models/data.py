@@ -41,6 +41,7 @@ from seismo.models.columns import (
     ColumnSpec,
     id_like,
     id_like_warning,
+    is_number,
     looks_like_time,
     model_order,
     plan_columns,
@@ -119,7 +120,7 @@ def _locate_csv_problem(
                 return f"line {line_no} has {len(row)} columns, the header has {n_columns}"
             checked = [(c, cell) for c, cell in enumerate(row, start=1)
                        if usecols is None or c - 1 in usecols]  # fmt: skip
-            bad = [(c, cell) for c, cell in checked if not _is_float(cell)]
+            bad = [(c, cell) for c, cell in checked if not is_number(cell)]
             if not bad:
                 continue
             if line_no == 2 and len(bad) == len(checked) > 1 and all(c.strip() for _, c in bad):
@@ -131,14 +132,6 @@ def _locate_csv_problem(
                 if column <= len(header) else ""
             )
     return None
-
-
-def _is_float(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 #: Cells that spreadsheets and exports write for a missing reading (lower case).

@@ -48,6 +48,22 @@ def mask_url_passwords(text: str) -> str:
     return _URL_PASSWORD.sub(r"\1***@", text)
 
 
+def check_threshold_factor(value: float) -> float:
+    """The scorers' bound on the threshold (``max_threshold_factor``): above 1, or 0.
+
+    >>> check_threshold_factor(10.0), check_threshold_factor(0.0)
+    (10.0, 0.0)
+    >>> check_threshold_factor(0.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_threshold_factor must be above 1, or 0 for no bound (got 0.5)
+    """
+    if value < 0 or 0 < value <= 1:
+        raise ValueError(f"max_threshold_factor must be above 1, or 0 for no bound "
+                         f"(got {value:g})")  # fmt: skip
+    return value
+
+
 def redact_redis_url(url: str) -> str:
     """A Redis URL safe to log: its password masked (in the user part, or any query
     parameter named like a secret: ``password``, ``ssl_password``, ...), the rest
@@ -63,6 +79,8 @@ def redact_redis_url(url: str) -> str:
     'redis://h/0?%70assword=***'
     >>> redact_redis_url("redis://:12/34@h:6379/0"), redact_redis_url("redis://u:1#2@h/0")
     ('**********', '**********')
+    >>> redact_redis_url("redis://h/0?password=se#cret"), redact_redis_url("redis://h/0?password=a&b")
+    ('redis://h/0?password=***#***', 'redis://h/0?password=***&***')
     >>> redact_redis_url("redis://[::1"), redact_redis_url("no url at all")
     ('**********', '**********')
     """
@@ -80,14 +98,18 @@ def redact_redis_url(url: str) -> str:
         name, colon, _ = user.partition(":")
         netloc = f"{name}{colon}{'***' if colon else ''}@{host}"
     query = "&".join(_redacted_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # a Redis URL has no fragment: one is the tail of a password holding "#"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, "***" if parts.fragment else ""))
 
 
 def _redacted_pair(pair: str) -> str:
-    """``name=value`` of a query, the value masked when the name is a secret's."""
+    """``name=value`` of a query, the value masked when the name is a secret's; an item
+    without ``=`` (the tail of a password holding ``&``) masked whole."""
     name, eq, _ = pair.partition("=")
+    if not eq:
+        return "***" if pair else pair
     secret = any(word in unquote(name).lower() for word in _SECRET_WORDS)
-    return f"{name}{eq}***" if secret and eq else pair
+    return f"{name}{eq}***" if secret else pair
 
 
 def redact_kafka_config(config: Mapping[str, str]) -> dict[str, str]:

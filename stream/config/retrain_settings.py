@@ -27,7 +27,12 @@ from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from seismo.stream.config import defaults
-from seismo.stream.config.base import ENV_PREFIX, RedactedSettings, check_redis_url
+from seismo.stream.config.base import (
+    ENV_PREFIX,
+    RedactedSettings,
+    check_redis_url,
+    check_threshold_factor,
+)
 from seismo.stream.registry.promotion import GatePolicy
 from seismo.stream.scoring.codec import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -84,7 +89,7 @@ class RetrainSettings(RedactedSettings):
     k: float = Field(3.0, gt=0, description="The scorers' k: threshold = mean + k * std.")
     threshold_space: Literal["log", "linear"] = Field("log", description="The scorers' space.")
     min_samples: int = Field(1000, ge=0, description="The scorers' warm-up length.")
-    max_threshold_factor: float = Field(
+    max_threshold_factor: Annotated[float, AfterValidator(check_threshold_factor)] = Field(
         10.0, ge=0, description="The scorers' bound on the threshold, times the calibration "
         "threshold (0 = unbounded).",
     )

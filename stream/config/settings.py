@@ -27,7 +27,12 @@ from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from seismo.stream.config import defaults
-from seismo.stream.config.base import ENV_PREFIX, RedactedSettings, check_redis_url
+from seismo.stream.config.base import (
+    ENV_PREFIX,
+    RedactedSettings,
+    check_redis_url,
+    check_threshold_factor,
+)
 from seismo.stream.scoring.codec import DEFAULT_MAX_MESSAGE_BYTES
 from seismo.stream.scoring.devices.states import DEFAULT_MAX_DEVICES
 
@@ -206,7 +211,7 @@ class ScorerSettings(RedactedSettings):
         False, description="Also fold flagged scores into the rolling statistics (each "
         "clipped to mean + k std, as every learnt score is to mean -/+ k std).",
     )
-    max_threshold_factor: float = Field(
+    max_threshold_factor: Annotated[float, AfterValidator(check_threshold_factor)] = Field(
         10.0, ge=0, description="The threshold in force is at most this many times the model's "
         "calibration threshold (0 = unbounded): scores kept just under it cannot raise it "
         "without limit, and a score this far out always alerts.",
@@ -259,9 +264,6 @@ class ScorerSettings(RedactedSettings):
                              f"({self.level_history})")  # fmt: skip
         if self.threshold_scope == "device" and self.threshold_space != "log":
             raise ValueError("threshold_scope device judges log errors: leave threshold_space log")
-        if 0 < self.max_threshold_factor <= 1:
-            raise ValueError(f"max_threshold_factor must be above 1, or 0 for no bound "
-                             f"(got {self.max_threshold_factor:g})")  # fmt: skip
         if self.window_step > 1 and self.window == 1:
             raise ValueError("window_step spaces the readings of a window: give window > 1 too")
         return self

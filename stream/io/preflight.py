@@ -76,6 +76,10 @@ def dimension_mismatch(
     >>> stray = [b'{"values": [1, 2, 3]}'] + [b'{"values": [1, 2]}'] * 5
     >>> dimension_mismatch(stray, 3) is None, dimension_mismatch(stray, 3, most=True)
     (True, 'events carry 2 values, the model expects 3')
+    >>> fit, two, one = b'{"values": [1, 2, 3]}', b'{"values": [1, 2]}', b'{"values": [1]}'
+    >>> mixed = [fit] * 4 + [two] * 3 + [one] * 3
+    >>> print(dimension_mismatch(mixed, 3, most=True))  # 4 in 10 fit, though the most common shape
+    events carry 2 values, the model expects 3
 
     >>> named = [b'{"values": {"temp": 1, "rpm": 2}}']
     >>> dimension_mismatch(named, 2, ["rpm", "temp"]) is None

@@ -33,6 +33,7 @@ from seismo.models.eval.metrics import (
     select_threshold,
 )
 from seismo.models.reconstruction import build_gallery, image_shape, latent_codes
+from seismo.stream.config.base import check_threshold_factor
 from seismo.stream.errors import ConfigError
 from seismo.stream.offline.replay import replay_threshold
 from seismo.stream.scoring.threshold import ScoreSpace, ThresholdRule
@@ -158,6 +159,11 @@ def streaming_settings(
         raise ConfigError(f"--stream-batch must be at least 1, got {batch}")
     if min_samples is not None and min_samples < 0:
         raise ConfigError(f"--min-samples must be 0 or more, got {min_samples}")
+    if max_threshold_factor is not None:
+        try:
+            check_threshold_factor(max_threshold_factor)
+        except ValueError as exc:
+            raise ConfigError(f"--{str(exc).replace('_', '-')}") from None
     window = fields["stats_window"].default if stats_window is None else stats_window or None
     return Streaming(
         min_samples=fields["min_samples"].default if min_samples is None else min_samples,

@@ -235,6 +235,7 @@ def run_produce(
     producer.check_broker({topic: "--topic"})
     start = time.monotonic()
     sent = 0
+    previous = signal.getsignal(signal.SIGINT)
     stop = _interrupt_between_rows()
     try:
         for i, device in zip(range(n), device_ids(n, records.devices, devices), strict=False):
@@ -242,8 +243,8 @@ def run_produce(
                 raise KeyboardInterrupt
             if rate > 0:
                 delay = start + i / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+                if delay > 0 and stop.wait(delay):
+                    raise KeyboardInterrupt
             ts = None if records.ts is None else records.ts[i]
             if encoding == "f32":
                 producer.send(topic, encode_f32(records.x[i]), device.encode(),
@@ -261,7 +262,7 @@ def run_produce(
         raise
     finally:
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, previous)
     producer.flush(timeout_s=60.0)
     print(f"published {n} events to {topic}")
     return n

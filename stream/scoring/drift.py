@@ -120,8 +120,7 @@ class ThresholdWatch:
         self.period_s = period_s
         self.clock = clock
         self._far_since: float | None = None  # time of the last warning while far
-        self._capped = False  # whether the last threshold was held by its bound
-        self._capped_said: float | None = None  # when that was last said
+        self._capped_said: float | None = None  # when being held by the bound was last said
 
     def observe(
         self, live: float, calibrated: float, capped_from: float | None = None
@@ -140,29 +139,30 @@ class ThresholdWatch:
         if not (math.isfinite(live) and math.isfinite(calibrated)) or calibrated <= 0:
             return None
         ratio = live / calibrated
-        if capped_from is None and 1 / self.factor <= ratio <= self.factor:
-            self._capped = False
-            if self._far_since is None:
+        now = self.clock()
+        held_lately = self._capped_said is not None and now - self._capped_said < self.period_s
+        if capped_from is not None:  # held by its bound: said at once, then every period_s
+            if held_lately:
+                return None
+            self._capped_said = self._far_since = now
+            return logging.WARNING, self._far_line(live, ratio, calibrated) + (
+                f"; held there by --max-threshold-factor: the statistics give "
+                f"{capped_from:.4g}, the live scores have moved far from the model's "
+                "(crafted scores just under the threshold, or a model that no longer "
+                "fits: retrain it)")  # fmt: skip
+        if 1 / self.factor <= ratio <= self.factor:
+            if self._far_since is None or held_lately:  # not while hovering at the bound
                 return None
             self._far_since = None
             return logging.INFO, (f"threshold {live:.4g} is back within {self.factor:g}x of "
                                   f"the model calibration threshold {calibrated:.4g}")  # fmt: skip
-        now = self.clock()
-        was, self._capped = self._capped, capped_from is not None
-        said = self._capped_said
-        newly_capped = self._capped and not was and (said is None or now - said >= self.period_s)
-        recent = self._far_since is not None and now - self._far_since < self.period_s
-        if recent and not newly_capped:
+        if self._far_since is not None and now - self._far_since < self.period_s:
             return None
-        if self._capped:
-            self._capped_said = now
         self._far_since = now
-        line = (f"threshold {live:.4g} is {ratio:.2g}x the model calibration threshold "
+        return logging.WARNING, self._far_line(live, ratio, calibrated)
+
+    @staticmethod
+    def _far_line(live: float, ratio: float, calibrated: float) -> str:
+        return (f"threshold {live:.4g} is {ratio:.2g}x the model calibration threshold "
                 f"{calibrated:.4g} (rolling statistics of the live scores; seismo evaluate "
                 "--streaming replays a file through the same rule)")  # fmt: skip
-        if capped_from is not None:
-            line += (f"; held there by --max-threshold-factor: the statistics give "
-                     f"{capped_from:.4g}, the live scores have moved far from the model's "
-                     "(crafted scores just under the threshold, or a model that no longer "
-                     "fits: retrain it)")  # fmt: skip
-        return logging.WARNING, line

@@ -148,6 +148,26 @@ def test_a_threshold_far_from_its_calibration_is_said_then_rate_limited(clock, l
     assert watch.observe(1.5, 1.46) is None
 
 
+@pytest.mark.parametrize("live", [1.9, 10.0])  # the bound within FAR_FACTOR, or beyond it
+def test_a_threshold_held_by_its_bound_is_said_at_once_then_rate_limited(clock, live):
+    """Held by --max-threshold-factor, the watch says so at once, even right after a
+    warning that it is far; statistics hovering at the bound, held one batch and not the
+    next, said it twice a batch (a reviewer's finding), and within FAR_FACTOR not at
+    all: now once a period."""
+    watch = ThresholdWatch(period_s=300.0, clock=clock)
+    said = []
+    if live > FAR_FACTOR:
+        said.append(watch.observe(live * 0.9, 1.0))  # far, before the bound holds it
+    for i in range(100):  # a batch a second: held, not held, held ...
+        clock.now = float(i)
+        held = watch.observe(live, 1.0, capped_from=live * 25 if i % 2 == 0 else None)
+        said.append(held)
+    lines = [s for s in said if s is not None]
+    held_lines = [line for _, line in lines if "held there by --max-threshold-factor" in line]
+    assert len(held_lines) == 1 and "the statistics give" in held_lines[0]
+    assert len(lines) <= 2, lines
+
+
 def test_a_threshold_watch_ignores_what_is_no_number(clock):
     watch = ThresholdWatch(clock=clock)
     assert watch.observe(math.nan, 1.0) is None and watch.observe(5.0, 0.0) is None

@@ -224,3 +224,16 @@ def test_one_config_file_serves_the_scorer_and_the_sidecar(tmp_path):
     cfg.write_text('model_store = "/models"\ninterval_ss = 600.0\n')
     with pytest.raises(ConfigError, match="interval_ss is not a setting of this command"):
         load_retrain_settings({}, config_file=cfg, env={})
+
+
+def test_the_retrainer_and_evaluate_refuse_a_threshold_bound_the_scorer_refuses():
+    """Only the scorer checked --max-threshold-factor: the retrainer took 0.5 (a bound
+    at half the calibration threshold) and evaluate crashed on -1 (a reviewer's finding)."""
+    from seismo.stream.offline.evaluate import streaming_settings
+
+    with pytest.raises(ConfigError, match="max_threshold_factor must be above 1, or 0"):
+        load_retrain_settings({"model_store": "/tmp/x", "max_threshold_factor": 0.5}, env={})
+    for bad in (0.5, -1.0):
+        with pytest.raises(ConfigError, match="--max-threshold-factor must be above 1, or 0"):
+            streaming_settings(None, None, None, 1, bad)
+    assert streaming_settings(None, None, None, 1, 0.0).max_threshold_factor == 0.0
