@@ -73,11 +73,14 @@ def request_retrain(
     by: str,
     cooldown_s: float | None = None,
     kind: str = "request",
+    version: str | None = None,
 ) -> bool:
     """Ask the retrainer of ``name`` for a retrain; True if this call made the request.
 
     ``kind`` (``drift`` from a scorer, ``request`` from a person) labels the
-    round in the retrainer's metrics; ``reason`` is free text for its log.
+    round in the retrainer's metrics; ``reason`` is free text for its log;
+    ``version`` is the model version that drifted (a retrainer skips the request
+    once another version is current).
 
     With ``cooldown_s`` the call is deduplicated: only the first caller within
     the cool-down makes a request.
@@ -88,7 +91,8 @@ def request_retrain(
         )
         if not claimed:
             return False
-    body = json.dumps({"reason": reason, "by": by, "kind": kind, "at": int(time.time() * 1000)})
+    fields = {"reason": reason, "by": by, "kind": kind, "at": int(time.time() * 1000)}
+    body = json.dumps(fields if version is None else {**fields, "version": version})
     client.set(request_key(prefix, name), body)
     return True
 

@@ -35,6 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import redis
@@ -209,6 +210,9 @@ class Retrainer:
         s = self.settings
         request = take_request(self.client, s.redis_prefix, s.model_name)
         self._request = request
+        if request is not None and self._stale(request):
+            self._request = None
+            return None
         if request is not None:
             kind = request.get("kind")
             self._kind = kind if kind in ("drift", "request") else "request"
@@ -223,6 +227,25 @@ class Retrainer:
             return None
         self._kind = "interval"
         return "interval"
+
+    def _stale(self, request: dict[str, Any]) -> bool:
+        """Whether ``request`` reports the drift of a version that is no longer current:
+        a scorer still on the old version until it swaps asks again after its cool-down,
+        and a round on that request retrained the window the new version was just
+        trained on (a slow test saw one rejected right after a promotion)."""
+        drifted = request.get("version")
+        if request.get("kind") != "drift" or not isinstance(drifted, str):
+            return False
+        try:
+            current = self.registry.current(self.settings.model_name)
+        except (redis.RedisError, SeismoError):
+            return False  # unknown: the round's own champion check decides
+        if current is None or current == drifted:
+            return False
+        self.metrics.skipped.labels("stale_drift").inc()
+        log.info("retrain request skipped: drift of %s, but %s is current since", drifted,
+                 current)  # fmt: skip
+        return True
 
     def attempt(self, trigger: str, kind: str | None = None) -> RoundResult:
         """One round: train a challenger on the window, judge it, publish it if it wins.

@@ -211,7 +211,7 @@ def _drift_reporter(
             made = request_retrain(
                 client, settings.redis_prefix, artifact.name,
                 reason=f"drift of {artifact.version}", by=by,
-                cooldown_s=settings.drift_cooldown_s, kind="drift",
+                cooldown_s=settings.drift_cooldown_s, kind="drift", version=artifact.version,
             )  # fmt: skip
         except redis.RedisError as exc:
             held = throttle.admit("request")

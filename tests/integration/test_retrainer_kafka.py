@@ -441,3 +441,39 @@ def test_an_interval_round_waits_for_new_events_and_for_a_current_version(
             stop.set()
             thread.join(timeout=30)
     assert not thread.is_alive() and not errors, errors
+
+
+def test_a_drift_request_of_a_version_no_longer_current_is_skipped(
+    kafka_bootstrap, topic_name, redis_url, redis_client, redis_key_prefix, tmp_path: Path,
+    caplog,
+):
+    """A scorer still on the old version asks again after its cool-down, until it swaps:
+    a round on that request retrained the window the new version was just trained on (a
+    slow test saw one rejected right after a promotion, its /health then naming that
+    round). A drift request names its version; another version current, it is skipped.
+    A request of the current version, or a person's, still starts a round."""
+    from seismo.stream.retrain.requests import request_retrain
+
+    rng = np.random.default_rng(11)
+    publish_champion(rng, tmp_path, redis_client, redis_key_prefix)
+    create_topics(kafka_bootstrap, {topic_name: 1})
+    settings = retrain_settings(tmp_path, kafka_bootstrap, topic_name, redis_url,
+                                redis_key_prefix)  # fmt: skip
+    registry = ModelRegistry(tmp_path / "store", redis_client, redis_key_prefix)
+    current = registry.current(NAME)
+    assert current is not None
+
+    def ask(version: str | None, kind: str = "drift") -> None:
+        assert request_retrain(redis_client, redis_key_prefix, NAME, reason=f"drift of {version}",
+                               by="scorer-1", kind=kind, version=version)  # fmt: skip
+
+    with open_retrainer(settings) as retrainer:
+        ask("an-older-version")
+        with caplog.at_level("INFO"):
+            assert retrainer.due() is None
+        assert f"drift of an-older-version, but {current} is current" in caplog.text
+        assert retrainer.metrics.skipped.labels("stale_drift")._value.get() == 1
+        ask(current)
+        assert retrainer.due() == f"drift of {current}"
+        ask("an-older-version", kind="request")  # a person's request is never stale
+        assert retrainer.due() == "drift of an-older-version"
