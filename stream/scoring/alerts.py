@@ -109,6 +109,12 @@ def _common(batch: ScoredBatch, i: int) -> dict[str, Any]:
         "model_version": batch.model_version,
         "source": batch.sources[int(d.rows[i])].as_dict(),
     }
+    return _mark_stand_in(record, batch)
+
+
+def _mark_stand_in(record: dict[str, Any], batch: ScoredBatch) -> dict[str, Any]:
+    """``record`` with ``"ts_source": "clock"`` when its ``ts`` is the scorer's clock,
+    standing in for an event without a time (a replay would carry another)."""
     if record["ts"] == batch.stand_in_ms:
         record["ts_source"] = "clock"
     return record
@@ -167,8 +173,7 @@ def alert_records(batch: ScoredBatch, detected_at_ms: int) -> list[dict[str, Any
                        "checks": [name for name, on in (("window", columns["window_flag"][j]),
                                                         ("level", columns["level_flag"][j]))
                                   if on]}  # fmt: skip
-        if record["ts"] == batch.stand_in_ms:  # a replay would carry another: not the event's
-            record["ts_source"] = "clock"
+        _mark_stand_in(record, batch)
         record["top_features"] = tops[j]
         if channel_tops is not None and batch.window_starts is not None:
             record["window"] = {"start_ts": int(batch.window_starts[i]), "end_ts": record["ts"],
