@@ -105,7 +105,8 @@ class ScorerSettings(RedactedSettings):
     )
     device: str = Field("auto", description="Torch device: auto (CUDA if available), cpu, cuda.")
     max_batch: int = Field(
-        1024, ge=1, le=1_000_000, description="Most events per micro-batch (bounds memory)."
+        4096, ge=1, le=1_000_000,
+        description="Most events per micro-batch (bounds memory: lower it for wide events).",
     )
     linger_ms: int = Field(
         50, ge=1, le=60_000, description="Longest wait for a micro-batch to fill (ms)."

@@ -25,7 +25,7 @@ def test_defaults_match_the_documented_contract():
     )
     assert (s.k, s.max_batch, s.linger_ms, s.learn_anomalies, s.device) == (
         3.0,
-        1024,
+        4096,
         50,
         False,
         "auto",
