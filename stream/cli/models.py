@@ -24,6 +24,10 @@ StoreOpt = Annotated[
 NameOpt = Annotated[str, Opt("--name", help="Model name.")]
 
 
+def _to_stderr(line: str) -> None:
+    typer.echo(line, err=True)
+
+
 @models_app.command("list")
 def models_list(
     store: StoreOpt,
@@ -49,7 +53,7 @@ def models_publish(
     """Copy an artifact into the store, verify it, and make it current."""
     from seismo.stream.registry.commands import run_publish
 
-    run_publish(store, model, keep, redis_url, redis_prefix, typer.echo)
+    run_publish(store, model, keep, redis_url, redis_prefix, typer.echo, warn=_to_stderr)
 
 
 @models_app.command("promote")
@@ -63,7 +67,7 @@ def models_promote(
     """Make a stored version current after verifying its checksum."""
     from seismo.stream.registry.commands import run_promote
 
-    run_promote(store, name, version, redis_url, redis_prefix, typer.echo)
+    run_promote(store, name, version, redis_url, redis_prefix, typer.echo, warn=_to_stderr)
 
 
 @models_app.command("rollback")
@@ -76,7 +80,7 @@ def models_rollback(
     """Make the previously current version current again."""
     from seismo.stream.registry.commands import run_rollback
 
-    run_rollback(store, name, redis_url, redis_prefix, typer.echo)
+    run_rollback(store, name, redis_url, redis_prefix, typer.echo, warn=_to_stderr)
 
 
 @models_app.command("request-retrain")

@@ -13,9 +13,10 @@ from pathlib import Path
 import redis
 
 from seismo.models.artifact import load_artifact
-from seismo.stream.errors import ServiceError
+from seismo.stream.errors import ArtifactError, RegistryError, ServiceError
 from seismo.stream.io.redis_stats import connect, redact_url
 from seismo.stream.registry.model_registry import ModelRegistry, VersionInfo
+from seismo.stream.registry.model_watch import input_change
 from seismo.stream.retrain.requests import request_retrain
 
 Echo = Callable[[str], None]
@@ -62,30 +63,65 @@ def run_list(
                        "scorers use?")  # fmt: skip
 
 
+def swap_note(registry: ModelRegistry, name: str, before: str | None, after: str) -> str | None:
+    """What running scorers that serve ``before`` do with ``after`` now current, when they
+    will not swap to it (:func:`~seismo.stream.registry.model_watch.input_change`);
+    ``None`` when they will, or when ``before`` can no longer be read."""
+    if before is None or before == after:
+        return None
+    try:
+        old, new = registry.verify(name, before), registry.verify(name, after)
+    except (RegistryError, ArtifactError):
+        return None  # pruned or unreadable: nothing to compare with
+    change = input_change(old.feature_names, new.feature_names)
+    if change is None:
+        return None
+    return (f"scorers serving {name} version {before} will not swap to {after}: {change}; "
+            "restart them to serve it (their start-up checks read the input topic)")  # fmt: skip
+
+
 def run_publish(
-    store: str, model: Path, keep: int, redis_url: str, redis_prefix: str, echo: Echo
-) -> None:
-    """Copy the artifact at ``model`` into the store and point its name at it."""
+    store: str, model: Path, keep: int, redis_url: str, redis_prefix: str, echo: Echo,
+    warn: Echo | None = None,
+) -> None:  # fmt: skip
+    """Copy the artifact at ``model`` into the store and point its name at it; say (to
+    ``warn``, default ``echo``) when running scorers will refuse it (:func:`swap_note`)."""
     artifact = load_artifact(model, device="cpu")
     with open_registry(store, redis_url, redis_prefix) as registry:
+        before = registry.current(artifact.name)
         version = registry.publish(artifact, keep=keep)
+        note = swap_note(registry, artifact.name, before, version)
     echo(f"{artifact.name} -> {version}")
+    if note is not None:
+        (warn or echo)(note)
 
 
 def run_promote(
-    store: str, name: str, version: str, redis_url: str, redis_prefix: str, echo: Echo
-) -> None:
-    """Point ``name`` at a stored, verified ``version``."""
+    store: str, name: str, version: str, redis_url: str, redis_prefix: str, echo: Echo,
+    warn: Echo | None = None,
+) -> None:  # fmt: skip
+    """Point ``name`` at a stored, verified ``version`` (a note as :func:`run_publish`'s)."""
     with open_registry(store, redis_url, redis_prefix) as registry:
+        before = registry.current(name)
         registry.promote(name, version)
+        note = swap_note(registry, name, before, version)
     echo(f"{name} -> {version}")
+    if note is not None:
+        (warn or echo)(note)
 
 
-def run_rollback(store: str, name: str, redis_url: str, redis_prefix: str, echo: Echo) -> None:
-    """Point ``name`` back at its previous version."""
+def run_rollback(
+    store: str, name: str, redis_url: str, redis_prefix: str, echo: Echo,
+    warn: Echo | None = None,
+) -> None:  # fmt: skip
+    """Point ``name`` back at its previous version (a note as :func:`run_publish`'s)."""
     with open_registry(store, redis_url, redis_prefix) as registry:
+        before = registry.current(name)
         version = registry.rollback(name)
+        note = swap_note(registry, name, before, version)
     echo(f"{name} -> {version}")
+    if note is not None:
+        (warn or echo)(note)
 
 
 def run_request_retrain(

@@ -4,8 +4,9 @@ A :class:`ModelWatcher` thread listens on the model's events channel
 (``{prefix}:model:{name}:events``) and, in case a notification is lost
 (pub/sub delivers at most once, and not while disconnected), reads the pointer
 every ``poll_s`` seconds: a new version is noticed within ``poll_s`` at the
-latest. It loads and verifies the new version (checksum, and the same number
-of features as the one serving) off the scoring thread and leaves it in a
+latest. It loads and verifies the new version (checksum, and the same
+channels, in the same order, as the one serving: :func:`input_change`) off the
+scoring thread and leaves it in a
 one-slot mailbox; the scorer takes it between two batches
 (:meth:`ModelWatcher.take`), so no batch is ever scored by two models and no
 event is dropped or scored twice by the swap. A version that cannot be used is
@@ -24,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -57,6 +58,47 @@ def retry_delay_s(failures: int, poll_s: float) -> float:
     return min(doubled, max(poll_s, FIRST_RETRY_S), MAX_RETRY_S)
 
 
+#: Channel names a refusal shows of each version before it says how many more.
+SHOWN_NAMES = 6
+
+
+def input_change(serving: Sequence[str], new: Sequence[str]) -> str | None:
+    """Why a version whose channels are ``new`` cannot replace one whose channels are
+    ``serving`` in a running scorer, or ``None`` when it can.
+
+    A hot swap must keep the input contract: events that give their values by
+    position (a JSON list, binary float32) carry no names, so a version of
+    another width, or with the same channels in another order, would read them
+    as other channels without a sign. Restarting the scorers with the new
+    version runs their start-up checks on the input topic instead.
+
+    >>> input_change(["temp", "rpm"], ["temp", "rpm"]) is None
+    True
+    >>> input_change(["temp", "rpm"], ["rpm", "temp"])
+    'it names its channels rpm, temp where the version in use names temp, rpm'
+    >>> input_change(["temp", "rpm"], ["temp", "rpm", "load"])
+    'it takes 3 values per event, the version in use 2'
+    >>> input_change([f"c{i}" for i in range(8)], [f"c{i}" for i in range(7)] + ["x"])
+    'it names its channels c0, c1, c2, c3, c4, c5 and 2 more where the version in use \
+names c0, c1, c2, c3, c4, c5 and 2 more (first difference: x at position 8, not c7)'
+    """
+    if len(new) != len(serving):
+        return f"it takes {len(new)} values per event, the version in use {len(serving)}"
+    if list(new) == list(serving):
+        return None
+    reason = f"it names its channels {_names(new)} where the version in use names {_names(serving)}"
+    if len(new) > SHOWN_NAMES:
+        at = next(i for i, (a, b) in enumerate(zip(new, serving, strict=True)) if a != b)
+        reason += f" (first difference: {new[at]} at position {at + 1}, not {serving[at]})"
+    return reason
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:SHOWN_NAMES])
+    more = len(names) - SHOWN_NAMES
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
 def describe(exc: BaseException) -> str:
     """One line naming an error: its type and its first line.
 
@@ -81,8 +123,9 @@ class ModelWatcher:
         The model name to follow.
     serving : str
         The version the scorer serves at start.
-    n_features : int
-        A new version must take this many features.
+    channels : sequence of str
+        The serving version's channels (its ``feature_names``): a new version must
+        name the same, in the same order (:func:`input_change`).
     poll_s : float
         Longest time between two reads of the pointer.
     device : str
@@ -101,7 +144,7 @@ class ModelWatcher:
         name: str,
         *,
         serving: str,
-        n_features: int,
+        channels: Sequence[str],
         poll_s: float,
         device: str = "cpu",
         on_refused: Callable[[str, str], None] | None = None,
@@ -110,7 +153,7 @@ class ModelWatcher:
     ) -> None:
         self.registry = registry
         self.name = name
-        self.n_features = n_features
+        self.channels = list(channels)
         self.poll_s = poll_s
         self.device = device
         self.on_refused = on_refused
@@ -158,8 +201,8 @@ class ModelWatcher:
     def check_now(self) -> None:
         """Read the pointer once and load a new version if there is one (also used by tests).
 
-        A version that cannot be used (unknown, fails verification, another
-        width) is refused once and never tried again; any other error, a
+        A version that cannot be used (unknown, fails verification, other
+        channels) is refused once and never tried again; any other error, a
         store that cannot be read (``OSError``) included, is raised, and the
         version is tried again at the next check.
         """
@@ -175,10 +218,9 @@ class ModelWatcher:
             self._refuse(version, str(exc))
             return
         self._seen = version
-        if artifact.n_features != self.n_features:
-            self._refuse(
-                version, f"it takes {artifact.n_features} features, the scorer {self.n_features}"
-            )
+        change = input_change(self.channels, artifact.feature_names)
+        if change is not None:
+            self._refuse(version, f"{change}; restart the scorers to serve it")
             return
         with self._lock:
             self._ready = artifact

@@ -244,7 +244,7 @@ def _serving_model(
         )
     artifact = registry.verify(settings.model_name, version, device=settings.device)
     watcher = ModelWatcher(
-        registry, settings.model_name, serving=version, n_features=artifact.n_features,
+        registry, settings.model_name, serving=version, channels=artifact.feature_names,
         poll_s=settings.model_poll_s, device=settings.device,
         on_refused=lambda _v, _r: metrics.model_swap_failures.inc(),
         on_error=lambda _exc: metrics.model_watch_errors.inc(),

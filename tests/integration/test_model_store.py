@@ -12,6 +12,7 @@ the other object stores.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -304,6 +305,40 @@ def test_cli_publish_list_rollback(
     assert ok("rollback", "--name", NAME).strip() == f"{NAME} -> {v1}"
     assert ModelRegistry(store, redis_client, redis_key_prefix).current(NAME) == v1
     assert ok("promote", "--name", NAME, "--version", v2).strip() == f"{NAME} -> {v2}"
+
+
+def test_cli_says_when_running_scorers_will_refuse_the_new_current_version(
+    tmp_path: Path, redis_url: str, redis_key_prefix: str, artifacts: list[Artifact]
+) -> None:
+    """A version naming the same channels in another order is published (the pointer
+    moves) with a note on stderr: running scorers refuse to swap to it (positional values
+    would be read as other channels), which the command used to leave to their logs."""
+    reordered = replace(artifacts[1], version=artifacts[1].version + "-reordered",
+                        feature_names=list(reversed(artifacts[1].feature_names)))  # fmt: skip
+    dirs = [save_artifact(a, tmp_path / f"trained-{i}")
+            for i, a in enumerate([artifacts[0], artifacts[2], reordered])]  # fmt: skip
+    common = ["--store", str(tmp_path / "store"), "--redis-url", redis_url,
+              "--redis-prefix", redis_key_prefix]  # fmt: skip
+
+    def run(*args: str) -> tuple[str, list[str]]:
+        done = run_seismo("models", *args, *common, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        notes = [line for line in done.stderr.splitlines() if "will not swap" in line]
+        return done.stdout.strip(), notes
+
+    v1, v3 = artifacts[0].version, artifacts[2].version
+    assert run("publish", "--model", str(dirs[0])) == (f"{NAME} -> {v1}", [])
+    assert run("publish", "--model", str(dirs[1])) == (f"{NAME} -> {v3}", [])  # same channels
+    out, notes = run("publish", "--model", str(dirs[2]))
+    assert out == f"{NAME} -> {reordered.version}"
+    assert notes == [
+        f"scorers serving {NAME} version {v3} will not swap to {reordered.version}: it names "
+        "its channels f3, f2, f1, f0 where the version in use names f0, f1, f2, f3; restart "
+        "them to serve it (their start-up checks read the input topic)"
+    ]
+    out, notes = run("rollback", "--name", NAME)
+    assert out == f"{NAME} -> {v3}" and len(notes) == 1, "and back again"
+    assert run("promote", "--name", NAME, "--version", v1) == (f"{NAME} -> {v1}", [])
 
 
 def test_url_store_downloads_a_corrupt_cached_copy_again(

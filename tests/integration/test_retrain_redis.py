@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,12 +81,17 @@ def test_only_one_retrainer_holds_the_lease_until_it_expires_or_is_released(
     assert redis_client.get(key) == b"a"
 
 
-def test_watcher_loads_each_new_version_and_refuses_another_width(registry, versions):
+def test_watcher_loads_each_new_version_and_refuses_other_channels(registry, versions):
+    """A version of another width, or naming the same channels in another order, is
+    refused: positional values (a JSON list, float32) would be read as other channels."""
     v1, v2, wide = versions
+    reordered = replace(v2, version=v2.version + "-reordered",
+                        feature_names=list(reversed(v2.feature_names)))  # fmt: skip
     registry.publish(v1)
-    refused: list[str] = []
-    watcher = ModelWatcher(registry, NAME, serving=v1.version, n_features=4, poll_s=30,
-                           on_refused=lambda v, _r: refused.append(v)).start()  # fmt: skip
+    refused: list[tuple[str, str]] = []
+    watcher = ModelWatcher(registry, NAME, serving=v1.version, channels=v1.feature_names,
+                           poll_s=30, on_refused=lambda v, r: refused.append((v, r)))
+    watcher.start()
     try:
         time.sleep(0.3)  # subscribed
         registry.publish(v2)
@@ -100,8 +106,15 @@ def test_watcher_loads_each_new_version_and_refuses_another_width(registry, vers
         )
         assert watcher.take() is None, "taken once"
         registry.publish(wide)
-        assert wait_for(lambda: refused == [wide.version], 10)
+        assert wait_for(lambda: [v for v, _ in refused] == [wide.version], 10)
         assert watcher.take() is None, "a model of another width is never offered"
+        registry.publish(reordered)
+        assert wait_for(lambda: len(refused) == 2, 10)
+        assert refused[0][1].startswith("it takes 5 values per event, the version in use 4")
+        assert refused[1] == (reordered.version, "it names its channels f3, f2, f1, f0 where "
+                              "the version in use names f0, f1, f2, f3; restart the scorers "
+                              "to serve it")  # fmt: skip
+        assert watcher.take() is None, "nor one whose channels are in another order"
     finally:
         asked = time.monotonic()
         watcher.stop()
@@ -114,7 +127,8 @@ def test_watcher_polls_when_the_notification_is_lost(registry, versions, redis_c
     v1, v2, _ = versions
     registry.publish(v2)
     registry.publish(v1)  # v2 is stored; v1 serves
-    watcher = ModelWatcher(registry, NAME, serving=v1.version, n_features=4, poll_s=0.5)
+    watcher = ModelWatcher(registry, NAME, serving=v1.version, channels=v1.feature_names,
+                           poll_s=0.5)
     watcher.start()
     try:
         time.sleep(0.3)
@@ -137,7 +151,8 @@ def test_watcher_outlives_a_pointer_that_is_no_utf8_and_health_shows_it(
     v1, v2, _ = versions
     registry.publish(v1)
     errors: list[BaseException] = []
-    watcher = ModelWatcher(registry, NAME, serving=v1.version, n_features=4, poll_s=0.5,
+    watcher = ModelWatcher(registry, NAME, serving=v1.version, channels=v1.feature_names,
+                           poll_s=0.5,
                            on_error=errors.append).start()  # fmt: skip
     health = Health()
     health.kafka((1, 1))
@@ -186,7 +201,7 @@ def test_an_idle_scorers_health_says_redis_is_unreachable_when_its_watcher_finds
         client = connect(server.url)
         registry = ModelRegistry(tmp_path / "store", client, "idle")
         registry.publish(v1)
-        watcher = ModelWatcher(registry, NAME, serving=v1.version, n_features=4,
+        watcher = ModelWatcher(registry, NAME, serving=v1.version, channels=v1.feature_names,
                                poll_s=0.5).start()  # fmt: skip
         health = Health()
         health.kafka((1, 1))
