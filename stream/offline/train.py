@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seismo.models.artifact import build_artifact, save_artifact
-from seismo.models.columns import ColumnSpec
+from seismo.models.columns import DEFAULT_TIMESTAMP, ColumnSpec
 from seismo.models.config import TrainConfig, default_hidden
 from seismo.models.data import (
     STEP_MARK,
@@ -107,6 +107,19 @@ def parse_widths(flag: str, text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise ConfigError(f"{flag} expects comma-separated integers, got {text!r}") from None
+
+
+def takes_window(arch: str) -> bool:
+    """Whether ``arch`` is a sequence architecture, whose config holds the window.
+
+    >>> takes_window("conv1d"), takes_window("vae")
+    (True, False)
+    """
+    try:
+        spec = get_architecture(arch)
+    except SeismoError as exc:
+        raise ConfigError(str(exc)) from None
+    return "window" in {f.name for f in fields(spec.config_cls)}  # type: ignore[arg-type]
 
 
 def build_config(arch: str, n_features: int, options: dict[str, Any]) -> ModelConfig:
@@ -286,9 +299,17 @@ def run_train(
     console = Console(stderr=True)
     window = arch_options.get("window")
     spec = columns or ColumnSpec(timestamp_column=timestamp_column)
-    if window and is_series_csv(data, spec.timestamp_column):
+    series = bool(window) and is_series_csv(data, spec.timestamp_column)
+    if window and not series and not takes_window(arch):
+        raise ConfigError(
+            f"--window {window} builds windows of readings from a time series: a CSV with a "
+            f"{spec.timestamp_column or DEFAULT_TIMESTAMP!r} column, which {data} does not "
+            "have (name yours with --timestamp-column); for rows that already are flattened "
+            "windows, use --arch conv1d or lstm"
+        )
+    if window and series:
         table = series_table(data, spec, window, train_share)
-        if "window" not in {f.name for f in fields(get_architecture(arch).config_cls)}:  # type: ignore[arg-type]
+        if not takes_window(arch):
             arch_options = {**arch_options, "window": None}  # dense: the flattened window
         console.print(f"time series: {len(table.x)} windows of {window} readings from the "
                       f"first {train_share:.0%} of {data}")  # fmt: skip

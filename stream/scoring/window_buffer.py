@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seismo.models.columns import window_of
 from seismo.models.data import STEP_MARK
 from seismo.stream.scoring.codec import DecodedBatch
 
@@ -228,6 +229,35 @@ def channel_names(feature_names: list[str], window: int) -> list[str]:
     channels = len(feature_names) // window
     last = feature_names[(window - 1) * channels :]
     return [name.split(STEP_MARK)[0] for name in last]
+
+
+def window_mismatch(feature_names: Sequence[str], window: int) -> str | None:
+    """Why a model named ``feature_names`` cannot be scored with ``--window window``, or
+    ``None``. A model ``seismo train --window W`` wrote names its features
+    ``channel@t-k`` (:data:`~seismo.models.data.STEP_MARK`): it scores windows of exactly
+    W readings. A model whose features are named otherwise (not the generic ``f0``,
+    ``f1``, ... of a model built in Python) scores one reading of those channels.
+
+    >>> window_mismatch(["a@t-1", "b@t-1", "a@t-0", "b@t-0"], 2) is None
+    True
+    >>> window_mismatch(["a@t-1", "b@t-1", "a@t-0", "b@t-0"], 1)
+    'it scores windows of 2 readings (trained with --window 2): start the scorer with --window 2'
+    >>> window_mismatch(["rpm", "temp", "load", "flow"], 2)
+    'it scores single readings of its 4 channels (trained without --window): leave --window out'
+    >>> window_mismatch(["f0", "f1", "f2", "f3"], 2) is None  # no names: no way to tell
+    True
+    """
+    trained = window_of(feature_names)
+    if trained is not None:
+        if trained == window:
+            return None
+        return (f"it scores windows of {trained} readings (trained with --window {trained}): "
+                f"start the scorer with --window {trained}")  # fmt: skip
+    generic = list(feature_names) == [f"f{i}" for i in range(len(feature_names))]
+    if window == 1 or generic:
+        return None
+    return (f"it scores single readings of its {len(feature_names)} channels (trained "
+            "without --window): leave --window out")  # fmt: skip
 
 
 def reading_channels(feature_names: Sequence[str], window: int) -> list[str]:

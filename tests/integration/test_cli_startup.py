@@ -307,6 +307,43 @@ def test_named_events_are_checked_against_the_models_channel_names(
     assert "scorer stopped cleanly" in start_cleanly(args, tmp_path / "named.log")
 
 
+def test_a_window_model_is_refused_under_another_window_and_a_reading_model_under_one(
+    model_dir, kafka_bootstrap, redis_url, all_topics, group_id, tmp_path
+):
+    """`seismo train --window 3` on 2 channels gives a 6-feature model. Started without
+    `--window`, the scorer refused it for the events' width alone (2 values, not 6),
+    without naming the setting; now the line names the window the model was trained
+    with. A model of named channels trained on single readings is refused under
+    `--window`: windows of readings would be read as its channels where the widths
+    agree."""
+    series = tmp_path / "normal.csv"
+    rows = np.random.default_rng(0).normal(size=(400, 2)).round(4)
+    series.write_text("timestamp,rpm,temp\n" + "".join(
+        f"{1_700_000_000_000 + 1000 * i},{a},{b}\n" for i, (a, b) in enumerate(rows)))
+    window_model = tmp_path / "window-model"
+    done = run_seismo("train", "--data", str(series), "--out", str(window_model), "--window",
+                      "3", "--epochs", "2", timeout=RUN_TIMEOUT_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    event = {"device_id": "d", "values": {"rpm": 1.0, "temp": 2.0}}
+    produce_values(kafka_bootstrap, all_topics["input"], [(b"d", json.dumps(event).encode())])
+    expected = ("it scores windows of 3 readings (trained with --window 3): start the "
+                "scorer with --window 3")  # fmt: skip
+    args = score_args(window_model, kafka_bootstrap, redis_url, all_topics, group_id)
+    assert fail_to_start(args, expected, "window model, no --window").endswith(expected)
+    fail_to_start([*args, "--window", "2"], expected, "window model, another window")
+    assert "scorer stopped cleanly" in start_cleanly([*args, "--window", "3"],
+                                                     tmp_path / "window.log")  # fmt: skip
+
+    reading_model = tmp_path / "reading-model"  # the same file, one reading per row
+    done = run_seismo("train", "--data", str(series), "--out", str(reading_model), "--epochs",
+                      "2", timeout=RUN_TIMEOUT_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert load_artifact(reading_model).feature_names == ["rpm", "temp"]
+    reading = score_args(reading_model, kafka_bootstrap, redis_url, all_topics, group_id)
+    fail_to_start([*reading, "--window", "2"], "it scores single readings of its 2 channels "
+                  "(trained without --window): leave --window out", "reading model, --window")
+
+
 def test_a_kafka_property_the_client_refuses_is_one_line(
     model_dir, kafka_bootstrap, redis_url, all_topics, group_id, monkeypatch
 ):

@@ -100,3 +100,23 @@ def test_an_unknown_device_is_refused_before_the_data_is_read(tmp_path) -> None:
         run_train(data=tmp_path / "not-read.csv", out=tmp_path / "m", arch="dense",
                   arch_options={}, train_options={}, name="x", exclude_labelled=False,
                   label_column=None, device="gpu")  # fmt: skip
+
+
+def test_window_without_a_time_column_names_the_column_not_the_architecture(tmp_path) -> None:
+    """A CSV of readings without a ``timestamp`` column and ``--window 3`` (the default
+    VAE) said "--window does not apply to --arch vae", which sent a user to change the
+    architecture; the window needs the readings' order (found writing a start-up test)."""
+    from seismo.stream.offline.train import run_train
+
+    data = tmp_path / "readings.csv"
+    data.write_text("rpm,temp\n" + "1.0,2.0\n" * 20)
+    with pytest.raises(ConfigError) as caught:
+        run_train(data=data, out=tmp_path / "m", arch="vae", arch_options={"window": 3},
+                  train_options={}, name="x", exclude_labelled=False, label_column=None,
+                  device="cpu")  # fmt: skip
+    assert str(caught.value) == (
+        f"--window 3 builds windows of readings from a time series: a CSV with a 'timestamp' "
+        f"column, which {data} does not have (name yours with --timestamp-column); for rows "
+        "that already are flattened windows, use --arch conv1d or lstm"
+    )
+    assert not (tmp_path / "m").exists()
