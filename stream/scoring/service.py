@@ -51,7 +51,11 @@ from seismo.stream.registry.model_watch import ModelWatcher
 from seismo.stream.retrain.requests import request_retrain
 from seismo.stream.scoring.devices.states import DeviceStates
 from seismo.stream.scoring.scorer import DriftCallback, Scorer, StatsFactory, TailReader
-from seismo.stream.scoring.window_buffer import reading_channels, window_mismatch
+from seismo.stream.scoring.window_buffer import (
+    reading_channels,
+    window_doubt,
+    window_mismatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +289,13 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         consumer = Consumer({**config, "error_cb": errors, "stats_cb": metrics.on_kafka_stats})
         stack.callback(consumer.close)
         check_topics(consumer, topic_options(settings), errors=errors)
+        model = settings.model or settings.model_name
         wrong_window = window_mismatch(artifact.feature_names, settings.window)
         if wrong_window is not None:
-            raise ArtifactError(f"model {settings.model or settings.model_name}: {wrong_window}")
+            raise ArtifactError(f"model {model}: {wrong_window}")
+        doubt = window_doubt(artifact.feature_names, settings.window)
+        if doubt is not None:
+            log.warning("model %s: %s", model, doubt)
         if artifact.n_features % settings.window:
             raise ArtifactError(f"--window {settings.window} does not divide the model's "
                                 f"{artifact.n_features} features (window x channels)")  # fmt: skip

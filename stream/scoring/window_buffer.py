@@ -235,29 +235,45 @@ def window_mismatch(feature_names: Sequence[str], window: int) -> str | None:
     """Why a model named ``feature_names`` cannot be scored with ``--window window``, or
     ``None``. A model ``seismo train --window W`` wrote names its features
     ``channel@t-k`` (:data:`~seismo.models.data.STEP_MARK`): it scores windows of exactly
-    W readings. A model whose features are named otherwise (not the generic ``f0``,
-    ``f1``, ... of a model built in Python) scores one reading of those channels.
+    W readings.
 
     >>> window_mismatch(["a@t-1", "b@t-1", "a@t-0", "b@t-0"], 2) is None
     True
     >>> window_mismatch(["a@t-1", "b@t-1", "a@t-0", "b@t-0"], 1)
     'it scores windows of 2 readings (trained with --window 2): start the scorer with --window 2'
-    >>> window_mismatch(["rpm", "temp", "load", "flow"], 2)
-    'it scores single readings of its 4 channels (trained without --window): leave --window out'
-    >>> window_mismatch(["f0", "f1", "f2", "f3"], 2) is None  # no names: no way to tell
+    >>> window_mismatch(["rpm", "temp"], 2) is None  # see window_doubt
     True
     """
     trained = window_of(feature_names)
-    if trained is not None:
-        if trained == window:
-            return None
-        return (f"it scores windows of {trained} readings (trained with --window {trained}): "
-                f"start the scorer with --window {trained}")  # fmt: skip
-    generic = list(feature_names) == [f"f{i}" for i in range(len(feature_names))]
-    if window == 1 or generic:
+    if trained is None or trained == window:
         return None
-    return (f"it scores single readings of its {len(feature_names)} channels (trained "
-            "without --window): leave --window out")  # fmt: skip
+    return (f"it scores windows of {trained} readings (trained with --window {trained}): "
+            f"start the scorer with --window {trained}")  # fmt: skip
+
+
+def window_doubt(feature_names: Sequence[str], window: int) -> str | None:
+    """What to say when ``--window window`` (> 1) serves a model whose features name
+    channels without time steps: ``seismo train`` without ``--window`` writes such a
+    model, which scores one reading, so windows of readings would be read as its
+    channels. A model built in Python for windows may be named so too, hence a
+    warning, not a refusal; generic names (``f0``, ``f1``, ...) say nothing.
+
+    >>> window_doubt(["rpm", "temp", "load", "flow"], 2)
+    'its features name 4 channels without time steps (seismo train without --window \
+writes such a model): --window 2 reads 2 readings of 2 values as those channels; if it \
+was not trained on such windows, leave --window out'
+    >>> window_doubt(["f0", "f1", "f2", "f3"], 2) is None, window_doubt(["a", "b"], 1) is None
+    (True, True)
+    """
+    generic = list(feature_names) == [f"f{i}" for i in range(len(feature_names))]
+    if window == 1 or generic or window_of(feature_names) is not None:
+        return None
+    n, each = len(feature_names), len(feature_names) // window
+    values = f"{each} value" + ("s" if each != 1 else "")
+    return (f"its features name {n} channels without time steps (seismo train without "
+            f"--window writes such a model): --window {window} reads {window} readings of "
+            f"{values} as those channels; if it was not trained on such windows, leave "
+            "--window out")  # fmt: skip
 
 
 def reading_channels(feature_names: Sequence[str], window: int) -> list[str]:
