@@ -52,13 +52,38 @@ STEP_MARK = "@t-"
 
 
 def window_of(feature_names: Sequence[str]) -> int | None:
-    """The readings per window of a window model's features, ``None`` for a row model.
+    """The readings per window of a window model's features, ``None`` for a row model:
+    every name must end in ``@t-k`` with a whole number ``k``.
 
     >>> window_of(["a@t-1", "b@t-1", "a@t-0", "b@t-0"]), window_of(["a", "b"])
     (2, None)
+    >>> window_of(["load@t-peak", "load@t-off"]), window_of(["x@t-0", "y"])
+    (None, None)
     """
-    steps = {name.rpartition(STEP_MARK)[2] for name in feature_names if STEP_MARK in name}
-    return len(steps) or None
+    suffixes = [name.rpartition(STEP_MARK)[2] if STEP_MARK in name else ""
+                for name in feature_names]  # fmt: skip
+    if not suffixes or not all(s.isdigit() for s in suffixes):
+        return None
+    return len(set(suffixes))
+
+
+def window_step_of(feature_names: Sequence[str]) -> int | None:
+    """Readings between two readings of a window model's window (``--window-step``), from
+    its features' ``@t-k`` offsets; 1 when they are consecutive, ``None`` for a row model
+    or offsets that are not evenly spaced from 0.
+
+    >>> window_step_of(["a@t-12", "a@t-6", "a@t-0"]), window_step_of(["a@t-1", "a@t-0"])
+    (6, 1)
+    >>> window_step_of(["a", "b"]), window_step_of(["a@t-3", "a@t-1", "a@t-0"])
+    (None, None)
+    """
+    if window_of(feature_names) is None:
+        return None
+    offsets = sorted({int(name.rpartition(STEP_MARK)[2]) for name in feature_names})
+    if len(offsets) == 1:
+        return 1 if offsets == [0] else None
+    step = offsets[1] - offsets[0]
+    return step if step > 0 and offsets == [k * step for k in range(len(offsets))] else None
 
 
 @dataclass(frozen=True)

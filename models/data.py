@@ -608,24 +608,36 @@ def read_series(path: Path, timestamp_column: str | ColumnSpec) -> Series:
     return Series([header[i] for i in keep], values, devices)
 
 
-def series_windows(values: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
-    """Sliding windows ``(n - window + 1, window * c)`` (every ``stride``-th), time-major:
-    ``row[t * c + j]`` is channel ``j`` at step ``t``, the layout the scorer builds.
+def series_windows(
+    values: np.ndarray, window: int, stride: int = 1, step: int = 1
+) -> np.ndarray:
+    """Sliding windows of ``window`` readings ``step`` apart, one ending at every
+    ``stride``-th reading that has a whole window, ``(n - span + 1, window * c)`` for
+    ``stride`` 1 (``span = (window - 1) * step + 1``), time-major: ``row[t * c + j]`` is
+    channel ``j`` at step ``t``, the layout the scorer builds (``--window-step``).
 
     >>> series_windows(np.arange(8.0).reshape(4, 2), window=2).tolist()
     [[0.0, 1.0, 2.0, 3.0], [2.0, 3.0, 4.0, 5.0], [4.0, 5.0, 6.0, 7.0]]
+    >>> series_windows(np.arange(5.0).reshape(5, 1), window=2, step=3).tolist()
+    [[0.0, 3.0], [1.0, 4.0]]
     """
-    if window < 1 or len(values) < window:
-        raise DataError(f"a window of {window} needs at least {window} readings")
-    view = np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))[:, 0]
-    return view.reshape(len(view), -1)[::stride]
+    span = (window - 1) * step + 1
+    if window < 1 or step < 1 or len(values) < span:
+        spaced = f" {step} apart" if step > 1 else ""
+        raise DataError(f"a window of {window} readings{spaced} needs at least {span} readings")
+    view = np.lib.stride_tricks.sliding_window_view(values, (span, values.shape[1]))[:, 0]
+    return view[:, ::step].reshape(len(view), -1)[::stride]
 
 
 
-def window_feature_names(channels: list[str], window: int) -> list[str]:
-    """``{channel}@t-{k}``, oldest step first (``t-0`` is the newest reading).
+def window_feature_names(channels: list[str], window: int, step: int = 1) -> list[str]:
+    """``{channel}@t-{k}``, oldest first, ``k`` the readings back from the newest (``t-0``):
+    with readings ``step`` apart, ``k`` counts in steps of ``step``, so the names say the
+    window's spacing (:func:`seismo.models.columns.window_step_of`).
 
     >>> window_feature_names(["rpm", "temp"], 2)
     ['rpm@t-1', 'temp@t-1', 'rpm@t-0', 'temp@t-0']
+    >>> window_feature_names(["rpm"], 3, step=6)
+    ['rpm@t-12', 'rpm@t-6', 'rpm@t-0']
     """
-    return [f"{c}{STEP_MARK}{window - 1 - t}" for t in range(window) for c in channels]
+    return [f"{c}{STEP_MARK}{(window - 1 - t) * step}" for t in range(window) for c in channels]

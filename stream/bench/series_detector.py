@@ -305,10 +305,11 @@ def series_scaler(head: np.ndarray, points: int) -> StandardScaler:
 
 def train_series_model(
     raw_windows: np.ndarray, scaler: StandardScaler, rules: SeriesRules, epochs: int, seed: int,
-    name: str = "seismo",
+    name: str = "seismo", stride: int = 1,
 ) -> Artifact:  # fmt: skip
     """A model version of the series: a dense autoencoder on the scaled windows, packaged
-    with ``scaler`` (so it scores raw windows) and its validation calibration."""
+    with ``scaler`` (so it scores raw windows) and its validation calibration; its feature
+    names say the windows' readings are ``stride`` rows apart (``--window-step``)."""
     config = DenseConfig(n_features=raw_windows.shape[1], hidden=rules.hidden, activation="tanh")
     # every row of the window is learnt (trim_share 0): the trimmed loss of `seismo train`'s
     # default, chosen on tabular data, cost the window check 61 points on the artificial
@@ -320,7 +321,7 @@ def train_series_model(
                                device="cpu")  # fmt: skip
     result.detector.scaler = scaler
     return build_artifact(result, name=name,
-                          feature_names=window_feature_names([CHANNEL], rules.points),
+                          feature_names=window_feature_names([CHANNEL], rules.points, stride),
                           training_window={"windows": len(raw_windows)})  # fmt: skip
 
 
@@ -382,7 +383,8 @@ def detect(
     w = windows(x, rules.points, plan.stride)
     scaler = series_scaler(x[:probation], rules.points)
     rule = rules.device_rule()
-    artifact = train_series_model(w[: plan.fit_windows], scaler, rules, rules.epochs, rules.seed)
+    artifact = train_series_model(w[: plan.fit_windows], scaler, rules, rules.epochs, rules.seed,
+                                  stride=plan.stride)
     state = DeviceState.start(artifact.version, artifact.calibration, rule, channels=1)
     state.warm(x[:probation, None], rule)
     backend = backend or InProcess(x, w, rule)
@@ -399,7 +401,8 @@ def detect(
         recent = retrain_windows(window_flags, row, plan.span, rules.history)
         if row < n and len(recent) >= MIN_TRAIN_WINDOWS:
             epochs, seed = max(1, rules.epochs // 2), rules.seed + len(versions)
-            artifact = train_series_model(w[recent - plan.span + 1], scaler, rules, epochs, seed)
+            artifact = train_series_model(w[recent - plan.span + 1], scaler, rules, epochs,
+                                          seed, stride=plan.stride)
             versions.append(artifact.version)
     either = window_flags | level_flags
     gap = episode_gap(rules, plan.stride)

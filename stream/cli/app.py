@@ -225,6 +225,10 @@ def train(
     window: Annotated[
         int | None, Opt(help="Time steps per row (conv1d/lstm); on a series CSV, any arch.")
     ] = None,
+    window_step: Annotated[
+        int, Opt(help="With --window on a series CSV: a window's readings are this many "
+                 "readings apart (the scorer's --window-step).", min=1)
+    ] = 1,
     timestamp_column: TimestampColumn = None,
     device_column: DeviceColumn = None,
     feature_columns: FeatureColumns = None,
@@ -303,6 +307,7 @@ def train(
         device=device,
         contamination=contamination,
         train_share=train_share,
+        window_step=window_step,
         columns=column_spec(timestamp_column, device_column, feature_columns, drop_columns),
         clean=clean,
     )

@@ -130,7 +130,8 @@ class ScorerMetrics(_ServiceMetrics[Health]):
             "seismo_model_swaps", "Model versions swapped in without a restart.", registry=r
         )
         self.model_swap_failures = Counter(
-            "seismo_model_swap_failures", "New versions refused (unloadable, wrong d).", registry=r
+            "seismo_model_swap_failures",
+            "New versions refused (unloadable, other width or channels).", registry=r,
         )
         self.drift_requests = Counter(
             "seismo_drift_retrain_requests", "Retrains requested by the drift trigger.", registry=r

@@ -273,6 +273,7 @@ def run_train(
     train_share: float = 0.5,
     columns: ColumnSpec | None = None,
     clean: bool = False,
+    window_step: int = 1,
 ) -> Path:
     """Load, train with a progress bar, calibrate, and save; return the artifact dir.
 
@@ -284,8 +285,9 @@ def run_train(
 
     With ``window`` and a CSV that has ``timestamp_column``, the data is a
     time series (one or more value columns): the model learns the sliding
-    windows of its first ``train_share`` (time-major, features named
-    ``{channel}@t-{k}``), the rows a scorer run with ``--window`` builds.
+    windows of its first ``train_share``, of readings ``window_step`` apart
+    (time-major, features named ``{channel}@t-{k}``, ``k`` the readings back),
+    the rows a scorer run with ``--window`` and ``--window-step`` builds.
 
     ``columns`` says which columns are time, device, features and dropped
     (:class:`~seismo.models.columns.ColumnSpec`); by default every column but
@@ -300,19 +302,25 @@ def run_train(
     window = arch_options.get("window")
     spec = columns or ColumnSpec(timestamp_column=timestamp_column)
     series = bool(window) and is_series_csv(data, spec.timestamp_column)
+    if window_step < 1 or (window_step > 1 and not series):
+        raise ConfigError(
+            f"--window-step {window_step}: give --window too, on a time series CSV (a "
+            f"{spec.timestamp_column or DEFAULT_TIMESTAMP!r} column), with a step of 1 or more"
+        )
     if window and not series and not takes_window(arch):
         raise ConfigError(
-            f"--window {window} builds windows of readings from a time series: a CSV with a "
-            f"{spec.timestamp_column or DEFAULT_TIMESTAMP!r} column, which {data} does not "
-            "have (name yours with --timestamp-column); for rows that already are flattened "
-            "windows, use --arch conv1d or lstm"
+            f"--window {window} builds windows of readings from a time series: a CSV file "
+            f"with a {spec.timestamp_column or DEFAULT_TIMESTAMP!r} column, which {data} is "
+            "not (name your time column with --timestamp-column); for rows that already are "
+            "flattened windows, use --arch conv1d or lstm"
         )
     if window and series:
-        table = series_table(data, spec, window, train_share)
+        table = series_table(data, spec, window, train_share, window_step)
         if not takes_window(arch):
             arch_options = {**arch_options, "window": None}  # dense: the flattened window
-        console.print(f"time series: {len(table.x)} windows of {window} readings from the "
-                      f"first {train_share:.0%} of {data}")  # fmt: skip
+        apart = f" {window_step} apart" if window_step > 1 else ""
+        console.print(f"time series: {len(table.x)} windows of {window} readings{apart} from "
+                      f"the first {train_share:.0%} of {data}")  # fmt: skip
     else:
         table = load_table(data, label_column=label_column, exclude_labelled=exclude_labelled,
                            columns=spec)  # fmt: skip
@@ -363,29 +371,33 @@ def channel_list(feature_names: list[str], window: int | None) -> list[str]:
 
 
 def series_table(
-    data: Path, timestamp_column: str | ColumnSpec, window: int, train_share: float
-) -> Table:
-    """The sliding windows of a time-series CSV's first ``train_share``, as a table.
+    data: Path, timestamp_column: str | ColumnSpec, window: int, train_share: float,
+    step: int = 1,
+) -> Table:  # fmt: skip
+    """The sliding windows of a time-series CSV's first ``train_share``, as a table: each
+    of ``window`` readings ``step`` apart, spanning ``(window - 1) * step + 1`` readings.
 
     With a device column the windows are each device's, over the first
     ``train_share`` of its own readings, as the scorer builds them (per
     device key): a window never mixes two devices' readings. A device with
-    fewer than ``window`` readings there gives none.
+    fewer readings than a window spans there gives none.
     """
     if not 0 < train_share <= 1:
         raise ConfigError(f"--train-share must be in (0, 1], got {train_share}")
     series = read_series(data, timestamp_column)
-    parts = [values[: max(window, int(len(values) * train_share))]
+    span = (window - 1) * step + 1
+    parts = [values[: max(span, int(len(values) * train_share))]
              for values in series.by_device()]  # fmt: skip
     if series.devices is None:  # one series: too short is the window's own error
-        windows = [series_windows(parts[0], window)]
+        windows = [series_windows(parts[0], window, step=step)]
     else:
-        windows = [series_windows(part, window) for part in parts if len(part) >= window]
+        windows = [series_windows(part, window, step=step) for part in parts if len(part) >= span]
         if not windows:
-            raise DataError(f"{data}: no device has {window} readings for a window of {window}")
+            raise DataError(f"{data}: no device has {span} readings for a window of {window}")
         if len(windows) < len(parts):
             log.warning("%d of %d devices have fewer than %d readings in the training share "
                         "of %s and give no window", len(parts) - len(windows), len(parts),
-                        window, data)  # fmt: skip
+                        span, data)  # fmt: skip
     x = np.concatenate(windows).astype(np.float32)
-    return Table(x=x, y=None, feature_names=window_feature_names(series.channels, window))
+    names = window_feature_names(series.channels, window, step)
+    return Table(x=x, y=None, feature_names=names)

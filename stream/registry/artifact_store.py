@@ -88,6 +88,11 @@ class ArtifactStore(Protocol):
         """The stored versions of ``name``, in no particular order."""
         ...
 
+    def read_config(self, name: str, version: str) -> dict[str, Any] | None:
+        """``config.json`` of ``name``/``version``, unverified (for notes, never to
+        serve), without fetching the rest; ``None`` if it cannot be read."""
+        ...
+
     def remove(self, name: str, version: str) -> None:
         """Delete ``name``/``version``; it never lists again, even if the delete stops halfway."""
         ...
@@ -175,6 +180,17 @@ class LocalStore:
         if not folder.is_dir():
             return []
         return [_describe_local(p) for p in folder.iterdir() if p.is_dir() and is_component(p.name)]
+
+    def read_config(self, name: str, version: str) -> dict[str, Any] | None:
+        """See :meth:`ArtifactStore.read_config`."""
+        try:
+            config = self.root / name / version / CONFIG_FILE
+            if config.stat().st_size > MAX_CONFIG_BYTES:
+                return None
+            document = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None
+        return document if isinstance(document, dict) else None
 
     def remove(self, name: str, version: str) -> None:
         """Rename out of sight first, so a half-deleted directory never lists as a version."""
@@ -305,6 +321,17 @@ class FsspecStore:
         for path, dest in wanted:
             self.fs.get_file(path, str(dest))
         return local
+
+    def read_config(self, name: str, version: str) -> dict[str, Any] | None:
+        """See :meth:`ArtifactStore.read_config`."""
+        config = self._path(name, version, CONFIG_FILE)
+        try:
+            if int(self.fs.info(config).get("size") or 0) > MAX_CONFIG_BYTES:
+                return None
+            document = json.loads(self.fs.cat_file(config))
+        except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+            return None
+        return document if isinstance(document, dict) else None
 
     def _describe(self, name: str, version: str) -> StoredVersion:
         config = self._path(name, version, CONFIG_FILE)

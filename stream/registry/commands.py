@@ -6,6 +6,7 @@ the command's options and prints one line per result on stdout.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,13 +14,15 @@ from pathlib import Path
 import redis
 
 from seismo.models.artifact import load_artifact
-from seismo.stream.errors import ArtifactError, RegistryError, ServiceError
+from seismo.stream.errors import ServiceError
 from seismo.stream.io.redis_stats import connect, redact_url
 from seismo.stream.registry.model_registry import ModelRegistry, VersionInfo
 from seismo.stream.registry.model_watch import input_change
 from seismo.stream.retrain.requests import request_retrain
 
 Echo = Callable[[str], None]
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -63,21 +66,44 @@ def run_list(
                        "scorers use?")  # fmt: skip
 
 
-def swap_note(registry: ModelRegistry, name: str, before: str | None, after: str) -> str | None:
-    """What running scorers that serve ``before`` do with ``after`` now current, when they
-    will not swap to it (:func:`~seismo.stream.registry.model_watch.input_change`);
-    ``None`` when they will, or when ``before`` can no longer be read."""
-    if before is None or before == after:
+def swap_note(
+    name: str, before: str | None, old: list[str] | None, after: str, new: list[str] | None
+) -> str | None:
+    """What to tell an operator who made ``after`` (features ``new``) current where
+    ``before`` (features ``old``) was: that scorers serving ``before`` will not swap to
+    it (:func:`~seismo.stream.registry.model_watch.input_change`), or ``None``.
+
+    >>> swap_note("pumps", "v1", ["a", "b"], "v2", ["b", "a"])  # doctest: +ELLIPSIS
+    'scorers serving pumps version v1 will not swap to v2: it names its channels b, a ...'
+    >>> swap_note("pumps", "v1", ["a", "b"], "v2", ["a", "b"]) is None
+    True
+    """
+    if before is None or before == after or old is None or new is None:
         return None
-    try:
-        old, new = registry.verify(name, before), registry.verify(name, after)
-    except (RegistryError, ArtifactError):
-        return None  # pruned or unreadable: nothing to compare with
-    change = input_change(old.feature_names, new.feature_names)
+    change = input_change(old, new)
     if change is None:
         return None
     return (f"scorers serving {name} version {before} will not swap to {after}: {change}; "
-            "restart them to serve it (their start-up checks read the input topic)")  # fmt: skip
+            "to serve it, restart them on it once the producers send values in its order "
+            "(or by name)")  # fmt: skip
+
+
+def _channels(registry: ModelRegistry, name: str, version: str | None) -> list[str] | None:
+    """``version``'s feature names for a note, or ``None`` (a note never fails a command)."""
+    if version is None:
+        return None
+    try:
+        return registry.channels(name, version)
+    except Exception as exc:  # noqa: BLE001 - advisory: the pointer has moved or will
+        log.warning("cannot read the channels of %s version %s to compare them: %s",
+                    name, version, exc)  # fmt: skip
+        return None
+
+
+def _say(echo: Echo, warn: Echo | None, line: str, note: str | None) -> None:
+    echo(line)
+    if note is not None:
+        (warn or echo)(note)
 
 
 def run_publish(
@@ -85,15 +111,16 @@ def run_publish(
     warn: Echo | None = None,
 ) -> None:  # fmt: skip
     """Copy the artifact at ``model`` into the store and point its name at it; say (to
-    ``warn``, default ``echo``) when running scorers will refuse it (:func:`swap_note`)."""
+    ``warn``, default ``echo``) when scorers serving the version it replaces will not
+    swap to it (:func:`swap_note`; that version's channels are read before ``keep`` may
+    prune it)."""
     artifact = load_artifact(model, device="cpu")
     with open_registry(store, redis_url, redis_prefix) as registry:
         before = registry.current(artifact.name)
+        old = _channels(registry, artifact.name, before)
         version = registry.publish(artifact, keep=keep)
-        note = swap_note(registry, artifact.name, before, version)
-    echo(f"{artifact.name} -> {version}")
-    if note is not None:
-        (warn or echo)(note)
+    note = swap_note(artifact.name, before, old, version, list(artifact.feature_names))
+    _say(echo, warn, f"{artifact.name} -> {version}", note)
 
 
 def run_promote(
@@ -103,11 +130,10 @@ def run_promote(
     """Point ``name`` at a stored, verified ``version`` (a note as :func:`run_publish`'s)."""
     with open_registry(store, redis_url, redis_prefix) as registry:
         before = registry.current(name)
+        old = _channels(registry, name, before)
         registry.promote(name, version)
-        note = swap_note(registry, name, before, version)
-    echo(f"{name} -> {version}")
-    if note is not None:
-        (warn or echo)(note)
+        new = _channels(registry, name, version)
+    _say(echo, warn, f"{name} -> {version}", swap_note(name, before, old, version, new))
 
 
 def run_rollback(
@@ -117,11 +143,10 @@ def run_rollback(
     """Point ``name`` back at its previous version (a note as :func:`run_publish`'s)."""
     with open_registry(store, redis_url, redis_prefix) as registry:
         before = registry.current(name)
+        old = _channels(registry, name, before)
         version = registry.rollback(name)
-        note = swap_note(registry, name, before, version)
-    echo(f"{name} -> {version}")
-    if note is not None:
-        (warn or echo)(note)
+        new = _channels(registry, name, version)
+    _say(echo, warn, f"{name} -> {version}", swap_note(name, before, old, version, new))
 
 
 def run_request_retrain(

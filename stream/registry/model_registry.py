@@ -165,6 +165,16 @@ class ModelRegistry:
         )
         return parse_history(raw)
 
+    def channels(self, name: str, version: str) -> list[str] | None:
+        """The feature names ``config.json`` of a stored version gives, unverified (for
+        notes to an operator, never to serve); ``None`` when they cannot be read."""
+        document = self.store.read_config(check_component(name, "model name"),
+                                          check_component(version, "version"))  # fmt: skip
+        names = None if document is None else document.get("feature_names")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return None
+        return names
+
     def list_versions(self, name: str) -> list[VersionInfo]:
         """Versions of ``name`` in the store, newest first, the current one marked."""
         current = self.current(name)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 import redis
 
 from seismo.models.artifact import Artifact
+from seismo.models.columns import is_positional
 from seismo.stream.errors import ArtifactError, RegistryError
 from seismo.stream.io.health import WatcherStatus
 from seismo.stream.registry.model_registry import ModelRegistry
@@ -63,34 +64,47 @@ SHOWN_NAMES = 6
 
 
 def input_change(serving: Sequence[str], new: Sequence[str]) -> str | None:
-    """Why a version whose channels are ``new`` cannot replace one whose channels are
+    """Why a version whose features are ``new`` cannot replace one whose features are
     ``serving`` in a running scorer, or ``None`` when it can.
 
     A hot swap must keep the input contract: events that give their values by
     position (a JSON list, binary float32) carry no names, so a version of
     another width, or with the same channels in another order, would read them
-    as other channels without a sign. Restarting the scorers with the new
-    version runs their start-up checks on the input topic instead.
+    as other channels without a sign. A version without channel names (``f0``,
+    ``f1``, ... of a file without a header) says nothing about its order, so it
+    is compared by width alone (:func:`unnamed_swap` says so).
 
     >>> input_change(["temp", "rpm"], ["temp", "rpm"]) is None
     True
     >>> input_change(["temp", "rpm"], ["rpm", "temp"])
     'it names its channels rpm, temp where the version in use names temp, rpm'
     >>> input_change(["temp", "rpm"], ["temp", "rpm", "load"])
-    'it takes 3 values per event, the version in use 2'
+    'it takes 3 inputs, the version in use 2'
+    >>> input_change(["temp", "rpm"], ["f0", "f1"]) is None  # no names: width alone
+    True
     >>> input_change([f"c{i}" for i in range(8)], [f"c{i}" for i in range(7)] + ["x"])
     'it names its channels c0, c1, c2, c3, c4, c5 and 2 more where the version in use \
 names c0, c1, c2, c3, c4, c5 and 2 more (first difference: x at position 8, not c7)'
     """
     if len(new) != len(serving):
-        return f"it takes {len(new)} values per event, the version in use {len(serving)}"
-    if list(new) == list(serving):
+        return f"it takes {len(new)} inputs, the version in use {len(serving)}"
+    if list(new) == list(serving) or is_positional(new) or is_positional(serving):
         return None
     reason = f"it names its channels {_names(new)} where the version in use names {_names(serving)}"
     if len(new) > SHOWN_NAMES:
         at = next(i for i, (a, b) in enumerate(zip(new, serving, strict=True)) if a != b)
         reason += f" (first difference: {new[at]} at position {at + 1}, not {serving[at]})"
     return reason
+
+
+def unnamed_swap(serving: Sequence[str], new: Sequence[str]) -> bool:
+    """Whether a swap :func:`input_change` allows cannot check the channel order: one
+    of the two versions names no channels.
+
+    >>> unnamed_swap(["temp", "rpm"], ["f0", "f1"]), unnamed_swap(["f0"], ["f0"])
+    (True, False)
+    """
+    return list(new) != list(serving) and (is_positional(new) or is_positional(serving))
 
 
 def _names(names: Sequence[str]) -> str:
@@ -166,6 +180,7 @@ class ModelWatcher:
         self._last_ok_at: float | None = None
         self._redis_down_since: float | None = None  # checks fail for Redis itself since
         self._seen = serving
+        self._serving = serving  # the version the scorer serves (set again by take)
         self._ready: Artifact | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -186,6 +201,9 @@ class ModelWatcher:
         """The newest loaded version not yet taken, or ``None``."""
         with self._lock:
             ready, self._ready = self._ready, None
+            if ready is not None:
+                self._serving = ready.version
+                self.channels = list(ready.feature_names)  # after a swap on the width alone
         return ready
 
     def status(self) -> WatcherStatus:
@@ -209,6 +227,11 @@ class ModelWatcher:
         version = self.registry.current(self.name)
         if version is None or version == self._seen:
             return
+        with self._lock:  # atomic with take(): the serving version cannot change meanwhile
+            if version == self._serving:  # back to what serves (a rollback after a refusal)
+                self._ready = None  # a version loaded since and not taken yet: not current
+                self._seen = version
+                return
         try:
             artifact = self.registry.verify(self.name, version, device=self.device)
         except (RegistryError, ArtifactError) as exc:
@@ -220,8 +243,13 @@ class ModelWatcher:
         self._seen = version
         change = input_change(self.channels, artifact.feature_names)
         if change is not None:
-            self._refuse(version, f"{change}; restart the scorers to serve it")
+            self._refuse(version, f"{change}; to serve it, restart the scorers on it once the "
+                         "producers send values in its order (or by name)")  # fmt: skip
             return
+        if unnamed_swap(self.channels, artifact.feature_names):
+            log.warning("model %s version %s: one of it and the version in use names no "
+                        "channels, so their order cannot be compared; swapping in on the "
+                        "width alone", self.name, version)  # fmt: skip
         with self._lock:
             self._ready = artifact
         log.info("model %s version %s loaded, swapping in at the next batch", self.name, version)

@@ -290,15 +290,17 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         stack.callback(consumer.close)
         check_topics(consumer, topic_options(settings), errors=errors)
         model = settings.model or settings.model_name
-        wrong_window = window_mismatch(artifact.feature_names, settings.window)
+        arch_window = getattr(artifact.detector.config, "window", None)  # conv1d, lstm
+        wrong_window = window_mismatch(artifact.feature_names, settings.window,
+                                       settings.window_step, arch_window)  # fmt: skip
         if wrong_window is not None:
             raise ArtifactError(f"model {model}: {wrong_window}")
-        doubt = window_doubt(artifact.feature_names, settings.window)
-        if doubt is not None:
-            log.warning("model %s: %s", model, doubt)
         if artifact.n_features % settings.window:
             raise ArtifactError(f"--window {settings.window} does not divide the model's "
                                 f"{artifact.n_features} features (window x channels)")  # fmt: skip
+        doubt = window_doubt(artifact.feature_names, settings.window, arch_window)
+        if doubt is not None:
+            log.warning("model %s: %s", model, doubt)
         check_model_fits(settings, artifact.n_features // settings.window, consumer,
                          reading_channels(artifact.feature_names, settings.window))
         producer_config = client_config(

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seismo.models.columns import window_of
+from seismo.models.columns import is_positional, window_of, window_step_of
 from seismo.models.data import STEP_MARK
 from seismo.stream.scoring.codec import DecodedBatch
 
@@ -231,32 +231,65 @@ def channel_names(feature_names: list[str], window: int) -> list[str]:
     return [name.split(STEP_MARK)[0] for name in last]
 
 
-def window_mismatch(feature_names: Sequence[str], window: int) -> str | None:
-    """Why a model named ``feature_names`` cannot be scored with ``--window window``, or
-    ``None``. A model ``seismo train --window W`` wrote names its features
-    ``channel@t-k`` (:data:`~seismo.models.data.STEP_MARK`): it scores windows of exactly
-    W readings.
+def window_mismatch(
+    feature_names: Sequence[str], window: int, step: int = 1, arch_window: int | None = None
+) -> str | None:
+    """Why a model named ``feature_names`` cannot be scored with ``--window window
+    --window-step step``, or ``None``. A model ``seismo train --window W [--window-step
+    S]`` wrote names its features ``channel@t-k`` (:data:`~seismo.models.data.STEP_MARK`,
+    ``k`` the readings back, in steps of S): it scores windows of exactly W readings S
+    apart.
 
     >>> window_mismatch(["a@t-1", "b@t-1", "a@t-0", "b@t-0"], 2) is None
     True
     >>> window_mismatch(["a@t-1", "b@t-1", "a@t-0", "b@t-0"], 1)
     'it scores windows of 2 readings (trained with --window 2): start the scorer with --window 2'
+    >>> window_mismatch(["a@t-12", "a@t-6", "a@t-0"], 3)
+    'it scores windows of 3 readings 6 apart (trained with --window 3 --window-step 6): start \
+the scorer with --window 3 --window-step 6'
+    >>> window_mismatch(["a@t-2", "a@t-1", "a@t-0"], 3, step=6)
+    'it scores windows of 3 consecutive readings (trained with --window 3): start the scorer \
+with --window 3 and without --window-step'
     >>> window_mismatch(["rpm", "temp"], 2) is None  # see window_doubt
     True
+
+    ``arch_window`` is the window a sequence architecture (``conv1d``, ``lstm``) holds
+    in its config, for a model trained on rows that already were flattened windows
+    (names without ``@t-k``):
+
+    >>> window_mismatch(["r1", "t1", "r0", "t0"], 4, arch_window=2)
+    'it scores windows of 2 readings (its architecture takes 2): start the scorer with --window 2'
     """
     trained = window_of(feature_names)
-    if trained is None or trained == window:
+    if trained is None:
+        if arch_window is None or arch_window == window:
+            return None
+        return (f"it scores windows of {arch_window} readings (its architecture takes "
+                f"{arch_window}): start the scorer with --window {arch_window}")  # fmt: skip
+    spacing = window_step_of(feature_names) or 1
+    if (trained, spacing) == (window, step):
         return None
+    if spacing > 1:
+        flags = f"--window {trained} --window-step {spacing}"
+        return (f"it scores windows of {trained} readings {spacing} apart (trained with "
+                f"{flags}): start the scorer with {flags}")  # fmt: skip
+    if trained == window:
+        return (f"it scores windows of {trained} consecutive readings (trained with --window "
+                f"{trained}): start the scorer with --window {trained} and without "
+                "--window-step")  # fmt: skip
     return (f"it scores windows of {trained} readings (trained with --window {trained}): "
             f"start the scorer with --window {trained}")  # fmt: skip
 
 
-def window_doubt(feature_names: Sequence[str], window: int) -> str | None:
+def window_doubt(
+    feature_names: Sequence[str], window: int, arch_window: int | None = None
+) -> str | None:
     """What to say when ``--window window`` (> 1) serves a model whose features name
     channels without time steps: ``seismo train`` without ``--window`` writes such a
     model, which scores one reading, so windows of readings would be read as its
     channels. A model built in Python for windows may be named so too, hence a
-    warning, not a refusal; generic names (``f0``, ``f1``, ...) say nothing.
+    warning, not a refusal; generic names (``f0``, ``f1``, ...) say nothing, nor does a
+    sequence architecture's ``arch_window`` (its config says it takes windows).
 
     >>> window_doubt(["rpm", "temp", "load", "flow"], 2)
     'its features name 4 channels without time steps (seismo train without --window \
@@ -264,9 +297,11 @@ writes such a model): --window 2 reads 2 readings of 2 values as those channels;
 was not trained on such windows, leave --window out'
     >>> window_doubt(["f0", "f1", "f2", "f3"], 2) is None, window_doubt(["a", "b"], 1) is None
     (True, True)
+    >>> window_doubt(["r1", "t1", "r0", "t0"], 2, arch_window=2) is None
+    True
     """
-    generic = list(feature_names) == [f"f{i}" for i in range(len(feature_names))]
-    if window == 1 or generic or window_of(feature_names) is not None:
+    if (window == 1 or is_positional(feature_names) or arch_window is not None
+            or window_of(feature_names) is not None):  # fmt: skip
         return None
     n, each = len(feature_names), len(feature_names) // window
     values = f"{each} value" + ("s" if each != 1 else "")

@@ -334,6 +334,17 @@ def test_a_window_model_is_refused_under_another_window_and_a_reading_model_warn
     fail_to_start([*args, "--window", "2"], expected, "window model, another window")
     assert "scorer stopped cleanly" in start_cleanly([*args, "--window", "3"],
                                                      tmp_path / "window.log")  # fmt: skip
+    fail_to_start([*args, "--window", "3", "--window-step", "2"], "it scores windows of 3 "
+                  "consecutive readings (trained with --window 3): start the scorer with "
+                  "--window 3 and without --window-step", "window model, another step")
+    spaced = tmp_path / "spaced-model"
+    done = run_seismo("train", "--data", str(series), "--out", str(spaced), "--window", "3",
+                      "--window-step", "2", "--epochs", "2", timeout=RUN_TIMEOUT_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    spaced_args = score_args(spaced, kafka_bootstrap, redis_url, all_topics, group_id)
+    fail_to_start([*spaced_args, "--window", "3"], "it scores windows of 3 readings 2 apart "
+                  "(trained with --window 3 --window-step 2): start the scorer with --window 3 "
+                  "--window-step 2", "spaced window model, no step")
 
     reading_model = tmp_path / "reading-model"  # the same file, one reading per row
     done = run_seismo("train", "--data", str(series), "--out", str(reading_model), "--epochs",

@@ -313,10 +313,11 @@ def test_cli_says_when_running_scorers_will_refuse_the_new_current_version(
     """A version naming the same channels in another order is published (the pointer
     moves) with a note on stderr: running scorers refuse to swap to it (positional values
     would be read as other channels), which the command used to leave to their logs."""
+    first, third = (replace(artifacts[i], feature_names=["a", "b", "c", "d"]) for i in (0, 2))
     reordered = replace(artifacts[1], version=artifacts[1].version + "-reordered",
-                        feature_names=list(reversed(artifacts[1].feature_names)))  # fmt: skip
+                        feature_names=["d", "c", "b", "a"])  # fmt: skip
     dirs = [save_artifact(a, tmp_path / f"trained-{i}")
-            for i, a in enumerate([artifacts[0], artifacts[2], reordered])]  # fmt: skip
+            for i, a in enumerate([first, third, reordered])]  # fmt: skip
     common = ["--store", str(tmp_path / "store"), "--redis-url", redis_url,
               "--redis-prefix", redis_key_prefix]  # fmt: skip
 
@@ -329,16 +330,19 @@ def test_cli_says_when_running_scorers_will_refuse_the_new_current_version(
     v1, v3 = artifacts[0].version, artifacts[2].version
     assert run("publish", "--model", str(dirs[0])) == (f"{NAME} -> {v1}", [])
     assert run("publish", "--model", str(dirs[1])) == (f"{NAME} -> {v3}", [])  # same channels
-    out, notes = run("publish", "--model", str(dirs[2]))
+    out, notes = run("publish", "--model", str(dirs[2]), "--keep", "1")  # v3 pruned: still said
     assert out == f"{NAME} -> {reordered.version}"
     assert notes == [
         f"scorers serving {NAME} version {v3} will not swap to {reordered.version}: it names "
-        "its channels f3, f2, f1, f0 where the version in use names f0, f1, f2, f3; restart "
-        "them to serve it (their start-up checks read the input topic)"
+        "its channels d, c, b, a where the version in use names a, b, c, d; to serve "
+        "it, restart them on it once the producers send values in its order (or by name)"
     ]
+    out, notes = run("publish", "--model", str(dirs[0]))  # pruned above, stored again
+    assert out == f"{NAME} -> {v1}" and len(notes) == 1, "and back to the first order"
     out, notes = run("rollback", "--name", NAME)
-    assert out == f"{NAME} -> {v3}" and len(notes) == 1, "and back again"
-    assert run("promote", "--name", NAME, "--version", v1) == (f"{NAME} -> {v1}", [])
+    assert out == f"{NAME} -> {reordered.version}" and len(notes) == 1, "and again"
+    assert run("promote", "--name", NAME, "--version", reordered.version) == (
+        f"{NAME} -> {reordered.version}", []), "no note where the version does not change"
 
 
 def test_url_store_downloads_a_corrupt_cached_copy_again(

@@ -85,8 +85,9 @@ def test_watcher_loads_each_new_version_and_refuses_other_channels(registry, ver
     """A version of another width, or naming the same channels in another order, is
     refused: positional values (a JSON list, float32) would be read as other channels."""
     v1, v2, wide = versions
+    named = replace(v2, version=v2.version + "-named", feature_names=["a", "b", "c", "d"])
     reordered = replace(v2, version=v2.version + "-reordered",
-                        feature_names=list(reversed(v2.feature_names)))  # fmt: skip
+                        feature_names=["d", "c", "b", "a"])  # fmt: skip
     registry.publish(v1)
     refused: list[tuple[str, str]] = []
     watcher = ModelWatcher(registry, NAME, serving=v1.version, channels=v1.feature_names,
@@ -108,13 +109,25 @@ def test_watcher_loads_each_new_version_and_refuses_other_channels(registry, ver
         registry.publish(wide)
         assert wait_for(lambda: [v for v, _ in refused] == [wide.version], 10)
         assert watcher.take() is None, "a model of another width is never offered"
+        # v2 names no channels (f0, f1, ...): a named version of its width is taken, its
+        # order unknowable; from then on the names count
+        registry.publish(named)
+        assert wait_for(lambda: bool(taken.append(watcher.take()) or taken[-1]), 10)
+        assert taken[-1].version == named.version and watcher.channels == ["a", "b", "c", "d"]
         registry.publish(reordered)
         assert wait_for(lambda: len(refused) == 2, 10)
-        assert refused[0][1].startswith("it takes 5 values per event, the version in use 4")
-        assert refused[1] == (reordered.version, "it names its channels f3, f2, f1, f0 where "
-                              "the version in use names f0, f1, f2, f3; restart the scorers "
-                              "to serve it")  # fmt: skip
+        assert refused[0][1].startswith("it takes 5 inputs, the version in use 4")
+        assert refused[1] == (reordered.version, "it names its channels d, c, b, a where "
+                              "the version in use names a, b, c, d; to serve it, restart "
+                              "the scorers on it once the producers send values in its order "
+                              "(or by name)")  # fmt: skip
         assert watcher.take() is None, "nor one whose channels are in another order"
+        # back to the version served (a rollback after the refusal): nothing to swap, not
+        # even the same version again (which would restart its statistics)
+        registry.promote(NAME, named.version)
+        time.sleep(1.0)
+        watcher.check_now()
+        assert watcher.take() is None and len(refused) == 2
     finally:
         asked = time.monotonic()
         watcher.stop()

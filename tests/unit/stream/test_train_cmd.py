@@ -115,8 +115,53 @@ def test_window_without_a_time_column_names_the_column_not_the_architecture(tmp_
                   train_options={}, name="x", exclude_labelled=False, label_column=None,
                   device="cpu")  # fmt: skip
     assert str(caught.value) == (
-        f"--window 3 builds windows of readings from a time series: a CSV with a 'timestamp' "
-        f"column, which {data} does not have (name yours with --timestamp-column); for rows "
-        "that already are flattened windows, use --arch conv1d or lstm"
+        f"--window 3 builds windows of readings from a time series: a CSV file with a "
+        f"'timestamp' column, which {data} is not (name your time column with "
+        "--timestamp-column); for rows that already are flattened windows, use --arch "
+        "conv1d or lstm"
     )
     assert not (tmp_path / "m").exists()
+
+
+def test_window_step_trains_spaced_windows_and_says_so_in_the_feature_names(tmp_path) -> None:
+    """`seismo score --window 3 --window-step 2` scores windows of readings 2 apart, but
+    `seismo train --window` could only learn consecutive readings: a model trained so and
+    served under the scorer's step read windows twice as long as it had learnt, without a
+    sign. `--window-step` trains the scorer's windows, and the names record the step."""
+    import numpy as np
+
+    from seismo.models.artifact import load_artifact
+    from seismo.models.columns import window_of, window_step_of
+    from seismo.stream.offline.train import run_train
+
+    data = tmp_path / "series.csv"
+    data.write_text("timestamp,rpm\n" + "".join(f"{1000 * i},{np.sin(i / 5):.4f}\n"
+                                                  for i in range(200)))  # fmt: skip
+    out = run_train(data=data, out=tmp_path / "m", arch="dense", arch_options={"window": 3},
+                    train_options={"epochs": 1}, name="x", exclude_labelled=False,
+                    label_column=None, device="cpu", train_share=1.0,
+                    window_step=2)  # fmt: skip
+    names = load_artifact(out).feature_names
+    assert names == ["rpm@t-4", "rpm@t-2", "rpm@t-0"]
+    assert (window_of(names), window_step_of(names)) == (3, 2)
+    with pytest.raises(ConfigError, match="--window-step 2: give --window too"):
+        run_train(data=data, out=tmp_path / "n", arch="dense", arch_options={},
+                  train_options={"epochs": 1}, name="x", exclude_labelled=False,
+                  label_column=None, device="cpu", window_step=2)  # fmt: skip
+
+
+def test_series_windows_are_the_scorers_windows_for_any_step() -> None:
+    """The training windows are those a scorer's WindowBuffer yields for the same
+    readings, window and step: one layout on both sides."""
+    import numpy as np
+
+    from seismo.models.data import series_windows
+    from seismo.stream.scoring.window_buffer import WindowBuffer
+
+    readings = np.arange(40.0).reshape(20, 2)
+    for window, step in ((3, 1), (3, 2), (4, 5)):
+        buffer = WindowBuffer(window=window, stride=1, channels=2, step=step)
+        scored = [w.values for i, r in enumerate(readings)
+                  if (w := buffer.push("d", r, ts=i, partition=0, offset=i)) is not None]
+        np.testing.assert_array_equal(np.stack(scored),
+                                      series_windows(readings, window, step=step))  # fmt: skip
