@@ -51,20 +51,29 @@ MAX_TS_MS = 100_000_000_000_000
 STEP_MARK = "@t-"
 
 
+def _offsets(feature_names: Sequence[str]) -> list[int] | None:
+    """Each name's ``@t-k`` offset ``k``, or ``None`` unless every name has one (ASCII
+    digits)."""
+    out = []
+    for name in feature_names:
+        head, mark, k = name.rpartition(STEP_MARK)
+        if not mark or not head or not (k.isascii() and k.isdigit()):
+            return None
+        out.append(int(k))
+    return out or None
+
+
 def window_of(feature_names: Sequence[str]) -> int | None:
     """The readings per window of a window model's features, ``None`` for a row model:
     every name must end in ``@t-k`` with a whole number ``k``.
 
     >>> window_of(["a@t-1", "b@t-1", "a@t-0", "b@t-0"]), window_of(["a", "b"])
     (2, None)
-    >>> window_of(["load@t-peak", "load@t-off"]), window_of(["x@t-0", "y"])
-    (None, None)
+    >>> window_of(["load@t-peak", "load@t-off"]), window_of(["x@t-0", "y"]), window_of(["x@t-²"])
+    (None, None, None)
     """
-    suffixes = [name.rpartition(STEP_MARK)[2] if STEP_MARK in name else ""
-                for name in feature_names]  # fmt: skip
-    if not suffixes or not all(s.isdigit() for s in suffixes):
-        return None
-    return len(set(suffixes))
+    offsets = _offsets(feature_names)
+    return None if offsets is None else len(set(offsets))
 
 
 def window_step_of(feature_names: Sequence[str]) -> int | None:
@@ -76,10 +85,13 @@ def window_step_of(feature_names: Sequence[str]) -> int | None:
     (6, 1)
     >>> window_step_of(["a", "b"]), window_step_of(["a@t-3", "a@t-1", "a@t-0"])
     (None, None)
+    >>> window_step_of(["a@t-0"]), window_step_of(["a@t-5"])
+    (1, None)
     """
-    if window_of(feature_names) is None:
+    found = _offsets(feature_names)
+    if found is None:
         return None
-    offsets = sorted({int(name.rpartition(STEP_MARK)[2]) for name in feature_names})
+    offsets = sorted(set(found))
     if len(offsets) == 1:
         return 1 if offsets == [0] else None
     step = offsets[1] - offsets[0]

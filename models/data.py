@@ -623,8 +623,8 @@ def series_windows(
     """
     span = (window - 1) * step + 1
     if window < 1 or step < 1 or len(values) < span:
-        spaced = f" {step} apart" if step > 1 else ""
-        raise DataError(f"a window of {window} readings{spaced} needs at least {span} readings")
+        spaced = f" readings {step} apart" if step > 1 else ""
+        raise DataError(f"a window of {window}{spaced} needs at least {span} readings")
     view = np.lib.stride_tricks.sliding_window_view(values, (span, values.shape[1]))[:, 0]
     return view[:, ::step].reshape(len(view), -1)[::stride]
 

@@ -302,10 +302,11 @@ def run_train(
     window = arch_options.get("window")
     spec = columns or ColumnSpec(timestamp_column=timestamp_column)
     series = bool(window) and is_series_csv(data, spec.timestamp_column)
-    if window_step < 1 or (window_step > 1 and not series):
+    if window_step < 1 or (window_step > 1 and (not series or (window or 0) < 2)):
         raise ConfigError(
-            f"--window-step {window_step}: give --window too, on a time series CSV (a "
-            f"{spec.timestamp_column or DEFAULT_TIMESTAMP!r} column), with a step of 1 or more"
+            f"--window-step {window_step}: give --window 2 or more too, on a time series CSV "
+            f"(a {spec.timestamp_column or DEFAULT_TIMESTAMP!r} column), with a step of 1 or "
+            "more"
         )
     if window and not series and not takes_window(arch):
         raise ConfigError(

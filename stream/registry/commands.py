@@ -17,7 +17,7 @@ from seismo.models.artifact import load_artifact
 from seismo.stream.errors import ServiceError
 from seismo.stream.io.redis_stats import connect, redact_url
 from seismo.stream.registry.model_registry import ModelRegistry, VersionInfo
-from seismo.stream.registry.model_watch import input_change
+from seismo.stream.registry.model_watch import input_change, window_change
 from seismo.stream.retrain.requests import request_retrain
 
 Echo = Callable[[str], None]
@@ -80,6 +80,9 @@ def swap_note(
     """
     if before is None or before == after or old is None or new is None:
         return None
+    reshaped = window_change(old, new)
+    if reshaped is not None:
+        return f"scorers serving {name} version {before} will not swap to {after}: {reshaped}"
     change = input_change(old, new)
     if change is None:
         return None

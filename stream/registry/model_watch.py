@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 import redis
 
 from seismo.models.artifact import Artifact
-from seismo.models.columns import is_positional
+from seismo.models.columns import is_positional, window_of, window_step_of
 from seismo.stream.errors import ArtifactError, RegistryError
 from seismo.stream.io.health import WatcherStatus
 from seismo.stream.registry.model_registry import ModelRegistry
@@ -97,6 +97,29 @@ names c0, c1, c2, c3, c4, c5 and 2 more (first difference: x at position 8, not 
     return reason
 
 
+def window_change(serving: Sequence[str], new: Sequence[str]) -> str | None:
+    """How the windows a version scores differ from the serving version's, from their
+    ``@t-k`` names, or ``None``: scorers started for one window and step refuse another.
+
+    >>> window_change(["v@t-12", "v@t-6", "v@t-0"], ["v@t-2", "v@t-1", "v@t-0"])
+    'it scores windows of 3 readings 1 apart, the version in use 3 readings 6 apart; \
+restart the scorers with --window 3 to serve it'
+    >>> window_change(["v@t-1", "v@t-0"], ["v@t-1", "v@t-0"]) is None
+    True
+    """
+    shapes = [(window_of(names), window_step_of(names)) for names in (serving, new)]
+    if shapes[0] == shapes[1] or shapes[0][0] is None and shapes[1][0] is None:
+        return None
+    (w_old, s_old), (w_new, s_new) = shapes
+    old = "single readings" if w_old is None else f"{w_old} readings {s_old or '?'} apart"
+    now = "single readings" if w_new is None else f"{w_new} readings {s_new or '?'} apart"
+    flags = "without --window" if w_new is None else f"with --window {w_new}" + (
+        f" --window-step {s_new}" if s_new and s_new > 1 else "")
+    return (f"it scores {'windows of ' if w_new else ''}{now}, the version in use "
+            f"{'windows of ' if w_old and not w_new else ''}{old}; restart the scorers "
+            f"{flags} to serve it")
+
+
 def unnamed_swap(serving: Sequence[str], new: Sequence[str]) -> bool:
     """Whether a swap :func:`input_change` allows cannot check the channel order: one
     of the two versions names no channels.
@@ -150,6 +173,9 @@ class ModelWatcher:
         Called with the exception each time a check fails (then retried).
     clock : callable
         Monotonic time of :meth:`status` (the :class:`~seismo.stream.io.health.Health` clock).
+    fits : callable, optional
+        Why a new version does not fit the scorer's settings (its window and step), or
+        ``None``: such a version is refused.
     """
 
     def __init__(
@@ -164,6 +190,7 @@ class ModelWatcher:
         on_refused: Callable[[str, str], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fits: Callable[[Artifact], str | None] | None = None,
     ) -> None:
         self.registry = registry
         self.name = name
@@ -171,6 +198,7 @@ class ModelWatcher:
         self.poll_s = poll_s
         self.device = device
         self.on_refused = on_refused
+        self.fits = fits
         self.on_error = on_error
         self.clock = clock
         self.errors = 0
@@ -203,7 +231,8 @@ class ModelWatcher:
             ready, self._ready = self._ready, None
             if ready is not None:
                 self._serving = ready.version
-                self.channels = list(ready.feature_names)  # after a swap on the width alone
+                if not is_positional(ready.feature_names):  # the last names known count
+                    self.channels = list(ready.feature_names)
         return ready
 
     def status(self) -> WatcherStatus:
@@ -240,7 +269,14 @@ class ModelWatcher:
             self._seen = version
             self._refuse(version, str(exc))
             return
+        if self.registry.current(self.name) != version:
+            return  # the pointer moved while it loaded: the next check takes the new one
         self._seen = version
+        unfit = None if self.fits is None else self.fits(artifact)
+        if unfit is not None:
+            self._refuse(version, f"{unfit} (a scorer's --window and --window-step are set "
+                         "at start)")  # fmt: skip
+            return
         change = input_change(self.channels, artifact.feature_names)
         if change is not None:
             self._refuse(version, f"{change}; to serve it, restart the scorers on it once the "
@@ -255,6 +291,8 @@ class ModelWatcher:
         log.info("model %s version %s loaded, swapping in at the next batch", self.name, version)
 
     def _refuse(self, version: str, reason: str) -> None:
+        with self._lock:
+            self._ready = None  # one loaded before and not taken yet is not current either
         log.error("not swapping to %s version %s: %s", self.name, version, reason)
         if self.on_refused is not None:
             self.on_refused(version, reason)

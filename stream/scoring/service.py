@@ -252,6 +252,8 @@ def _serving_model(
         poll_s=settings.model_poll_s, device=settings.device,
         on_refused=lambda _v, _r: metrics.model_swap_failures.inc(),
         on_error=lambda _exc: metrics.model_watch_errors.inc(),
+        fits=lambda new: window_mismatch(new.feature_names, settings.window, settings.window_step,
+                                         getattr(new.detector.config, "window", None)),
     )  # fmt: skip
     stack.callback(watcher.stop)
     watcher.start()

@@ -254,19 +254,37 @@ with --window 3 and without --window-step'
     True
 
     ``arch_window`` is the window a sequence architecture (``conv1d``, ``lstm``) holds
-    in its config, for a model trained on rows that already were flattened windows
-    (names without ``@t-k``):
+    in its config, for a model trained on rows that already are flattened windows
+    (names without ``@t-k``): scored as such rows without ``--window``, or as windows
+    of readings with ``--window`` equal to it:
 
     >>> window_mismatch(["r1", "t1", "r0", "t0"], 4, arch_window=2)
-    'it scores windows of 2 readings (its architecture takes 2): start the scorer with --window 2'
+    'it scores windows of 2 readings (its architecture takes 2): start the scorer with \
+--window 2, or without --window for events that already are flattened windows'
+    >>> window_mismatch(["r1", "t1", "r0", "t0"], 1, arch_window=2) is None
+    True
+
+    Offsets that are not evenly spaced from the newest reading make no window the
+    scorer can build:
+
+    >>> window_mismatch(["a@t-3", "a@t-1", "a@t-0"], 3)
+    'its features name time steps t-3, t-1, t-0, not evenly spaced from t-0: the scorer \
+builds windows of readings evenly spaced (--window-step)'
     """
     trained = window_of(feature_names)
     if trained is None:
-        if arch_window is None or arch_window == window:
+        if arch_window is None or window == 1 or arch_window == window:
             return None
         return (f"it scores windows of {arch_window} readings (its architecture takes "
-                f"{arch_window}): start the scorer with --window {arch_window}")  # fmt: skip
-    spacing = window_step_of(feature_names) or 1
+                f"{arch_window}): start the scorer with --window {arch_window}, or without "
+                "--window for events that already are flattened windows")  # fmt: skip
+    spacing = window_step_of(feature_names)
+    if spacing is None:
+        steps = sorted({name.rpartition(STEP_MARK)[2] for name in feature_names}, key=int,
+                       reverse=True)  # fmt: skip
+        return (f"its features name time steps {', '.join('t-' + k for k in steps)}, not "
+                "evenly spaced from t-0: the scorer builds windows of readings evenly spaced "
+                "(--window-step)")  # fmt: skip
     if (trained, spacing) == (window, step):
         return None
     if spacing > 1:

@@ -17,6 +17,7 @@ from seismo.stream.registry.model_registry import ModelRegistry
 from seismo.stream.registry.model_versions import current_key
 from seismo.stream.registry.model_watch import ModelWatcher
 from seismo.stream.retrain.requests import Lease, lease_key, request_retrain, take_request
+from seismo.stream.scoring.window_buffer import window_mismatch
 from tests.pipes import wait_for
 
 pytestmark = pytest.mark.redis
@@ -91,7 +92,8 @@ def test_watcher_loads_each_new_version_and_refuses_other_channels(registry, ver
     registry.publish(v1)
     refused: list[tuple[str, str]] = []
     watcher = ModelWatcher(registry, NAME, serving=v1.version, channels=v1.feature_names,
-                           poll_s=30, on_refused=lambda v, r: refused.append((v, r)))
+                           poll_s=30, on_refused=lambda v, r: refused.append((v, r)),
+                           fits=lambda a: window_mismatch(a.feature_names, 1))  # fmt: skip
     watcher.start()
     try:
         time.sleep(0.3)  # subscribed
@@ -128,6 +130,19 @@ def test_watcher_loads_each_new_version_and_refuses_other_channels(registry, ver
         time.sleep(1.0)
         watcher.check_now()
         assert watcher.take() is None and len(refused) == 2
+        # a version loaded but not taken is dropped when the pointer moves on to one that is
+        # refused: the scorer keeps what it serves, not a version that is no longer current
+        later = replace(v2, version=v2.version + "-later", feature_names=["a", "b", "c", "d"])
+        registry.publish(later)
+        watcher.check_now()  # loaded now (or by the thread already)
+        windowed = replace(v2, version=v2.version + "-windowed",
+                           feature_names=["a@t-1", "b@t-1", "a@t-0", "b@t-0"])  # fmt: skip
+        registry.publish(windowed)  # windows of 2 readings: this scorer runs without --window
+        assert wait_for(lambda: len(refused) == 3, 10)
+        assert refused[2] == (windowed.version, "it scores windows of 2 readings (trained with "
+                              "--window 2): start the scorer with --window 2 (a scorer's "
+                              "--window and --window-step are set at start)")  # fmt: skip
+        assert watcher.take() is None, "the version loaded before is not current any more"
     finally:
         asked = time.monotonic()
         watcher.stop()

@@ -144,10 +144,14 @@ def test_window_step_trains_spaced_windows_and_says_so_in_the_feature_names(tmp_
     names = load_artifact(out).feature_names
     assert names == ["rpm@t-4", "rpm@t-2", "rpm@t-0"]
     assert (window_of(names), window_step_of(names)) == (3, 2)
-    with pytest.raises(ConfigError, match="--window-step 2: give --window too"):
+    with pytest.raises(ConfigError, match="--window-step 2: give --window 2 or more too"):
         run_train(data=data, out=tmp_path / "n", arch="dense", arch_options={},
                   train_options={"epochs": 1}, name="x", exclude_labelled=False,
                   label_column=None, device="cpu", window_step=2)  # fmt: skip
+    with pytest.raises(ConfigError, match="--window-step 3: give --window 2 or more too"):
+        run_train(data=data, out=tmp_path / "n", arch="dense", arch_options={"window": 1},
+                  train_options={"epochs": 1}, name="x", exclude_labelled=False,
+                  label_column=None, device="cpu", window_step=3)  # fmt: skip
 
 
 def test_series_windows_are_the_scorers_windows_for_any_step() -> None:
