@@ -104,6 +104,20 @@ def check_model_fits(
                         "events, start with --no-width-check")
 
 
+def _arch_window(artifact: Artifact) -> int | None:
+    """The window a sequence architecture (conv1d, lstm) holds in its config, else ``None``."""
+    window = getattr(artifact.detector.config, "window", None)
+    return window if isinstance(window, int) else None
+
+
+def window_unfit(artifact: Artifact, settings: ScorerSettings) -> str | None:
+    """Why ``artifact`` cannot be scored under the scorer's ``--window`` and
+    ``--window-step`` (:func:`~seismo.stream.scoring.window_buffer.window_mismatch`): at
+    start, and for each version a hot swap would bring."""
+    return window_mismatch(artifact.feature_names, settings.window, settings.window_step,
+                           _arch_window(artifact))  # fmt: skip
+
+
 #: Longest a window rebuild reads the tail of newly owned partitions.
 TAIL_READ_S = 30.0
 #: Most message bytes a window rebuild holds (values, keys): the tail is read whole
@@ -252,8 +266,7 @@ def _serving_model(
         poll_s=settings.model_poll_s, device=settings.device,
         on_refused=lambda _v, _r: metrics.model_swap_failures.inc(),
         on_error=lambda _exc: metrics.model_watch_errors.inc(),
-        fits=lambda new: window_mismatch(new.feature_names, settings.window, settings.window_step,
-                                         getattr(new.detector.config, "window", None)),
+        fits=lambda new: window_unfit(new, settings),
     )  # fmt: skip
     stack.callback(watcher.stop)
     watcher.start()
@@ -292,15 +305,13 @@ def open_scorer(settings: ScorerSettings, metrics: ScorerMetrics | None = None) 
         stack.callback(consumer.close)
         check_topics(consumer, topic_options(settings), errors=errors)
         model = settings.model or settings.model_name
-        arch_window = getattr(artifact.detector.config, "window", None)  # conv1d, lstm
-        wrong_window = window_mismatch(artifact.feature_names, settings.window,
-                                       settings.window_step, arch_window)  # fmt: skip
+        wrong_window = window_unfit(artifact, settings)
         if wrong_window is not None:
             raise ArtifactError(f"model {model}: {wrong_window}")
         if artifact.n_features % settings.window:
             raise ArtifactError(f"--window {settings.window} does not divide the model's "
                                 f"{artifact.n_features} features (window x channels)")  # fmt: skip
-        doubt = window_doubt(artifact.feature_names, settings.window, arch_window)
+        doubt = window_doubt(artifact.feature_names, settings.window, _arch_window(artifact))
         if doubt is not None:
             log.warning("model %s: %s", model, doubt)
         check_model_fits(settings, artifact.n_features // settings.window, consumer,
