@@ -51,13 +51,22 @@ MAX_TS_MS = 100_000_000_000_000
 STEP_MARK = "@t-"
 
 
+#: Most digits of a ``@t-k`` offset: a billion readings back is no window (and Python
+#: refuses to convert strings of over 4 300 digits, which a crafted name could hold).
+MAX_OFFSET_DIGITS = 9
+
+
 def _offsets(feature_names: Sequence[str]) -> list[int] | None:
     """Each name's ``@t-k`` offset ``k``, or ``None`` unless every name has one (ASCII
-    digits)."""
+    digits, at most :data:`MAX_OFFSET_DIGITS`).
+
+    >>> _offsets(["a@t-6", "a@t-0"]), _offsets(["a@t-" + "9" * 5000])
+    ([6, 0], None)
+    """
     out = []
     for name in feature_names:
         head, mark, k = name.rpartition(STEP_MARK)
-        if not mark or not head or not (k.isascii() and k.isdigit()):
+        if not mark or not head or len(k) > MAX_OFFSET_DIGITS or not (k.isascii() and k.isdigit()):
             return None
         out.append(int(k))
     return out or None
